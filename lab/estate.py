@@ -1,0 +1,226 @@
+"""Estate files: a declarative description of a vSphere estate for the lab vCenter.
+
+``expand`` validates the YAML and turns it into the fully resolved seed the Go
+simulator builds (every ``count`` stamped out, hosts and MACs assigned).
+See ``estates/small.yaml`` for every field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+CONTROLLERS = ("pvscsi", "lsilogic", "lsilogic-sas", "buslogic", "sata", "nvme", "ide")
+DEVICES = ("usb", "tpm", "passthrough", "serial", "floppy")
+POWER = ("poweredOn", "poweredOff", "suspended")
+TOOLS = ("running", "not_running", "not_installed")
+DISK_MODES = ("persistent", "independent_persistent", "independent_nonpersistent")
+DEFAULT_USER = "administrator@vsphere.local"
+
+
+class EstateError(Exception):
+    """An estate file is wrong; the message names the file, the field and the fix."""
+
+    def __init__(self, source: str, field: str, problem: str, fix: str):
+        super().__init__(f"{source}: {field}: {problem}. {fix}")
+
+
+class _Reader:
+    """Typed access to one mapping of the estate, failing with its path."""
+
+    def __init__(self, source: str, path: str, data: Any):
+        if not isinstance(data, dict):
+            raise EstateError(source, path or "(top)", f"expected a mapping, got {data!r}", "write `key: value` lines")
+        self.source, self.path, self.data = source, path, data
+
+    def error(self, key: str, problem: str, fix: str) -> EstateError:
+        return EstateError(self.source, f"{self.path}.{key}".lstrip("."), problem, fix)
+
+    def __call__(self, key: str, kind: type | tuple, default: Any = ..., choices: tuple = ()) -> Any:
+        value = self.data.get(key)
+        if value is None:
+            if default is ...:
+                raise self.error(key, "is missing", f"add `{key}:`")
+            return default
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.error(key, f"must not be true/false (got {value!r})", "quote it if it is a name")
+        if not isinstance(value, kind):
+            raise self.error(key, f"has the wrong type ({type(value).__name__})", f"make it a {kind}")
+        if choices and value not in choices:
+            raise self.error(key, f"{value!r} is not allowed", "use one of: " + ", ".join(map(str, choices)))
+        return value
+
+    def each(self, key: str) -> list["_Reader"]:
+        return [_Reader(self.source, f"{self.path}.{key}[{i}]".lstrip("."), d) for i, d in enumerate(self(key, list, []))]
+
+    def known(self, *keys: str) -> "_Reader":
+        extra = sorted(set(self.data) - set(keys))
+        if extra:
+            raise self.error(str(extra[0]), "is not a known field", "use one of: " + ", ".join(keys))
+        return self
+
+
+def load(path: str) -> dict[str, Any]:
+    """Read and expand an estate file."""
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise EstateError(path, "(file)", "not found", "check the path; examples/ has estates to start from") from None
+    except yaml.YAMLError as exc:
+        raise EstateError(path, "(file)", f"not valid YAML: {exc}", "fix the syntax") from None
+    return expand(data, path)
+
+
+def _mac(counter: int) -> str:
+    """VMware's static MAC range, 00:50:56:00:00:00 - 00:50:56:3f:ff:ff."""
+    return "00:50:56:{:02x}:{:02x}:{:02x}".format((counter >> 16) & 0x3F, (counter >> 8) & 0xFF, counter & 0xFF)
+
+
+def expand(data: Any, source: str = "estate") -> dict[str, Any]:
+    root = _Reader(source, "", data).known("version", "user", "datacenters", "vms")
+    root("version", int, choices=(1,))
+    datacenters, hosts_of, datastores_of, networks_of = [], {}, {}, {}
+    for dc in root.each("datacenters"):
+        dc.known("name", "folders", "datastores", "portgroups", "switches", "clusters")
+        name = dc("name", str)
+        clusters = []
+        for cl in dc.each("clusters"):
+            cl.known("name", "hosts")
+            cname = cl("name", str)
+            hosts = cl("hosts", (int, list))
+            names = [f"{cname}-esx{i:02d}" for i in range(1, hosts + 1)] if isinstance(hosts, int) else [str(h) for h in hosts]
+            if not names:
+                raise cl.error("hosts", "a cluster needs at least one host", "give a count or a list of names")
+            clusters.append({"name": cname, "hosts": names})
+            hosts_of[(name, cname)] = names
+        standard = [{"name": p("name", str), "vlan": p("vlan", int, 0)} for p in dc.each("portgroups")]
+        switches = [{"name": s.known("name", "portgroups")("name", str),
+                     "portgroups": [{"name": p("name", str), "vlan": p("vlan", int, 0)} for p in s.each("portgroups")]}
+                    for s in dc.each("switches")]
+        datastores = [str(d) for d in dc("datastores", list)]
+        if not clusters or not datastores:
+            raise dc.error("clusters", "a datacenter needs at least one cluster and one datastore",
+                           "add `clusters:` and `datastores:`")
+        datastores_of[name] = datastores
+        networks_of[name] = {p["name"] for p in standard} | {p["name"] for s in switches for p in s["portgroups"]}
+        datacenters.append({"name": name, "folders": [str(f) for f in dc("folders", list, [])],
+                            "datastores": datastores, "standard_portgroups": standard,
+                            "switches": switches, "clusters": clusters})
+    if not datacenters:
+        raise root.error("datacenters", "no datacenter", "add at least one under `datacenters:`")
+
+    vms, attributes, shared, placed = [], set(), {}, {}
+    mac_counter = 0
+    for entry in root.each("vms"):
+        entry.known("name", "count", "datacenter", "cluster", "host", "folder", "guest_id", "firmware",
+                    "secure_boot", "cpus", "memory_mb", "cbt", "disks", "nics", "devices", "power", "tools",
+                    "ips", "attributes", "snapshots", "template", "extra_config")
+        dc = entry("datacenter", str, datacenters[0]["name"])
+        if dc not in datastores_of:
+            raise entry.error("datacenter", f"{dc!r} is not declared", "declare it under `datacenters:`")
+        cluster = entry("cluster", str, datacenters[[d["name"] for d in datacenters].index(dc)]["clusters"][0]["name"])
+        if (dc, cluster) not in hosts_of:
+            raise entry.error("cluster", f"{cluster!r} is not a cluster of {dc}", "declare it under the datacenter's `clusters:`")
+        cluster_hosts = hosts_of[(dc, cluster)]
+        folder = entry("folder", str, "")
+        dc_doc = datacenters[[d["name"] for d in datacenters].index(dc)]
+        if folder and not any(f == folder or f.startswith(folder + "/") for f in dc_doc["folders"]):
+            raise entry.error("folder", f"{folder!r} is not declared", f"add it to {dc}'s `folders:`")
+        for i in range(1, entry("count", int, 1) + 1):
+            fmt = lambda s: str(s).format(n=i)  # noqa: E731 - `{n}` stamps out similar VMs
+            name = fmt(entry("name", str))
+            if name in placed:
+                raise entry.error("name", f"VM name {name!r} is used twice", "use {n} in the name with count")
+            placed[name] = True
+            host = entry("host", str, cluster_hosts[(len(vms)) % len(cluster_hosts)])
+            if host not in cluster_hosts:
+                raise entry.error("host", f"{host!r} is not in cluster {cluster}", "pick one of: " + ", ".join(cluster_hosts))
+            controllers: list[dict] = []
+            disks = []
+            for d in entry.each("disks"):
+                d.known("size_gb", "datastore", "controller", "bus", "mode", "thin", "shared")
+                ds = d("datastore", str, datastores_of[dc][0])
+                if ds not in datastores_of[dc]:
+                    raise d.error("datastore", f"{ds!r} is not a datastore of {dc}", "declare it under `datastores:`")
+                ctrl = {"type": d("controller", str, "pvscsi", choices=CONTROLLERS), "bus": d("bus", int, 0)}
+                if ctrl not in controllers:
+                    controllers.append(ctrl)
+                index = controllers.index(ctrl)
+                units = [x["unit"] for x in disks if x["controller"] == index]
+                unit = max(units, default=-1) + 1
+                if ctrl["type"] not in ("sata", "nvme", "ide") and unit == 7:
+                    unit = 8  # SCSI unit 7 is the controller itself
+                size_kb = int(float(d("size_gb", (int, float))) * 1024 * 1024)
+                disk = {"controller": index, "unit": unit, "size_kb": size_kb, "mode": d("mode", str, "persistent", choices=DISK_MODES),
+                        "thin": d("thin", bool, True), "sharing": "", "create": True,
+                        "file": f"[{ds}] {name}/{name}_{len(disks)}.vmdk"}
+                share = d("shared", str, None)
+                if share is not None:
+                    share = fmt(share)
+                    disk["sharing"] = "sharingMultiWriter"
+                    disk["thin"] = False  # multi-writer needs eager-zeroed thick disks
+                    if share in shared:
+                        disk.update(file=shared[share]["file"], size_kb=shared[share]["size_kb"], create=False)
+                    else:
+                        disk["file"] = f"[{ds}] shared/{share}.vmdk"
+                        shared[share] = disk
+                disks.append(disk)
+            nics = []
+            for n in entry.each("nics"):
+                n.known("portgroup", "mac", "type")
+                pg = n("portgroup", str)
+                if pg not in networks_of[dc]:
+                    raise n.error("portgroup", f"{pg!r} is not a portgroup of {dc}", "declare it under `portgroups:` or `switches:`")
+                mac_counter += 1
+                nics.append({"portgroup": pg, "type": n("type", str, "vmxnet3", choices=("vmxnet3", "e1000e", "e1000")),
+                             "mac": fmt(n("mac", str, _mac(mac_counter))).lower()})
+            attrs = {str(k): fmt(v) for k, v in entry("attributes", dict, {}).items()}
+            attributes.update(attrs)
+            firmware = entry("firmware", str, "bios", choices=("bios", "efi"))
+            secure_boot = entry("secure_boot", bool, False)
+            if secure_boot and firmware != "efi":
+                raise entry.error("secure_boot", "secure boot needs EFI firmware", "set `firmware: efi`")
+            vms.append({
+                "name": name, "datacenter": dc, "cluster": cluster, "host": host, "folder": folder,
+                "guest_id": entry("guest_id", str, "otherGuest"), "firmware": firmware, "secure_boot": secure_boot,
+                "cpus": entry("cpus", int, 1), "memory_mb": entry("memory_mb", int, 1024), "cbt": entry("cbt", bool, False),
+                "controllers": controllers, "disks": disks, "nics": nics,
+                "devices": [str(x) for x in entry("devices", list, [])],
+                "power": entry("power", str, "poweredOn", choices=POWER),
+                "tools": entry("tools", str, "running", choices=TOOLS),
+                "ips": [fmt(ip) for ip in entry("ips", list, [])], "attributes": attrs,
+                "snapshots": [fmt(s) for s in entry("snapshots", list, [])], "template": entry("template", bool, False),
+                "extra_config": {str(k): str(v) for k, v in entry("extra_config", dict, {}).items()},
+            })
+            bad = set(vms[-1]["devices"]) - set(DEVICES)
+            if bad:
+                raise entry.error("devices", f"unknown device {sorted(bad)[0]!r}", "use: " + ", ".join(DEVICES))
+    return {"user": root("user", str, DEFAULT_USER), "attributes": sorted(attributes),
+            "datacenters": datacenters, "vms": vms}
+
+
+def generated(n: int) -> dict[str, Any]:
+    """An estate of ``n`` VMs shaped like the seed: web, app, middleware and db tiers, some Windows, some off."""
+    tiers = [  # (share, name, guest, cpus, memory, disks GB, vlan portgroup, tier, power)
+        (0.30, "web", "rhel8_64Guest", 2, 4096, [40], "pg-vlan100", "web", "poweredOn"),
+        (0.25, "app", "rhel7_64Guest", 4, 8192, [60, 100], "pg-vlan100", "app", "poweredOn"),
+        (0.15, "mw", "sles15_64Guest", 4, 16384, [80], "pg-vlan200", "middleware", "poweredOn"),
+        (0.10, "db", "rhel8_64Guest", 8, 32768, [100, 500], "pg-vlan200", "db", "poweredOn"),
+        (0.12, "win", "windows2019srv_64Guest", 4, 8192, [80], "pg-vlan100", "app", "poweredOn"),
+        (0.08, "old", "centos7_64Guest", 2, 4096, [40], "pg-vlan100", "app", "poweredOff"),
+    ]
+    vms, left = [], n
+    for index, (share, prefix, guest, cpus, mem, sizes, pg, tier, power) in enumerate(tiers):
+        count = left if index == len(tiers) - 1 else min(left, round(n * share))
+        left -= count
+        if count:
+            vms.append({"name": prefix + "-{n:05d}", "count": count, "cluster": f"cl-{index % 2 + 1:02d}",
+                        "guest_id": guest, "cpus": cpus, "memory_mb": mem, "power": power,
+                        "disks": [{"size_gb": s, "datastore": f"ds-{(index + j) % 2 + 1:02d}"} for j, s in enumerate(sizes)],
+                        "nics": [{"portgroup": pg}], "attributes": {"tier": tier}})
+    return {"version": 1, "datacenters": [{
+        "name": "dc-lab", "datastores": ["ds-01", "ds-02"],
+        "switches": [{"name": "dvs-lab", "portgroups": [{"name": "pg-vlan100", "vlan": 100}, {"name": "pg-vlan200", "vlan": 200}]}],
+        "clusters": [{"name": "cl-01", "hosts": 4}, {"name": "cl-02", "hosts": 4}]}], "vms": vms}

@@ -1,0 +1,158 @@
+"""Build, start and stop the lab vCenter (our Go program around govmomi's simulator)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GOVMOMI = Path("/usr/share/gocode/src/github.com/vmware/govmomi")
+SOURCE = Path(__file__).parent / "vcsim" / "main.go"
+APT_HINT = "install it with: apt-get install -y golang-go golang-github-vmware-govmomi-dev (or run ./dev setup)"
+
+
+class LabError(Exception):
+    """The lab could not do what was asked; the message says why and what to do."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vmwave"
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("VMWAVE_LAB_DIR", cache_dir() / "lab"))
+
+
+def binary() -> Path:
+    """The compiled simulator, built on first use and cached by the hash of its source."""
+    go = shutil.which("go")
+    if go is None or not GOVMOMI.is_dir():
+        raise LabError(f"the lab vCenter needs Go and govmomi from Debian; {APT_HINT}")
+    digest = hashlib.sha256(SOURCE.read_bytes() + str(GOVMOMI.resolve()).encode()).hexdigest()[:16]
+    target = cache_dir() / f"vcsim-lab-{digest}"
+    if target.exists():
+        return target
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / "vcsim-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent test workers build once
+        if not target.exists():
+            env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode",
+                       GOCACHE=str(cache_dir() / "go-build"), GOFLAGS="")
+            tmp = target.with_suffix(".tmp")
+            result = subprocess.run([go, "build", "-o", str(tmp), str(SOURCE)], env=env,
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                raise LabError(f"building the lab vCenter failed:\n{result.stderr.strip()}\n{APT_HINT}")
+            tmp.rename(target)
+    return target
+
+
+@dataclass(frozen=True)
+class LabVCenter:
+    url: str
+    user: str
+    password_file: Path
+    ca_file: Path
+    pid: int
+    state_dir: Path
+    info: dict
+
+    def env(self) -> dict[str, str]:
+        """What `vmwave` reads to connect; the password stays in its file."""
+        return {"VMWAVE_VCENTER_URL": self.url, "VMWAVE_VCENTER_USER": self.user,
+                "VMWAVE_VCENTER_PASSWORD_FILE": str(self.password_file), "VMWAVE_VCENTER_CA": str(self.ca_file)}
+
+    @property
+    def datastore_root(self) -> Path:
+        return self.state_dir / "datastores"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(condition, deadline: float, poll: float = 0.05) -> bool:
+    """Poll ``condition`` until it is true or the deadline passes."""
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(poll)
+    return bool(condition())
+
+
+def running(state_dir: Path | None = None) -> LabVCenter | None:
+    state = Path(state_dir or default_state_dir())
+    try:
+        info = json.loads((state / "ready.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not _alive(info["pid"]):
+        return None
+    return LabVCenter(info["url"], info["user"], state / "password", state / "ca.pem", info["pid"], state, info)
+
+
+def start(seed: dict[str, Any], state_dir: Path | None = None, listen: str = "127.0.0.1:0",
+          timeout: float = 300.0) -> LabVCenter:
+    """Start a simulator for an expanded estate (see ``estate.expand``) and wait until it serves."""
+    state = Path(state_dir or default_state_dir())
+    if running(state):
+        raise LabError(f"a lab vCenter already runs from {state}; stop it first with `vmwave lab down`")
+    exe = binary()
+    if state.exists():
+        shutil.rmtree(state)
+    state.mkdir(parents=True)
+    password = state / "password"
+    password.touch(mode=0o600)
+    password.write_text(secrets.token_urlsafe(18) + "\n")
+    (state / "seed.json").write_text(json.dumps(dict(seed, listen=listen)))
+    log = open(state / "vcsim.log", "wb")
+    proc = subprocess.Popen([str(exe), "-dir", str(state)], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()
+    (state / "pid").write_text(str(proc.pid))
+    ready = state / "ready.json"
+    finished = _wait_for(lambda: ready.exists() or proc.poll() is not None, time.monotonic() + timeout)
+    if not ready.exists():
+        if finished:
+            proc.wait()
+        else:
+            proc.kill()
+        tail = (state / "vcsim.log").read_text(errors="replace")[-2000:]
+        why = "exited" if finished else f"did not start within {timeout:.0f}s"
+        raise LabError(f"the lab vCenter {why} (log: {state / 'vcsim.log'}):\n{tail}")
+    info = json.loads(ready.read_text())
+    return LabVCenter(info["url"], seed["user"], password, state / "ca.pem", proc.pid, state, info)
+
+
+def stop(state_dir: Path | None = None, timeout: float = 15.0) -> bool:
+    """Stop the simulator started from ``state_dir``; True if one was running."""
+    state = Path(state_dir or default_state_dir())
+    try:
+        pid = int((state / "pid").read_text())
+    except (OSError, ValueError):
+        return False
+    (state / "ready.json").unlink(missing_ok=True)
+    if not _alive(pid):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    if not _wait_for(lambda: not _alive(pid), time.monotonic() + timeout):
+        os.kill(pid, signal.SIGKILL)
+    return True

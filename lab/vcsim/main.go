@@ -1,0 +1,550 @@
+// vcsim-lab: govmomi's vCenter simulator seeded from a vmwave estate.
+//
+// The Python side validates the estate YAML and expands it into seed.json;
+// this program only builds that inventory through the simulator's own API
+// (in-process, so 2000 VMs take seconds), then serves it over HTTPS with a
+// generated RSA-2048 CA and a real user/password check.
+//
+//	vcsim-lab -dir STATE_DIR
+//
+// reads STATE_DIR/seed.json and STATE_DIR/password, writes STATE_DIR/ca.pem
+// and, once serving, STATE_DIR/ready.json.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io/ioutil"
+	"log"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+type Portgroup struct {
+	Name string `json:"name"`
+	Vlan int32  `json:"vlan"`
+}
+
+type Switch struct {
+	Name       string      `json:"name"`
+	Portgroups []Portgroup `json:"portgroups"`
+}
+
+type Cluster struct {
+	Name  string   `json:"name"`
+	Hosts []string `json:"hosts"`
+}
+
+type Datacenter struct {
+	Name               string      `json:"name"`
+	Folders            []string    `json:"folders"`
+	Datastores         []string    `json:"datastores"`
+	StandardPortgroups []Portgroup `json:"standard_portgroups"`
+	Switches           []Switch    `json:"switches"`
+	Clusters           []Cluster   `json:"clusters"`
+}
+
+type Controller struct {
+	Type string `json:"type"`
+	Bus  int32  `json:"bus"`
+}
+
+type Disk struct {
+	Controller int    `json:"controller"`
+	Unit       int32  `json:"unit"`
+	SizeKB     int64  `json:"size_kb"`
+	File       string `json:"file"`
+	Create     bool   `json:"create"`
+	Sharing    string `json:"sharing"`
+	Mode       string `json:"mode"`
+	Thin       bool   `json:"thin"`
+}
+
+type Nic struct {
+	Type      string `json:"type"`
+	Mac       string `json:"mac"`
+	Portgroup string `json:"portgroup"`
+}
+
+type VM struct {
+	Name        string            `json:"name"`
+	Datacenter  string            `json:"datacenter"`
+	Folder      string            `json:"folder"`
+	Cluster     string            `json:"cluster"`
+	Host        string            `json:"host"`
+	GuestID     string            `json:"guest_id"`
+	Firmware    string            `json:"firmware"`
+	SecureBoot  bool              `json:"secure_boot"`
+	CPUs        int32             `json:"cpus"`
+	MemoryMB    int64             `json:"memory_mb"`
+	CBT         bool              `json:"cbt"`
+	Controllers []Controller      `json:"controllers"`
+	Disks       []Disk            `json:"disks"`
+	Nics        []Nic             `json:"nics"`
+	Devices     []string          `json:"devices"`
+	Power       string            `json:"power"`
+	Tools       string            `json:"tools"`
+	IPs         []string          `json:"ips"`
+	Attributes  map[string]string `json:"attributes"`
+	Snapshots   []string          `json:"snapshots"`
+	Template    bool              `json:"template"`
+	ExtraConfig map[string]string `json:"extra_config"`
+}
+
+type Seed struct {
+	User        string       `json:"user"`
+	Listen      string       `json:"listen"`
+	Attributes  []string     `json:"attributes"`
+	Datacenters []Datacenter `json:"datacenters"`
+	VMs         []VM         `json:"vms"`
+}
+
+// dcState remembers what was built in one datacenter, so VMs can be placed.
+type dcState struct {
+	folders    *object.DatacenterFolders
+	vmFolders  map[string]*object.Folder
+	pools      map[string]*object.ResourcePool
+	hosts      map[string]*object.HostSystem
+	dvPorts    map[string]types.DistributedVirtualSwitchPortConnection
+	datastores map[string]types.ManagedObjectReference
+}
+
+type builder struct {
+	ctx    context.Context
+	client *vim25.Client
+	dir    string
+	dcs    map[string]*dcState
+	fields map[string]int32
+}
+
+func must(err error, what string) {
+	if err != nil {
+		log.Fatalf("vcsim-lab: %s: %v", what, err)
+	}
+}
+
+func (b *builder) wait(task *object.Task, err error, what string) types.ManagedObjectReference {
+	must(err, what)
+	info, err := task.WaitForResult(b.ctx, nil)
+	must(err, what)
+	if ref, ok := info.Result.(types.ManagedObjectReference); ok {
+		return ref
+	}
+	return types.ManagedObjectReference{}
+}
+
+func (b *builder) datacenter(spec Datacenter) {
+	root := object.NewRootFolder(b.client)
+	dc, err := root.CreateDatacenter(b.ctx, spec.Name)
+	must(err, "create datacenter "+spec.Name)
+	folders, err := dc.Folders(b.ctx)
+	must(err, "datacenter folders")
+	st := &dcState{
+		folders:    folders,
+		vmFolders:  map[string]*object.Folder{"": folders.VmFolder},
+		pools:      map[string]*object.ResourcePool{},
+		hosts:      map[string]*object.HostSystem{},
+		dvPorts:    map[string]types.DistributedVirtualSwitchPortConnection{},
+		datastores: map[string]types.ManagedObjectReference{},
+	}
+	b.dcs[spec.Name] = st
+
+	for _, path := range spec.Folders {
+		parent := ""
+		for _, part := range strings.Split(path, "/") {
+			key := strings.TrimPrefix(parent+"/"+part, "/")
+			if _, ok := st.vmFolders[key]; !ok {
+				f, err := st.vmFolders[parent].CreateFolder(b.ctx, part)
+				must(err, "create folder "+key)
+				st.vmFolders[key] = f
+			}
+			parent = key
+		}
+	}
+
+	var all []*object.HostSystem
+	for _, c := range spec.Clusters {
+		cluster, err := folders.HostFolder.CreateCluster(b.ctx, c.Name, types.ClusterConfigSpecEx{})
+		must(err, "create cluster "+c.Name)
+		for _, h := range c.Hosts {
+			task, err := cluster.AddHost(b.ctx, types.HostConnectSpec{HostName: h}, true, nil, nil)
+			ref := b.wait(task, err, "add host "+h)
+			host := object.NewHostSystem(b.client, ref)
+			st.hosts[h] = host
+			all = append(all, host)
+		}
+		pool, err := cluster.ResourcePool(b.ctx)
+		must(err, "cluster pool")
+		st.pools[c.Name] = pool
+	}
+
+	for i, host := range all {
+		sim := simulator.Map.Get(host.Reference()).(*simulator.HostSystem)
+		existing := map[string]bool{}
+		for _, pg := range sim.Config.Network.Portgroup {
+			existing[pg.Spec.Name] = true // every simulated host starts with "VM Network"
+		}
+		for _, pg := range spec.StandardPortgroups {
+			if existing[pg.Name] {
+				continue
+			}
+			pgSpec := types.HostPortGroupSpec{Name: pg.Name, VlanId: pg.Vlan, VswitchName: "vSwitch0"}
+			if i == 0 { // the simulator creates the datacenter's Network once, on the first host
+				ns, err := host.ConfigManager().NetworkSystem(b.ctx)
+				must(err, "network system")
+				must(ns.AddPortGroup(b.ctx, pgSpec), "add portgroup "+pg.Name)
+			}
+			// and does not record the portgroup in the host's config, as a real host does
+			simulator.Map.WithLock(sim, func() {
+				sim.Config.Network.Portgroup = append(sim.Config.Network.Portgroup, types.HostPortGroup{
+					Key: "key-vim.host.PortGroup-" + pg.Name, Spec: pgSpec})
+			})
+		}
+		dss, err := host.ConfigManager().DatastoreSystem(b.ctx)
+		must(err, "datastore system")
+		for _, name := range spec.Datastores {
+			dir := filepath.Join(b.dir, "datastores", spec.Name, name)
+			must(os.MkdirAll(filepath.Join(dir, "shared"), 0o755), "datastore dir") // home of multi-writer disks
+			ds, err := dss.CreateLocalDatastore(b.ctx, name, dir)
+			must(err, "create datastore "+name)
+			st.datastores[name] = ds.Reference()
+		}
+	}
+
+	for _, sw := range spec.Switches {
+		var cs types.DVSCreateSpec
+		cs.ConfigSpec = &types.VMwareDVSConfigSpec{}
+		cs.ConfigSpec.GetDVSConfigSpec().Name = sw.Name
+		task, err := folders.NetworkFolder.CreateDVS(b.ctx, cs)
+		ref := b.wait(task, err, "create switch "+sw.Name)
+		dvs := object.NewDistributedVirtualSwitch(b.client, ref)
+		members := &types.DVSConfigSpec{}
+		for _, host := range all {
+			members.Host = append(members.Host, types.DistributedVirtualSwitchHostMemberConfigSpec{
+				Operation: string(types.ConfigSpecOperationAdd), Host: host.Reference()})
+		}
+		task, err = dvs.Reconfigure(b.ctx, members)
+		b.wait(task, err, "add hosts to "+sw.Name)
+		var specs []types.DVPortgroupConfigSpec
+		for _, pg := range sw.Portgroups {
+			specs = append(specs, types.DVPortgroupConfigSpec{
+				Name: pg.Name, Type: string(types.DistributedVirtualPortgroupPortgroupTypeEarlyBinding),
+				DefaultPortConfig: &types.VMwareDVSPortSetting{
+					Vlan: &types.VmwareDistributedVirtualSwitchVlanIdSpec{VlanId: pg.Vlan},
+				},
+			})
+		}
+		task, err = dvs.AddPortgroup(b.ctx, specs)
+		b.wait(task, err, "add portgroups to "+sw.Name)
+		sim := simulator.Map.Get(ref).(*simulator.DistributedVirtualSwitch)
+		for _, pgRef := range sim.Portgroup {
+			pg := simulator.Map.Get(pgRef).(*simulator.DistributedVirtualPortgroup)
+			st.dvPorts[pg.Name] = types.DistributedVirtualSwitchPortConnection{
+				SwitchUuid: sim.Uuid, PortgroupKey: pg.Key}
+		}
+	}
+}
+
+func controllerDevice(c Controller, key int32) types.BaseVirtualDevice {
+	base := types.VirtualController{BusNumber: c.Bus, VirtualDevice: types.VirtualDevice{Key: key}}
+	scsi := types.VirtualSCSIController{VirtualController: base, SharedBus: types.VirtualSCSISharingNoSharing}
+	switch c.Type {
+	case "pvscsi":
+		return &types.ParaVirtualSCSIController{VirtualSCSIController: scsi}
+	case "lsilogic":
+		return &types.VirtualLsiLogicController{VirtualSCSIController: scsi}
+	case "lsilogic-sas":
+		return &types.VirtualLsiLogicSASController{VirtualSCSIController: scsi}
+	case "buslogic":
+		return &types.VirtualBusLogicController{VirtualSCSIController: scsi}
+	case "sata":
+		return &types.VirtualAHCIController{VirtualSATAController: types.VirtualSATAController{VirtualController: base}}
+	case "nvme":
+		return &types.VirtualNVMEController{VirtualController: base}
+	}
+	log.Fatalf("vcsim-lab: unknown controller type %q", c.Type)
+	return nil
+}
+
+func nicDevice(n Nic, st *dcState, key int32) types.BaseVirtualDevice {
+	card := types.VirtualEthernetCard{
+		VirtualDevice: types.VirtualDevice{Key: key},
+		AddressType:   string(types.VirtualEthernetCardMacTypeManual),
+		MacAddress:    n.Mac,
+	}
+	if port, ok := st.dvPorts[n.Portgroup]; ok {
+		card.Backing = &types.VirtualEthernetCardDistributedVirtualPortBackingInfo{Port: port}
+	} else {
+		card.Backing = &types.VirtualEthernetCardNetworkBackingInfo{
+			VirtualDeviceDeviceBackingInfo: types.VirtualDeviceDeviceBackingInfo{DeviceName: n.Portgroup}}
+	}
+	switch n.Type {
+	case "e1000":
+		return &types.VirtualE1000{VirtualEthernetCard: card}
+	case "e1000e":
+		return &types.VirtualE1000e{VirtualEthernetCard: card}
+	}
+	return &types.VirtualVmxnet3{VirtualVmxnet: types.VirtualVmxnet{VirtualEthernetCard: card}}
+}
+
+func extraDevice(kind string, key int32) []types.BaseVirtualDevice {
+	dev := types.VirtualDevice{Key: key}
+	switch kind {
+	case "usb":
+		return []types.BaseVirtualDevice{
+			&types.VirtualUSBController{VirtualController: types.VirtualController{VirtualDevice: dev}},
+			&types.VirtualUSB{VirtualDevice: types.VirtualDevice{Key: key - 1,
+				Backing: &types.VirtualUSBUSBBackingInfo{VirtualDeviceDeviceBackingInfo: types.VirtualDeviceDeviceBackingInfo{DeviceName: "path:1/0/1"}}}},
+		}
+	case "tpm":
+		return []types.BaseVirtualDevice{&types.VirtualTPM{VirtualDevice: dev}}
+	case "passthrough":
+		dev.Backing = &types.VirtualPCIPassthroughDeviceBackingInfo{Id: "0000:3b:00.0", DeviceId: "1db4", SystemId: "lab", VendorId: 0x10de}
+		return []types.BaseVirtualDevice{&types.VirtualPCIPassthrough{VirtualDevice: dev}}
+	case "serial":
+		return []types.BaseVirtualDevice{&types.VirtualSerialPort{VirtualDevice: dev}}
+	case "floppy":
+		return []types.BaseVirtualDevice{&types.VirtualFloppy{VirtualDevice: dev}}
+	}
+	log.Fatalf("vcsim-lab: unknown device kind %q", kind)
+	return nil
+}
+
+func add(dev types.BaseVirtualDevice, create bool) types.BaseVirtualDeviceConfigSpec {
+	spec := &types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationAdd, Device: dev}
+	if create {
+		spec.FileOperation = types.VirtualDeviceConfigSpecFileOperationCreate
+	}
+	return spec
+}
+
+func (b *builder) vm(spec VM) {
+	st := b.dcs[spec.Datacenter]
+	host := st.hosts[spec.Host]
+	firstDS := ""
+	for _, d := range spec.Disks {
+		if firstDS == "" {
+			firstDS = strings.TrimPrefix(strings.SplitN(d.File, "]", 2)[0], "[")
+		}
+	}
+	if firstDS == "" {
+		for name := range st.datastores {
+			firstDS = name
+			break
+		}
+	}
+	cfg := types.VirtualMachineConfigSpec{
+		Name:     spec.Name,
+		GuestId:  spec.GuestID,
+		NumCPUs:  spec.CPUs,
+		MemoryMB: spec.MemoryMB,
+		Firmware: spec.Firmware,
+		Files:    &types.VirtualMachineFileInfo{VmPathName: fmt.Sprintf("[%s]", firstDS)},
+		ChangeTrackingEnabled: types.NewBool(spec.CBT),
+	}
+	if spec.Firmware == "efi" {
+		cfg.BootOptions = &types.VirtualMachineBootOptions{EfiSecureBootEnabled: types.NewBool(spec.SecureBoot)}
+	}
+	for k, v := range spec.ExtraConfig {
+		cfg.ExtraConfig = append(cfg.ExtraConfig, &types.OptionValue{Key: k, Value: v})
+	}
+	key := int32(-1000)
+	ctrlKeys := make([]int32, len(spec.Controllers))
+	for i, c := range spec.Controllers {
+		key--
+		if c.Type == "ide" {
+			ctrlKeys[i] = 200 + c.Bus // the simulator's default IDE controllers
+			continue
+		}
+		ctrlKeys[i] = key
+		cfg.DeviceChange = append(cfg.DeviceChange, add(controllerDevice(c, key), false))
+	}
+	for _, d := range spec.Disks {
+		key--
+		unit := d.Unit
+		backing := &types.VirtualDiskFlatVer2BackingInfo{
+			DiskMode:        d.Mode,
+			ThinProvisioned: types.NewBool(d.Thin),
+			Sharing:         d.Sharing,
+			VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: d.File},
+		}
+		disk := &types.VirtualDisk{
+			CapacityInKB: d.SizeKB, CapacityInBytes: d.SizeKB * 1024,
+			VirtualDevice: types.VirtualDevice{Key: key, ControllerKey: ctrlKeys[d.Controller], UnitNumber: &unit, Backing: backing},
+		}
+		cfg.DeviceChange = append(cfg.DeviceChange, add(disk, d.Create))
+	}
+	for _, n := range spec.Nics {
+		key--
+		cfg.DeviceChange = append(cfg.DeviceChange, add(nicDevice(n, st, key), false))
+	}
+	for _, kind := range spec.Devices {
+		key -= 2
+		for _, dev := range extraDevice(kind, key) {
+			cfg.DeviceChange = append(cfg.DeviceChange, add(dev, false))
+		}
+	}
+	task, err := st.vmFolders[spec.Folder].CreateVM(b.ctx, cfg, st.pools[spec.Cluster], host)
+	ref := b.wait(task, err, "create vm "+spec.Name)
+	vm := object.NewVirtualMachine(b.client, ref)
+
+	for name, value := range spec.Attributes {
+		must(object.NewCustomFieldsManager(b.client).Set(b.ctx, ref, b.fields[name], value), "set attribute")
+	}
+	for _, snap := range spec.Snapshots {
+		task, err := vm.CreateSnapshot(b.ctx, snap, "seeded by the vmwave lab", false, false)
+		b.wait(task, err, "snapshot "+spec.Name)
+	}
+	if spec.Template {
+		must(vm.MarkAsTemplate(b.ctx), "mark template "+spec.Name)
+		return
+	}
+	switch spec.Power {
+	case "poweredOn", "suspended":
+		task, err := vm.PowerOn(b.ctx)
+		b.wait(task, err, "power on "+spec.Name)
+		if spec.Power == "suspended" {
+			task, err = vm.Suspend(b.ctx)
+			b.wait(task, err, "suspend "+spec.Name)
+		}
+	}
+	b.guest(ref, spec)
+}
+
+// guest sets what VMware Tools would report; vSphere has no API to write it.
+func (b *builder) guest(ref types.ManagedObjectReference, spec VM) {
+	sim := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	simulator.Map.WithLock(sim, func() {
+		running, status := "guestToolsNotRunning", types.VirtualMachineToolsStatusToolsNotRunning
+		switch {
+		case spec.Tools == "running" && spec.Power == "poweredOn":
+			running, status = "guestToolsRunning", types.VirtualMachineToolsStatusToolsOk
+		case spec.Tools == "not_installed":
+			status = types.VirtualMachineToolsStatusToolsNotInstalled
+		}
+		sim.Guest.ToolsRunningStatus = running
+		sim.Guest.ToolsStatus = status
+		sim.Guest.GuestId = spec.GuestID
+		sim.Summary.Guest.ToolsRunningStatus = running
+		sim.Summary.Guest.ToolsStatus = status
+		if running != "guestToolsRunning" {
+			return
+		}
+		sim.Guest.GuestState = "running"
+		sim.Guest.HostName = spec.Name
+		for i := range sim.Guest.Net {
+			if i < len(spec.IPs) {
+				sim.Guest.Net[i].IpAddress = []string{spec.IPs[i]}
+			}
+		}
+		if len(spec.IPs) > 0 {
+			sim.Guest.IpAddress = spec.IPs[0]
+			sim.Summary.Guest.IpAddress = spec.IPs[0]
+		}
+	})
+}
+
+func writeCerts(dir string) tls.Certificate {
+	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	must(err, "ca key")
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "vmwave lab CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	must(err, "ca cert")
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	must(err, "server key")
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	must(err, "server cert")
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	must(ioutil.WriteFile(filepath.Join(dir, "ca.pem"), caPEM, 0o644), "write ca.pem")
+	cert, err := tls.X509KeyPair(
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	must(err, "key pair")
+	return cert
+}
+
+func main() {
+	dir := flag.String("dir", "", "lab state directory holding seed.json and password")
+	flag.Parse()
+	if *dir == "" {
+		log.Fatal("vcsim-lab: -dir is required")
+	}
+	started := time.Now()
+	raw, err := ioutil.ReadFile(filepath.Join(*dir, "seed.json"))
+	must(err, "read seed.json")
+	var seed Seed
+	must(json.Unmarshal(raw, &seed), "parse seed.json")
+	password, err := ioutil.ReadFile(filepath.Join(*dir, "password"))
+	must(err, "read password file")
+
+	model := simulator.VPX()
+	model.Datacenter, model.Portgroup, model.Host, model.Cluster = 0, 0, 0, 0
+	model.ClusterHost, model.Datastore, model.Machine = 0, 0, 0
+	must(model.Create(), "create model")
+
+	ctx := context.Background()
+	client, err := vim25.NewClient(ctx, model.Service)
+	must(err, "in-process client")
+	b := &builder{ctx: ctx, client: client, dir: *dir, dcs: map[string]*dcState{}, fields: map[string]int32{}}
+	for _, dc := range seed.Datacenters {
+		b.datacenter(dc)
+	}
+	cfm := object.NewCustomFieldsManager(client)
+	for _, name := range seed.Attributes {
+		def, err := cfm.Add(ctx, name, "VirtualMachine", nil, nil)
+		must(err, "add custom field "+name)
+		b.fields[name] = def.Key
+	}
+	for _, vm := range seed.VMs {
+		b.vm(vm)
+	}
+
+	model.Service.Listen = &url.URL{Host: seed.Listen, User: url.UserPassword(seed.User, strings.TrimRight(string(password), "\r\n"))}
+	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{writeCerts(*dir)}}
+	server := model.Service.NewServer()
+	u := *server.URL
+	u.User = nil
+	ready, _ := json.Marshal(map[string]interface{}{
+		"url": u.String(), "user": seed.User, "pid": os.Getpid(), "vms": len(seed.VMs),
+		"seed_seconds": time.Since(started).Seconds(),
+		"objects":      len(simulator.Map.All("VirtualMachine")),
+	})
+	tmp := filepath.Join(*dir, "ready.json.tmp")
+	must(ioutil.WriteFile(tmp, ready, 0o644), "write ready.json")
+	must(os.Rename(tmp, filepath.Join(*dir, "ready.json")), "publish ready.json")
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	server.Close()
+}

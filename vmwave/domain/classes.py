@@ -1,0 +1,233 @@
+"""Priority classes P1-P5 from the seed migration, chosen by rules from a YAML file.
+
+Rules are tried in order; the first whose ``when`` matches gives the class,
+otherwise ``default``. ``overrides`` pin single VMs (by name or moref).
+
+Conditions (all keys in one ``when`` must hold; ``any``/``all``/``not`` nest)::
+
+    name: "^db-"                 # regular expression on the VM name
+    folder: "prod/db*"           # glob on the folder path
+    attribute: {tier: "^db$"}    # custom attribute regexes
+    tag: database                # a word in the `tags` custom attribute
+    power_state: poweredOff
+    guest_family: windows        # linux | windows | other | unknown
+    shared_disks: true
+    concern: shared_disk         # this concern id is present
+    severity: critical           # some concern at this severity
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from vmwave.domain.concerns import SEVERITIES, Concern
+from vmwave.domain.guests import guest_os
+from vmwave.domain.records import SourceVM
+from vmwave.domain.validate import Node
+from vmwave.errors import InputError
+
+RULES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PriorityClass:
+    id: str
+    title: str
+    mode: str
+    description: str
+
+
+CLASSES = {
+    c.id: c
+    for c in (
+        PriorityClass("P1", "powered off", "offline-batch", "powered off, no shared disks: copy in large offline batches"),
+        PriorityClass("P2", "stateless", "rebuild", "stateless: rebuild from a template image, no data copy"),
+        PriorityClass("P3", "standard", "cold", "standard: migrate with a downtime"),
+        PriorityClass("P4", "critical", "planned-window", "business critical: migrate in a planned maintenance window"),
+        PriorityClass("P5", "complex", "manual", "complex: migrate with manual verification"),
+    )
+}
+
+Matcher = Callable[[SourceVM, list[Concern]], bool]
+TAG_ATTRIBUTE = "tags"
+
+
+def tags_of(vm: SourceVM) -> set[str]:
+    """Words of the ``tags`` custom attribute (comma or space separated)."""
+    return {t for t in re.split(r"[,\s]+", vm.attributes.get(TAG_ATTRIBUTE, "")) if t}
+
+
+def _compile(node: Node) -> Matcher:
+    node.only("name", "folder", "attribute", "tag", "power_state", "guest_family", "shared_disks",
+              "concern", "severity", "any", "all", "not")
+    tests: list[Matcher] = []
+
+    def regex(key: str, value: str) -> re.Pattern:
+        try:
+            return re.compile(value)
+        except re.error as exc:
+            raise node.fail(key, f"{value!r} is not a valid regular expression ({exc})", "fix the pattern") from None
+
+    if "name" in node.data:
+        pattern = regex("name", node.get("name", str))
+        tests.append(lambda vm, c: bool(pattern.search(vm.name)))
+    if "folder" in node.data:
+        glob = node.get("folder", str)
+        tests.append(lambda vm, c: fnmatch.fnmatchcase(vm.folder, glob))
+    if "attribute" in node.data:
+        wanted = {k: regex("attribute", str(v)) for k, v in node.get("attribute", dict).items()}
+        tests.append(lambda vm, c: all(k in vm.attributes and p.search(vm.attributes[k]) for k, p in wanted.items()))
+    if "tag" in node.data:
+        tag = node.get("tag", str)
+        tests.append(lambda vm, c: tag in tags_of(vm))
+    if "power_state" in node.data:
+        state = node.get("power_state", str, choices=["poweredOn", "poweredOff", "suspended"])
+        tests.append(lambda vm, c: vm.power_state == state)
+    if "guest_family" in node.data:
+        family = node.get("guest_family", str, choices=["linux", "windows", "other", "unknown"])
+        tests.append(lambda vm, c: guest_os(vm.guest_id).family == family)
+    if "shared_disks" in node.data:
+        shared = node.get("shared_disks", bool)
+        tests.append(lambda vm, c: bool(vm.shared_disks) == shared)
+    if "concern" in node.data:
+        concern = node.get("concern", str)
+        tests.append(lambda vm, c: any(x.id == concern for x in c))
+    if "severity" in node.data:
+        severity = node.get("severity", str, choices=SEVERITIES)
+        tests.append(lambda vm, c: any(x.severity == severity for x in c))
+    for key, combine in (("any", any), ("all", all)):
+        if key in node.data:
+            subs = [_compile(n) for n in node.children(key)]
+            tests.append(lambda vm, c, subs=subs, combine=combine: combine(s(vm, c) for s in subs))
+    if "not" in node.data:
+        negated = _compile(node.child("not"))
+        tests.append(lambda vm, c: not negated(vm, c))
+    if not tests:
+        raise InputError(node.source, node.path, "an empty condition matches every VM",
+                         "give at least one condition, e.g. `name: \"^db-\"`")
+    return lambda vm, c: all(t(vm, c) for t in tests)
+
+
+@dataclass(frozen=True)
+class ClassRule:
+    cls: str
+    why: str
+    matches: Matcher
+
+
+@dataclass
+class Policy:
+    """What the rules file says: class rules, overrides, groups and wave settings."""
+
+    rules: list[ClassRule] = field(default_factory=list)
+    default: str = "P3"
+    overrides: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)  # explicit: group -> VM names
+    group_attribute: str = "app"
+    wave_size: int = 50
+    per_host: int = 10
+    schedule: dict[str, Any] | None = None
+
+    def classify(self, vm: SourceVM, concerns: list[Concern]) -> tuple[str, str]:
+        """The class of one VM and the reason, for the plan file."""
+        for key in (vm.name, vm.moref):
+            if key in self.overrides:
+                return self.overrides[key], "override"
+        for r in self.rules:
+            if r.matches(vm, concerns):
+                return r.cls, r.why
+        return self.default, "default"
+
+    def group_of(self, vm: SourceVM) -> str | None:
+        for group, members in self.groups.items():
+            if vm.name in members or vm.moref in members:
+                return group
+        value = vm.attributes.get(self.group_attribute, "").strip()
+        return f"{self.group_attribute}={value}" if value else None
+
+
+def parse_rules(data: Any, source: str) -> Policy:
+    root = Node(data, source).only("version", "rules", "default", "overrides", "groups", "group_attribute",
+                                   "waves", "schedule")
+    root.get("version", int, choices=[RULES_VERSION])
+    policy = Policy()
+    for i, node in enumerate(root.children("rules")):
+        node.only("class", "why", "when")
+        cls = node.get("class", str, choices=list(CLASSES))
+        policy.rules.append(ClassRule(cls, node.get("why", str, f"rule {i + 1}"), _compile(node.child("when"))))
+    policy.default = root.get("default", str, "P3", choices=list(CLASSES))
+    overrides = root.child("overrides", {})
+    policy.overrides = {str(k): overrides.get(str(k), str, choices=list(CLASSES)) for k in overrides.data}
+    groups = root.child("groups", {})
+    policy.groups = {str(k): [str(x) for x in groups.get(str(k), list)] for k in groups.data}
+    policy.group_attribute = root.get("group_attribute", str, "app")
+    waves = root.child("waves", {}).only("size", "per_host")
+    policy.wave_size = waves.get("size", int, 50)
+    policy.per_host = waves.get("per_host", int, 10)
+    for key, value in (("size", policy.wave_size), ("per_host", policy.per_host)):
+        if value < 1:
+            raise waves.fail(key, f"must be at least 1, got {value}", "use a positive number")
+    if "schedule" in root.data:
+        policy.schedule = parse_schedule(root.child("schedule"))
+    return policy
+
+
+_DURATION = re.compile(r"^(\d+)([mhd])$")
+
+
+def parse_duration(node: Node, key: str) -> int:
+    """'90m', '6h', '1d' -> seconds."""
+    text = node.get(key, str)
+    m = _DURATION.match(text)
+    if not m:
+        raise node.fail(key, f"{text!r} is not a duration", "write minutes, hours or days: 90m, 6h, 1d")
+    return int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def parse_schedule(node: Node) -> dict[str, Any]:
+    from datetime import datetime
+
+    node.only("start", "every", "length", "waves_per_window")
+    start = node.get("start", (str, datetime))
+    if isinstance(start, str):
+        try:
+            start = datetime.fromisoformat(start)
+        except ValueError:
+            raise node.fail("start", f"{start!r} is not an ISO date-time",
+                            "write e.g. 2026-12-05T22:00:00+00:00") from None
+    if start.tzinfo is None:
+        raise node.fail("start", "has no time zone", "add one, e.g. 2026-12-05T22:00:00+00:00 or ...Z")
+    return {"start": start, "every": parse_duration(node, "every"), "length": parse_duration(node, "length"),
+            "waves_per_window": node.get("waves_per_window", int, 1)}
+
+
+DEFAULT_RULES = """\
+version: 1
+# First match wins; see `vmwave plan --help` and the README for every condition.
+rules:
+  - class: P5
+    why: a critical concern needs manual work
+    when: {severity: critical}
+  - class: P1
+    why: powered off, no shared disks
+    when: {power_state: poweredOff, shared_disks: false}
+  - class: P4
+    why: business-critical workload
+    when:
+      any:
+        - attribute: {criticality: "^(critical|high)$"}
+        - attribute: {tier: "^db$"}
+        - tag: critical
+  - class: P2
+    why: stateless tier, rebuilt from a template
+    when:
+      any:
+        - attribute: {tier: "^(web|stateless)$"}
+        - tag: stateless
+default: P3
+group_attribute: app
+waves: {size: 50, per_host: 10}
+"""

@@ -1,0 +1,241 @@
+"""Migration concerns: what in a source VM can break its move to KubeVirt, and the fix.
+
+Each rule is a small function over one VM and the estate around it (for
+duplicate MACs and name collisions). Rules follow Forklift's validation where
+it applies to KubeVirt, plus what the seed migration learned the hard way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from vmwave.domain.guests import guest_os
+from vmwave.domain.maps import Maps
+from vmwave.domain.names import is_k8s_name, k8s_name
+from vmwave.domain.records import SourceVM
+
+CRITICAL, WARNING, INFO = "critical", "warning", "info"
+SEVERITIES = (CRITICAL, WARNING, INFO)
+
+
+@dataclass(frozen=True)
+class Concern:
+    id: str
+    severity: str
+    message: str
+    fix: str
+
+
+@dataclass
+class Thresholds:
+    large_disk_bytes: int = 2 * 1024**4  # 2 TiB: a day of copying at 25 MB/s
+    many_disks: int = 8
+
+
+@dataclass
+class EstateContext:
+    """Facts about the whole estate that single-VM rules need."""
+
+    maps: Maps | None = None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    mac_count: Counter = field(default_factory=Counter)
+    name_count: Counter = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, vms: Iterable[SourceVM], maps: Maps | None = None,
+           thresholds: Thresholds | None = None) -> "EstateContext":
+        vms = [vm for vm in vms if not vm.template]
+        macs = Counter(nic.mac.lower() for vm in vms for nic in vm.nics if nic.mac)
+        names = Counter(k8s_name(vm.name) for vm in vms)
+        return cls(maps, thresholds or Thresholds(), macs, names)
+
+
+Check = Callable[[SourceVM, EstateContext], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: str
+    fix: str
+    check: Check
+
+
+RULES: list[Rule] = []
+
+
+def rule(rule_id: str, severity: str, fix: str) -> Callable[[Check], Check]:
+    def register(check: Check) -> Check:
+        RULES.append(Rule(rule_id, severity, fix, check))
+        return check
+    return register
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024**3:,.0f} GiB"
+
+
+@rule("rdm_disk", CRITICAL, "Copy the LUN into a VMDK (Storage vMotion to virtual mode) or present it to KubeVirt as a raw block PVC by hand.")
+def _rdm(vm, ctx):
+    return [f"disk {d.label} is a {d.rdm}-mode RDM ({d.file})" for d in vm.disks if d.rdm]
+
+
+@rule("shared_disk", CRITICAL, "Move the whole cluster together in a planned window: one DataVolume with accessModes ReadWriteMany and shareable disks on every member; verify the cluster by hand.")
+def _shared(vm, ctx):
+    return [f"disk {d.label} ({d.file}) is multi-writer shared" for d in vm.shared_disks]
+
+
+@rule("independent_disk", WARNING, "Independent disks are skipped by snapshots; switch them to dependent mode or power the VM off before copying.")
+def _independent(vm, ctx):
+    return [f"disk {d.label} is in {d.mode} mode" for d in vm.disks if d.mode.startswith("independent")]
+
+
+@rule("snapshots_present", WARNING, "Consolidate or delete the snapshots before migration; conversion reads the current state of a snapshot chain slowly.")
+def _snapshots(vm, ctx):
+    if vm.snapshots:
+        names = ", ".join(s.name for s in vm.snapshots)
+        yield f"{len(vm.snapshots)} snapshot(s) present: {names}"
+
+
+@rule("passthrough_device", CRITICAL, "Remove the PCI passthrough device, or plan a KubeVirt hostDevice/GPU on a node that has the hardware and move the VM by hand.")
+def _passthrough(vm, ctx):
+    if "passthrough" in vm.devices:
+        yield "has a PCI passthrough device"
+
+
+@rule("usb_device", WARNING, "USB devices are not migrated; remove them or attach them to the KubeVirt VM by hand after cutover.")
+def _usb(vm, ctx):
+    if "usb" in vm.devices:
+        yield "has a USB device attached"
+
+
+@rule("vtpm", WARNING, "The vTPM state does not move: suspend BitLocker or disk encryption bound to the TPM before migration; the KubeVirt VM gets a fresh persistent TPM.")
+def _vtpm(vm, ctx):
+    if "tpm" in vm.devices:
+        yield "has a virtual TPM"
+
+
+@rule("secure_boot", INFO, "The VirtualMachine is generated with EFI secure boot and SMM enabled; make sure the nodes' OVMF has the Microsoft keys for Windows.")
+def _secure_boot(vm, ctx):
+    if vm.secure_boot:
+        yield "boots with EFI secure boot"
+
+
+@rule("unsupported_guest_os", CRITICAL, "virt-v2v cannot convert this guest: upgrade the OS first or rebuild the workload on a supported OS.")
+def _unsupported(vm, ctx):
+    if guest_os(vm.guest_id).supported is False:
+        yield f"guest OS {vm.guest_id} is not supported by virt-v2v/KubeVirt"
+
+
+@rule("unknown_guest_os", WARNING, "Set the correct guest OS in vSphere (VM settings > Guest OS) so the right conversion and drivers are chosen.")
+def _unknown(vm, ctx):
+    if guest_os(vm.guest_id).supported is None:
+        yield f"guest OS {vm.guest_id or '(none)'} does not say which OS runs inside"
+
+
+@rule("tools_not_running", WARNING, "Start VMware Tools: without it vmwave cannot read the guest's IPs nor shut it down cleanly before the copy.")
+def _tools_not_running(vm, ctx):
+    if vm.power_state == "poweredOn" and vm.tools == "not_running":
+        yield "VMware Tools is installed but not running"
+
+
+@rule("tools_not_installed", WARNING, "Install VMware Tools (or open-vm-tools) so the guest's IPs are known and the guest can be shut down cleanly.")
+def _tools_not_installed(vm, ctx):
+    if vm.power_state == "poweredOn" and vm.tools == "not_installed":
+        yield "VMware Tools is not installed"
+
+
+@rule("invalid_k8s_name", INFO, "The KubeVirt VirtualMachine gets the shown name; rename the VM in vSphere first if another name is wanted.")
+def _k8s_name(vm, ctx):
+    if not is_k8s_name(vm.name):
+        yield f"name {vm.name!r} is not a valid Kubernetes name; it becomes {k8s_name(vm.name)!r}"
+
+
+@rule("name_collision", CRITICAL, "Rename one of the VMs in vSphere (or set a per-VM target name) so their Kubernetes names differ.")
+def _name_collision(vm, ctx):
+    target = k8s_name(vm.name)
+    if ctx.name_count[target] > 1:
+        yield f"{ctx.name_count[target]} VMs would all become VirtualMachine {target!r}"
+
+
+@rule("duplicate_mac", CRITICAL, "Give the NIC a unique MAC in vSphere before migration: KubeVirt keeps source MACs, and two VMs with one MAC on a VLAN break both.")
+def _duplicate_mac(vm, ctx):
+    for nic in vm.nics:
+        if nic.mac and ctx.mac_count[nic.mac.lower()] > 1:
+            yield f"{nic.label} MAC {nic.mac} is used by {ctx.mac_count[nic.mac.lower()]} NICs in the estate"
+
+
+@rule("unmapped_datastore", CRITICAL, "Add a storage map entry for the datastore (maps file, `storage:`), or a \"*\" default.")
+def _unmapped_datastore(vm, ctx):
+    if ctx.maps is None:
+        return
+    for ds in sorted({d.datastore for d in vm.disks if ctx.maps.storage_for(d) is None}):
+        yield f"datastore {ds} has no StorageClass in the storage map"
+
+
+@rule("unmapped_network", CRITICAL, "Add a network map entry for the portgroup or its VLAN (maps file, `network:`).")
+def _unmapped_network(vm, ctx):
+    if ctx.maps is None:
+        return
+    for nic in vm.nics:
+        if ctx.maps.network_for(nic) is None:
+            yield f"{nic.label} on portgroup {nic.portgroup} (VLAN {nic.vlan}) has no network in the network map"
+
+
+@rule("large_disk", WARNING, "Plan this VM alone in a long window, or pre-copy with warm migration; check the target StorageClass has room.")
+def _large_disk(vm, ctx):
+    for d in vm.disks:
+        if d.capacity_bytes > ctx.thresholds.large_disk_bytes:
+            yield f"disk {d.label} is {_gib(d.capacity_bytes)}"
+
+
+@rule("many_disks", WARNING, "Each disk becomes a DataVolume and a PVC; check the StorageClass quota and plan a longer window.")
+def _many_disks(vm, ctx):
+    if len(vm.disks) > ctx.thresholds.many_disks:
+        yield f"{len(vm.disks)} disks (more than {ctx.thresholds.many_disks})"
+
+
+@rule("no_disks", WARNING, "A VM without disks has nothing to migrate; check it is not a placeholder, or recreate it on KubeVirt.")
+def _no_disks(vm, ctx):
+    if not vm.disks:
+        yield "has no virtual disks"
+
+
+@rule("template", INFO, "Templates are not migrated as VMs; rebuild them as KubeVirt golden images (DataSources) if they are still used.")
+def _template(vm, ctx):
+    if vm.template:
+        yield "is a template"
+
+
+@rule("suspended", WARNING, "Resume the VM and shut it down, or power it off: the suspended memory state cannot be migrated.")
+def _suspended(vm, ctx):
+    if vm.power_state == "suspended":
+        yield "is suspended"
+
+
+@rule("cbt_disabled", INFO, "Enable Changed Block Tracking (ctkEnabled) if this VM should move warm with a short cutover.")
+def _cbt(vm, ctx):
+    if vm.power_state == "poweredOn" and vm.disks and not vm.cbt:
+        yield "Changed Block Tracking is off: only cold migration is possible"
+
+
+@rule("legacy_devices", INFO, "Serial ports and floppy drives are not carried over; recreate a serial console in KubeVirt if one is needed.")
+def _legacy(vm, ctx):
+    for kind in ("serial", "floppy"):
+        if kind in vm.devices:
+            yield f"has a {kind} device that will not be migrated"
+
+
+def concerns_for(vm: SourceVM, ctx: EstateContext) -> list[Concern]:
+    """Every concern for one VM, in rule order (stable for the same input)."""
+    return [Concern(r.id, r.severity, message, r.fix) for r in RULES for message in r.check(vm, ctx)]
+
+
+def assess(vms: Iterable[SourceVM], maps: Maps | None = None,
+           thresholds: Thresholds | None = None) -> Iterator[tuple[SourceVM, list[Concern]]]:
+    vms = list(vms)
+    ctx = EstateContext.of(vms, maps, thresholds)
+    for vm in vms:
+        yield vm, concerns_for(vm, ctx)

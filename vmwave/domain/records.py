@@ -1,0 +1,95 @@
+"""Plain records read from vCenter: what the rest of vmwave plans and migrates.
+
+They are frozen dataclasses that round-trip through ``to_dict``/``from_dict``
+so an inventory can be written to a file and planned later without vCenter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Disk:
+    key: int
+    label: str
+    file: str
+    datastore: str
+    capacity_bytes: int
+    controller: str  # pvscsi, lsilogic, lsilogic-sas, buslogic, sata, nvme, ide
+    bus: int
+    unit: int
+    sharing: str = "none"  # none | multiwriter
+    mode: str = "persistent"  # persistent | independent_persistent | independent_nonpersistent
+    thin: bool = True
+    rdm: str = ""  # "" | physical | virtual
+    change_id: str = ""
+
+
+@dataclass(frozen=True)
+class Nic:
+    key: int
+    label: str
+    mac: str
+    adapter: str  # vmxnet3, e1000e, e1000, ...
+    portgroup: str
+    vlan: int | None = None
+    distributed: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str
+    created: str
+
+
+@dataclass(frozen=True)
+class SourceVM:
+    name: str
+    moref: str
+    instance_uuid: str
+    bios_uuid: str = ""
+    datacenter: str = ""
+    cluster: str = ""
+    host: str = ""
+    folder: str = ""  # path below the datacenter's vm folder, "" for the root
+    guest_id: str = ""
+    guest_name: str = ""
+    firmware: str = "bios"
+    secure_boot: bool = False
+    cpus: int = 1
+    memory_mb: int = 0
+    cbt: bool = False
+    power_state: str = "poweredOff"  # poweredOn | poweredOff | suspended
+    tools: str = "not_installed"  # running | not_running | not_installed
+    ips: tuple[str, ...] = ()
+    template: bool = False
+    disks: tuple[Disk, ...] = ()
+    nics: tuple[Nic, ...] = ()
+    snapshots: tuple[Snapshot, ...] = ()
+    devices: tuple[str, ...] = ()  # extra hardware kinds: usb, tpm, passthrough, serial, floppy
+    attributes: dict[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def shared_disks(self) -> tuple[Disk, ...]:
+        return tuple(d for d in self.disks if d.sharing == "multiwriter")
+
+    @property
+    def total_disk_bytes(self) -> int:
+        return sum(d.capacity_bytes for d in self.disks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SourceVM":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["disks"] = tuple(Disk(**d) for d in data.get("disks", ()))
+        values["nics"] = tuple(Nic(**n) for n in data.get("nics", ()))
+        values["snapshots"] = tuple(Snapshot(**s) for s in data.get("snapshots", ()))
+        values["ips"] = tuple(data.get("ips", ()))
+        values["devices"] = tuple(data.get("devices", ()))
+        values["attributes"] = dict(data.get("attributes", {}))
+        return cls(**values)

@@ -1,0 +1,121 @@
+"""Cut classified VMs into waves: classes in order, groups kept whole, at most N per wave.
+
+Pure and deterministic: the same inventory and policy give the same plan,
+byte for byte, so a plan can be reviewed as a diff.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Iterable
+
+from vmwave.domain.classes import CLASSES, Policy
+from vmwave.domain.concerns import Concern, Thresholds, assess
+from vmwave.domain.maps import Maps
+from vmwave.domain.records import SourceVM
+from vmwave.errors import VmwaveError
+
+
+@dataclass(frozen=True)
+class PlannedVM:
+    vm: SourceVM
+    cls: str
+    reason: str
+    group: str | None
+    concerns: tuple[Concern, ...]
+
+
+@dataclass
+class Wave:
+    id: str
+    cls: str
+    vms: list[PlannedVM] = field(default_factory=list)
+    window: tuple | None = None  # (start datetime, end datetime)
+
+
+@dataclass
+class Plan:
+    waves: list[Wave]
+    skipped: list[PlannedVM]
+    wave_size: int
+    per_host: int
+    source: str = ""
+
+    @property
+    def planned(self) -> list[PlannedVM]:
+        return [p for w in self.waves for p in w.vms]
+
+
+def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
+             thresholds: Thresholds | None = None) -> list[PlannedVM]:
+    """Concerns and class for every VM; a group moves with its most demanding member's class."""
+    planned = []
+    for vm, concerns in assess(vms, maps, thresholds):
+        cls, reason = policy.classify(vm, concerns)
+        planned.append(PlannedVM(vm, cls, reason, policy.group_of(vm), tuple(concerns)))
+    strongest: dict[str, str] = {}
+    for p in planned:
+        if p.group and not p.vm.template:
+            strongest[p.group] = max(strongest.get(p.group, p.cls), p.cls)
+    return [
+        PlannedVM(p.vm, strongest[p.group], f"group {p.group} moves as {strongest[p.group]}", p.group, p.concerns)
+        if p.group in strongest and strongest[p.group] != p.cls and p.reason != "override" else p
+        for p in planned
+    ]
+
+
+def _units(members: list[PlannedVM]) -> list[list[PlannedVM]]:
+    """VMs that must stay together, biggest first, then by name."""
+    grouped: dict[str, list[PlannedVM]] = defaultdict(list)
+    units = []
+    for p in members:
+        if p.group:
+            grouped[p.group].append(p)
+        else:
+            units.append([p])
+    units.extend(grouped.values())
+    for unit in units:
+        unit.sort(key=lambda p: (p.vm.name, p.vm.moref))
+    units.sort(key=lambda u: (-len(u), u[0].group or "", u[0].vm.name, u[0].vm.moref))
+    return units
+
+
+def plan_waves(planned: list[PlannedVM], policy: Policy, source: str = "") -> Plan:
+    """First-fit-decreasing packing of units into waves of at most ``policy.wave_size``."""
+    skipped = [p for p in planned if p.vm.template]
+    waves: list[Wave] = []
+    for cls in CLASSES:
+        members = [p for p in planned if p.cls == cls and not p.vm.template]
+        class_waves: list[Wave] = []
+        for unit in _units(members):
+            if len(unit) > policy.wave_size:
+                raise VmwaveError(
+                    f"group {unit[0].group} has {len(unit)} VMs, more than the wave size {policy.wave_size}",
+                    "split the group (its `app` attribute or `groups:` entry) or raise `waves: {size: ...}` in the rules file")
+            target = next((w for w in class_waves if len(w.vms) + len(unit) <= policy.wave_size), None)
+            if target is None:
+                target = Wave("", cls)
+                class_waves.append(target)
+            target.vms.extend(unit)
+        for wave in class_waves:
+            wave.vms.sort(key=lambda p: (p.group or "~", p.vm.name, p.vm.moref))
+        waves.extend(class_waves)
+    for number, wave in enumerate(waves, start=1):
+        wave.id = f"w{number:03d}"
+        wave.window = _window(policy, number - 1)
+    return Plan(waves, sorted(skipped, key=lambda p: p.vm.name), policy.wave_size, policy.per_host, source)
+
+
+def _window(policy: Policy, index: int) -> tuple | None:
+    if not policy.schedule:
+        return None
+    s = policy.schedule
+    start = s["start"] + timedelta(seconds=s["every"] * (index // s["waves_per_window"]))
+    return start, start + timedelta(seconds=s["length"])
+
+
+def build_plan(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None, source: str = "",
+               thresholds: Thresholds | None = None) -> Plan:
+    return plan_waves(classify(vms, policy, maps, thresholds), policy, source)
