@@ -316,7 +316,8 @@ func extraDevice(kind string, key int32) []types.BaseVirtualDevice {
 			&types.VirtualUSB{VirtualDevice: types.VirtualDevice{Key: key - 1,
 				Backing: &types.VirtualUSBUSBBackingInfo{VirtualDeviceDeviceBackingInfo: types.VirtualDeviceDeviceBackingInfo{DeviceName: "path:1/0/1"}}}},
 		}
-	case "tpm":
+	case "tpm": // the simulator's API version predates VirtualTPM: clients see a VirtualDevice with this label
+		dev.DeviceInfo = &types.Description{Label: "Virtual TPM", Summary: "Virtual TPM"}
 		return []types.BaseVirtualDevice{&types.VirtualTPM{VirtualDevice: dev}}
 	case "passthrough":
 		dev.Backing = &types.VirtualPCIPassthroughDeviceBackingInfo{Id: "0000:3b:00.0", DeviceId: "1db4", SystemId: "lab", VendorId: 0x10de}

@@ -240,6 +240,8 @@ def _disks_and_nics(devices: list[Any], estate: _Estate) -> tuple[list[Disk], li
                             distributed=distributed))
         elif _kind(d, _EXTRA):
             extra.append(_kind(d, _EXTRA))
+        elif label.startswith("Virtual TPM"):  # sessions on an API version older than 6.7 see a plain VirtualDevice
+            extra.append("tpm")
     return disks, nics, sorted(set(extra))
 
 

@@ -1,0 +1,47 @@
+"""Shared fixtures: one real lab vCenter (govmomi's simulator) per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+from vmwave.adapters.vsphere import VCenter, connect, read_inventory  # noqa: E402
+from vmwave_lab import estate, vcenter  # noqa: E402
+
+SMALL = Path(estate.__file__).parent / "estates" / "small.yaml"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """The small example estate, served over HTTPS with a password, as `vmwave lab up` does."""
+    state = tmp_path_factory.mktemp("lab")
+    started = vcenter.start(estate.load(str(SMALL)), state)
+    yield started
+    vcenter.stop(state)
+
+
+@pytest.fixture(scope="session")
+def target(lab) -> VCenter:
+    return VCenter(url=lab.url, user=lab.user, password_file=lab.password_file, ca_file=lab.ca_file)
+
+
+@pytest.fixture(scope="session")
+def records(target):
+    with connect(target) as si:
+        return read_inventory(si, page_size=4)  # small pages: the continuation token is exercised
+
+
+@pytest.fixture(scope="session")
+def by_name(records):
+    return {r.name: r for r in records}
+
+
+@pytest.fixture
+def lab_env(lab) -> dict[str, str]:
+    return dict(os.environ, **lab.env())

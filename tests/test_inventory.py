@@ -1,0 +1,89 @@
+"""Inventory read from the real lab vCenter: every field, for every kind of VM in the small estate."""
+
+from vmwave.adapters.vsphere import connect, read_inventory
+
+
+def test_every_vm_and_template_is_read_once(records, lab):
+    assert len(records) == lab.info["vms"] == 16
+    assert len({r.moref for r in records}) == len(records)
+    assert all(r.instance_uuid and r.bios_uuid for r in records)
+
+
+def test_paging_gives_the_same_records_as_one_page(target, records):
+    with connect(target) as si:
+        assert read_inventory(si, page_size=1000) == records
+
+
+def test_identity_and_placement(by_name):
+    db = by_name["db-01"]
+    assert db.moref.startswith("vm-")
+    assert (db.datacenter, db.cluster, db.host, db.folder) == ("dc-lab", "cl-prod", "cl-prod-esx02", "prod/db")
+    assert by_name["batch-old-01"].folder == "infra"
+    assert by_name["App_01"].folder == ""
+    assert by_name["batch-old-01"].cluster == "cl-legacy"
+
+
+def test_hardware_firmware_and_guest(by_name):
+    db = by_name["db-01"]
+    assert (db.cpus, db.memory_mb, db.firmware, db.secure_boot, db.cbt) == (8, 32768, "efi", False, True)
+    win = by_name["win-app-01"]
+    assert (win.guest_id, win.firmware, win.secure_boot) == ("windows2019srv_64Guest", "efi", True)
+    assert win.devices == ("tpm",)
+    assert by_name["web-01"].firmware == "bios"
+
+
+def test_disks_on_several_controllers(by_name):
+    db = by_name["db-01"]
+    assert [(d.controller, d.bus, d.unit) for d in db.disks] == [("pvscsi", 0, 0), ("pvscsi", 1, 0)]
+    assert [d.capacity_bytes for d in db.disks] == [100 * 1024**3, 500 * 1024**3]
+    assert [d.thin for d in db.disks] == [True, False]
+    assert db.disks[0].file == "[ds-ssd-01] db-01/db-01_0.vmdk" and db.disks[0].datastore == "ds-ssd-01"
+    assert by_name["batch-old-01"].disks[0].controller == "sata"
+    assert by_name["gpu-render-01"].disks[0].controller == "nvme"
+    assert by_name["app-01"].disks[0].controller == "ide"
+    assert by_name["win-app-01"].disks[0].controller == "lsilogic-sas"
+    assert len(by_name["app-many-disks"].disks) == 9
+    units = [d.unit for d in by_name["app-many-disks"].disks]
+    assert 7 not in units  # SCSI unit 7 belongs to the controller
+
+
+def test_shared_and_independent_disks(by_name):
+    one, two = by_name["sql-node-1"], by_name["sql-node-2"]
+    assert [d.sharing for d in one.disks] == ["none", "multiwriter"]
+    assert one.disks[1].file == two.disks[1].file == "[ds-ssd-01] shared/sql-quorum.vmdk"
+    assert [d.mode for d in by_name["Legacy_FileServer.corp"].disks] == ["persistent", "independent_persistent"]
+
+
+def test_nics_with_mac_portgroup_and_vlan(by_name):
+    db = by_name["db-01"]
+    assert [(n.mac, n.adapter, n.portgroup, n.vlan, n.distributed) for n in db.nics] == [
+        ("00:50:56:aa:00:10", "vmxnet3", "pg-vlan200", 200, True),
+        (db.nics[1].mac, "e1000e", "pg-backup", 300, False),
+    ]
+    assert by_name["batch-old-01"].nics[0].portgroup == "VM Network"
+    assert by_name["batch-old-01"].nics[0].vlan == 0
+
+
+def test_power_tools_and_ips(by_name):
+    db = by_name["db-01"]
+    assert (db.power_state, db.tools, db.ips) == ("poweredOn", "running", ("10.200.0.10", "10.30.0.10"))
+    assert (by_name["batch-old-01"].power_state, by_name["batch-old-01"].ips) == ("poweredOff", ())
+    assert by_name["app-many-disks"].power_state == "suspended"
+    assert by_name["gpu-render-01"].tools == "not_running"
+    assert by_name["Legacy_FileServer.corp"].tools == "not_installed"
+
+
+def test_snapshots_templates_devices_and_attributes(by_name):
+    legacy = by_name["Legacy_FileServer.corp"]
+    assert [s.name for s in legacy.snapshots] == ["before-patch", "after-patch"]
+    assert all(s.created for s in legacy.snapshots)
+    assert legacy.devices == ("floppy", "serial", "usb")
+    assert by_name["gpu-render-01"].devices == ("passthrough",)
+    assert by_name["tpl-rhel8"].template and not by_name["web-01"].template
+    assert by_name["db-01"].attributes == {"app": "shop", "tier": "db", "criticality": "critical", "owner": "dba-team"}
+
+
+def test_records_round_trip_through_a_file(records):
+    from vmwave.domain.records import SourceVM
+
+    assert [SourceVM.from_dict(r.to_dict()) for r in records] == records

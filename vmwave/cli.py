@@ -1,0 +1,197 @@
+"""The `vmwave` command: lab, inventory, plan and check."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vmwave.errors import VmwaveError
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+lab_app = typer.Typer(help="The local lab: a simulated vCenter seeded from an estate file.", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+err = Console(stderr=True)
+out = Console()
+
+
+@contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner with elapsed time on stderr, so stdout stays clean for eval and pipes."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                  transient=True) as progress:
+        progress.add_task(message, total=None)
+        yield
+
+
+# Connection options shared by every command that talks to vCenter.
+URL = typer.Option(None, "--url", help="vCenter URL, e.g. https://vcenter.example/sdk [env VMWAVE_VCENTER_URL]")
+USER = typer.Option(None, "--user", help="vCenter user [env VMWAVE_VCENTER_USER]")
+PASSWORD_FILE = typer.Option(None, "--password-file", help="file holding the password [env VMWAVE_VCENTER_PASSWORD_FILE]")
+SECRET_BLOCK = typer.Option(None, "--secret-block", help="Prefect Secret block holding the password")
+CA = typer.Option(None, "--ca", help="CA bundle (PEM) that signed vCenter's certificate [env VMWAVE_VCENTER_CA]")
+THUMBPRINT = typer.Option(None, "--thumbprint", help="pin vCenter's certificate by its SHA-256/SHA-1 thumbprint")
+INSECURE = typer.Option(False, "--insecure", help="do not verify vCenter's certificate (labs only; logged)")
+
+
+def _inventory(url, user, password_file, secret_block, ca, thumbprint, insecure):
+    from vmwave.adapters.vsphere import connect, read_inventory
+    from vmwave.settings import vcenter_target
+
+    target = vcenter_target(url, user, password_file, secret_block, ca, thumbprint, insecure)
+    with working(f"reading the inventory of {target.url}"), connect(target) as si:
+        return target.url, read_inventory(si)
+
+
+@lab_app.command("up")
+def lab_up(
+    estate: Optional[Path] = typer.Option(None, "--estate", help="estate YAML to seed (default: the small example)"),
+    vms: Optional[int] = typer.Option(None, "--vms", help="generate an estate of this many VMs instead"),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="where the lab keeps its files [env VMWAVE_LAB_DIR]"),
+) -> None:
+    """Start the lab vCenter in the background and print its VMWAVE_VCENTER_* settings."""
+    from vmwave_lab import estate as estates, vcenter
+
+    if estate and vms:
+        raise VmwaveError("--estate and --vms both given", "choose one")
+    if vms is not None and vms < 1:
+        raise VmwaveError(f"--vms must be at least 1, got {vms}", "give a positive number")
+    seed = estates.expand(estates.generated(vms), f"generated({vms})") if vms else \
+        estates.load(str(estate or Path(estates.__file__).parent / "estates" / "small.yaml"))
+    with working(f"building and seeding the lab vCenter with {len(seed['vms'])} VMs"):
+        lab = vcenter.start(seed, state_dir)
+    err.print(f"lab vCenter {lab.url} serving {len(seed['vms'])} VMs (state in {lab.state_dir}); "
+              f"load it with: set -a; eval \"$(vmwave lab env)\"; set +a")
+    _print_env(lab)
+
+
+def _print_env(lab) -> None:
+    for key, value in lab.env().items():
+        print(f"{key}={value}")
+
+
+@lab_app.command("env")
+def lab_env(state_dir: Optional[Path] = typer.Option(None, "--state-dir")) -> None:
+    """Print the VMWAVE_VCENTER_* settings of the running lab."""
+    from vmwave_lab import vcenter
+
+    lab = vcenter.running(state_dir)
+    if lab is None:
+        raise VmwaveError("no lab is running", "start one with `vmwave lab up`")
+    _print_env(lab)
+
+
+@lab_app.command("down")
+def lab_down(state_dir: Optional[Path] = typer.Option(None, "--state-dir")) -> None:
+    """Stop everything `vmwave lab up` started."""
+    from vmwave_lab import vcenter
+
+    err.print("lab vCenter stopped" if vcenter.stop(state_dir) else "no lab was running")
+
+
+@app.command()
+def inventory(
+    out_file: Path = typer.Option(Path("inventory.json"), "--out", help="where to write the records (JSON)"),
+    url: Optional[str] = URL, user: Optional[str] = USER, password_file: Optional[str] = PASSWORD_FILE,
+    secret_block: Optional[str] = SECRET_BLOCK, ca: Optional[str] = CA, thumbprint: Optional[str] = THUMBPRINT,
+    insecure: bool = INSECURE,
+) -> None:
+    """Read every VM from vCenter into a JSON file that `vmwave plan --inventory` can plan offline."""
+    from vmwave.files import write_text_atomic
+
+    source, records = _inventory(url, user, password_file, secret_block, ca, thumbprint, insecure)
+    write_text_atomic(out_file, json.dumps({"source": source, "vms": [r.to_dict() for r in records]}, indent=1))
+    err.print(f"{len(records)} VMs from {source} written to {out_file}")
+
+
+@app.command()
+def plan(
+    out_file: Path = typer.Option(Path("plan.yaml"), "--out", help="where to write the plan"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="class rules YAML (default: built-in rules)"),
+    maps: Optional[Path] = typer.Option(None, "--maps", help="storage/network maps YAML (enables the mapping concerns)"),
+    from_inventory: Optional[Path] = typer.Option(None, "--inventory", help="plan from a saved inventory instead of vCenter"),
+    wave_size: Optional[int] = typer.Option(None, "--wave-size", min=1, help="most VMs in one wave (default 50)"),
+    per_host: Optional[int] = typer.Option(None, "--per-host", min=1, help="most VMs in flight per ESXi host (default 10)"),
+    url: Optional[str] = URL, user: Optional[str] = USER, password_file: Optional[str] = PASSWORD_FILE,
+    secret_block: Optional[str] = SECRET_BLOCK, ca: Optional[str] = CA, thumbprint: Optional[str] = THUMBPRINT,
+    insecure: bool = INSECURE,
+) -> None:
+    """Classify every VM, cut the estate into waves and write the plan file."""
+    from vmwave.domain.plan import summarize
+    from vmwave.planning import load_maps, load_policy, make_plan, write_plan
+
+    policy, mapping = load_policy(rules, wave_size, per_host), load_maps(maps)  # bad files fail before vCenter is asked
+    if from_inventory:
+        source, records = _saved_inventory(from_inventory)
+    else:
+        source, records = _inventory(url, user, password_file, secret_block, ca, thumbprint, insecure)
+    doc = make_plan(records, policy, mapping, source)
+    write_plan(doc, out_file)
+    show_summary(summarize(doc))
+    err.print(f"plan written to {out_file}")
+
+
+def _saved_inventory(path: Path):
+    from vmwave.domain.records import SourceVM
+    from vmwave.errors import InputError
+
+    try:
+        data = json.loads(path.read_text())
+        return data.get("source", str(path)), [SourceVM.from_dict(v) for v in data["vms"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(str(path), "", f"not an inventory file ({exc})", "write one with `vmwave inventory --out FILE`") from None
+
+
+@app.command()
+def check(plan_file: Path = typer.Argument(..., help="plan YAML to validate")) -> None:
+    """Validate a (hand-edited) plan and print its summary."""
+    from vmwave.domain.plan import parse_plan, summarize
+    from vmwave.files import read_yaml
+
+    show_summary(summarize(parse_plan(read_yaml(plan_file, "plan"), str(plan_file))))
+    err.print(f"{plan_file} is a valid plan")
+
+
+def show_summary(summary: dict) -> None:
+    classes = Table(title=f"{summary['vms']} VMs by priority class ({summary['skipped']} templates skipped)")
+    for column in ("class", "title", "mode", "VMs"):
+        classes.add_column(column)
+    for row in summary["classes"]:
+        classes.add_row(row["class"], row["title"], row["mode"], str(row["vms"]))
+    out.print(classes)
+    waves = Table(title=f"{len(summary['waves'])} waves")
+    for column in ("wave", "class", "mode", "VMs", "critical concerns", "window"):
+        waves.add_column(column)
+    for row in summary["waves"]:
+        waves.add_row(row["id"], row["class"], row["mode"], str(row["vms"]), str(row["critical"]), row["window"])
+    out.print(waves)
+    if summary["critical_concerns"]:
+        crit = Table(title="critical concerns")
+        crit.add_column("concern")
+        crit.add_column("VMs")
+        for cid, count in summary["critical_concerns"].items():
+            crit.add_row(cid, str(count))
+        out.print(crit)
+
+
+def main() -> None:
+    """Entry point: known failures become one line on stderr and exit code 2, never a traceback."""
+    from vmwave_lab.estate import EstateError
+    from vmwave_lab.vcenter import LabError
+
+    try:
+        app()
+    except (VmwaveError, LabError, EstateError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
