@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from vmwave_lab import estate, vcenter  # noqa: E402
 
 SMALL = Path(estate.__file__).parent / "estates" / "small.yaml"
 REPO = Path(__file__).resolve().parent.parent
+VMWAVE = str(Path(sys.executable).parent / "vmwave")  # the console script of the environment under test
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from vmwave.errors import VmwaveError
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 lab_app = typer.Typer(help="The local lab: a simulated vCenter seeded from an estate file.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 

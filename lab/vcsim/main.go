@@ -383,6 +383,10 @@ func (b *builder) vm(spec VM) {
 	for _, d := range spec.Disks {
 		key--
 		unit := d.Unit
+		if d.Create { // a disk may live on another datastore than the VM's home: give it a folder there
+			ds := strings.TrimPrefix(strings.SplitN(d.File, "]", 2)[0], "[")
+			must(os.MkdirAll(filepath.Join(b.dir, "datastores", spec.Datacenter, ds, spec.Name), 0o755), "disk folder")
+		}
 		backing := &types.VirtualDiskFlatVer2BackingInfo{
 			DiskMode:        d.Mode,
 			ThinProvisioned: types.NewBool(d.Thin),

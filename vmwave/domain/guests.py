@@ -1,8 +1,8 @@
 """What we know about a vSphere guest id: its family and whether KubeVirt runs it.
 
 The table follows virt-v2v's supported guests: RHEL/CentOS/Rocky/Alma/Oracle
-6-9, SLES 12+, Debian 9+, Ubuntu 16.04+, Windows Server 2012 R2+ and
-Windows 10/11. Older Windows and non-Linux Unixes cannot be converted.
+6-9, SLES 12+, Debian 9+, Ubuntu 16.04+, Windows 7 / Server 2008 R2 and
+later. Older Windows and non-Linux Unixes cannot be converted.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ class GuestOS:
 
 _UNSUPPORTED = re.compile(
     r"^(win(NetStandard|NetEnterprise|NetDatacenter|NetWeb|NetBusiness|XPPro|XPHome|2000|98|95|31|Longhorn|Vista)"
-    r"|windows7|windows8|winNetStandard|windows7Server"
     r"|rhel[2-5]|centos[2-5]?Guest|sles9|sles10|sles11|debian[4-8]|ubuntu(Guest)?$"
     r"|solaris|freebsd|darwin|netware|os2|dos|openServer|unixWare|eComStation|vmkernel)",
     re.IGNORECASE,

@@ -1,0 +1,82 @@
+"""The `vmwave` command as a person uses it: lab up, plan, check, lab down."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, VMWAVE
+
+
+def run(*args, env=None, check=True):
+    result = subprocess.run([VMWAVE, *args], env=env or os.environ, capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_help_on_every_command():
+    for args in ([], ["lab"], ["lab", "up"], ["lab", "down"], ["lab", "env"], ["plan"], ["inventory"], ["check"]):
+        assert "Usage" in run(*args, "--help").stdout
+
+
+def test_lab_up_prints_settings_and_down_stops_it(tmp_path):
+    state = tmp_path / "lab"
+    up = run("lab", "up", "--vms", "30", "--state-dir", str(state))
+    settings = dict(line.split("=", 1) for line in up.stdout.splitlines())
+    assert set(settings) == {"VMWAVE_VCENTER_URL", "VMWAVE_VCENTER_USER", "VMWAVE_VCENTER_PASSWORD_FILE", "VMWAVE_VCENTER_CA"}
+    assert settings["VMWAVE_VCENTER_URL"].startswith("https://127.0.0.1:")
+    password = Path(settings["VMWAVE_VCENTER_PASSWORD_FILE"]).read_text().strip()
+    assert password not in up.stdout + up.stderr
+    assert oct(Path(settings["VMWAVE_VCENTER_PASSWORD_FILE"]).stat().st_mode & 0o777) == "0o600"
+    assert run("lab", "env", "--state-dir", str(state)).stdout == up.stdout
+    again = run("lab", "up", "--state-dir", str(state), check=False)
+    assert again.returncode == 2 and "already runs" in again.stderr
+
+    plan = tmp_path / "plan.yaml"
+    run("plan", "--out", str(plan), "--wave-size", "7", env={**os.environ, **settings})
+    doc = yaml.safe_load(plan.read_text())
+    assert sum(len(w["vms"]) for w in doc["waves"]) == 30 and all(len(w["vms"]) <= 7 for w in doc["waves"])
+
+    pid = int((state / "pid").read_text())
+    run("lab", "down", "--state-dir", str(state))
+    assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    assert run("lab", "down", "--state-dir", str(state)).stderr.strip() == "no lab was running"
+
+
+def test_plan_with_maps_then_check(lab_env, tmp_path):
+    plan = tmp_path / "plan.yaml"
+    result = run("plan", "--out", str(plan), "--maps", str(REPO / "examples/maps.yaml"), env=lab_env)
+    assert "VMs by priority class" in result.stdout and "unmapped_datastore" in result.stdout
+    checked = run("check", str(plan))
+    assert "is a valid plan" in checked.stderr
+
+
+def test_inventory_file_plans_offline(lab_env, tmp_path):
+    inv, plan = tmp_path / "inv.json", tmp_path / "plan.yaml"
+    run("inventory", "--out", str(inv), env=lab_env)
+    offline = {k: v for k, v in lab_env.items() if not k.startswith("VMWAVE_")}
+    run("plan", "--inventory", str(inv), "--out", str(plan), env=offline)
+    online = tmp_path / "online.yaml"
+    run("plan", "--out", str(online), env=lab_env)
+    assert plan.read_text() == online.read_text()
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["plan", "--rules", "missing.yaml"], "missing.yaml: rules file not found"),
+    (["plan", "--maps", "{bad}"], "maps file not found"),
+    (["check", "missing.yaml"], "plan file not found"),
+    (["lab", "up", "--vms", "0"], "--vms must be at least 1"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, expected):
+    result = subprocess.run([VMWAVE, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_yaml_names_the_line(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - class: P1\n   when: {}\n")
+    result = subprocess.run([VMWAVE, "plan", "--rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "line 4" in result.stderr

@@ -1,0 +1,156 @@
+"""Classes and waves: rules, overrides, groups, the size cap, determinism, windows."""
+
+from dataclasses import replace
+
+import pytest
+import yaml
+
+from vmwave.domain.classes import parse_rules
+from vmwave.domain.plan import parse_plan, plan_to_dict
+from vmwave.domain.records import SourceVM
+from vmwave.domain.waves import build_plan, classify
+from vmwave.errors import InputError, VmwaveError
+from vmwave.planning import dump_plan, load_policy
+
+
+def classes(records, policy=None):
+    return {p.vm.name: (p.cls, p.reason) for p in classify(records, policy or load_policy())}
+
+
+def test_default_classes_of_the_small_estate(records):
+    got = classes(records)
+    assert got["batch-old-01"][0] == "P1"                       # powered off, no shared disks
+    assert got["static-1"][0] == got["static-2"][0] == "P2"     # stateless tier
+    assert got["win-app-01"][0] == "P3"                         # standard
+    assert got["db-01"][0] == "P4"                              # criticality attribute
+    assert got["sql-node-1"][0] == got["sql-node-2"][0] == "P5"  # shared disk: critical concern
+    assert got["web-01"] == ("P4", "group app=shop moves as P4")  # web tier follows its database
+
+
+def test_rules_file_conditions_and_overrides(records):
+    policy = parse_rules(yaml.safe_load("""
+version: 1
+rules:
+  - {class: P5, when: {folder: "prod/db*"}}
+  - {class: P2, when: {any: [{name: "^web-0[12]$"}, {tag: public}]}}
+  - {class: P1, when: {all: [{guest_family: linux}, {not: {power_state: poweredOn}}]}}
+  - {class: P4, when: {concern: vtpm}}
+default: P3
+group_attribute: none
+overrides: {app-01: P4, vm-69: P5}
+"""), "rules.yaml")
+    got = classes(records, policy)
+    assert got["db-01"] == ("P5", "rule 1")
+    assert got["web-02"][0] == "P2" and got["static-1"][0] == "P2"
+    assert got["batch-old-01"][0] == "P1"
+    assert got["win-app-01"][0] == "P4"
+    assert got["app-01"] == ("P4", "override")
+    assert got["web-01"] == ("P5", "override")  # overrides match a moref too
+    assert got["App_01"] == ("P3", "default")
+
+
+def synthetic(n, groups=0, hosts=8):
+    """n records, the first `groups * 5` in groups of five."""
+    return [SourceVM(name=f"vm-{i:05d}", moref=f"vm-{i + 100}", instance_uuid=f"uuid-{i}", host=f"esx{i % hosts}",
+                     power_state="poweredOn", guest_id="rhel8_64Guest", tools="running",
+                     attributes={"app": f"app{i // 5}"} if i < groups * 5 else {}) for i in range(n)]
+
+
+def test_waves_respect_the_size_cap_and_keep_groups_together():
+    plan = build_plan(synthetic(2000, groups=60), load_policy())
+    assert all(len(w.vms) <= 50 for w in plan.waves)
+    assert sum(len(w.vms) for w in plan.waves) == 2000
+    wave_of = {p.vm.name: w.id for w in plan.waves for p in w.vms}
+    for g in range(60):
+        assert len({wave_of[f"vm-{i:05d}"] for i in range(g * 5, g * 5 + 5)}) == 1
+    assert len(plan.waves) == 40  # first-fit keeps waves full
+
+
+def test_classes_come_in_order(records):
+    order = [w.cls for w in build_plan(records, load_policy()).waves]
+    assert order == sorted(order)
+
+
+def test_same_input_same_plan(records):
+    first = dump_plan(plan_to_dict(build_plan(records, load_policy(), source="x")))
+    again = dump_plan(plan_to_dict(build_plan(list(reversed(records)), load_policy(), source="x")))
+    assert first == again
+
+
+def test_a_group_larger_than_a_wave_is_refused():
+    with pytest.raises(VmwaveError, match="group app=app0 has 5 VMs, more than the wave size 4"):
+        build_plan(synthetic(10, groups=1), load_policy(wave_size=4))
+
+
+def test_templates_are_skipped(records):
+    doc = plan_to_dict(build_plan(records, load_policy()))
+    assert doc["skipped"] == [{"name": "tpl-rhel8", "moref": doc["skipped"][0]["moref"], "reason": "template"}]
+    assert "tpl-rhel8" not in {vm["name"] for w in doc["waves"] for vm in w["vms"]}
+
+
+def test_maintenance_windows_and_per_host_cap():
+    policy = parse_rules(yaml.safe_load("""
+version: 1
+waves: {size: 10, per_host: 3}
+schedule: {start: "2026-12-05T22:00:00+00:00", every: 1d, length: 6h, waves_per_window: 2}
+"""), "rules.yaml")
+    doc = plan_to_dict(build_plan(synthetic(45), policy))
+    assert doc["limits"] == {"wave_size": 10, "per_host": 3}
+    starts = [w["window"]["start"] for w in doc["waves"]]
+    assert starts == ["2026-12-05T22:00:00+00:00"] * 2 + ["2026-12-06T22:00:00+00:00"] * 2 + ["2026-12-07T22:00:00+00:00"]
+    assert doc["waves"][0]["window"]["end"] == "2026-12-06T04:00:00+00:00"
+
+
+def test_a_written_plan_reads_back(records):
+    doc = plan_to_dict(build_plan(records, load_policy(), source="https://vc/sdk"))
+    again = parse_plan(yaml.safe_load(dump_plan(doc)), "plan.yaml")
+    assert [w["id"] for w in again["waves"]] == [w["id"] for w in doc["waves"]]
+    assert [vm["moref"] for w in again["waves"] for vm in w["vms"]] == \
+        [vm["moref"] for w in doc["waves"] for vm in w["vms"]]
+
+
+@pytest.mark.parametrize("edit,field,fix", [
+    (lambda d: d.update(schema="vmwave.io/plan/v0"), "schema", "vmwave plan"),
+    (lambda d: d["waves"][1].update(id=d["waves"][0]["id"]), "waves[1].id", "own id"),
+    (lambda d: d["waves"][1]["vms"].append(d["waves"][0]["vms"][0]), "waves[1].vms[", "exactly one wave"),
+    (lambda d: d["waves"][0].update(**{"class": "P9"}), "waves[0].class", "one of: P1"),
+    (lambda d: d["limits"].update(wave_size=1), "waves[", "limits.wave_size"),
+    (lambda d: d["waves"][0].update(window={"start": "2026-12-05T22:00:00", "end": "2026-12-05T21:00:00"}),
+     "waves[0].window.end", "after it starts"),
+    (lambda d: d["waves"][0]["vms"][0].update(colour="red"), "waves[0].vms[0].colour", "remove it"),
+])
+def test_bad_plan_edits_name_the_field_and_the_fix(records, edit, field, fix):
+    doc = plan_to_dict(build_plan(records, load_policy()))
+    edit(doc)
+    with pytest.raises(InputError) as caught:
+        parse_plan(doc, "plan.yaml")
+    assert caught.value.field.startswith(field) and fix in str(caught.value)
+    assert str(caught.value).startswith("plan.yaml: ")
+
+
+@pytest.mark.parametrize("text,field,fix", [
+    ("version: 2", "version", "use one of: 1"),
+    ("version: 1\nrules: [{class: P7, when: {name: x}}]", "rules[0].class", "use one of"),
+    ("version: 1\nrules: [{class: P1, when: {}}]", "rules[0].when", "at least one condition"),
+    ("version: 1\nrules: [{class: P1, when: {name: '('}}]", "rules[0].when.name", "fix the pattern"),
+    ("version: 1\nrules: [{class: P1, when: {colour: red}}]", "rules[0].when.colour", "use one of"),
+    ("version: 1\nwaves: {size: 0}", "waves.size", "positive"),
+    ("version: 1\nschedule: {start: tomorrow, every: 1d, length: 6h}", "schedule.start", "ISO"),
+    ("version: 1\nschedule: {start: '2026-12-05T22:00:00', every: 1d, length: 6h}", "schedule.start", "time zone"),
+    ("version: 1\nschedule: {start: '2026-12-05T22:00:00Z', every: daily, length: 6h}", "schedule.every", "1d"),
+])
+def test_bad_rules_name_the_field_and_the_fix(text, field, fix):
+    with pytest.raises(InputError) as caught:
+        parse_rules(yaml.safe_load(text), "rules.yaml")
+    assert caught.value.field == field and fix in str(caught.value)
+
+
+def test_plan_policy_cli_overrides():
+    policy = load_policy(wave_size=7, per_host=2)
+    assert (policy.wave_size, policy.per_host) == (7, 2)
+
+
+def test_group_class_is_strongest_member():
+    a, b = synthetic(2, groups=1)[:2]
+    b = replace(b, attributes={**b.attributes, "criticality": "critical"})
+    assert {p.cls for p in classify([a, b], load_policy())} == {"P4"}
