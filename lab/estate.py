@@ -116,7 +116,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
     for entry in root.each("vms"):
         entry.known("name", "count", "datacenter", "cluster", "host", "folder", "guest_id", "firmware",
                     "secure_boot", "cpus", "memory_mb", "cbt", "disks", "nics", "devices", "power", "tools",
-                    "ips", "attributes", "snapshots", "template", "extra_config")
+                    "ips", "attributes", "snapshots", "template", "tags", "extra_config")
         dc = entry("datacenter", str, datacenters[0]["name"])
         if dc not in datastores_of:
             raise entry.error("datacenter", f"{dc!r} is not declared", "declare it under `datacenters:`")
@@ -192,6 +192,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                 "tools": entry("tools", str, "running", choices=TOOLS),
                 "ips": [fmt(ip) for ip in entry("ips", list, [])], "attributes": attrs,
                 "snapshots": [fmt(s) for s in entry("snapshots", list, [])], "template": entry("template", bool, False),
+                "tags": _tags(entry, fmt),
                 "extra_config": {str(k): str(v) for k, v in entry("extra_config", dict, {}).items()},
             })
             bad = set(vms[-1]["devices"]) - set(DEVICES)
@@ -199,6 +200,15 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                 raise entry.error("devices", f"unknown device {sorted(bad)[0]!r}", "use: " + ", ".join(DEVICES))
     return {"user": root("user", str, DEFAULT_USER), "attributes": sorted(attributes),
             "datacenters": datacenters, "vms": vms}
+
+
+def _tags(entry: _Reader, fmt) -> list[str]:
+    """vSphere tags as "category/tag"."""
+    found = [fmt(t) for t in entry("tags", list, [])]
+    for tag in found:
+        if tag.count("/") != 1 or not all(tag.split("/")):
+            raise entry.error("tags", f"{tag!r} is not category/tag", "write tags as CATEGORY/TAG, e.g. app/erp")
+    return found
 
 
 def generated(n: int) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from vmwave.adapters.vsphere import VCenter, connect, read_inventory
+from vmwave.adapters.vsphere import VCenter, inventory
 from vmwave.domain.records import SourceVM
 from vmwave.errors import ConnectionFailed
 
@@ -23,5 +23,4 @@ def _transient(task, task_run, state) -> bool:
 @task(retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, retry_condition_fn=_transient,
       persist_result=False)
 def read_vcenter_inventory(target: VCenter) -> list[SourceVM]:
-    with connect(target) as si:
-        return read_inventory(si)
+    return inventory(target)

@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-from vmwave.adapters.vsphere import VCenter, connect, read_inventory  # noqa: E402
+from vmwave.adapters.vsphere import VCenter, inventory  # noqa: E402
 from vmwave_lab import estate, vcenter  # noqa: E402
 
 SMALL = Path(estate.__file__).parent / "estates" / "small.yaml"
@@ -35,8 +35,7 @@ def target(lab) -> VCenter:
 
 @pytest.fixture(scope="session")
 def records(target):
-    with connect(target) as si:
-        return read_inventory(si, page_size=4)  # small pages: the continuation token is exercised
+    return inventory(target, page_size=4)  # small pages: the continuation token is exercised
 
 
 @pytest.fixture(scope="session")

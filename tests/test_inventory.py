@@ -1,6 +1,6 @@
 """Inventory read from the real lab vCenter: every field, for every kind of VM in the small estate."""
 
-from vmwave.adapters.vsphere import connect, read_inventory
+from vmwave.adapters.vsphere import inventory
 
 
 def test_every_vm_and_template_is_read_once(records, lab):
@@ -10,8 +10,7 @@ def test_every_vm_and_template_is_read_once(records, lab):
 
 
 def test_paging_gives_the_same_records_as_one_page(target, records):
-    with connect(target) as si:
-        assert read_inventory(si, page_size=1000) == records
+    assert inventory(target, page_size=1000) == records
 
 
 def test_identity_and_placement(by_name):
@@ -87,3 +86,20 @@ def test_records_round_trip_through_a_file(records):
     from vmwave.domain.records import SourceVM
 
     assert [SourceVM.from_dict(r.to_dict()) for r in records] == records
+
+
+def test_vsphere_tags_from_the_rest_api(by_name):
+    assert by_name["web-01"].tags == ("app/shop",)
+    assert by_name["static-1"].tags == ("exposure/public", "role/stateless")
+    assert by_name["win-app-01"].tags == ("criticality/high", "os/windows")
+    assert by_name["db-01"].tags == ()
+
+
+def test_rest_api_refuses_a_wrong_password(target, by_name, caplog):
+    from vmwave.adapters.vsphere import _verified
+    from vmwave.adapters.vsphere_tags import read_tags
+
+    moref = by_name["web-01"].moref
+    assert read_tags(target.url, target.user, target.password(), _verified(target), [moref]) == {moref: ("app/shop",)}
+    assert read_tags(target.url, target.user, "wrong", _verified(target), [moref]) == {}
+    assert "REST API answered 401" in caplog.text

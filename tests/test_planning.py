@@ -36,7 +36,7 @@ rules:
   - {class: P1, when: {all: [{guest_family: linux}, {not: {power_state: poweredOn}}]}}
   - {class: P4, when: {concern: vtpm}}
 default: P3
-group_attribute: none
+group_by: none
 overrides: {app-01: P4, vm-69: P5}
 """), "rules.yaml")
     got = classes(records, policy)

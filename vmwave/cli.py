@@ -42,12 +42,12 @@ INSECURE = typer.Option(False, "--insecure", help="do not verify vCenter's certi
 
 
 def _inventory(url, user, password_file, secret_block, ca, thumbprint, insecure):
-    from vmwave.adapters.vsphere import connect, read_inventory
+    from vmwave.adapters.vsphere import inventory
     from vmwave.settings import vcenter_target
 
     target = vcenter_target(url, user, password_file, secret_block, ca, thumbprint, insecure)
-    with working(f"reading the inventory of {target.url}"), connect(target) as si:
-        return target.url, read_inventory(si)
+    with working(f"reading the inventory of {target.url}"):
+        return target.url, inventory(target)
 
 
 @lab_app.command("up")

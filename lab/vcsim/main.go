@@ -26,6 +26,7 @@ import (
 	"log"
 	"math/big"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -34,8 +35,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
+	vapi "github.com/vmware/govmomi/vapi/simulator"
+	"github.com/vmware/govmomi/vapi/rest"
+	"github.com/vmware/govmomi/vapi/tags"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -108,6 +114,7 @@ type VM struct {
 	Attributes  map[string]string `json:"attributes"`
 	Snapshots   []string          `json:"snapshots"`
 	Template    bool              `json:"template"`
+	Tags        []string          `json:"tags"`
 	ExtraConfig map[string]string `json:"extra_config"`
 }
 
@@ -135,6 +142,7 @@ type builder struct {
 	dir    string
 	dcs    map[string]*dcState
 	fields map[string]int32
+	tagged map[string][]mo.Reference // "category/tag" -> VMs carrying it
 }
 
 func must(err error, what string) {
@@ -412,6 +420,9 @@ func (b *builder) vm(spec VM) {
 	task, err := st.vmFolders[spec.Folder].CreateVM(b.ctx, cfg, st.pools[spec.Cluster], host)
 	ref := b.wait(task, err, "create vm "+spec.Name)
 	vm := object.NewVirtualMachine(b.client, ref)
+	for _, tag := range spec.Tags {
+		b.tagged[tag] = append(b.tagged[tag], ref)
+	}
 
 	for name, value := range spec.Attributes {
 		must(object.NewCustomFieldsManager(b.client).Set(b.ctx, ref, b.fields[name], value), "set attribute")
@@ -469,6 +480,50 @@ func (b *builder) guest(ref types.ManagedObjectReference, spec VM) {
 	})
 }
 
+// restAPI serves vSphere's REST API (tags) and, unlike the bare vAPI
+// simulator, refuses a session for the wrong user or password.
+func restAPI(listen *url.URL, settings []types.BaseOptionValue) (string, http.HandlerFunc) {
+	path, handler := vapi.New(listen, settings)
+	want, _ := listen.User.Password()
+	return path, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/com/vmware/cis/session") && r.URL.Query().Get("~action") == "" {
+			user, pass, ok := r.BasicAuth()
+			if !ok || user != listen.User.Username() || pass != want {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		}
+		handler.ServeHTTP(w, r)
+	}
+}
+
+// seedTags creates categories and tags through the REST API and attaches them.
+func (b *builder) seedTags(server *simulator.Server, user *url.Userinfo) {
+	if len(b.tagged) == 0 {
+		return
+	}
+	u := *server.URL
+	u.User = user
+	c, err := govmomi.NewClient(b.ctx, &u, true)
+	must(err, "connect for tags")
+	rc := rest.NewClient(c.Client)
+	must(rc.Login(b.ctx, user), "REST login")
+	m := tags.NewManager(rc)
+	categories := map[string]string{}
+	for key, refs := range b.tagged {
+		parts := strings.SplitN(key, "/", 2)
+		if _, ok := categories[parts[0]]; !ok {
+			id, err := m.CreateCategory(b.ctx, &tags.Category{Name: parts[0], Cardinality: "MULTIPLE",
+				AssociableTypes: []string{"VirtualMachine"}})
+			must(err, "create tag category "+parts[0])
+			categories[parts[0]] = id
+		}
+		id, err := m.CreateTag(b.ctx, &tags.Tag{Name: parts[1], CategoryID: categories[parts[0]]})
+		must(err, "create tag "+key)
+		must(m.AttachTagToMultipleObjects(b.ctx, id, refs), "attach tag "+key)
+	}
+}
+
 func writeCerts(dir string) tls.Certificate {
 	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	must(err, "ca key")
@@ -520,7 +575,8 @@ func main() {
 	ctx := context.Background()
 	client, err := vim25.NewClient(ctx, model.Service)
 	must(err, "in-process client")
-	b := &builder{ctx: ctx, client: client, dir: *dir, dcs: map[string]*dcState{}, fields: map[string]int32{}}
+	b := &builder{ctx: ctx, client: client, dir: *dir, dcs: map[string]*dcState{}, fields: map[string]int32{},
+		tagged: map[string][]mo.Reference{}}
 	for _, dc := range seed.Datacenters {
 		b.datacenter(dc)
 	}
@@ -534,9 +590,12 @@ func main() {
 		b.vm(vm)
 	}
 
-	model.Service.Listen = &url.URL{Host: seed.Listen, User: url.UserPassword(seed.User, strings.TrimRight(string(password), "\r\n"))}
+	user := url.UserPassword(seed.User, strings.TrimRight(string(password), "\r\n"))
+	model.Service.Listen = &url.URL{Host: seed.Listen, User: user}
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{writeCerts(*dir)}}
+	model.Service.HandleFunc(restAPI(model.Service.Listen, simulator.Map.OptionManager().Setting))
 	server := model.Service.NewServer()
+	b.seedTags(server, user)
 	u := *server.URL
 	u.User = nil
 	ready, _ := json.Marshal(map[string]interface{}{

@@ -12,7 +12,7 @@ import logging
 import socket
 import ssl
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
+from vmwave.adapters.vsphere_tags import read_tags
 from vmwave.domain.records import Disk, Nic, Snapshot, SourceVM
 from vmwave.errors import ConnectionFailed, InputError
 
@@ -85,7 +86,11 @@ def _ssl_context(target: VCenter) -> tuple[ssl.SSLContext | None, dict[str, Any]
         return None, {"thumbprint": target.thumbprint.replace(":", "").lower()}  # checked in _check_pin too
     if target.ca_file is not None and not Path(target.ca_file).is_file():
         raise InputError(str(target.ca_file), "", "CA file not found", "point VMWAVE_VCENTER_CA / --ca at the vCenter CA (PEM)")
-    return ssl.create_default_context(cafile=str(target.ca_file) if target.ca_file else None), {}
+    return _verified(target), {}
+
+
+def _verified(target: VCenter) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(target.ca_file) if target.ca_file else None)
 
 
 def _check_pin(host: str, port: int, pin: str, where: str) -> None:
@@ -141,6 +146,16 @@ def connect(target: VCenter) -> Iterator[vim.ServiceInstance]:
         yield si
     finally:
         Disconnect(si)
+
+
+def inventory(target: VCenter, page_size: int = PAGE_SIZE) -> list[SourceVM]:
+    """Every VM with its vSphere tags: the SOAP inventory plus one batched REST lookup."""
+    with connect(target) as si:
+        records = read_inventory(si, page_size)
+    # A pinned thumbprint was checked when connecting; --insecure was logged there.
+    context = ssl._create_unverified_context() if target.insecure or target.thumbprint else _verified(target)
+    found = read_tags(target.url, target.user, target.password(), context, [r.moref for r in records])
+    return [replace(r, tags=found[r.moref]) if r.moref in found else r for r in records]
 
 
 def retrieve(si: vim.ServiceInstance, specs: dict[type, list[str]], page_size: int = PAGE_SIZE) -> list[Any]:

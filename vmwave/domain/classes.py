@@ -8,7 +8,7 @@ Conditions (all keys in one ``when`` must hold; ``any``/``all``/``not`` nest)::
     name: "^db-"                 # regular expression on the VM name
     folder: "prod/db*"           # glob on the folder path
     attribute: {tier: "^db$"}    # custom attribute regexes
-    tag: database                # a word in the `tags` custom attribute
+    tag: tier/db                 # a vSphere tag, "category/tag" or just "tag"
     power_state: poweredOff
     guest_family: windows        # linux | windows | other | unknown
     shared_disks: true
@@ -52,12 +52,11 @@ CLASSES = {
 }
 
 Matcher = Callable[[SourceVM, list[Concern]], bool]
-TAG_ATTRIBUTE = "tags"
 
 
 def tags_of(vm: SourceVM) -> set[str]:
-    """Words of the ``tags`` custom attribute (comma or space separated)."""
-    return {t for t in re.split(r"[,\s]+", vm.attributes.get(TAG_ATTRIBUTE, "")) if t}
+    """A VM's vSphere tags, each both as "category/tag" and as the bare tag name."""
+    return set(vm.tags) | {t.split("/", 1)[-1] for t in vm.tags}
 
 
 def _compile(node: Node) -> Matcher:
@@ -126,7 +125,7 @@ class Policy:
     default: str = "P3"
     overrides: dict[str, str] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)  # explicit: group -> VM names
-    group_attribute: str = "app"
+    group_by: str = "app"  # a tag category or custom attribute naming the application
     wave_size: int = 50
     per_host: int = 10
     schedule: dict[str, Any] | None = None
@@ -145,12 +144,16 @@ class Policy:
         for group, members in self.groups.items():
             if vm.name in members or vm.moref in members:
                 return group
-        value = vm.attributes.get(self.group_attribute, "").strip()
-        return f"{self.group_attribute}={value}" if value else None
+        for tag in sorted(vm.tags):
+            category, _, name = tag.partition("/")
+            if category == self.group_by:
+                return f"{self.group_by}={name}"
+        value = vm.attributes.get(self.group_by, "").strip()
+        return f"{self.group_by}={value}" if value else None
 
 
 def parse_rules(data: Any, source: str) -> Policy:
-    root = Node(data, source).only("version", "rules", "default", "overrides", "groups", "group_attribute",
+    root = Node(data, source).only("version", "rules", "default", "overrides", "groups", "group_by",
                                    "waves", "schedule")
     root.get("version", int, choices=[RULES_VERSION])
     policy = Policy()
@@ -163,7 +166,7 @@ def parse_rules(data: Any, source: str) -> Policy:
     policy.overrides = {str(k): overrides.get(str(k), str, choices=list(CLASSES)) for k in overrides.data}
     groups = root.child("groups", {})
     policy.groups = {str(k): [str(x) for x in groups.get(str(k), list)] for k in groups.data}
-    policy.group_attribute = root.get("group_attribute", str, "app")
+    policy.group_by = root.get("group_by", str, "app")
     waves = root.child("waves", {}).only("size", "per_host")
     policy.wave_size = waves.get("size", int, 50)
     policy.per_host = waves.get("per_host", int, 10)
@@ -220,7 +223,7 @@ rules:
       any:
         - attribute: {criticality: "^(critical|high)$"}
         - attribute: {tier: "^db$"}
-        - tag: critical
+        - tag: criticality/critical
   - class: P2
     why: stateless tier, rebuilt from a template
     when:
@@ -228,6 +231,6 @@ rules:
         - attribute: {tier: "^(web|stateless)$"}
         - tag: stateless
 default: P3
-group_attribute: app
+group_by: app        # VMs with the same `app` tag or custom attribute move in one wave
 waves: {size: 50, per_host: 10}
 """

@@ -69,6 +69,7 @@ class SourceVM:
     nics: tuple[Nic, ...] = ()
     snapshots: tuple[Snapshot, ...] = ()
     devices: tuple[str, ...] = ()  # extra hardware kinds: usb, tpm, passthrough, serial, floppy
+    tags: tuple[str, ...] = ()  # vSphere tags as "category/tag"
     attributes: dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
@@ -91,5 +92,6 @@ class SourceVM:
         values["snapshots"] = tuple(Snapshot(**s) for s in data.get("snapshots", ()))
         values["ips"] = tuple(data.get("ips", ()))
         values["devices"] = tuple(data.get("devices", ()))
+        values["tags"] = tuple(data.get("tags", ()))
         values["attributes"] = dict(data.get("attributes", {}))
         return cls(**values)

@@ -93,7 +93,7 @@ def plan_waves(planned: list[PlannedVM], policy: Policy, source: str = "") -> Pl
             if len(unit) > policy.wave_size:
                 raise VmwaveError(
                     f"group {unit[0].group} has {len(unit)} VMs, more than the wave size {policy.wave_size}",
-                    "split the group (its `app` attribute or `groups:` entry) or raise `waves: {size: ...}` in the rules file")
+                    "split the group (its `app` tag or attribute, or `groups:` entry) or raise `waves: {size: ...}` in the rules file")
             target = next((w for w in class_waves if len(w.vms) + len(unit) <= policy.wave_size), None)
             if target is None:
                 target = Wave("", cls)

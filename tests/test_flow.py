@@ -1,0 +1,71 @@
+"""The plan_migration flow on a real (test-harness) Prefect server against the lab vCenter."""
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.prefect
+
+
+@pytest.fixture(scope="module")
+def prefect_server():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_plan_flow_writes_the_plan_and_publishes_the_summary(prefect_server, lab, tmp_path, monkeypatch):
+    from prefect.client.orchestration import get_client
+
+    from vmwave_flows.plan import plan_migration
+
+    for key, value in lab.env().items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "plan.yaml"
+    summary = plan_migration(out=str(out), maps=str(REPO / "examples/maps.yaml"))
+    doc = yaml.safe_load(out.read_text())
+    assert summary["vms"] == sum(len(w["vms"]) for w in doc["waves"]) == 15
+
+    async def artifact():
+        async with get_client() as client:
+            from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["wave-plan"])))
+            return found[0]
+
+    import asyncio
+
+    table = asyncio.run(artifact())
+    assert table.type == "table"
+    assert "15 VMs in" in table.description
+    assert password_not_in_parameters(lab)
+
+
+def password_not_in_parameters(lab) -> bool:
+    """Flow parameters are stored by the server: the password itself must never be one."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    secret = lab.password_file.read_text().strip()
+
+    async def runs():
+        async with get_client() as client:
+            return await client.read_flow_runs()
+
+    return all(secret not in str(run.parameters) for run in asyncio.run(runs()))
+
+
+def test_a_bad_rules_file_fails_before_vcenter_is_asked(prefect_server, tmp_path, monkeypatch):
+    from vmwave.errors import InputError
+    from vmwave_flows.plan import plan_migration
+
+    monkeypatch.setenv("VMWAVE_VCENTER_URL", "https://127.0.0.1:1/sdk")  # would fail to connect
+    monkeypatch.setenv("VMWAVE_VCENTER_USER", "u")
+    monkeypatch.setenv("VMWAVE_VCENTER_PASSWORD_FILE", "/dev/null")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\ndefault: P9\n")
+    with pytest.raises(InputError, match="default"):
+        plan_migration(out=str(tmp_path / "plan.yaml"), rules=str(rules))
