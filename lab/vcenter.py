@@ -13,7 +13,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 GOVMOMI = Path("/usr/share/gocode/src/github.com/vmware/govmomi")
 SOURCE = Path(__file__).parent / "vcsim" / "main.go"
@@ -109,9 +109,19 @@ def running(state_dir: Path | None = None) -> LabVCenter | None:
     return LabVCenter(info["url"], info["user"], state / "password", state / "ca.pem", info["pid"], state, info)
 
 
+def _seeded(state: Path) -> int:
+    try:
+        return int((state / "progress").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def start(seed: dict[str, Any], state_dir: Path | None = None, listen: str = "127.0.0.1:0",
-          timeout: float = 300.0) -> LabVCenter:
-    """Start a simulator for an expanded estate (see ``estate.expand``) and wait until it serves."""
+          timeout: float = 300.0, progress: Callable[[int], None] | None = None) -> LabVCenter:
+    """Start a simulator for an expanded estate (see ``estate.expand``) and wait until it serves.
+
+    ``progress`` is called with the number of VMs created so far while it seeds.
+    """
     state = Path(state_dir or default_state_dir())
     if running(state):
         raise LabError(f"a lab vCenter already runs from {state}; stop it first with `vmwave lab down`")
@@ -129,7 +139,13 @@ def start(seed: dict[str, Any], state_dir: Path | None = None, listen: str = "12
     log.close()
     (state / "pid").write_text(str(proc.pid))
     ready = state / "ready.json"
-    finished = _wait_for(lambda: ready.exists() or proc.poll() is not None, time.monotonic() + timeout)
+
+    def done() -> bool:
+        if progress:
+            progress(_seeded(state))
+        return ready.exists() or proc.poll() is not None
+
+    finished = _wait_for(done, time.monotonic() + timeout)
     if not ready.exists():
         if finished:
             proc.wait()

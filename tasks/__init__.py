@@ -1,0 +1,1 @@
+"""Prefect tasks: small, retry-safe steps over the domain and the adapters."""

@@ -6,11 +6,11 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from vmwave.errors import VmwaveError
@@ -23,12 +23,16 @@ out = Console()
 
 
 @contextmanager
-def working(message: str) -> Iterator[None]:
-    """A spinner with elapsed time on stderr, so stdout stays clean for eval and pipes."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                  transient=True) as progress:
-        progress.add_task(message, total=None)
-        yield
+def working(message: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar (or, without a total, a counter) on stderr, so stdout stays clean for eval and pipes.
+
+    Yields a function that takes how much is done so far.
+    """
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    columns += [BarColumn(), MofNCompleteColumn()] if total else [TextColumn("{task.completed:.0f}")]
+    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(message, total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
 # Connection options shared by every command that talks to vCenter.
@@ -46,8 +50,8 @@ def _inventory(url, user, password_file, secret_block, ca, thumbprint, insecure)
     from vmwave.settings import vcenter_target
 
     target = vcenter_target(url, user, password_file, secret_block, ca, thumbprint, insecure)
-    with working(f"reading the inventory of {target.url}"):
-        return target.url, inventory(target)
+    with working(f"reading the inventory of {target.url}: objects") as progress:
+        return target.url, inventory(target, progress=progress)
 
 
 @lab_app.command("up")
@@ -65,8 +69,8 @@ def lab_up(
         raise VmwaveError(f"--vms must be at least 1, got {vms}", "give a positive number")
     seed = estates.expand(estates.generated(vms), f"generated({vms})") if vms else \
         estates.load(str(estate or Path(estates.__file__).parent / "estates" / "small.yaml"))
-    with working(f"building and seeding the lab vCenter with {len(seed['vms'])} VMs"):
-        lab = vcenter.start(seed, state_dir)
+    with working("building and seeding the lab vCenter: VMs", total=len(seed["vms"])) as progress:
+        lab = vcenter.start(seed, state_dir, progress=progress)
     err.print(f"lab vCenter {lab.url} serving {len(seed['vms'])} VMs (state in {lab.state_dir}); "
               f"load it with: set -a; eval \"$(vmwave lab env)\"; set +a")
     _print_env(lab)

@@ -586,8 +586,12 @@ func main() {
 		must(err, "add custom field "+name)
 		b.fields[name] = def.Key
 	}
-	for _, vm := range seed.VMs {
+	for i, vm := range seed.VMs {
 		b.vm(vm)
+		if (i+1)%50 == 0 || i+1 == len(seed.VMs) { // read by `vmwave lab up` for its progress bar
+			progress := fmt.Sprintf("%d %d\n", i+1, len(seed.VMs))
+			must(ioutil.WriteFile(filepath.Join(*dir, "progress"), []byte(progress), 0o644), "write progress")
+		}
 	}
 
 	user := url.UserPassword(seed.User, strings.TrimRight(string(password), "\r\n"))

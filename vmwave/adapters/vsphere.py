@@ -14,7 +14,7 @@ import ssl
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
 from pyVim.connect import Disconnect, SmartConnect
@@ -148,17 +148,24 @@ def connect(target: VCenter) -> Iterator[vim.ServiceInstance]:
         Disconnect(si)
 
 
-def inventory(target: VCenter, page_size: int = PAGE_SIZE) -> list[SourceVM]:
-    """Every VM with its vSphere tags: the SOAP inventory plus one batched REST lookup."""
+def inventory(target: VCenter, page_size: int = PAGE_SIZE, progress: Progress | None = None) -> list[SourceVM]:
+    """Every VM with its vSphere tags: the SOAP inventory plus one batched REST lookup.
+
+    ``progress`` gets the number of objects (VMs, hosts, folders, ...) read so far, page by page.
+    """
     with connect(target) as si:
-        records = read_inventory(si, page_size)
+        records = read_inventory(si, page_size, progress)
     # A pinned thumbprint was checked when connecting; --insecure was logged there.
     context = ssl._create_unverified_context() if target.insecure or target.thumbprint else _verified(target)
     found = read_tags(target.url, target.user, target.password(), context, [r.moref for r in records])
     return [replace(r, tags=found[r.moref]) if r.moref in found else r for r in records]
 
 
-def retrieve(si: vim.ServiceInstance, specs: dict[type, list[str]], page_size: int = PAGE_SIZE) -> list[Any]:
+Progress = Callable[[int], None]
+
+
+def retrieve(si: vim.ServiceInstance, specs: dict[type, list[str]], page_size: int = PAGE_SIZE,
+             progress: Progress | None = None) -> list[Any]:
     """Every object of the given types below the root folder with the given properties, all pages."""
     content = si.RetrieveContent()
     view = content.viewManager.CreateContainerView(content.rootFolder, list(specs), True)
@@ -174,6 +181,8 @@ def retrieve(si: vim.ServiceInstance, specs: dict[type, list[str]], page_size: i
         objects = []
         while result is not None:
             objects.extend(result.objects)
+            if progress:
+                progress(len(objects))
             result = collector.ContinueRetrievePropertiesEx(result.token) if result.token else None
         return objects
     finally:
@@ -314,12 +323,13 @@ def to_record(moid: str, p: dict[str, Any], estate: _Estate, fields: dict[int, s
     )
 
 
-def read_inventory(si: vim.ServiceInstance, page_size: int = PAGE_SIZE) -> list[SourceVM]:
+def read_inventory(si: vim.ServiceInstance, page_size: int = PAGE_SIZE,
+                   progress: Progress | None = None) -> list[SourceVM]:
     """Every VM and template as a SourceVM, sorted by name then moref."""
     content = si.RetrieveContent()
     fields = {f.key: f.name for f in (content.customFieldsManager.field or ())} if content.customFieldsManager else {}
     specs = {vim.VirtualMachine: VM_PROPERTIES, **CONTEXT_PROPERTIES}
-    objects = retrieve(si, specs, page_size)
+    objects = retrieve(si, specs, page_size, progress)
     vm_objects = [o for o in objects if isinstance(o.obj, vim.VirtualMachine)]
     estate = _Estate([o for o in objects if not isinstance(o.obj, vim.VirtualMachine)])
     records = [to_record(o.obj._moId, {p.name: p.val for p in o.propSet}, estate, fields) for o in vm_objects]

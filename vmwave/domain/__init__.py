@@ -1,0 +1,1 @@
+"""Pure rules and records: no I/O, so 2000-VM planning is a fast function."""
