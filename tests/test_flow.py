@@ -69,3 +69,19 @@ def test_a_bad_rules_file_fails_before_vcenter_is_asked(prefect_server, tmp_path
     rules.write_text("version: 1\ndefault: P9\n")
     with pytest.raises(InputError, match="default"):
         plan_migration(out=str(tmp_path / "plan.yaml"), rules=str(rules))
+
+
+def test_password_from_a_prefect_secret_block(prefect_server, target):
+    from dataclasses import replace
+
+    from prefect.blocks.system import Secret
+
+    from vmwave.adapters.vsphere import connect
+    from vmwave.errors import InputError
+
+    Secret(value=target.password()).save("lab-vcenter-password", overwrite=True)
+    via_block = replace(target, password_file=None, secret_block="lab-vcenter-password")
+    with connect(via_block) as si:
+        assert si.content.about.apiType == "VirtualCenter"
+    with pytest.raises(InputError, match="no Prefect Secret block of that name"):
+        replace(via_block, secret_block="no-such-block").password()

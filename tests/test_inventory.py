@@ -28,6 +28,7 @@ def test_hardware_firmware_and_guest(by_name):
     win = by_name["win-app-01"]
     assert (win.guest_id, win.firmware, win.secure_boot) == ("windows2019srv_64Guest", "efi", True)
     assert win.devices == ("tpm",)
+    assert (win.guest_family, db.guest_family, by_name["gpu-render-01"].guest_family) == ("windows", "linux", "unknown")
     assert by_name["web-01"].firmware == "bios"
 
 

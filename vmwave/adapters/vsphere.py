@@ -21,6 +21,7 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
 from vmwave.adapters.vsphere_tags import read_tags
+from vmwave.domain.guests import guest_os
 from vmwave.domain.records import Disk, Nic, Snapshot, SourceVM
 from vmwave.errors import ConnectionFailed, InputError
 
@@ -313,6 +314,7 @@ def to_record(moid: str, p: dict[str, Any], estate: _Estate, fields: dict[int, s
         name=p.get("name", ""), moref=moid, instance_uuid=p.get("config.instanceUuid") or "",
         bios_uuid=p.get("config.uuid") or "", datacenter=datacenter, cluster=cluster,
         host=estate.name(p.get("runtime.host")), folder=folder, guest_id=p.get("config.guestId") or "",
+        guest_family=guest_os(p.get("config.guestId") or "").family,
         guest_name=p.get("config.guestFullName") or "", firmware=p.get("config.firmware") or "bios",
         secure_boot=bool(getattr(boot, "efiSecureBootEnabled", False)), cpus=p.get("config.hardware.numCPU") or 0,
         memory_mb=p.get("config.hardware.memoryMB") or 0, cbt=bool(p.get("config.changeTrackingEnabled")),

@@ -56,6 +56,7 @@ class SourceVM:
     folder: str = ""  # path below the datacenter's vm folder, "" for the root
     guest_id: str = ""
     guest_name: str = ""
+    guest_family: str = "unknown"  # linux | windows | other | unknown, from the guest id
     firmware: str = "bios"
     secure_boot: bool = False
     cpus: int = 1
