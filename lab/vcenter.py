@@ -8,20 +8,17 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from vmwave_lab.process import LabError, read_ready, spawn
+from vmwave_lab.process import stop as stop_process
+
 GOVMOMI = Path("/usr/share/gocode/src/github.com/vmware/govmomi")
 SOURCE = Path(__file__).parent / "vcsim" / "main.go"
 APT_HINT = "install it with: apt-get install -y golang-go golang-github-vmware-govmomi-dev (or run ./dev setup)"
-
-
-class LabError(Exception):
-    """The lab could not do what was asked; the message says why and what to do."""
 
 
 def cache_dir() -> Path:
@@ -76,35 +73,10 @@ class LabVCenter:
         return self.state_dir / "datastores"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def _wait_for(condition, deadline: float, poll: float = 0.05) -> bool:
-    """Poll ``condition`` until it is true or the deadline passes."""
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(poll)
-    return bool(condition())
-
-
 def running(state_dir: Path | None = None) -> LabVCenter | None:
     state = Path(state_dir or default_state_dir())
-    try:
-        info = json.loads((state / "ready.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not _alive(info["pid"]):
+    info = read_ready(state, "vcenter")
+    if info is None:
         return None
     return LabVCenter(info["url"], info["user"], state / "password", state / "ca.pem", info["pid"], state, info)
 
@@ -126,49 +98,19 @@ def start(seed: dict[str, Any], state_dir: Path | None = None, listen: str = "12
     if running(state):
         raise LabError(f"a lab vCenter already runs from {state}; stop it first with `vmwave lab down`")
     exe = binary()
-    if state.exists():
-        shutil.rmtree(state)
-    state.mkdir(parents=True)
+    state.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(state / "datastores", ignore_errors=True)  # the simulated vCenter starts afresh each time
     password = state / "password"
+    password.unlink(missing_ok=True)
     password.touch(mode=0o600)
     password.write_text(secrets.token_urlsafe(18) + "\n")
     (state / "seed.json").write_text(json.dumps(dict(seed, listen=listen)))
-    log = open(state / "vcsim.log", "wb")
-    proc = subprocess.Popen([str(exe), "-dir", str(state)], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    log.close()
-    (state / "pid").write_text(str(proc.pid))
-    ready = state / "ready.json"
-
-    def done() -> bool:
-        if progress:
-            progress(_seeded(state))
-        return ready.exists() or proc.poll() is not None
-
-    finished = _wait_for(done, time.monotonic() + timeout)
-    if not ready.exists():
-        if finished:
-            proc.wait()
-        else:
-            proc.kill()
-        tail = (state / "vcsim.log").read_text(errors="replace")[-2000:]
-        why = "exited" if finished else f"did not start within {timeout:.0f}s"
-        raise LabError(f"the lab vCenter {why} (log: {state / 'vcsim.log'}):\n{tail}")
-    info = json.loads(ready.read_text())
-    return LabVCenter(info["url"], seed["user"], password, state / "ca.pem", proc.pid, state, info)
+    (state / "progress").unlink(missing_ok=True)
+    info = spawn("vcenter", [str(exe), "-dir", str(state)], state, timeout,
+                 on_wait=(lambda: progress(_seeded(state))) if progress else None)
+    return LabVCenter(info["url"], seed["user"], password, state / "ca.pem", info["pid"], state, info)
 
 
-def stop(state_dir: Path | None = None, timeout: float = 15.0) -> bool:
+def stop(state_dir: Path | None = None) -> bool:
     """Stop the simulator started from ``state_dir``; True if one was running."""
-    state = Path(state_dir or default_state_dir())
-    try:
-        pid = int((state / "pid").read_text())
-    except (OSError, ValueError):
-        return False
-    (state / "ready.json").unlink(missing_ok=True)
-    if not _alive(pid):
-        return False
-    os.kill(pid, signal.SIGTERM)
-    if not _wait_for(lambda: not _alive(pid), time.monotonic() + timeout):
-        os.kill(pid, signal.SIGKILL)
-    return True
+    return stop_process(Path(state_dir or default_state_dir()), "vcenter")

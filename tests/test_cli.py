@@ -40,7 +40,7 @@ def test_lab_up_prints_settings_and_down_stops_it(tmp_path):
     doc = yaml.safe_load(plan.read_text())
     assert sum(len(w["vms"]) for w in doc["waves"]) == 30 and all(len(w["vms"]) <= 7 for w in doc["waves"])
 
-    pid = int((state / "pid").read_text())
+    pid = int((state / "vcenter.pid").read_text())
     run("lab", "down", "--state-dir", str(state))
     assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     assert run("lab", "down", "--state-dir", str(state)).stderr.strip() == "no lab was running"

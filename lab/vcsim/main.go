@@ -8,7 +8,7 @@
 //	vcsim-lab -dir STATE_DIR
 //
 // reads STATE_DIR/seed.json and STATE_DIR/password, writes STATE_DIR/ca.pem
-// and, once serving, STATE_DIR/ready.json.
+// and, once serving, STATE_DIR/vcenter.ready.json.
 package main
 
 import (
@@ -607,9 +607,9 @@ func main() {
 		"seed_seconds": time.Since(started).Seconds(),
 		"objects":      len(simulator.Map.All("VirtualMachine")),
 	})
-	tmp := filepath.Join(*dir, "ready.json.tmp")
-	must(ioutil.WriteFile(tmp, ready, 0o644), "write ready.json")
-	must(os.Rename(tmp, filepath.Join(*dir, "ready.json")), "publish ready.json")
+	tmp := filepath.Join(*dir, "vcenter.ready.json.tmp")
+	must(ioutil.WriteFile(tmp, ready, 0o644), "write ready file")
+	must(os.Rename(tmp, filepath.Join(*dir, "vcenter.ready.json")), "publish ready file")
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
