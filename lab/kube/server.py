@@ -54,6 +54,8 @@ class Api:
     def __init__(self, store: Store, tokens: dict[str, str]):
         self.store = store
         self.tokens = tokens  # token -> "admin" | "viewer"
+        # virtual resources (UploadTokenRequest) answer at create time and are not stored
+        self.on_create: dict[str, Callable[[dict], dict]] = {}
 
     # ---- writes shared by HTTP and the simulated controllers ----
 
@@ -91,6 +93,8 @@ class Api:
             obj.pop("status", None)
         if r.kind == "Namespace":
             obj["status"] = {"phase": "Active"}
+        if r.key in self.on_create:
+            return self.on_create[r.key](obj)
         if dry_run:
             return obj
         return self.store.create(r, obj)
@@ -337,5 +341,6 @@ async def _json(request: Request) -> Any:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
 
 
-def app(api: Api) -> Starlette:
-    return Starlette(routes=[Route("/{path:path}", api.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])])
+def app(api: Api, extra: list[Route] = ()) -> Starlette:
+    return Starlette(routes=[*extra, Route("/{path:path}", api.handle,
+                                           methods=["GET", "POST", "PUT", "PATCH", "DELETE"])])
