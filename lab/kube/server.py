@@ -144,7 +144,7 @@ class Api:
                     raise ApiError(422, "PATCH requests with apply-patch must have a fieldManager")
                 if not isinstance(patch, dict):
                     raise ApiError(400, "an apply patch is a mapping")
-                result = apply(live, patch, manager, params.get("force") == "true")
+                result = apply(live, patch, manager, str(params.get("force")).lower() == "true")
                 if live is None:
                     result.setdefault("metadata", {})["name"] = name
                     return 201, self.create(r, ns, result, params.get("dryRun") == "All")

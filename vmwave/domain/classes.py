@@ -14,6 +14,9 @@ Conditions (all keys in one ``when`` must hold; ``any``/``all``/``not`` nest)::
     shared_disks: true
     concern: shared_disk         # this concern id is present
     severity: critical           # some concern at this severity
+    class: P4                    # (profile rules only) the VM's class
+    min_cpus: 8                  # at least this many vCPUs
+    min_memory_gb: 32            # at least this much memory
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from vmwave.domain.validate import Node
 from vmwave.errors import InputError
 
 RULES_VERSION = 1
+PROFILES = ("standard", "latency-sensitive")
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ CLASSES = {
     )
 }
 
-Matcher = Callable[[SourceVM, list[Concern]], bool]
+Matcher = Callable[[SourceVM, list[Concern], "str | None"], bool]  # (vm, concerns, class once known)
 
 
 def tags_of(vm: SourceVM) -> set[str]:
@@ -61,7 +65,7 @@ def tags_of(vm: SourceVM) -> set[str]:
 
 def _compile(node: Node) -> Matcher:
     node.only("name", "folder", "attribute", "tag", "power_state", "guest_family", "shared_disks",
-              "concern", "severity", "any", "all", "not")
+              "concern", "severity", "class", "min_cpus", "min_memory_gb", "any", "all", "not")
     tests: list[Matcher] = []
 
     def regex(key: str, value: str) -> re.Pattern:
@@ -72,42 +76,51 @@ def _compile(node: Node) -> Matcher:
 
     if "name" in node.data:
         pattern = regex("name", node.get("name", str))
-        tests.append(lambda vm, c: bool(pattern.search(vm.name)))
+        tests.append(lambda vm, c, k: bool(pattern.search(vm.name)))
     if "folder" in node.data:
         glob = node.get("folder", str)
-        tests.append(lambda vm, c: fnmatch.fnmatchcase(vm.folder, glob))
+        tests.append(lambda vm, c, k: fnmatch.fnmatchcase(vm.folder, glob))
     if "attribute" in node.data:
         wanted = {k: regex("attribute", str(v)) for k, v in node.get("attribute", dict).items()}
-        tests.append(lambda vm, c: all(k in vm.attributes and p.search(vm.attributes[k]) for k, p in wanted.items()))
+        tests.append(lambda vm, c, k: all(k in vm.attributes and p.search(vm.attributes[k]) for k, p in wanted.items()))
     if "tag" in node.data:
         tag = node.get("tag", str)
-        tests.append(lambda vm, c: tag in tags_of(vm))
+        tests.append(lambda vm, c, k: tag in tags_of(vm))
     if "power_state" in node.data:
         state = node.get("power_state", str, choices=["poweredOn", "poweredOff", "suspended"])
-        tests.append(lambda vm, c: vm.power_state == state)
+        tests.append(lambda vm, c, k: vm.power_state == state)
     if "guest_family" in node.data:
         family = node.get("guest_family", str, choices=["linux", "windows", "other", "unknown"])
-        tests.append(lambda vm, c: guest_os(vm.guest_id).family == family)
+        tests.append(lambda vm, c, k: guest_os(vm.guest_id).family == family)
     if "shared_disks" in node.data:
         shared = node.get("shared_disks", bool)
-        tests.append(lambda vm, c: bool(vm.shared_disks) == shared)
+        tests.append(lambda vm, c, k: bool(vm.shared_disks) == shared)
     if "concern" in node.data:
         concern = node.get("concern", str)
-        tests.append(lambda vm, c: any(x.id == concern for x in c))
+        tests.append(lambda vm, c, k: any(x.id == concern for x in c))
     if "severity" in node.data:
         severity = node.get("severity", str, choices=SEVERITIES)
-        tests.append(lambda vm, c: any(x.severity == severity for x in c))
+        tests.append(lambda vm, c, k: any(x.severity == severity for x in c))
+    if "class" in node.data:
+        wanted_class = node.get("class", str, choices=list(CLASSES))
+        tests.append(lambda vm, c, k: k == wanted_class)
+    if "min_cpus" in node.data:
+        cpus = node.get("min_cpus", int)
+        tests.append(lambda vm, c, k: vm.cpus >= cpus)
+    if "min_memory_gb" in node.data:
+        memory_mb = node.get("min_memory_gb", (int, float)) * 1024
+        tests.append(lambda vm, c, k: vm.memory_mb >= memory_mb)
     for key, combine in (("any", any), ("all", all)):
         if key in node.data:
             subs = [_compile(n) for n in node.children(key)]
-            tests.append(lambda vm, c, subs=subs, combine=combine: combine(s(vm, c) for s in subs))
+            tests.append(lambda vm, c, k, subs=subs, combine=combine: combine(s(vm, c, k) for s in subs))
     if "not" in node.data:
         negated = _compile(node.child("not"))
-        tests.append(lambda vm, c: not negated(vm, c))
+        tests.append(lambda vm, c, k: not negated(vm, c, k))
     if not tests:
         raise InputError(node.source, node.path, "an empty condition matches every VM",
                          "give at least one condition, e.g. `name: \"^db-\"`")
-    return lambda vm, c: all(t(vm, c) for t in tests)
+    return lambda vm, c, k: all(t(vm, c, k) for t in tests)
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,15 @@ class Policy:
     wave_size: int = 50
     per_host: int = 10
     schedule: dict[str, Any] | None = None
+    profiles: list[ClassRule] = field(default_factory=list)  # `cls` holds the profile name here
+    profile_overrides: dict[str, str] = field(default_factory=dict)
+
+    def profile(self, vm: SourceVM, concerns: list[Concern], cls: str) -> str:
+        """The performance profile for a VM of class ``cls``: override, first matching rule, else standard."""
+        for key in (vm.name, vm.moref):
+            if key in self.profile_overrides:
+                return self.profile_overrides[key]
+        return next((r.cls for r in self.profiles if r.matches(vm, concerns, cls)), "standard")
 
     def classify(self, vm: SourceVM, concerns: list[Concern]) -> tuple[str, str]:
         """The class of one VM and the reason, for the plan file."""
@@ -136,7 +158,7 @@ class Policy:
             if key in self.overrides:
                 return self.overrides[key], "override"
         for r in self.rules:
-            if r.matches(vm, concerns):
+            if r.matches(vm, concerns, None):
                 return r.cls, r.why
         return self.default, "default"
 
@@ -154,7 +176,7 @@ class Policy:
 
 def parse_rules(data: Any, source: str) -> Policy:
     root = Node(data, source).only("version", "rules", "default", "overrides", "groups", "group_by",
-                                   "waves", "schedule")
+                                   "waves", "schedule", "profiles", "profile_overrides")
     root.get("version", int, choices=[RULES_VERSION])
     policy = Policy()
     for i, node in enumerate(root.children("rules")):
@@ -173,6 +195,12 @@ def parse_rules(data: Any, source: str) -> Policy:
     for key, value in (("size", policy.wave_size), ("per_host", policy.per_host)):
         if value < 1:
             raise waves.fail(key, f"must be at least 1, got {value}", "use a positive number")
+    for i, node in enumerate(root.children("profiles")):
+        node.only("profile", "why", "when")
+        policy.profiles.append(ClassRule(node.get("profile", str, choices=PROFILES), node.get("why", str, f"profile rule {i + 1}"),
+                                         _compile(node.child("when"))))
+    profile_overrides = root.child("profile_overrides", {})
+    policy.profile_overrides = {str(k): profile_overrides.get(str(k), str, choices=PROFILES) for k in profile_overrides.data}
     if "schedule" in root.data:
         policy.schedule = parse_schedule(root.child("schedule"))
     return policy
@@ -231,6 +259,11 @@ rules:
         - attribute: {tier: "^(web|stateless)$"}
         - tag: stateless
 default: P3
+# Performance profiles for the generated VirtualMachines (standard unless a rule matches).
+profiles:
+  - profile: latency-sensitive
+    why: "databases get pinned CPUs, hugepages and native IO (seed: -40% P99)"
+    when: {all: [{class: P4}, {any: [{attribute: {tier: "^db$"}}, {tag: tier/db}]}]}
 group_by: app        # VMs with the same `app` tag or custom attribute move in one wave
 waves: {size: 50, per_host: 10}
 """

@@ -1,16 +1,21 @@
 """Storage and network maps: where each datastore and portgroup lands on KubeVirt.
 
-Format (``--maps FILE``)::
+Format (``--maps FILE``, default ``$VMWAVE_MAPS``)::
 
     version: 1
+    namespace: vmwave                 # where migrated VMs live (default vmwave)
     storage:
       - datastore: ds-ssd-01          # a datastore name, or "*" for every other one
         storage_class: rook-ceph-block-vm
+        volume_mode: Block            # Block (default) or Filesystem
+        access_modes: [ReadWriteMany] # default; RWX lets the VM live-migrate
     network:
       - portgroup: pg-vlan100         # a portgroup name ...
         network: vmwave/vlan100       # ... to a NetworkAttachmentDefinition (namespace/name)
+        create: {type: ovn-localnet, vlan: 100, mtu: 9000, subnets: 10.100.0.0/16}  # vmwave makes the NAD
       - vlan: 200                     # ... or any portgroup with that VLAN id
         network: vmwave/vlan200
+        create: {type: bridge, bridge: br-vm, vlan: 200, mtu: 9000}
       - portgroup: "VM Network"
         network: pod                  # the pod network (masquerade)
 """
@@ -19,16 +24,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vmwave.domain.names import is_k8s_name
 from vmwave.domain.records import Disk, Nic
 from vmwave.domain.validate import Node
 
 MAPS_VERSION = 1
 
 
+VOLUME_MODES = ("Block", "Filesystem")
+ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod")
+NAD_TYPES = ("ovn-localnet", "bridge")
+
+
 @dataclass(frozen=True)
 class StorageMapping:
     datastore: str
     storage_class: str
+    volume_mode: str = "Block"
+    access_modes: tuple[str, ...] = ("ReadWriteMany",)
+
+
+@dataclass(frozen=True)
+class NadSpec:
+    """How vmwave creates the NetworkAttachmentDefinition a mapping names."""
+
+    type: str  # ovn-localnet | bridge
+    vlan: int | None = None
+    mtu: int = 1500
+    subnets: str = ""
+    bridge: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,12 +60,14 @@ class NetworkMapping:
     network: str  # "pod" or "namespace/name" of a NetworkAttachmentDefinition
     portgroup: str | None = None
     vlan: int | None = None
+    create: NadSpec | None = None
 
 
 @dataclass(frozen=True)
 class Maps:
     storage: tuple[StorageMapping, ...] = ()
     network: tuple[NetworkMapping, ...] = ()
+    namespace: str = "vmwave"
 
     def storage_for(self, disk: Disk) -> StorageMapping | None:
         exact = [m for m in self.storage if m.datastore == disk.datastore]
@@ -58,22 +84,41 @@ class Maps:
 
 
 def parse_maps(data: object, source: str) -> Maps:
-    root = Node(data, source).only("version", "storage", "network")
+    root = Node(data, source).only("version", "namespace", "storage", "network")
     root.get("version", int, choices=[MAPS_VERSION])
+    namespace = root.get("namespace", str, "vmwave")
+    if not is_k8s_name(namespace):
+        raise root.fail("namespace", f"{namespace!r} is not a valid namespace name", "use lower case letters, digits and '-'")
     storage = []
     for node in root.children("storage"):
-        node.only("datastore", "storage_class")
-        storage.append(StorageMapping(node.get("datastore", str), node.get("storage_class", str)))
+        node.only("datastore", "storage_class", "volume_mode", "access_modes")
+        modes = tuple(node.get("access_modes", list, ["ReadWriteMany"]))
+        for mode in modes:
+            if mode not in ACCESS_MODES:
+                raise node.fail("access_modes", f"{mode!r} is not an access mode", "use: " + ", ".join(ACCESS_MODES))
+        storage.append(StorageMapping(node.get("datastore", str), node.get("storage_class", str),
+                                      node.get("volume_mode", str, "Block", choices=VOLUME_MODES), modes))
     network = []
     for node in root.children("network"):
-        node.only("portgroup", "vlan", "network")
+        node.only("portgroup", "vlan", "network", "create")
         portgroup, vlan = node.get("portgroup", str, None), node.get("vlan", int, None)
         if (portgroup is None) == (vlan is None):
             raise node.fail("portgroup", "give exactly one of portgroup or vlan",
                             "match a portgroup by `portgroup: NAME` or by `vlan: ID`")
         target = node.get("network", str)
-        if target != "pod" and target.count("/") != 1:
+        if target != "pod" and (target.count("/") != 1 or not all(is_k8s_name(p) for p in target.split("/"))):
             raise node.fail("network", f"{target!r} is neither 'pod' nor namespace/name",
                             "write the NetworkAttachmentDefinition as namespace/name, e.g. vmwave/vlan100")
-        network.append(NetworkMapping(target, portgroup, vlan))
-    return Maps(tuple(storage), tuple(network))
+        create = None
+        if "create" in node.data:
+            if target == "pod":
+                raise node.fail("create", "the pod network is not created by vmwave", "remove `create:`")
+            c = node.child("create").only("type", "vlan", "mtu", "subnets", "bridge")
+            create = NadSpec(c.get("type", str, choices=NAD_TYPES), c.get("vlan", int, vlan), c.get("mtu", int, 1500),
+                             c.get("subnets", str, ""), c.get("bridge", str, ""))
+            if create.type == "bridge" and not create.bridge:
+                raise c.fail("bridge", "a bridge NAD needs the node bridge name", "add `bridge: br-vm` (the Linux bridge on the nodes)")
+            if not 576 <= create.mtu <= 9216:
+                raise c.fail("mtu", f"{create.mtu} is out of range", "use 576-9216 (9000 for jumbo frames as in the seed)")
+        network.append(NetworkMapping(target, portgroup, vlan, create))
+    return Maps(tuple(storage), tuple(network), namespace)
