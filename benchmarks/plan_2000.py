@@ -74,7 +74,7 @@ def main() -> None:
             ours, records = best(args.repeat, lambda: inventory(target))
         finally:
             vcenter.stop(Path(state))
-    policy, maps = load_policy(), load_maps(REPO / "examples/maps.yaml")
+    policy, maps = load_policy(), load_maps(REPO / "examples/estate-2000.maps.yaml")
     planning, plan = best(args.repeat, lambda: build_plan(records, policy, maps))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"lab seeded {len(seed['vms'])} VMs in {lab.info['seed_seconds']:.2f}s")

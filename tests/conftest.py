@@ -13,6 +13,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from vmwave.adapters.vsphere import VCenter, inventory  # noqa: E402
 from vmwave_lab import estate, vcenter  # noqa: E402
+from vmwave_lab import lab as lab_control  # noqa: E402
 
 SMALL = Path(estate.__file__).parent / "estates" / "small.yaml"
 REPO = Path(__file__).resolve().parent.parent
@@ -20,12 +21,17 @@ VMWAVE = str(Path(sys.executable).parent / "vmwave")  # the console script of th
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory):
-    """The small example estate, served over HTTPS with a password, as `vmwave lab up` does."""
+def lab_settings(tmp_path_factory):
+    """The small example estate in the lab vCenter and the lab Kubernetes, as `vmwave lab up` starts them."""
     state = tmp_path_factory.mktemp("lab")
-    started = vcenter.start(estate.load(str(SMALL)), state)
-    yield started
-    vcenter.stop(state)
+    settings = lab_control.up(state_dir=state)
+    yield settings
+    lab_control.down(state)
+
+
+@pytest.fixture(scope="session")
+def lab(lab_settings):
+    return vcenter.running(Path(lab_settings["VMWAVE_VCENTER_PASSWORD_FILE"]).parent)
 
 
 @pytest.fixture(scope="session")
@@ -44,5 +50,5 @@ def by_name(records):
 
 
 @pytest.fixture
-def lab_env(lab) -> dict[str, str]:
-    return dict(os.environ, **lab.env())
+def lab_env(lab_settings) -> dict[str, str]:
+    return dict(os.environ, **lab_settings)

@@ -1,6 +1,7 @@
 """The `vmwave` command as a person uses it: lab up, plan, check, lab down."""
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -26,7 +27,13 @@ def test_lab_up_prints_settings_and_down_stops_it(tmp_path):
     state = tmp_path / "lab"
     up = run("lab", "up", "--vms", "30", "--state-dir", str(state))
     settings = dict(line.split("=", 1) for line in up.stdout.splitlines())
-    assert set(settings) == {"VMWAVE_VCENTER_URL", "VMWAVE_VCENTER_USER", "VMWAVE_VCENTER_PASSWORD_FILE", "VMWAVE_VCENTER_CA"}
+    assert set(settings) == {"VMWAVE_VCENTER_URL", "VMWAVE_VCENTER_USER", "VMWAVE_VCENTER_PASSWORD_FILE", "VMWAVE_VCENTER_CA",
+                             "VMWAVE_KUBECONFIG", "VMWAVE_MAPS"}
+    assert yaml.safe_load(Path(settings["VMWAVE_MAPS"]).read_text())["network"][0]["network"] == "vmwave/vlan100"
+    if shutil.which("kubectl"):  # the kubeconfig works for people's tools too
+        nodes = subprocess.run(["kubectl", "--kubeconfig", settings["VMWAVE_KUBECONFIG"], "get", "nodes", "-o", "name"],
+                               capture_output=True, text=True, timeout=60)
+        assert nodes.stdout.split() == ["node/lab-node-1", "node/lab-node-2"], nodes.stderr
     assert settings["VMWAVE_VCENTER_URL"].startswith("https://127.0.0.1:")
     password = Path(settings["VMWAVE_VCENTER_PASSWORD_FILE"]).read_text().strip()
     assert password not in up.stdout + up.stderr
@@ -41,14 +48,16 @@ def test_lab_up_prints_settings_and_down_stops_it(tmp_path):
     assert sum(len(w["vms"]) for w in doc["waves"]) == 30 and all(len(w["vms"]) <= 7 for w in doc["waves"])
 
     pid = int((state / "vcenter.pid").read_text())
+    kube_pid = int((state / "kube.pid").read_text())
     run("lab", "down", "--state-dir", str(state))
-    assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    for stopped in (pid, kube_pid):
+        assert not Path(f"/proc/{stopped}").exists() or Path(f"/proc/{stopped}/stat").read_text().split()[2] == "Z"
     assert run("lab", "down", "--state-dir", str(state)).stderr.strip() == "no lab was running"
 
 
 def test_plan_with_maps_then_check(lab_env, tmp_path):
     plan = tmp_path / "plan.yaml"
-    result = run("plan", "--out", str(plan), "--maps", str(REPO / "examples/maps.yaml"), env=lab_env)
+    result = run("plan", "--out", str(plan), "--maps", str(REPO / "lab/estates/small.maps.yaml"), env=lab_env)
     assert "VMs by priority class" in result.stdout and "unmapped_datastore" in result.stdout
     checked = run("check", str(plan))
     assert "is a valid plan" in checked.stderr
@@ -57,7 +66,7 @@ def test_plan_with_maps_then_check(lab_env, tmp_path):
 def test_inventory_file_plans_offline(lab_env, tmp_path):
     inv, plan = tmp_path / "inv.json", tmp_path / "plan.yaml"
     run("inventory", "--out", str(inv), env=lab_env)
-    offline = {k: v for k, v in lab_env.items() if not k.startswith("VMWAVE_")}
+    offline = {k: v for k, v in lab_env.items() if not k.startswith("VMWAVE_VCENTER")}
     run("plan", "--inventory", str(inv), "--out", str(plan), env=offline)
     online = tmp_path / "online.yaml"
     run("plan", "--out", str(online), env=lab_env)

@@ -13,7 +13,7 @@ from conftest import REPO
 
 @pytest.fixture(scope="module")
 def found(records):
-    maps = parse_maps(__import__("yaml").safe_load((REPO / "examples/maps.yaml").read_text()), "maps.yaml")
+    maps = parse_maps(__import__("yaml").safe_load((REPO / "lab/estates/small.maps.yaml").read_text()), "maps.yaml")
     return {vm.name: {c.id: c for c in concerns} for vm, concerns in assess(records, maps)}
 
 

@@ -24,7 +24,7 @@ def test_plan_flow_writes_the_plan_and_publishes_the_summary(prefect_server, lab
     for key, value in lab.env().items():
         monkeypatch.setenv(key, value)
     out = tmp_path / "plan.yaml"
-    summary = plan_migration(out=str(out), maps=str(REPO / "examples/maps.yaml"))
+    summary = plan_migration(out=str(out), maps=str(REPO / "lab/estates/small.maps.yaml"))
     doc = yaml.safe_load(out.read_text())
     assert summary["vms"] == sum(len(w["vms"]) for w in doc["waves"]) == 15
 

@@ -56,48 +56,48 @@ def _inventory(url, user, password_file, secret_block, ca, thumbprint, insecure)
 
 @lab_app.command("up")
 def lab_up(
-    estate: Optional[Path] = typer.Option(None, "--estate", help="estate YAML to seed (default: the small example)"),
+    estate: Optional[Path] = typer.Option(None, "--estate", help="estate YAML to seed (default: the small example); "
+                                                                  "its maps are NAME.maps.yaml beside it"),
     vms: Optional[int] = typer.Option(None, "--vms", help="generate an estate of this many VMs instead"),
     state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="where the lab keeps its files [env VMWAVE_LAB_DIR]"),
 ) -> None:
-    """Start the lab vCenter in the background and print its VMWAVE_VCENTER_* settings."""
-    from vmwave_lab import estate as estates, vcenter
+    """Start the lab vCenter and lab Kubernetes in the background and print their VMWAVE_* settings."""
+    from vmwave_lab import estate as estates, lab
 
     if estate and vms:
         raise VmwaveError("--estate and --vms both given", "choose one")
     if vms is not None and vms < 1:
         raise VmwaveError(f"--vms must be at least 1, got {vms}", "give a positive number")
-    seed = estates.expand(estates.generated(vms), f"generated({vms})") if vms else \
-        estates.load(str(estate or Path(estates.__file__).parent / "estates" / "small.yaml"))
-    with working("building and seeding the lab vCenter: VMs", total=len(seed["vms"])) as progress:
-        lab = vcenter.start(seed, state_dir, progress=progress)
-    err.print(f"lab vCenter {lab.url} serving {len(seed['vms'])} VMs (state in {lab.state_dir}); "
-              f"load it with: set -a; eval \"$(vmwave lab env)\"; set +a")
-    _print_env(lab)
+    total = vms or len(estates.load(str(estate or lab.ESTATES / "small.yaml"))["vms"])
+    with working("seeding the lab vCenter: VMs", total=total) as progress:
+        settings = lab.up(estate, vms, state_dir, progress)
+    err.print(f"lab vCenter {settings['VMWAVE_VCENTER_URL']} with {total} VMs and lab Kubernetes "
+              f"({settings['VMWAVE_KUBECONFIG']}) are running; load them with: set -a; eval \"$(vmwave lab env)\"; set +a")
+    _print_env(settings)
 
 
-def _print_env(lab) -> None:
-    for key, value in lab.env().items():
+def _print_env(settings: dict[str, str]) -> None:
+    for key, value in settings.items():
         print(f"{key}={value}")
 
 
 @lab_app.command("env")
 def lab_env(state_dir: Optional[Path] = typer.Option(None, "--state-dir")) -> None:
-    """Print the VMWAVE_VCENTER_* settings of the running lab."""
-    from vmwave_lab import vcenter
+    """Print the VMWAVE_* settings of the running lab."""
+    from vmwave_lab import lab
 
-    lab = vcenter.running(state_dir)
-    if lab is None:
+    settings = lab.env(state_dir)
+    if settings is None:
         raise VmwaveError("no lab is running", "start one with `vmwave lab up`")
-    _print_env(lab)
+    _print_env(settings)
 
 
 @lab_app.command("down")
 def lab_down(state_dir: Optional[Path] = typer.Option(None, "--state-dir")) -> None:
-    """Stop everything `vmwave lab up` started."""
-    from vmwave_lab import vcenter
+    """Stop everything `vmwave lab up` started (the lab cluster's objects stay on disk for the next `up`)."""
+    from vmwave_lab import lab
 
-    err.print("lab vCenter stopped" if vcenter.stop(state_dir) else "no lab was running")
+    err.print("lab stopped" if lab.down(state_dir) else "no lab was running")
 
 
 @app.command()
@@ -119,7 +119,8 @@ def inventory(
 def plan(
     out_file: Path = typer.Option(Path("plan.yaml"), "--out", help="where to write the plan"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="class rules YAML (default: built-in rules)"),
-    maps: Optional[Path] = typer.Option(None, "--maps", help="storage/network maps YAML (enables the mapping concerns)"),
+    maps: Optional[Path] = typer.Option(None, "--maps", envvar="VMWAVE_MAPS",
+                                        help="storage/network maps YAML (enables the mapping concerns) [env VMWAVE_MAPS]"),
     from_inventory: Optional[Path] = typer.Option(None, "--inventory", help="plan from a saved inventory instead of vCenter"),
     wave_size: Optional[int] = typer.Option(None, "--wave-size", min=1, help="most VMs in one wave (default 50)"),
     per_host: Optional[int] = typer.Option(None, "--per-host", min=1, help="most VMs in flight per ESXi host (default 10)"),

@@ -1,0 +1,75 @@
+"""The whole lab as one thing: `vmwave lab up|env|down` and the test fixtures call these."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from vmwave_lab import estate as estates
+from vmwave_lab import kubernetes, vcenter
+from vmwave_lab.process import LabError
+
+ESTATES = Path(__file__).parent / "estates"
+
+
+def maps_beside(estate_file: Path) -> Path | None:
+    """Each estate ships with its maps: ``NAME.yaml`` -> ``NAME.maps.yaml``."""
+    candidate = estate_file.with_name(estate_file.stem + ".maps.yaml")
+    return candidate if candidate.is_file() else None
+
+
+def generated_maps(seed: dict[str, Any]) -> dict[str, Any]:
+    """Maps for an estate without its own: every datastore on one StorageClass, every VLAN to a localnet NAD."""
+    vlans = sorted({pg["vlan"] for dc in seed["datacenters"] for sw in dc["switches"] for pg in sw["portgroups"]}
+                   | {pg["vlan"] for dc in seed["datacenters"] for pg in dc["standard_portgroups"]})
+    network = [{"vlan": v, "network": f"vmwave/vlan{v}", "create": {"type": "ovn-localnet", "vlan": v, "mtu": 9000}}
+               for v in vlans if v]
+    return {"version": 1, "namespace": "vmwave",
+            "storage": [{"datastore": "*", "storage_class": "rook-ceph-block-vm"}],
+            "network": network + [{"vlan": 0, "network": "pod"}] if 0 in vlans else network}
+
+
+def storage_classes(maps_file: Path) -> list[dict[str, Any]]:
+    names = sorted({entry["storage_class"] for entry in yaml.safe_load(maps_file.read_text()).get("storage", [])})
+    return [{"name": n, "capacity_gi": 100 * 1024, "default": i == 0} for i, n in enumerate(names)]
+
+
+def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path | None = None,
+       progress: Callable[[int], None] | None = None, kube_config: dict[str, Any] | None = None) -> dict[str, str]:
+    """Start the lab vCenter and the lab Kubernetes; return the VMWAVE_* settings for them."""
+    state = Path(state_dir or vcenter.default_state_dir())
+    if vms is not None:
+        seed = estates.expand(estates.generated(vms), f"generated({vms})")
+        maps_file = None
+    else:
+        estate_file = Path(estate_file or ESTATES / "small.yaml")
+        seed, maps_file = estates.load(str(estate_file)), maps_beside(estate_file)
+    state.mkdir(parents=True, exist_ok=True)
+    if maps_file is None:
+        maps_file = state / "maps.yaml"
+        maps_file.write_text(yaml.safe_dump(generated_maps(seed), sort_keys=False))
+    center = vcenter.start(seed, state, progress=progress)
+    try:
+        cluster = kubernetes.start(state, {"storage_classes": storage_classes(maps_file), **(kube_config or {})})
+    except LabError:
+        vcenter.stop(state)
+        raise
+    (state / "maps-path").write_text(str(maps_file))
+    return {**center.env(), "VMWAVE_KUBECONFIG": str(cluster.kubeconfig), "VMWAVE_MAPS": str(maps_file)}
+
+
+def env(state_dir: Path | None = None) -> dict[str, str] | None:
+    state = Path(state_dir or vcenter.default_state_dir())
+    center, cluster = vcenter.running(state), kubernetes.running(state)
+    if center is None or cluster is None:
+        return None
+    return {**center.env(), "VMWAVE_KUBECONFIG": str(cluster.kubeconfig),
+            "VMWAVE_MAPS": (state / "maps-path").read_text()}
+
+
+def down(state_dir: Path | None = None) -> bool:
+    state = Path(state_dir or vcenter.default_state_dir())
+    stopped = [vcenter.stop(state), kubernetes.stop(state)]
+    return any(stopped)

@@ -1,0 +1,114 @@
+"""A Kubernetes cluster through the official client: idempotent apply, lookup by source labels, waits.
+
+Objects are applied with server-side apply as field manager ``vmwave``, so a
+rerun changes nothing that is already right and never duplicates an object.
+Waits follow a watch from the object's resourceVersion until a condition
+holds or the deadline passes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import urllib3
+from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
+
+from vmwave.errors import ConnectionFailed, InputError, VmwaveError
+
+FIELD_MANAGER = "vmwave"
+
+
+def _reason(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    try:
+        return json.loads(body).get("message") or str(exc)
+    except (TypeError, ValueError):
+        return getattr(exc, "reason", None) or str(exc)
+
+
+class Cluster:
+    def __init__(self, kubeconfig: str | Path, context: str | None = None):
+        path = Path(kubeconfig)
+        if not path.is_file():
+            raise InputError(str(path), "", "kubeconfig not found", "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)")
+        try:
+            client = kube_config.new_client_from_config(str(path), context=context)
+            self.dynamic = DynamicClient(client)
+        except ApiException as exc:
+            if exc.status == 401:
+                raise ConnectionFailed("the Kubernetes API refused the kubeconfig's credentials",
+                                       "renew the token in the kubeconfig") from None
+            raise ConnectionFailed(f"the Kubernetes API answered {exc.status}: {_reason(exc)}", "check the kubeconfig") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ConnectionFailed(f"cannot reach the Kubernetes API in {path} ({exc})",
+                                   "check the server address and that the cluster is up") from None
+
+    def resource(self, api_version: str, kind: str):
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            raise VmwaveError(f"the cluster does not serve {api_version} {kind}",
+                              "install the operator that provides it (KubeVirt, CDI or Multus)") from None
+
+    def apply(self, obj: dict[str, Any], force: bool = False) -> dict[str, Any]:
+        """Create or update ``obj`` with server-side apply; a field another manager owns is a clear error."""
+        r = self.resource(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        try:
+            return self.dynamic.server_side_apply(r, body=obj, namespace=meta.get("namespace"),
+                                                  field_manager=FIELD_MANAGER, force_conflicts=force).to_dict()
+        except DynamicApiError as exc:
+            where = f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']}".replace(" /", " ")
+            fix = "another tool owns these fields; apply with force only if vmwave should take them over" \
+                if exc.status == 409 else "fix the object and apply again"
+            raise VmwaveError(f"applying {where} failed ({exc.status}): {_reason(exc)}", fix) from None
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            return self.resource(api_version, kind).get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+
+    def find(self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]) -> list[dict[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        found = self.resource(api_version, kind).get(namespace=namespace, label_selector=selector)
+        return [item.to_dict() for item in found.items]
+
+    def patch(self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict[str, Any]) -> dict:
+        r = self.resource(api_version, kind)
+        return self.dynamic.patch(r, body=patch, name=name, namespace=namespace,
+                                  content_type="application/merge-patch+json").to_dict()
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+        try:
+            self.resource(api_version, kind).delete(name=name, namespace=namespace)
+            return True
+        except NotFoundError:
+            return False
+
+    def wait_for(self, api_version: str, kind: str, namespace: str | None, name: str,
+                 done: Callable[[dict | None], bool], timeout: float, what: str) -> dict | None:
+        """Watch one object until ``done(obj)`` (obj None once deleted) or fail after ``timeout`` seconds."""
+        r = self.resource(api_version, kind)
+        deadline = time.monotonic() + timeout
+        current = self.get(api_version, kind, namespace, name)
+        while True:
+            if done(current):
+                return current
+            left = deadline - time.monotonic()
+            if left <= 0:
+                state = (current or {}).get("status", {})
+                raise VmwaveError(f"timed out after {timeout:.0f}s waiting for {kind} {namespace}/{name} to be {what}; "
+                                  f"last status: {json.dumps(state)[:400]}", "see the object's conditions and events")
+            version = (current or {}).get("metadata", {}).get("resourceVersion")
+            for event in self.dynamic.watch(r, namespace=namespace, field_selector=f"metadata.name={name}",
+                                            resource_version=version, timeout=max(1, int(left))):
+                current = None if event["type"] == "DELETED" else event["raw_object"]
+                if done(current):
+                    return current

@@ -1,0 +1,176 @@
+"""The Kubernetes objects a migrated VM becomes: DataVolumes, NetworkAttachmentDefinitions, a VirtualMachine.
+
+Every object carries labels tying it to its source VM (vCenter instance UUID,
+moref) and its wave, so a rerun finds what exists and a rollback finds what
+to remove. Field names follow KubeVirt v1 and CDI v1beta1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable
+
+from vmwave.domain.maps import Maps, NetworkMapping
+from vmwave.domain.names import k8s_name
+from vmwave.domain.profiles import apply_profile, prerequisites
+from vmwave.domain.records import Disk, SourceVM
+from vmwave.errors import VmwaveError
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "vmwave"}
+LABEL_UUID = "vmwave.io/source-uuid"
+LABEL_MOREF = "vmwave.io/source-moref"
+LABEL_WAVE = "vmwave.io/wave"
+ANNOTATION_SOURCE = "vmwave.io/source-name"
+FS_OVERHEAD = 0.055  # CDI's default filesystem overhead
+MI = 1024**2
+
+Source = dict[str, Any]  # a CDI DataVolume source, e.g. {"upload": {}} or {"http": {"url": ...}}
+
+
+def source_labels(vm: SourceVM, wave: str) -> dict[str, str]:
+    return {**MANAGED_BY, LABEL_UUID: vm.instance_uuid, LABEL_MOREF: vm.moref, LABEL_WAVE: wave}
+
+
+def _meta(name: str, namespace: str, vm: SourceVM, wave: str) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": source_labels(vm, wave),
+            "annotations": {ANNOTATION_SOURCE: vm.name}}
+
+
+def disk_name(vm: SourceVM, index: int) -> str:
+    base = k8s_name(vm.name)[:56].rstrip("-")
+    return f"{base}-disk{index}"
+
+
+def requested_size(disk: Disk, volume_mode: str) -> str:
+    """Capacity plus CDI's filesystem overhead for Filesystem volumes, rounded up to MiB."""
+    size = disk.capacity_bytes / (1 - FS_OVERHEAD) if volume_mode == "Filesystem" else disk.capacity_bytes
+    return f"{max(1, math.ceil(size / MI))}Mi"
+
+
+def datavolume(vm: SourceVM, index: int, maps: Maps, wave: str, source: Source) -> dict[str, Any]:
+    disk = vm.disks[index]
+    mapping = maps.storage_for(disk)
+    if mapping is None:
+        raise VmwaveError(f"{vm.name}: datastore {disk.datastore} of {disk.label} has no storage mapping",
+                          "add it to the maps file under `storage:`")
+    return {
+        "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+        "metadata": _meta(disk_name(vm, index), maps.namespace, vm, wave),
+        "spec": {"source": source, "storage": {
+            "accessModes": list(mapping.access_modes), "volumeMode": mapping.volume_mode,
+            "storageClassName": mapping.storage_class,
+            "resources": {"requests": {"storage": requested_size(disk, mapping.volume_mode)}}}},
+    }
+
+
+def nad(mapping: NetworkMapping) -> dict[str, Any]:
+    """The NetworkAttachmentDefinition a network mapping asks vmwave to create."""
+    namespace, name = mapping.network.split("/")
+    spec = mapping.create
+    if spec is None:
+        raise ValueError(f"{mapping.network} is not created by vmwave")
+    if spec.type == "ovn-localnet":
+        config: dict[str, Any] = {"cniVersion": "0.3.1", "name": name, "type": "ovn-k8s-cni-overlay",
+                                  "topology": "localnet", "netAttachDefName": mapping.network, "mtu": spec.mtu}
+        if spec.vlan:
+            config["vlanID"] = spec.vlan
+        if spec.subnets:
+            config["subnets"] = spec.subnets
+    else:
+        config = {"cniVersion": "0.3.1", "name": name, "type": "bridge", "bridge": spec.bridge, "mtu": spec.mtu,
+                  "macspoofchk": True, "ipam": {}}
+        if spec.vlan:
+            config["vlan"] = spec.vlan
+    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
+            "spec": {"config": json.dumps(config, sort_keys=True)}}
+
+
+def nads_for(vms: list[SourceVM], maps: Maps) -> list[dict[str, Any]]:
+    """The NADs a set of VMs needs that vmwave creates, once each."""
+    found: dict[str, dict[str, Any]] = {}
+    for vm in vms:
+        for nic in vm.nics:
+            mapping = maps.network_for(nic)
+            if mapping is not None and mapping.create is not None:
+                found.setdefault(mapping.network, nad(mapping))
+    return [found[k] for k in sorted(found)]
+
+
+def _interfaces(vm: SourceVM, maps: Maps) -> tuple[list[dict], list[dict]]:
+    interfaces, networks = [], []
+    for n, nic in enumerate(vm.nics):
+        mapping = maps.network_for(nic)
+        if mapping is None:
+            raise VmwaveError(f"{vm.name}: {nic.label} on portgroup {nic.portgroup} (VLAN {nic.vlan}) has no network mapping",
+                              "add it to the maps file under `network:`")
+        name = f"nic{n}"
+        binding = {"masquerade": {}} if mapping.network == "pod" else {"bridge": {}}
+        interfaces.append({"name": name, **binding, "macAddress": nic.mac, "model": "virtio"})
+        networks.append({"name": name, "pod": {}} if mapping.network == "pod"
+                        else {"name": name, "multus": {"networkName": mapping.network}})
+    return interfaces, networks
+
+
+def virtual_machine(vm: SourceVM, maps: Maps, wave: str, profile: str = "standard", run: bool | None = None,
+                    disk_bus: Callable[[SourceVM, Disk], str] = lambda vm, disk: "virtio") -> dict[str, Any]:
+    """The VirtualMachine for ``vm``; ``run`` defaults to the source's power state."""
+    name = k8s_name(vm.name)
+    labels = source_labels(vm, wave)
+    interfaces, networks = _interfaces(vm, maps)
+    disks, volumes = [], []
+    for index, disk in enumerate(vm.disks):
+        entry: dict[str, Any] = {"name": f"disk{index}", "disk": {"bus": disk_bus(vm, disk)}}
+        if index == 0:
+            entry["bootOrder"] = 1
+        if disk.sharing == "multiwriter":
+            entry.update(shareable=True, cache="none")
+        disks.append(entry)
+        volumes.append({"name": f"disk{index}", "dataVolume": {"name": disk_name(vm, index)}})
+    firmware: dict[str, Any] = {"bootloader": {"efi": {"secureBoot": vm.secure_boot, "persistent": True}}
+                                if vm.firmware == "efi" else {"bios": {}}}
+    if vm.bios_uuid:
+        firmware["uuid"] = vm.bios_uuid  # the SMBIOS UUID licences and cloud-init key on
+    devices: dict[str, Any] = {"disks": disks, "interfaces": interfaces}
+    if "tpm" in vm.devices:
+        devices["tpm"] = {"persistent": True}
+    domain: dict[str, Any] = {
+        "cpu": {"cores": vm.cpus, "sockets": 1, "threads": 1},
+        "memory": {"guest": f"{vm.memory_mb}Mi"},
+        "resources": {"requests": {"memory": f"{vm.memory_mb}Mi"}},
+        "firmware": firmware,
+        "devices": devices,
+    }
+    if vm.secure_boot:
+        domain["features"] = {"smm": {"enabled": True}}
+    running = vm.power_state == "poweredOn" if run is None else run
+    manifest = {
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+        "metadata": _meta(name, maps.namespace, vm, wave),
+        "spec": {
+            "runStrategy": "Always" if running else "Halted",
+            "template": {"metadata": {"labels": {**labels, "kubevirt.io/domain": name}},
+                         "spec": {"domain": domain, "networks": networks, "volumes": volumes}},
+        },
+    }
+    apply_profile(manifest, profile)
+    problems = prerequisites(manifest)
+    if problems:
+        raise VmwaveError(f"{vm.name}: the {profile} VirtualMachine would be rejected by KubeVirt: " + "; ".join(problems),
+                          "change the VM's profile or the maps file")
+    return manifest
+
+
+def migration_config(parallel_per_cluster: int = 10, parallel_per_node: int = 4, bandwidth: str = "1Gi",
+                     auto_converge: bool = True, completion_timeout_per_gib: int = 800,
+                     progress_timeout: int = 150) -> dict[str, Any]:
+    """The seed's live-migration settings as a merge patch for the KubeVirt CR."""
+    return {"spec": {"configuration": {"migrations": {
+        "parallelMigrationsPerCluster": parallel_per_cluster,
+        "parallelOutboundMigrationsPerNode": parallel_per_node,
+        "bandwidthPerMigration": bandwidth,
+        "allowAutoConverge": auto_converge,
+        "completionTimeoutPerGiB": completion_timeout_per_gib,
+        "progressTimeout": progress_timeout,
+    }}}}
