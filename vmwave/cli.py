@@ -164,6 +164,85 @@ def check(plan_file: Path = typer.Argument(..., help="plan YAML to validate")) -
     err.print(f"{plan_file} is a valid plan")
 
 
+@app.command()
+def manifests(
+    plan_file: Path = typer.Option(..., "--plan", help="the plan YAML"),
+    wave: str = typer.Option(..., "--wave", help="wave id (w003) or number (3)"),
+    out_dir: Path = typer.Option(..., "--out", help="directory for one YAML file per object"),
+    maps: Optional[Path] = typer.Option(None, "--maps", envvar="VMWAVE_MAPS", help="maps YAML [env VMWAVE_MAPS]"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="rules YAML (profiles; default: built-in)"),
+    from_inventory: Optional[Path] = typer.Option(None, "--inventory", help="use a saved inventory instead of vCenter"),
+    transfer_url: Optional[str] = typer.Option(None, "--transfer-url", help="base URL CDI imports disks from "
+                                                                              "(default: CDI upload sources)"),
+    url: Optional[str] = URL, user: Optional[str] = USER, password_file: Optional[str] = PASSWORD_FILE,
+    secret_block: Optional[str] = SECRET_BLOCK, ca: Optional[str] = CA, thumbprint: Optional[str] = THUMBPRINT,
+    insecure: bool = INSECURE,
+) -> None:
+    """Write the objects a wave would create (NADs, DataVolumes, VirtualMachines), without touching a cluster."""
+    import yaml
+
+    from vmwave.domain.plan import parse_plan
+    from vmwave.errors import InputError
+    from vmwave.files import read_yaml, write_text_atomic
+    from vmwave.planning import load_maps, load_policy
+    from vmwave.wave_objects import wave_objects
+
+    doc = parse_plan(read_yaml(plan_file, "plan"), str(plan_file))
+    if maps is None:
+        raise InputError("--maps", "", "no maps file", "pass --maps FILE or set VMWAVE_MAPS (the lab prints one)")
+    mapping, policy = load_maps(maps), load_policy(rules)
+    if from_inventory:
+        _, records = _saved_inventory(from_inventory)
+    else:
+        _, records = _inventory(url, user, password_file, secret_block, ca, thumbprint, insecure)
+    objects = wave_objects(doc, wave, records, policy, mapping, transfer_url)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for obj in objects:
+        meta = obj["metadata"]
+        name = f"{obj['kind'].lower()}-{meta.get('namespace', 'cluster')}-{meta['name']}.yaml"
+        write_text_atomic(out_dir / name, yaml.safe_dump(obj, sort_keys=False))
+    kinds: dict[str, int] = {}
+    for obj in objects:
+        kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
+    err.print(f"{len(objects)} objects written to {out_dir}: " + ", ".join(f"{n} {k}" for k, n in kinds.items()))
+
+
+cluster_app = typer.Typer(help="Cluster-wide settings vmwave manages.", no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
+
+
+@cluster_app.command("migration-config")
+def migration_config(
+    apply_it: bool = typer.Option(False, "--apply", help="patch the KubeVirt CR instead of printing the patch"),
+    kubeconfig: Optional[Path] = typer.Option(None, "--kubeconfig", envvar="VMWAVE_KUBECONFIG",
+                                              help="kubeconfig [env VMWAVE_KUBECONFIG]"),
+    parallel_per_cluster: int = typer.Option(10, min=1, help="live migrations at once in the cluster"),
+    parallel_per_node: int = typer.Option(4, min=1, help="outbound live migrations at once per node"),
+    bandwidth: str = typer.Option("1Gi", help="bandwidth per migration (a quantity per second)"),
+) -> None:
+    """The seed's live-migration settings for the KubeVirt CR, as a merge patch."""
+    import yaml
+
+    from vmwave.domain.manifests import migration_config as patch_for
+
+    patch = patch_for(parallel_per_cluster, parallel_per_node, bandwidth)
+    if not apply_it:
+        print(yaml.safe_dump(patch, sort_keys=False), end="")
+        return
+    from vmwave.adapters.kubernetes import Cluster
+    from vmwave.errors import InputError
+
+    if kubeconfig is None:
+        raise InputError("--kubeconfig", "", "no kubeconfig", "pass --kubeconfig or set VMWAVE_KUBECONFIG")
+    cluster = Cluster(kubeconfig)
+    found = cluster.resource("kubevirt.io/v1", "KubeVirt").get().items
+    if not found:
+        raise VmwaveError("the cluster has no KubeVirt CR", "install KubeVirt first")
+    cr = found[0].metadata
+    cluster.patch("kubevirt.io/v1", "KubeVirt", cr.namespace, cr.name, patch)
+    err.print(f"KubeVirt {cr.namespace}/{cr.name} patched with the migration settings")
+
+
 def show_summary(summary: dict) -> None:
     classes = Table(title=f"{summary['vms']} VMs by priority class ({summary['skipped']} templates skipped)")
     for column in ("class", "title", "mode", "VMs"):

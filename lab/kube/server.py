@@ -127,7 +127,12 @@ class Api:
                 obj["status"] = live["status"]
             else:
                 obj.pop("status", None)
-        return obj if dry_run else self.store.update(r, obj)
+        if dry_run:
+            return obj
+        unchanged = {**obj, "metadata": {**obj["metadata"], "resourceVersion": live["metadata"]["resourceVersion"]}}
+        if unchanged == live:  # a no-op write keeps its resourceVersion, as on a real API server
+            return live
+        return self.store.update(r, obj)
 
     def patch(self, r: Resource, ns: str, name: str, content_type: str, body: bytes, params: dict,
               subresource: str = "") -> tuple[int, dict]:

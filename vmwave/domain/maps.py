@@ -18,6 +18,9 @@ Format (``--maps FILE``, default ``$VMWAVE_MAPS``)::
         create: {type: bridge, bridge: br-vm, vlan: 200, mtu: 9000}
       - portgroup: "VM Network"
         network: pod                  # the pod network (masquerade)
+    images:                           # P2 (rebuild) boot disks: a guest id or family -> a registry image
+      rhel8_64Guest: docker://registry.example/vm-images/rhel8:latest
+      linux: docker://registry.example/vm-images/debian12:latest
 """
 
 from __future__ import annotations
@@ -68,6 +71,11 @@ class Maps:
     storage: tuple[StorageMapping, ...] = ()
     network: tuple[NetworkMapping, ...] = ()
     namespace: str = "vmwave"
+    images: tuple[tuple[str, str], ...] = ()  # (guest id or family, registry URL) for rebuilds
+
+    def image_for(self, guest_id: str, family: str) -> str | None:
+        found = dict(self.images)
+        return found.get(guest_id) or found.get(family)
 
     def storage_for(self, disk: Disk) -> StorageMapping | None:
         exact = [m for m in self.storage if m.datastore == disk.datastore]
@@ -84,7 +92,7 @@ class Maps:
 
 
 def parse_maps(data: object, source: str) -> Maps:
-    root = Node(data, source).only("version", "namespace", "storage", "network")
+    root = Node(data, source).only("version", "namespace", "storage", "network", "images")
     root.get("version", int, choices=[MAPS_VERSION])
     namespace = root.get("namespace", str, "vmwave")
     if not is_k8s_name(namespace):
@@ -121,4 +129,9 @@ def parse_maps(data: object, source: str) -> Maps:
             if not 576 <= create.mtu <= 9216:
                 raise c.fail("mtu", f"{create.mtu} is out of range", "use 576-9216 (9000 for jumbo frames as in the seed)")
         network.append(NetworkMapping(target, portgroup, vlan, create))
-    return Maps(tuple(storage), tuple(network), namespace)
+    images = root.child("images", {})
+    pairs = tuple((str(k), images.get(str(k), str)) for k in images.data)
+    for key, url in pairs:
+        if not url.startswith("docker://"):
+            raise images.fail(key, f"{url!r} is not a registry image URL", "write docker://REGISTRY/IMAGE:TAG")
+    return Maps(tuple(storage), tuple(network), namespace, pairs)

@@ -1,0 +1,63 @@
+"""Check a manifest against the upstream KubeVirt v1 / CDI v1beta1 OpenAPI definitions in ../shared/schemas.
+
+Every field must exist in its definition with the right JSON type; the
+schemas are reference data and stay outside the repo.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
+ROOTS = {("kubevirt.io/v1", "VirtualMachine"): ("kubevirt-swagger.json", "v1.VirtualMachine"),
+         ("kubevirt.io/v1", "KubeVirt"): ("kubevirt-swagger.json", "v1.KubeVirt"),
+         ("cdi.kubevirt.io/v1beta1", "DataVolume"): ("cdi-swagger.json", "v1beta1.DataVolume")}
+_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict, "number": (int, float)}
+
+
+def available() -> bool:
+    return (SCHEMAS / "kubevirt-swagger.json").is_file() and (SCHEMAS / "cdi-swagger.json").is_file()
+
+
+@lru_cache(maxsize=None)
+def _definitions(file: str) -> dict:
+    return json.loads((SCHEMAS / file).read_text())["definitions"]
+
+
+def problems(obj: dict, root: tuple[str, str] | None = None) -> list[str]:
+    """Fields that do not exist or have the wrong type; [] when the object fits its schema."""
+    file, name = ROOTS[root or (obj["apiVersion"], obj["kind"])]
+    defs = _definitions(file)
+    found: list[str] = []
+
+    def walk(value, schema: dict, path: str) -> None:
+        if "$ref" in schema:
+            ref = schema["$ref"].rsplit("/", 1)[-1]
+            if ref.endswith("resource.Quantity") or ref.endswith("util.intstr.IntOrString"):
+                if not isinstance(value, (str, int)):
+                    found.append(f"{path}: a quantity must be a string or integer")
+                return
+            if ref.endswith("meta.v1.Time"):
+                return
+            schema = defs[ref]
+        kind = schema.get("type")
+        if kind and not isinstance(value, _TYPES[kind]) or (kind in ("integer", "number") and isinstance(value, bool)):
+            found.append(f"{path}: expected {kind}, got {type(value).__name__}")
+            return
+        if isinstance(value, dict) and "properties" in schema:
+            for key, sub in value.items():
+                if key not in schema["properties"]:
+                    found.append(f"{path}.{key}: no such field in {schema.get('description', '')[:40]!r}")
+                else:
+                    walk(sub, schema["properties"][key], f"{path}.{key}")
+        elif isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+            for key, sub in value.items():
+                walk(sub, schema["additionalProperties"], f"{path}.{key}")
+        elif isinstance(value, list) and "items" in schema:
+            for i, item in enumerate(value):
+                walk(item, schema["items"], f"{path}[{i}]")
+
+    walk(obj, defs[name], obj.get("kind", name))
+    return found

@@ -1,0 +1,157 @@
+"""Maps, manifests and profiles: pure builders, checked against KubeVirt v1 / CDI v1beta1 schemas."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import yaml
+
+import schema_check
+from conftest import REPO
+from vmwave.domain.manifests import (LABEL_MOREF, LABEL_UUID, LABEL_WAVE, datavolume, migration_config, nad,
+                                     nads_for, requested_size, virtual_machine)
+from vmwave.domain.maps import parse_maps
+from vmwave.domain.profiles import prerequisites
+from vmwave.domain.records import Disk, Nic, SourceVM
+from vmwave.errors import InputError, VmwaveError
+
+MAPS = parse_maps(yaml.safe_load((REPO / "examples/estate-2000.maps.yaml").read_text()), "maps.yaml")
+needs_schemas = pytest.mark.skipif(not schema_check.available(), reason="../shared/schemas is not beside the repo")
+
+
+def vm(**changes) -> SourceVM:
+    base = SourceVM(
+        name="DB_Prod.01", moref="vm-42", instance_uuid="5029a1b2-0000-4000-8000-000000000042",
+        bios_uuid="4229a1b2-0000-4000-8000-000000000042", guest_id="rhel8_64Guest", guest_family="linux",
+        cpus=8, memory_mb=30000, power_state="poweredOn", tools="running",
+        disks=(Disk(1, "Hard disk 1", "[ds-ssd-01] db/db.vmdk", "ds-ssd-01", 100 * 1024**3, "pvscsi", 0, 0),
+               Disk(2, "Hard disk 2", "[ds-ssd-01] db/db_1.vmdk", "ds-ssd-01", 500 * 1024**3, "pvscsi", 1, 0)),
+        nics=(Nic(3, "Network adapter 1", "00:50:56:aa:bb:01", "vmxnet3", "pg-vlan200", 200, True),
+              Nic(4, "Network adapter 2", "00:50:56:aa:bb:02", "e1000e", "VM Network", 0, False)))
+    return replace(base, **changes)
+
+
+@needs_schemas
+@pytest.mark.parametrize("firmware,secure_boot,profile", [
+    ("bios", False, "standard"), ("efi", False, "standard"), ("efi", True, "standard"),
+    ("bios", False, "latency-sensitive"), ("efi", True, "latency-sensitive"),
+])
+def test_virtual_machine_fits_the_kubevirt_schema(firmware, secure_boot, profile):
+    manifest = virtual_machine(vm(firmware=firmware, secure_boot=secure_boot), MAPS, "w001", profile)
+    assert schema_check.problems(manifest) == []
+    domain = manifest["spec"]["template"]["spec"]["domain"]
+    boot = domain["firmware"]["bootloader"]
+    assert ("efi" in boot) == (firmware == "efi")
+    if secure_boot:
+        assert boot["efi"]["secureBoot"] is True and domain["features"]["smm"]["enabled"] is True
+    assert domain["firmware"]["uuid"] == "4229a1b2-0000-4000-8000-000000000042"
+
+
+def test_identity_macs_networks_and_labels():
+    manifest = virtual_machine(vm(), MAPS, "w007")
+    assert manifest["metadata"]["name"] == "db-prod-01"
+    assert manifest["metadata"]["labels"][LABEL_UUID] == "5029a1b2-0000-4000-8000-000000000042"
+    assert manifest["metadata"]["labels"][LABEL_MOREF] == "vm-42"
+    assert manifest["metadata"]["labels"][LABEL_WAVE] == "w007"
+    spec = manifest["spec"]["template"]["spec"]
+    assert [(i["macAddress"], "bridge" in i, "masquerade" in i) for i in spec["domain"]["devices"]["interfaces"]] == [
+        ("00:50:56:aa:bb:01", True, False), ("00:50:56:aa:bb:02", False, True)]
+    assert spec["networks"] == [{"name": "nic0", "multus": {"networkName": "vmwave/vlan200"}},
+                                {"name": "nic1", "pod": {}}]
+    assert [v["dataVolume"]["name"] for v in spec["volumes"]] == ["db-prod-01-disk0", "db-prod-01-disk1"]
+    assert manifest["spec"]["runStrategy"] == "Always"
+    assert virtual_machine(vm(power_state="poweredOff"), MAPS, "w1")["spec"]["runStrategy"] == "Halted"
+
+
+def test_latency_sensitive_is_the_seed_database_profile():
+    domain = virtual_machine(vm(), MAPS, "w1", "latency-sensitive")["spec"]["template"]["spec"]["domain"]
+    assert domain["cpu"] == {"cores": 8, "sockets": 1, "threads": 1, "dedicatedCpuPlacement": True,
+                             "isolateEmulatorThread": True, "model": "host-passthrough",
+                             "numa": {"guestMappingPassthrough": {}}}
+    assert domain["memory"] == {"guest": "30Gi", "hugepages": {"pageSize": "1Gi"}}  # 30000Mi rounded up to pages
+    assert domain["resources"]["requests"] == domain["resources"]["limits"] == {"cpu": "8", "memory": "30Gi"}
+    assert all(d["io"] == "native" and d["cache"] == "none" and d["dedicatedIOThread"] for d in domain["devices"]["disks"])
+
+
+def test_shared_disks_are_shareable_without_cache():
+    shared = vm(disks=(replace(vm().disks[0], sharing="multiwriter"),))
+    disk = virtual_machine(shared, MAPS, "w1")["spec"]["template"]["spec"]["domain"]["devices"]["disks"][0]
+    assert disk["shareable"] is True and disk["cache"] == "none"
+
+
+@pytest.mark.parametrize("change,problem", [
+    (lambda d: d["cpu"].update(dedicatedCpuPlacement=True), "Guaranteed resources"),
+    (lambda d: d["cpu"].update(isolateEmulatorThread=True), "isolateEmulatorThread needs dedicatedCpuPlacement"),
+    (lambda d: d["cpu"].update(numa={"guestMappingPassthrough": {}}), "NUMA guestMappingPassthrough"),
+    (lambda d: d["memory"].update(guest="1500Mi", hugepages={"pageSize": "1Gi"}), "not a multiple"),
+    (lambda d: d.update(firmware={"bootloader": {"efi": {"secureBoot": True}}}), "SMM"),
+    (lambda d: d["devices"]["disks"][0].update(io="native"), "io native needs cache none"),
+])
+def test_prerequisites_kubevirt_enforces(change, problem):
+    manifest = virtual_machine(vm(), MAPS, "w1")
+    change(manifest["spec"]["template"]["spec"]["domain"])
+    assert any(problem in p for p in prerequisites(manifest))
+
+
+def test_two_nics_on_the_pod_network_are_refused_before_anything_is_made():
+    pod_twice = vm(nics=(vm().nics[1], replace(vm().nics[1], key=5, mac="00:50:56:aa:bb:03")))
+    with pytest.raises(VmwaveError, match="only one interface can use the pod network"):
+        virtual_machine(pod_twice, MAPS, "w1")
+
+
+@needs_schemas
+def test_datavolume_fits_the_cdi_schema_and_sizes_include_overhead():
+    dv = datavolume(vm(), 1, MAPS, "w1", {"http": {"url": "https://transfer/x.qcow2", "secretExtraHeaders": ["t"]}})
+    assert schema_check.problems(dv) == []
+    assert dv["spec"]["storage"] == {"accessModes": ["ReadWriteMany"], "volumeMode": "Block",
+                                     "storageClassName": "rook-ceph-block-vm",
+                                     "resources": {"requests": {"storage": "512000Mi"}}}
+    disk = vm().disks[0]
+    assert requested_size(disk, "Filesystem") == "108360Mi"  # 100 GiB / (1 - 5.5%), rounded up
+    assert requested_size(disk, "Block") == "102400Mi"
+
+
+def test_nads_are_the_seeds_ovn_localnet_and_made_once():
+    found = nads_for([vm(), vm(name="other", moref="vm-43")], MAPS)
+    assert len(found) == 1
+    config = json.loads(found[0]["spec"]["config"])
+    assert config == {"cniVersion": "0.3.1", "name": "vlan200", "type": "ovn-k8s-cni-overlay", "topology": "localnet",
+                      "netAttachDefName": "vmwave/vlan200", "mtu": 9000, "vlanID": 200, "subnets": "10.200.0.0/16"}
+    bridge = parse_maps({"version": 1, "network": [{"vlan": 100, "network": "ns/br100",
+                                                    "create": {"type": "bridge", "bridge": "br-vm", "mtu": 9000}}]}, "m")
+    assert json.loads(nad(bridge.network[0])["spec"]["config"])["type"] == "bridge"
+
+
+@needs_schemas
+def test_migration_config_fits_the_kubevirt_cr():
+    patch = migration_config()
+    cr = {"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt", "metadata": {"name": "kubevirt"}, **patch}
+    assert schema_check.problems(cr) == []
+    assert patch["spec"]["configuration"]["migrations"]["parallelMigrationsPerCluster"] == 10
+
+
+def test_unmapped_storage_is_a_clear_error():
+    maps = parse_maps({"version": 1, "storage": [{"datastore": "ds-other", "storage_class": "x"}]}, "m")
+    with pytest.raises(VmwaveError, match="datastore ds-ssd-01 of Hard disk 1 has no storage mapping"):
+        datavolume(vm(), 0, maps, "w1", {"blank": {}})
+
+
+@pytest.mark.parametrize("data,field,fix", [
+    ({"version": 1, "namespace": "Bad_NS"}, "namespace", "lower case"),
+    ({"version": 1, "storage": [{"datastore": "a", "storage_class": "b", "volume_mode": "Raw"}]},
+     "storage[0].volume_mode", "use one of"),
+    ({"version": 1, "storage": [{"datastore": "a", "storage_class": "b", "access_modes": ["RWX"]}]},
+     "storage[0].access_modes", "ReadWriteMany"),
+    ({"version": 1, "network": [{"portgroup": "a", "vlan": 1, "network": "pod"}]}, "network[0].portgroup", "exactly one"),
+    ({"version": 1, "network": [{"vlan": 1, "network": "vlan1"}]}, "network[0].network", "namespace/name"),
+    ({"version": 1, "network": [{"vlan": 1, "network": "pod", "create": {"type": "bridge"}}]}, "network[0].create", "remove"),
+    ({"version": 1, "network": [{"vlan": 1, "network": "a/b", "create": {"type": "bridge"}}]},
+     "network[0].create.bridge", "br-vm"),
+    ({"version": 1, "network": [{"vlan": 1, "network": "a/b", "create": {"type": "ovn-localnet", "mtu": 20000}}]},
+     "network[0].create.mtu", "9000"),
+    ({"version": 1, "images": {"linux": "quay.io/x"}}, "images.linux", "docker://"),
+])
+def test_map_errors_name_the_field_and_the_fix(data, field, fix):
+    with pytest.raises(InputError) as caught:
+        parse_maps(data, "maps.yaml")
+    assert caught.value.field == field and fix in str(caught.value)
