@@ -52,3 +52,32 @@ def by_name(records):
 @pytest.fixture
 def lab_env(lab_settings) -> dict[str, str]:
     return dict(os.environ, **lab_settings)
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory):
+    """A lab Kubernetes of its own (module scope), with one node that has hugepages and the CPU manager."""
+    from vmwave_lab import kubernetes as lab_kube
+
+    state = tmp_path_factory.mktemp("kube")
+    nodes = [{"name": "lab-node-1", "cpu": 8, "memory_gi": 32, "hugepages_1gi": 0, "labels": {}},
+             {"name": "lab-node-2", "cpu": 16, "memory_gi": 64, "hugepages_1gi": 16, "labels": {"cpumanager": "true"}}]
+    started = lab_kube.start(state, {"nodes": nodes, "storage_classes": [
+        {"name": "rook-ceph-block-vm", "capacity_gi": 40, "default": True},
+        {"name": "tiny", "capacity_gi": 1}], "phase_delay": 0.02})
+    yield started
+    lab_kube.stop(state)
+
+
+@pytest.fixture(scope="module")
+def kclient(kube):
+    from kubernetes import config
+
+    return config.new_client_from_config(str(kube.kubeconfig))
+
+
+@pytest.fixture(scope="module")
+def dyn(kclient):
+    from kubernetes.dynamic import DynamicClient
+
+    return DynamicClient(kclient)

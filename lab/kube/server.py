@@ -206,7 +206,9 @@ class Api:
                 {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
                  "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}} for g, vs in groups().items()]}
         if parts == ["version"]:
-            return {"major": "1", "minor": "31", "gitVersion": "v1.31.0-vmwave-lab", "platform": "linux/amd64"}
+            return {"major": "1", "minor": "31", "gitVersion": "v1.31.0-vmwave-lab", "gitCommit": "lab",
+                    "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "none",
+                    "compiler": "python", "platform": "linux/amd64"}
         gv = ("", "v1") if parts == ["api", "v1"] else (parts[1], parts[2]) if len(parts) == 3 and parts[0] == "apis" else None
         if gv is None:
             return None
