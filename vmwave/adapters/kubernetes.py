@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import urllib3
 from kubernetes import config as kube_config
+from kubernetes.client import VersionApi
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
@@ -39,6 +40,7 @@ class Cluster:
             raise InputError(str(path), "", "kubeconfig not found", "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)")
         try:
             client = kube_config.new_client_from_config(str(path), context=context)
+            VersionApi(client).get_code()  # discovery may come from a cache: ask the server once
             self.dynamic = DynamicClient(client)
         except ApiException as exc:
             if exc.status == 401:
@@ -93,11 +95,16 @@ class Cluster:
             return False
 
     def wait_for(self, api_version: str, kind: str, namespace: str | None, name: str,
-                 done: Callable[[dict | None], bool], timeout: float, what: str) -> dict | None:
-        """Watch one object until ``done(obj)`` (obj None once deleted) or fail after ``timeout`` seconds."""
+                 done: Callable[[dict | None], bool], timeout: float, what: str,
+                 since: dict | None = None) -> dict | None:
+        """Watch one object until ``done(obj)`` (obj None once deleted) or fail after ``timeout`` seconds.
+
+        With ``since`` (the object as returned by a write), every state after that write is seen,
+        not just the latest: progress on the way is not skipped.
+        """
         r = self.resource(api_version, kind)
         deadline = time.monotonic() + timeout
-        current = self.get(api_version, kind, namespace, name)
+        current = since if since is not None else self.get(api_version, kind, namespace, name)
         while True:
             if done(current):
                 return current
