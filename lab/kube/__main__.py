@@ -30,6 +30,7 @@ async def serve(state: Path, listen: str) -> None:
     host, port = listen.rsplit(":", 1)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections: no 40 ms delayed-ACK stalls
     sock.bind((host, int(port)))
     controllers, routes = start_controllers(api, state, config)
     server = uvicorn.Server(uvicorn.Config(app(api, routes), ssl_certfile=str(cert), ssl_keyfile=str(key),
