@@ -89,3 +89,38 @@ def test_bad_yaml_names_the_line(tmp_path):
     rules.write_text("version: 1\nrules:\n  - class: P1\n   when: {}\n")
     result = subprocess.run([VMWAVE, "plan", "--rules", str(rules)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "line 4" in result.stderr
+
+
+def test_manifests_for_a_wave_without_touching_the_cluster(lab_env, tmp_path):
+    import schema_check
+    from vmwave.adapters.kubernetes import Cluster
+
+    plan, out = tmp_path / "plan.yaml", tmp_path / "objects"
+    run("plan", "--out", str(plan), env=lab_env)
+    doc = yaml.safe_load(plan.read_text())
+    wave = next(w for w in doc["waves"] if w["class"] == "P3")
+    before = Cluster(lab_env["VMWAVE_KUBECONFIG"]).find("kubevirt.io/v1", "VirtualMachine", None, {})
+    result = run("manifests", "--plan", str(plan), "--wave", wave["id"], "--out", str(out), env=lab_env)
+    assert "objects written" in result.stderr
+    files = sorted(p.name for p in out.iterdir())
+    assert [f for f in files if f.startswith("virtualmachine-")] == \
+        sorted(f"virtualmachine-vmwave-{vm['name']}.yaml" for vm in wave["vms"])
+    for path in out.iterdir():
+        obj = yaml.safe_load(path.read_text())
+        if schema_check.available() and obj["kind"] in ("VirtualMachine", "DataVolume"):
+            assert schema_check.problems(obj) == [], path.name
+    assert Cluster(lab_env["VMWAVE_KUBECONFIG"]).find("kubevirt.io/v1", "VirtualMachine", None, {}) == before
+    missing = run("manifests", "--plan", str(plan), "--wave", "99", "--out", str(out), env=lab_env, check=False)
+    assert missing.returncode == 2 and "the plan has no wave '99'" in missing.stderr
+
+
+def test_cluster_migration_config(lab_env):
+    from vmwave.adapters.kubernetes import Cluster
+
+    printed = yaml.safe_load(run("cluster", "migration-config", "--parallel-per-node", "2").stdout)
+    assert printed["spec"]["configuration"]["migrations"]["parallelOutboundMigrationsPerNode"] == 2
+    run("cluster", "migration-config", "--apply", env=lab_env)
+    cr = Cluster(lab_env["VMWAVE_KUBECONFIG"]).get("kubevirt.io/v1", "KubeVirt", "kubevirt", "kubevirt")
+    assert cr["spec"]["configuration"]["migrations"] == {
+        "parallelMigrationsPerCluster": 10, "parallelOutboundMigrationsPerNode": 4, "bandwidthPerMigration": "1Gi",
+        "allowAutoConverge": True, "completionTimeoutPerGiB": 800, "progressTimeout": 150}
