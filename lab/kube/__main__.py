@@ -52,6 +52,7 @@ async def serve(state: Path, listen: str) -> None:
     announcer.cancel()
     for task in controllers:
         task.cancel()
+    await asyncio.gather(*controllers, return_exceptions=True)  # lets real guests shut down
 
 
 def main() -> None:

@@ -124,4 +124,13 @@ def start_controllers(api: Api, state: Path, config: dict) -> tuple[list[asyncio
     tasks = [asyncio.create_task(run_loop(api, R["datavolumes"], cdi.reconcile)),
              asyncio.create_task(run_loop(api, R["virtualmachines"], kubevirt.reconcile_vm)),
              asyncio.create_task(run_loop(api, R["virtualmachineinstances"], kubevirt.reconcile_vmi))]
+    tasks.append(asyncio.create_task(_close_on_cancel(kubevirt)))
     return tasks, cdi.routes()
+
+
+async def _close_on_cancel(kubevirt) -> None:
+    """Stop every real guest when the lab shuts down."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await kubevirt.close()

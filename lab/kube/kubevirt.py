@@ -2,7 +2,11 @@
 
 A VMI waits for its DataVolumes, needs its NetworkAttachmentDefinitions and a
 lab node with room (CPU, memory, 1Gi hugepages, the CPU manager for dedicated
-CPUs), then runs. Its guest agent follows the VM's lab annotations:
+CPUs), then runs. When QEMU is installed and its boot disk is bootable, it runs
+as a real QEMU process (see qemu.py) and what the guest agent says is real;
+``lab.vmwave.io/forward-ports: "8080,22"`` forwards guest ports to the host and
+the VMI's ``lab.vmwave.io/forwarded`` annotation says where. Other VMIs get a
+simulated guest following the VM's lab annotations:
 ``lab.vmwave.io/guest-agent: connected|never``, ``lab.vmwave.io/guest-os``
 (e.g. ``debian 12``) and ``lab.vmwave.io/guest-ips``.
 """
@@ -16,18 +20,28 @@ from typing import Callable
 
 from vmwave_lab.kube.cdi import parse_quantity
 from vmwave_lab.kube.controllers import R, condition, event
+from vmwave_lab.kube.qemu import QemuGuest, bootable, choose_accel, qemu_binary
 from vmwave_lab.kube.server import Api
 
 RUNNING = ("Always", "RerunOnFailure", "Once")
 AGENT = "lab.vmwave.io/guest-agent"
 GUEST_OS = "lab.vmwave.io/guest-os"
 GUEST_IPS = "lab.vmwave.io/guest-ips"
+FORWARD = "lab.vmwave.io/forward-ports"
+FORWARDED = "lab.vmwave.io/forwarded"
 
 
 class KubeVirt:
     def __init__(self, api: Api, state: Path, config: dict):
         self.api = api
+        self.state = state
         self.delay = float(config.get("phase_delay", 0.05))
+        self.agent_timeout = float(config.get("agent_timeout", 600))
+        self.guests: dict[tuple[str, str], QemuGuest] = {}
+
+    async def close(self) -> None:
+        for guest in list(self.guests.values()):
+            await guest.stop()
 
     async def until(self, resource, check: Callable[[], bool]) -> None:
         """Wait until ``check()`` holds, re-checking on every change of ``resource``."""
@@ -83,6 +97,9 @@ class KubeVirt:
     async def reconcile_vmi(self, kind: str, vmi: dict) -> None:
         ns, name = vmi["metadata"]["namespace"], vmi["metadata"]["name"]
         if kind == "DELETED":
+            guest = self.guests.pop((ns, name), None)
+            if guest is not None:
+                await guest.stop()
             vm = self.api.store.get(R["virtualmachines"], ns, name)
             if vm is not None and (vm["spec"].get("runStrategy") or "Halted") not in RUNNING:
                 self.vm_status(ns, name, "Stopped")
@@ -115,6 +132,9 @@ class KubeVirt:
         interfaces = [{"name": i["name"], "mac": i.get("macAddress", ""), "interfaceName": f"eth{n}"}
                       for n, i in enumerate(((spec.get("domain") or {}).get("devices") or {}).get("interfaces") or [])]
 
+        boot = self.boot_disk(ns, spec)
+        guest = await self.start_qemu(ns, name, vmi, spec, boot) if boot else None
+
         def running(status: dict) -> None:
             status.update(phase="Running", interfaces=interfaces, guestOSInfo={})
             condition(status, "Ready", "True")
@@ -122,7 +142,65 @@ class KubeVirt:
         self.api.set_status(R["virtualmachineinstances"], ns, name, running)
         self.vm_status(ns, name, "Running", ready=True)
         event(self.api, vmi, "Started", f"VirtualMachineInstance started on {node}")
-        await self.guest_agent(ns, name, vmi, interfaces)
+        if guest is not None:
+            await self.real_agent(ns, name, vmi, guest)
+        else:
+            await self.guest_agent(ns, name, vmi, interfaces)
+
+    def disk_files(self, ns: str, spec: dict) -> list[Path]:
+        files = []
+        for volume in spec.get("volumes") or []:
+            claim = (volume.get("dataVolume") or {}).get("name") or (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim:
+                files.append(self.state / "volumes" / ns / f"{claim}.img")
+        return files
+
+    def boot_disk(self, ns: str, spec: dict) -> Path | None:
+        files = self.disk_files(ns, spec)
+        return files[0] if files and qemu_binary() and bootable(files[0]) else None
+
+    async def start_qemu(self, ns: str, name: str, vmi: dict, spec: dict, boot: Path) -> QemuGuest:
+        accel, why = await choose_accel(self.state, boot)
+        domain = spec.get("domain") or {}
+        cpu = domain.get("cpu") or {}
+        memory = parse_quantity((domain.get("memory") or {}).get("guest") or
+                                ((domain.get("resources") or {}).get("requests") or {}).get("memory") or "1Gi")
+        macs = [i.get("macAddress", "") for i in (domain.get("devices") or {}).get("interfaces") or []]
+        annotations = vmi["metadata"].get("annotations") or {}
+        forwards = [int(p) for p in annotations.get(FORWARD, "").split(",") if p.strip()]
+        logs = self.state / "vmi"
+        logs.mkdir(exist_ok=True)
+        guest = QemuGuest(f"{ns}.{name}", self.disk_files(ns, spec), max(128, memory >> 20), cpu.get("cores") or 1,
+                          macs, forwards, logs / f"{ns}.{name}.console", accel)
+        await guest.start()
+        self.guests[(ns, name)] = guest
+        current = self.api.store.get(R["virtualmachineinstances"], ns, name)
+        current["metadata"].setdefault("annotations", {})[FORWARDED] = ",".join(
+            f"{g}=127.0.0.1:{h}" for g, h in guest.forwards.items())
+        self.api.store.update(R["virtualmachineinstances"], current)
+        event(self.api, vmi, "QemuStarted", f"real guest booting from {boot.name} with accel={accel} ({why})")
+        return guest
+
+    async def real_agent(self, ns: str, name: str, vmi: dict, guest: QemuGuest) -> None:
+        """AgentConnected, guestOSInfo and interface IPs as the guest's own agent reports them."""
+        answers = await guest.ask_agent(self.agent_timeout, "guest-get-osinfo", "guest-network-get-interfaces")
+        if answers is None:
+            return
+        _, info, nics = answers
+        by_mac = {n.get("hardware-address", "").lower(): n for n in nics}
+
+        def connected(status: dict) -> None:
+            status["guestOSInfo"] = {"id": info.get("id", ""), "name": info.get("name", ""),
+                                     "prettyName": info.get("pretty-name", ""), "version": info.get("version", ""),
+                                     "versionId": info.get("version-id", ""), "kernelRelease": info.get("kernel-release", "")}
+            for iface in status.get("interfaces") or []:
+                found = by_mac.get(iface.get("mac", "").lower())
+                ips = [a["ip-address"] for a in (found or {}).get("ip-addresses", []) if a.get("ip-address-type") == "ipv4"]
+                if ips:
+                    iface.update(ipAddress=ips[0], ipAddresses=ips, infoSource="domain, guest-agent",
+                                 interfaceName=found["name"])
+            condition(status, "AgentConnected", "True")
+        self.api.set_status(R["virtualmachineinstances"], ns, name, connected)
 
     async def volumes_ready(self, ns: str, name: str, spec: dict) -> bool:
         for volume in spec.get("volumes") or []:

@@ -1,0 +1,69 @@
+"""A bootable disk runs as a real QEMU process in the lab KubeVirt; its own guest agent fills the status."""
+
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from vmwave.adapters.kubernetes import Cluster
+from vmwave_lab import guests
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("qemu-system-x86_64") and shutil.which("extlinux") and list(Path("/boot").glob("vmlinuz-*"))
+         and os.geteuid() == 0),
+    reason=f"needs root and: apt-get install -y {guests.PACKAGES}")
+
+NS = "real"
+
+
+def qemu_running(name: str) -> bool:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if f"-name\0{NS}.{name}\0".encode() in cmdline.read_bytes():
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def test_a_bootable_disk_boots_and_its_agent_reports(kube, tmp_path):
+    image = guests.tiny_guest(Path.home() / ".cache" / "vmwave" / "guests")
+    registry = kube.state_dir / "registry"
+    registry.mkdir(exist_ok=True)
+    shutil.copyfile(image, registry / "tiny_1.img")
+    cluster = Cluster(kube.kubeconfig)
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    cluster.apply({"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": "tiny-root", "namespace": NS},
+                   "spec": {"source": {"registry": {"url": "docker://registry.lab/tiny:1"}},
+                            "storage": {"volumeMode": "Block", "resources": {"requests": {"storage": "64Mi"}}}}})
+    cluster.apply({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+                   "metadata": {"name": "tiny", "namespace": NS, "annotations": {"lab.vmwave.io/forward-ports": "8080"}},
+                   "spec": {"runStrategy": "Always", "template": {"spec": {
+                       "domain": {"cpu": {"cores": 1}, "memory": {"guest": "256Mi"},
+                                  "devices": {"disks": [{"name": "root", "disk": {"bus": "virtio"}}],
+                                              "interfaces": [{"name": "nic0", "masquerade": {}, "macAddress": "00:50:56:be:ef:01"}]}},
+                       "networks": [{"name": "nic0", "pod": {}}],
+                       "volumes": [{"name": "root", "dataVolume": {"name": "tiny-root"}}]}}}})
+    vmi = cluster.wait_for("kubevirt.io/v1", "VirtualMachineInstance", NS, "tiny", lambda o: o is not None and any(
+        c["type"] == "AgentConnected" for c in (o.get("status") or {}).get("conditions", [])), 240, "agent connected")
+    assert qemu_running("tiny")
+    assert vmi["status"]["guestOSInfo"]["id"] == "vmwave-tiny"
+    assert vmi["status"]["guestOSInfo"]["kernelRelease"] == os.uname().release or vmi["status"]["guestOSInfo"]["kernelRelease"]
+    nic = vmi["status"]["interfaces"][0]
+    assert (nic["mac"], nic["ipAddress"], nic["interfaceName"]) == ("00:50:56:be:ef:01", "10.0.2.15", "eth0")
+    started = [e for e in cluster.resource("v1", "Event").get(namespace=NS).items if e.reason == "QemuStarted"]
+    assert started and "accel=" in started[0].message
+    forwarded = dict(p.split("=") for p in vmi["metadata"]["annotations"]["lab.vmwave.io/forwarded"].split(","))
+    host, port = forwarded["8080"].split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as smoke:
+        assert smoke.recv(100) == b"vmwave-tiny ok\n"
+
+    cluster.patch("kubevirt.io/v1", "VirtualMachine", NS, "tiny", {"spec": {"runStrategy": "Halted"}})
+    cluster.wait_for("kubevirt.io/v1", "VirtualMachineInstance", NS, "tiny", lambda o: o is None, 60, "deleted")
+    deadline = time.monotonic() + 30
+    while qemu_running("tiny") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not qemu_running("tiny")
