@@ -79,7 +79,7 @@ def _mac(counter: int) -> str:
 
 
 def expand(data: Any, source: str = "estate") -> dict[str, Any]:
-    root = _Reader(source, "", data).known("version", "user", "datacenters", "vms")
+    root = _Reader(source, "", data).known("version", "user", "datacenters", "vms", "nodes")
     root("version", int, choices=(1,))
     datacenters, hosts_of, datastores_of, networks_of = [], {}, {}, {}
     for dc in root.each("datacenters"):
@@ -199,7 +199,20 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
             if bad:
                 raise entry.error("devices", f"unknown device {sorted(bad)[0]!r}", "use: " + ", ".join(DEVICES))
     return {"user": root("user", str, DEFAULT_USER), "attributes": sorted(attributes),
-            "datacenters": datacenters, "vms": vms}
+            "datacenters": datacenters, "vms": vms, "nodes": _nodes(root)}
+
+
+def _nodes(root: _Reader) -> list[dict[str, Any]] | None:
+    """The lab Kubernetes nodes (`nodes:`), when the estate declares them."""
+    if "nodes" not in root.data:
+        return None
+    nodes = []
+    for node in root.each("nodes"):
+        node.known("name", "cpu", "memory_gi", "hugepages_1gi", "labels")
+        nodes.append({"name": node("name", str), "cpu": node("cpu", int), "memory_gi": node("memory_gi", int),
+                      "hugepages_1gi": node("hugepages_1gi", int, 0),
+                      "labels": {str(k): str(v) for k, v in node("labels", dict, {}).items()}})
+    return nodes
 
 
 def _tags(entry: _Reader, fmt) -> list[str]:

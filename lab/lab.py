@@ -52,7 +52,8 @@ def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path 
         maps_file.write_text(yaml.safe_dump(generated_maps(seed), sort_keys=False))
     center = vcenter.start(seed, state, progress=progress)
     try:
-        cluster = kubernetes.start(state, {"storage_classes": storage_classes(maps_file), **(kube_config or {})})
+        nodes = {"nodes": seed["nodes"]} if seed.get("nodes") else {}
+        cluster = kubernetes.start(state, {"storage_classes": storage_classes(maps_file), **nodes, **(kube_config or {})})
     except LabError:
         vcenter.stop(state)
         raise

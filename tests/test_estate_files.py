@@ -53,3 +53,11 @@ def test_examples_are_valid_and_the_big_one_is_seed_shaped():
     assert sum(v["template"] for v in vms) >= 3
     assert {n["portgroup"] for v in vms for n in v["nics"]} >= {"pg-vlan100", "pg-vlan200"}
     assert len(expand(generated(2000))["vms"]) == 2000
+
+
+def test_nodes_for_the_lab_cluster():
+    seed = expand(yaml.safe_load(BASE + "nodes: [{name: n1, cpu: 8, memory_gi: 32, hugepages_1gi: 4, labels: {cpumanager: 'true'}}]"))
+    assert seed["nodes"] == [{"name": "n1", "cpu": 8, "memory_gi": 32, "hugepages_1gi": 4, "labels": {"cpumanager": "true"}}]
+    assert expand(yaml.safe_load(BASE))["nodes"] is None
+    with pytest.raises(EstateError, match=r"nodes\[0\].cpu: is missing"):
+        expand(yaml.safe_load(BASE + "nodes: [{name: n1, memory_gi: 32}]"), "estate.yaml")
