@@ -292,3 +292,45 @@ def test_halting_a_vm_removes_its_instance(cluster):
     cluster.patch(KV, "VirtualMachine", NS, "halt", {"spec": {"runStrategy": "Halted"}})
     cluster.wait_for(KV, "VirtualMachineInstance", NS, "halt", lambda o: o is None, 30, "deleted")
     cluster.wait_for(KV, "VirtualMachine", NS, "halt", printable("Stopped"), 30, "Stopped")
+
+
+def test_https_source_with_a_ca_config_map_and_secret_headers(cluster, images, tmp_path):
+    """How vmwave's transfer server is reached: HTTPS with its own CA, a per-image token from a Secret."""
+    import base64
+
+    from vmwave_lab.kube.tls import write_certificates
+
+    ca, cert, key = write_certificates(tmp_path)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if self.headers.get("Authorization") != "Bearer per-image-token":
+                self.send_error(403)
+                return
+            data = (images / "disk.qcow2").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/disk.qcow2"
+        cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "transfer-ca", "namespace": NS},
+                       "data": {"ca.pem": ca.read_text()}})
+        cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "disk-token", "namespace": NS},
+                       "data": {"auth": base64.b64encode(b"Authorization: Bearer per-image-token").decode()}})
+        cluster.apply(dv("tls", {"http": {"url": url, "certConfigMap": "transfer-ca", "secretExtraHeaders": ["disk-token"]}}))
+        cluster.wait_for(CDI, "DataVolume", NS, "tls", phase_in("Succeeded"), 60, "imported")
+        cluster.apply(dv("tls-untrusted", {"http": {"url": url, "secretExtraHeaders": ["disk-token"]}}))
+        failed = cluster.wait_for(CDI, "DataVolume", NS, "tls-untrusted", phase_in("Failed"), 60, "failed")
+        assert "CERTIFICATE_VERIFY_FAILED" in running_condition(failed)["message"]
+    finally:
+        server.shutdown()
