@@ -19,7 +19,8 @@ def run(*args, env=None, check=True):
 
 
 def test_help_on_every_command():
-    for args in ([], ["lab"], ["lab", "up"], ["lab", "down"], ["lab", "env"], ["plan"], ["inventory"], ["check"]):
+    for args in ([], ["lab"], ["lab", "up"], ["lab", "down"], ["lab", "env"], ["plan"], ["inventory"], ["check"],
+                 ["manifests"], ["cluster"], ["cluster", "migration-config"]):
         assert "Usage" in run(*args, "--help").stdout
 
 

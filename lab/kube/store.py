@@ -35,6 +35,8 @@ class Store:
         self.history: dict[str, deque] = {r.key: deque(maxlen=HISTORY) for r in RESOURCES}
         self.oldest: dict[str, int] = {r.key: 0 for r in RESOURCES}
         self.watchers: dict[str, set[asyncio.Queue]] = {r.key: set() for r in RESOURCES}
+        self.owned: dict[str, set[tuple[str, str, str]]] = {}  # owner uid -> (resource key, ns, name)
+        self.by_key = {r.key: r for r in RESOURCES}
         self.db = sqlite3.connect(path or ":memory:", isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -43,6 +45,9 @@ class Store:
         for key, ns, name, body in self.db.execute("SELECT key, ns, name, body FROM objects"):
             if key in self.objects:
                 self.objects[key][(ns, name)] = json.loads(body)
+        for key, objects in self.objects.items():
+            for (ns, name), obj in objects.items():
+                self._index(key, ns, name, obj, add=True)
         row = self.db.execute("SELECT v FROM meta WHERE k = 'rv'").fetchone()
         self.rv = int(row[0]) if row else 0
         for key in self.oldest:
@@ -60,6 +65,11 @@ class Store:
     def _next_rv(self) -> str:
         self.rv += 1
         return str(self.rv)
+
+    def _index(self, key: str, ns: str, name: str, obj: dict, add: bool) -> None:
+        for ref in obj["metadata"].get("ownerReferences") or ():
+            owned = self.owned.setdefault(ref.get("uid", ""), set())
+            (owned.add if add else owned.discard)((key, ns, name))
 
     def _persist(self, r: Resource, ns: str, name: str, obj: dict | None) -> None:
         if obj is None:
@@ -81,6 +91,7 @@ class Store:
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1, resourceVersion=self._next_rv())
         ns = meta.get("namespace", "")
         self.objects[r.key][(ns, meta["name"])] = obj
+        self._index(r.key, ns, meta["name"], obj, add=True)
         self._persist(r, ns, meta["name"], obj)
         self._emit(r, "ADDED", obj)
         return copy.deepcopy(obj)
@@ -95,21 +106,29 @@ class Store:
         for fixed in ("uid", "creationTimestamp"):
             meta[fixed] = old["metadata"][fixed]
         meta["resourceVersion"] = self._next_rv()
+        self._index(r.key, ns, meta["name"], old, add=False)
         self.objects[r.key][(ns, meta["name"])] = obj
+        self._index(r.key, ns, meta["name"], obj, add=True)
         self._persist(r, ns, meta["name"], obj)
         self._emit(r, "MODIFIED", obj)
         return copy.deepcopy(obj)
 
     def delete(self, r: Resource, ns: str, name: str) -> dict:
         obj = self.objects[r.key].pop((ns, name))
+        self._index(r.key, ns, name, obj, add=False)
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._persist(r, ns, name, None)
         self._emit(r, "DELETED", obj)
         return obj
 
     def dependents(self, uid: str) -> list[tuple[Resource, dict]]:
-        return [(r, obj) for r in RESOURCES for obj in list(self.objects[r.key].values())
-                if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or ())]
+        """Objects whose ownerReferences name the deleted owner ``uid`` (indexed, not a scan); forgets the owner."""
+        found = []
+        for key, ns, name in sorted(self.owned.pop(uid, ())):
+            obj = self.objects[key].get((ns, name))
+            if obj is not None:
+                found.append((self.by_key[key], obj))
+        return found
 
     def events_since(self, r: Resource, since: int) -> list[tuple[int, str, dict]]:
         if since < self.oldest[r.key]:
