@@ -108,7 +108,8 @@ def test_http_import_walks_the_phases_with_progress(cluster, web, kube):
     done = cluster.wait_for(CDI, "DataVolume", NS, "slow", record, 60, "imported", since=made)
     assert done["status"]["phase"] == "Succeeded" and done["status"]["progress"] == "100.0%"
     phases = [p for p, _ in seen]
-    assert phases.index("ImportScheduled") < phases.index("ImportInProgress") < phases.index("Succeeded")
+    assert phases.index("Pending") < phases.index("ImportScheduled") < phases.index("ImportInProgress") \
+        < phases.index("Succeeded")
     middle = [p for _, p in seen if p and re.match(r"^\d+\.\d\d%$", p) and 0 < float(p[:-1]) < 100]
     assert middle, f"no progress between 0 and 100% in {seen}"
     conditions = {c["type"]: c["status"] for c in done["status"]["conditions"]}

@@ -89,6 +89,9 @@ class Cdi:
         dv = self.api.store.get(R["datavolumes"], ns, name)
         if dv is None or dv.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             return
+        if not dv.get("status", {}).get("phase"):  # CDI's first word on a new DataVolume
+            self._status(ns, name, "Pending", "N/A", Bound=("False", "Pending", f"PVC {name} Pending"),
+                         Ready=("False", "", ""), Running=("False", "", ""))
         claim = self.claim(dv)
         if claim is None:
             return
@@ -153,8 +156,6 @@ class Cdi:
             if pvc.get("status", {}).get("phase") != "Pending":
                 self.api.set_status(R["persistentvolumeclaims"], ns, name, lambda s: s.update(phase="Pending"))
                 event(self.api, pvc, "ProvisioningFailed", problem, "Warning")
-                self._status(ns, name, "Pending", "N/A", Bound=("False", "Pending", f"PVC {name} Pending"),
-                             Ready=("False", "", ""), Running=("False", "", ""))
             return None
         self.api.set_status(R["persistentvolumeclaims"], ns, name, lambda s: s.update(
             phase="Bound", accessModes=pvc["spec"]["accessModes"], capacity={"storage": str(size)}))

@@ -105,7 +105,13 @@ class KubeVirt:
                 self.vm_status(ns, name, "Stopped")
             return
         vmi = self.api.store.get(R["virtualmachineinstances"], ns, name)
-        if vmi is None or (vmi.get("status") or {}).get("phase") in ("Running", "Succeeded", "Failed"):
+        if vmi is None:
+            return
+        phase = (vmi.get("status") or {}).get("phase")
+        lost = phase == "Running" and (ns, name) not in self.guests and self.boot_disk(ns, vmi["spec"]) is not None
+        if lost:  # a real guest that did not survive a lab restart boots again
+            self.api.set_status(R["virtualmachineinstances"], ns, name, lambda s: s.update(phase="Pending"))
+        elif phase in ("Running", "Succeeded", "Failed"):
             return
         if not (vmi.get("status") or {}).get("phase"):
             self.api.set_status(R["virtualmachineinstances"], ns, name, lambda s: s.update(phase="Pending"))
