@@ -68,7 +68,11 @@ def lab_up(
         raise VmwaveError("--estate and --vms both given", "choose one")
     if vms is not None and vms < 1:
         raise VmwaveError(f"--vms must be at least 1, got {vms}", "give a positive number")
+    from vmwave_lab import vcenter
+
     total = vms or len(estates.load(str(estate or lab.ESTATES / "small.yaml"))["vms"])
+    with working("building the lab vCenter (first run only, ~20 s)"):
+        vcenter.binary()
     with working("seeding the lab vCenter: VMs", total=total) as progress:
         settings = lab.up(estate, vms, state_dir, progress)
     err.print(f"lab vCenter {settings['VMWAVE_VCENTER_URL']} with {total} VMs and lab Kubernetes "
