@@ -32,7 +32,7 @@ EXPECTED = {
     "invalid_k8s_name": "Legacy_FileServer.corp",
     "name_collision": "App_01",
     "duplicate_mac": "gpu-render-01",
-    "unmapped_datastore": "batch-old-01",
+    "unmapped_datastore": "Legacy_FileServer.corp",
     "unmapped_network": "app-many-disks",
     "large_disk": "Legacy_FileServer.corp",
     "many_disks": "app-many-disks",
@@ -75,7 +75,7 @@ def test_duplicate_mac_names_the_mac(found):
 
 def test_mapping_concerns_need_a_maps_file(records):
     without = {vm.name: {c.id for c in cs} for vm, cs in assess(records)}
-    assert "unmapped_datastore" not in without["batch-old-01"]
+    assert "unmapped_datastore" not in without["Legacy_FileServer.corp"]
 
 
 def test_rdm_and_diskless_vms(by_name):

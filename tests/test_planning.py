@@ -27,17 +27,17 @@ def test_default_classes_of_the_small_estate(records):
     assert got["web-01"] == ("P4", "group app=shop moves as P4")  # web tier follows its database
 
 
-def test_rules_file_conditions_and_overrides(records):
-    policy = parse_rules(yaml.safe_load("""
+def test_rules_file_conditions_and_overrides(records, by_name):
+    policy = parse_rules(yaml.safe_load(f"""
 version: 1
 rules:
-  - {class: P5, when: {folder: "prod/db*"}}
-  - {class: P2, when: {any: [{name: "^web-0[12]$"}, {tag: public}]}}
-  - {class: P1, when: {all: [{guest_family: linux}, {not: {power_state: poweredOn}}]}}
-  - {class: P4, when: {concern: vtpm}}
+  - {{class: P5, when: {{folder: "prod/db*"}}}}
+  - {{class: P2, when: {{any: [{{name: "^web-0[12]$"}}, {{tag: public}}]}}}}
+  - {{class: P1, when: {{all: [{{guest_family: linux}}, {{not: {{power_state: poweredOn}}}}]}}}}
+  - {{class: P4, when: {{concern: vtpm}}}}
 default: P3
 group_by: none
-overrides: {app-01: P4, vm-69: P5}
+overrides: {{app-01: P4, {by_name["web-01"].moref}: P5}}
 """), "rules.yaml")
     got = classes(records, policy)
     assert got["db-01"] == ("P5", "rule 1")
