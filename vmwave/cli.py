@@ -247,6 +247,31 @@ def migration_config(
     err.print(f"KubeVirt {cr.namespace}/{cr.name} patched with the migration settings")
 
 
+@app.command()
+def status(
+    wave: Optional[str] = typer.Option(None, "--wave", help="only this wave (id w003 or number 3)"),
+    as_json: bool = typer.Option(False, "--json", help="per VM, its steps with status, attempts and cause"),
+    ledger: Optional[str] = typer.Option(None, "--ledger", envvar="VMWAVE_LEDGER",
+                                         help="ledger file or SQLAlchemy URL [env VMWAVE_LEDGER]"),
+) -> None:
+    """What the ledger says about each VM and step."""
+    from vmwave.adapters.ledger import Ledger, dumps
+
+    wave_id = f"w{int(wave):03d}" if wave and wave.isdigit() else wave
+    entries = Ledger(ledger).by_vm(wave_id)
+    if as_json:
+        print(dumps(entries))
+        return
+    table = Table(title=f"{len(entries)} VMs" + (f" in wave {wave_id}" if wave_id else ""))
+    for column in ("wave", "VM", "step", "status", "attempts", "seconds", "cause"):
+        table.add_column(column)
+    for entry in entries:
+        for step in entry["steps"]:
+            table.add_row(entry["wave"], entry["vm"], step["step"], step["status"], str(step["attempts"]),
+                          "" if step["seconds"] is None else f"{step['seconds']:.1f}", step["cause"])
+    out.print(table)
+
+
 def show_summary(summary: dict) -> None:
     classes = Table(title=f"{summary['vms']} VMs by priority class ({summary['skipped']} templates skipped)")
     for column in ("class", "title", "mode", "VMs"):

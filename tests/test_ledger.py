@@ -1,0 +1,64 @@
+"""The ledger: attempts, statuses and resume decisions survive processes; a shared URL works the same."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vmwave.adapters.ledger import Ledger
+
+
+def test_attempts_statuses_and_resume(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url)
+    assert ledger.start("w001", "vm-1", "web-01", "snapshot") == 1
+    ledger.finish("w001", "vm-1", "snapshot", detail={"snapshot": "vmwave-w001"})
+    assert ledger.start("w001", "vm-1", "web-01", "convert") == 1
+    ledger.finish("w001", "vm-1", "convert", "failed", error="qemu-img: no space", cause="disk-full")
+    assert ledger.start("w001", "vm-1", "web-01", "convert") == 2
+    ledger.finish("w001", "vm-1", "convert", bytes_done=64 << 20)
+    again = Ledger(url)  # another process, the same file
+    assert again.done("w001", "vm-1", "snapshot") and again.done("w001", "vm-1", "convert")
+    assert not again.done("w001", "vm-1", "boot") and not again.done("w002", "vm-1", "snapshot")
+    [vm] = again.by_vm("w001")
+    assert [(s["step"], s["status"], s["attempts"]) for s in vm["steps"]] == [("snapshot", "succeeded", 1),
+                                                                             ("convert", "succeeded", 2)]
+    assert vm["steps"][1]["bytes"] == 64 << 20 and vm["steps"][1]["cause"] == ""
+    with pytest.raises(ValueError):
+        again.finish("w001", "vm-1", "convert", "weird")
+
+
+def test_a_path_or_the_environment_names_the_ledger(tmp_path, monkeypatch):
+    monkeypatch.setenv("VMWAVE_LEDGER", str(tmp_path / "from-env.db"))
+    Ledger().start("w1", "vm-9", "x", "boot")
+    assert (tmp_path / "from-env.db").exists()
+    assert Ledger(str(tmp_path / "from-env.db")).get("w1", "vm-9", "boot")["status"] == "running"
+
+
+def test_concurrent_writers_share_one_file(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    Ledger(url)
+    script = ("import sys; from vmwave.adapters.ledger import Ledger; l = Ledger(sys.argv[1]); w = sys.argv[2]\n"
+              "for i in range(50):\n    l.start(w, f'vm-{i}', f'vm{i}', 'convert'); l.finish(w, f'vm-{i}', 'convert')\n")
+    workers = [subprocess.Popen([sys.executable, "-c", script, url, f"w{n}"]) for n in range(3)]
+    assert [w.wait(timeout=120) for w in workers] == [0, 0, 0]
+    rows = Ledger(url).rows()
+    assert len(rows) == 150 and {r["status"] for r in rows} == {"succeeded"}
+
+
+def test_status_command_prints_the_ledger(tmp_path):
+    from conftest import VMWAVE
+
+    db = tmp_path / "ledger.db"
+    ledger = Ledger(str(db))
+    ledger.start("w003", "vm-7", "db-01", "boot")
+    ledger.finish("w003", "vm-7", "boot", "failed", error="VMI never started", cause="vmi-unschedulable")
+    ledger.start("w004", "vm-8", "web-01", "boot")
+    result = subprocess.run([VMWAVE, "status", "--wave", "3", "--json", "--ledger", str(db)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    [entry] = json.loads(result.stdout)
+    assert entry["vm"] == "db-01" and entry["steps"][0]["cause"] == "vmi-unschedulable"
+    table = subprocess.run([VMWAVE, "status", "--ledger", str(db)], capture_output=True, text=True, timeout=60)
+    assert "vmi-unschedulable" in table.stdout and "web-01" in table.stdout

@@ -1,0 +1,122 @@
+"""The migration ledger: durable state per VM and step, so any wave can resume after a crash.
+
+SQLite in a file by default; any SQLAlchemy URL (PostgreSQL) when several
+workers share it. Prefect's own database is not the ledger: it drops task
+runs in ephemeral mode and ingests slowly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, create_engine,
+                        event, select)
+from sqlalchemy.engine import Engine
+
+STATUSES = ("running", "succeeded", "failed", "skipped", "rolled_back")
+DEFAULT_PATH = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "vmwave" / "ledger.db"
+
+metadata = MetaData()
+steps = Table(
+    "steps", metadata,
+    Column("wave", String(64), primary_key=True),
+    Column("moref", String(64), primary_key=True),
+    Column("step", String(32), primary_key=True),
+    Column("vm", String(256), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("bytes", BigInteger, default=0),
+    Column("error", Text, default=""),
+    Column("cause", String(64), default=""),
+    Column("detail", JSON, default=dict),
+)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def ledger_url(url: str | None = None) -> str:
+    """``url``, else $VMWAVE_LEDGER, else a SQLite file in the user's state directory."""
+    url = url or os.environ.get("VMWAVE_LEDGER")
+    if url:
+        return url if "://" in url else f"sqlite:///{Path(url).resolve()}"
+    DEFAULT_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_PATH}"
+
+
+class Ledger:
+    def __init__(self, url: str | None = None):
+        self.url = ledger_url(url)
+        self.engine: Engine = create_engine(self.url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(connection, _record):  # several processes write one file
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA busy_timeout=10000")
+        metadata.create_all(self.engine)
+
+    def _key(self, wave: str, moref: str, step: str):
+        return (steps.c.wave == wave) & (steps.c.moref == moref) & (steps.c.step == step)
+
+    def get(self, wave: str, moref: str, step: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(steps).where(self._key(wave, moref, step))).mappings().first()
+        return dict(row) if row else None
+
+    def done(self, wave: str, moref: str, step: str) -> bool:
+        row = self.get(wave, moref, step)
+        return row is not None and row["status"] in ("succeeded", "skipped")
+
+    def start(self, wave: str, moref: str, vm: str, step: str) -> int:
+        """Record an attempt of ``step``; returns the attempt number (1 for the first)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(steps.c.attempt).where(self._key(wave, moref, step))).first()
+            attempt = (row[0] + 1) if row else 1
+            values = {"vm": vm, "status": "running", "attempt": attempt, "started_at": _now(), "finished_at": None,
+                      "error": "", "cause": ""}
+            if row:
+                conn.execute(steps.update().where(self._key(wave, moref, step)).values(**values))
+            else:
+                conn.execute(steps.insert().values(wave=wave, moref=moref, step=step, bytes=0, detail={}, **values))
+        return attempt
+
+    def finish(self, wave: str, moref: str, step: str, status: str = "succeeded", bytes_done: int = 0,
+               detail: dict[str, Any] | None = None, error: str = "", cause: str = "") -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown step status {status!r}")
+        with self.engine.begin() as conn:
+            conn.execute(steps.update().where(self._key(wave, moref, step)).values(
+                status=status, finished_at=_now(), bytes=bytes_done, detail=detail or {}, error=error, cause=cause))
+
+    def rows(self, wave: str | None = None) -> list[dict[str, Any]]:
+        query = select(steps).order_by(steps.c.wave, steps.c.vm, steps.c.started_at)
+        if wave:
+            query = query.where(steps.c.wave == wave)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def by_vm(self, wave: str | None = None) -> list[dict[str, Any]]:
+        """Per VM, its steps in order: what `vmwave status --json` prints."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in self.rows(wave):
+            entry = found.setdefault((row["wave"], row["moref"]), {"wave": row["wave"], "vm": row["vm"],
+                                                                  "moref": row["moref"], "steps": []})
+            entry["steps"].append({
+                "step": row["step"], "status": row["status"], "attempts": row["attempt"], "cause": row["cause"],
+                "error": row["error"], "bytes": row["bytes"],
+                "started_at": row["started_at"].isoformat() if row["started_at"] else None,
+                "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
+                "seconds": round((row["finished_at"] - row["started_at"]).total_seconds(), 3)
+                if row["finished_at"] and row["started_at"] else None})
+        return list(found.values())
+
+
+def dumps(entries: list[dict[str, Any]]) -> str:
+    return json.dumps(entries, indent=1)
