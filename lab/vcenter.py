@@ -114,3 +114,12 @@ def start(seed: dict[str, Any], state_dir: Path | None = None, listen: str = "12
 def stop(state_dir: Path | None = None) -> bool:
     """Stop the simulator started from ``state_dir``; True if one was running."""
     return stop_process(Path(state_dir or default_state_dir()), "vcenter")
+
+
+def seed_disk(lab: LabVCenter, datacenter: str, datastore_path: str, source: Path) -> Path:
+    """Put real bytes behind a VM's disk file, as if the VM had written them: the simulator's files are empty."""
+    datastore, _, path = datastore_path.partition("] ")
+    target = lab.datastore_root / datacenter / datastore.lstrip("[") / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return target
