@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from vmwave.adapters.datastore import download, file_url
+from vmwave.adapters.datastore import download, file_url, session_headers
 from vmwave.adapters.vsphere import connect
 from vmwave.errors import ConnectionFailed
 from vmwave_lab.vcenter import seed_disk
@@ -25,7 +25,7 @@ def test_a_disk_streams_to_a_file(lab, target, disk, tmp_path):
     vm, source = disk
     with connect(target) as si:
         url = file_url(lab.url, vm.datacenter, vm.disks[0].file)
-        got = download(url, tmp_path / "d.vmdk", si._stub.cookie, ssl.create_default_context(cafile=str(lab.ca_file)))
+        got = download(url, tmp_path / "d.vmdk", session_headers(si._stub.cookie), ssl.create_default_context(cafile=str(lab.ca_file)))
     assert got.total == got.bytes == source.stat().st_size and got.resumed_from == 0
     assert hashlib.sha256((tmp_path / "d.vmdk").read_bytes()).digest() == hashlib.sha256(source.read_bytes()).digest()
 
@@ -36,17 +36,17 @@ def test_a_cut_download_resumes_where_it_stopped(lab, target, disk, tmp_path):
     partial.write_bytes(source.read_bytes()[: 4 << 20])  # what a cut connection left behind
     seen = []
     with connect(target) as si:
-        got = download(file_url(lab.url, vm.datacenter, vm.disks[0].file), partial, si._stub.cookie,
+        got = download(file_url(lab.url, vm.datacenter, vm.disks[0].file), partial, session_headers(si._stub.cookie),
                        ssl.create_default_context(cafile=str(lab.ca_file)), progress=lambda done, total: seen.append(done))
     assert got.resumed_from == 4 << 20 and got.bytes == source.stat().st_size - (4 << 20)
     assert partial.read_bytes() == source.read_bytes()
     assert seen[0] > 4 << 20 and seen[-1] == source.stat().st_size
-    again = download(file_url(lab.url, vm.datacenter, vm.disks[0].file), partial, "",
+    again = download(file_url(lab.url, vm.datacenter, vm.disks[0].file), partial, {},
                      ssl.create_default_context(cafile=str(lab.ca_file)))
     assert again.bytes == 0  # complete already: nothing fetched
 
 
 def test_a_missing_file_is_a_clear_error(lab, tmp_path):
-    with pytest.raises(ConnectionFailed, match="vCenter answered 404"):
-        download(file_url(lab.url, "dc-lab", "[ds-ssd-01] nope/nope.vmdk"), tmp_path / "x", "",
+    with pytest.raises(ConnectionFailed, match="answered 404"):
+        download(file_url(lab.url, "dc-lab", "[ds-ssd-01] nope/nope.vmdk"), tmp_path / "x", {},
                  ssl.create_default_context(cafile=str(lab.ca_file)))

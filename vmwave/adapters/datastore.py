@@ -47,10 +47,14 @@ def file_url(vcenter_url: str, datacenter: str, datastore_path: str) -> str:
             f"?dcPath={quote(datacenter)}&dsName={quote(m.group('ds'))}")
 
 
-def download(url: str, dest: Path, cookie: str, context: ssl.SSLContext | None,
+def session_headers(cookie: str) -> dict[str, str]:
+    """vCenter's file access authenticates with the SOAP session cookie (pyVmomi: ``si._stub.cookie``)."""
+    return {"Cookie": cookie} if cookie else {}
+
+
+def download(url: str, dest: Path, headers: dict[str, str], context: ssl.SSLContext | None,
              progress: Callable[[int, int], None] | None = None, timeout: float = 60) -> Transfer:
     """Fetch ``url`` into ``dest``, continuing a partial ``dest`` with a Range request."""
-    headers = {"Cookie": cookie} if cookie else {}
     started = time.monotonic()
     try:
         head = urllib.request.Request(url, method="HEAD", headers=headers)
@@ -77,8 +81,8 @@ def download(url: str, dest: Path, cookie: str, context: ssl.SSLContext | None,
                 out.flush()
                 os.fsync(out.fileno())
     except urllib.error.HTTPError as exc:
-        raise ConnectionFailed(f"vCenter answered {exc.code} {exc.reason} for {urlparse(url).path}",
-                               "check that the disk file exists and the session is still valid") from None
+        raise ConnectionFailed(f"{urlparse(url).netloc} answered {exc.code} {exc.reason} for {urlparse(url).path}",
+                               "check that the file exists and the session or token is still valid") from None
     except (urllib.error.URLError, OSError) as exc:
         raise ConnectionFailed(f"downloading {urlparse(url).path} failed ({getattr(exc, 'reason', exc)})",
                                "run the step again: the download continues where it stopped") from None

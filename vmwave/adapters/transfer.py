@@ -1,0 +1,95 @@
+"""vmwave's transfer server: converted images served to CDI over HTTPS, one token per image.
+
+CDI imports each disk as an ``http`` source: the URL names the image, a
+Secret holds ``Authorization: Bearer <token>`` (``secretExtraHeaders``) and a
+ConfigMap holds the CA (``certConfigMap``). A token opens exactly one image;
+HEAD and Range work, so an interrupted import can continue.
+"""
+
+from __future__ import annotations
+
+import http.server
+import re
+import secrets
+import ssl
+import threading
+from pathlib import Path
+
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+class TransferServer:
+    def __init__(self, cert: Path, key: Path, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None):
+        self.images: dict[str, Path] = {}  # token -> image
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # tokens are in headers, never logged
+                pass
+
+            def _image(self) -> Path | None:
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+                image = server.images.get(token)
+                if image is None or self.path.split("?")[0] != f"/images/{image.name}":
+                    self.send_error(403, "this token does not open this image")
+                    return None
+                return image
+
+            def do_HEAD(self):
+                image = self._image()
+                if image is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(image.stat().st_size))
+                    self.send_header("Accept-Ranges", "bytes")
+                    self.end_headers()
+
+            def do_GET(self):
+                image = self._image()
+                if image is None:
+                    return
+                size = image.stat().st_size
+                start, end = 0, size - 1
+                m = _RANGE.match(self.headers.get("Range", ""))
+                if m:
+                    start, end = int(m.group(1)), int(m.group(2) or size - 1)
+                    if start >= size:
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(end - start + 1))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                with open(image, "rb") as handle:
+                    handle.seek(start)
+                    left = end - start + 1
+                    while left > 0 and (chunk := handle.read(min(left, 4 << 20))):
+                        self.wfile.write(chunk)
+                        left -= len(chunk)
+
+        self.httpd = http.server.ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = public_url or f"https://{host}:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "TransferServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def publish(self, image: Path) -> tuple[str, str]:
+        """(URL, token) for one image; the token opens nothing else."""
+        token = secrets.token_urlsafe(32)
+        self.images[token] = image
+        return f"{self.url}/images/{image.name}", token
+
+    def retract(self, token: str) -> None:
+        self.images.pop(token, None)
