@@ -140,7 +140,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
             controllers: list[dict] = []
             disks = []
             for d in entry.each("disks"):
-                d.known("size_gb", "datastore", "controller", "bus", "mode", "thin", "shared")
+                d.known("size_gb", "datastore", "controller", "bus", "mode", "thin", "shared", "data_mb")
                 ds = d("datastore", str, datastores_of[dc][0])
                 if ds not in datastores_of[dc]:
                     raise d.error("datastore", f"{ds!r} is not a datastore of {dc}", "declare it under `datastores:`")
@@ -154,7 +154,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                     unit = 8  # SCSI unit 7 is the controller itself
                 size_kb = int(float(d("size_gb", (int, float))) * 1024 * 1024)
                 disk = {"controller": index, "unit": unit, "size_kb": size_kb, "mode": d("mode", str, "persistent", choices=DISK_MODES),
-                        "thin": d("thin", bool, True), "sharing": "", "create": True,
+                        "thin": d("thin", bool, True), "sharing": "", "create": True, "data_mb": d("data_mb", int, 0),
                         "file": f"[{ds}] {name}/{name}_{len(disks)}.vmdk"}
                 share = d("shared", str, None)
                 if share is not None:

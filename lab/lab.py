@@ -52,13 +52,22 @@ def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path 
         maps_file.write_text(yaml.safe_dump(generated_maps(seed), sort_keys=False))
     center = vcenter.start(seed, state, progress=progress)
     try:
+        vcenter.seed_disks(center, seed)
         nodes = {"nodes": seed["nodes"]} if seed.get("nodes") else {}
         cluster = kubernetes.start(state, {"storage_classes": storage_classes(maps_file), **nodes, **(kube_config or {})})
     except LabError:
         vcenter.stop(state)
         raise
     (state / "maps-path").write_text(str(maps_file))
-    return {**center.env(), "VMWAVE_KUBECONFIG": str(cluster.kubeconfig), "VMWAVE_MAPS": str(maps_file)}
+    return settings(center, cluster, maps_file)
+
+
+def settings(center, cluster, maps_file: Path) -> dict[str, str]:
+    """What vmwave needs to migrate in the lab; the transfer server uses the lab API's CA-signed certificate."""
+    state = cluster.state_dir
+    return {**center.env(), "VMWAVE_KUBECONFIG": str(cluster.kubeconfig), "VMWAVE_MAPS": str(maps_file),
+            "VMWAVE_TRANSFER_CERT": str(state / "kube-server.pem"), "VMWAVE_TRANSFER_KEY": str(state / "kube-server.key"),
+            "VMWAVE_TRANSFER_CA": str(cluster.ca_file)}
 
 
 def env(state_dir: Path | None = None) -> dict[str, str] | None:
@@ -66,8 +75,7 @@ def env(state_dir: Path | None = None) -> dict[str, str] | None:
     center, cluster = vcenter.running(state), kubernetes.running(state)
     if center is None or cluster is None:
         return None
-    return {**center.env(), "VMWAVE_KUBECONFIG": str(cluster.kubeconfig),
-            "VMWAVE_MAPS": (state / "maps-path").read_text()}
+    return settings(center, cluster, Path((state / "maps-path").read_text()))
 
 
 def down(state_dir: Path | None = None) -> bool:

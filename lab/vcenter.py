@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import random
 import secrets
 import shutil
 import subprocess
@@ -114,6 +115,42 @@ def start(seed: dict[str, Any], state_dir: Path | None = None, listen: str = "12
 def stop(state_dir: Path | None = None) -> bool:
     """Stop the simulator started from ``state_dir``; True if one was running."""
     return stop_process(Path(state_dir or default_state_dir()), "vcenter")
+
+
+def disk_image(data_mb: int, capacity_kb: int, seed: str) -> Path:
+    """A VMDK (monolithicSparse) of ``capacity_kb`` whose first ``data_mb`` MiB hold bytes derived from ``seed``.
+
+    Cached by its parameters: estates reuse a handful of shapes.
+    """
+    key = hashlib.sha256(f"{data_mb}:{capacity_kb}:{seed}".encode()).hexdigest()[:16]
+    target = cache_dir() / "disks" / f"{key}.vmdk"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    raw = target.with_suffix(".raw")
+    rng = random.Random(seed)  # the same bytes for the same disk on every machine, and incompressible
+    with open(raw, "wb") as handle:
+        for _ in range(data_mb):
+            handle.write(rng.randbytes(1 << 20))
+        handle.truncate(capacity_kb * 1024)
+    result = subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", str(raw), str(target)],
+                            capture_output=True, text=True)
+    raw.unlink()
+    if result.returncode != 0:
+        raise LabError(f"qemu-img could not write a lab disk: {result.stderr.strip()} (apt-get install -y qemu-utils)")
+    return target
+
+
+def seed_disks(lab: LabVCenter, seed: dict[str, Any]) -> int:
+    """Give every disk with ``data_mb`` in the estate its bytes; returns how many disks were filled."""
+    filled = 0
+    for vm in seed["vms"]:
+        for index, disk in enumerate(vm["disks"]):
+            if disk.get("data_mb") and disk["create"]:
+                seed_disk(lab, vm["datacenter"], disk["file"],
+                          disk_image(disk["data_mb"], disk["size_kb"], f"{vm['name']}/{index}"))
+                filled += 1
+    return filled
 
 
 def seed_disk(lab: LabVCenter, datacenter: str, datastore_path: str, source: Path) -> Path:

@@ -50,3 +50,18 @@ def test_a_missing_file_is_a_clear_error(lab, tmp_path):
     with pytest.raises(ConnectionFailed, match="answered 404"):
         download(file_url(lab.url, "dc-lab", "[ds-ssd-01] nope/nope.vmdk"), tmp_path / "x", {},
                  ssl.create_default_context(cafile=str(lab.ca_file)))
+
+
+def test_the_lab_seeds_estate_disks_with_real_bytes(lab, by_name, target, tmp_path):
+    """`data_mb` in the estate: win-app-01's disk is a real VMDK with 16 MiB of data, as vmwave downloads it."""
+    import json
+    import subprocess
+
+    vm = by_name["win-app-01"]
+    with connect(target) as si:
+        download(file_url(lab.url, vm.datacenter, vm.disks[0].file), tmp_path / "w.vmdk", session_headers(si._stub.cookie),
+                 ssl.create_default_context(cafile=str(lab.ca_file)))
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(tmp_path / "w.vmdk")],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["format"] == "vmdk" and info["virtual-size"] == vm.disks[0].capacity_bytes
+    assert info["actual-size"] >= 16 << 20
