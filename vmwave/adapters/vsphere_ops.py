@@ -1,0 +1,119 @@
+"""Changes vmwave makes to source VMs: a named snapshot, a clean shutdown, power on again.
+
+Waits follow vCenter's PropertyCollector (WaitForUpdatesEx) until a property
+has the wanted value or a deadline passes: no polling, and no lazy attribute
+reads (govmomi's simulator drops the connection on unset properties).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from pyVmomi import vim, vmodl
+
+from vmwave.errors import VmwaveError
+
+
+def vm_ref(si: vim.ServiceInstance, moref: str) -> vim.VirtualMachine:
+    return vim.VirtualMachine(moref, si._stub)
+
+
+def read(si: vim.ServiceInstance, obj: Any, *paths: str) -> dict[str, Any]:
+    pc = vmodl.query.PropertyCollector
+    spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=obj)], propSet=[pc.PropertySpec(type=type(obj), pathSet=list(paths))])
+    try:
+        result = si.content.propertyCollector.RetrieveContents([spec])
+    except vmodl.fault.ManagedObjectNotFound:
+        raise VmwaveError(f"{obj._moId} no longer exists in vCenter", "re-plan: the VM was removed or re-registered") from None
+    return {p.name: p.val for p in result[0].propSet} if result else {}
+
+
+def wait_for(si: vim.ServiceInstance, obj: Any, path: str, done: Callable[[Any], bool], timeout: float, what: str) -> Any:
+    """Wait until ``done(value of path)`` using a property filter and WaitForUpdatesEx."""
+    pc = vmodl.query.PropertyCollector
+    collector = si.content.propertyCollector.CreatePropertyCollector()
+    spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=obj)], propSet=[pc.PropertySpec(type=type(obj), pathSet=[path])])
+    collector.CreateFilter(spec, partialUpdates=False)
+    deadline = time.monotonic() + timeout
+    version, value = "", None
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise VmwaveError(f"{obj._moId}: {what} did not happen within {timeout:.0f}s (last {path}: {value})",
+                                  "see the task list of this VM in vCenter")
+            update = collector.WaitForUpdatesEx(version, pc.WaitOptions(maxWaitSeconds=max(1, int(left))))
+            if update is None:
+                continue
+            version = update.version
+            for filter_set in update.filterSet:
+                for change in filter_set.objectSet:
+                    for prop in change.changeSet:
+                        if prop.name == path:
+                            value = prop.val
+            if done(value):
+                return value
+    finally:
+        collector.Destroy()
+
+
+def run_task(si: vim.ServiceInstance, task: vim.Task, timeout: float, what: str) -> Any:
+    """Wait for a vCenter task (pyVmomi's WaitForTask trips on some of the simulator's tasks)."""
+    state = wait_for(si, task, "info.state", lambda s: s in ("success", "error"), timeout, what)
+    if state == "error":
+        error = read(si, task, "info.error").get("info.error")
+        raise VmwaveError(f"{what} failed in vCenter: {getattr(error, 'msg', '') or type(error).__name__}",
+                          "see the task in vCenter; the step is retried when run again")
+    return read(si, task, "info.result").get("info.result")
+
+
+def snapshots(si: vim.ServiceInstance, vm: vim.VirtualMachine) -> list[str]:
+    info = read(si, vm, "snapshot").get("snapshot")
+    found, todo = [], list(info.rootSnapshotList) if info else []
+    while todo:
+        snap = todo.pop(0)
+        found.append(snap.name)
+        todo.extend(snap.childSnapshotList or ())
+    return found
+
+
+def ensure_snapshot(si: vim.ServiceInstance, moref: str, name: str, timeout: float = 600) -> bool:
+    """Take the named vmwave snapshot unless it exists; True when it was taken now."""
+    vm = vm_ref(si, moref)
+    if name in snapshots(si, vm):
+        return False
+    run_task(si, vm.CreateSnapshot_Task(name=name, description="taken by vmwave before migration; removed once verified",
+                                        memory=False, quiesce=False), timeout, f"snapshot {name}")
+    return True
+
+
+def power_state(si: vim.ServiceInstance, moref: str) -> str:
+    return str(read(si, vm_ref(si, moref), "runtime.powerState")["runtime.powerState"])
+
+
+def shut_down(si: vim.ServiceInstance, moref: str, tools_running: bool, timeout: float) -> str:
+    """A clean guest shutdown when VMware Tools runs; power-off when it cannot or does not finish in time.
+
+    Returns how the VM went down: "already-off", "guest" or "power-off".
+    """
+    vm = vm_ref(si, moref)
+    if power_state(si, moref) == "poweredOff":
+        return "already-off"
+    if tools_running:
+        vm.ShutdownGuest()
+        try:
+            wait_for(si, vm, "runtime.powerState", lambda s: str(s) == "poweredOff", timeout, "guest shutdown")
+            return "guest"
+        except VmwaveError:
+            pass  # the guest ignored the request: fall back, and say so in the ledger
+    run_task(si, vm.PowerOffVM_Task(), 300, "power off")
+    return "power-off"
+
+
+def power_on(si: vim.ServiceInstance, moref: str, timeout: float = 300) -> bool:
+    """Power the source on again (rollback); False when it already runs."""
+    if power_state(si, moref) == "poweredOn":
+        return False
+    run_task(si, vm_ref(si, moref).PowerOnVM_Task(), timeout, "power on")
+    return True
