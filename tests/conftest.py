@@ -81,3 +81,12 @@ def dyn(kclient):
     from kubernetes.dynamic import DynamicClient
 
     return DynamicClient(kclient)
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One Prefect test server for the session (it takes ~9 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -8,14 +8,6 @@ from conftest import REPO
 pytestmark = pytest.mark.prefect
 
 
-@pytest.fixture(scope="module")
-def prefect_server():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 def test_plan_flow_writes_the_plan_and_publishes_the_summary(prefect_server, lab, tmp_path, monkeypatch):
     from prefect.client.orchestration import get_client
 

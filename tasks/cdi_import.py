@@ -1,0 +1,65 @@
+"""Step 3: a DataVolume per disk, fed from vmwave's transfer server over HTTPS with a per-image token."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from pathlib import Path
+
+from vmwave.adapters.kubernetes import Cluster
+from vmwave.adapters.transfer import TransferServer
+from vmwave.domain.manifests import datavolume, source_labels
+from vmwave.planning import load_maps
+from vmwave_tasks.job import Job, StepFailed, Transfer, step
+
+CA_CONFIGMAP = "vmwave-transfer-ca"
+_servers: dict[tuple[str, str], TransferServer] = {}
+_lock = threading.Lock()
+
+
+def transfer_server(settings: Transfer) -> TransferServer:
+    """One transfer server per process, started on first use; it lives as long as the worker."""
+    with _lock:
+        key = (settings.cert, settings.key)
+        if key not in _servers:
+            _servers[key] = TransferServer(Path(settings.cert), Path(settings.key)).__enter__()
+        return _servers[key]
+
+
+def _phase(obj: dict | None) -> str:
+    return ((obj or {}).get("status") or {}).get("phase", "")
+
+
+@step("cdi-import")
+def cdi_import(job: Job, converted: dict) -> dict:
+    maps = load_maps(job.maps)
+    cluster = Cluster(job.kubeconfig)
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": maps.namespace}})
+    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": CA_CONFIGMAP, "namespace": maps.namespace},
+                   "data": {"ca.pem": Path(job.transfer.ca).read_text()}})
+    server = transfer_server(job.transfer)
+    volumes = []
+    for disk in converted["disks"]:
+        url, token = server.publish(Path(disk["image"]))
+        secret_name = f"vmwave-{job.vm.instance_uuid[:8]}-disk{disk['index']}-token"
+        cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {
+            "name": secret_name, "namespace": maps.namespace, "labels": source_labels(job.vm, job.wave)},
+            "data": {"authorization": base64.b64encode(f"Authorization: Bearer {token}".encode()).decode()}})
+        manifest = datavolume(job.vm, disk["index"], maps, job.wave, {"http": {
+            "url": url, "certConfigMap": CA_CONFIGMAP, "secretExtraHeaders": [secret_name]}})
+        made = cluster.apply(manifest)
+        name = manifest["metadata"]["name"]
+        try:
+            done = cluster.wait_for("cdi.kubevirt.io/v1beta1", "DataVolume", maps.namespace, name,
+                                    lambda o: _phase(o) in ("Succeeded", "Failed"), job.timeouts["import"],
+                                    "imported", since=made)
+        finally:
+            server.retract(token)
+        if _phase(done) == "Failed":
+            running = next((c for c in done["status"].get("conditions", []) if c["type"] == "Running"), {})
+            raise StepFailed(f"CDI could not import {name}: {running.get('message', 'unknown error')}",
+                             "check the DataVolume's events; the transfer server must be reachable from the cluster",
+                             "cdi-import-failed")
+        volumes.append({"datavolume": name, "bytes": Path(disk["image"]).stat().st_size})
+    return {"datavolumes": volumes, "bytes": sum(v["bytes"] for v in volumes)}

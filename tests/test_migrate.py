@@ -1,0 +1,87 @@
+"""One VM through the seven steps on the lab, with the ledger; a rerun skips; a failure rolls back."""
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vmwave.adapters.kubernetes import Cluster
+from vmwave.adapters.ledger import Ledger
+from vmwave.adapters.vsphere import connect
+from vmwave.adapters.vsphere_ops import power_state, snapshots, vm_ref
+from vmwave.domain.records import SourceVM
+from vmwave_tasks.job import Job, StepFailed, Transfer
+
+pytestmark = pytest.mark.prefect
+
+
+def job_for(vm: SourceVM, settings: dict, target, tmp_path: Path, wave: str) -> Job:
+    return Job(wave=wave, mode="cold", vm=vm, vcenter=target, kubeconfig=settings["VMWAVE_KUBECONFIG"],
+               maps=settings["VMWAVE_MAPS"], workdir=str(tmp_path / "work"), ledger=str(tmp_path / "ledger.db"),
+               transfer=Transfer(settings["VMWAVE_TRANSFER_CERT"], settings["VMWAVE_TRANSFER_KEY"],
+                                 settings["VMWAVE_TRANSFER_CA"]),
+               timeouts={"shutdown": 60, "import": 120, "boot": 60, "agent": 5})
+
+
+def raw_bytes(vmdk: Path, tmp_path: Path, size: int) -> bytes:
+    raw = tmp_path / "expected.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(vmdk), str(raw)], check=True)
+    with open(raw, "rb") as handle:
+        return handle.read(size)
+
+
+def test_a_vm_migrates_and_a_rerun_changes_nothing(prefect_server, lab_settings, lab, target, by_name, tmp_path):
+    from vmwave_flows.migrate import migrate_vm
+
+    vm = by_name["win-app-01"]
+    job = job_for(vm, lab_settings, target, tmp_path, "w900")
+    result = migrate_vm(job)
+    assert result["result"] == "succeeded"
+    ledger = Ledger(job.ledger)
+    [entry] = ledger.by_vm("w900")
+    assert [(s["step"], s["status"]) for s in entry["steps"]] == [
+        ("snapshot", "succeeded"), ("convert", "succeeded"), ("cdi-import", "succeeded"), ("network-attach", "succeeded"),
+        ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "skipped")]
+    assert entry["steps"][1]["bytes"] > 16 << 20  # the disk's real bytes came out of the datastore
+    cluster = Cluster(job.kubeconfig)
+    got = cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "win-app-01")
+    assert got["status"]["printableStatus"] == "Running"
+    assert got["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][0]["macAddress"] == vm.nics[0].mac
+    with connect(target) as si:
+        assert power_state(si, vm.moref) == "poweredOff"  # cold: the source stays off after cutover
+        assert "vmwave-w900" in snapshots(si, vm_ref(si, vm.moref))
+    seeded = lab.datastore_root / vm.datacenter / "ds-sas-01" / "win-app-01" / "win-app-01_0.vmdk"
+    pvc = Path(lab_settings["VMWAVE_KUBECONFIG"]).parent / "volumes" / "vmwave" / "win-app-01-disk0.img"
+    with open(pvc, "rb") as handle:
+        landed = handle.read(16 << 20)
+    assert hashlib.sha256(landed).digest() == hashlib.sha256(raw_bytes(seeded, tmp_path, 16 << 20)).digest()
+
+    rv = got["metadata"]["resourceVersion"]
+    migrate_vm(job)  # rerun: every step is in the ledger as done
+    assert [s["attempts"] for s in Ledger(job.ledger).by_vm("w900")[0]["steps"]] == [1] * 7
+    assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "win-app-01")["metadata"]["resourceVersion"] == rv
+    assert len(cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": "w900"})) == 1
+
+
+def test_an_agent_that_never_connects_rolls_back(prefect_server, lab_settings, target, by_name, tmp_path):
+    from vmwave_flows.migrate import migrate_vm
+
+    vm = by_name["web-02"]
+    job = job_for(vm, lab_settings, target, tmp_path, "w901")
+    cluster = Cluster(job.kubeconfig)
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vmwave"}})
+    cluster.dynamic.server_side_apply(  # the lab's way to make a guest whose agent never answers
+        cluster.resource("kubevirt.io/v1", "VirtualMachine"), field_manager="lab-test",
+        body={"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+              "metadata": {"name": "web-02", "namespace": "vmwave", "annotations": {"lab.vmwave.io/guest-agent": "never"}}})
+    with pytest.raises(StepFailed, match="guest agent of web-02 never connected"):
+        migrate_vm(job)
+    steps = {s["step"]: s for s in Ledger(job.ledger).by_vm("w901")[0]["steps"]}
+    assert steps["guest-agent"]["status"] == "failed" and steps["guest-agent"]["cause"] == "guest-agent-not-connected"
+    assert steps["rollback"]["status"] == "succeeded" and steps["boot"]["status"] == "rolled_back"
+    assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "web-02") is None
+    assert cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": "w901"}) == []
+    with connect(target) as si:
+        assert power_state(si, vm.moref) == "poweredOn"  # the source is back
+        assert "vmwave-w901" in snapshots(si, vm_ref(si, vm.moref))  # and its snapshot kept
