@@ -247,6 +247,47 @@ def migration_config(
     err.print(f"KubeVirt {cr.namespace}/{cr.name} patched with the migration settings")
 
 
+WAVE_PLAN = typer.Option(..., "--plan", help="the plan YAML")
+WAVE_ID = typer.Option(..., "--wave", help="wave id (w003) or number (3)")
+
+
+@app.command()
+def migrate(
+    plan_file: Path = WAVE_PLAN, wave: str = WAVE_ID,
+    maps: Optional[Path] = typer.Option(None, "--maps", envvar="VMWAVE_MAPS", help="maps YAML [env VMWAVE_MAPS]"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="rules YAML (profiles)"),
+    ledger: Optional[str] = typer.Option(None, "--ledger", envvar="VMWAVE_LEDGER", help="ledger file or URL"),
+    keep_for_debug: bool = typer.Option(False, "--keep-for-debug", help="keep a failed VM's cluster objects"),
+) -> None:
+    """Run a wave of the plan (exit 0 only when every VM of it succeeded)."""
+    from vmwave_flows.wave import migrate_wave
+
+    report = migrate_wave(str(plan_file), wave, str(maps) if maps else None, str(rules) if rules else None,
+                          ledger=ledger, keep_for_debug=keep_for_debug)
+    table = Table(title=f"wave {report['wave']}: {report['succeeded']}/{report['total']} succeeded")
+    for column in ("VM", "result", "cause", "fix"):
+        table.add_column(column)
+    for row in report["rows"]:
+        table.add_row(row["vm"], row["result"], row["cause"], row["fix"])
+    out.print(table)
+    err.print(f"report: {report['report']}")
+    if report["succeeded"] != report["total"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def rollback(
+    plan_file: Path = WAVE_PLAN, wave: str = WAVE_ID,
+    maps: Optional[Path] = typer.Option(None, "--maps", envvar="VMWAVE_MAPS", help="maps YAML [env VMWAVE_MAPS]"),
+    ledger: Optional[str] = typer.Option(None, "--ledger", envvar="VMWAVE_LEDGER", help="ledger file or URL"),
+) -> None:
+    """Undo a wave: remove what it created in the cluster, power sources on again; snapshots are kept."""
+    from vmwave_flows.wave import rollback_wave
+
+    done = rollback_wave(str(plan_file), wave, str(maps) if maps else None, ledger=ledger)
+    err.print(f"wave {done['wave']}: {done['rolled_back']} VM(s) rolled back")
+
+
 @app.command()
 def status(
     wave: Optional[str] = typer.Option(None, "--wave", help="only this wave (id w003 or number 3)"),
