@@ -49,6 +49,8 @@ def test_a_wave_runs_reports_and_rolls_back(prefect_server, wave_lab, tmp_path, 
     status = subprocess.run([VMWAVE, "status", "--wave", wave["id"], "--json"], capture_output=True, text=True, check=True)
     assert len(json.loads(status.stdout)) == len(wave["vms"])
 
+    assert_no_secret_anywhere(wave_lab, tmp_path)
+
     done = rollback_wave(str(plan), wave["id"])
     assert done["rolled_back"] == len(wave["vms"])
     assert cluster.find("kubevirt.io/v1", "VirtualMachine", "vmwave", {"vmwave.io/wave": wave["id"]}) == []
@@ -69,3 +71,30 @@ def test_a_plan_naming_unknown_vms_is_refused_before_anything_changes(prefect_se
     with pytest.raises(VmwaveError, match="names VMs vCenter does not have"):
         migrate_wave(str(plan), doc["waves"][0]["id"], report_dir=str(tmp_path))
     assert Ledger(str(tmp_path / "ledger.db")).rows() == []
+
+
+def assert_no_secret_anywhere(settings: dict, tmp_path) -> None:
+    """The vCenter password and the lab tokens never reach argv, a log, a report or a flow parameter."""
+    import asyncio
+    from pathlib import Path
+
+    from prefect.client.orchestration import get_client
+
+    state = Path(settings["VMWAVE_KUBECONFIG"]).parent
+    secrets = [Path(settings["VMWAVE_VCENTER_PASSWORD_FILE"]).read_text().strip()]
+    secrets += list(json.loads((state / "kube-tokens.json").read_text()).values())
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        assert not any(secret in text for secret in secrets), cmdline
+    for log in list(state.glob("*.log")) + list(tmp_path.glob("*.md")):
+        text = log.read_text(errors="replace")
+        assert not any(secret in text for secret in secrets), log
+
+    async def parameters():
+        async with get_client() as client:
+            return [str(run.parameters) for run in await client.read_flow_runs()]
+
+    assert not any(secret in params for params in asyncio.run(parameters()) for secret in secrets)
