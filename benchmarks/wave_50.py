@@ -59,7 +59,7 @@ def main() -> None:
             write_plan(doc, work / "plan.yaml")
             wave = doc["waves"][0]
 
-            disks = sorted((work / "lab" / "datastores" / "dc-bench" / "ds-01").glob("app-*/*.vmdk"))
+            disks = sorted((work / "lab" / "datastores" / "dc-bench" / "ds-01").glob("app-*/app-*_0.vmdk"))  # the seeded disks
             data_bytes = 0
             started = time.perf_counter()
             for disk in disks:
