@@ -26,9 +26,10 @@ from vmwave_tasks.wave import prepare_wave, progress, share_limits, start_progre
 IN_FLIGHT = int(os.environ.get("VMWAVE_IN_FLIGHT", "10"))
 
 
-def _settings(maps: str | None, rules: str | None, workdir: str | None, ledger: str | None) -> dict[str, Any]:
+def _settings(maps: str | None, rules: str | None, workdir: str | None, ledger: str | None,
+              ignore_window: bool = False) -> dict[str, Any]:
     env = os.environ
-    return {"vcenter": vcenter_target(), "kubeconfig": env.get("VMWAVE_KUBECONFIG", ""),
+    return {"ignore_window": ignore_window, "vcenter": vcenter_target(), "kubeconfig": env.get("VMWAVE_KUBECONFIG", ""),
             "maps": maps or env.get("VMWAVE_MAPS", ""), "rules": rules,
             "workdir": workdir or env.get("VMWAVE_WORKDIR") or str(Path.home() / ".cache" / "vmwave" / "work"),
             "ledger": ledger or env.get("VMWAVE_LEDGER"),
@@ -53,9 +54,9 @@ def migrate_one(job: Job, limits: list[str], keep_for_debug: bool) -> str:
       task_runner=ThreadPoolTaskRunner(max_workers=IN_FLIGHT))
 def migrate_wave(plan: str, wave: str, maps: str | None = None, rules: str | None = None, workdir: str | None = None,
                  ledger: str | None = None, keep_for_debug: bool = False, per_host: int | None = None,
-                 per_datastore: int = 10, report_dir: str = ".") -> dict[str, Any]:
+                 per_datastore: int = 10, report_dir: str = ".", ignore_window: bool = False) -> dict[str, Any]:
     logger = get_run_logger()
-    settings = _settings(maps, rules, workdir, ledger)
+    settings = _settings(maps, rules, workdir, ledger, ignore_window)
     records = read_vcenter_inventory(settings["vcenter"])
     jobs = prepare_wave(plan, wave, records, settings)
     from vmwave.domain.plan import parse_plan
@@ -80,7 +81,7 @@ def migrate_wave(plan: str, wave: str, maps: str | None = None, rules: str | Non
 def rollback_wave(plan: str, wave: str, maps: str | None = None, ledger: str | None = None,
                   keep_for_debug: bool = False) -> dict[str, Any]:
     """Undo a wave on request: every VM the ledger knows in it is rolled back; sources are kept."""
-    settings = _settings(maps, None, None, ledger)
+    settings = _settings(maps, None, None, ledger, ignore_window=True)  # undoing is never held to a window
     records = read_vcenter_inventory(settings["vcenter"])
     jobs = prepare_wave(plan, wave, records, settings)
     ledger_db = Ledger(settings["ledger"])

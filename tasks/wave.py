@@ -40,6 +40,7 @@ def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: d
 
     doc = parse_plan(read_yaml(plan_file, "plan"), plan_file)
     entry = find_wave(doc, wave)
+    check_window(entry, datetime.now(timezone.utc), settings.get("ignore_window", False))
     maps, policy = load_maps(settings["maps"]), load_policy(settings.get("rules"))
     by_moref = {r.moref: r for r in records}
     unknown = [vm["name"] for vm in entry["vms"] if vm["moref"] not in by_moref]
@@ -58,6 +59,21 @@ def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: d
                         kubeconfig=settings["kubeconfig"], maps=settings["maps"], workdir=settings["workdir"],
                         transfer=settings["transfer"], ledger=settings.get("ledger"), profile=profile))
     return jobs
+
+
+def check_window(entry: dict[str, Any], now: datetime, ignore: bool) -> None:
+    """A planned-window (P4) wave runs only inside its maintenance window; other waves whenever they are started."""
+    window = entry.get("window")
+    if ignore or (entry["mode"] != "planned-window" and not window):
+        return
+    if not window:
+        raise VmwaveError(f"wave {entry['id']} is {entry['mode']} but has no maintenance window",
+                          "add `schedule:` to the rules file and re-plan, or start it with --ignore-window")
+    start, end = datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
+    if not start <= now < end:
+        raise VmwaveError(f"wave {entry['id']} may only run in its window {window['start']} - {window['end']} "
+                          f"(now {now.isoformat(timespec='seconds')})",
+                          "start it inside the window (schedule its deployment there), or use --ignore-window")
 
 
 @task(name="share-limits", cache_policy=NONE, persist_result=False)

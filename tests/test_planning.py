@@ -154,3 +154,19 @@ def test_group_class_is_strongest_member():
     a, b = synthetic(2, groups=1)[:2]
     b = replace(b, attributes={**b.attributes, "criticality": "critical"})
     assert {p.cls for p in classify([a, b], load_policy())} == {"P4"}
+
+
+def test_planned_window_waves_run_only_in_their_window():
+    from datetime import datetime, timezone
+
+    from vmwave_tasks.wave import check_window
+
+    p4 = {"id": "w004", "mode": "planned-window", "window": {"start": "2026-12-05T22:00:00+00:00",
+                                                              "end": "2026-12-06T04:00:00+00:00"}}
+    check_window(p4, datetime(2026, 12, 5, 23, 0, tzinfo=timezone.utc), ignore=False)
+    with pytest.raises(VmwaveError, match="may only run in its window"):
+        check_window(p4, datetime(2026, 12, 5, 21, 59, tzinfo=timezone.utc), ignore=False)
+    check_window(p4, datetime(2026, 12, 5, 21, 59, tzinfo=timezone.utc), ignore=True)
+    with pytest.raises(VmwaveError, match="has no maintenance window"):
+        check_window({**p4, "window": None}, datetime.now(timezone.utc), ignore=False)
+    check_window({"id": "w003", "mode": "cold", "window": None}, datetime.now(timezone.utc), ignore=False)

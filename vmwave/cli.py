@@ -258,12 +258,13 @@ def migrate(
     rules: Optional[Path] = typer.Option(None, "--rules", help="rules YAML (profiles)"),
     ledger: Optional[str] = typer.Option(None, "--ledger", envvar="VMWAVE_LEDGER", help="ledger file or URL"),
     keep_for_debug: bool = typer.Option(False, "--keep-for-debug", help="keep a failed VM's cluster objects"),
+    ignore_window: bool = typer.Option(False, "--ignore-window", help="run a P4 wave outside its maintenance window"),
 ) -> None:
     """Run a wave of the plan (exit 0 only when every VM of it succeeded)."""
     from vmwave_flows.wave import migrate_wave
 
     report = migrate_wave(str(plan_file), wave, str(maps) if maps else None, str(rules) if rules else None,
-                          ledger=ledger, keep_for_debug=keep_for_debug)
+                          ledger=ledger, keep_for_debug=keep_for_debug, ignore_window=ignore_window)
     table = Table(title=f"wave {report['wave']}: {report['succeeded']}/{report['total']} succeeded")
     for column in ("VM", "result", "cause", "fix"):
         table.add_column(column)
