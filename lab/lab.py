@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +37,21 @@ def storage_classes(maps_file: Path) -> list[dict[str, Any]]:
     return [{"name": n, "capacity_gi": 100 * 1024, "default": i == 0} for i, n in enumerate(names)]
 
 
+def fill_registry(state: Path, maps_file: Path) -> list[Path]:
+    """The lab registry (a directory the lab CDI pulls from) gets a small image for each image the maps name."""
+    images = (yaml.safe_load(maps_file.read_text()) or {}).get("images") or {}
+    registry = state / "registry"
+    registry.mkdir(exist_ok=True)
+    made = []
+    for url in sorted(set(images.values())):
+        name = url.removeprefix("docker://").rsplit("/", 1)[-1].replace(":", "_")
+        target = registry / f"{name}.qcow2"
+        if not target.exists():
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(target), "256M"], check=True)
+        made.append(target)
+    return made
+
+
 def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path | None = None,
        progress: Callable[[int], None] | None = None, kube_config: dict[str, Any] | None = None) -> dict[str, str]:
     """Start the lab vCenter and the lab Kubernetes; return the VMWAVE_* settings for them."""
@@ -59,6 +75,7 @@ def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path 
         vcenter.stop(state)
         raise
     (state / "maps-path").write_text(str(maps_file))
+    fill_registry(state, maps_file)
     return settings(center, cluster, maps_file)
 
 

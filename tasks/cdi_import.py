@@ -1,4 +1,7 @@
-"""Step 3: a DataVolume per disk, fed from vmwave's transfer server over HTTPS with a per-image token."""
+"""Step 3: a DataVolume per disk, fed from vmwave's transfer server over HTTPS with a per-image token.
+
+A rebuild (P2) takes its boot disk from the template image the maps name instead, and blank data disks.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.transfer import TransferServer
 from vmwave.domain.manifests import datavolume, source_labels
 from vmwave.planning import load_maps
+from vmwave.wave_objects import disk_source
 from vmwave_tasks.job import Job, StepFailed, Transfer, step
 
 CA_CONFIGMAP = "vmwave-transfer-ca"
@@ -38,16 +42,21 @@ def cdi_import(job: Job, converted: dict) -> dict:
     cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
                    "metadata": {"name": CA_CONFIGMAP, "namespace": maps.namespace},
                    "data": {"ca.pem": Path(job.transfer.ca).read_text()}})
-    server = transfer_server(job.transfer)
     volumes = []
-    for disk in converted["disks"]:
-        url, token = server.publish(Path(disk["image"]))
-        secret_name = f"vmwave-{job.vm.instance_uuid[:8]}-disk{disk['index']}-token"
-        cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {
-            "name": secret_name, "namespace": maps.namespace, "labels": source_labels(job.vm, job.wave)},
-            "data": {"authorization": base64.b64encode(f"Authorization: Bearer {token}".encode()).decode()}})
-        manifest = datavolume(job.vm, disk["index"], maps, job.wave, {"http": {
-            "url": url, "certConfigMap": CA_CONFIGMAP, "secretExtraHeaders": [secret_name]}})
+    rebuild = job.mode == "rebuild"
+    images = [None] * len(job.vm.disks) if rebuild else [Path(d["image"]) for d in converted["disks"]]
+    for index, image in enumerate(images):
+        token = None
+        if rebuild:  # the boot disk from the template image, data disks blank
+            source = disk_source(job.mode, job.vm, index, maps, None)
+        else:
+            url, token = transfer_server(job.transfer).publish(image)
+            secret_name = f"vmwave-{job.vm.instance_uuid[:8]}-disk{index}-token"
+            cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {
+                "name": secret_name, "namespace": maps.namespace, "labels": source_labels(job.vm, job.wave)},
+                "data": {"authorization": base64.b64encode(f"Authorization: Bearer {token}".encode()).decode()}})
+            source = {"http": {"url": url, "certConfigMap": CA_CONFIGMAP, "secretExtraHeaders": [secret_name]}}
+        manifest = datavolume(job.vm, index, maps, job.wave, source)
         made = cluster.apply(manifest)
         name = manifest["metadata"]["name"]
         try:
@@ -55,11 +64,12 @@ def cdi_import(job: Job, converted: dict) -> dict:
                                     lambda o: _phase(o) in ("Succeeded", "Failed"), job.timeouts["import"],
                                     "imported", since=made)
         finally:
-            server.retract(token)
+            if token:
+                transfer_server(job.transfer).retract(token)
         if _phase(done) == "Failed":
             running = next((c for c in done["status"].get("conditions", []) if c["type"] == "Running"), {})
             raise StepFailed(f"CDI could not import {name}: {running.get('message', 'unknown error')}",
                              "check the DataVolume's events; the transfer server must be reachable from the cluster",
                              "cdi-import-failed")
-        volumes.append({"datavolume": name, "bytes": Path(disk["image"]).stat().st_size})
+        volumes.append({"datavolume": name, "source": next(iter(source)), "bytes": image.stat().st_size if image else 0})
     return {"datavolumes": volumes, "bytes": sum(v["bytes"] for v in volumes)}

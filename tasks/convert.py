@@ -25,6 +25,8 @@ def disk_dir(job: Job) -> Path:
 
 @step("convert")
 def convert(job: Job) -> dict:
+    if job.mode == "rebuild":  # P2: the VM is rebuilt from a template image; its disks are not copied
+        return {"status": "skipped", "disks": [], "reason": "rebuilt from the template image the maps name"}
     folder = disk_dir(job)
     context = ssl.create_default_context(cafile=str(job.vcenter.ca_file)) if job.vcenter.ca_file else None
     disks, read_total, written_total, started = [], 0, 0, time.monotonic()

@@ -85,3 +85,17 @@ def test_an_agent_that_never_connects_rolls_back(prefect_server, lab_settings, t
     with connect(target) as si:
         assert power_state(si, vm.moref) == "poweredOn"  # the source is back
         assert "vmwave-w901" in snapshots(si, vm_ref(si, vm.moref))  # and its snapshot kept
+
+
+def test_a_rebuild_takes_the_template_image_instead_of_copying(prefect_server, lab_settings, target, by_name, tmp_path):
+    from dataclasses import replace
+
+    from vmwave_flows.migrate import migrate_vm
+
+    job = replace(job_for(by_name["static-1"], lab_settings, target, tmp_path, "w902"), mode="rebuild")
+    migrate_vm(job)
+    steps = {s["step"]: s["status"] for s in Ledger(job.ledger).by_vm("w902")[0]["steps"]}
+    assert steps["convert"] == "skipped" and steps["cdi-import"] == "succeeded"
+    dv = Cluster(job.kubeconfig).get("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "static-1-disk0")
+    assert dv["spec"]["source"] == {"registry": {"url": "docker://registry.lab/debian12:latest"}}
+    assert dv["status"]["phase"] == "Succeeded"
