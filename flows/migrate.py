@@ -1,5 +1,7 @@
 """Flow `migrate_vm`: one VM through the seven steps; on a failure retries cannot fix, roll back.
 
+Manual (P5) migrations pause for a person's approval before cutover and again after boot.
+
 Rollback removes what this VM created in the cluster (unless kept for
 debugging), powers the source on again if it was on, and keeps the vmwave
 snapshot. The source VM is never deleted.
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
 
 from vmwave_tasks.cdi_import import cdi_import
 from vmwave_tasks.convert import convert
@@ -20,11 +24,34 @@ from vmwave_tasks.snapshot import snapshot
 from vmwave_tasks.target import boot, guest_agent, network_attach
 
 
+class Approval(RunInput):
+    """What a person answers when a manual (P5) migration pauses in the Prefect UI."""
+
+    approve: bool
+    note: str = ""
+
+
+class NotApproved(Exception):
+    """A person stopped a manual migration; it is rolled back."""
+
+
+def approved(job: Job, moment: str, timeout: int) -> None:
+    """Pause a manual (P5) migration until a person approves it in the Prefect UI."""
+    if job.mode != "manual":
+        return
+    get_run_logger().warning("%s waits for approval %s (resume the flow run with approve: true)", job.vm.name, moment)
+    answer = pause_flow_run(wait_for_input=Approval, timeout=timeout, poll_interval=2, key=f"{moment}")
+    if not answer.approve:
+        raise NotApproved(f"{job.vm.name}: not approved {moment}: {answer.note}".rstrip(": "))
+
+
 @flow(name="migrate-vm", flow_run_name="{job.wave}-{job.vm.name}", log_prints=True)
-def migrate_vm(job: Job, checks: list[dict] | None = None, keep_for_debug: bool = False) -> dict[str, Any]:
+def migrate_vm(job: Job, checks: list[dict] | None = None, keep_for_debug: bool = False,
+               approval_timeout: int = 86400) -> dict[str, Any]:
     logger = get_run_logger()
     source: dict[str, Any] = {}
     try:
+        approved(job, "before-cutover", approval_timeout)
         source = snapshot(job)
         converted = convert(job)
         cdi_import(job, converted)
@@ -32,6 +59,7 @@ def migrate_vm(job: Job, checks: list[dict] | None = None, keep_for_debug: bool 
         boot(job)
         agent = guest_agent(job)
         smoke(job, agent, checks or [])
+        approved(job, "after-boot", approval_timeout)
     except Exception as exc:
         logger.error("%s failed: %s; rolling back", job.vm.name, exc)
         rollback(job, source.get("was_on", job.vm.power_state == "poweredOn"), keep_for_debug)

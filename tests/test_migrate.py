@@ -99,3 +99,42 @@ def test_a_rebuild_takes_the_template_image_instead_of_copying(prefect_server, l
     dv = Cluster(job.kubeconfig).get("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "static-1-disk0")
     assert dv["spec"]["source"] == {"registry": {"url": "docker://registry.lab/debian12:latest"}}
     assert dv["status"]["phase"] == "Succeeded"
+
+
+def test_a_manual_migration_waits_for_a_person(prefect_server, lab_settings, target, by_name, tmp_path):
+    """P5: paused before cutover and after boot; approved in the UI (here: the API) it finishes; refused, it rolls back."""
+    import threading
+    import time
+    from dataclasses import replace
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.flow_runs import resume_flow_run
+
+    from vmwave_flows.migrate import NotApproved, migrate_vm
+
+    def answer(run_name: str, answers: list[dict]) -> None:
+        with get_client(sync_client=True) as client:
+            for reply in answers:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:  # a person watching the UI for the paused run
+                    runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
+                    if runs and runs[0].state.is_paused():
+                        resume_flow_run(runs[0].id, run_input=reply)
+                        break
+                    time.sleep(0.5)
+
+    job = replace(job_for(by_name["static-2"], lab_settings, target, tmp_path, "w903"), mode="manual")
+    person = threading.Thread(target=answer, args=("w903-static-2", [{"approve": True}, {"approve": True}]))
+    person.start()
+    assert migrate_vm(job)["result"] == "succeeded"
+    person.join()
+
+    refused = replace(job_for(by_name["App_01"], lab_settings, target, tmp_path, "w904"), mode="manual")
+    person = threading.Thread(target=answer, args=("w904-App_01", [{"approve": False, "note": "DBA says no"}]))
+    person.start()
+    with pytest.raises(NotApproved, match="not approved before-cutover: DBA says no"):
+        migrate_vm(refused)
+    person.join()
+    with connect(target) as si:
+        assert power_state(si, by_name["App_01"].moref) == "poweredOn"  # nothing was touched
