@@ -8,7 +8,9 @@ as a real QEMU process (see qemu.py) and what the guest agent says is real;
 the VMI's ``lab.vmwave.io/forwarded`` annotation says where. Other VMIs get a
 simulated guest following the VM's lab annotations:
 ``lab.vmwave.io/guest-agent: connected|never``, ``lab.vmwave.io/guest-os``
-(e.g. ``debian 12``) and ``lab.vmwave.io/guest-ips``.
+(e.g. ``debian 12``) and ``lab.vmwave.io/guest-ips``; their own addresses are
+loopback (127.244.x.y) and their port forwards lead to closed loopback ports,
+so nothing that probes a simulated guest ever leaves this machine.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Callable
 
 from vmwave_lab.kube.cdi import parse_quantity
 from vmwave_lab.kube.controllers import R, condition, event
-from vmwave_lab.kube.qemu import QemuGuest, bootable, choose_accel, qemu_binary
+from vmwave_lab.kube.qemu import QemuGuest, bootable, choose_accel, free_port, qemu_binary
 from vmwave_lab.kube.server import Api
 
 RUNNING = ("Always", "RerunOnFailure", "Once")
@@ -296,6 +298,12 @@ class KubeVirt:
         if annotations.get(AGENT, "connected") != "connected":
             return  # a guest whose agent never answers: no AgentConnected condition, ever
         await asyncio.sleep(self.delay * 4)
+        forwards = [p.strip() for p in annotations.get(FORWARD, "").split(",") if p.strip()]
+        if forwards:  # a simulated guest listens nowhere: its forwards lead to closed loopback ports
+            current = self.api.store.get(R["virtualmachineinstances"], ns, name)
+            current["metadata"].setdefault("annotations", {})[FORWARDED] = ",".join(
+                f"{p}=127.0.0.1:{free_port()}" for p in forwards)
+            self.api.store.update(R["virtualmachineinstances"], current)
         os_id, _, version = annotations.get(GUEST_OS, "linux").partition(" ")
         given = [ip for ip in annotations.get(GUEST_IPS, "").split(",") if ip]
         digest = hashlib.sha256(f"{ns}/{name}".encode()).digest()
@@ -305,7 +313,8 @@ class KubeVirt:
                                      "versionId": version, "prettyName": f"{os_id.capitalize()} {version}".strip(),
                                      "kernelRelease": "lab"}
             for n, iface in enumerate(status.get("interfaces") or []):
-                ip = given[n] if n < len(given) else f"10.244.{digest[0]}.{digest[1] % 250 + n + 2}"
+                # loopback addresses: anything that probes a simulated guest stays on this machine
+                ip = given[n] if n < len(given) else f"127.244.{digest[0]}.{digest[1] % 250 + n + 2}"
                 iface.update(ipAddress=ip, ipAddresses=[ip], infoSource="domain, guest-agent")
             condition(status, "AgentConnected", "True")
         self.api.set_status(R["virtualmachineinstances"], ns, name, connected)
