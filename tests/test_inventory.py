@@ -9,8 +9,8 @@ def test_every_vm_and_template_is_read_once(records, lab):
     assert all(r.instance_uuid and r.bios_uuid for r in records)
 
 
-def test_paging_gives_the_same_records_as_one_page(target, records):
-    assert inventory(target, page_size=1000) == records
+def test_paging_gives_the_same_records_as_one_page(target):
+    assert inventory(target, page_size=3) == inventory(target, page_size=1000)  # both fresh: other tests change VMs
 
 
 def test_identity_and_placement(by_name):
