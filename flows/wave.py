@@ -40,7 +40,7 @@ def _settings(maps: str | None, rules: str | None, workdir: str | None, ledger: 
 @task(name="migrate-one", cache_policy=NONE, persist_result=False)
 def migrate_one(job: Job, limits: list[str], keep_for_debug: bool) -> str:
     """One VM inside its host's and datastores' limits; its outcome, never an exception."""
-    with concurrency(limits, occupy=1):
+    with concurrency(limits, occupy=1, lease_duration=60):  # a killed worker frees its slots within a minute
         try:
             migrate_vm(job, keep_for_debug=keep_for_debug)
             return "succeeded"

@@ -98,3 +98,41 @@ def assert_no_secret_anywhere(settings: dict, tmp_path) -> None:
             return [str(run.parameters) for run in await client.read_flow_runs()]
 
     assert not any(secret in params for params in asyncio.run(parameters()) for secret in secrets)
+
+
+def test_a_wave_killed_mid_way_finishes_on_rerun(prefect_server, wave_lab, tmp_path):
+    """SIGKILL the `vmwave migrate` process mid-wave; the rerun ends as an uninterrupted run would."""
+    import os
+    import signal
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    ledger = tmp_path / "ledger.db"
+    env = {**os.environ, **wave_lab, "VMWAVE_LEDGER": str(ledger), "VMWAVE_WORKDIR": str(tmp_path / "work"),
+           "PREFECT_API_URL": PREFECT_API_URL.value()}
+    plan = tmp_path / "plan.yaml"
+    subprocess.run([VMWAVE, "plan", "--out", str(plan)], check=True, capture_output=True, env=env)
+    wave = next(w for w in yaml.safe_load(plan.read_text())["waves"] if w["class"] == "P3")
+    argv = [VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"]]
+    first = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:  # kill once some VMs are part-way through
+        rows = Ledger(str(ledger)).rows(wave["id"]) if ledger.exists() else []
+        if sum(r["step"] == "cdi-import" and r["status"] == "succeeded" for r in rows) >= 2:
+            break
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    unfinished = [r for r in Ledger(str(ledger)).rows(wave["id"]) if r["status"] != "succeeded"]
+    rerun = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    entries = Ledger(str(ledger)).by_vm(wave["id"])
+    assert len(entries) == len(wave["vms"])
+    assert all(s["status"] in ("succeeded", "skipped") for e in entries for s in e["steps"])
+    assert unfinished or any(s["attempts"] == 1 for e in entries for s in e["steps"])
+    cluster = Cluster(wave_lab["VMWAVE_KUBECONFIG"])
+    for vm in wave["vms"]:
+        assert len(cluster.find("kubevirt.io/v1", "VirtualMachine", "vmwave", {"vmwave.io/source-uuid": vm["uuid"]})) == 1
+        assert len(cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave",
+                                {"vmwave.io/source-uuid": vm["uuid"]})) >= 1
