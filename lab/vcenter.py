@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import json
@@ -9,11 +10,15 @@ import os
 import random
 import secrets
 import shutil
+import ssl
 import subprocess
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlparse
 
+from vmwave_lab import debian_guest
 from vmwave_lab.process import LabError, read_ready, spawn
 from vmwave_lab.process import stop as stop_process
 
@@ -35,7 +40,8 @@ def binary() -> Path:
     go = shutil.which("go")
     if go is None or not GOVMOMI.is_dir():
         raise LabError(f"the lab vCenter needs Go and govmomi from Debian; {APT_HINT}")
-    digest = hashlib.sha256(SOURCE.read_bytes() + str(GOVMOMI.resolve()).encode()).hexdigest()[:16]
+    sources = sorted(SOURCE.parent.glob("*.go"))
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sources) + str(GOVMOMI.resolve()).encode()).hexdigest()[:16]
     target = cache_dir() / f"vcsim-lab-{digest}"
     if target.exists():
         return target
@@ -46,7 +52,7 @@ def binary() -> Path:
             env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode",
                        GOCACHE=str(cache_dir() / "go-build"), GOFLAGS="")
             tmp = target.with_suffix(".tmp")
-            result = subprocess.run([go, "build", "-o", str(tmp), str(SOURCE)], env=env,
+            result = subprocess.run([go, "build", "-o", str(tmp), *map(str, sources)], env=env,
                                     capture_output=True, text=True)
             if result.returncode != 0:
                 raise LabError(f"building the lab vCenter failed:\n{result.stderr.strip()}\n{APT_HINT}")
@@ -72,6 +78,19 @@ class LabVCenter:
     @property
     def datastore_root(self) -> Path:
         return self.state_dir / "datastores"
+
+    def inject(self, **faults: Any) -> None:
+        """Arm faults (see lab/vcsim/faults.go): sdk_status, cut_download_after, fail_task, expire_sessions."""
+        base = urlparse(self.url)
+        request = urllib.request.Request(f"{base.scheme}://{base.netloc}/lab/faults", method="POST",
+                                         data=json.dumps(faults).encode(), headers={
+                                             "Content-Type": "application/json", "Authorization": "Basic " +
+                                             base64.b64encode(f"{self.user}:{self.password_file.read_text().strip()}"
+                                                              .encode()).decode()})
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            if response.status != 204:
+                raise LabError(f"the lab vCenter did not arm {faults}: {response.status}")
 
 
 def running(state_dir: Path | None = None) -> LabVCenter | None:
@@ -142,11 +161,15 @@ def disk_image(data_mb: int, capacity_kb: int, seed: str) -> Path:
 
 
 def seed_disks(lab: LabVCenter, seed: dict[str, Any]) -> int:
-    """Give every disk with ``data_mb`` in the estate its bytes; returns how many disks were filled."""
+    """Give every disk with ``data_mb`` or ``image`` in the estate its bytes; returns how many disks were filled."""
     filled = 0
     for vm in seed["vms"]:
         for index, disk in enumerate(vm["disks"]):
-            if disk.get("data_mb") and disk["create"]:
+            if disk.get("image") and disk["create"]:
+                variant = disk["image"].partition("-")[2] or "ok"
+                seed_disk(lab, vm["datacenter"], disk["file"], debian_guest.image(variant))
+                filled += 1
+            elif disk.get("data_mb") and disk["create"]:
                 seed_disk(lab, vm["datacenter"], disk["file"],
                           disk_image(disk["data_mb"], disk["size_kb"], f"{vm['name']}/{index}"))
                 filled += 1

@@ -8,6 +8,7 @@ is ever held in memory beyond one chunk.
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import ssl
@@ -23,6 +24,8 @@ from vmwave.errors import ConnectionFailed, InputError
 
 CHUNK = 4 << 20
 _PATH = re.compile(r"^\[(?P<ds>[^\]]+)\]\s*(?P<path>.+)$")
+_EXTENT = re.compile(r'^(?:RW|RDONLY)\s+\d+\s+(?:FLAT|VMFS|SPARSE|VMFSSPARSE|SESPARSE)\s+"(?P<file>[^"]+)"', re.MULTILINE)
+DESCRIPTOR_MAX = 64 << 10  # a VMDK descriptor is a few hundred bytes of text
 
 
 @dataclass(frozen=True)
@@ -80,10 +83,42 @@ def download(url: str, dest: Path, headers: dict[str, str], context: ssl.SSLCont
                         progress(have + written, total)
                 out.flush()
                 os.fsync(out.fileno())
+            if total and have + written < total:  # the server closed early: http.client returns a short read
+                raise ConnectionFailed(f"downloading {urlparse(url).path} stopped at {have + written} of {total} bytes",
+                                       "run the step again: the download continues where it stopped")
     except urllib.error.HTTPError as exc:
         raise ConnectionFailed(f"{urlparse(url).netloc} answered {exc.code} {exc.reason} for {urlparse(url).path}",
                                "check that the file exists and the session or token is still valid") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise ConnectionFailed(f"downloading {urlparse(url).path} failed ({getattr(exc, 'reason', exc)})",
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # IncompleteRead: cut mid-body
+        raise ConnectionFailed(f"downloading {urlparse(url).path} failed ({getattr(exc, 'reason', None) or exc!r})",
                                "run the step again: the download continues where it stopped") from None
     return Transfer(written, have + written, time.monotonic() - started, have)
+
+
+def extents(descriptor: Path) -> list[str]:
+    """The extent files a text VMDK descriptor names (``disk-flat.vmdk``); [] for a self-contained image."""
+    if descriptor.stat().st_size > DESCRIPTOR_MAX:
+        return []
+    head = descriptor.read_bytes()
+    if b"# Disk DescriptorFile" not in head:
+        return []
+    return _EXTENT.findall(head.decode("utf-8", "replace"))
+
+
+def download_disk(vcenter_url: str, datacenter: str, datastore_path: str, folder: Path, headers: dict[str, str],
+                  context: ssl.SSLContext | None) -> tuple[Path, list[Transfer]]:
+    """A VM disk as vCenter stores it: the ``.vmdk`` and, for a descriptor, its ``-flat`` extents beside it.
+
+    Returns the file to hand to qemu-img or virt-v2v (it finds the extents by name) and each transfer.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    name = datastore_path.rsplit("/", 1)[-1].split("] ")[-1]
+    first = folder / name
+    transfers = [download(file_url(vcenter_url, datacenter, datastore_path), first, headers, context)]
+    directory = datastore_path.rsplit("/", 1)[0] + "/" if "/" in datastore_path else datastore_path.split("] ")[0] + "] "
+    for extent in extents(first):
+        if "/" in extent:
+            raise InputError("disk descriptor", datastore_path, f"its extent {extent!r} lies in another folder",
+                             "consolidate or relocate the disk in vCenter so its files sit together")
+        transfers.append(download(file_url(vcenter_url, datacenter, directory + extent), folder / extent, headers, context))
+    return first, transfers

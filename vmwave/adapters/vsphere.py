@@ -8,6 +8,7 @@ attributes cost a round trip each (18 s for 2000 VMs locally, minutes over a WAN
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import socket
 import ssl
@@ -142,6 +143,9 @@ def connect(target: VCenter) -> Iterator[vim.ServiceInstance]:
         if type(exc).__name__ == "ThumbprintMismatchException":
             raise ConnectionFailed(f"the certificate of {where} does not match the pinned thumbprint",
                                    "check --thumbprint against the vCenter's certificate") from None
+        if "is down or is not a VIM server" in str(exc) or isinstance(exc, http.client.HTTPException):
+            raise ConnectionFailed(f"vCenter {where} did not answer its API ({exc}): starting, restarting or overloaded",
+                                   "wait and run again (steps retry this by themselves)") from None
         raise
     try:
         yield si

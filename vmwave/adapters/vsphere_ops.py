@@ -58,13 +58,17 @@ def wait_for(si: vim.ServiceInstance, obj: Any, path: str, done: Callable[[Any],
         collector.Destroy()
 
 
+class TaskFailed(VmwaveError):
+    """A vCenter task ended in error."""
+
+
 def run_task(si: vim.ServiceInstance, task: vim.Task, timeout: float, what: str) -> Any:
     """Wait for a vCenter task (pyVmomi's WaitForTask trips on some of the simulator's tasks)."""
     state = wait_for(si, task, "info.state", lambda s: s in ("success", "error"), timeout, what)
     if state == "error":
         error = read(si, task, "info.error").get("info.error")
-        raise VmwaveError(f"{what} failed in vCenter: {getattr(error, 'msg', '') or type(error).__name__}",
-                          "see the task in vCenter; the step is retried when run again")
+        raise TaskFailed(f"{what} failed in vCenter: {getattr(error, 'msg', '') or type(error).__name__}",
+                         "see the task in vCenter; the step is retried when run again")
     return read(si, task, "info.result").get("info.result")
 
 
