@@ -1,5 +1,6 @@
 """Built-in per-guest-OS plugins (installed as ``vmwave_plugins``).
 
-They will implement vmwave's hook specs with ``vmwave.hookimpl`` and register
-through the ``vmwave`` entry-point group exactly as third-party plugins do.
+Each module implements vmwave's hook specs (``vmwave.plugins.Specs``) with
+``vmwave.hookimpl`` and registers through the ``vmwave`` entry-point group
+exactly as a third-party plugin does.
 """
