@@ -2,9 +2,11 @@
 
 Manual (P5) migrations pause for a person's approval before cutover and again after boot.
 
-Rollback removes what this VM created in the cluster (unless kept for
-debugging), powers the source on again if it was on, and keeps the vmwave
-snapshot. The source VM is never deleted.
+The seven steps run inside one Prefect transaction: on a failure retries
+cannot fix, each finished step's ``on_rollback`` hook undoes it (newest
+first): the cluster objects go (or stay, labelled, when the plan says
+keep-for-debug), the source runs again if it ran, its vmwave snapshot stays.
+The source VM is never deleted.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+from prefect.transactions import transaction
 
 from vmwave_tasks.cdi_import import cdi_import
 from vmwave_tasks.convert import convert
 from vmwave_tasks.job import Job
-from vmwave_tasks.rollback import rollback
 from vmwave_tasks.smoke import smoke
 from vmwave_tasks.snapshot import snapshot
 from vmwave_tasks.target import boot, guest_agent, network_attach
+from vmwave_tasks.undo import finish_rollback
 
 
 class Approval(RunInput):
@@ -46,22 +49,23 @@ def approved(job: Job, moment: str, timeout: int) -> None:
 
 
 @flow(name="migrate-vm", flow_run_name="{job.wave}-{job.vm.name}", log_prints=True)
-def migrate_vm(job: Job, checks: list[dict] | None = None, keep_for_debug: bool = False,
-               approval_timeout: int = 86400) -> dict[str, Any]:
+def migrate_vm(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
     logger = get_run_logger()
-    source: dict[str, Any] = {}
     try:
-        approved(job, "before-cutover", approval_timeout)
-        source = snapshot(job)
-        converted = convert(job)
-        cdi_import(job, converted)
-        network_attach(job)
-        boot(job)
-        agent = guest_agent(job)
-        smoke(job, agent, checks or [])
-        approved(job, "after-boot", approval_timeout)
+        with transaction():  # a failure rolls back every finished step through its on_rollback hook
+            approved(job, "before-cutover", approval_timeout)
+            snapshot(job)
+            converted = convert(job)
+            cdi_import(job, converted)
+            network_attach(job)
+            boot(job)
+            agent = guest_agent(job)
+            smoke(job, agent)
+            approved(job, "after-boot", approval_timeout)
     except Exception as exc:
-        logger.error("%s failed: %s; rolling back", job.vm.name, exc)
-        rollback(job, source.get("was_on", job.vm.power_state == "poweredOn"), keep_for_debug)
+        outcome = finish_rollback(job)
+        logger.error("%s failed: %s; rolled back %s", job.vm.name, exc, ", ".join(outcome["undone"]) or "nothing")
+        if outcome["failed"]:
+            logger.error("%s: the rollback is incomplete, undo by hand: %s", job.vm.name, "; ".join(outcome["failed"]))
         raise
     return {"vm": job.vm.name, "result": "succeeded", "agent": agent}

@@ -7,6 +7,7 @@ parameters that name files; no parameter is a secret.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,12 @@ from prefect.concurrency.sync import concurrency
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vmwave.adapters.ledger import Ledger
+from vmwave.errors import InputError
 from vmwave.settings import vcenter_target
 from vmwave_flows.migrate import migrate_vm
 from vmwave_tasks.inventory import read_vcenter_inventory
-from vmwave_tasks.job import Job, StepFailed, Transfer
-from vmwave_tasks.rollback import rollback
+from vmwave_tasks.job import Job, StepFailed, Transfer, parse_timeouts
+from vmwave_tasks.undo import rollback
 from vmwave_tasks.wave import prepare_wave, progress, share_limits, start_progress, wave_report
 
 IN_FLIGHT = int(os.environ.get("VMWAVE_IN_FLIGHT", "10"))
@@ -29,20 +31,25 @@ IN_FLIGHT = int(os.environ.get("VMWAVE_IN_FLIGHT", "10"))
 def _settings(maps: str | None, rules: str | None, workdir: str | None, ledger: str | None,
               ignore_window: bool = False) -> dict[str, Any]:
     env = os.environ
+    if env.get("VMWAVE_V2V_INPUT", "disk") not in ("disk", "vpx"):
+        raise InputError("VMWAVE_V2V_INPUT", "", f"{env['VMWAVE_V2V_INPUT']!r} is not disk or vpx",
+                         "disk: virt-v2v converts the downloaded disks; vpx: it reads the VM from vCenter")
     return {"ignore_window": ignore_window, "vcenter": vcenter_target(), "kubeconfig": env.get("VMWAVE_KUBECONFIG", ""),
             "maps": maps or env.get("VMWAVE_MAPS", ""), "rules": rules,
             "workdir": workdir or env.get("VMWAVE_WORKDIR") or str(Path.home() / ".cache" / "vmwave" / "work"),
             "ledger": ledger or env.get("VMWAVE_LEDGER"),
+            "v2v_input": env.get("VMWAVE_V2V_INPUT", "disk"), "vddk_libdir": env.get("VMWAVE_VDDK_LIBDIR", ""),
+            "timeouts": parse_timeouts(env.get("VMWAVE_TIMEOUTS", "")),
             "transfer": Transfer(env.get("VMWAVE_TRANSFER_CERT", ""), env.get("VMWAVE_TRANSFER_KEY", ""),
                                  env.get("VMWAVE_TRANSFER_CA", ""))}
 
 
 @task(name="migrate-one", cache_policy=NONE, persist_result=False)
-def migrate_one(job: Job, limits: list[str], keep_for_debug: bool) -> str:
+def migrate_one(job: Job, limits: list[str]) -> str:
     """One VM inside its host's and datastores' limits; its outcome, never an exception."""
     with concurrency(limits, occupy=1, lease_duration=60):  # a killed worker frees its slots within a minute
         try:
-            migrate_vm(job, keep_for_debug=keep_for_debug)
+            migrate_vm(job)
             return "succeeded"
         except StepFailed as exc:
             return f"failed: {exc.cause}"
@@ -65,7 +72,9 @@ def migrate_wave(plan: str, wave: str, maps: str | None = None, rules: str | Non
     cap = per_host or parse_plan(read_yaml(plan, "plan"), plan)["limits"]["per_host"]
     limits = share_limits(jobs, cap, per_datastore)
     bar = start_progress(jobs[0].wave if jobs else wave)
-    futures = {job.vm.moref: migrate_one.submit(job, limits[job.vm.moref], keep_for_debug) for job in jobs}
+    if keep_for_debug:
+        jobs = [replace(job, keep_for_debug=True) for job in jobs]
+    futures = {job.vm.moref: migrate_one.submit(job, limits[job.vm.moref]) for job in jobs}
     outcomes: dict[str, str] = {}
     for moref, future in futures.items():
         outcomes[moref] = future.result()
@@ -85,10 +94,6 @@ def rollback_wave(plan: str, wave: str, maps: str | None = None, ledger: str | N
     records = read_vcenter_inventory(settings["vcenter"])
     jobs = prepare_wave(plan, wave, records, settings)
     ledger_db = Ledger(settings["ledger"])
-    futures = []
-    for job in jobs:
-        snap = ledger_db.get(job.wave, job.vm.moref, "snapshot")
-        if snap is not None:  # only VMs this wave touched; was the source on before vmwave shut it down?
-            was_on = bool((snap["detail"] or {}).get("was_on", job.vm.power_state == "poweredOn"))
-            futures.append(rollback.submit(job, was_on, keep_for_debug))
+    touched = [job for job in jobs if ledger_db.get(job.wave, job.vm.moref, "snapshot") is not None]
+    futures = [rollback.submit(replace(job, keep_for_debug=keep_for_debug or job.keep_for_debug)) for job in touched]
     return {"wave": wave, "rolled_back": len([f.result() for f in futures])}

@@ -14,7 +14,8 @@ from vmwave.adapters.transfer import TransferServer
 from vmwave.domain.manifests import datavolume, source_labels
 from vmwave.planning import load_maps
 from vmwave.wave_objects import disk_source
-from vmwave_tasks.job import Job, StepFailed, Transfer, step
+from vmwave_tasks.job import Job, StepFailed, Transfer
+from vmwave_tasks.step import step
 
 CA_CONFIGMAP = "vmwave-transfer-ca"
 _servers: dict[tuple[str, str], TransferServer] = {}

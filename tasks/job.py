@@ -1,23 +1,16 @@
-"""What every step of a VM's migration needs, as plain values, and the ledger around each step.
-
-A step is a Prefect task that first asks the ledger whether it already
-finished (a rerun skips it and returns what it recorded), records each
-attempt, and retries only what a retry can fix.
-"""
+"""What every step of a VM's migration needs, as plain values, and which failures a retry can fix."""
 
 from __future__ import annotations
 
-import functools
+import http.client
+import socket
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pyVmomi import vim
 
-from prefect import task
-from prefect.cache_policies import NONE
-
-from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import VCenter
+from vmwave.adapters.vsphere_ops import TaskFailed
 from vmwave.domain.records import SourceVM
-from vmwave.errors import ConnectionFailed, VmwaveError
+from vmwave.errors import ConnectionFailed, InputError, VmwaveError
 
 
 @dataclass(frozen=True)
@@ -25,6 +18,21 @@ class Transfer:
     cert: str
     key: str
     ca: str
+
+
+TIMEOUTS = {"shutdown": 300, "convert": 7200, "import": 3600, "boot": 600, "agent": 600}  # seconds
+
+
+def parse_timeouts(text: str) -> dict[str, float]:
+    """``agent=180,boot=300`` (VMWAVE_TIMEOUTS) over the defaults."""
+    timeouts = dict(TIMEOUTS)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, value = item.partition("=")
+        if key not in TIMEOUTS or not value.replace(".", "", 1).isdigit():
+            raise InputError("VMWAVE_TIMEOUTS", item, "is not STEP=SECONDS for a known step",
+                             f"write e.g. agent=180,boot=300; steps: {', '.join(TIMEOUTS)}")
+        timeouts[key] = float(value)
+    return timeouts
 
 
 @dataclass(frozen=True)
@@ -41,8 +49,12 @@ class Job:
     transfer: Transfer
     ledger: str | None = None
     profile: str = "standard"
-    timeouts: dict[str, float] = field(default_factory=lambda: {"shutdown": 300, "import": 3600, "boot": 600,
-                                                                "agent": 600})
+    v2v_input: str = "disk"  # disk: virt-v2v converts the downloaded disks; vpx: it reads the VM from vCenter
+    vddk_libdir: str = ""  # with vpx input: read through VMware's VDDK library in this directory
+    checks: tuple[dict, ...] = ()  # smoke checks from the plan and the guest-OS plugins
+    keep_for_debug: bool = False  # a rollback labels the cluster objects instead of removing them
+    cls: str = ""  # the VM's priority class in the plan (P1-P5)
+    timeouts: dict[str, float] = field(default_factory=lambda: dict(TIMEOUTS))
 
 
 class StepFailed(VmwaveError):
@@ -54,45 +66,23 @@ class StepFailed(VmwaveError):
         self.transient = transient
 
 
-def _retry_transient(task, task_run, state) -> bool:
-    try:
-        state.result()
-    except StepFailed as exc:
-        return exc.transient
-    except ConnectionFailed as exc:
-        return "refused the user name" not in exc.what and "does not verify" not in exc.what
-    except Exception:
-        return False
-    return False
+def classify(exc: BaseException) -> tuple[str, bool]:
+    """(cause for the ledger, whether a retry can fix it) for anything a step raises."""
+    if isinstance(exc, StepFailed):
+        return exc.cause, exc.transient
+    if isinstance(exc, TaskFailed):
+        return "vcenter-task-failed", True  # a host busy, a lock held by a backup: the next attempt usually works
+    if isinstance(exc, ConnectionFailed):
+        permanent = "refused the user name" in exc.what or "does not verify" in exc.what
+        return "vcenter-unreachable", not permanent
+    if isinstance(exc, vim.fault.NotAuthenticated):
+        return "vcenter-session-expired", True  # the retry logs in again
+    if isinstance(exc, (vim.fault.MethodDisabled, vim.fault.TaskInProgress)):
+        return "vcenter-busy", True
+    if isinstance(exc, (http.client.HTTPException, ConnectionError, TimeoutError, socket.timeout)):
+        return "vcenter-unavailable", True  # 503 from a restarting vpxd, a dropped connection
+    if isinstance(exc, VmwaveError):
+        return type(exc).__name__, False
+    return "unexpected", False
 
 
-def step(name: str, retries: int = 3) -> Callable:
-    """A migration step: ledger-checked, recorded, retried with backoff and jitter on transient errors."""
-
-    def wrap(fn: Callable[..., dict[str, Any]]):
-        @task(name=name, retries=retries, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5,
-              retry_condition_fn=_retry_transient, cache_policy=NONE, persist_result=False)
-        @functools.wraps(fn)
-        def run(job: Job, *args: Any) -> dict[str, Any]:
-            ledger = Ledger(job.ledger)
-            recorded = ledger.get(job.wave, job.vm.moref, name)
-            if recorded and recorded["status"] in ("succeeded", "skipped"):
-                return recorded["detail"]
-            ledger.start(job.wave, job.vm.moref, job.vm.name, name)
-            try:
-                detail = fn(job, *args) or {}
-            except StepFailed as exc:
-                ledger.finish(job.wave, job.vm.moref, name, "failed", error=str(exc), cause=exc.cause)
-                raise
-            except VmwaveError as exc:
-                ledger.finish(job.wave, job.vm.moref, name, "failed", error=str(exc), cause=type(exc).__name__)
-                raise
-            except Exception as exc:
-                ledger.finish(job.wave, job.vm.moref, name, "failed", error=f"{type(exc).__name__}: {exc}",
-                              cause="unexpected")
-                raise
-            ledger.finish(job.wave, job.vm.moref, name, detail.pop("status", "succeeded"),
-                          bytes_done=int(detail.get("bytes", 0)), detail=detail)
-            return detail
-        return run
-    return wrap

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import ensure_snapshot, shut_down
-from vmwave_tasks.job import Job, step
+from vmwave_tasks.job import Job
+from vmwave_tasks.step import step
 
 COLD_MODES = ("offline-batch", "cold", "planned-window", "manual")
 

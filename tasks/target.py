@@ -7,9 +7,11 @@ from vmwave.domain.manifests import nads_for, virtual_machine
 from vmwave.domain.names import k8s_name
 from vmwave.errors import VmwaveError
 from vmwave.planning import load_maps
-from vmwave_tasks.job import Job, StepFailed, step
+from vmwave_tasks.job import Job, StepFailed
+from vmwave_tasks.step import step
 
 KV = "kubevirt.io/v1"
+IP_GRACE_SECONDS = 120
 
 
 @step("network-attach")
@@ -70,6 +72,15 @@ def guest_agent(job: Job) -> dict:
         raise StepFailed(f"the guest agent of {name} never connected",
                          "install and start qemu-guest-agent in the guest (Windows: from the VirtIO drivers ISO), "
                          "then run the wave again", "guest-agent-not-connected") from None
+    try:  # an agent often answers before DHCP has given the guest an address
+        vmi = cluster.wait_for(KV, "VirtualMachineInstance", maps.namespace, name, _has_ip,
+                               min(job.timeouts["agent"], IP_GRACE_SECONDS), "an IP from the guest agent")
+    except VmwaveError:
+        pass  # recorded without an address; smoke checks that need one say so
     status = vmi["status"]
     return {"os": status.get("guestOSInfo", {}),
             "interfaces": [{"mac": i.get("mac"), "ip": i.get("ipAddress")} for i in status.get("interfaces", [])]}
+
+
+def _has_ip(vmi: dict | None) -> bool:
+    return any(i.get("ipAddress") for i in ((vmi or {}).get("status") or {}).get("interfaces", []))

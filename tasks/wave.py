@@ -19,8 +19,9 @@ from vmwave.domain.records import SourceVM
 from vmwave.errors import VmwaveError
 from vmwave.files import read_yaml, write_text_atomic
 from vmwave.planning import load_maps, load_policy
+from vmwave.plugins import conversion, smoke_checks
 from vmwave.wave_objects import find_wave
-from vmwave_tasks.job import Job
+from vmwave_tasks.job import TIMEOUTS, Job
 
 # The seed's common failures: cause -> the fix a person applies.
 FIXES = {
@@ -55,9 +56,13 @@ def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: d
         virtual_machine(vm, maps, entry["id"], profile)  # raises on unmapped NICs or KubeVirt prerequisites
         for index in range(len(vm.disks)):
             datavolume(vm, index, maps, entry["id"], {"blank": {}})  # raises on unmapped datastores
+        conversion(vm)  # raises when the guest's plugin cannot convert it (e.g. no VirtIO drivers for Windows)
         jobs.append(Job(wave=entry["id"], mode=entry["mode"], vm=vm, vcenter=settings["vcenter"],
                         kubeconfig=settings["kubeconfig"], maps=settings["maps"], workdir=settings["workdir"],
-                        transfer=settings["transfer"], ledger=settings.get("ledger"), profile=profile))
+                        transfer=settings["transfer"], ledger=settings.get("ledger"), profile=profile,
+                        v2v_input=settings.get("v2v_input", "disk"), vddk_libdir=settings.get("vddk_libdir", ""),
+                        checks=tuple(vm_entry["smoke"]) + tuple(smoke_checks(vm)),
+                        keep_for_debug=vm_entry["keep_for_debug"], cls=vm_entry["class"], timeouts=settings.get("timeouts", dict(TIMEOUTS))))
     return jobs
 
 
@@ -107,7 +112,7 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], ledger_url: str | Non
     for job in jobs:
         vm_steps = steps.get(job.vm.moref, [])
         failed = next((s for s in vm_steps if s["status"] == "failed"), None)
-        rows.append({"vm": job.vm.name, "result": outcomes.get(job.vm.moref, "not run"),
+        rows.append({"vm": job.vm.name, "class": job.cls, "result": outcomes.get(job.vm.moref, "not run"),
                      "steps": ", ".join(f"{s['step']} {s['seconds'] or 0:.1f}s" for s in vm_steps if s["step"] != "rollback"),
                      "cause": failed["cause"] if failed else "",
                      "fix": FIXES.get(failed["cause"], failed["error"][:120]) if failed else ""})
@@ -115,8 +120,8 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], ledger_url: str | Non
     wave = jobs[0].wave if jobs else "?"
     create_table_artifact(rows, key=f"wave-{wave}-report".lower(), description=f"wave {wave}: {ok}/{len(rows)} succeeded")
     lines = [f"# Wave {wave}", "", f"{ok} of {len(rows)} VMs succeeded ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC).", "",
-             "| VM | result | steps | cause | fix |", "|---|---|---|---|---|"]
-    lines += [f"| {r['vm']} | {r['result']} | {r['steps']} | {r['cause']} | {r['fix']} |" for r in rows]
+             "| VM | class | result | steps | cause | fix |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['vm']} | {r['class']} | {r['result']} | {r['steps']} | {r['cause']} | {r['fix']} |" for r in rows]
     path = Path(out_dir) / f"wave-{wave}-report.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     create_markdown_artifact("\n".join(lines), key=f"wave-{wave}-summary".lower())

@@ -39,7 +39,7 @@ def test_a_failure_is_recorded_and_rolled_back(cause, prefect_server, lab_settin
     name, failing_step, prepare, checks = CASES[cause]
     vm = prepare(by_name[name], lab, tmp_path)
     wave = f"w9{sorted(CASES).index(cause) + 10}"
-    job = replace(job_for(vm, lab_settings, target, tmp_path, wave),
+    job = replace(job_for(vm, lab_settings, target, tmp_path, wave), checks=tuple(checks or ()),
                   timeouts={"shutdown": 60, "import": 60, "boot": 5, "agent": 10})
     cluster = Cluster(job.kubeconfig)
     if checks:  # smoke checks go through the lab's forwards only: traffic never leaves loopback
@@ -50,7 +50,7 @@ def test_a_failure_is_recorded_and_rolled_back(cause, prefect_server, lab_settin
                 "name": vm.name, "namespace": "vmwave",
                 "annotations": {"lab.vmwave.io/forward-ports": ",".join(str(c["tcp"]) for c in checks)}}})
     with pytest.raises(StepFailed) as failed:
-        migrate_vm(job, checks=checks)
+        migrate_vm(job)
     assert failed.value.cause == cause
     steps = {s["step"]: s for s in Ledger(job.ledger).by_vm(wave)[0]["steps"]}
     assert steps[failing_step]["status"] == "failed" and steps[failing_step]["cause"] == cause

@@ -1,0 +1,73 @@
+"""The ledger and the transaction around each step of a VM's migration.
+
+A step is a Prefect task that first asks the ledger whether it already
+finished (a rerun skips it and returns what it recorded), records each
+attempt, and retries only what a retry can fix, with backoff and jitter.
+A step that makes something has an undo (``vmwave_tasks.undo``): registered
+as the task's transaction ``on_rollback`` hook, so a later failure in
+``migrate_vm`` unwinds it, and run by the step itself when it gives up.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from prefect import task
+from prefect.cache_policies import NONE
+from prefect.runtime import task_run
+from prefect.transactions import Transaction, get_transaction
+
+from vmwave.adapters.ledger import Ledger
+from vmwave.errors import VmwaveError
+from vmwave_tasks.job import Job, classify
+from vmwave_tasks.undo import UNDO, undo
+
+DELAYS = [2, 10, 30]
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except Exception as exc:
+        return classify(exc)[1]
+    return False
+
+
+def step(name: str, retries: int = len(DELAYS)) -> Callable:
+    """A migration step: ledger-checked, recorded, retried on transient errors, undone on rollback."""
+
+    def wrap(fn: Callable[..., dict[str, Any]]):
+        @task(name=name, retries=retries, retry_delay_seconds=DELAYS[:retries], retry_jitter_factor=0.5,
+              retry_condition_fn=_retry_transient, cache_policy=NONE, persist_result=False)
+        @functools.wraps(fn)
+        def run(job: Job, *args: Any) -> dict[str, Any]:
+            txn = get_transaction()
+            if txn is not None:  # what the on_rollback hook will undo
+                txn.set("job", job)
+            ledger = Ledger(job.ledger)
+            recorded = ledger.get(job.wave, job.vm.moref, name)
+            if recorded and recorded["status"] in ("succeeded", "skipped"):
+                return recorded["detail"]
+            ledger.start(job.wave, job.vm.moref, job.vm.name, name)
+            try:
+                detail = fn(job, *args) or {}
+            except Exception as exc:
+                cause, transient = classify(exc)
+                error = str(exc) if isinstance(exc, VmwaveError) else f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"
+                ledger.finish(job.wave, job.vm.moref, name, "failed", error=error, cause=cause)
+                if name in UNDO and (not transient or task_run.run_count > retries):
+                    undo(job, name, mark=False)  # what this step left half-made; its failure stays in the ledger
+                raise
+            ledger.finish(job.wave, job.vm.moref, name, detail.pop("status", "succeeded"),
+                          bytes_done=int(detail.get("bytes", 0)), detail=detail)
+            return detail
+
+        if name in UNDO:
+            def rolled_back(txn: Transaction) -> None:
+                undo(txn.get("job"), name)
+
+            rolled_back.__name__ = f"undo_{name.replace('-', '_')}"
+            run.on_rollback(rolled_back)
+        return run
+    return wrap
