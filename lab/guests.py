@@ -2,7 +2,7 @@
 
 The disk holds an MBR, an ext2 partition with EXTLINUX, the host's Debian
 kernel and a busybox initramfs. Its init loads the virtio modules, takes a
-DHCP address, serves a line on TCP 8080 (the smoke test) and answers the
+DHCP address, serves a page over HTTP on TCP 8080 (the smoke test) and answers the
 QEMU guest-agent commands vmwave uses (guest-sync, guest-ping,
 guest-get-osinfo, guest-network-get-interfaces) on the
 org.qemu.guest_agent.0 port. Built as root through a loop device; cached by
@@ -37,7 +37,7 @@ for m in MODULES; do insmod /lib/modules/$m.ko 2>/dev/null; done
 hostname vmwave-tiny
 ip link set lo up; ip link set eth0 up
 udhcpc -i eth0 -q -n -t 10 -s /bin/dhcp-script >/dev/null 2>&1
-(while true; do echo "vmwave-tiny ok" | nc -l -p SMOKE_PORT; done) &
+mkdir -p /www; echo "vmwave-tiny ok" > /www/index.html; httpd -p SMOKE_PORT -h /www
 for p in /sys/class/virtio-ports/*; do
   [ "$(cat $p/name 2>/dev/null)" = org.qemu.guest_agent.0 ] && port=/dev/$(basename $p)
 done

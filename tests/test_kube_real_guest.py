@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 import time
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from vmwave.adapters.kubernetes import Cluster
 from vmwave_lab import guests
+from vmwave_tasks.smoke import KINDS
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("qemu-system-x86_64") and shutil.which("extlinux") and list(Path("/boot").glob("vmlinuz-*"))
@@ -48,7 +48,8 @@ def test_a_bootable_disk_boots_and_its_agent_reports(kube, tmp_path):
                        "networks": [{"name": "nic0", "pod": {}}],
                        "volumes": [{"name": "root", "dataVolume": {"name": "tiny-root"}}]}}}})
     vmi = cluster.wait_for("kubevirt.io/v1", "VirtualMachineInstance", NS, "tiny", lambda o: o is not None and any(
-        c["type"] == "AgentConnected" for c in (o.get("status") or {}).get("conditions", [])), 240, "agent connected")
+        c["type"] == "AgentConnected" for c in (o.get("status") or {}).get("conditions", [])) and any(
+        i.get("ipAddress") for i in o["status"].get("interfaces", [])), 240, "agent connected and an address reported")
     assert qemu_running("tiny")
     assert vmi["status"]["guestOSInfo"]["id"] == "vmwave-tiny"
     assert vmi["status"]["guestOSInfo"]["kernelRelease"] == os.uname().release or vmi["status"]["guestOSInfo"]["kernelRelease"]
@@ -56,10 +57,12 @@ def test_a_bootable_disk_boots_and_its_agent_reports(kube, tmp_path):
     assert (nic["mac"], nic["ipAddress"], nic["interfaceName"]) == ("00:50:56:be:ef:01", "10.0.2.15", "eth0")
     started = [e for e in cluster.resource("v1", "Event").get(namespace=NS).items if e.reason == "QemuStarted"]
     assert started and "accel=" in started[0].message
-    forwarded = dict(p.split("=") for p in vmi["metadata"]["annotations"]["lab.vmwave.io/forwarded"].split(","))
-    host, port = forwarded["8080"].split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as smoke:
-        assert smoke.recv(100) == b"vmwave-tiny ok\n"
+    # vmwave's own smoke checks, through the lab's forward of the guest's port 8080
+    assert KINDS["tcp"]({"tcp": 8080}, vmi, None).startswith("connected to 127.0.0.1:")
+    assert KINDS["http"]({"http": "http://{ip}:8080/", "status": 200}, vmi, None).endswith("answered 200")
+    assert KINDS["agent"]({"agent": "os", "expect": {"id": "^vmwave-tiny$"}}, vmi, None) == "agent reports vmwave tiny 1"
+    with pytest.raises(OSError, match="expected 404"):
+        KINDS["http"]({"http": "http://{ip}:8080/", "status": 404}, vmi, None)
 
     cluster.patch("kubevirt.io/v1", "VirtualMachine", NS, "tiny", {"spec": {"runStrategy": "Halted"}})
     cluster.wait_for("kubevirt.io/v1", "VirtualMachineInstance", NS, "tiny", lambda o: o is None, 60, "deleted")

@@ -118,6 +118,10 @@ def test_a_written_plan_reads_back(records):
     (lambda d: d["waves"][0].update(window={"start": "2026-12-05T22:00:00", "end": "2026-12-05T21:00:00"}),
      "waves[0].window.end", "after it starts"),
     (lambda d: d["waves"][0]["vms"][0].update(colour="red"), "waves[0].vms[0].colour", "remove it"),
+    (lambda d: d["waves"][0]["vms"][0].update(smoke=[{"tcp": 22, "http": "http://{ip}/"}]), "waves[0].vms[0].smoke[0]",
+     "one check per kind"),
+    (lambda d: d["waves"][0]["vms"][0].update(smoke=[{"tcp": 70000}]), "waves[0].vms[0].smoke[0].tcp", "1-65535"),
+    (lambda d: d["waves"][0].update(keep_for_debug="yes"), "waves[0].keep_for_debug", "true or false"),
 ])
 def test_bad_plan_edits_name_the_field_and_the_fix(records, edit, field, fix):
     doc = plan_to_dict(build_plan(records, load_policy()))
@@ -138,11 +142,34 @@ def test_bad_plan_edits_name_the_field_and_the_fix(records, edit, field, fix):
     ("version: 1\nschedule: {start: tomorrow, every: 1d, length: 6h}", "schedule.start", "ISO"),
     ("version: 1\nschedule: {start: '2026-12-05T22:00:00', every: 1d, length: 6h}", "schedule.start", "time zone"),
     ("version: 1\nschedule: {start: '2026-12-05T22:00:00Z', every: daily, length: 6h}", "schedule.every", "1d"),
+    ("version: 1\nsmoke: [{when: {name: x}, checks: [{http: 'ftp://x'}]}]", "smoke[0].checks[0].http", "http://{ip}"),
+    ("version: 1\nsmoke: [{when: {name: x}, checks: [{agent: uptime}]}]", "smoke[0].checks[0].agent", "use one of: os"),
 ])
 def test_bad_rules_name_the_field_and_the_fix(text, field, fix):
     with pytest.raises(InputError) as caught:
         parse_rules(yaml.safe_load(text), "rules.yaml")
     assert caught.value.field == field and fix in str(caught.value)
+
+
+def test_smoke_rules_reach_the_plan_and_keep_for_debug_is_read_back(records):
+    policy = parse_rules(yaml.safe_load("""
+version: 1
+smoke:
+  - when: {attribute: {tier: "^web$"}}
+    checks: [{tcp: 443}, {http: "http://{ip}:8080/health", status: 204, timeout: 30}]
+  - when: {name: "^web-01$"}
+    checks: [{agent: os, expect: {id: "^rhel$"}}]
+"""), "rules.yaml")
+    doc = plan_to_dict(build_plan(records, policy))
+    vms = {vm["name"]: vm for w in doc["waves"] for vm in w["vms"]}
+    assert vms["web-01"]["smoke"] == [{"tcp": 443}, {"http": "http://{ip}:8080/health", "status": 204, "timeout": 30},
+                                      {"agent": "os", "expect": {"id": "^rhel$"}}]  # every matching rule adds its checks
+    assert vms["web-02"]["smoke"][:1] == [{"tcp": 443}] and "smoke" not in vms["db-01"]
+    doc["waves"][0]["keep_for_debug"] = True
+    again = parse_plan(yaml.safe_load(dump_plan(doc)), "plan.yaml")
+    assert {vm["name"]: vm["smoke"] for w in again["waves"] for vm in w["vms"]}["web-01"] == vms["web-01"]["smoke"]
+    assert all(vm["keep_for_debug"] for vm in again["waves"][0]["vms"])
+    assert not any(vm["keep_for_debug"] for w in again["waves"][1:] for vm in w["vms"])
 
 
 def test_plan_policy_cli_overrides():

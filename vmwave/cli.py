@@ -259,17 +259,19 @@ def migrate(
     ledger: Optional[str] = typer.Option(None, "--ledger", envvar="VMWAVE_LEDGER", help="ledger file or URL"),
     keep_for_debug: bool = typer.Option(False, "--keep-for-debug", help="keep a failed VM's cluster objects"),
     ignore_window: bool = typer.Option(False, "--ignore-window", help="run a P4 wave outside its maintenance window"),
+    report_dir: Path = typer.Option(Path("."), "--report-dir", help="where the wave's Markdown report goes"),
 ) -> None:
     """Run a wave of the plan (exit 0 only when every VM of it succeeded)."""
     from vmwave_flows.wave import migrate_wave
 
     report = migrate_wave(str(plan_file), wave, str(maps) if maps else None, str(rules) if rules else None,
-                          ledger=ledger, keep_for_debug=keep_for_debug, ignore_window=ignore_window)
+                          ledger=ledger, keep_for_debug=keep_for_debug, ignore_window=ignore_window,
+                          report_dir=str(report_dir))
     table = Table(title=f"wave {report['wave']}: {report['succeeded']}/{report['total']} succeeded")
-    for column in ("VM", "result", "cause", "fix"):
+    for column in ("VM", "class", "result", "cause", "fix"):
         table.add_column(column)
     for row in report["rows"]:
-        table.add_row(row["vm"], row["result"], row["cause"], row["fix"])
+        table.add_row(row["vm"], row["class"], row["result"], row["cause"], row["fix"])
     out.print(table)
     err.print(f"report: {report['report']}")
     if report["succeeded"] != report["total"]:

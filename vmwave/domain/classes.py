@@ -29,6 +29,7 @@ from typing import Any, Callable
 from vmwave.domain.concerns import SEVERITIES, Concern
 from vmwave.domain.guests import guest_os
 from vmwave.domain.records import SourceVM
+from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
 from vmwave.errors import InputError
 
@@ -144,6 +145,11 @@ class Policy:
     schedule: dict[str, Any] | None = None
     profiles: list[ClassRule] = field(default_factory=list)  # `cls` holds the profile name here
     profile_overrides: dict[str, str] = field(default_factory=dict)
+    smoke: list[tuple[Matcher, list[dict[str, Any]]]] = field(default_factory=list)
+
+    def smoke_checks(self, vm: SourceVM, concerns: list[Concern], cls: str) -> list[dict[str, Any]]:
+        """Every matching smoke rule adds its checks (not just the first)."""
+        return [check for matches, checks in self.smoke if matches(vm, concerns, cls) for check in checks]
 
     def profile(self, vm: SourceVM, concerns: list[Concern], cls: str) -> str:
         """The performance profile for a VM of class ``cls``: override, first matching rule, else standard."""
@@ -176,7 +182,7 @@ class Policy:
 
 def parse_rules(data: Any, source: str) -> Policy:
     root = Node(data, source).only("version", "rules", "default", "overrides", "groups", "group_by",
-                                   "waves", "schedule", "profiles", "profile_overrides")
+                                   "waves", "schedule", "profiles", "profile_overrides", "smoke")
     root.get("version", int, choices=[RULES_VERSION])
     policy = Policy()
     for i, node in enumerate(root.children("rules")):
@@ -201,6 +207,9 @@ def parse_rules(data: Any, source: str) -> Policy:
                                          _compile(node.child("when"))))
     profile_overrides = root.child("profile_overrides", {})
     policy.profile_overrides = {str(k): profile_overrides.get(str(k), str, choices=PROFILES) for k in profile_overrides.data}
+    for node in root.children("smoke"):
+        node.only("when", "checks")
+        policy.smoke.append((_compile(node.child("when")), parse_checks(node, "checks")))
     if "schedule" in root.data:
         policy.schedule = parse_schedule(root.child("schedule"))
     return policy

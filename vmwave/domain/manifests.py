@@ -22,6 +22,7 @@ LABEL_UUID = "vmwave.io/source-uuid"
 LABEL_MOREF = "vmwave.io/source-moref"
 LABEL_WAVE = "vmwave.io/wave"
 ANNOTATION_SOURCE = "vmwave.io/source-name"
+ANNOTATION_GUEST_ID = "vmwave.io/source-guest-id"  # what vCenter said the guest is
 FS_OVERHEAD = 0.055  # CDI's default filesystem overhead
 MI = 1024**2
 
@@ -154,6 +155,8 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, profile: str = "standar
                          "spec": {"domain": domain, "networks": networks, "volumes": volumes}},
         },
     }
+    if vm.guest_id:
+        manifest["metadata"]["annotations"][ANNOTATION_GUEST_ID] = vm.guest_id
     apply_profile(manifest, profile)
     problems = prerequisites(manifest)
     if problems:

@@ -12,6 +12,7 @@ from typing import Any
 
 from vmwave.domain.classes import CLASSES
 from vmwave.domain.concerns import CRITICAL, SEVERITIES
+from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
 from vmwave.domain.waves import Plan, PlannedVM
 
@@ -30,6 +31,8 @@ def _vm_entry(p: PlannedVM) -> dict[str, Any]:
     if p.group:
         entry["group"] = p.group
     entry["concerns"] = [{"id": c.id, "severity": c.severity, "message": c.message} for c in p.concerns]
+    if p.checks:
+        entry["smoke"] = list(p.checks)
     return entry
 
 
@@ -63,7 +66,8 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
     seen_vms: dict[str, str] = {}
     waves = []
     for wave in root.children("waves", required=True):
-        wave.only("id", "class", "mode", "window", "vms")
+        wave.only("id", "class", "mode", "window", "keep_for_debug", "vms")
+        keep_wave = wave.get("keep_for_debug", bool, False)
         wid = wave.get("id", str)
         if wid in seen_waves:
             raise wave.fail("id", f"wave id {wid!r} appears twice", "give every wave its own id")
@@ -81,7 +85,7 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
             window = {"start": start.isoformat(), "end": end.isoformat()}
         vms = []
         for vm in wave.children("vms", required=True):
-            vm.only("name", "moref", "uuid", "class", "reason", "host", "group", "concerns")
+            vm.only("name", "moref", "uuid", "class", "reason", "host", "group", "concerns", "smoke", "keep_for_debug")
             moref = vm.get("moref", str)
             if moref in seen_vms:
                 raise vm.fail("moref", f"{moref} is already in wave {seen_vms[moref]}",
@@ -94,7 +98,8 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
                                  "message": c.get("message", str, "")})
             vms.append({"name": vm.get("name", str), "moref": moref, "uuid": vm.get("uuid", str, ""),
                         "class": vm.get("class", str, cls, choices=list(CLASSES)), "reason": vm.get("reason", str, ""),
-                        "host": vm.get("host", str, ""), "group": vm.get("group", str, None), "concerns": concerns})
+                        "host": vm.get("host", str, ""), "group": vm.get("group", str, None), "concerns": concerns,
+                        "smoke": parse_checks(vm, "smoke"), "keep_for_debug": vm.get("keep_for_debug", bool, keep_wave)})
         if len(vms) > wave_size:
             raise wave.fail("vms", f"wave {wid} has {len(vms)} VMs, more than limits.wave_size {wave_size}",
                             "move VMs to another wave or raise limits.wave_size")

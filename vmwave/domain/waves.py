@@ -7,7 +7,7 @@ byte for byte, so a plan can be reviewed as a diff.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Iterable
 
@@ -25,6 +25,7 @@ class PlannedVM:
     reason: str
     group: str | None
     concerns: tuple[Concern, ...]
+    checks: tuple[dict, ...] = ()  # smoke checks from the rules file
 
 
 @dataclass
@@ -59,11 +60,12 @@ def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
     for p in planned:
         if p.group and not p.vm.template:
             strongest[p.group] = max(strongest.get(p.group, p.cls), p.cls)
-    return [
+    planned = [
         PlannedVM(p.vm, strongest[p.group], f"group {p.group} moves as {strongest[p.group]}", p.group, p.concerns)
         if p.group in strongest and strongest[p.group] != p.cls and p.reason != "override" else p
         for p in planned
     ]
+    return [replace(p, checks=tuple(policy.smoke_checks(p.vm, list(p.concerns), p.cls))) for p in planned]
 
 
 def _units(members: list[PlannedVM]) -> list[list[PlannedVM]]:
