@@ -11,8 +11,13 @@ from typing import Any
 
 import yaml
 
+from vmwave_lab.debian_guest import DISK_GB, VARIANTS
+
 CONTROLLERS = ("pvscsi", "lsilogic", "lsilogic-sas", "buslogic", "sata", "nvme", "ide")
 DEVICES = ("usb", "tpm", "passthrough", "serial", "floppy")
+GUEST_IMAGES = tuple(f"debian12{'' if v == 'ok' else '-' + v}" for v in VARIANTS)  # real guests (lab/debian_guest.py)
+GUEST_IMAGE_GB = DISK_GB
+CONVERT_ATTRIBUTE = "vmwave.convert"  # vmwave's per-VM choice of conversion tool (copy | virt-v2v)
 POWER = ("poweredOn", "poweredOff", "suspended")
 TOOLS = ("running", "not_running", "not_installed")
 DISK_MODES = ("persistent", "independent_persistent", "independent_nonpersistent")
@@ -140,7 +145,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
             controllers: list[dict] = []
             disks = []
             for d in entry.each("disks"):
-                d.known("size_gb", "datastore", "controller", "bus", "mode", "thin", "shared", "data_mb")
+                d.known("size_gb", "datastore", "controller", "bus", "mode", "thin", "shared", "data_mb", "image")
                 ds = d("datastore", str, datastores_of[dc][0])
                 if ds not in datastores_of[dc]:
                     raise d.error("datastore", f"{ds!r} is not a datastore of {dc}", "declare it under `datastores:`")
@@ -152,10 +157,16 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                 unit = max(units, default=-1) + 1
                 if ctrl["type"] not in ("sata", "nvme", "ide") and unit == 7:
                     unit = 8  # SCSI unit 7 is the controller itself
-                size_kb = int(float(d("size_gb", (int, float))) * 1024 * 1024)
+                image = d("image", str, "", choices=("",) + GUEST_IMAGES)
+                size_kb = int(float(d("size_gb", (int, float), *([GUEST_IMAGE_GB] if image else []))) * 1024 * 1024)
+                if image and size_kb < GUEST_IMAGE_GB << 20:
+                    raise d.error("size_gb", f"the {image} image needs a disk of at least {GUEST_IMAGE_GB} GB",
+                                  f"set size_gb: {GUEST_IMAGE_GB} or more")
+                if image and d("data_mb", int, 0):
+                    raise d.error("data_mb", "a disk holds either a guest image or synthetic bytes", "drop one of them")
                 disk = {"controller": index, "unit": unit, "size_kb": size_kb, "mode": d("mode", str, "persistent", choices=DISK_MODES),
                         "thin": d("thin", bool, True), "sharing": "", "create": True, "data_mb": d("data_mb", int, 0),
-                        "file": f"[{ds}] {name}/{name}_{len(disks)}.vmdk"}
+                        "image": image, "file": f"[{ds}] {name}/{name}_{len(disks)}.vmdk"}
                 share = d("shared", str, None)
                 if share is not None:
                     share = fmt(share)
@@ -177,6 +188,8 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                 nics.append({"portgroup": pg, "type": n("type", str, "vmxnet3", choices=("vmxnet3", "e1000e", "e1000")),
                              "mac": fmt(n("mac", str, _mac(mac_counter))).lower()})
             attrs = {str(k): fmt(v) for k, v in entry("attributes", dict, {}).items()}
+            if not any(disk["image"] for disk in disks):  # no operating system on its disks for virt-v2v to convert
+                attrs.setdefault(CONVERT_ATTRIBUTE, "copy")
             attributes.update(attrs)
             firmware = entry("firmware", str, "bios", choices=("bios", "efi"))
             secure_boot = entry("secure_boot", bool, False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 from typing import Any, Callable
@@ -9,7 +10,8 @@ from typing import Any, Callable
 import yaml
 
 from vmwave_lab import estate as estates
-from vmwave_lab import kubernetes, vcenter
+from vmwave_lab import guests, kubernetes, vcenter
+from vmwave_lab.kube.qemu import choose_accel, remembered_accel
 from vmwave_lab.process import LabError
 
 ESTATES = Path(__file__).parent / "estates"
@@ -76,6 +78,8 @@ def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path 
         raise
     (state / "maps-path").write_text(str(maps_file))
     fill_registry(state, maps_file)
+    if remembered_accel() is None:  # once per machine: does KVM boot a guest here, or must QEMU use TCG?
+        asyncio.run(choose_accel(state, guests.tiny_guest(vcenter.cache_dir() / "guests")))
     return settings(center, cluster, maps_file)
 
 
@@ -84,7 +88,8 @@ def settings(center, cluster, maps_file: Path) -> dict[str, str]:
     state = cluster.state_dir
     return {**center.env(), "VMWAVE_KUBECONFIG": str(cluster.kubeconfig), "VMWAVE_MAPS": str(maps_file),
             "VMWAVE_TRANSFER_CERT": str(state / "kube-server.pem"), "VMWAVE_TRANSFER_KEY": str(state / "kube-server.key"),
-            "VMWAVE_TRANSFER_CA": str(cluster.ca_file)}
+            "VMWAVE_TRANSFER_CA": str(cluster.ca_file),
+            "VMWAVE_V2V_ACCEL": (remembered_accel() or ("tcg", ""))[0]}  # virt-v2v's appliance: KVM only where it boots
 
 
 def env(state_dir: Path | None = None) -> dict[str, str] | None:

@@ -18,7 +18,7 @@ def test_plan_flow_writes_the_plan_and_publishes_the_summary(prefect_server, lab
     out = tmp_path / "plan.yaml"
     summary = plan_migration(out=str(out), maps=str(REPO / "lab/estates/small.maps.yaml"))
     doc = yaml.safe_load(out.read_text())
-    assert summary["vms"] == sum(len(w["vms"]) for w in doc["waves"]) == 15
+    assert summary["vms"] == sum(len(w["vms"]) for w in doc["waves"]) == 17
 
     async def artifact():
         async with get_client() as client:
@@ -31,7 +31,7 @@ def test_plan_flow_writes_the_plan_and_publishes_the_summary(prefect_server, lab
 
     table = asyncio.run(artifact())
     assert table.type == "table"
-    assert "15 VMs in" in table.description
+    assert "17 VMs in" in table.description
     assert password_not_in_parameters(lab)
 
 

@@ -4,7 +4,7 @@ from vmwave.adapters.vsphere import inventory
 
 
 def test_every_vm_and_template_is_read_once(records, lab):
-    assert len(records) == lab.info["vms"] == 16
+    assert len(records) == lab.info["vms"] == 18
     assert len({r.moref for r in records}) == len(records)
     assert all(r.instance_uuid and r.bios_uuid for r in records)
 
@@ -80,7 +80,9 @@ def test_snapshots_templates_devices_and_attributes(by_name):
     assert legacy.devices == ("floppy", "serial", "usb")
     assert by_name["gpu-render-01"].devices == ("passthrough",)
     assert by_name["tpl-rhel8"].template and not by_name["web-01"].template
-    assert by_name["db-01"].attributes == {"app": "shop", "tier": "db", "criticality": "critical", "owner": "dba-team"}
+    assert by_name["db-01"].attributes == {"app": "shop", "tier": "db", "criticality": "critical", "owner": "dba-team",
+                                           "vmwave.convert": "copy"}  # the lab's mark: no OS on its disks
+    assert "vmwave.convert" not in by_name["debian-12"].attributes  # a real guest: the Linux plugin decides
 
 
 def test_records_round_trip_through_a_file(records):

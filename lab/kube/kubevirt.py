@@ -28,9 +28,12 @@ from vmwave_lab.kube.server import Api
 RUNNING = ("Always", "RerunOnFailure", "Once")
 AGENT = "lab.vmwave.io/guest-agent"
 GUEST_OS = "lab.vmwave.io/guest-os"
+ANNOTATION_GUEST_ID = "vmwave.io/source-guest-id"  # vmwave records the source's guest id here
 GUEST_IPS = "lab.vmwave.io/guest-ips"
 FORWARD = "lab.vmwave.io/forward-ports"
 FORWARDED = "lab.vmwave.io/forwarded"
+AGENT_REFRESH_SECONDS = 3  # how often a real guest's interfaces are asked again until each NIC has an address
+REAL_GUEST_FORWARDS = (8080,)  # the lab guests' smoke service, unless the VM's annotation names others
 
 
 class KubeVirt:
@@ -175,7 +178,7 @@ class KubeVirt:
                                 ((domain.get("resources") or {}).get("requests") or {}).get("memory") or "1Gi")
         macs = [i.get("macAddress", "") for i in (domain.get("devices") or {}).get("interfaces") or []]
         annotations = vmi["metadata"].get("annotations") or {}
-        forwards = [int(p) for p in annotations.get(FORWARD, "").split(",") if p.strip()]
+        forwards = [int(p) for p in annotations.get(FORWARD, "").split(",") if p.strip()] or list(REAL_GUEST_FORWARDS)
         logs = self.state / "vmi"
         logs.mkdir(exist_ok=True)
         guest = QemuGuest(f"{ns}.{name}", self.disk_files(ns, spec), max(128, memory >> 20), cpu.get("cores") or 1,
@@ -190,25 +193,50 @@ class KubeVirt:
         return guest
 
     async def real_agent(self, ns: str, name: str, vmi: dict, guest: QemuGuest) -> None:
-        """AgentConnected, guestOSInfo and interface IPs as the guest's own agent reports them."""
+        """AgentConnected, guestOSInfo and interface IPs as the guest's own agent reports them.
+
+        Like virt-handler, the interfaces are asked again every few seconds: a
+        guest's agent often answers before DHCP has given it an address.
+        """
         answers = await guest.ask_agent(self.agent_timeout, "guest-get-osinfo", "guest-network-get-interfaces")
         if answers is None:
             return
         _, info, nics = answers
-        by_mac = {n.get("hardware-address", "").lower(): n for n in nics}
 
         def connected(status: dict) -> None:
             status["guestOSInfo"] = {"id": info.get("id", ""), "name": info.get("name", ""),
                                      "prettyName": info.get("pretty-name", ""), "version": info.get("version", ""),
                                      "versionId": info.get("version-id", ""), "kernelRelease": info.get("kernel-release", "")}
+            condition(status, "AgentConnected", "True")
+        self.api.set_status(R["virtualmachineinstances"], ns, name, connected)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.agent_timeout
+        while not self.report_ips(ns, name, nics) and loop.time() < deadline:
+            await asyncio.sleep(AGENT_REFRESH_SECONDS)
+            answers = await guest.ask_agent(AGENT_REFRESH_SECONDS, "guest-network-get-interfaces")
+            if answers is None:
+                return  # the guest stopped
+            nics = answers[1]
+
+    def report_ips(self, ns: str, name: str, nics: list[dict]) -> bool:
+        """Put the agent's IPv4 addresses on the VMI's interfaces (by MAC); True once every NIC has one."""
+        by_mac = {n.get("hardware-address", "").lower(): n for n in nics}
+        complete = True
+
+        def update(status: dict) -> None:
+            nonlocal complete
             for iface in status.get("interfaces") or []:
                 found = by_mac.get(iface.get("mac", "").lower())
                 ips = [a["ip-address"] for a in (found or {}).get("ip-addresses", []) if a.get("ip-address-type") == "ipv4"]
                 if ips:
                     iface.update(ipAddress=ips[0], ipAddresses=ips, infoSource="domain, guest-agent",
                                  interfaceName=found["name"])
-            condition(status, "AgentConnected", "True")
-        self.api.set_status(R["virtualmachineinstances"], ns, name, connected)
+                else:
+                    complete = False
+        if self.api.store.get(R["virtualmachineinstances"], ns, name) is None:
+            return True
+        self.api.set_status(R["virtualmachineinstances"], ns, name, update)
+        return complete
 
     async def volumes_ready(self, ns: str, name: str, spec: dict) -> bool:
         for volume in spec.get("volumes") or []:
@@ -304,7 +332,8 @@ class KubeVirt:
             current["metadata"].setdefault("annotations", {})[FORWARDED] = ",".join(
                 f"{p}=127.0.0.1:{free_port()}" for p in forwards)
             self.api.store.update(R["virtualmachineinstances"], current)
-        os_id, _, version = annotations.get(GUEST_OS, "linux").partition(" ")
+        guessed = "mswindows" if annotations.get(ANNOTATION_GUEST_ID, "").startswith("win") else "linux"
+        os_id, _, version = annotations.get(GUEST_OS, guessed).partition(" ")  # a simulated guest knows its OS
         given = [ip for ip in annotations.get(GUEST_IPS, "").split(",") if ip]
         digest = hashlib.sha256(f"{ns}/{name}".encode()).digest()
 

@@ -118,15 +118,27 @@ class QemuGuest:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _accel_file() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vmwave" / "accel"
+
+
+def remembered_accel() -> tuple[str, str] | None:
+    """The accelerator an earlier probe chose on this machine, if any."""
+    if not _accel_file().exists():
+        return None
+    accel, _, why = _accel_file().read_text().partition(" ")
+    return accel, why
+
+
 async def choose_accel(state: Path, probe_disk: Path | None) -> tuple[str, str]:
     """("kvm" or "tcg", why). KVM only where it boots the probe guest to its agent.
 
     The answer is a property of the machine, so it is remembered in the user's cache, not the lab state.
     """
-    remembered = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vmwave" / "accel"
-    if remembered.exists():
-        accel, _, why = remembered.read_text().partition(" ")
-        return accel, why
+    known = remembered_accel()
+    if known:
+        return known
+    remembered = _accel_file()
     if os.environ.get("VMWAVE_LAB_ACCEL") in ("kvm", "tcg"):
         choice = (os.environ["VMWAVE_LAB_ACCEL"], "set by VMWAVE_LAB_ACCEL")
     elif not os.access("/dev/kvm", os.R_OK | os.W_OK):
