@@ -85,12 +85,12 @@ def undo(job: Job, step: str, mark: bool = True) -> bool:
         detail[step] = UNDO[step](job)
     except Exception as exc:  # recorded, never raised: the remaining undos must still run
         detail[step] = {"error": f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"}
-        ledger.finish(job.wave, job.vm.moref, "rollback", "running", detail=detail)
+        ledger.mark(job.wave, job.vm.moref, "rollback", detail=detail)
         return False
-    ledger.finish(job.wave, job.vm.moref, "rollback", "running", detail=detail)
+    ledger.mark(job.wave, job.vm.moref, "rollback", detail=detail)
     recorded = ledger.get(job.wave, job.vm.moref, step)
     if mark and recorded and recorded["status"] == "succeeded":  # done again on a rerun (the snapshot is reused)
-        ledger.finish(job.wave, job.vm.moref, step, "rolled_back", detail=recorded["detail"])
+        ledger.mark(job.wave, job.vm.moref, step, "rolled_back")
     return True
 
 
@@ -110,7 +110,7 @@ def finish_rollback(job: Job) -> dict:
         for step in ("network-attach", "guest-agent", "smoke-test"):  # nothing to undo, but no longer done
             recorded = ledger.get(job.wave, job.vm.moref, step)
             if recorded and recorded["status"] == "succeeded":
-                ledger.finish(job.wave, job.vm.moref, step, "rolled_back", detail=recorded["detail"])
+                ledger.mark(job.wave, job.vm.moref, step, "rolled_back")
         ledger.finish(job.wave, job.vm.moref, "rollback", detail=detail)
     return {"undone": sorted(detail), "failed": failed}
 

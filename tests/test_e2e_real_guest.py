@@ -36,7 +36,7 @@ smoke:
 def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_server, lab, lab_settings, target,
                                                                       by_name, tmp_path):
     env = {**os.environ, **lab_settings, "VMWAVE_LEDGER": str(tmp_path / "ledger.db"),
-           "VMWAVE_WORKDIR": str(tmp_path / "work"), "VMWAVE_TIMEOUTS": "agent=240,boot=300"}
+           "VMWAVE_WORKDIR": str(tmp_path / "work"), "VMWAVE_TIMEOUTS": "agent=150,boot=300"}
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     plan = tmp_path / "plan.yaml"
@@ -54,7 +54,9 @@ def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_ser
                          env=env, capture_output=True, text=True, timeout=1500)
     assert run.returncode == 1, run.stdout + run.stderr  # not every VM succeeded: the broken twin did not
 
-    ledger = {entry["vm"]: {s["step"]: s for s in entry["steps"]} for entry in Ledger(env["VMWAVE_LEDGER"]).by_vm("e2e")}
+    ledger: dict[str, dict] = {}
+    for row in Ledger(env["VMWAVE_LEDGER"]).rows("e2e"):  # per VM, its steps in the order they ran
+        ledger.setdefault(row["vm"], {})[row["step"]] = row
     good, broken = ledger["debian-12"], ledger["debian-12-noagent"]
     assert [(name, s["status"]) for name, s in good.items()] == [
         ("snapshot", "succeeded"), ("convert", "succeeded"), ("cdi-import", "succeeded"), ("network-attach", "succeeded"),

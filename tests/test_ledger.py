@@ -27,6 +27,11 @@ def test_attempts_statuses_and_resume(tmp_path):
     assert vm["steps"][1]["bytes"] == 64 << 20 and vm["steps"][1]["cause"] == ""
     with pytest.raises(ValueError):
         again.finish("w001", "vm-1", "convert", "weird")
+    before = again.get("w001", "vm-1", "convert")
+    again.mark("w001", "vm-1", "convert", "rolled_back")  # a rollback keeps what the step took and moved
+    after = again.get("w001", "vm-1", "convert")
+    assert after["status"] == "rolled_back"
+    assert (after["finished_at"], after["bytes"]) == (before["finished_at"], before["bytes"])
 
 
 def test_a_path_or_the_environment_names_the_ledger(tmp_path, monkeypatch):

@@ -139,3 +139,33 @@ def test_a_manual_migration_waits_for_a_person(prefect_server, lab_settings, tar
     person.join()
     with connect(target) as si:
         assert power_state(si, by_name["App_01"].moref) == "poweredOn"  # nothing was touched
+
+
+def test_keep_for_debug_labels_what_a_failed_migration_made(prefect_server, lab_settings, target, by_name, tmp_path):
+    from dataclasses import replace
+
+    from vmwave_flows.migrate import migrate_vm
+
+    vm = by_name["db-01"]
+    job = replace(job_for(vm, lab_settings, target, tmp_path, "w905"), keep_for_debug=True)
+    cluster = Cluster(job.kubeconfig)
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vmwave"}})
+    cluster.dynamic.server_side_apply(
+        cluster.resource("kubevirt.io/v1", "VirtualMachine"), field_manager="lab-test",
+        body={"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+              "metadata": {"name": "db-01", "namespace": "vmwave", "annotations": {"lab.vmwave.io/guest-agent": "never"}}})
+    try:
+        with pytest.raises(StepFailed, match="never connected"):
+            migrate_vm(job)
+        kept = cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "db-01")
+        assert kept["metadata"]["labels"]["vmwave.io/kept-for-debug"] == "true"
+        disks = cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": "w905"})
+        assert len(disks) == 2 and all(d["metadata"]["labels"]["vmwave.io/kept-for-debug"] == "true" for d in disks)
+        rollback = Ledger(job.ledger).get("w905", vm.moref, "rollback")
+        assert rollback["status"] == "succeeded" and "kept VirtualMachine/db-01" in rollback["detail"]["boot"]["cluster"]
+        with connect(target) as si:
+            assert power_state(si, vm.moref) == "poweredOn"  # kept objects or not, the source runs again
+    finally:
+        for api_version, kind in (("kubevirt.io/v1", "VirtualMachine"), ("cdi.kubevirt.io/v1beta1", "DataVolume")):
+            for obj in cluster.find(api_version, kind, "vmwave", {"vmwave.io/wave": "w905"}):
+                cluster.delete(api_version, kind, "vmwave", obj["metadata"]["name"])

@@ -95,6 +95,15 @@ class Ledger:
             conn.execute(steps.update().where(self._key(wave, moref, step)).values(
                 status=status, finished_at=_now(), bytes=bytes_done, detail=detail or {}, error=error, cause=cause))
 
+    def mark(self, wave: str, moref: str, step: str, status: str | None = None,
+             detail: dict[str, Any] | None = None) -> None:
+        """Change a step's status or detail, keeping its times and bytes (a rollback, notes while one runs)."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown step status {status!r}")
+        values = {k: v for k, v in (("status", status), ("detail", detail)) if v is not None}
+        with self.engine.begin() as conn:
+            conn.execute(steps.update().where(self._key(wave, moref, step)).values(**values))
+
     def rows(self, wave: str | None = None) -> list[dict[str, Any]]:
         query = select(steps).order_by(steps.c.wave, steps.c.vm, steps.c.started_at)
         if wave:
