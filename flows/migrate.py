@@ -50,6 +50,17 @@ def approved(job: Job, moment: str, timeout: int) -> None:
 
 @flow(name="migrate-vm", flow_run_name="{job.wave}-{job.vm.name}", log_prints=True)
 def migrate_vm(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
+    """One VM as its own flow run: what a manual (P5) migration needs to pause on its own."""
+    return run_steps(job, approval_timeout)
+
+
+def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
+    """The seven steps in one transaction; called by ``migrate_vm`` or, for a wave, straight from its task.
+
+    A wave runs non-manual VMs this way: subflows started from a wave's threads
+    run almost one at a time (measured: 20 one-second subflows on 10 threads
+    take 14.7 s, the same work as tasks 2.1 s).
+    """
     logger = get_run_logger()
     try:
         with transaction():  # a failure rolls back every finished step through its on_rollback hook

@@ -19,7 +19,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from vmwave.adapters.ledger import Ledger
 from vmwave.errors import InputError
 from vmwave.settings import vcenter_target
-from vmwave_flows.migrate import migrate_vm
+from vmwave_flows.migrate import migrate_vm, run_steps
 from vmwave_tasks.inventory import read_vcenter_inventory
 from vmwave_tasks.job import Job, StepFailed, Transfer, parse_timeouts
 from vmwave_tasks.undo import rollback
@@ -49,7 +49,7 @@ def migrate_one(job: Job, limits: list[str]) -> str:
     """One VM inside its host's and datastores' limits; its outcome, never an exception."""
     with concurrency(limits, occupy=1, lease_duration=60):  # a killed worker frees its slots within a minute
         try:
-            migrate_vm(job)
+            migrate_vm(job) if job.mode == "manual" else run_steps(job)  # only P5 pauses: its own flow run
             return "succeeded"
         except StepFailed as exc:
             return f"failed: {exc.cause}"

@@ -84,13 +84,11 @@ def check_window(entry: dict[str, Any], now: datetime, ignore: bool) -> None:
 @task(name="share-limits", cache_policy=NONE, persist_result=False)
 def share_limits(jobs: list[Job], per_host: int, per_datastore: int) -> dict[str, list[str]]:
     """Global concurrency limits per ESXi host and datastore, so several workers respect the same caps."""
-    names: dict[str, list[str]] = {}
+    names = {job.vm.moref: [f"vmwave-host-{job.vm.host}"] + sorted({f"vmwave-datastore-{d.datastore}" for d in job.vm.disks})
+             for job in jobs}
     with get_client(sync_client=True) as client:
-        for job in jobs:
-            wanted = [f"vmwave-host-{job.vm.host}"] + sorted({f"vmwave-datastore-{d.datastore}" for d in job.vm.disks})
-            for name in wanted:
-                client.upsert_global_concurrency_limit_by_name(name, per_host if "-host-" in name else per_datastore)
-            names[job.vm.moref] = wanted
+        for name in sorted({n for wanted in names.values() for n in wanted}):
+            client.upsert_global_concurrency_limit_by_name(name, per_host if "-host-" in name else per_datastore)
     return names
 
 
