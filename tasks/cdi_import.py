@@ -9,6 +9,8 @@ import base64
 import threading
 from pathlib import Path
 
+from prefect import get_run_logger
+
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.transfer import TransferServer
 from vmwave.domain.manifests import datavolume, source_labels
@@ -33,6 +35,20 @@ def transfer_server(settings: Transfer) -> TransferServer:
 
 def _phase(obj: dict | None) -> str:
     return ((obj or {}).get("status") or {}).get("phase", "")
+
+
+class _Progress:
+    """Follows a DataVolume's ``status.progress`` while the import runs: logged, and kept for the ledger."""
+
+    def __init__(self, name: str):
+        self.name, self.steps = name, []
+
+    def __call__(self, obj: dict | None) -> str:
+        progress = ((obj or {}).get("status") or {}).get("progress")
+        if progress and (not self.steps or self.steps[-1] != progress):
+            self.steps.append(progress)
+            get_run_logger().info("%s: import %s", self.name, progress)
+        return _phase(obj)
 
 
 @step("cdi-import")
@@ -60,9 +76,10 @@ def cdi_import(job: Job, converted: dict) -> dict:
         manifest = datavolume(job.vm, index, maps, job.wave, source)
         made = cluster.apply(manifest)
         name = manifest["metadata"]["name"]
+        seen = _Progress(name)
         try:
             done = cluster.wait_for("cdi.kubevirt.io/v1beta1", "DataVolume", maps.namespace, name,
-                                    lambda o: _phase(o) in ("Succeeded", "Failed"), job.timeouts["import"],
+                                    lambda o: seen(o) in ("Succeeded", "Failed"), job.timeouts["import"],
                                     "imported", since=made)
         finally:
             if token:
@@ -72,5 +89,6 @@ def cdi_import(job: Job, converted: dict) -> dict:
             raise StepFailed(f"CDI could not import {name}: {running.get('message', 'unknown error')}",
                              "check the DataVolume's events; the transfer server must be reachable from the cluster",
                              "cdi-import-failed")
-        volumes.append({"datavolume": name, "source": next(iter(source)), "bytes": image.stat().st_size if image else 0})
+        volumes.append({"datavolume": name, "source": next(iter(source)), "bytes": image.stat().st_size if image else 0,
+                        "progress": seen.steps})
     return {"datavolumes": volumes, "bytes": sum(v["bytes"] for v in volumes)}

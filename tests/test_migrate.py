@@ -44,6 +44,8 @@ def test_a_vm_migrates_and_a_rerun_changes_nothing(prefect_server, lab_settings,
         ("snapshot", "succeeded"), ("convert", "succeeded"), ("cdi-import", "succeeded"), ("network-attach", "succeeded"),
         ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "skipped")]
     assert entry["steps"][1]["bytes"] > 16 << 20  # the disk's real bytes came out of the datastore
+    imported = Ledger(job.ledger).get("w900", vm.moref, "cdi-import")["detail"]["datavolumes"][0]
+    assert len(imported["progress"]) >= 2 and imported["progress"][-1] == "100.0%"  # status.progress was followed
     cluster = Cluster(job.kubeconfig)
     got = cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "win-app-01")
     assert got["status"]["printableStatus"] == "Running"
