@@ -1,17 +1,26 @@
-"""One error type that always says what is wrong and what to do about it."""
+"""One error type that always says what is wrong and what to do about it, and which known cause it is."""
 
 
 class VmwaveError(Exception):
-    """A failure a person can act on: ``what`` went wrong, ``fix`` says how to proceed."""
+    """A failure a person can act on: ``what`` went wrong, ``fix`` says how to proceed.
 
-    def __init__(self, what: str, fix: str = ""):
+    ``cause`` is its id in ``vmwave.domain.diagnosis.CAUSES``: what the ledger records for a failed step.
+    """
+
+    cause = "unexpected"
+
+    def __init__(self, what: str, fix: str = "", cause: str | None = None):
         self.what = what
         self.fix = fix
+        if cause:
+            self.cause = cause
         super().__init__(f"{what}. {fix}".strip() if fix else what)
 
 
 class InputError(VmwaveError):
     """A file or option is invalid; raised before anything is changed."""
+
+    cause = "input-invalid"
 
     def __init__(self, source: str, field: str, problem: str, fix: str):
         self.source = source
@@ -21,4 +30,6 @@ class InputError(VmwaveError):
 
 
 class ConnectionFailed(VmwaveError):
-    """vCenter (or another system) could not be reached or refused us."""
+    """vCenter (or another system) could not be reached or refused us; ``cause`` says which."""
+
+    cause = "vcenter-unreachable"

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator
 
 from vmwave.domain.guests import guest_os
 from vmwave.domain.maps import Maps
-from vmwave.domain.names import is_k8s_name, k8s_name
+from vmwave.domain.names import is_k8s_name, target_name
 from vmwave.domain.records import SourceVM
 
 CRITICAL, WARNING, INFO = "critical", "warning", "info"
@@ -48,7 +48,7 @@ class EstateContext:
            thresholds: Thresholds | None = None) -> "EstateContext":
         vms = [vm for vm in vms if not vm.template]
         macs = Counter(nic.mac.lower() for vm in vms for nic in vm.nics if nic.mac)
-        names = Counter(k8s_name(vm.name) for vm in vms)
+        names = Counter(target_name(vm.name) for vm in vms)
         return cls(maps, thresholds or Thresholds(), macs, names)
 
 
@@ -147,17 +147,17 @@ def _tools_not_installed(vm, ctx):
         yield "VMware Tools is not installed"
 
 
-@rule("invalid_k8s_name", INFO, "The KubeVirt VirtualMachine gets the shown name; rename the VM in vSphere first if another name is wanted.")
+@rule("invalid_k8s_name", INFO, "The KubeVirt VirtualMachine gets the shown name; set `target_name:` in the plan if another name is wanted.")
 def _k8s_name(vm, ctx):
     if not is_k8s_name(vm.name):
-        yield f"name {vm.name!r} is not a valid Kubernetes name; it becomes {k8s_name(vm.name)!r}"
+        yield f"name {vm.name!r} is not a valid Kubernetes name; it becomes {target_name(vm.name)!r}"
 
 
-@rule("name_collision", CRITICAL, "Rename one of the VMs in vSphere (or set a per-VM target name) so their Kubernetes names differ.")
+@rule("name_collision", CRITICAL, "Set another `target_name:` for one of them in the plan (or rename one in vSphere) so their Kubernetes names differ.")
 def _name_collision(vm, ctx):
-    target = k8s_name(vm.name)
+    target = target_name(vm.name)
     if ctx.name_count[target] > 1:
-        yield f"{ctx.name_count[target]} VMs would all become VirtualMachine {target!r}"
+        yield f"{ctx.name_count[target]} VMs would all become VirtualMachine {target!r} (the plan names all but one apart)"
 
 
 @rule("duplicate_mac", CRITICAL, "Give the NIC a unique MAC in vSphere before migration: KubeVirt keeps source MACs, and two VMs with one MAC on a VLAN break both.")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable
+from typing import Any
 
 from vmwave.domain.maps import Maps, NetworkMapping
-from vmwave.domain.names import k8s_name
+from vmwave.domain.names import target_name
 from vmwave.domain.profiles import apply_profile, prerequisites
 from vmwave.domain.records import Disk, SourceVM
 from vmwave.errors import VmwaveError
@@ -38,9 +38,9 @@ def _meta(name: str, namespace: str, vm: SourceVM, wave: str) -> dict[str, Any]:
             "annotations": {ANNOTATION_SOURCE: vm.name}}
 
 
-def disk_name(vm: SourceVM, index: int) -> str:
-    base = k8s_name(vm.name)[:56].rstrip("-")
-    return f"{base}-disk{index}"
+def disk_name(target: str, index: int) -> str:
+    """The DataVolume (and PVC) of a VM's disk, named after the VM's target name."""
+    return f"{target}-disk{index}"
 
 
 def requested_size(disk: Disk, volume_mode: str) -> str:
@@ -49,7 +49,7 @@ def requested_size(disk: Disk, volume_mode: str) -> str:
     return f"{max(1, math.ceil(size / MI))}Mi"
 
 
-def datavolume(vm: SourceVM, index: int, maps: Maps, wave: str, source: Source) -> dict[str, Any]:
+def datavolume(vm: SourceVM, index: int, maps: Maps, wave: str, source: Source, target: str | None = None) -> dict[str, Any]:
     disk = vm.disks[index]
     mapping = maps.storage_for(disk)
     if mapping is None:
@@ -57,7 +57,7 @@ def datavolume(vm: SourceVM, index: int, maps: Maps, wave: str, source: Source) 
                           "add it to the maps file under `storage:`")
     return {
         "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
-        "metadata": _meta(disk_name(vm, index), maps.namespace, vm, wave),
+        "metadata": _meta(disk_name(target or target_name(vm.name), index), maps.namespace, vm, wave),
         "spec": {"source": source, "storage": {
             "accessModes": list(mapping.access_modes), "volumeMode": mapping.volume_mode,
             "storageClassName": mapping.storage_class,
@@ -114,21 +114,21 @@ def _interfaces(vm: SourceVM, maps: Maps) -> tuple[list[dict], list[dict]]:
     return interfaces, networks
 
 
-def virtual_machine(vm: SourceVM, maps: Maps, wave: str, profile: str = "standard", run: bool | None = None,
-                    disk_bus: Callable[[SourceVM, Disk], str] = lambda vm, disk: "virtio") -> dict[str, Any]:
-    """The VirtualMachine for ``vm``; ``run`` defaults to the source's power state."""
-    name = k8s_name(vm.name)
+def virtual_machine(vm: SourceVM, maps: Maps, wave: str, profile: str = "standard",
+                    target: str | None = None) -> dict[str, Any]:
+    """The VirtualMachine for ``vm``, named ``target``; it runs, because a migration boots it to verify it."""
+    name = target or target_name(vm.name)
     labels = source_labels(vm, wave)
     interfaces, networks = _interfaces(vm, maps)
     disks, volumes = [], []
     for index, disk in enumerate(vm.disks):
-        entry: dict[str, Any] = {"name": f"disk{index}", "disk": {"bus": disk_bus(vm, disk)}}
+        entry: dict[str, Any] = {"name": f"disk{index}", "disk": {"bus": "virtio"}}
         if index == 0:
             entry["bootOrder"] = 1
         if disk.sharing == "multiwriter":
             entry.update(shareable=True, cache="none")
         disks.append(entry)
-        volumes.append({"name": f"disk{index}", "dataVolume": {"name": disk_name(vm, index)}})
+        volumes.append({"name": f"disk{index}", "dataVolume": {"name": disk_name(name, index)}})
     firmware: dict[str, Any] = {"bootloader": {"efi": {"secureBoot": vm.secure_boot, "persistent": True}}
                                 if vm.firmware == "efi" else {"bios": {}}}
     if vm.bios_uuid:
@@ -145,12 +145,11 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, profile: str = "standar
     }
     if vm.secure_boot:
         domain["features"] = {"smm": {"enabled": True}}
-    running = vm.power_state == "poweredOn" if run is None else run
     manifest = {
         "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
         "metadata": _meta(name, maps.namespace, vm, wave),
         "spec": {
-            "runStrategy": "Always" if running else "Halted",
+            "runStrategy": "Always",
             "template": {"metadata": {"labels": {**labels, "kubevirt.io/domain": name}},
                          "spec": {"domain": domain, "networks": networks, "volumes": volumes}},
         },

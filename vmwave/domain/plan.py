@@ -6,20 +6,33 @@ commits it; ``parse_plan`` checks an edited plan before anything runs.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterable
 
-from vmwave.domain.classes import CLASSES
+from vmwave.domain.classes import CLASSES, PROFILES, Policy
 from vmwave.domain.concerns import CRITICAL, SEVERITIES
+from vmwave.domain.maps import Maps
+from vmwave.domain.names import TARGET_MAX, is_k8s_name, target_name
+from vmwave.domain.records import SourceVM
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
-from vmwave.domain.waves import Plan, PlannedVM
+from vmwave.domain.waves import Convert, Plan, PlannedVM, build_plan
+from vmwave.errors import InputError, VmwaveError
 
 PLAN_SCHEMA = "vmwave.io/plan/v1"
+MODES = tuple(dict.fromkeys(c.mode for c in CLASSES.values()))
+TOOLS = ("copy", "virt-v2v")  # how a VM's disks become KubeVirt disks (see vmwave.plugins.Conversion)
 
 
-def _vm_entry(p: PlannedVM) -> dict[str, Any]:
+def make_plan(records: Iterable[SourceVM], policy: Policy, maps: Maps | None, source: str,
+              convert: Convert | None = None) -> dict[str, Any]:
+    """Records in, plan document out: what `vmwave plan` and the `plan_migration` flow write."""
+    return plan_to_dict(build_plan(records, policy, maps, source, convert=convert))
+
+
+def _vm_entry(p: PlannedVM, mode: str, target: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "name": p.vm.name,
         "moref": p.vm.moref,
@@ -27,22 +40,42 @@ def _vm_entry(p: PlannedVM) -> dict[str, Any]:
         "class": p.cls,
         "reason": p.reason,
         "host": p.vm.host,
+        "target_name": target,
+        "mode": mode,
+        "profile": p.profile,
     }
+    if p.convert:
+        entry["convert"] = p.convert
     if p.group:
         entry["group"] = p.group
-    entry["concerns"] = [{"id": c.id, "severity": c.severity, "message": c.message} for c in p.concerns]
+    entry["concerns"] = [{"id": c.id, "severity": c.severity, "message": c.message, "fix": c.fix} for c in p.concerns]
     if p.checks:
         entry["smoke"] = list(p.checks)
     return entry
 
 
+def target_names(planned: Iterable[PlannedVM]) -> dict[str, str]:
+    """moref -> target name; of VMs whose names collide, the first by name keeps it, the others get a suffix."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for p in sorted(planned, key=lambda p: (p.vm.name, p.vm.moref)):
+        name = target_name(p.vm.name)
+        if name in taken:  # the name_collision concern says so; the plan must still name each VM apart
+            name = f"{name[:TARGET_MAX - 6].rstrip('-')}-{hashlib.sha256(p.vm.moref.encode()).hexdigest()[:5]}"
+        taken.add(name)
+        names[p.vm.moref] = name
+    return names
+
+
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    targets = target_names(plan.planned)
     waves = []
     for wave in plan.waves:
-        doc: dict[str, Any] = {"id": wave.id, "class": wave.cls, "mode": CLASSES[wave.cls].mode}
+        mode = CLASSES[wave.cls].mode
+        doc: dict[str, Any] = {"id": wave.id, "class": wave.cls, "mode": mode}
         if wave.window:
             doc["window"] = {"start": wave.window[0].isoformat(), "end": wave.window[1].isoformat()}
-        doc["vms"] = [_vm_entry(p) for p in wave.vms]
+        doc["vms"] = [_vm_entry(p, mode, targets[p.vm.moref]) for p in wave.vms]
         waves.append(doc)
     return {
         "schema": PLAN_SCHEMA,
@@ -53,8 +86,15 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     }
 
 
+VM_FIELDS = ("name", "moref", "uuid", "class", "reason", "host", "target_name", "mode", "profile", "convert", "group",
+             "concerns", "smoke", "keep_for_debug")
+
+
 def parse_plan(data: Any, source: str) -> dict[str, Any]:
-    """Validate a (possibly hand-edited) plan and return it normalised."""
+    """Validate a (possibly hand-edited) plan and return it normalised.
+
+    Every edited value is honoured when valid and refused, naming its field, when not; none is recomputed.
+    """
     root = Node(data, source).only("schema", "source", "limits", "waves", "skipped")
     schema = root.get("schema", str)
     if schema != PLAN_SCHEMA:
@@ -64,6 +104,7 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
     wave_size, per_host = limits.get("wave_size", int), limits.get("per_host", int)
     seen_waves: set[str] = set()
     seen_vms: dict[str, str] = {}
+    seen_targets: dict[str, str] = {}
     waves = []
     for wave in root.children("waves", required=True):
         wave.only("id", "class", "mode", "window", "keep_for_debug", "vms")
@@ -73,40 +114,85 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
             raise wave.fail("id", f"wave id {wid!r} appears twice", "give every wave its own id")
         seen_waves.add(wid)
         cls = wave.get("class", str, choices=list(CLASSES))
-        window = None
-        if "window" in wave.data:
-            w = wave.child("window").only("start", "end")
-            try:
-                start, end = (datetime.fromisoformat(str(w.get(k, (str, datetime)))) for k in ("start", "end"))
-            except ValueError:
-                raise w.fail("start", "is not an ISO date-time", "write e.g. 2026-12-05T22:00:00+00:00") from None
-            if end <= start:
-                raise w.fail("end", "is not after start", "make the window end after it starts")
-            window = {"start": start.isoformat(), "end": end.isoformat()}
+        mode = wave.get("mode", str, CLASSES[cls].mode, choices=MODES)
         vms = []
         for vm in wave.children("vms", required=True):
-            vm.only("name", "moref", "uuid", "class", "reason", "host", "group", "concerns", "smoke", "keep_for_debug")
-            moref = vm.get("moref", str)
-            if moref in seen_vms:
-                raise vm.fail("moref", f"{moref} is already in wave {seen_vms[moref]}",
+            entry = _parse_vm(vm, cls, mode, keep_wave)
+            if entry["moref"] in seen_vms:
+                raise vm.fail("moref", f"{entry['moref']} is already in wave {seen_vms[entry['moref']]}",
                               "keep each VM in exactly one wave")
-            seen_vms[moref] = wid
-            concerns = []
-            for c in vm.children("concerns"):
-                c.only("id", "severity", "message")
-                concerns.append({"id": c.get("id", str), "severity": c.get("severity", str, choices=SEVERITIES),
-                                 "message": c.get("message", str, "")})
-            vms.append({"name": vm.get("name", str), "moref": moref, "uuid": vm.get("uuid", str, ""),
-                        "class": vm.get("class", str, cls, choices=list(CLASSES)), "reason": vm.get("reason", str, ""),
-                        "host": vm.get("host", str, ""), "group": vm.get("group", str, None), "concerns": concerns,
-                        "smoke": parse_checks(vm, "smoke"), "keep_for_debug": vm.get("keep_for_debug", bool, keep_wave)})
+            seen_vms[entry["moref"]] = wid
+            if entry["target_name"] in seen_targets:
+                raise vm.fail("target_name", f"{entry['target_name']!r} is also the target name of "
+                              f"{seen_targets[entry['target_name']]}", "give one of them another `target_name:`")
+            seen_targets[entry["target_name"]] = entry["name"]
+            vms.append(entry)
         if len(vms) > wave_size:
             raise wave.fail("vms", f"wave {wid} has {len(vms)} VMs, more than limits.wave_size {wave_size}",
                             "move VMs to another wave or raise limits.wave_size")
-        waves.append({"id": wid, "class": cls, "mode": CLASSES[cls].mode, "window": window, "vms": vms})
+        waves.append({"id": wid, "class": cls, "mode": mode, "window": _window(wave), "vms": vms})
     return {"schema": schema, "source": root.get("source", str, ""),
             "limits": {"wave_size": wave_size, "per_host": per_host}, "waves": waves,
             "skipped": root.get("skipped", list, [])}
+
+
+def _window(wave: Node) -> dict[str, str] | None:
+    if "window" not in wave.data:
+        return None
+    w = wave.child("window").only("start", "end")
+    try:
+        start, end = (datetime.fromisoformat(str(w.get(k, (str, datetime)))) for k in ("start", "end"))
+    except ValueError:
+        raise w.fail("start", "is not an ISO date-time", "write e.g. 2026-12-05T22:00:00+00:00") from None
+    if end <= start:
+        raise w.fail("end", "is not after start", "make the window end after it starts")
+    return {"start": start.isoformat(), "end": end.isoformat()}
+
+
+def _parse_vm(vm: Node, wave_class: str, wave_mode: str, keep_wave: bool) -> dict[str, Any]:
+    vm.only(*VM_FIELDS)
+    name = vm.get("name", str)
+    target = vm.get("target_name", str, target_name(name))
+    if not is_k8s_name(target) or len(target) > TARGET_MAX:
+        raise vm.fail("target_name", f"{target!r} is not a Kubernetes name of at most {TARGET_MAX} characters",
+                      "use lower case letters, digits and '-', starting and ending with a letter or digit")
+    concerns = []
+    for c in vm.children("concerns"):
+        c.only("id", "severity", "message", "fix")
+        concerns.append({"id": c.get("id", str), "severity": c.get("severity", str, choices=SEVERITIES),
+                         "message": c.get("message", str, ""), "fix": c.get("fix", str, "")})
+    return {"name": name, "moref": vm.get("moref", str), "uuid": vm.get("uuid", str, ""),
+            "class": vm.get("class", str, wave_class, choices=list(CLASSES)), "reason": vm.get("reason", str, ""),
+            "host": vm.get("host", str, ""), "target_name": target, "mode": vm.get("mode", str, wave_mode, choices=MODES),
+            "profile": vm.get("profile", str, "standard", choices=PROFILES),
+            "convert": vm.get("convert", str, None, choices=TOOLS), "group": vm.get("group", str, None),
+            "concerns": concerns, "smoke": parse_checks(vm, "smoke"),
+            "keep_for_debug": vm.get("keep_for_debug", bool, keep_wave)}
+
+
+def check_window(wave: dict[str, Any], now: datetime, ignore: bool) -> None:
+    """A planned-window (P4) wave runs only inside its maintenance window; other waves whenever they are started."""
+    window = wave.get("window")
+    if ignore or (wave["mode"] != "planned-window" and not window):
+        return
+    if not window:
+        raise VmwaveError(f"wave {wave['id']} is {wave['mode']} but has no maintenance window",
+                          "add `schedule:` to the rules file and re-plan, or start it with --ignore-window")
+    start, end = datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
+    if not start <= now < end:
+        raise VmwaveError(f"wave {wave['id']} may only run in its window {window['start']} - {window['end']} "
+                          f"(now {now.isoformat(timespec='seconds')})",
+                          "start it inside the window (schedule its deployment there), or use --ignore-window")
+
+
+def find_wave(doc: dict[str, Any], wave: str) -> dict[str, Any]:
+    """A wave by id (w003) or by number (3)."""
+    wanted = f"w{int(wave):03d}" if wave.isdigit() else wave
+    for entry in doc["waves"]:
+        if entry["id"] == wanted:
+            return entry
+    raise InputError("plan", "waves", f"the plan has no wave {wave!r}",
+                     "use one of: " + ", ".join(w["id"] for w in doc["waves"]))
 
 
 def summarize(doc: dict[str, Any]) -> dict[str, Any]:

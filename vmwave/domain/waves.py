@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 
 from vmwave.domain.classes import CLASSES, Policy
 from vmwave.domain.concerns import Concern, Thresholds, assess
@@ -26,6 +26,11 @@ class PlannedVM:
     group: str | None
     concerns: tuple[Concern, ...]
     checks: tuple[dict, ...] = ()  # smoke checks from the rules file
+    profile: str = "standard"  # the performance profile its VirtualMachine gets
+    convert: str | None = None  # the conversion tool the guest-OS plugins chose (None: none was asked)
+
+
+Convert = Callable[[SourceVM], str]  # the guest-OS plugins' choice of tool for a VM, injected by the caller
 
 
 @dataclass
@@ -50,8 +55,8 @@ class Plan:
 
 
 def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
-             thresholds: Thresholds | None = None) -> list[PlannedVM]:
-    """Concerns and class for every VM; a group moves with its most demanding member's class."""
+             thresholds: Thresholds | None = None, convert: Convert | None = None) -> list[PlannedVM]:
+    """Concerns, class, profile and conversion for every VM; a group moves with its most demanding member's class."""
     planned = []
     for vm, concerns in assess(vms, maps, thresholds):
         cls, reason = policy.classify(vm, concerns)
@@ -65,7 +70,9 @@ def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
         if p.group in strongest and strongest[p.group] != p.cls and p.reason != "override" else p
         for p in planned
     ]
-    return [replace(p, checks=tuple(policy.smoke_checks(p.vm, list(p.concerns), p.cls))) for p in planned]
+    return [replace(p, checks=tuple(policy.smoke_checks(p.vm, list(p.concerns), p.cls)),
+                    profile=policy.profile(p.vm, list(p.concerns), p.cls),
+                    convert=convert(p.vm) if convert and not p.vm.template else None) for p in planned]
 
 
 def _units(members: list[PlannedVM]) -> list[list[PlannedVM]]:
@@ -119,5 +126,5 @@ def _window(policy: Policy, index: int) -> tuple | None:
 
 
 def build_plan(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None, source: str = "",
-               thresholds: Thresholds | None = None) -> Plan:
-    return plan_waves(classify(vms, policy, maps, thresholds), policy, source)
+               thresholds: Thresholds | None = None, convert: Convert | None = None) -> Plan:
+    return plan_waves(classify(vms, policy, maps, thresholds, convert), policy, source)

@@ -1,0 +1,75 @@
+"""Every known cause of a failed step: what it means, the fix a person applies, whether a retry can help.
+
+Steps raise by cause id (``vmwave_tasks.job.StepFailed``); the ledger keeps
+the id, and the wave report (and the metrics) read the fix from here, so a
+cause is explained in exactly one place. The first four entries are the
+common failures of the seed migration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Cause:
+    id: str
+    meaning: str
+    fix: str
+    transient: bool = False  # True: the step is retried with backoff before it gives up
+
+
+CAUSES: dict[str, Cause] = {c.id: c for c in (
+    # The seed's common failures.
+    Cause("guest-agent-not-connected", "the guest booted but its QEMU guest agent never connected",
+          "install and start qemu-guest-agent in the guest (Windows: from the VirtIO drivers ISO), then run the wave again"),
+    Cause("nad-missing", "a NetworkAttachmentDefinition the network map names does not exist",
+          "create it, or add `create:` to its network map entry so vmwave makes it"),
+    Cause("slow-disk", "the migrated VM's disks are much slower than on vSphere",
+          "use the latency-sensitive profile (io native, cache none, a dedicated IO thread) and a block StorageClass"),
+    Cause("live-migration-failed", "a KubeVirt live migration of the migrated VM did not complete",
+          "apply `vmwave cluster migration-config` (bandwidth, auto-converge) and use ReadWriteMany volumes"),
+    # Failures of the steps.
+    Cause("vmi-not-running", "the VirtualMachine did not reach Running",
+          "see the VirtualMachine's conditions: a missing volume or NAD, or no node with room (hugepages, CPU)"),
+    Cause("cdi-import-failed", "CDI could not import a disk into its DataVolume",
+          "see the DataVolume's events; the transfer server must be reachable from the cluster"),
+    Cause("conversion-failed", "qemu-img or virt-v2v could not convert a disk",
+          "read the tool's log named in the error: consolidate snapshots, free space in the work directory, "
+          "or check that the guest OS is supported"),
+    Cause("conversion-not-ready", "what the guest's conversion needs is not configured on this worker",
+          "configure what the error names (e.g. VMWAVE_VIRTIO_WIN for Windows), then run the wave again"),
+    Cause("smoke-check-failed", "a smoke check against the booted guest did not pass in time",
+          "check the service in the guest and the VLAN/NAD of its NIC"),
+    Cause("no-guest-ip", "the guest agent reported no IP address, so a network check had nowhere to go",
+          "check the guest's network configuration (DHCP or its static address) and its NIC's NAD"),
+    Cause("not-approved", "a person refused a manual (P5) migration when it paused for approval",
+          "resolve what the reviewer noted, then run the wave again"),
+    # The outside systems.
+    Cause("vcenter-task-failed", "a vCenter task (snapshot, power operation) ended in error",
+          "see the task in vCenter: a busy host or a lock held by a backup usually clears by itself", transient=True),
+    Cause("vcenter-unreachable", "vCenter could not be reached", "check the URL, the network and that vCenter is up",
+          transient=True),
+    Cause("vcenter-refused", "vCenter refused the credentials or its certificate did not verify",
+          "check the user, the password file and VMWAVE_VCENTER_CA or --thumbprint"),
+    Cause("vcenter-session-expired", "the vCenter session expired during the step", "none: the retry logs in again",
+          transient=True),
+    Cause("vcenter-busy", "vCenter refused the call for now (method disabled, task in progress)",
+          "wait for the other operation on the VM to finish", transient=True),
+    Cause("vcenter-unavailable", "vCenter answered with an HTTP error or dropped the connection",
+          "none when it passes: vpxd restarts or sheds load; otherwise check vCenter's health", transient=True),
+    Cause("cluster-unreachable", "the Kubernetes API could not be reached or refused the kubeconfig",
+          "check VMWAVE_KUBECONFIG, the token in it and that the API server is up", transient=True),
+    Cause("cluster-rejected", "the Kubernetes API refused an object vmwave applied",
+          "read the API's message in the error; `vmwave manifests` shows the objects"),
+    Cause("timed-out", "a step waited longer than its timeout", "raise the step's timeout (VMWAVE_TIMEOUTS) or see the object"),
+    Cause("input-invalid", "a file or setting the step read is invalid", "fix what the error names, then run the wave again"),
+    Cause("rollback-failed", "undoing a failed migration left something behind",
+          "undo by hand what the rollback row of the ledger names (`vmwave status --json`)"),
+    Cause("unexpected", "an error vmwave does not know", "read the error in the ledger; report it if it is vmwave's fault"),
+)}
+
+
+def cause(cause_id: str) -> Cause:
+    """The table's entry, or ``unexpected`` for an id it does not hold (a plugin's, an old ledger's)."""
+    return CAUSES.get(cause_id, CAUSES["unexpected"])

@@ -1,0 +1,14 @@
+"""The names of a VM's migration steps: one spelling for the ledger, the report, the undo table and the flows."""
+
+from __future__ import annotations
+
+SNAPSHOT = "snapshot"
+CONVERT = "convert"
+CDI_IMPORT = "cdi-import"
+NETWORK_ATTACH = "network-attach"
+BOOT = "boot"
+GUEST_AGENT = "guest-agent"
+SMOKE_TEST = "smoke-test"
+ROLLBACK = "rollback"  # the ledger row that records what a rollback undid
+
+PIPELINE = (SNAPSHOT, CONVERT, CDI_IMPORT, NETWORK_ATTACH, BOOT, GUEST_AGENT, SMOKE_TEST)
