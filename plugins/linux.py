@@ -8,7 +8,7 @@ from vmwave.plugins import Conversion
 
 
 @hookimpl
-def vmwave_conversion(vm: SourceVM) -> Conversion | None:
+def vmwave_conversion(vm: SourceVM) -> Conversion | None:  # needs no setting: takes no ``config``
     if vm.guest_family != "linux":
         return None
     return Conversion("virt-v2v", "Linux guest: virt-v2v puts the virtio drivers into its initramfs")

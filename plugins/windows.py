@@ -1,30 +1,32 @@
 """Windows guests: converted by virt-v2v, which installs the VirtIO drivers from the virtio-win ISO.
 
-``VMWAVE_VIRTIO_WIN`` names that ISO (or its unpacked directory); without it
-a converted Windows guest cannot boot from a virtio disk, so the conversion
-refuses to start.
+The settings' ``virtio_win`` (``VMWAVE_VIRTIO_WIN``) names that ISO or its
+unpacked directory; without it a converted Windows guest cannot boot from a
+virtio disk, so the conversion says what it needs and the wave is refused
+before anything changes.
 """
 
 from __future__ import annotations
 
-import os
-
 from vmwave import hookimpl
 from vmwave.domain.records import SourceVM
-from vmwave.errors import VmwaveError
 from vmwave.plugins import Conversion
+from vmwave.settings import Settings
+
+DRIVERS = ("the VirtIO drivers for Windows (virtio-win.iso from Fedora's virtio-win project, or its unpacked "
+           "directory): set VMWAVE_VIRTIO_WIN to its path")
 
 
 @hookimpl
-def vmwave_conversion(vm: SourceVM) -> Conversion | None:
+def vmwave_conversion(vm: SourceVM, config: Settings | None) -> Conversion | None:
     if vm.guest_family != "windows":
         return None
-    drivers = os.environ.get("VMWAVE_VIRTIO_WIN", "")
-    if not drivers or not os.path.exists(drivers):
-        raise VmwaveError(f"{vm.name} is a Windows guest and VMWAVE_VIRTIO_WIN is {drivers or 'not set'}",
-                          "download virtio-win.iso (Fedora's virtio-win project) and set VMWAVE_VIRTIO_WIN to its path")
-    return Conversion("virt-v2v", "Windows guest: virt-v2v installs the VirtIO drivers and the guest agent",
-                      env={"VIRTIO_WIN": drivers})
+    why = "Windows guest: virt-v2v installs the VirtIO drivers and the guest agent"
+    drivers = config.virtio_win if config else None
+    if drivers is None or not drivers.exists():
+        found = f" ({drivers} does not exist)" if drivers else ""
+        return Conversion("virt-v2v", why, needs=DRIVERS + found)
+    return Conversion("virt-v2v", why, env={"VIRTIO_WIN": str(drivers)})
 
 
 @hookimpl

@@ -3,7 +3,9 @@
 Built-in plugins (``vmwave_plugins``) and third-party ones register the same
 way: an entry point in the ``vmwave`` group whose object carries
 ``vmwave.hookimpl`` functions. A VM's custom attribute ``vmwave.convert``
-(``copy`` or ``virt-v2v``) is the operator's word and beats every plugin.
+(``copy`` or ``virt-v2v``) is the operator's word and beats every plugin when
+the plan is made; once made, the plan's ``convert`` is what a migration uses.
+Plugins read settings from ``config``, never from the environment.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from importlib.metadata import entry_points
 import pluggy
 
 from vmwave import hookimpl, hookspec
+from vmwave.domain.plan import TOOLS
 from vmwave.domain.records import SourceVM
 from vmwave.errors import VmwaveError
+from vmwave.settings import Settings
 
 GROUP = "vmwave"
 CONVERT_ATTRIBUTE = "vmwave.convert"
-TOOLS = ("copy", "virt-v2v")
 
 
 @dataclass(frozen=True)
@@ -31,12 +34,17 @@ class Conversion:
     why: str
     options: tuple[str, ...] = ()  # extra virt-v2v arguments
     env: dict[str, str] = field(default_factory=dict)  # e.g. VIRTIO_WIN for Windows drivers
+    needs: str = ""  # what must be configured before it can run, with how; "" when it can run now
 
 
 class Specs:
     @hookspec(firstresult=True)
-    def vmwave_conversion(self, vm: SourceVM) -> Conversion | None:
-        """How to convert this VM's disks; the first plugin that answers decides."""
+    def vmwave_conversion(self, vm: SourceVM, config: Settings | None) -> Conversion | None:
+        """How to convert this VM's disks; the first plugin that answers decides.
+
+        ``config`` is None while a plan is made (only the tool counts then); a plugin that
+        misses a setting says so in ``needs`` rather than raising.
+        """
 
     @hookspec
     def vmwave_smoke_checks(self, vm: SourceVM) -> list[dict]:
@@ -47,7 +55,7 @@ class _Fallback:
     """What vmwave does when no plugin knows the guest: copy the disks as they are."""
 
     @hookimpl(trylast=True)
-    def vmwave_conversion(self, vm: SourceVM) -> Conversion:
+    def vmwave_conversion(self, vm: SourceVM, config: Settings | None) -> Conversion:
         return Conversion("copy", f"no plugin converts {vm.guest_family} guests ({vm.guest_id or 'no guest id'})")
 
 
@@ -62,14 +70,24 @@ def manager() -> pluggy.PluginManager:
     return pm
 
 
-def conversion(vm: SourceVM) -> Conversion:
+def planned_tool(vm: SourceVM) -> str:
+    """The tool a new plan records for ``vm``: its ``vmwave.convert`` attribute, else the plugins' choice."""
     wanted = vm.attributes.get(CONVERT_ATTRIBUTE, "").strip()
     if wanted:
         if wanted not in TOOLS:
             raise VmwaveError(f"{vm.name}: custom attribute {CONVERT_ATTRIBUTE}={wanted!r} is not one of {', '.join(TOOLS)}",
                               f"set it to {' or '.join(TOOLS)} in vCenter, or clear it to let the guest-OS plugin decide")
-        return Conversion(wanted, f"custom attribute {CONVERT_ATTRIBUTE}={wanted}")
-    return manager().hook.vmwave_conversion(vm=vm)
+        return wanted
+    return manager().hook.vmwave_conversion(vm=vm, config=None).tool
+
+
+def conversion(vm: SourceVM, config: Settings, tool: str | None = None) -> Conversion:
+    """How a migration converts ``vm``: with the plan's ``tool`` when it names one, the plugins' options for it."""
+    tool = tool or planned_tool(vm)
+    decided = manager().hook.vmwave_conversion(vm=vm, config=config)
+    if decided.tool == tool:
+        return decided
+    return Conversion(tool, f"the plan says {tool}")
 
 
 def smoke_checks(vm: SourceVM) -> list[dict]:

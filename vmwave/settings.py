@@ -1,36 +1,174 @@
-"""Where the vCenter connection comes from: flags first, then VMWAVE_VCENTER_* variables."""
+"""Every setting a run reads, validated once at the edge: CLI flags and flow parameters over VMWAVE_* variables.
+
+The CLI and the flows build one ``Settings`` and pass it down as a value;
+nothing below them reads the environment. A setting holds where a secret is
+(a password file, a Prefect Secret block's name, a kubeconfig path), never the
+secret, so a ``Settings`` may be logged or shown in the Prefect UI.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vmwave.adapters.vsphere import VCenter
 from vmwave.errors import InputError
 
-ENV = {
-    "url": "VMWAVE_VCENTER_URL", "user": "VMWAVE_VCENTER_USER", "password_file": "VMWAVE_VCENTER_PASSWORD_FILE",
-    "secret_block": "VMWAVE_VCENTER_SECRET_BLOCK", "ca_file": "VMWAVE_VCENTER_CA",
-    "thumbprint": "VMWAVE_VCENTER_THUMBPRINT",
-}
+STATE_DIR = Path("~/.local/state/vmwave")  # XDG_STATE_HOME wins when set
+CACHE_DIR = Path("~/.cache/vmwave")  # XDG_CACHE_HOME wins when set
 
 
-def vcenter_target(url: str | None = None, user: str | None = None, password_file: str | None = None,
-                   secret_block: str | None = None, ca_file: str | None = None, thumbprint: str | None = None,
-                   insecure: bool = False) -> VCenter:
-    given = {"url": url, "user": user, "password_file": password_file, "secret_block": secret_block,
-             "ca_file": ca_file, "thumbprint": thumbprint}
-    values = {k: v if v else os.environ.get(ENV[k]) or None for k, v in given.items()}
+class Timeouts(BaseModel):
+    """Seconds each waiting step may take; ``VMWAVE_TIMEOUTS=agent=180,boot=300`` changes some."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    shutdown: float = Field(300, gt=0, description="clean guest shutdown before the copy")
+    convert: float = Field(7200, gt=0, description="qemu-img or virt-v2v")
+    import_: float = Field(3600, gt=0, alias="import", description="CDI import of every disk")
+    boot: float = Field(600, gt=0, description="the VirtualMachine reaching Running")
+    agent: float = Field(600, gt=0, description="the guest agent connecting")
+
+    @classmethod
+    def parse(cls, text: str) -> "Timeouts":
+        """``agent=180,boot=300`` over the defaults."""
+        given: dict[str, float] = {}
+        steps = [f.alias or name for name, f in cls.model_fields.items()]
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, _, value = item.partition("=")
+            if key not in steps or not value.replace(".", "", 1).isdigit():
+                raise InputError("VMWAVE_TIMEOUTS", item, "is not STEP=SECONDS for a known step",
+                                 f"write e.g. agent=180,boot=300; steps: {', '.join(steps)}")
+            given[key] = float(value)
+        return cls(**given)
+
+
+class TransferSettings(BaseModel):
+    """vmwave's transfer server, which serves converted disks to CDI over HTTPS."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cert: Path | None = None
+    key: Path | None = None
+    ca: Path | None = Field(None, description="the CA the cluster trusts for the transfer server")
+    listen: str = Field("127.0.0.1:0", description="HOST:PORT; port 0 picks a free one per worker")
+
+    @property
+    def url(self) -> str:
+        """The address the cluster fetches disks from (port 0 until a worker has started the server)."""
+        return f"https://{self.listen}"
+
+
+class Settings(BaseModel):
+    """What a command or flow run needs besides the plan."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    vcenter: VCenter | None = None
+    kubeconfig: Path | None = None
+    maps: Path | None = None
+    ledger: str = Field(description="SQLAlchemy URL of the ledger")
+    workdir: Path = Field(description="where disks are downloaded and converted")
+    in_flight: int = Field(10, ge=1, le=500, description="VMs of a wave migrating at once in this worker")
+    per_host: int | None = Field(None, ge=1, description="VMs in flight per ESXi host; the plan's limit when unset")
+    per_datastore: int = Field(10, ge=1, description="VMs in flight per datastore")
+    timeouts: Timeouts = Timeouts()
+    v2v_input: Literal["disk", "vpx"] = Field("disk", description="disk: virt-v2v converts the downloaded disks; "
+                                                                "vpx: it reads the VM from vCenter")
+    vddk_libdir: Path | None = Field(None, description="with vpx input: VMware's VDDK library")
+    virtio_win: Path | None = Field(None, description="the virtio-win ISO or directory (Windows guests)")
+    v2v_accel: Literal["kvm", "tcg"] | None = Field(None, description="tcg: libguestfs without KVM")
+    transfer: TransferSettings = TransferSettings()
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, vcenter: Mapping[str, Any] | None = None,
+             transfer: Mapping[str, Any] | None = None, **given: Any) -> "Settings":
+        """Given values (flags, parameters) over the environment's VMWAVE_* variables over the defaults."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {key: _pick(given.get(key), env, name) for key, name in ENV.items()}
+        values["timeouts"] = given.get("timeouts") or (Timeouts.parse(env["VMWAVE_TIMEOUTS"])
+                                                       if env.get("VMWAVE_TIMEOUTS") else Timeouts())
+        values["ledger"] = ledger_url(values["ledger"], env)
+        values["workdir"] = values["workdir"] or _home(env, "XDG_CACHE_HOME", CACHE_DIR) / "work"
+        values["transfer"] = {key: _pick((transfer or {}).get(key), env, name) for key, name in TRANSFER_ENV.items()}
+        values["transfer"] = {k: v for k, v in values["transfer"].items() if v is not None}
+        values["vcenter"] = _vcenter({key: _pick((vcenter or {}).get(key), env, name)
+                                      for key, name in VCENTER_ENV.items()}, bool((vcenter or {}).get("insecure")))
+        try:
+            return cls.model_validate({k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            raise _input_error(exc) from None
+
+    def need_vcenter(self) -> VCenter:
+        if self.vcenter is None:
+            raise InputError("vCenter connection", "url", "is not set",
+                             "pass --url and --user or set VMWAVE_VCENTER_URL and VMWAVE_VCENTER_USER "
+                             "(for the lab: eval \"$(vmwave lab up)\")")
+        return self.vcenter
+
+    def need_kubeconfig(self) -> Path:
+        if self.kubeconfig is None or not self.kubeconfig.is_file():
+            raise InputError(str(self.kubeconfig or "VMWAVE_KUBECONFIG"), "", "kubeconfig not found",
+                             "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)")
+        return self.kubeconfig
+
+    def need_maps(self) -> Path:
+        if self.maps is None:
+            raise InputError("--maps", "", "no maps file", "pass --maps FILE or set VMWAVE_MAPS (the lab prints one)")
+        return self.maps
+
+
+ENV = {"kubeconfig": "VMWAVE_KUBECONFIG", "maps": "VMWAVE_MAPS", "ledger": "VMWAVE_LEDGER",
+       "workdir": "VMWAVE_WORKDIR", "in_flight": "VMWAVE_IN_FLIGHT", "per_host": "VMWAVE_PER_HOST",
+       "per_datastore": "VMWAVE_PER_DATASTORE", "v2v_input": "VMWAVE_V2V_INPUT", "vddk_libdir": "VMWAVE_VDDK_LIBDIR",
+       "virtio_win": "VMWAVE_VIRTIO_WIN", "v2v_accel": "VMWAVE_V2V_ACCEL"}
+VCENTER_ENV = {"url": "VMWAVE_VCENTER_URL", "user": "VMWAVE_VCENTER_USER",
+               "password_file": "VMWAVE_VCENTER_PASSWORD_FILE", "secret_block": "VMWAVE_VCENTER_SECRET_BLOCK",
+               "ca_file": "VMWAVE_VCENTER_CA", "thumbprint": "VMWAVE_VCENTER_THUMBPRINT"}
+TRANSFER_ENV = {"cert": "VMWAVE_TRANSFER_CERT", "key": "VMWAVE_TRANSFER_KEY", "ca": "VMWAVE_TRANSFER_CA",
+                "listen": "VMWAVE_TRANSFER_LISTEN"}
+FIXES = {"in_flight": "a whole number of VMs, at least 1", "per_host": "a whole number, at least 1",
+         "per_datastore": "a whole number, at least 1", "v2v_input": "disk or vpx", "v2v_accel": "kvm or tcg"}
+
+
+def _pick(value: Any, env: Mapping[str, str], name: str) -> Any:
+    return value if value not in (None, "") else (env.get(name) or None)
+
+
+def _home(env: Mapping[str, str], xdg: str, default: Path) -> Path:
+    return Path(env[xdg]) / "vmwave" if env.get(xdg) else default.expanduser()
+
+
+def ledger_url(url: str | None, env: Mapping[str, str]) -> str:
+    """A SQLAlchemy URL as given, a file path as SQLite, else a SQLite file in the user's state directory."""
+    if url:
+        return url if "://" in url else f"sqlite:///{Path(url).expanduser().resolve()}"
+    return f"sqlite:///{_home(env, 'XDG_STATE_HOME', STATE_DIR) / 'ledger.db'}"
+
+
+def _vcenter(values: dict[str, Any], insecure: bool) -> VCenter | None:
+    if not values["url"] and not values["user"]:
+        return None
     for key in ("url", "user"):
         if not values[key]:
             raise InputError("vCenter connection", key, "is not set",
-                             f"pass --{key} or set {ENV[key]} (for the lab: eval \"$(vmwave lab up)\")")
+                             f"pass --{key} or set {VCENTER_ENV[key]} (for the lab: eval \"$(vmwave lab up)\")")
     if not values["password_file"] and not values["secret_block"]:
         raise InputError("vCenter connection", "password", "no password source",
-                         f"set {ENV['password_file']} to a file holding it, or name a Prefect Secret block "
+                         f"set {VCENTER_ENV['password_file']} to a file holding it, or name a Prefect Secret block "
                          "with --secret-block; a password is never taken on the command line")
-    return VCenter(url=values["url"], user=values["user"],
-                   password_file=Path(values["password_file"]) if values["password_file"] else None,
-                   secret_block=values["secret_block"],
-                   ca_file=Path(values["ca_file"]) if values["ca_file"] else None,
-                   thumbprint=values["thumbprint"], insecure=insecure)
+    paths = {k: Path(values[k]).expanduser() if values[k] else None for k in ("password_file", "ca_file")}
+    return VCenter(url=values["url"], user=values["user"], secret_block=values["secret_block"],
+                   thumbprint=values["thumbprint"], insecure=insecure, **paths)
+
+
+def _input_error(exc: ValidationError) -> InputError:
+    """The first problem pydantic found, named by the variable a person sets."""
+    first = exc.errors()[0]
+    key = str(first["loc"][0]) if first["loc"] else ""
+    name = ENV.get(key) or (f"VMWAVE_TRANSFER_{str(first['loc'][-1]).upper()}" if key == "transfer" else key)
+    return InputError("settings", name, f"{first['msg']} (got {first.get('input')!r})",
+                      f"set {name} to {FIXES.get(key, 'a valid value')}")

@@ -5,7 +5,7 @@ lab node with room (CPU, memory, 1Gi hugepages, the CPU manager for dedicated
 CPUs), then runs. When QEMU is installed and its boot disk is bootable, it runs
 as a real QEMU process (see qemu.py) and what the guest agent says is real;
 ``lab.vmwave.io/forward-ports: "8080,22"`` forwards guest ports to the host and
-the VMI's ``lab.vmwave.io/forwarded`` annotation says where. Other VMIs get a
+the VMI's ``vmwave.io/port-forwards`` annotation (vmwave's convention for a forward) says where. Other VMIs get a
 simulated guest following the VM's lab annotations:
 ``lab.vmwave.io/guest-agent: connected|never``, ``lab.vmwave.io/guest-os``
 (e.g. ``debian 12``) and ``lab.vmwave.io/guest-ips``; their own addresses are
@@ -31,7 +31,7 @@ GUEST_OS = "lab.vmwave.io/guest-os"
 ANNOTATION_GUEST_ID = "vmwave.io/source-guest-id"  # vmwave records the source's guest id here
 GUEST_IPS = "lab.vmwave.io/guest-ips"
 FORWARD = "lab.vmwave.io/forward-ports"
-FORWARDED = "lab.vmwave.io/forwarded"
+FORWARDED = "vmwave.io/port-forwards"  # where vmwave's smoke checks look for a forward
 AGENT_REFRESH_SECONDS = 3  # how often a real guest's interfaces are asked again until each NIC has an address
 REAL_GUEST_FORWARDS = (8080,)  # the lab guests' smoke service, unless the VM's annotation names others
 

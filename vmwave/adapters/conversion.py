@@ -5,11 +5,12 @@ lists every disk, so multi-disk guests convert as one) or, against a real
 vCenter, reads the VM itself (``-ic vpx://`` with ``-ip`` a password file,
 and ``-it vddk`` when a VDDK library is configured). libguestfs runs its
 appliance directly (``LIBGUESTFS_BACKEND=direct``); ``VMWAVE_V2V_ACCEL=tcg``
-forces TCG where KVM cannot boot a kernel.
+forces TCG where KVM cannot boot a kernel (``accel`` below, from the settings).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ LOG_TAIL = 1500
 
 class ConversionFailed(VmwaveError):
     """qemu-img or virt-v2v refused or failed; the message carries the tool's own last words."""
+
+    cause = "conversion-failed"
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,18 @@ def libvirt_xml(vm: SourceVM, disks: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def v2v_env(extra: dict[str, str]) -> dict[str, str]:
+def image_info(image: Path) -> dict:
+    """``qemu-img info`` of an image: its ``virtual-size``, ``actual-size`` and ``format``."""
+    result = subprocess.run(["qemu-img", "info", "--output=json", str(image)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ConversionFailed(f"qemu-img cannot read {image}: {result.stderr.strip()}",
+                               "the conversion wrote no usable image; run the step again")
+    return json.loads(result.stdout)
+
+
+def v2v_env(extra: dict[str, str], accel: str | None = None) -> dict[str, str]:
     env = {"LIBGUESTFS_BACKEND": os.environ.get("LIBGUESTFS_BACKEND", "direct"), **extra}
-    if os.environ.get("VMWAVE_V2V_ACCEL") == "tcg":
+    if accel == "tcg":
         env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
     return env
 
@@ -90,7 +102,7 @@ def output_disks(out: Path, name: str, count: int) -> list[Path]:
 
 
 def v2v_local(vm: SourceVM, disks: list[Path], out: Path, log: Path, options: tuple[str, ...] = (),
-              env: dict[str, str] | None = None, timeout: float | None = None) -> list[Path]:
+              env: dict[str, str] | None = None, timeout: float | None = None, accel: str | None = None) -> list[Path]:
     """Convert downloaded disks; returns the qcow2 files in disk order."""
     domain = out / "source.xml"
     domain.write_text(libvirt_xml(vm, disks))
@@ -98,7 +110,7 @@ def v2v_local(vm: SourceVM, disks: list[Path], out: Path, log: Path, options: tu
     _run(["virt-v2v", "-i", "libvirtxml", str(domain), "-o", "local", "-os", str(out), "-of", "qcow2", "-on", name,
           *options], log, f"virt-v2v of {vm.name}",
          "see the log: an unsupported guest OS, a damaged file system, or no space in the work directory",
-         v2v_env(env or {}), timeout)
+         v2v_env(env or {}, accel), timeout)
     return output_disks(out, name, len(disks))
 
 
@@ -115,7 +127,7 @@ def vpx_argv(vm: SourceVM, vcenter_url: str, user: str, password_file: Path, out
 
 def v2v_vpx(vm: SourceVM, vcenter_url: str, user: str, password: str, out: Path, log: Path,
             vddk: VddkSettings | None = None, options: tuple[str, ...] = (), env: dict[str, str] | None = None,
-            timeout: float | None = None) -> list[Path]:
+            timeout: float | None = None, accel: str | None = None) -> list[Path]:
     password_file = out / ".password"
     fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -123,7 +135,7 @@ def v2v_vpx(vm: SourceVM, vcenter_url: str, user: str, password: str, out: Path,
         os.close(fd)
         _run(vpx_argv(vm, vcenter_url, user, password_file, out, vddk, options), log, f"virt-v2v of {vm.name} from vCenter",
              "see the log: the VM must be powered off, and the vCenter user needs the privileges virt-v2v lists",
-             v2v_env(env or {}), timeout)
+             v2v_env(env or {}, accel), timeout)
     finally:
         password_file.unlink(missing_ok=True)
     return output_disks(out, "guest", len(vm.disks))

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote, urlparse
 
+from vmwave.adapters.vsphere import VCenter, connect, session_cookie
+from vmwave.domain.records import SourceVM
 from vmwave.errors import ConnectionFailed, InputError
 
 CHUNK = 4 << 20
@@ -51,7 +53,7 @@ def file_url(vcenter_url: str, datacenter: str, datastore_path: str) -> str:
 
 
 def session_headers(cookie: str) -> dict[str, str]:
-    """vCenter's file access authenticates with the SOAP session cookie (pyVmomi: ``si._stub.cookie``)."""
+    """vCenter's file access authenticates with the SOAP session cookie."""
     return {"Cookie": cookie} if cookie else {}
 
 
@@ -123,3 +125,21 @@ def download_disk(vcenter_url: str, datacenter: str, datastore_path: str, folder
                              "consolidate or relocate the disk in vCenter so its files sit together")
         transfers.append(download(file_url(vcenter_url, datacenter, directory + extent), folder / extent, headers, context))
     return first, transfers
+
+
+def download_vm_disks(target: VCenter, vm: SourceVM, folder: Path) -> tuple[list[Path], int, int]:
+    """Every disk of ``vm`` into ``folder/diskN/``, resumable.
+
+    Returns the files to convert, the bytes they hold and the bytes an earlier attempt had already fetched.
+    """
+    context = ssl.create_default_context(cafile=str(target.ca_file)) if target.ca_file else None
+    files, total, resumed = [], 0, 0
+    with connect(target) as si:
+        headers = session_headers(session_cookie(si))
+        for index, disk in enumerate(vm.disks):
+            first, transfers = download_disk(target.url, vm.datacenter, disk.file, folder / f"disk{index}", headers,
+                                             context)
+            files.append(first)
+            total += sum(t.total for t in transfers)
+            resumed += sum(t.resumed_from for t in transfers)
+    return files, total, resumed

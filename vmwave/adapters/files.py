@@ -1,4 +1,4 @@
-"""Reading and writing the YAML/JSON files people edit (estate, maps, rules, plan)."""
+"""The YAML files people edit (maps, rules, plan): read and checked, or written atomically."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from typing import Any
 
 import yaml
 
+from vmwave.domain.classes import DEFAULT_RULES, Policy, parse_rules
+from vmwave.domain.maps import Maps, parse_maps
+from vmwave.domain.plan import parse_plan
 from vmwave.errors import InputError
 
 
@@ -41,3 +44,31 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, p)
+
+
+def load_policy(rules: str | os.PathLike | None = None, wave_size: int | None = None,
+                per_host: int | None = None) -> Policy:
+    """The rules file (or the built-in rules), with the CLI's wave size and per-host cap over it."""
+    policy = parse_rules(read_yaml(rules, "rules"), str(rules)) if rules else \
+        parse_rules(yaml.safe_load(DEFAULT_RULES), "built-in rules")
+    policy.wave_size = wave_size or policy.wave_size
+    policy.per_host = per_host or policy.per_host
+    return policy
+
+
+def load_maps(maps: str | os.PathLike | None) -> Maps | None:
+    return parse_maps(read_yaml(maps, "maps"), str(maps)) if maps else None
+
+
+def load_plan(path: str | os.PathLike) -> dict[str, Any]:
+    """A plan file, checked: an edited value that is not valid is an error naming its field."""
+    return parse_plan(read_yaml(path, "plan"), str(path))
+
+
+def dump_plan(doc: dict[str, Any]) -> str:
+    header = "# vmwave wave plan: edit classes, modes, profiles or move VMs between waves, then `vmwave check` it.\n"
+    return header + yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
+
+
+def write_plan(doc: dict[str, Any], path: str | os.PathLike) -> None:
+    write_text_atomic(path, dump_plan(doc))

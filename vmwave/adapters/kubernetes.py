@@ -3,19 +3,23 @@
 Objects are applied with server-side apply as field manager ``vmwave``, so a
 rerun changes nothing that is already right and never duplicates an object.
 Waits follow a watch from the object's resourceVersion until a condition
-holds or the deadline passes.
+holds or the deadline passes. A worker process keeps one ``Cluster`` per
+kubeconfig (``Cluster.shared``): one connection pool and one discovery for all
+its steps and threads.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import urllib3
 from kubernetes import config as kube_config
-from kubernetes.client import VersionApi
+from kubernetes.client import ApiClient, Configuration, VersionApi
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
@@ -23,6 +27,9 @@ from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, Resour
 from vmwave.errors import ConnectionFailed, InputError, VmwaveError
 
 FIELD_MANAGER = "vmwave"
+POOL_SIZE = 32  # connections kept per worker: every VM in flight watches an object
+UNREACHABLE = "cluster-unreachable"  # causes in vmwave.domain.diagnosis
+_shared_lock = threading.Lock()
 
 
 def _reason(exc: Exception) -> str:
@@ -39,24 +46,35 @@ class Cluster:
         if not path.is_file():
             raise InputError(str(path), "", "kubeconfig not found", "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)")
         try:
-            client = kube_config.new_client_from_config(str(path), context=context)
+            configuration = Configuration()
+            kube_config.load_kube_config(str(path), context=context, client_configuration=configuration)
+            configuration.connection_pool_maxsize = POOL_SIZE
+            client = ApiClient(configuration)
             VersionApi(client).get_code()  # discovery may come from a cache: ask the server once
             self.dynamic = DynamicClient(client)
         except ApiException as exc:
             if exc.status == 401:
                 raise ConnectionFailed("the Kubernetes API refused the kubeconfig's credentials",
-                                       "renew the token in the kubeconfig") from None
-            raise ConnectionFailed(f"the Kubernetes API answered {exc.status}: {_reason(exc)}", "check the kubeconfig") from None
+                                       "renew the token in the kubeconfig", cause=UNREACHABLE) from None
+            raise ConnectionFailed(f"the Kubernetes API answered {exc.status}: {_reason(exc)}", "check the kubeconfig",
+                                   cause=UNREACHABLE) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ConnectionFailed(f"cannot reach the Kubernetes API in {path} ({exc})",
-                                   "check the server address and that the cluster is up") from None
+                                   "check the server address and that the cluster is up", cause=UNREACHABLE) from None
+
+    @classmethod
+    def shared(cls, kubeconfig: str | Path) -> "Cluster":
+        """This process's one ``Cluster`` for ``kubeconfig``, connected on first use."""
+        with _shared_lock:
+            return _shared(str(Path(kubeconfig).resolve()))
 
     def resource(self, api_version: str, kind: str):
         try:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
             raise VmwaveError(f"the cluster does not serve {api_version} {kind}",
-                              "install the operator that provides it (KubeVirt, CDI or Multus)") from None
+                              "install the operator that provides it (KubeVirt, CDI or Multus)",
+                              cause="cluster-rejected") from None
 
     def apply(self, obj: dict[str, Any], force: bool = False) -> dict[str, Any]:
         """Create or update ``obj`` with server-side apply; a field another manager owns is a clear error."""
@@ -69,7 +87,8 @@ class Cluster:
             where = f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']}".replace(" /", " ")
             fix = "another tool owns these fields; apply with force only if vmwave should take them over" \
                 if exc.status == 409 else "fix the object and apply again"
-            raise VmwaveError(f"applying {where} failed ({exc.status}): {_reason(exc)}", fix) from None
+            raise VmwaveError(f"applying {where} failed ({exc.status}): {_reason(exc)}", fix,
+                              cause="cluster-rejected") from None
 
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
@@ -112,10 +131,16 @@ class Cluster:
             if left <= 0:
                 state = (current or {}).get("status", {})
                 raise VmwaveError(f"timed out after {timeout:.0f}s waiting for {kind} {namespace}/{name} to be {what}; "
-                                  f"last status: {json.dumps(state)[:400]}", "see the object's conditions and events")
+                                  f"last status: {json.dumps(state)[:400]}", "see the object's conditions and events",
+                                  cause="timed-out")
             version = (current or {}).get("metadata", {}).get("resourceVersion")
             for event in self.dynamic.watch(r, namespace=namespace, field_selector=f"metadata.name={name}",
                                             resource_version=version, timeout=max(1, int(left))):
                 current = None if event["type"] == "DELETED" else event["raw_object"]
                 if done(current):
                     return current
+
+
+@functools.cache
+def _shared(kubeconfig: str) -> Cluster:
+    return Cluster(kubeconfig)

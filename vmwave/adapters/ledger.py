@@ -1,14 +1,16 @@
 """The migration ledger: durable state per VM and step, so any wave can resume after a crash.
 
-SQLite in a file by default; any SQLAlchemy URL (PostgreSQL) when several
-workers share it. Prefect's own database is not the ledger: it drops task
-runs in ephemeral mode and ingests slowly.
+A SQLite file or any SQLAlchemy URL (PostgreSQL when several workers share
+it); ``vmwave.settings`` decides which. Prefect's own database is not the
+ledger: it drops task runs in ephemeral mode and ingests slowly. A worker
+process keeps one ``Ledger`` (one engine) per URL: ``Ledger.shared``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import os
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData, S
 from sqlalchemy.engine import Engine
 
 STATUSES = ("running", "succeeded", "failed", "skipped", "rolled_back")
-DEFAULT_PATH = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "vmwave" / "ledger.db"
+_shared_lock = threading.Lock()
 
 metadata = MetaData()
 steps = Table(
@@ -42,25 +44,24 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def ledger_url(url: str | None = None) -> str:
-    """``url``, else $VMWAVE_LEDGER, else a SQLite file in the user's state directory."""
-    url = url or os.environ.get("VMWAVE_LEDGER")
-    if url:
-        return url if "://" in url else f"sqlite:///{Path(url).resolve()}"
-    DEFAULT_PATH.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{DEFAULT_PATH}"
-
-
 class Ledger:
-    def __init__(self, url: str | None = None):
-        self.url = ledger_url(url)
-        self.engine: Engine = create_engine(self.url, future=True)
+    def __init__(self, url: str):
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
+            Path(self.engine.url.database or ".").parent.mkdir(parents=True, exist_ok=True)
+
             @event.listens_for(self.engine, "connect")
             def _pragmas(connection, _record):  # several processes write one file
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA busy_timeout=10000")
         metadata.create_all(self.engine)
+
+    @classmethod
+    def shared(cls, url: str) -> "Ledger":
+        """This process's one ``Ledger`` for ``url``."""
+        with _shared_lock:
+            return _shared(url)
 
     def _key(self, wave: str, moref: str, step: str):
         return (steps.c.wave == wave) & (steps.c.moref == moref) & (steps.c.step == step)
@@ -91,9 +92,11 @@ class Ledger:
                detail: dict[str, Any] | None = None, error: str = "", cause: str = "") -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown step status {status!r}")
+        values = {"status": status, "finished_at": _now(), "bytes": bytes_done, "error": error, "cause": cause}
+        if detail is not None:  # a failure keeps what the step noted while it ran
+            values["detail"] = detail
         with self.engine.begin() as conn:
-            conn.execute(steps.update().where(self._key(wave, moref, step)).values(
-                status=status, finished_at=_now(), bytes=bytes_done, detail=detail or {}, error=error, cause=cause))
+            conn.execute(steps.update().where(self._key(wave, moref, step)).values(**values))
 
     def mark(self, wave: str, moref: str, step: str, status: str | None = None,
              detail: dict[str, Any] | None = None) -> None:
@@ -129,3 +132,8 @@ class Ledger:
 
 def dumps(entries: list[dict[str, Any]]) -> str:
     return json.dumps(entries, indent=1)
+
+
+@functools.cache
+def _shared(url: str) -> Ledger:
+    return Ledger(url)

@@ -1,13 +1,15 @@
 """vmwave's transfer server: converted images served to CDI over HTTPS, one token per image.
 
-CDI imports each disk as an ``http`` source: the URL names the image, a
-Secret holds ``Authorization: Bearer <token>`` (``secretExtraHeaders``) and a
-ConfigMap holds the CA (``certConfigMap``). A token opens exactly one image;
-HEAD and Range work, so an interrupted import can continue.
+CDI imports each disk as an ``http`` source: the URL names the disk (the same
+path in every run of a wave), a Secret holds ``Authorization: Bearer <token>``
+(``secretExtraHeaders``) and a ConfigMap holds the CA (``certConfigMap``). A
+token opens exactly one path; HEAD and Range work, so an interrupted import
+can continue. A worker process runs one server (``TransferServer.shared``).
 """
 
 from __future__ import annotations
 
+import functools
 import http.server
 import re
 import secrets
@@ -15,12 +17,15 @@ import ssl
 import threading
 from pathlib import Path
 
+from vmwave.errors import InputError, VmwaveError
+
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_shared_lock = threading.Lock()
 
 
 class TransferServer:
     def __init__(self, cert: Path, key: Path, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None):
-        self.images: dict[str, Path] = {}  # token -> image
+        self.images: dict[str, tuple[str, Path]] = {}  # token -> (path, image)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -29,8 +34,8 @@ class TransferServer:
 
             def _image(self) -> Path | None:
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-                image = server.images.get(token)
-                if image is None or self.path.split("?")[0] != f"/images/{image.name}":
+                path, image = server.images.get(token, ("", None))
+                if image is None or self.path.split("?")[0] != path:
                     self.send_error(403, "this token does not open this image")
                     return None
                 return image
@@ -85,11 +90,29 @@ class TransferServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def publish(self, image: Path) -> tuple[str, str]:
-        """(URL, token) for one image; the token opens nothing else."""
+    @classmethod
+    def shared(cls, cert: Path, key: Path, listen: str) -> "TransferServer":
+        """This process's server for ``listen`` (HOST:PORT, port 0 for a free one), started on first use."""
+        with _shared_lock:
+            return _shared(Path(cert), Path(key), listen)
+
+    def publish(self, path: str, image: Path) -> str:
+        """Serve ``image`` at ``path`` to whoever presents the returned token; the token opens nothing else."""
         token = secrets.token_urlsafe(32)
-        self.images[token] = image
-        return f"{self.url}/images/{image.name}", token
+        self.images[token] = (path, image)
+        return token
 
     def retract(self, token: str) -> None:
         self.images.pop(token, None)
+
+
+@functools.cache
+def _shared(cert: Path, key: Path, listen: str) -> TransferServer:
+    host, _, port = listen.rpartition(":")
+    try:
+        return TransferServer(cert, key, host or "127.0.0.1", int(port or 0)).__enter__()
+    except ValueError:
+        raise InputError("VMWAVE_TRANSFER_LISTEN", listen, "is not HOST:PORT", "write e.g. 0.0.0.0:8443") from None
+    except OSError as exc:
+        raise VmwaveError(f"the transfer server cannot listen on {listen} ({exc.strerror})",
+                          "set VMWAVE_TRANSFER_LISTEN to a free HOST:PORT (port 0 picks one)") from None

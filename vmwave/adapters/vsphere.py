@@ -28,6 +28,7 @@ from vmwave.errors import ConnectionFailed, InputError
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 500
+REFUSED, UNAVAILABLE = "vcenter-refused", "vcenter-unavailable"  # causes in vmwave.domain.diagnosis
 
 VM_PROPERTIES = [
     "name", "parent", "config.instanceUuid", "config.uuid", "config.guestId", "config.guestFullName",
@@ -107,7 +108,7 @@ def _check_pin(host: str, port: int, pin: str, where: str) -> None:
         actual = algorithm(tls.getpeercert(binary_form=True)).hexdigest()
     if actual != pin:
         raise ConnectionFailed(f"the certificate of {where} does not match the pinned thumbprint (it is {actual})",
-                               "check --thumbprint against the vCenter's certificate")
+                               "check --thumbprint against the vCenter's certificate", cause=REFUSED)
 
 
 @contextmanager
@@ -126,11 +127,11 @@ def connect(target: VCenter) -> Iterator[vim.ServiceInstance]:
                           httpConnectionTimeout=30, **extra)
     except vim.fault.InvalidLogin:
         raise ConnectionFailed(f"vCenter {where} refused the user name or password for {target.user}",
-                               "check VMWAVE_VCENTER_USER and the password file") from None
+                               "check VMWAVE_VCENTER_USER and the password file", cause=REFUSED) from None
     except ssl.SSLCertVerificationError as exc:
         raise ConnectionFailed(f"the TLS certificate of {where} does not verify ({exc.verify_message})",
                                "pass the vCenter CA with --ca / VMWAVE_VCENTER_CA, pin it with --thumbprint, "
-                               "or, in a lab only, --insecure") from None
+                               "or, in a lab only, --insecure", cause=REFUSED) from None
     except ssl.SSLError as exc:
         raise ConnectionFailed(f"TLS with {where} failed ({exc.reason or exc})",
                                "check that the URL is the vCenter's HTTPS endpoint") from None
@@ -142,15 +143,42 @@ def connect(target: VCenter) -> Iterator[vim.ServiceInstance]:
     except Exception as exc:  # pyVmomi's thumbprint mismatch and HTTP errors have no common base
         if type(exc).__name__ == "ThumbprintMismatchException":
             raise ConnectionFailed(f"the certificate of {where} does not match the pinned thumbprint",
-                                   "check --thumbprint against the vCenter's certificate") from None
+                                   "check --thumbprint against the vCenter's certificate", cause=REFUSED) from None
         if "is down or is not a VIM server" in str(exc) or isinstance(exc, http.client.HTTPException):
             raise ConnectionFailed(f"vCenter {where} did not answer its API ({exc}): starting, restarting or overloaded",
-                                   "wait and run again (steps retry this by themselves)") from None
+                                   "wait and run again (steps retry this by themselves)", cause=UNAVAILABLE) from None
         raise
     try:
         yield si
     finally:
         Disconnect(si)
+
+
+def fault_cause(exc: BaseException) -> str | None:
+    """The diagnosis cause of a pyVmomi fault or a failure of vCenter's HTTP connection; None for anything else."""
+    if isinstance(exc, vim.fault.NotAuthenticated):
+        return "vcenter-session-expired"  # a retry logs in again
+    if isinstance(exc, (vim.fault.MethodDisabled, vim.fault.TaskInProgress)):
+        return "vcenter-busy"
+    if isinstance(exc, (http.client.HTTPException, ConnectionError, TimeoutError, socket.timeout)):
+        return UNAVAILABLE  # 503 from a restarting vpxd, a dropped connection
+    return None
+
+
+def session_cookie(si: vim.ServiceInstance) -> str:
+    """The SOAP session's cookie, which vCenter's datastore file access also accepts."""
+    return si._stub.cookie or ""
+
+
+def sha1_thumbprint(url: str) -> str:
+    """The SHA-1 thumbprint of the certificate ``url`` serves, colon-separated, as VDDK asks for it.
+
+    Identification for VDDK only, not a security check: the connection is verified separately.
+    """
+    parsed = urlparse(url if "://" in url else f"https://{url}")
+    der = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((parsed.hostname, parsed.port or 443)))
+    digest = hashlib.sha1(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
 def inventory(target: VCenter, page_size: int = PAGE_SIZE, progress: Progress | None = None) -> list[SourceVM]:

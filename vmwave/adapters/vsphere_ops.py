@@ -61,6 +61,8 @@ def wait_for(si: vim.ServiceInstance, obj: Any, path: str, done: Callable[[Any],
 class TaskFailed(VmwaveError):
     """A vCenter task ended in error."""
 
+    cause = "vcenter-task-failed"
+
 
 def run_task(si: vim.ServiceInstance, task: vim.Task, timeout: float, what: str) -> Any:
     """Wait for a vCenter task (pyVmomi's WaitForTask trips on some of the simulator's tasks)."""
