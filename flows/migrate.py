@@ -18,6 +18,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.transactions import transaction
 
+from vmwave.errors import VmwaveError
 from vmwave_tasks.cdi_import import cdi_import
 from vmwave_tasks.convert import convert
 from vmwave_tasks.job import Job
@@ -34,8 +35,10 @@ class Approval(RunInput):
     note: str = ""
 
 
-class NotApproved(Exception):
+class NotApproved(VmwaveError):
     """A person stopped a manual migration; it is rolled back."""
+
+    cause = "not-approved"
 
 
 def approved(job: Job, moment: str, timeout: int) -> None:
@@ -45,7 +48,8 @@ def approved(job: Job, moment: str, timeout: int) -> None:
     get_run_logger().warning("%s waits for approval %s (resume the flow run with approve: true)", job.vm.name, moment)
     answer = pause_flow_run(wait_for_input=Approval, timeout=timeout, poll_interval=2, key=f"{moment}")
     if not answer.approve:
-        raise NotApproved(f"{job.vm.name}: not approved {moment}: {answer.note}".rstrip(": "))
+        raise NotApproved(f"{job.vm.name}: not approved {moment}: {answer.note}".rstrip(": "),
+                          "resolve what the reviewer noted, then run the wave again")
 
 
 @flow(name="migrate-vm", flow_run_name="{job.wave}-{job.vm.name}", log_prints=True)

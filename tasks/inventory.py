@@ -6,21 +6,11 @@ from prefect import task
 
 from vmwave.adapters.vsphere import VCenter, inventory
 from vmwave.domain.records import SourceVM
-from vmwave.errors import ConnectionFailed
+from vmwave_tasks.job import retry_transient
 
 
-def _transient(task, task_run, state) -> bool:
-    """Retry network trouble, never a wrong password or a bad certificate."""
-    try:
-        state.result()
-    except ConnectionFailed as exc:
-        return "cannot reach" in exc.what or "did not answer" in exc.what
-    except Exception:
-        return False
-    return False
-
-
-@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, retry_condition_fn=_transient,
+@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, retry_condition_fn=retry_transient,
       persist_result=False)
 def read_vcenter_inventory(target: VCenter) -> list[SourceVM]:
+    """Network trouble is retried; a wrong password or a bad certificate is not."""
     return inventory(target)

@@ -2,87 +2,87 @@
 
 from __future__ import annotations
 
-import http.client
-import socket
-from dataclasses import dataclass, field
-from pyVmomi import vim
+from dataclasses import dataclass
+from typing import Any
 
-from vmwave.adapters.vsphere import VCenter
-from vmwave.adapters.vsphere_ops import TaskFailed
+from vmwave.adapters.kubernetes import Cluster
+from vmwave.adapters.ledger import Ledger
+from vmwave.adapters.transfer import TransferServer
+from vmwave.adapters.vsphere import fault_cause
+from vmwave.domain.build import Transfer, VMObjects
+from vmwave.domain.diagnosis import cause as known_cause
+from vmwave.domain.maps import Maps
 from vmwave.domain.records import SourceVM
-from vmwave.errors import ConnectionFailed, InputError, VmwaveError
-
-
-@dataclass(frozen=True)
-class Transfer:
-    cert: str
-    key: str
-    ca: str
-
-
-TIMEOUTS = {"shutdown": 300, "convert": 7200, "import": 3600, "boot": 600, "agent": 600}  # seconds
-
-
-def parse_timeouts(text: str) -> dict[str, float]:
-    """``agent=180,boot=300`` (VMWAVE_TIMEOUTS) over the defaults."""
-    timeouts = dict(TIMEOUTS)
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, _, value = item.partition("=")
-        if key not in TIMEOUTS or not value.replace(".", "", 1).isdigit():
-            raise InputError("VMWAVE_TIMEOUTS", item, "is not STEP=SECONDS for a known step",
-                             f"write e.g. agent=180,boot=300; steps: {', '.join(TIMEOUTS)}")
-        timeouts[key] = float(value)
-    return timeouts
+from vmwave.errors import InputError, VmwaveError
+from vmwave.plugins import Conversion
+from vmwave.settings import Settings
 
 
 @dataclass(frozen=True)
 class Job:
-    """One VM of one wave. Holds where secrets are, never a secret."""
+    """One VM of one wave: its plan entry, the settings, the maps and the objects it becomes. No secret."""
 
     wave: str
-    mode: str
     vm: SourceVM
-    vcenter: VCenter
-    kubeconfig: str
-    maps: str
-    workdir: str
-    transfer: Transfer
-    ledger: str | None = None
-    profile: str = "standard"
-    v2v_input: str = "disk"  # disk: virt-v2v converts the downloaded disks; vpx: it reads the VM from vCenter
-    vddk_libdir: str = ""  # with vpx input: read through VMware's VDDK library in this directory
+    entry: dict[str, Any]  # the plan's entry: class, mode, profile, convert, target_name, smoke, keep_for_debug
+    settings: Settings
+    maps: Maps
+    objects: VMObjects | None = None  # None for a rollback, which finds what exists by its labels
+    conversion: Conversion | None = None  # None for a rebuild or a rollback
     checks: tuple[dict, ...] = ()  # smoke checks from the plan and the guest-OS plugins
     keep_for_debug: bool = False  # a rollback labels the cluster objects instead of removing them
-    cls: str = ""  # the VM's priority class in the plan (P1-P5)
-    timeouts: dict[str, float] = field(default_factory=lambda: dict(TIMEOUTS))
+
+    @property
+    def mode(self) -> str:
+        return self.entry["mode"]
+
+    @property
+    def cls(self) -> str:
+        return self.entry["class"]
+
+    @property
+    def target(self) -> str:
+        """The VM's name in the cluster."""
+        return self.entry["target_name"]
+
+    def ledger(self) -> Ledger:
+        return Ledger.shared(self.settings.ledger)
+
+    def cluster(self) -> Cluster:
+        return Cluster.shared(self.settings.need_kubeconfig())
 
 
 class StepFailed(VmwaveError):
-    """A step failed for a known cause; ``transient`` ones are retried."""
+    """A step failed for a known cause (``vmwave.domain.diagnosis``); the fix is the table's unless given."""
 
-    def __init__(self, what: str, fix: str, cause: str, transient: bool = False):
-        super().__init__(what, fix)
-        self.cause = cause
-        self.transient = transient
+    def __init__(self, cause: str, what: str, fix: str | None = None):
+        super().__init__(what, fix or known_cause(cause).fix, cause=cause)
 
 
 def classify(exc: BaseException) -> tuple[str, bool]:
     """(cause for the ledger, whether a retry can fix it) for anything a step raises."""
-    if isinstance(exc, StepFailed):
-        return exc.cause, exc.transient
-    if isinstance(exc, TaskFailed):
-        return "vcenter-task-failed", True  # a host busy, a lock held by a backup: the next attempt usually works
-    if isinstance(exc, ConnectionFailed):
-        permanent = "refused the user name" in exc.what or "does not verify" in exc.what
-        return "vcenter-unreachable", not permanent
-    if isinstance(exc, vim.fault.NotAuthenticated):
-        return "vcenter-session-expired", True  # the retry logs in again
-    if isinstance(exc, (vim.fault.MethodDisabled, vim.fault.TaskInProgress)):
-        return "vcenter-busy", True
-    if isinstance(exc, (http.client.HTTPException, ConnectionError, TimeoutError, socket.timeout)):
-        return "vcenter-unavailable", True  # 503 from a restarting vpxd, a dropped connection
-    if isinstance(exc, VmwaveError):
-        return type(exc).__name__, False
-    return "unexpected", False
+    cause = exc.cause if isinstance(exc, VmwaveError) else fault_cause(exc) or "unexpected"
+    return cause, known_cause(cause).transient
 
 
+def transfer_server(settings: Settings) -> TransferServer:
+    """The worker's transfer server, started on first use; it lives as long as the worker."""
+    transfer = settings.transfer
+    if not (transfer.cert and transfer.key and transfer.ca):
+        raise InputError("settings", "VMWAVE_TRANSFER_CERT", "the transfer server has no certificate",
+                         "set VMWAVE_TRANSFER_CERT, VMWAVE_TRANSFER_KEY and VMWAVE_TRANSFER_CA (the lab prints them)")
+    return TransferServer.shared(transfer.cert, transfer.key, transfer.listen)
+
+
+def transfer_target(settings: Settings) -> Transfer:
+    """Where the builder points copied disks: this worker's running transfer server."""
+    return Transfer(transfer_server(settings).url, settings.transfer.ca.read_text())
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """A Prefect ``retry_condition_fn``: retry what the diagnosis table calls transient, nothing else."""
+    try:
+        state.result()
+    except Exception as exc:
+        return classify(exc)[1]
+    return False

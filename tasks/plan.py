@@ -6,21 +6,25 @@ from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NONE
 
-from vmwave.domain.plan import summarize
+from vmwave.adapters.files import write_plan
+from vmwave.domain.classes import Policy
+from vmwave.domain.maps import Maps
+from vmwave.domain.plan import make_plan, summarize
 from vmwave.domain.records import SourceVM
-from vmwave.planning import load_maps, load_policy, make_plan, write_plan
+from vmwave.plugins import planned_tool
 
 
-@task(persist_result=False)
-def build_plan_document(records: list[SourceVM], rules: str | None, maps: str | None, source: str,
+@task(persist_result=False, cache_policy=NONE)
+def build_plan_document(records: list[SourceVM], policy: Policy, maps: Maps | None, source: str,
                         out: str) -> dict[str, Any]:
-    doc = make_plan(records, load_policy(rules), load_maps(maps), source)
+    doc = make_plan(records, policy, maps, source, convert=planned_tool)
     write_plan(doc, out)
     return doc
 
 
-@task(persist_result=False)
+@task(persist_result=False, cache_policy=NONE)
 def publish_summary(doc: dict[str, Any]) -> dict[str, Any]:
     summary = summarize(doc)
     rows = [{"wave": w["id"], "class": w["class"], "mode": w["mode"], "vms": w["vms"],

@@ -18,20 +18,11 @@ from prefect.cache_policies import NONE
 from prefect.runtime import task_run
 from prefect.transactions import Transaction, get_transaction
 
-from vmwave.adapters.ledger import Ledger
 from vmwave.errors import VmwaveError
-from vmwave_tasks.job import Job, classify
+from vmwave_tasks.job import Job, classify, retry_transient
 from vmwave_tasks.undo import UNDO, undo
 
 DELAYS = [2, 10, 30]
-
-
-def _retry_transient(task, task_run, state) -> bool:
-    try:
-        state.result()
-    except Exception as exc:
-        return classify(exc)[1]
-    return False
 
 
 def step(name: str, retries: int = len(DELAYS)) -> Callable:
@@ -39,13 +30,13 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
 
     def wrap(fn: Callable[..., dict[str, Any]]):
         @task(name=name, retries=retries, retry_delay_seconds=DELAYS[:retries], retry_jitter_factor=0.5,
-              retry_condition_fn=_retry_transient, cache_policy=NONE, persist_result=False)
+              retry_condition_fn=retry_transient, cache_policy=NONE, persist_result=False)
         @functools.wraps(fn)
         def run(job: Job, *args: Any) -> dict[str, Any]:
             txn = get_transaction()
             if txn is not None:  # what the on_rollback hook will undo
                 txn.set("job", job)
-            ledger = Ledger(job.ledger)
+            ledger = job.ledger()
             recorded = ledger.get(job.wave, job.vm.moref, name)
             if recorded and recorded["status"] in ("succeeded", "skipped"):
                 return recorded["detail"]

@@ -4,7 +4,8 @@
 steps that finished, and a failing step runs its own before it gives up;
 ``rollback_wave`` runs them all on request. Each records its outcome in the
 ledger and never raises: one failed undo must not stop the others (Prefect
-stops running hooks at the first exception).
+stops running hooks at the first exception). An undo needs only what was
+done (the ledger and the objects' labels), never what a migration checks first.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ from typing import Callable
 from prefect import task
 from prefect.cache_policies import NONE
 
-from vmwave.adapters.kubernetes import Cluster
-from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import power_on
 from vmwave.domain.manifests import LABEL_UUID, LABEL_WAVE
-from vmwave.planning import load_maps
+from vmwave.domain.steps import BOOT, CDI_IMPORT, CONVERT, GUEST_AGENT, NETWORK_ATTACH, ROLLBACK, SMOKE_TEST, SNAPSHOT
 from vmwave_tasks.job import Job
 
 KEPT = "vmwave.io/kept-for-debug"
@@ -29,8 +28,8 @@ KEPT = "vmwave.io/kept-for-debug"
 
 def _cluster_objects(job: Job, kinds: list[tuple[str, str]]) -> dict:
     """Delete this VM's objects of ``kinds`` in this wave, or label them kept when the plan says keep-for-debug."""
-    cluster = Cluster(job.kubeconfig)
-    namespace = load_maps(job.maps).namespace
+    cluster = job.cluster()
+    namespace = job.maps.namespace
     done = []
     for api_version, kind in kinds:
         for obj in cluster.find(api_version, kind, namespace, {LABEL_UUID: job.vm.instance_uuid, LABEL_WAVE: job.wave}):
@@ -53,41 +52,45 @@ def undo_import(job: Job) -> dict:
 
 def undo_convert(job: Job) -> dict:
     """The downloaded and converted disks take space a wave of thousands needs back; a rerun fetches them again."""
-    folder = Path(job.workdir) / job.wave / job.vm.instance_uuid
+    folder = work_folder(job)
     shutil.rmtree(folder, ignore_errors=True)
     return {"removed_workdir": str(folder)}
 
 
+def work_folder(job: Job) -> Path:
+    """Where a VM's disks are downloaded and converted."""
+    return job.settings.workdir / job.wave / job.vm.instance_uuid
+
+
 def undo_snapshot(job: Job) -> dict:
     """The source runs again if it ran before; its vmwave snapshot stays until someone verifies and removes it."""
-    recorded = Ledger(job.ledger).get(job.wave, job.vm.moref, "snapshot") or {}
-    was_on = (recorded.get("detail") or {}).get("was_on", job.vm.power_state == "poweredOn")
-    if not was_on:
+    recorded = job.ledger().get(job.wave, job.vm.moref, SNAPSHOT) or {}
+    if not (recorded.get("detail") or {}).get("was_on", job.vm.power_state == "poweredOn"):
         return {"source_powered_on": False}
-    with connect(job.vcenter) as si:
+    with connect(job.settings.need_vcenter()) as si:
         return {"source_powered_on": power_on(si, job.vm.moref)}
 
 
-UNDO: dict[str, Callable[[Job], dict]] = {"snapshot": undo_snapshot, "convert": undo_convert,
-                                          "cdi-import": undo_import, "boot": undo_boot}
-ORDER = ["boot", "cdi-import", "convert", "snapshot"]  # newest first, as a rollback unwinds
+UNDO: dict[str, Callable[[Job], dict]] = {SNAPSHOT: undo_snapshot, CONVERT: undo_convert, CDI_IMPORT: undo_import,
+                                          BOOT: undo_boot}
+ORDER = [BOOT, CDI_IMPORT, CONVERT, SNAPSHOT]  # newest first, as a rollback unwinds
 
 
 def undo(job: Job, step: str, mark: bool = True) -> bool:
     """Undo ``step`` for ``job``, record it in the ledger's ``rollback`` row; False when the undo failed."""
-    ledger = Ledger(job.ledger)
-    row = ledger.get(job.wave, job.vm.moref, "rollback")
+    ledger = job.ledger()
+    row = ledger.get(job.wave, job.vm.moref, ROLLBACK)
     detail = dict((row or {}).get("detail") or {})
     if row is None or row["status"] != "running":
-        ledger.start(job.wave, job.vm.moref, job.vm.name, "rollback")
+        ledger.start(job.wave, job.vm.moref, job.vm.name, ROLLBACK)
         detail = {}
     try:
         detail[step] = UNDO[step](job)
     except Exception as exc:  # recorded, never raised: the remaining undos must still run
         detail[step] = {"error": f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"}
-        ledger.mark(job.wave, job.vm.moref, "rollback", detail=detail)
+        ledger.mark(job.wave, job.vm.moref, ROLLBACK, detail=detail)
         return False
-    ledger.mark(job.wave, job.vm.moref, "rollback", detail=detail)
+    ledger.mark(job.wave, job.vm.moref, ROLLBACK, detail=detail)
     recorded = ledger.get(job.wave, job.vm.moref, step)
     if mark and recorded and recorded["status"] == "succeeded":  # done again on a rerun (the snapshot is reused)
         ledger.mark(job.wave, job.vm.moref, step, "rolled_back")
@@ -96,26 +99,26 @@ def undo(job: Job, step: str, mark: bool = True) -> bool:
 
 def finish_rollback(job: Job) -> dict:
     """Close the ledger's ``rollback`` row: failed, naming what a person must undo by hand, if any undo failed."""
-    ledger = Ledger(job.ledger)
-    row = ledger.get(job.wave, job.vm.moref, "rollback")
+    ledger = job.ledger()
+    row = ledger.get(job.wave, job.vm.moref, ROLLBACK)
     if row is None:
-        ledger.start(job.wave, job.vm.moref, job.vm.name, "rollback")
+        ledger.start(job.wave, job.vm.moref, job.vm.name, ROLLBACK)
         row = {"detail": {}}
     detail = dict(row.get("detail") or {})
     failed = [f"{step}: {d['error']}" for step, d in detail.items() if isinstance(d, dict) and "error" in d]
     if failed:
-        ledger.finish(job.wave, job.vm.moref, "rollback", "failed", detail=detail, cause="rollback-failed",
+        ledger.finish(job.wave, job.vm.moref, ROLLBACK, "failed", detail=detail, cause="rollback-failed",
                       error="; ".join(failed))
     else:
-        for step in ("network-attach", "guest-agent", "smoke-test"):  # nothing to undo, but no longer done
+        for step in (NETWORK_ATTACH, GUEST_AGENT, SMOKE_TEST):  # nothing to undo, but no longer done
             recorded = ledger.get(job.wave, job.vm.moref, step)
             if recorded and recorded["status"] == "succeeded":
                 ledger.mark(job.wave, job.vm.moref, step, "rolled_back")
-        ledger.finish(job.wave, job.vm.moref, "rollback", detail=detail)
+        ledger.finish(job.wave, job.vm.moref, ROLLBACK, detail=detail)
     return {"undone": sorted(detail), "failed": failed}
 
 
-@task(name="rollback", cache_policy=NONE, persist_result=False)
+@task(name=ROLLBACK, cache_policy=NONE, persist_result=False)
 def rollback(job: Job) -> dict:
     """Undo every step of one VM on request (``rollback_wave``), newest first."""
     for step in ORDER:

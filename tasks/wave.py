@@ -1,4 +1,10 @@
-"""Tasks around a wave: refuse a plan that cannot run, build each VM's job, share limits, report."""
+"""Tasks around a wave: refuse a wave that cannot run, build each VM's job, share limits, report.
+
+Everything a wave needs is checked before anything changes: the plan, the
+window, the VMs in vCenter, the objects each VM becomes (the one builder) and
+what each conversion needs. A rollback checks none of that: it needs only the
+plan's VM identities and what the ledger says was done.
+"""
 
 from __future__ import annotations
 
@@ -12,73 +18,63 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
     update_progress_artifact
 from prefect.cache_policies import NONE
 
-from vmwave.adapters.ledger import Ledger
-from vmwave.domain.concerns import Concern
-from vmwave.domain.plan import parse_plan
+from vmwave.adapters.files import load_maps, load_plan, write_text_atomic
+from vmwave.domain.build import vm_objects
+from vmwave.domain.diagnosis import cause
+from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.records import SourceVM
+from vmwave.domain.steps import ROLLBACK, SNAPSHOT
 from vmwave.errors import VmwaveError
-from vmwave.files import read_yaml, write_text_atomic
-from vmwave.planning import load_maps, load_policy
 from vmwave.plugins import conversion, smoke_checks
-from vmwave.wave_objects import find_wave
-from vmwave_tasks.job import TIMEOUTS, Job
-
-# The seed's common failures: cause -> the fix a person applies.
-FIXES = {
-    "guest-agent-not-connected": "install and start qemu-guest-agent in the guest (Windows: VirtIO ISO), then rerun",
-    "nad-missing": "create the NetworkAttachmentDefinition or add `create:` to its network map entry",
-    "vmi-not-running": "see the VM's conditions: a missing volume or NAD, or no node with room (hugepages, CPU)",
-    "cdi-import-failed": "see the DataVolume's events; the transfer server must be reachable from the cluster",
-    "conversion-failed": "consolidate snapshots and check the work directory's free space",
-    "smoke-check-failed": "check the service in the guest and its NIC's VLAN/NAD",
-}
+from vmwave.settings import Settings
+from vmwave_tasks.job import Job, transfer_target
 
 
 @task(name="prepare-wave", cache_policy=NONE, persist_result=False)
-def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: dict[str, Any]) -> list[Job]:
-    """Everything is checked before anything changes: the VMs exist, their disks and NICs are mapped."""
-    from vmwave.domain.manifests import datavolume, virtual_machine
-
-    doc = parse_plan(read_yaml(plan_file, "plan"), plan_file)
+def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
+                 keep_for_debug: bool = False) -> tuple[list[Job], int]:
+    """Each VM's job, and the plan's per-host cap; or, before anything changes, every reason the wave cannot run."""
+    doc = load_plan(plan_file)
     entry = find_wave(doc, wave)
-    check_window(entry, datetime.now(timezone.utc), settings.get("ignore_window", False))
-    maps, policy = load_maps(settings["maps"]), load_policy(settings.get("rules"))
+    check_window(entry, datetime.now(timezone.utc), ignore_window)
+    maps = load_maps(settings.need_maps())
     by_moref = {r.moref: r for r in records}
     unknown = [vm["name"] for vm in entry["vms"] if vm["moref"] not in by_moref]
     if unknown:
         raise VmwaveError(f"wave {entry['id']} names VMs vCenter does not have: {', '.join(unknown[:5])}",
                           "re-plan with `vmwave plan`: they were removed or re-registered")
-    jobs = []
+    copied = any(vm["mode"] != "rebuild" for vm in entry["vms"])
+    transfer = transfer_target(settings) if copied else None
+    jobs, problems = [], []
     for vm_entry in entry["vms"]:
         vm = by_moref[vm_entry["moref"]]
-        concerns = [Concern(c["id"], c["severity"], c.get("message", ""), "") for c in vm_entry["concerns"]]
-        profile = policy.profile(vm, concerns, vm_entry["class"])
-        virtual_machine(vm, maps, entry["id"], profile)  # raises on unmapped NICs or KubeVirt prerequisites
-        for index in range(len(vm.disks)):
-            datavolume(vm, index, maps, entry["id"], {"blank": {}})  # raises on unmapped datastores
-        conversion(vm)  # raises when the guest's plugin cannot convert it (e.g. no VirtIO drivers for Windows)
-        jobs.append(Job(wave=entry["id"], mode=entry["mode"], vm=vm, vcenter=settings["vcenter"],
-                        kubeconfig=settings["kubeconfig"], maps=settings["maps"], workdir=settings["workdir"],
-                        transfer=settings["transfer"], ledger=settings.get("ledger"), profile=profile,
-                        v2v_input=settings.get("v2v_input", "disk"), vddk_libdir=settings.get("vddk_libdir", ""),
-                        checks=tuple(vm_entry["smoke"]) + tuple(smoke_checks(vm)),
-                        keep_for_debug=vm_entry["keep_for_debug"], cls=vm_entry["class"], timeouts=settings.get("timeouts", dict(TIMEOUTS))))
-    return jobs
+        try:
+            objects = vm_objects(vm, vm_entry, entry["id"], maps, transfer)
+        except VmwaveError as exc:
+            problems.append(str(exc))
+            continue
+        how = None if vm_entry["mode"] == "rebuild" else conversion(vm, settings, vm_entry["convert"])
+        if how is not None and how.needs:
+            problems.append(f"{vm.name} ({how.tool}) needs {how.needs}")
+        jobs.append(Job(wave=entry["id"], vm=vm, entry=vm_entry, settings=settings, maps=maps, objects=objects,
+                        conversion=how, checks=tuple(vm_entry["smoke"]) + tuple(smoke_checks(vm)),
+                        keep_for_debug=keep_for_debug or vm_entry["keep_for_debug"]))
+    if problems:
+        raise VmwaveError(f"wave {entry['id']} cannot start; nothing was changed: " + "; ".join(problems),
+                          "fix what is named, then run the wave again")
+    return jobs, settings.per_host or doc["limits"]["per_host"]
 
 
-def check_window(entry: dict[str, Any], now: datetime, ignore: bool) -> None:
-    """A planned-window (P4) wave runs only inside its maintenance window; other waves whenever they are started."""
-    window = entry.get("window")
-    if ignore or (entry["mode"] != "planned-window" and not window):
-        return
-    if not window:
-        raise VmwaveError(f"wave {entry['id']} is {entry['mode']} but has no maintenance window",
-                          "add `schedule:` to the rules file and re-plan, or start it with --ignore-window")
-    start, end = datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
-    if not start <= now < end:
-        raise VmwaveError(f"wave {entry['id']} may only run in its window {window['start']} - {window['end']} "
-                          f"(now {now.isoformat(timespec='seconds')})",
-                          "start it inside the window (schedule its deployment there), or use --ignore-window")
+@task(name="rollback-jobs", cache_policy=NONE, persist_result=False)
+def rollback_jobs(plan_file: str, wave: str, settings: Settings, keep_for_debug: bool = False) -> list[Job]:
+    """A job for each VM of the wave that the ledger says was started: identities from the plan, nothing checked."""
+    doc = load_plan(plan_file)
+    entry = find_wave(doc, wave)
+    maps = load_maps(settings.need_maps())
+    jobs = [Job(wave=entry["id"], vm=SourceVM(name=vm["name"], moref=vm["moref"], instance_uuid=vm["uuid"]),
+                entry=vm, settings=settings, maps=maps, keep_for_debug=keep_for_debug or vm["keep_for_debug"])
+            for vm in entry["vms"]]
+    return [job for job in jobs if job.ledger().get(job.wave, job.vm.moref, SNAPSHOT) is not None]
 
 
 @task(name="share-limits", cache_policy=NONE, persist_result=False)
@@ -102,20 +98,19 @@ def progress(artifact_id: Any, done: int, total: int) -> None:
 
 
 @task(name="wave-report", cache_policy=NONE, persist_result=False)
-def wave_report(jobs: list[Job], outcomes: dict[str, str], ledger_url: str | None, out_dir: str) -> dict[str, Any]:
+def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict[str, Any]:
     """Per VM: class, result, seconds per step, failure cause and the fix; a table artifact and a Markdown file."""
-    ledger = Ledger(ledger_url)
-    steps = {e["moref"]: e["steps"] for e in ledger.by_vm(jobs[0].wave if jobs else None)}
+    wave = jobs[0].wave if jobs else "?"
+    steps = {e["moref"]: e["steps"] for e in jobs[0].ledger().by_vm(wave)} if jobs else {}
     rows = []
     for job in jobs:
         vm_steps = steps.get(job.vm.moref, [])
         failed = next((s for s in vm_steps if s["status"] == "failed"), None)
         rows.append({"vm": job.vm.name, "class": job.cls, "result": outcomes.get(job.vm.moref, "not run"),
-                     "steps": ", ".join(f"{s['step']} {s['seconds'] or 0:.1f}s" for s in vm_steps if s["step"] != "rollback"),
+                     "steps": ", ".join(f"{s['step']} {s['seconds'] or 0:.1f}s" for s in vm_steps if s["step"] != ROLLBACK),
                      "cause": failed["cause"] if failed else "",
-                     "fix": FIXES.get(failed["cause"], failed["error"][:120]) if failed else ""})
+                     "fix": _fix(failed) if failed else ""})
     ok = sum(r["result"] == "succeeded" for r in rows)
-    wave = jobs[0].wave if jobs else "?"
     create_table_artifact(rows, key=f"wave-{wave}-report".lower(), description=f"wave {wave}: {ok}/{len(rows)} succeeded")
     lines = [f"# Wave {wave}", "", f"{ok} of {len(rows)} VMs succeeded ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC).", "",
              "| VM | class | result | steps | cause | fix |", "|---|---|---|---|---|---|"]
@@ -125,3 +120,9 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], ledger_url: str | Non
     create_markdown_artifact("\n".join(lines), key=f"wave-{wave}-summary".lower())
     return {"wave": wave, "succeeded": ok, "total": len(rows), "rows": rows, "report": str(path),
             "finished": time.time()}
+
+
+def _fix(failed: dict[str, Any]) -> str:
+    """The table's fix for a known cause; for one it does not know, the error itself."""
+    known = cause(failed["cause"])
+    return known.fix if known.id == failed["cause"] else failed["error"][:120]
