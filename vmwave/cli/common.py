@@ -1,0 +1,92 @@
+"""What every `vmwave` command group shares: the app, the consoles, progress, connection options, settings."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vmwave.domain.records import SourceVM
+from vmwave.errors import InputError
+from vmwave.settings import Settings
+
+app = typer.Typer(help="Move a VMware vSphere estate to KubeVirt in scheduled, retryable, reversible waves.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+
+@contextmanager
+def working(message: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar (or, without a total, a counter) on stderr, so stdout stays clean for eval and pipes.
+
+    Yields a function that takes how much is done so far.
+    """
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    columns += [BarColumn(), MofNCompleteColumn()] if total else [TextColumn("{task.completed:.0f}")]
+    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(message, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+# Connection options shared by every command that talks to vCenter.
+URL = typer.Option(None, "--url", help="vCenter URL, e.g. https://vcenter.example/sdk [env VMWAVE_VCENTER_URL]")
+USER = typer.Option(None, "--user", help="vCenter user [env VMWAVE_VCENTER_USER]")
+PASSWORD_FILE = typer.Option(None, "--password-file", help="file holding the password [env VMWAVE_VCENTER_PASSWORD_FILE]")
+SECRET_BLOCK = typer.Option(None, "--secret-block", help="Prefect Secret block holding the password")
+CA = typer.Option(None, "--ca", help="CA bundle (PEM) that signed vCenter's certificate [env VMWAVE_VCENTER_CA]")
+THUMBPRINT = typer.Option(None, "--thumbprint", help="pin vCenter's certificate by its SHA-256/SHA-1 thumbprint")
+INSECURE = typer.Option(False, "--insecure", help="do not verify vCenter's certificate (labs only; logged)")
+MAPS = typer.Option(None, "--maps", help="storage/network maps YAML [env VMWAVE_MAPS]")
+LEDGER = typer.Option(None, "--ledger", help="ledger file or SQLAlchemy URL [env VMWAVE_LEDGER]")
+PLAN = typer.Option(..., "--plan", help="the plan YAML")
+WAVE = typer.Option(..., "--wave", help="wave id (w003) or number (3)")
+
+
+def settings_with(url: str | None = None, user: str | None = None, password_file: str | None = None,
+                  secret_block: str | None = None, ca: str | None = None, thumbprint: str | None = None,
+                  insecure: bool = False, **given: Any) -> Settings:
+    """The settings of one command: its flags over the environment."""
+    return Settings.load(vcenter={"url": url, "user": user, "password_file": password_file,
+                                  "secret_block": secret_block, "ca_file": ca, "thumbprint": thumbprint,
+                                  "insecure": insecure}, **given)
+
+
+def read_inventory(settings: Settings) -> tuple[str, list[SourceVM]]:
+    from vmwave.adapters.vsphere import inventory
+
+    target = settings.need_vcenter()
+    with working(f"reading the inventory of {target.url}: objects") as progress:
+        return target.url, inventory(target, progress=progress)
+
+
+def saved_inventory(path: Path) -> tuple[str, list[SourceVM]]:
+    try:
+        data = json.loads(path.read_text())
+        return data.get("source", str(path)), [SourceVM.from_dict(v) for v in data["vms"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(str(path), "", f"not an inventory file ({exc})", "write one with `vmwave inventory --out FILE`") from None
+
+
+def table(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    shown = Table(title=title)
+    for column in columns:
+        shown.add_column(column)
+    for row in rows:
+        shown.add_row(*(str(cell) for cell in row))
+    out.print(shown)
+
+
+def show_summary(summary: dict) -> None:
+    table(f"{summary['vms']} VMs by priority class ({summary['skipped']} templates skipped)",
+          ("class", "title", "mode", "VMs"), [(r["class"], r["title"], r["mode"], r["vms"]) for r in summary["classes"]])
+    table(f"{len(summary['waves'])} waves", ("wave", "class", "mode", "VMs", "critical concerns", "window"),
+          [(r["id"], r["class"], r["mode"], r["vms"], r["critical"], r["window"]) for r in summary["waves"]])
+    if summary["critical_concerns"]:
+        table("critical concerns", ("concern", "VMs"), list(summary["critical_concerns"].items()))

@@ -1,0 +1,77 @@
+"""`vmwave lab`: the local lab (a simulated vCenter and Kubernetes), when the lab package is installed.
+
+The only product code that imports ``vmwave_lab``; the lab's own errors become
+vmwave's, so they print as one line like every other.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+from vmwave.cli.common import app, err, working
+from vmwave.errors import VmwaveError
+from vmwave_lab import estate as estates
+from vmwave_lab import lab, vcenter
+from vmwave_lab.estate import EstateError
+from vmwave_lab.process import LabError
+
+lab_app = typer.Typer(help="The local lab: a simulated vCenter and Kubernetes seeded from an estate file.",
+                      no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+STATE_DIR = typer.Option(None, "--state-dir", help="where the lab keeps its files [env VMWAVE_LAB_DIR]")
+
+
+@contextmanager
+def lab_errors() -> Iterator[None]:
+    try:
+        yield
+    except (LabError, EstateError) as exc:
+        raise VmwaveError(str(exc)) from None
+
+
+@lab_app.command("up")
+def lab_up(
+    estate: Optional[Path] = typer.Option(None, "--estate", help="estate YAML to seed (default: the small example); "
+                                                                  "its maps are NAME.maps.yaml beside it"),
+    vms: Optional[int] = typer.Option(None, "--vms", help="generate an estate of this many VMs instead"),
+    state_dir: Optional[Path] = STATE_DIR,
+) -> None:
+    """Start the lab vCenter and lab Kubernetes in the background and print their VMWAVE_* settings."""
+    if estate and vms:
+        raise VmwaveError("--estate and --vms both given", "choose one")
+    if vms is not None and vms < 1:
+        raise VmwaveError(f"--vms must be at least 1, got {vms}", "give a positive number")
+    with lab_errors():
+        total = vms or len(estates.load(str(estate or lab.ESTATES / "small.yaml"))["vms"])
+        with working("building the lab vCenter (first run only, ~20 s)"):
+            vcenter.binary()
+        with working("seeding the lab vCenter: VMs", total=total) as progress:
+            settings = lab.up(estate, vms, state_dir, progress)
+    err.print(f"lab vCenter {settings['VMWAVE_VCENTER_URL']} with {total} VMs and lab Kubernetes "
+              f"({settings['VMWAVE_KUBECONFIG']}) are running; load them with: set -a; eval \"$(vmwave lab env)\"; set +a")
+    _print_env(settings)
+
+
+def _print_env(settings: dict[str, str]) -> None:
+    for key, value in settings.items():
+        print(f"{key}={value}")
+
+
+@lab_app.command("env")
+def lab_env(state_dir: Optional[Path] = STATE_DIR) -> None:
+    """Print the VMWAVE_* settings of the running lab."""
+    settings = lab.env(state_dir)
+    if settings is None:
+        raise VmwaveError("no lab is running", "start one with `vmwave lab up`")
+    _print_env(settings)
+
+
+@lab_app.command("down")
+def lab_down(state_dir: Optional[Path] = STATE_DIR) -> None:
+    """Stop everything `vmwave lab up` started (the lab cluster's objects stay on disk for the next `up`)."""
+    with lab_errors():
+        err.print("lab stopped" if lab.down(state_dir) else "no lab was running")

@@ -1,0 +1,107 @@
+"""`vmwave inventory`, `plan`, `check` and `manifests`: from vCenter to a reviewed plan and what it will create."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vmwave.cli.common import CA, INSECURE, MAPS, PASSWORD_FILE, PLAN, SECRET_BLOCK, THUMBPRINT, URL, USER, WAVE, app, \
+    err, read_inventory, saved_inventory, settings_with, show_summary
+
+
+@app.command()
+def inventory(
+    out_file: Path = typer.Option(Path("inventory.json"), "--out", help="where to write the records (JSON)"),
+    url: Optional[str] = URL, user: Optional[str] = USER, password_file: Optional[str] = PASSWORD_FILE,
+    secret_block: Optional[str] = SECRET_BLOCK, ca: Optional[str] = CA, thumbprint: Optional[str] = THUMBPRINT,
+    insecure: bool = INSECURE,
+) -> None:
+    """Read every VM from vCenter into a JSON file that `vmwave plan --inventory` can plan offline."""
+    from vmwave.adapters.files import write_text_atomic
+
+    settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure)
+    source, records = read_inventory(settings)
+    write_text_atomic(out_file, json.dumps({"source": source, "vms": [r.to_dict() for r in records]}, indent=1))
+    err.print(f"{len(records)} VMs from {source} written to {out_file}")
+
+
+@app.command()
+def plan(
+    out_file: Path = typer.Option(Path("plan.yaml"), "--out", help="where to write the plan"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="class rules YAML (default: built-in rules)"),
+    maps: Optional[Path] = typer.Option(None, "--maps", help="storage/network maps YAML (enables the mapping "
+                                                             "concerns) [env VMWAVE_MAPS]"),
+    from_inventory: Optional[Path] = typer.Option(None, "--inventory", help="plan from a saved inventory instead of vCenter"),
+    wave_size: Optional[int] = typer.Option(None, "--wave-size", min=1, help="most VMs in one wave (default 50)"),
+    per_host: Optional[int] = typer.Option(None, "--per-host", min=1, help="most VMs in flight per ESXi host (default 10)"),
+    url: Optional[str] = URL, user: Optional[str] = USER, password_file: Optional[str] = PASSWORD_FILE,
+    secret_block: Optional[str] = SECRET_BLOCK, ca: Optional[str] = CA, thumbprint: Optional[str] = THUMBPRINT,
+    insecure: bool = INSECURE,
+) -> None:
+    """Classify every VM, cut the estate into waves and write the plan file."""
+    from vmwave.adapters.files import load_maps, load_policy, write_plan
+    from vmwave.domain.plan import make_plan, summarize
+    from vmwave.plugins import planned_tool
+
+    settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
+    policy, mapping = load_policy(rules, wave_size, per_host), load_maps(settings.maps)  # bad files fail first
+    source, records = saved_inventory(from_inventory) if from_inventory else read_inventory(settings)
+    doc = make_plan(records, policy, mapping, source, convert=planned_tool)
+    write_plan(doc, out_file)
+    show_summary(summarize(doc))
+    err.print(f"plan written to {out_file}")
+
+
+@app.command()
+def check(plan_file: Path = typer.Argument(..., help="plan YAML to validate")) -> None:
+    """Validate a (hand-edited) plan and print its summary."""
+    from vmwave.adapters.files import load_plan
+    from vmwave.domain.plan import summarize
+
+    show_summary(summarize(load_plan(plan_file)))
+    err.print(f"{plan_file} is a valid plan")
+
+
+@app.command()
+def manifests(
+    plan_file: Path = PLAN, wave: str = WAVE,
+    out_dir: Path = typer.Option(..., "--out", help="directory for one YAML file per object"),
+    maps: Optional[Path] = MAPS,
+    from_inventory: Optional[Path] = typer.Option(None, "--inventory", help="use a saved inventory instead of vCenter"),
+    url: Optional[str] = URL, user: Optional[str] = USER, password_file: Optional[str] = PASSWORD_FILE,
+    secret_block: Optional[str] = SECRET_BLOCK, ca: Optional[str] = CA, thumbprint: Optional[str] = THUMBPRINT,
+    insecure: bool = INSECURE,
+) -> None:
+    """Write the objects a wave creates, exactly as `vmwave migrate` applies them, without touching a cluster.
+
+    Exits 1, naming each, when some VMs cannot be rendered; the others are written.
+    """
+    import yaml
+
+    from vmwave.adapters.files import load_maps, load_plan, write_text_atomic
+    from vmwave.domain.build import Transfer, wave_objects
+
+    settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
+    doc, mapping = load_plan(plan_file), load_maps(settings.need_maps())
+    _, records = saved_inventory(from_inventory) if from_inventory else read_inventory(settings)
+    served = settings.transfer
+    transfer = Transfer(served.url, served.ca.read_text()) if served.ca else None
+    objects, failed = wave_objects(doc, wave, records, mapping, transfer)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kinds: dict[str, int] = {}
+    for obj in objects:
+        meta = obj["metadata"]
+        name = f"{obj['kind'].lower()}-{meta.get('namespace', 'cluster')}-{meta['name']}.yaml"
+        write_text_atomic(out_dir / name, yaml.safe_dump(obj, sort_keys=False))
+        kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
+    err.print(f"{len(objects)} objects written to {out_dir}: " + ", ".join(f"{n} {k}" for k, n in kinds.items()))
+    if transfer and served.listen.endswith(":0"):
+        err.print("the transfer server's port is chosen when the wave runs (port 0 above); "
+                  "set VMWAVE_TRANSFER_LISTEN=HOST:PORT to fix it")
+    for vm, why in failed.items():
+        err.print(f"[bold red]not rendered:[/] {vm}: {why}", highlight=False)
+    if failed:
+        raise typer.Exit(1)

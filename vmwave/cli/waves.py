@@ -1,0 +1,62 @@
+"""`vmwave migrate`, `rollback` and `status`: run a wave of the plan, undo it, and read the ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vmwave.cli.common import LEDGER, MAPS, PLAN, WAVE, app, err, table
+
+
+@app.command()
+def migrate(
+    plan_file: Path = PLAN, wave: str = WAVE, maps: Optional[Path] = MAPS, ledger: Optional[str] = LEDGER,
+    keep_for_debug: bool = typer.Option(False, "--keep-for-debug", help="keep a failed VM's cluster objects"),
+    ignore_window: bool = typer.Option(False, "--ignore-window", help="run a P4 wave outside its maintenance window"),
+    in_flight: Optional[int] = typer.Option(None, "--in-flight", min=1, help="VMs at once [env VMWAVE_IN_FLIGHT, 10]"),
+    report_dir: Path = typer.Option(Path("."), "--report-dir", help="where the wave's Markdown report goes"),
+) -> None:
+    """Run a wave of the plan (exit 0 only when every VM of it succeeded)."""
+    from vmwave_flows.wave import migrate_wave
+
+    report = migrate_wave(str(plan_file), wave, str(maps) if maps else None, ledger, keep_for_debug=keep_for_debug,
+                          ignore_window=ignore_window, in_flight=in_flight, report_dir=str(report_dir))
+    table(f"wave {report['wave']}: {report['succeeded']}/{report['total']} succeeded",
+          ("VM", "class", "result", "cause", "fix"),
+          [(r["vm"], r["class"], r["result"], r["cause"], r["fix"]) for r in report["rows"]])
+    err.print(f"report: {report['report']}")
+    if report["succeeded"] != report["total"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def rollback(plan_file: Path = PLAN, wave: str = WAVE, maps: Optional[Path] = MAPS,
+             ledger: Optional[str] = LEDGER) -> None:
+    """Undo a wave: remove what it created in the cluster, power sources on again; snapshots are kept."""
+    from vmwave_flows.wave import rollback_wave
+
+    done = rollback_wave(str(plan_file), wave, str(maps) if maps else None, ledger)
+    err.print(f"wave {done['wave']}: {done['rolled_back']} VM(s) rolled back")
+
+
+@app.command()
+def status(
+    wave: Optional[str] = typer.Option(None, "--wave", help="only this wave (id w003 or number 3)"),
+    as_json: bool = typer.Option(False, "--json", help="per VM, its steps with status, attempts and cause"),
+    ledger: Optional[str] = LEDGER,
+) -> None:
+    """What the ledger says about each VM and step."""
+    from vmwave.adapters.ledger import Ledger, dumps
+    from vmwave.settings import Settings
+
+    wave_id = f"w{int(wave):03d}" if wave and wave.isdigit() else wave
+    entries = Ledger(Settings.load(ledger=ledger).ledger).by_vm(wave_id)
+    if as_json:
+        print(dumps(entries))
+        return
+    table(f"{len(entries)} VMs" + (f" in wave {wave_id}" if wave_id else ""),
+          ("wave", "VM", "step", "status", "attempts", "seconds", "cause"),
+          [(e["wave"], e["vm"], s["step"], s["status"], s["attempts"],
+            "" if s["seconds"] is None else f"{s['seconds']:.1f}", s["cause"]) for e in entries for s in e["steps"]])
