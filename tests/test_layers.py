@@ -1,0 +1,16 @@
+"""The layers of ARCHITECTURE.md hold: import-linter's contracts in pyproject.toml, checked on every run."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import REPO
+
+
+def test_the_import_contracts_are_kept():
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint, "install the test extras: pip install -e '.[test]'"
+    result = subprocess.run([lint, "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout and "8 kept" in result.stdout
