@@ -1,23 +1,49 @@
-"""Shared fixtures: one real lab vCenter (govmomi's simulator) per test session."""
+"""Shared fixtures: one real lab (vCenter simulator and lab Kubernetes) and one Prefect test server per session.
+
+Markers follow the fixtures a test uses, so none is forgotten: a test that
+starts a lab server is ``lab``, one that needs the Prefect server ``prefect``;
+``-m "not lab and not prefect and not e2e"`` is the fast tier, which needs no server.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
+from helpers import VMWAVE, estate_records  # noqa: E402
 from vmwave.adapters.vsphere import VCenter, inventory  # noqa: E402
-from vmwave_lab import estate, vcenter  # noqa: E402
 from vmwave_lab import lab as lab_control  # noqa: E402
+from vmwave_lab import vcenter  # noqa: E402
 
-SMALL = Path(estate.__file__).parent / "estates" / "small.yaml"
-REPO = Path(__file__).resolve().parent.parent
-VMWAVE = str(Path(sys.executable).parent / "vmwave")  # the console script of the environment under test
+LAB_FIXTURES = {"lab_settings", "lab", "target", "records", "by_name", "lab_env", "kube", "kclient", "dyn", "wave_lab"}
+PREFECT_FIXTURES = {"prefect_server"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & LAB_FIXTURES:
+            item.add_marker(pytest.mark.lab)
+        if used & PREFECT_FIXTURES:
+            item.add_marker(pytest.mark.prefect)
+
+
+@pytest.fixture(scope="session")
+def estate():
+    """The small example estate's records, made from the file without any server (fast tier)."""
+    return estate_records()
+
+
+@pytest.fixture(scope="session")
+def estate_by_name(estate):
+    return {r.name: r for r in estate}
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +116,77 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="module")
+def wave_lab(tmp_path_factory):
+    """A lab of its own with a generated estate of 12 VMs, for whole waves."""
+    state = tmp_path_factory.mktemp("wave-lab")
+    settings = lab_control.up(vms=12, state_dir=state)
+    yield settings
+    lab_control.down(state)
+
+
+@pytest.fixture
+def wave_env(wave_lab, tmp_path, monkeypatch) -> dict[str, str]:
+    """The wave lab's settings in this process's environment, with a ledger and work directory of this test's."""
+    env = {**wave_lab, "VMWAVE_LEDGER": str(tmp_path / "ledger.db"), "VMWAVE_WORKDIR": str(tmp_path / "work")}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def planned(wave_env, tmp_path):
+    """`vmwave plan` of the wave lab: (the plan file, its document, its first P3 wave)."""
+    plan = tmp_path / "plan.yaml"
+    subprocess.run([VMWAVE, "plan", "--out", str(plan)], check=True, capture_output=True, env={**os.environ, **wave_env})
+    doc = yaml.safe_load(plan.read_text())
+    return plan, doc, next(w for w in doc["waves"] if w["class"] == "P3")
+
+
+@pytest.fixture
+def agent_never_answers():
+    """Make a VM's guest agent never connect, the lab's way: an annotation on the VirtualMachine, set first."""
+    from vmwave.adapters.kubernetes import Cluster
+
+    def apply(kubeconfig: str, namespace: str, name: str) -> None:
+        cluster = Cluster(kubeconfig)
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        cluster.dynamic.server_side_apply(
+            cluster.resource("kubevirt.io/v1", "VirtualMachine"), field_manager="lab-test",
+            body={"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+                  "metadata": {"name": name, "namespace": namespace,
+                               "annotations": {"lab.vmwave.io/guest-agent": "never"}}})
+    return apply
+
+
+@pytest.fixture
+def secrets_stay_secret():
+    """A check that the vCenter password and the lab's tokens never reached argv, a log, a report or a flow parameter."""
+    import asyncio
+    import json
+
+    from prefect.client.orchestration import get_client
+
+    def check(settings: dict[str, str], reports: list[Path] = ()) -> None:
+        state = Path(settings["VMWAVE_KUBECONFIG"]).parent
+        secrets = [Path(settings["VMWAVE_VCENTER_PASSWORD_FILE"]).read_text().strip()]
+        secrets += list(json.loads((state / "kube-tokens.json").read_text()).values())
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                text = cmdline.read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            assert not any(secret in text for secret in secrets), cmdline
+        for log in [*state.glob("*.log"), *reports]:
+            text = log.read_text(errors="replace")
+            assert not any(secret in text for secret in secrets), log
+
+        async def parameters():
+            async with get_client() as client:
+                return [str(run.parameters) for run in await client.read_flow_runs()]
+
+        found = asyncio.run(parameters())
+        assert found and not any(secret in params for params in found for secret in secrets)
+    return check

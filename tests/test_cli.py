@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, VMWAVE
+from helpers import REPO, VMWAVE
 
 
 def run(*args, env=None, check=True):
@@ -24,6 +24,7 @@ def test_help_on_every_command():
         assert "Usage" in run(*args, "--help").stdout
 
 
+@pytest.mark.lab  # starts its own lab servers
 def test_lab_up_prints_settings_and_down_stops_it(tmp_path):
     state = tmp_path / "lab"
     up = run("lab", "up", "--vms", "30", "--state-dir", str(state))
@@ -107,7 +108,7 @@ def test_manifests_for_a_wave_without_touching_the_cluster(lab_env, tmp_path):
     assert "objects written" in result.stderr
     files = sorted(p.name for p in out.iterdir())
     assert [f for f in files if f.startswith("virtualmachine-")] == \
-        sorted(f"virtualmachine-vmwave-{vm['name']}.yaml" for vm in wave["vms"])
+        sorted(f"virtualmachine-vmwave-{vm['target_name']}.yaml" for vm in wave["vms"])
     for path in out.iterdir():
         obj = yaml.safe_load(path.read_text())
         if schema_check.available() and obj["kind"] in ("VirtualMachine", "DataVolume"):
@@ -115,6 +116,15 @@ def test_manifests_for_a_wave_without_touching_the_cluster(lab_env, tmp_path):
     assert Cluster(lab_env["VMWAVE_KUBECONFIG"]).find("kubevirt.io/v1", "VirtualMachine", None, {}) == before
     missing = run("manifests", "--plan", str(plan), "--wave", "99", "--out", str(out), env=lab_env, check=False)
     assert missing.returncode == 2 and "the plan has no wave '99'" in missing.stderr
+
+    gone, kept = wave["vms"][0], wave["vms"][1:]  # a VM vCenter no longer has: the others are still written
+    gone["moref"] = "vm-999999"
+    plan.write_text(yaml.safe_dump(doc, sort_keys=False))
+    partial = tmp_path / "partial"
+    result = run("manifests", "--plan", str(plan), "--wave", wave["id"], "--out", str(partial), env=lab_env, check=False)
+    assert result.returncode == 1 and f"not rendered: {gone['name']}: vCenter no longer has it" in result.stderr
+    assert sorted(p.name for p in partial.glob("virtualmachine-*")) == \
+        sorted(f"virtualmachine-vmwave-{vm['target_name']}.yaml" for vm in kept)
 
 
 def test_cluster_migration_config(lab_env):
@@ -127,3 +137,29 @@ def test_cluster_migration_config(lab_env):
     assert cr["spec"]["configuration"]["migrations"] == {
         "parallelMigrationsPerCluster": 10, "parallelOutboundMigrationsPerNode": 4, "bandwidthPerMigration": "1Gi",
         "allowAutoConverge": True, "completionTimeoutPerGiB": 800, "progressTimeout": 150}
+
+
+def test_vmwave_runs_without_the_lab_package(tmp_path):
+    """The lab is an optional part: with `vmwave_lab` not importable, the CLI still plans (from an inventory file)."""
+    inventory = tmp_path / "inv.json"
+    inventory.write_text('{"source": "offline", "vms": [{"name": "a", "moref": "vm-1", "instance_uuid": "u-1"}]}')
+    blocker = (
+        "import sys\n"
+        "class NoLab:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'vmwave_lab':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoLab())\n"
+        "from vmwave.cli import main\n"
+        "main()\n")
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-c", blocker, *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("VMWAVE_")})
+
+    shown = cli("--help")
+    assert shown.returncode == 0 and "plan" in shown.stdout and " lab " not in shown.stdout, shown.stdout + shown.stderr
+    planned = cli("plan", "--inventory", str(inventory), "--out", "plan.yaml")
+    assert planned.returncode == 0, planned.stderr
+    assert yaml.safe_load((tmp_path / "plan.yaml").read_text())["waves"][0]["vms"][0]["name"] == "a"

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import VMWAVE
+from helpers import VMWAVE
 
 from vmwave.adapters.vsphere import connect
 from vmwave.errors import ConnectionFailed, InputError

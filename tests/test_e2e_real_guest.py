@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import VMWAVE
+from helpers import VMWAVE
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import power_state, snapshots, vm_ref
+from vmwave.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.prefect, pytest.mark.timeout(1800), pytest.mark.skipif(
     not (shutil.which("virt-v2v") and shutil.which("qemu-system-x86_64") and os.geteuid() == 0),
@@ -55,7 +56,7 @@ def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_ser
     assert run.returncode == 1, run.stdout + run.stderr  # not every VM succeeded: the broken twin did not
 
     ledger: dict[str, dict] = {}
-    for row in Ledger(env["VMWAVE_LEDGER"]).rows("e2e"):  # per VM, its steps in the order they ran
+    for row in Ledger(Settings.load(env=env).ledger).rows("e2e"):  # per VM, its steps in the order they ran
         ledger.setdefault(row["vm"], {})[row["step"]] = row
     good, broken = ledger["debian-12"], ledger["debian-12-noagent"]
     assert [(name, s["status"]) for name, s in good.items()] == [

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from vmwave_lab.estate import EstateError, expand, generated, load
-from conftest import REPO
+from helpers import REPO
 
 BASE = """
 version: 1

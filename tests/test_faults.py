@@ -5,9 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from test_migrate import job_for
-from vmwave.adapters.kubernetes import Cluster
-from vmwave.adapters.ledger import Ledger
+from helpers import job_for
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import power_state
 from vmwave_lab.vcenter import seed_disk
@@ -33,15 +31,15 @@ CASES = {
 
 @pytest.mark.parametrize("cause", sorted(CASES))
 def test_a_failure_is_recorded_and_rolled_back(cause, prefect_server, lab_settings, lab, target, by_name, tmp_path):
+    from vmwave.errors import VmwaveError
     from vmwave_flows.migrate import migrate_vm
-    from vmwave_tasks.job import StepFailed
 
     name, failing_step, prepare, checks = CASES[cause]
     vm = prepare(by_name[name], lab, tmp_path)
     wave = f"w9{sorted(CASES).index(cause) + 10}"
-    job = replace(job_for(vm, lab_settings, target, tmp_path, wave), checks=tuple(checks or ()),
+    job = job_for(vm, lab_settings, tmp_path, wave, checks=tuple(checks or ()),
                   timeouts={"shutdown": 60, "import": 60, "boot": 5, "agent": 10})
-    cluster = Cluster(job.kubeconfig)
+    cluster = job.cluster()
     if checks:  # smoke checks go through the lab's forwards only: traffic never leaves loopback
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vmwave"}})
         cluster.dynamic.server_side_apply(
@@ -49,13 +47,13 @@ def test_a_failure_is_recorded_and_rolled_back(cause, prefect_server, lab_settin
             body={"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {
                 "name": vm.name, "namespace": "vmwave",
                 "annotations": {"lab.vmwave.io/forward-ports": ",".join(str(c["tcp"]) for c in checks)}}})
-    with pytest.raises(StepFailed) as failed:
+    with pytest.raises(VmwaveError) as failed:  # each step's failure carries its cause in the diagnosis table
         migrate_vm(job)
     assert failed.value.cause == cause
-    steps = {s["step"]: s for s in Ledger(job.ledger).by_vm(wave)[0]["steps"]}
+    steps = {s["step"]: s for s in job.ledger().by_vm(wave)[0]["steps"]}
     assert steps[failing_step]["status"] == "failed" and steps[failing_step]["cause"] == cause
     assert steps["rollback"]["status"] == "succeeded"
     assert all(s["status"] in ("rolled_back", "failed", "succeeded") for s in steps.values())
-    assert Cluster(job.kubeconfig).find("kubevirt.io/v1", "VirtualMachine", "vmwave", {"vmwave.io/wave": wave}) == []
+    assert cluster.find("kubevirt.io/v1", "VirtualMachine", "vmwave", {"vmwave.io/wave": wave}) == []
     with connect(target) as si:
         assert power_state(si, vm.moref) == by_name[name].power_state  # the source is as it was

@@ -204,6 +204,7 @@ def test_watch_from_a_resource_version(dyn, core, ns):
 
 
 
+@pytest.mark.lab  # starts its own lab servers
 def test_state_survives_a_restart(tmp_path):
     state = tmp_path / "k"
     first = lab_kube.start(state)

@@ -3,14 +3,13 @@
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.domain.manifests import LABEL_UUID, LABEL_WAVE
-from vmwave.domain.plan import plan_to_dict
-from vmwave.domain.waves import build_plan
+from vmwave.adapters.files import load_maps, load_policy
+from vmwave.domain.build import Transfer, wave_objects
+from vmwave.domain.plan import make_plan
 from vmwave.errors import ConnectionFailed, InputError, VmwaveError
-from vmwave.planning import load_maps, load_policy
-from vmwave.wave_objects import wave_objects
 
 
 @pytest.fixture(scope="module")
@@ -20,16 +19,18 @@ def cluster(kube):
     return c
 
 
-def test_a_wave_applied_twice_exists_once(cluster, records):
+def test_a_wave_applied_twice_exists_once(cluster, estate):
     maps = load_maps(REPO / "lab/estates/small.maps.yaml")
-    policy = load_policy()
-    doc = plan_to_dict(build_plan(records, policy, maps))
+    doc = make_plan(estate, load_policy(), maps, "estate")
     wave = next(w for w in doc["waves"] if w["class"] == "P3")
-    objects = wave_objects(doc, wave["id"], records, policy, maps)
+    objects, failed = wave_objects(doc, wave["id"], estate, maps, Transfer("https://transfer.invalid:8443", "CA"))
+    assert failed == {}
     first = [cluster.apply(o) for o in objects]
-    second = [cluster.apply(o) for o in objects]
-    assert [o["metadata"]["resourceVersion"] for o in first] == [o["metadata"]["resourceVersion"] for o in second] \
-        or all(o["metadata"]["uid"] == p["metadata"]["uid"] for o, p in zip(first, second))
+    second = [cluster.apply(o) for o in objects]  # a rerun of the same objects changes nothing
+    assert [(o["metadata"]["uid"], o["metadata"]["generation"]) for o in second] == \
+        [(o["metadata"]["uid"], o["metadata"]["generation"]) for o in first]  # no spec was written again
+    still = [(f, s) for f, s in zip(first, second) if f["kind"] in ("Secret", "ConfigMap", "NetworkAttachmentDefinition")]
+    assert still and all(f["metadata"]["resourceVersion"] == s["metadata"]["resourceVersion"] for f, s in still)
     for vm in wave["vms"]:
         found = cluster.find("kubevirt.io/v1", "VirtualMachine", "vmwave", {LABEL_UUID: vm["uuid"]})
         assert len(found) == 1 and found[0]["metadata"]["labels"][LABEL_WAVE] == wave["id"]

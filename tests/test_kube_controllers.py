@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from vmwave.adapters.kubernetes import Cluster
+from vmwave.errors import VmwaveError
 
 CDI = "cdi.kubevirt.io/v1beta1"
 KV = "kubevirt.io/v1"
@@ -282,8 +283,10 @@ def test_an_agent_that_never_connects(cluster):
     cluster.apply(dv("quiet-disk", {"blank": {}}))
     cluster.apply(vm("quiet", ["quiet-disk"], annotations={"lab.vmwave.io/guest-agent": "never"}))
     cluster.wait_for(KV, "VirtualMachine", NS, "quiet", printable("Running"), 60, "Running")
-    with pytest.raises(Exception, match="timed out after 1s waiting for VirtualMachineInstance"):
+    with pytest.raises(VmwaveError, match="timed out after 1s waiting for VirtualMachineInstance") as waited:
         cluster.wait_for(KV, "VirtualMachineInstance", NS, "quiet", has_condition("AgentConnected"), 1, "agent connected")
+    assert waited.value.cause == "timed-out"
+    assert cluster.get(KV, "VirtualMachineInstance", NS, "quiet")["status"]["phase"] == "Running"  # up, agent silent
 
 
 def test_halting_a_vm_removes_its_instance(cluster):

@@ -9,6 +9,7 @@ import pytest
 
 from vmwave.adapters.kubernetes import Cluster
 from vmwave_lab import guests
+from vmwave_lab.guests import kernel
 from vmwave_tasks.smoke import KINDS
 
 pytestmark = pytest.mark.skipif(
@@ -52,17 +53,17 @@ def test_a_bootable_disk_boots_and_its_agent_reports(kube, tmp_path):
         i.get("ipAddress") for i in o["status"].get("interfaces", [])), 240, "agent connected and an address reported")
     assert qemu_running("tiny")
     assert vmi["status"]["guestOSInfo"]["id"] == "vmwave-tiny"
-    assert vmi["status"]["guestOSInfo"]["kernelRelease"] == os.uname().release or vmi["status"]["guestOSInfo"]["kernelRelease"]
+    assert vmi["status"]["guestOSInfo"]["kernelRelease"] == kernel()[1]  # the guest's own `uname -r`: the lab's kernel
     nic = vmi["status"]["interfaces"][0]
     assert (nic["mac"], nic["ipAddress"], nic["interfaceName"]) == ("00:50:56:be:ef:01", "10.0.2.15", "eth0")
     started = [e for e in cluster.resource("v1", "Event").get(namespace=NS).items if e.reason == "QemuStarted"]
     assert started and "accel=" in started[0].message
     # vmwave's own smoke checks, through the lab's forward of the guest's port 8080
-    assert KINDS["tcp"]({"tcp": 8080}, vmi, None).startswith("connected to 127.0.0.1:")
-    assert KINDS["http"]({"http": "http://{ip}:8080/", "status": 200}, vmi, None).endswith("answered 200")
-    assert KINDS["agent"]({"agent": "os", "expect": {"id": "^vmwave-tiny$"}}, vmi, None) == "agent reports vmwave tiny 1"
+    assert KINDS["tcp"]({"tcp": 8080}, vmi, None, 5).startswith("connected to 127.0.0.1:")
+    assert KINDS["http"]({"http": "http://{ip}:8080/", "status": 200}, vmi, None, 5).endswith("answered 200")
+    assert KINDS["agent"]({"agent": "os", "expect": {"id": "^vmwave-tiny$"}}, vmi, None, 5) == "agent reports vmwave tiny 1"
     with pytest.raises(OSError, match="expected 404"):
-        KINDS["http"]({"http": "http://{ip}:8080/", "status": 404}, vmi, None)
+        KINDS["http"]({"http": "http://{ip}:8080/", "status": 404}, vmi, None, 5)
 
     cluster.patch("kubevirt.io/v1", "VirtualMachine", NS, "tiny", {"spec": {"runStrategy": "Halted"}})
     cluster.wait_for("kubevirt.io/v1", "VirtualMachineInstance", NS, "tiny", lambda o: o is None, 60, "deleted")

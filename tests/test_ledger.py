@@ -35,10 +35,16 @@ def test_attempts_statuses_and_resume(tmp_path):
 
 
 def test_a_path_or_the_environment_names_the_ledger(tmp_path, monkeypatch):
+    from vmwave.settings import Settings
+
     monkeypatch.setenv("VMWAVE_LEDGER", str(tmp_path / "from-env.db"))
-    Ledger().start("w1", "vm-9", "x", "boot")
+    Ledger(Settings.load().ledger).start("w1", "vm-9", "x", "boot")
     assert (tmp_path / "from-env.db").exists()
-    assert Ledger(str(tmp_path / "from-env.db")).get("w1", "vm-9", "boot")["status"] == "running"
+    assert Ledger(f"sqlite:///{tmp_path / 'from-env.db'}").get("w1", "vm-9", "boot")["status"] == "running"
+    assert Settings.load(ledger="postgresql+psycopg://db/vmwave").ledger == "postgresql+psycopg://db/vmwave"
+    monkeypatch.delenv("VMWAVE_LEDGER")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert Settings.load().ledger == f"sqlite:///{tmp_path / 'state' / 'vmwave' / 'ledger.db'}"
 
 
 def test_concurrent_writers_share_one_file(tmp_path):
@@ -53,10 +59,10 @@ def test_concurrent_writers_share_one_file(tmp_path):
 
 
 def test_status_command_prints_the_ledger(tmp_path):
-    from conftest import VMWAVE
+    from helpers import VMWAVE
 
     db = tmp_path / "ledger.db"
-    ledger = Ledger(str(db))
+    ledger = Ledger(f"sqlite:///{db}")
     ledger.start("w003", "vm-7", "db-01", "boot")
     ledger.finish("w003", "vm-7", "boot", "failed", error="VMI never started", cause="vmi-unschedulable")
     ledger.start("w004", "vm-8", "web-01", "boot")

@@ -7,9 +7,10 @@ import pytest
 import yaml
 
 import schema_check
-from conftest import REPO
+from helpers import REPO
 from vmwave.domain.manifests import (LABEL_MOREF, LABEL_UUID, LABEL_WAVE, datavolume, migration_config, nad,
                                      nads_for, requested_size, virtual_machine)
+from vmwave.domain.build import Transfer, vm_objects
 from vmwave.domain.maps import parse_maps
 from vmwave.domain.profiles import prerequisites
 from vmwave.domain.records import Disk, Nic, SourceVM
@@ -60,7 +61,12 @@ def test_identity_macs_networks_and_labels():
                                 {"name": "nic1", "pod": {}}]
     assert [v["dataVolume"]["name"] for v in spec["volumes"]] == ["db-prod-01-disk0", "db-prod-01-disk1"]
     assert manifest["spec"]["runStrategy"] == "Always"
-    assert virtual_machine(vm(power_state="poweredOff"), MAPS, "w1")["spec"]["runStrategy"] == "Halted"
+    assert virtual_machine(vm(power_state="poweredOff"), MAPS, "w1")["spec"]["runStrategy"] == "Always"  # booted to verify
+    named = virtual_machine(vm(), MAPS, "w007", target="orders-db")
+    assert named["metadata"]["name"] == "orders-db" and named["spec"]["template"]["metadata"]["labels"][
+        "kubevirt.io/domain"] == "orders-db"
+    assert [v["dataVolume"]["name"] for v in named["spec"]["template"]["spec"]["volumes"]] == \
+        ["orders-db-disk0", "orders-db-disk1"]
 
 
 def test_latency_sensitive_is_the_seed_database_profile():
@@ -155,3 +161,38 @@ def test_map_errors_name_the_field_and_the_fix(data, field, fix):
     with pytest.raises(InputError) as caught:
         parse_maps(data, "maps.yaml")
     assert caught.value.field == field and fix in str(caught.value)
+
+
+def entry(**changes) -> dict:
+    return {"target_name": "orders-db", "mode": "cold", "profile": "standard", **changes}
+
+
+@needs_schemas
+def test_the_builder_gives_everything_a_vm_becomes():
+    transfer = Transfer("https://worker.example:8443", "-----BEGIN CERTIFICATE-----")
+    made = vm_objects(vm(), entry(), "w007", MAPS, transfer)
+    assert [o["kind"] for o in made.all()] == ["Namespace", "NetworkAttachmentDefinition", "ConfigMap", "Secret",
+                                               "Secret", "DataVolume", "DataVolume", "VirtualMachine"]
+    dv = made.datavolumes[1]
+    assert dv["metadata"]["name"] == "orders-db-disk1" and schema_check.problems(dv) == []
+    assert dv["spec"]["source"] == {"http": {
+        "url": f"https://worker.example:8443/images/w007/{vm().instance_uuid}/disk1",
+        "certConfigMap": "vmwave-transfer-ca", "secretExtraHeaders": ["orders-db-disk1-token"]}}
+    assert made.secrets[1]["metadata"]["name"] == "orders-db-disk1-token"
+    assert made.secrets[1]["metadata"]["labels"][LABEL_UUID] == vm().instance_uuid  # removed with the VM's objects
+    assert made.config_maps[0]["data"] == {"ca.pem": "-----BEGIN CERTIFICATE-----"}
+    assert made.virtual_machine["metadata"]["name"] == "orders-db"
+    latency = vm_objects(vm(), entry(profile="latency-sensitive"), "w007", MAPS, transfer).virtual_machine
+    assert latency["spec"]["template"]["spec"]["domain"]["cpu"]["dedicatedCpuPlacement"] is True
+
+
+def test_a_rebuild_has_no_transfer_objects_and_needs_its_template_image():
+    images = replace(MAPS, images=(("rhel8_64Guest", "docker://registry.example/rhel8:latest"),))
+    made = vm_objects(vm(), entry(mode="rebuild"), "w002", images, None)
+    assert (made.secrets, made.config_maps) == ((), ())
+    assert [d["spec"]["source"] for d in made.datavolumes] == [
+        {"registry": {"url": "docker://registry.example/rhel8:latest"}}, {"blank": {}}]
+    with pytest.raises(VmwaveError, match="maps name no image for rhel8_64Guest"):
+        vm_objects(vm(), entry(mode="rebuild"), "w002", MAPS, None)
+    with pytest.raises(VmwaveError, match="no transfer server"):
+        vm_objects(vm(), entry(), "w002", MAPS, None)

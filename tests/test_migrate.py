@@ -6,22 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from vmwave.adapters.kubernetes import Cluster
-from vmwave.adapters.ledger import Ledger
+from helpers import job_for
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import power_state, snapshots, vm_ref
-from vmwave.domain.records import SourceVM
-from vmwave_tasks.job import Job, StepFailed, Transfer
+from vmwave_tasks.job import StepFailed
 
 pytestmark = pytest.mark.prefect
-
-
-def job_for(vm: SourceVM, settings: dict, target, tmp_path: Path, wave: str) -> Job:
-    return Job(wave=wave, mode="cold", vm=vm, vcenter=target, kubeconfig=settings["VMWAVE_KUBECONFIG"],
-               maps=settings["VMWAVE_MAPS"], workdir=str(tmp_path / "work"), ledger=str(tmp_path / "ledger.db"),
-               transfer=Transfer(settings["VMWAVE_TRANSFER_CERT"], settings["VMWAVE_TRANSFER_KEY"],
-                                 settings["VMWAVE_TRANSFER_CA"]),
-               timeouts={"shutdown": 60, "import": 120, "boot": 60, "agent": 5})
 
 
 def raw_bytes(vmdk: Path, tmp_path: Path, size: int) -> bytes:
@@ -35,18 +25,18 @@ def test_a_vm_migrates_and_a_rerun_changes_nothing(prefect_server, lab_settings,
     from vmwave_flows.migrate import migrate_vm
 
     vm = by_name["win-app-01"]
-    job = job_for(vm, lab_settings, target, tmp_path, "w900")
+    job = job_for(vm, lab_settings, tmp_path, "w900")
     result = migrate_vm(job)
     assert result["result"] == "succeeded"
-    ledger = Ledger(job.ledger)
+    ledger = job.ledger()
     [entry] = ledger.by_vm("w900")
     assert [(s["step"], s["status"]) for s in entry["steps"]] == [
         ("snapshot", "succeeded"), ("convert", "succeeded"), ("cdi-import", "succeeded"), ("network-attach", "succeeded"),
         ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "skipped")]
     assert entry["steps"][1]["bytes"] > 16 << 20  # the disk's real bytes came out of the datastore
-    imported = Ledger(job.ledger).get("w900", vm.moref, "cdi-import")["detail"]["datavolumes"][0]
+    imported = job.ledger().get("w900", vm.moref, "cdi-import")["detail"]["datavolumes"][0]
     assert len(imported["progress"]) >= 2 and imported["progress"][-1] == "100.0%"  # status.progress was followed
-    cluster = Cluster(job.kubeconfig)
+    cluster = job.cluster()
     got = cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "win-app-01")
     assert got["status"]["printableStatus"] == "Running"
     assert got["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][0]["macAddress"] == vm.nics[0].mac
@@ -60,27 +50,24 @@ def test_a_vm_migrates_and_a_rerun_changes_nothing(prefect_server, lab_settings,
     assert hashlib.sha256(landed).digest() == hashlib.sha256(raw_bytes(seeded, tmp_path, 16 << 20)).digest()
 
     rv = got["metadata"]["resourceVersion"]
-    attempts = [s["attempts"] for s in Ledger(job.ledger).by_vm("w900")[0]["steps"]]
+    attempts = [s["attempts"] for s in job.ledger().by_vm("w900")[0]["steps"]]
     migrate_vm(job)  # rerun: every step is in the ledger as done
-    assert [s["attempts"] for s in Ledger(job.ledger).by_vm("w900")[0]["steps"]] == attempts
+    assert [s["attempts"] for s in job.ledger().by_vm("w900")[0]["steps"]] == attempts
     assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "win-app-01")["metadata"]["resourceVersion"] == rv
     assert len(cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": "w900"})) == 1
 
 
-def test_an_agent_that_never_connects_rolls_back(prefect_server, lab_settings, target, by_name, tmp_path):
+def test_an_agent_that_never_connects_rolls_back(prefect_server, lab_settings, target, by_name, tmp_path,
+                                                 agent_never_answers):
     from vmwave_flows.migrate import migrate_vm
 
     vm = by_name["web-02"]
-    job = job_for(vm, lab_settings, target, tmp_path, "w901")
-    cluster = Cluster(job.kubeconfig)
-    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vmwave"}})
-    cluster.dynamic.server_side_apply(  # the lab's way to make a guest whose agent never answers
-        cluster.resource("kubevirt.io/v1", "VirtualMachine"), field_manager="lab-test",
-        body={"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-              "metadata": {"name": "web-02", "namespace": "vmwave", "annotations": {"lab.vmwave.io/guest-agent": "never"}}})
+    job = job_for(vm, lab_settings, tmp_path, "w901")
+    cluster = job.cluster()
+    agent_never_answers(lab_settings["VMWAVE_KUBECONFIG"], "vmwave", "web-02")
     with pytest.raises(StepFailed, match="guest agent of web-02 never connected"):
         migrate_vm(job)
-    steps = {s["step"]: s for s in Ledger(job.ledger).by_vm("w901")[0]["steps"]}
+    steps = {s["step"]: s for s in job.ledger().by_vm("w901")[0]["steps"]}
     assert steps["guest-agent"]["status"] == "failed" and steps["guest-agent"]["cause"] == "guest-agent-not-connected"
     assert steps["rollback"]["status"] == "succeeded" and steps["boot"]["status"] == "rolled_back"
     assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "web-02") is None
@@ -91,15 +78,13 @@ def test_an_agent_that_never_connects_rolls_back(prefect_server, lab_settings, t
 
 
 def test_a_rebuild_takes_the_template_image_instead_of_copying(prefect_server, lab_settings, target, by_name, tmp_path):
-    from dataclasses import replace
-
     from vmwave_flows.migrate import migrate_vm
 
-    job = replace(job_for(by_name["static-1"], lab_settings, target, tmp_path, "w902"), mode="rebuild")
+    job = job_for(by_name["static-1"], lab_settings, tmp_path, "w902", mode="rebuild")
     migrate_vm(job)
-    steps = {s["step"]: s["status"] for s in Ledger(job.ledger).by_vm("w902")[0]["steps"]}
+    steps = {s["step"]: s["status"] for s in job.ledger().by_vm("w902")[0]["steps"]}
     assert steps["convert"] == "skipped" and steps["cdi-import"] == "succeeded"
-    dv = Cluster(job.kubeconfig).get("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "static-1-disk0")
+    dv = job.cluster().get("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "static-1-disk0")
     assert dv["spec"]["source"] == {"registry": {"url": "docker://registry.lab/debian12:latest"}}
     assert dv["status"]["phase"] == "Succeeded"
 
@@ -108,8 +93,6 @@ def test_a_manual_migration_waits_for_a_person(prefect_server, lab_settings, tar
     """P5: paused before cutover and after boot; approved in the UI (here: the API) it finishes; refused, it rolls back."""
     import threading
     import time
-    from dataclasses import replace
-
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.flow_runs import resume_flow_run
@@ -127,13 +110,13 @@ def test_a_manual_migration_waits_for_a_person(prefect_server, lab_settings, tar
                         break
                     time.sleep(0.5)
 
-    job = replace(job_for(by_name["static-2"], lab_settings, target, tmp_path, "w903"), mode="manual")
+    job = job_for(by_name["static-2"], lab_settings, tmp_path, "w903", mode="manual")
     person = threading.Thread(target=answer, args=("w903-static-2", [{"approve": True}, {"approve": True}]))
     person.start()
     assert migrate_vm(job)["result"] == "succeeded"
     person.join()
 
-    refused = replace(job_for(by_name["App_01"], lab_settings, target, tmp_path, "w904"), mode="manual")
+    refused = job_for(by_name["App_01"], lab_settings, tmp_path, "w904", mode="manual")
     person = threading.Thread(target=answer, args=("w904-App_01", [{"approve": False, "note": "DBA says no"}]))
     person.start()
     with pytest.raises(NotApproved, match="not approved before-cutover: DBA says no"):
@@ -143,19 +126,14 @@ def test_a_manual_migration_waits_for_a_person(prefect_server, lab_settings, tar
         assert power_state(si, by_name["App_01"].moref) == "poweredOn"  # nothing was touched
 
 
-def test_keep_for_debug_labels_what_a_failed_migration_made(prefect_server, lab_settings, target, by_name, tmp_path):
-    from dataclasses import replace
-
+def test_keep_for_debug_labels_what_a_failed_migration_made(prefect_server, lab_settings, target, by_name, tmp_path,
+                                                             agent_never_answers):
     from vmwave_flows.migrate import migrate_vm
 
     vm = by_name["db-01"]
-    job = replace(job_for(vm, lab_settings, target, tmp_path, "w905"), keep_for_debug=True)
-    cluster = Cluster(job.kubeconfig)
-    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vmwave"}})
-    cluster.dynamic.server_side_apply(
-        cluster.resource("kubevirt.io/v1", "VirtualMachine"), field_manager="lab-test",
-        body={"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-              "metadata": {"name": "db-01", "namespace": "vmwave", "annotations": {"lab.vmwave.io/guest-agent": "never"}}})
+    job = job_for(vm, lab_settings, tmp_path, "w905", keep_for_debug=True)
+    cluster = job.cluster()
+    agent_never_answers(lab_settings["VMWAVE_KUBECONFIG"], "vmwave", "db-01")
     try:
         with pytest.raises(StepFailed, match="never connected"):
             migrate_vm(job)
@@ -163,7 +141,7 @@ def test_keep_for_debug_labels_what_a_failed_migration_made(prefect_server, lab_
         assert kept["metadata"]["labels"]["vmwave.io/kept-for-debug"] == "true"
         disks = cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": "w905"})
         assert len(disks) == 2 and all(d["metadata"]["labels"]["vmwave.io/kept-for-debug"] == "true" for d in disks)
-        rollback = Ledger(job.ledger).get("w905", vm.moref, "rollback")
+        rollback = job.ledger().get("w905", vm.moref, "rollback")
         assert rollback["status"] == "succeeded" and "kept VirtualMachine/db-01" in rollback["detail"]["boot"]["cluster"]
         with connect(target) as si:
             assert power_state(si, vm.moref) == "poweredOn"  # kept objects or not, the source runs again

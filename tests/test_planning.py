@@ -6,19 +6,20 @@ import pytest
 import yaml
 
 from vmwave.domain.classes import parse_rules
-from vmwave.domain.plan import parse_plan, plan_to_dict
+from vmwave.domain.plan import find_wave, make_plan, parse_plan, plan_to_dict
 from vmwave.domain.records import SourceVM
 from vmwave.domain.waves import build_plan, classify
 from vmwave.errors import InputError, VmwaveError
-from vmwave.planning import dump_plan, load_policy
+from helpers import REPO
+from vmwave.adapters.files import dump_plan, load_maps, load_policy
 
 
-def classes(records, policy=None):
-    return {p.vm.name: (p.cls, p.reason) for p in classify(records, policy or load_policy())}
+def classes(estate, policy=None):
+    return {p.vm.name: (p.cls, p.reason) for p in classify(estate, policy or load_policy())}
 
 
-def test_default_classes_of_the_small_estate(records):
-    got = classes(records)
+def test_default_classes_of_the_small_estate(estate):
+    got = classes(estate)
     assert got["batch-old-01"][0] == "P1"                       # powered off, no shared disks
     assert got["static-1"][0] == got["static-2"][0] == "P2"     # stateless tier
     assert got["win-app-01"][0] == "P3"                         # standard
@@ -27,7 +28,7 @@ def test_default_classes_of_the_small_estate(records):
     assert got["web-01"] == ("P4", "group app=shop moves as P4")  # web tier follows its database
 
 
-def test_rules_file_conditions_and_overrides(records, by_name):
+def test_rules_file_conditions_and_overrides(estate, estate_by_name):
     policy = parse_rules(yaml.safe_load(f"""
 version: 1
 rules:
@@ -37,9 +38,9 @@ rules:
   - {{class: P4, when: {{concern: vtpm}}}}
 default: P3
 group_by: none
-overrides: {{app-01: P4, {by_name["web-01"].moref}: P5}}
+overrides: {{app-01: P4, {estate_by_name["web-01"].moref}: P5}}
 """), "rules.yaml")
-    got = classes(records, policy)
+    got = classes(estate, policy)
     assert got["db-01"] == ("P5", "rule 1")
     assert got["web-02"][0] == "P2" and got["static-1"][0] == "P2"
     assert got["batch-old-01"][0] == "P1"
@@ -66,14 +67,14 @@ def test_waves_respect_the_size_cap_and_keep_groups_together():
     assert len(plan.waves) == 40  # first-fit keeps waves full
 
 
-def test_classes_come_in_order(records):
-    order = [w.cls for w in build_plan(records, load_policy()).waves]
+def test_classes_come_in_order(estate):
+    order = [w.cls for w in build_plan(estate, load_policy()).waves]
     assert order == sorted(order)
 
 
-def test_same_input_same_plan(records):
-    first = dump_plan(plan_to_dict(build_plan(records, load_policy(), source="x")))
-    again = dump_plan(plan_to_dict(build_plan(list(reversed(records)), load_policy(), source="x")))
+def test_same_input_same_plan(estate):
+    first = dump_plan(plan_to_dict(build_plan(estate, load_policy(), source="x")))
+    again = dump_plan(plan_to_dict(build_plan(list(reversed(estate)), load_policy(), source="x")))
     assert first == again
 
 
@@ -82,8 +83,8 @@ def test_a_group_larger_than_a_wave_is_refused():
         build_plan(synthetic(10, groups=1), load_policy(wave_size=4))
 
 
-def test_templates_are_skipped(records):
-    doc = plan_to_dict(build_plan(records, load_policy()))
+def test_templates_are_skipped(estate):
+    doc = plan_to_dict(build_plan(estate, load_policy()))
     assert doc["skipped"] == [{"name": "tpl-rhel8", "moref": doc["skipped"][0]["moref"], "reason": "template"}]
     assert "tpl-rhel8" not in {vm["name"] for w in doc["waves"] for vm in w["vms"]}
 
@@ -101,8 +102,8 @@ schedule: {start: "2026-12-05T22:00:00+00:00", every: 1d, length: 6h, waves_per_
     assert doc["waves"][0]["window"]["end"] == "2026-12-06T04:00:00+00:00"
 
 
-def test_a_written_plan_reads_back(records):
-    doc = plan_to_dict(build_plan(records, load_policy(), source="https://vc/sdk"))
+def test_a_written_plan_reads_back(estate):
+    doc = plan_to_dict(build_plan(estate, load_policy(), source="https://vc/sdk"))
     again = parse_plan(yaml.safe_load(dump_plan(doc)), "plan.yaml")
     assert [w["id"] for w in again["waves"]] == [w["id"] for w in doc["waves"]]
     assert [vm["moref"] for w in again["waves"] for vm in w["vms"]] == \
@@ -123,8 +124,8 @@ def test_a_written_plan_reads_back(records):
     (lambda d: d["waves"][0]["vms"][0].update(smoke=[{"tcp": 70000}]), "waves[0].vms[0].smoke[0].tcp", "1-65535"),
     (lambda d: d["waves"][0].update(keep_for_debug="yes"), "waves[0].keep_for_debug", "true or false"),
 ])
-def test_bad_plan_edits_name_the_field_and_the_fix(records, edit, field, fix):
-    doc = plan_to_dict(build_plan(records, load_policy()))
+def test_bad_plan_edits_name_the_field_and_the_fix(estate, edit, field, fix):
+    doc = plan_to_dict(build_plan(estate, load_policy()))
     edit(doc)
     with pytest.raises(InputError) as caught:
         parse_plan(doc, "plan.yaml")
@@ -151,7 +152,7 @@ def test_bad_rules_name_the_field_and_the_fix(text, field, fix):
     assert caught.value.field == field and fix in str(caught.value)
 
 
-def test_smoke_rules_reach_the_plan_and_keep_for_debug_is_read_back(records):
+def test_smoke_rules_reach_the_plan_and_keep_for_debug_is_read_back(estate):
     policy = parse_rules(yaml.safe_load("""
 version: 1
 smoke:
@@ -160,7 +161,7 @@ smoke:
   - when: {name: "^web-01$"}
     checks: [{agent: os, expect: {id: "^rhel$"}}]
 """), "rules.yaml")
-    doc = plan_to_dict(build_plan(records, policy))
+    doc = plan_to_dict(build_plan(estate, policy))
     vms = {vm["name"]: vm for w in doc["waves"] for vm in w["vms"]}
     assert vms["web-01"]["smoke"] == [{"tcp": 443}, {"http": "http://{ip}:8080/health", "status": 204, "timeout": 30},
                                       {"agent": "os", "expect": {"id": "^rhel$"}}]  # every matching rule adds its checks
@@ -186,7 +187,7 @@ def test_group_class_is_strongest_member():
 def test_planned_window_waves_run_only_in_their_window():
     from datetime import datetime, timezone
 
-    from vmwave_tasks.wave import check_window
+    from vmwave.domain.plan import check_window
 
     p4 = {"id": "w004", "mode": "planned-window", "window": {"start": "2026-12-05T22:00:00+00:00",
                                                               "end": "2026-12-06T04:00:00+00:00"}}
@@ -197,3 +198,51 @@ def test_planned_window_waves_run_only_in_their_window():
     with pytest.raises(VmwaveError, match="has no maintenance window"):
         check_window({**p4, "window": None}, datetime.now(timezone.utc), ignore=False)
     check_window({"id": "w003", "mode": "cold", "window": None}, datetime.now(timezone.utc), ignore=False)
+
+
+def test_the_plan_records_everything_a_migration_uses(estate):
+    from vmwave.plugins import planned_tool
+
+    maps = load_maps(REPO / "lab/estates/small.maps.yaml")
+    doc = make_plan(estate, load_policy(), maps, "x", convert=planned_tool)
+    vms = {vm["name"]: vm for w in doc["waves"] for vm in w["vms"]}
+    db = vms["db-01"]
+    assert (db["class"], db["mode"], db["profile"], db["convert"], db["target_name"]) == \
+        ("P4", "planned-window", "latency-sensitive", "copy", "db-01")  # the lab marks disks without an OS `copy`
+    assert vms["debian-12"]["convert"] == "virt-v2v"  # the Linux plugin's choice
+    assert vms["Legacy_FileServer.corp"]["target_name"] == "legacy-fileserver-corp"
+    assert all(c["fix"] for vm in vms.values() for c in vm["concerns"])
+    # two VMs that would collide get distinct names in the plan; the concern still says so
+    assert vms["App_01"]["target_name"] != vms["app-01"]["target_name"]
+    assert "name_collision" in {c["id"] for c in vms["App_01"]["concerns"]}
+    again = parse_plan(yaml.safe_load(dump_plan(doc)), "plan.yaml")
+    assert {vm["name"]: vm for w in again["waves"] for vm in w["vms"]}["db-01"]["profile"] == "latency-sensitive"
+
+
+def test_edited_values_are_honoured_never_recomputed(estate):
+    doc = plan_to_dict(build_plan(estate, load_policy()))
+    wave = next(w for w in doc["waves"] if w["class"] == "P3")
+    wave["mode"] = "offline-batch"
+    wave["vms"][0].update(profile="latency-sensitive", target_name="renamed-by-hand", convert="copy")
+    del wave["vms"][1]["mode"]  # an entry without a mode takes its wave's
+    parsed = find_wave(parse_plan(doc, "plan.yaml"), wave["id"])
+    assert parsed["mode"] == "offline-batch" and parsed["vms"][1]["mode"] == "offline-batch"
+    assert (parsed["vms"][0]["profile"], parsed["vms"][0]["target_name"], parsed["vms"][0]["convert"]) == \
+        ("latency-sensitive", "renamed-by-hand", "copy")
+
+
+@pytest.mark.parametrize("edit,field,fix", [
+    (lambda w: w.update(mode="warm"), "mode", "use one of: offline-batch"),
+    (lambda w: w["vms"][0].update(mode="fast"), "vms[0].mode", "use one of"),
+    (lambda w: w["vms"][0].update(profile="turbo"), "vms[0].profile", "latency-sensitive"),
+    (lambda w: w["vms"][0].update(convert="v2v"), "vms[0].convert", "copy, virt-v2v"),
+    (lambda w: w["vms"][0].update(target_name="Not_A_Name"), "vms[0].target_name", "lower case"),
+    (lambda w: w["vms"][1].update(target_name=w["vms"][0]["target_name"]), "vms[1].target_name", "another"),
+])
+def test_invalid_edits_are_refused_with_the_field(estate, edit, field, fix):
+    doc = plan_to_dict(build_plan(estate, load_policy()))
+    wave = next(w for w in doc["waves"] if len(w["vms"]) > 1)
+    edit(wave)
+    with pytest.raises(InputError) as caught:
+        parse_plan(doc, "plan.yaml")
+    assert caught.value.field.endswith(field) and fix in str(caught.value)

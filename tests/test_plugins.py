@@ -5,7 +5,10 @@ import pytest
 from vmwave import hookimpl
 from vmwave.domain.records import SourceVM
 from vmwave.errors import VmwaveError
-from vmwave.plugins import Conversion, conversion, manager, smoke_checks
+from vmwave.plugins import Conversion, conversion, manager, planned_tool, smoke_checks
+from vmwave.settings import Settings
+
+CONFIG = Settings.load(env={})
 
 
 def vm(family: str, **attributes: str) -> SourceVM:
@@ -18,29 +21,30 @@ def test_built_in_plugins_come_through_the_entry_point_group():
 
 
 def test_linux_is_converted_by_virt_v2v_and_unknown_guests_are_copied():
-    assert conversion(vm("linux")).tool == "virt-v2v"
-    assert conversion(vm("other")).tool == "copy"
-    assert conversion(vm("unknown")).tool == "copy"
+    assert [planned_tool(vm(family)) for family in ("linux", "windows", "other", "unknown")] == \
+        ["virt-v2v", "virt-v2v", "copy", "copy"]
+    assert conversion(vm("linux"), CONFIG).why.startswith("Linux guest")
 
 
-def test_the_vcenter_attribute_overrides_the_plugin():
-    assert conversion(vm("linux", **{"vmwave.convert": "copy"})) == Conversion("copy", "custom attribute vmwave.convert=copy")
-    assert conversion(vm("other", **{"vmwave.convert": "virt-v2v"})).tool == "virt-v2v"
+def test_the_vcenter_attribute_overrides_the_plugin_and_the_plan_overrides_both():
+    assert planned_tool(vm("linux", **{"vmwave.convert": "copy"})) == "copy"
+    assert planned_tool(vm("other", **{"vmwave.convert": "virt-v2v"})) == "virt-v2v"
     with pytest.raises(VmwaveError, match="is not one of copy, virt-v2v") as bad:
-        conversion(vm("linux", **{"vmwave.convert": "v2v"}))
+        planned_tool(vm("linux", **{"vmwave.convert": "v2v"}))
     assert "clear it" in bad.value.fix
+    assert conversion(vm("linux"), CONFIG, "copy") == Conversion("copy", "the plan says copy")
+    assert conversion(vm("windows"), CONFIG, "copy").needs == ""  # a copy needs no drivers
 
 
-def test_windows_needs_the_virtio_drivers(monkeypatch, tmp_path):
-    monkeypatch.delenv("VMWAVE_VIRTIO_WIN", raising=False)
-    with pytest.raises(VmwaveError, match="VMWAVE_VIRTIO_WIN is not set") as missing:
-        conversion(vm("windows"))
-    assert "virtio-win.iso" in missing.value.fix
+def test_windows_needs_the_virtio_drivers(tmp_path):
+    missing = conversion(vm("windows"), CONFIG, "virt-v2v")
+    assert missing.tool == "virt-v2v" and "VirtIO drivers" in missing.needs and "VMWAVE_VIRTIO_WIN" in missing.needs
+    absent = conversion(vm("windows"), Settings.load(env={"VMWAVE_VIRTIO_WIN": str(tmp_path / "nope.iso")}), "virt-v2v")
+    assert "nope.iso does not exist" in absent.needs
     iso = tmp_path / "virtio-win.iso"
     iso.write_bytes(b"")
-    monkeypatch.setenv("VMWAVE_VIRTIO_WIN", str(iso))
-    chosen = conversion(vm("windows"))
-    assert chosen.tool == "virt-v2v" and chosen.env == {"VIRTIO_WIN": str(iso)}
+    chosen = conversion(vm("windows"), Settings.load(env={"VMWAVE_VIRTIO_WIN": str(iso)}), "virt-v2v")
+    assert (chosen.tool, chosen.env, chosen.needs) == ("virt-v2v", {"VIRTIO_WIN": str(iso)}, "")
 
 
 def test_plugins_add_smoke_checks_by_guest_family():
@@ -53,7 +57,7 @@ def test_plugins_add_smoke_checks_by_guest_family():
 def test_a_third_party_plugin_answers_first():
     class Appliance:
         @hookimpl(tryfirst=True)
-        def vmwave_conversion(self, vm):
+        def vmwave_conversion(self, vm):  # takes only what it needs of the spec's arguments
             return Conversion("copy", "appliance images boot on virtio") if vm.name.startswith("appl") else None
 
         @hookimpl
@@ -63,8 +67,8 @@ def test_a_third_party_plugin_answers_first():
     plugin = Appliance()
     manager().register(plugin, "appliance")
     try:
-        assert conversion(SourceVM(name="appl-1", moref="vm-2", instance_uuid="u-2", guest_family="linux")).tool == "copy"
-        assert conversion(vm("linux")).tool == "virt-v2v"
+        assert planned_tool(SourceVM(name="appl-1", moref="vm-2", instance_uuid="u-2", guest_family="linux")) == "copy"
+        assert planned_tool(vm("linux")) == "virt-v2v"
         assert {"tcp": 443} in smoke_checks(vm("linux"))
     finally:
         manager().unregister(plugin)

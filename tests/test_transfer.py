@@ -38,8 +38,9 @@ def fetch(url: str, token: str, ca, headers=None) -> int:
 
 def test_a_token_opens_its_image_only(server):
     transfer, folder, ca = server
-    url_a, token_a = transfer.publish(folder / "a.qcow2")
-    url_b, _ = transfer.publish(folder / "b.qcow2")
+    url_a, url_b = f"{transfer.url}/images/w1/a/disk0", f"{transfer.url}/images/w1/b/disk0"
+    token_a = transfer.publish("/images/w1/a/disk0", folder / "a.qcow2")
+    transfer.publish("/images/w1/b/disk0", folder / "b.qcow2")
     assert fetch(url_a, token_a, ca) == 200
     assert fetch(url_b, token_a, ca) == 403
     assert fetch(url_a, "guess", ca) == 403
@@ -50,7 +51,7 @@ def test_a_token_opens_its_image_only(server):
 
 def test_downloads_through_it_resume(server, tmp_path):
     transfer, folder, ca = server
-    url, token = transfer.publish(folder / "b.qcow2")
+    url, token = f"{transfer.url}/images/w1/b/disk0", transfer.publish("/images/w1/b/disk0", folder / "b.qcow2")
     partial = tmp_path / "b.qcow2"
     partial.write_bytes((folder / "b.qcow2").read_bytes()[:1000])
     got = download(url, partial, {"Authorization": f"Bearer {token}"}, ssl.create_default_context(cafile=str(ca)))
@@ -59,7 +60,7 @@ def test_downloads_through_it_resume(server, tmp_path):
 
 def test_cdi_imports_from_it_with_a_ca_config_map_and_a_token_secret(server, kube):
     transfer, folder, ca = server
-    url, token = transfer.publish(folder / "a.qcow2")
+    url, token = f"{transfer.url}/images/w1/a/disk0", transfer.publish("/images/w1/a/disk0", folder / "a.qcow2")
     cluster = Cluster(kube.kubeconfig)
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "vmwave-transfer-ca", "namespace": NS},

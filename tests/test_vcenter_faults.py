@@ -6,12 +6,10 @@ the step records a failed attempt, retries, and finishes as if nothing happened.
 
 import subprocess
 import uuid
-from dataclasses import replace
 
 import pytest
 
-from test_migrate import job_for
-from vmwave.adapters.ledger import Ledger
+from helpers import job_for
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import snapshots, vm_ref
 
@@ -30,10 +28,10 @@ def test_a_vcenter_fault_is_retried(fault, prefect_server, lab, lab_settings, ta
 
     vm = by_name["app-01"]
     wave = f"wf-{fault}-{uuid.uuid4().hex[:6]}"  # a snapshot name no earlier run took: the task must run
-    job = replace(job_for(vm, lab_settings, target, tmp_path, wave), mode="rebuild")  # a snapshot, no shutdown
+    job = job_for(vm, lab_settings, tmp_path, wave, mode="rebuild")  # a snapshot, no shutdown
     lab.inject(**SNAPSHOT_FAULTS[fault](vm))
     detail = snapshot(job)
-    row = Ledger(job.ledger).get(wave, vm.moref, "snapshot")
+    row = job.ledger().get(wave, vm.moref, "snapshot")
     assert row["status"] == "succeeded" and row["attempt"] == 2  # one failed attempt, then the retry
     assert detail["snapshot"] == f"vmwave-{wave}"
     with connect(target) as si:
@@ -44,10 +42,10 @@ def test_a_download_cut_mid_way_resumes_with_range(prefect_server, lab, lab_sett
     from vmwave_tasks.convert import convert
 
     vm = by_name["win-app-01"]  # 16 MiB of real bytes in its disk
-    job = job_for(vm, lab_settings, target, tmp_path, "wf-cut")
+    job = job_for(vm, lab_settings, tmp_path, "wf-cut")
     lab.inject(cut_download_after=5 << 20)
     detail = convert(job)
-    row = Ledger(job.ledger).get("wf-cut", vm.moref, "convert")
+    row = job.ledger().get("wf-cut", vm.moref, "convert")
     assert row["status"] == "succeeded" and row["attempt"] == 2
     assert detail["resumed_bytes"] >= 5 << 20  # the second attempt asked only for the rest
     seeded = lab.datastore_root / vm.datacenter / "ds-sas-01" / "win-app-01" / "win-app-01_0.vmdk"

@@ -1,0 +1,80 @@
+"""Helpers the tests share: paths, the console script, and records made from an estate file without a server."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import uuid
+from pathlib import Path
+
+from vmwave.domain.guests import guest_os
+from vmwave.domain.records import Disk, Nic, Snapshot, SourceVM
+from vmwave_lab import estate
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = REPO / "lab" / "estates" / "small.yaml"
+VMWAVE = str(Path(sys.executable).parent / "vmwave")  # the console script of the environment under test
+
+
+def estate_records(path: Path = SMALL) -> list[SourceVM]:
+    """The records the lab vCenter serves for an estate, made without it (``test_estate_records`` compares them).
+
+    Morefs and UUIDs are stable stand-ins for the simulator's own.
+    """
+    seed = estate.load(str(path))
+    vlans, distributed = {}, set()
+    for dc in seed["datacenters"]:
+        for pg in dc["standard_portgroups"]:
+            vlans[pg["name"]] = pg["vlan"]
+        for switch in dc["switches"]:
+            for pg in switch["portgroups"]:
+                vlans[pg["name"]] = pg["vlan"]
+                distributed.add(pg["name"])
+    records = []
+    for number, vm in enumerate(seed["vms"], start=1):
+        digest = hashlib.sha256(vm["name"].encode()).digest()
+        disks = tuple(
+            Disk(key=2000 + i, label=f"Hard disk {i + 1}", file=d["file"], datastore=d["file"][1:].split("]")[0],
+                 capacity_bytes=d["size_kb"] * 1024, controller=vm["controllers"][d["controller"]]["type"],
+                 bus=vm["controllers"][d["controller"]]["bus"], unit=d["unit"],
+                 sharing="multiwriter" if d["sharing"] else "none", mode=d["mode"], thin=d["thin"])
+            for i, d in enumerate(vm["disks"]))
+        nics = tuple(Nic(key=4000 + i, label=f"Network adapter {i + 1}", mac=n["mac"], adapter=n["type"],
+                         portgroup=n["portgroup"], vlan=vlans.get(n["portgroup"]),
+                         distributed=n["portgroup"] in distributed) for i, n in enumerate(vm["nics"]))
+        powered_on = vm["power"] == "poweredOn"
+        records.append(SourceVM(
+            name=vm["name"], moref=f"vm-{number}", instance_uuid=str(uuid.UUID(bytes=digest[:16])),
+            bios_uuid=str(uuid.UUID(bytes=digest[16:])), datacenter=vm["datacenter"], cluster=vm["cluster"],
+            host=vm["host"], folder=vm["folder"], guest_id=vm["guest_id"], guest_family=guest_os(vm["guest_id"]).family,
+            firmware=vm["firmware"], secure_boot=vm["secure_boot"], cpus=vm["cpus"], memory_mb=vm["memory_mb"],
+            cbt=vm["cbt"], power_state=vm["power"],
+            tools="not_installed" if vm["template"] else vm["tools"] if powered_on or vm["tools"] == "not_installed"
+            else "not_running",  # as vCenter reports them: a template's tools are never installed, an off VM's not running
+            ips=tuple(vm["ips"]) if powered_on else (), template=vm["template"], disks=disks, nics=nics,
+            snapshots=tuple(Snapshot(name, "") for name in vm["snapshots"]), devices=tuple(sorted(set(vm["devices"]))),
+            tags=tuple(sorted(vm["tags"])), attributes=dict(vm["attributes"])))
+    return sorted(records, key=lambda r: (r.name, r.moref))
+
+
+def job_for(vm: SourceVM, lab_settings: dict, tmp_path: Path, wave: str, mode: str = "cold", checks: tuple = (),
+            timeouts: dict | None = None, keep_for_debug: bool = False, **entry):
+    """One VM's job as `prepare_wave` builds it from a plan entry, for a wave the test names, without a plan file."""
+    from vmwave.adapters.files import load_maps
+    from vmwave.domain.build import vm_objects
+    from vmwave.domain.names import target_name
+    from vmwave.plugins import conversion, planned_tool
+    from vmwave.settings import Settings, Timeouts
+    from vmwave_tasks.job import Job, transfer_target
+
+    env = {**lab_settings, "VMWAVE_LEDGER": str(tmp_path / "ledger.db"), "VMWAVE_WORKDIR": str(tmp_path / "work")}
+    settings = Settings.load(env=env, timeouts=Timeouts(**(timeouts or {"shutdown": 60, "import": 120, "boot": 60,
+                                                                         "agent": 5})))
+    maps = load_maps(settings.need_maps())
+    plan_entry = {"name": vm.name, "moref": vm.moref, "uuid": vm.instance_uuid, "class": "P3", "mode": mode,
+                  "profile": "standard", "convert": planned_tool(vm), "target_name": target_name(vm.name), "smoke": [],
+                  "keep_for_debug": keep_for_debug, **entry}
+    objects = vm_objects(vm, plan_entry, wave, maps, None if mode == "rebuild" else transfer_target(settings))
+    how = None if mode == "rebuild" else conversion(vm, settings, plan_entry["convert"])
+    return Job(wave=wave, vm=vm, entry=plan_entry, settings=settings, maps=maps, objects=objects, conversion=how,
+               checks=tuple(checks), keep_for_debug=keep_for_debug)
