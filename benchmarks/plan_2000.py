@@ -24,7 +24,7 @@ from pyVmomi import vim, vmodl
 
 from vmwave.adapters.vsphere import VM_PROPERTIES, VCenter, connect, inventory
 from vmwave.domain.waves import build_plan
-from vmwave.planning import load_maps, load_policy
+from vmwave.adapters.files import load_maps, load_policy
 from vmwave_lab import estate, vcenter
 
 REPO = Path(__file__).resolve().parent.parent

@@ -23,8 +23,10 @@ import yaml
 from vmwave.adapters.conversion import v2v_env
 from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import inventory
-from vmwave.planning import load_maps, load_policy, make_plan, write_plan
-from vmwave.settings import vcenter_target
+from vmwave.adapters.files import load_maps, load_policy, write_plan
+from vmwave.domain.plan import make_plan
+from vmwave.plugins import planned_tool
+from vmwave.settings import Settings
 from vmwave_lab import debian_guest, lab
 
 ESTATE = {"version": 1, "datacenters": [{
@@ -41,7 +43,7 @@ def baseline_v2v(work: Path) -> float:
     out.mkdir()
     started = time.perf_counter()
     subprocess.run(["virt-v2v", "-i", "disk", str(debian_guest.image()), "-o", "local", "-os", str(out), "-of", "qcow2"],
-                   env={**os.environ, **v2v_env({})}, check=True, capture_output=True)
+                   env={**os.environ, **v2v_env({}, os.environ.get("VMWAVE_V2V_ACCEL"))}, check=True, capture_output=True)
     return time.perf_counter() - started
 
 
@@ -59,8 +61,9 @@ def main() -> None:
         try:
             os.environ.update(settings, VMWAVE_LEDGER=str(work / "ledger.db"), VMWAVE_WORKDIR=str(work / "work"))
             baseline = None if args.no_baseline else baseline_v2v(work)
-            target = vcenter_target()
-            doc = make_plan(inventory(target), load_policy(), load_maps(settings["VMWAVE_MAPS"]), target.url)
+            target = Settings.load().need_vcenter()
+            doc = make_plan(inventory(target), load_policy(), load_maps(settings["VMWAVE_MAPS"]), target.url,
+                            convert=planned_tool)
             write_plan(doc, work / "plan.yaml")
             wave = doc["waves"][0]["id"]
             from vmwave_flows.wave import migrate_wave
@@ -69,7 +72,7 @@ def main() -> None:
                 started = time.perf_counter()
                 report = migrate_wave(str(work / "plan.yaml"), wave, report_dir=str(work))
                 total = time.perf_counter() - started
-            steps = {r["step"]: r for r in Ledger(str(work / "ledger.db")).rows(wave)}
+            steps = {r["step"]: r for r in Ledger(Settings.load().ledger).rows(wave)}
         finally:
             lab.down(work / "lab")
     if report["succeeded"] != 1:

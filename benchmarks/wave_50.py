@@ -22,8 +22,10 @@ import yaml
 
 from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import inventory
-from vmwave.planning import load_maps, load_policy, make_plan, write_plan
-from vmwave.settings import vcenter_target
+from vmwave.adapters.files import load_maps, load_policy, write_plan
+from vmwave.domain.plan import make_plan
+from vmwave.plugins import planned_tool
+from vmwave.settings import Settings
 from vmwave_lab import lab
 
 
@@ -66,10 +68,10 @@ def main() -> None:
         try:
             os.environ.update(settings, VMWAVE_LEDGER=str(work / "ledger.db"), VMWAVE_WORKDIR=str(work / "work"),
                               VMWAVE_IN_FLIGHT="10")
-            target = vcenter_target()
+            target = Settings.load().need_vcenter()
             records = inventory(target)
             doc = make_plan(records, load_policy(wave_size=args.vms, per_host=10), load_maps(settings["VMWAVE_MAPS"]),
-                            target.url)
+                            target.url, convert=planned_tool)
             write_plan(doc, work / "plan.yaml")
             wave = doc["waves"][0]
 
@@ -88,7 +90,7 @@ def main() -> None:
                 started = time.perf_counter()
                 report = migrate_wave(str(work / "plan.yaml"), wave["id"], report_dir=str(work))
                 wave_seconds = time.perf_counter() - started
-            all_rows = Ledger(str(work / "ledger.db")).rows(wave["id"])
+            all_rows = Ledger(Settings.load().ledger).rows(wave["id"])
             rows = [r for r in all_rows if r["step"] == "convert"]
             span = busy_seconds([(r["started_at"], r["finished_at"]) for r in rows])
             converted = sum(r["bytes"] for r in rows)
