@@ -38,7 +38,22 @@ def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | No
                  workdir: str | None = None, keep_for_debug: bool = False, ignore_window: bool = False,
                  in_flight: int | None = None, per_host: int | None = None, per_datastore: int | None = None,
                  timeouts: Timeouts | None = None, report_dir: str = ".") -> dict[str, Any]:
-    """Migrate one wave of the plan file ``plan``: every VM through the seven steps, at most ``in_flight`` at once."""
+    """Migrate one wave of the plan file ``plan``: every VM through the seven steps, at most ``in_flight`` at once.
+
+    Args:
+        plan: path of the plan file (`vmwave plan` writes it); it says everything each VM's migration uses
+        wave: the wave's id (w003) or number (3)
+        maps: storage and network maps file [VMWAVE_MAPS]
+        ledger: ledger file or SQLAlchemy URL [VMWAVE_LEDGER]
+        workdir: where disks are downloaded and converted [VMWAVE_WORKDIR]
+        keep_for_debug: keep a failed VM's cluster objects, labelled, instead of removing them
+        ignore_window: run a planned-window (P4) wave outside its maintenance window
+        in_flight: VMs migrating at once in this worker [VMWAVE_IN_FLIGHT, 10]
+        per_host: VMs in flight per ESXi host across workers [the plan's limit]
+        per_datastore: VMs in flight per datastore across workers [VMWAVE_PER_DATASTORE, 10]
+        timeouts: seconds each waiting step may take [VMWAVE_TIMEOUTS]
+        report_dir: where the wave's Markdown report is written
+    """
     logger = get_run_logger()
     settings = Settings.load(maps=maps, ledger=ledger, workdir=workdir, in_flight=in_flight, per_host=per_host,
                              per_datastore=per_datastore, timeouts=timeouts)
@@ -65,6 +80,13 @@ def rollback_wave(plan: str, wave: str, maps: str | None = None, ledger: str | N
     """Undo a wave on request: every VM the ledger knows in it is rolled back; sources are kept.
 
     Nothing a migration checks first (drivers, conversion tools, the window) is needed to undo it.
+
+    Args:
+        plan: path of the plan file the wave ran from
+        wave: the wave's id (w003) or number (3)
+        maps: storage and network maps file [VMWAVE_MAPS]
+        ledger: ledger file or SQLAlchemy URL [VMWAVE_LEDGER]
+        keep_for_debug: label the VMs' cluster objects instead of removing them
     """
     settings = Settings.load(maps=maps, ledger=ledger)
     jobs = rollback_jobs(plan, wave, settings, keep_for_debug)

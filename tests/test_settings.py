@@ -44,3 +44,21 @@ def test_what_a_command_needs_is_asked_for_by_name():
         settings.need_kubeconfig()
     with pytest.raises(InputError, match="VMWAVE_MAPS"):
         settings.need_maps()
+
+
+def test_the_flows_show_a_typed_form_and_take_no_secret():
+    """The Prefect UI builds a run's form from these schemas; a secret is only ever named, never a parameter."""
+    from prefect.utilities.callables import parameter_schema
+
+    from vmwave_flows.plan import plan_migration
+    from vmwave_flows.wave import migrate_wave, rollback_wave
+
+    schema = parameter_schema(migrate_wave.fn).model_dump()
+    props = schema["properties"]
+    assert props["in_flight"]["anyOf"][0]["type"] == "integer" and props["keep_for_debug"]["type"] == "boolean"
+    assert set(schema["definitions"]["Timeouts"]["properties"]) == {"shutdown", "convert", "import", "boot", "agent"}
+    assert "VMWAVE_IN_FLIGHT" in props["in_flight"]["description"]
+    for flow in (migrate_wave, rollback_wave, plan_migration):
+        names = set(parameter_schema(flow.fn).model_dump()["properties"])
+        held = {n for n in names if n in ("password", "token", "secret", "api_key") or n.endswith(("_password", "_token"))}
+        assert not held, names  # a parameter may say where a secret is (password_file, secret_block), never hold it
