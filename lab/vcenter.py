@@ -80,7 +80,8 @@ class LabVCenter:
         return self.state_dir / "datastores"
 
     def inject(self, **faults: Any) -> None:
-        """Arm faults (see lab/vcsim/faults.go): sdk_status, cut_download_after, fail_task, expire_sessions."""
+        """Arm faults (see lab/vcsim/faults.go): sdk_status, cut_download_after, fail_task, expire_sessions,
+        datastore_fail."""
         base = urlparse(self.url)
         request = urllib.request.Request(f"{base.scheme}://{base.netloc}/lab/faults", method="POST",
                                          data=json.dumps(faults).encode(), headers={
@@ -177,9 +178,19 @@ def seed_disks(lab: LabVCenter, seed: dict[str, Any]) -> int:
 
 
 def seed_disk(lab: LabVCenter, datacenter: str, datastore_path: str, source: Path) -> Path:
-    """Put real bytes behind a VM's disk file, as if the VM had written them: the simulator's files are empty."""
+    """Put real bytes behind a VM's disk, as if the VM had written them: the simulator's files are empty.
+
+    The disk is stored as ESXi stores a thick or thin VMFS disk: a descriptor
+    (``NAME.vmdk``) and its raw, sparse data file (``NAME-flat.vmdk``). Returns the data file.
+    """
     datastore, _, path = datastore_path.partition("] ")
     target = lab.datastore_root / datacenter / datastore.lstrip("[") / path
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    return target
+    flat = target.with_name(target.stem + "-flat.vmdk")
+    for old in (target, flat):
+        old.unlink(missing_ok=True)
+    result = subprocess.run(["qemu-img", "convert", "-q", "-O", "vmdk", "-o", "subformat=monolithicFlat",
+                             str(source), str(target)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LabError(f"qemu-img could not write {datastore_path}: {result.stderr.strip()}")
+    return flat

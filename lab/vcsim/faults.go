@@ -6,6 +6,8 @@
 //	{"fail_task": {"moref": "vm-42", "method": "CreateSnapshot_Task", "times": 1}}
 //	                                               that call returns a task that ends in error
 //	{"expire_sessions": 1}                         next N SOAP calls find their session logged out
+//	{"datastore_fail": {"status": 401, "times": 2}} next N datastore reads answer this status
+//	                                               (0: the connection drops before any answer)
 //
 // A real vCenter does all of these on a bad day: a busy or restarting vpxd,
 // a proxy dropping a long transfer, a task failing on the host, an idle
@@ -35,11 +37,17 @@ type taskFault struct {
 	Times  int    `json:"times"`
 }
 
+type datastoreFault struct {
+	Status int `json:"status"`
+	Times  int `json:"times"`
+}
+
 type faultPlan struct {
-	SDKStatus      []int      `json:"sdk_status"`
-	CutAfter       int64      `json:"cut_download_after"`
-	FailTask       *taskFault `json:"fail_task"`
-	ExpireSessions int        `json:"expire_sessions"`
+	DatastoreFail  *datastoreFault `json:"datastore_fail"`
+	SDKStatus      []int           `json:"sdk_status"`
+	CutAfter       int64           `json:"cut_download_after"`
+	FailTask       *taskFault      `json:"fail_task"`
+	ExpireSessions int             `json:"expire_sessions"`
 }
 
 type faults struct {
@@ -72,11 +80,14 @@ func (f *faults) configure(w http.ResponseWriter, r *http.Request) {
 		f.plan.FailTask = plan.FailTask
 	}
 	f.plan.ExpireSessions += plan.ExpireSessions
+	if plan.DatastoreFail != nil {
+		f.plan.DatastoreFail = plan.DatastoreFail
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // take returns what fires for this request and consumes it.
-func (f *faults) take(path string, get bool, body []byte, cookie bool) (status int, cut int64, task *taskFault, expire bool) {
+func (f *faults) take(path string, get bool, body []byte, cookie bool) (status int, cut int64, task *taskFault, expire bool, drop bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
@@ -99,6 +110,13 @@ func (f *faults) take(path string, get bool, body []byte, cookie bool) (status i
 			expire = true
 		}
 	case strings.HasPrefix(path, "/folder/") && get: // a HEAD before the download does not count
+		if d := f.plan.DatastoreFail; d != nil {
+			status, drop = d.Status, d.Status == 0
+			if d.Times--; d.Times <= 0 {
+				f.plan.DatastoreFail = nil
+			}
+			return
+		}
 		cut, f.plan.CutAfter = f.plan.CutAfter, 0
 	}
 	return
@@ -151,14 +169,20 @@ func (f *faults) wrap(next http.Handler) http.Handler {
 			f.configure(w, r)
 			return
 		}
+		if strings.HasPrefix(r.URL.Path, "/folder/") && !f.authenticated(next, r) {
+			unauthorized(w)
+			return
+		}
 		var body []byte
 		if strings.HasPrefix(r.URL.Path, "/sdk") && r.Method == http.MethodPost {
 			body, _ = ioutil.ReadAll(r.Body)
 			r.Body = ioutil.NopCloser(bytes.NewReader(body))
 		}
 		_, err := r.Cookie("vmware_soap_session")
-		status, cut, task, expire := f.take(r.URL.Path, r.Method == http.MethodGet, body, err == nil)
+		status, cut, task, expire, drop := f.take(r.URL.Path, r.Method == http.MethodGet, body, err == nil)
 		switch {
+		case drop:
+			panic(http.ErrAbortHandler) // no answer at all, as a firewall or a dead proxy
 		case status != 0:
 			w.WriteHeader(status)
 		case task != nil:
