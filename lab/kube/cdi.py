@@ -1,16 +1,25 @@
 """A simulated CDI: DataVolumes get a PVC backed by a file, and their source really lands in it.
 
-http sources are downloaded (with CA config maps and extra headers), upload
-sources take the image through an upload endpoint with a per-PVC token,
-registry sources come from a local image directory, and blank ones are made
-sparse. The result is checked with the real ``qemu-img`` and stored raw,
-as CDI stores it. Failures carry CDI's reasons and messages.
+Each PVC's bytes are the file ``volumes/<namespace>/<pvc>.img``.
+http sources stream into it (basic auth from ``secretRef``, CA config maps,
+extra headers): raw data straight in, sparse, as CDI's nbdkit-based importer
+does; other formats through a scratch file and ``qemu-img``. vddk sources
+log in to the lab vCenter with the Secret's credentials, check its
+thumbprint, find the VM by BIOS UUID and the disk by ``backingFile``, and
+copy only the data extents of its flat file from the datastore (what VDDK
+reads through the host). upload sources take the image through an upload
+endpoint with a per-PVC token, registry sources come from a local image
+directory, and blank ones are made sparse. Failures carry CDI's messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import http.client
 import json
+import os
 import re
 import secrets
 import shutil
@@ -18,6 +27,7 @@ import ssl
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -33,8 +43,106 @@ _UNITS = {"": 1, "k": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "Ki": 1024
           "Ti": 1024**4}
 
 
+CHUNK = 4 << 20
+MAGIC = {b"QFI\xfb": "qcow2", b"KDMV": "vmdk", b"vhdxfile": "vhdx", b"conectix": "vpc"}
+_EXTENT = re.compile(r'^(?:RW|RDONLY)\s+\d+\s+(?:FLAT|VMFS)\s+"(?P<file>[^"]+)"', re.MULTILINE)
+
+
+RESTARTS, RESTART_SECONDS = 3, 1.0
+
+
 class ImportFailed(Exception):
     pass
+
+
+class Retryable(ImportFailed):
+    """The connection to the source failed or dropped: CDI restarts its importer."""
+
+
+def sniff(head: bytes) -> str:
+    """raw, text (not an image) or the image format the first bytes name."""
+    for magic, kind in MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "text"
+    return "raw"
+
+
+def _too_small(size: int, usable: int) -> str:
+    return (f"Unable to process data: Virtual image size {size} is larger than the reported available storage "
+            f"{usable}. A larger PVC is required.")
+
+
+def _read_full(response, view: memoryview) -> int:
+    """Fill ``view`` as far as the stream goes: the first chunk decides the format."""
+    filled = 0
+    while filled < len(view) and (count := response.readinto(view[filled:])):
+        filled += count
+    return filled
+
+
+def _write_sparse(response, buffer: bytearray, first: int, target: Path, total: int | None, report) -> None:
+    """Stream raw data into the volume, skipping zero chunks so the volume stays sparse like the source."""
+    done, last, count = 0, 0.0, first
+    with open(target, "wb") as out:
+        while count:
+            if buffer.count(0, 0, count) == count:
+                out.seek(count, os.SEEK_CUR)
+            else:
+                out.write(memoryview(buffer)[:count])
+            done += count
+            if time.monotonic() - last > 0.25:
+                report(done, total)
+                last = time.monotonic()
+            count = response.readinto(buffer)
+        out.truncate(done)
+    if total and done < total:  # http.client reads a cut body as a short one
+        raise Retryable(f"Unable to process data: unexpected EOF after {done} of {total} bytes")
+
+
+def _copy_extents(source: Path, claim: dict, target: Path, report) -> None:
+    """Copy only the data extents of a raw file (VDDK's allocated blocks), in the kernel, into a sparse volume."""
+    size = source.stat().st_size
+    if size > claim["usable"]:
+        raise ImportFailed(_too_small(size, claim["usable"]))
+    last = 0.0
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        dst.truncate(size)
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(src.fileno(), offset, os.SEEK_DATA)
+            except OSError:  # no data after offset
+                break
+            end = os.lseek(src.fileno(), start, os.SEEK_HOLE)
+            while start < end:
+                copied = os.copy_file_range(src.fileno(), dst.fileno(), min(end - start, 64 << 20), start, start)
+                if copied == 0:
+                    break
+                start += copied
+                if time.monotonic() - last > 0.25:
+                    report(start, size)
+                    last = time.monotonic()
+            offset = end
+    report(size, size)
+
+
+def _data_file(descriptor: Path, backing: str) -> Path:
+    """A VMDK descriptor's flat extent (what VDDK reads), or the disk file itself when it holds the data."""
+    if not descriptor.exists():
+        raise ImportFailed(f"Unable to connect to vddk data source: file {backing} not found on the datastore (404)")
+    with open(descriptor, "rb") as handle:
+        head = handle.read(64 << 10)
+    if b"# Disk DescriptorFile" not in head[:1024]:  # a sparse VMDK or raw data: the file holds the disk
+        return descriptor
+    m = _EXTENT.search(head.decode(errors="replace"))
+    if m is None:
+        raise ImportFailed(f"Unable to process data: {backing} is a descriptor without a flat extent")
+    extent = descriptor.parent / m.group("file")
+    if not extent.exists():
+        raise ImportFailed(f"Unable to connect to vddk data source: file {extent.name} not found on the datastore (404)")
+    return extent
 
 
 def parse_quantity(text: str | int) -> int:
@@ -55,6 +163,7 @@ class Cdi:
     def __init__(self, api: Api, state: Path, config: dict):
         self.api = api
         self.volumes = state / "volumes"
+        self.datastores = Path(config.get("datastore_root") or state / "datastores")  # the lab vCenter's
         self.registry = Path(config.get("registry_dir") or state / "registry")
         self.uploads: dict[str, tuple[str, str]] = {}  # upload token -> (namespace, pvc)
         self.upload_done: dict[tuple[str, str], asyncio.Event] = {}
@@ -102,20 +211,38 @@ class Cdi:
             if "blank" in source:
                 with open(target, "wb") as handle:
                     handle.truncate(claim["usable"])
-            elif "http" in source:
-                await self.import_http(dv, source["http"], claim, target)
+            elif "http" in source or "vddk" in source:
+                await self.with_restarts(dv, claim, target)
             elif "registry" in source:
                 await self.import_registry(dv, source["registry"], claim, target)
             elif "upload" in source:
                 await self.await_upload(dv, claim, target)
             else:
-                raise ImportFailed(f"unsupported source {sorted(source)}: the lab CDI takes http, upload, registry, blank")
+                raise ImportFailed(f"unsupported source {sorted(source)}: the lab CDI takes http, vddk, upload, registry, "
+                                   "blank")
         except ImportFailed as exc:
             self._fail(dv, str(exc))
             return
         self._status(ns, name, "Succeeded", "100.0%", Bound=("True", "Bound", f"PVC {name} Bound"),
                      Ready=("True", "", ""), Running=("False", "Completed", "Import Complete"))
         event(self.api, dv, "ImportSucceeded", "Successfully imported into PVC " + name)
+
+    async def with_restarts(self, dv: dict, claim: dict, target: Path) -> None:
+        """Import from vSphere; a lost connection restarts the importer (``status.restartCount``), as CDI's pod does."""
+        ns, name = dv["metadata"]["namespace"], dv["metadata"]["name"]
+        source = dv["spec"]["source"]
+        for restarts in range(RESTARTS + 1):
+            try:
+                if "http" in source:
+                    return await self.import_http(dv, source["http"], claim, target)
+                return await self.import_vddk(dv, source["vddk"], claim, target)
+            except Retryable as exc:
+                if restarts == RESTARTS:
+                    raise ImportFailed(str(exc)) from None
+                self.api.set_status(R["datavolumes"], ns, name, lambda s: s.update(restartCount=restarts + 1))
+                self._status(ns, name, "ImportInProgress", Running=("False", "Error", str(exc)))
+                event(self.api, dv, "Error", str(exc), "Warning")
+                await asyncio.sleep(RESTART_SECONDS)  # the importer pod's restart back-off
 
     def claim(self, dv: dict) -> dict | None:
         """Create and bind the DataVolume's PVC; None (and a Pending DataVolume) if it cannot bind."""
@@ -171,70 +298,153 @@ class Cdi:
             raise ImportFailed(f'configmap "{spec["certConfigMap"]}" not found')
         return ssl.create_default_context(cadata="\n".join((cm.get("data") or {}).values()))
 
+    def _secret(self, ns: str, name: str) -> dict[str, str]:
+        secret = self.api.store.get(R["secrets"], ns, name)
+        if secret is None:
+            raise ImportFailed(f'secret "{name}" not found')
+        values = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+        return {**values, **(secret.get("stringData") or {})}
+
+    def _credentials(self, ns: str, name: str) -> tuple[str, str]:
+        """CDI's ``secretRef``: the keys ``accessKeyId`` and ``secretKey``."""
+        values = self._secret(ns, name)
+        if "accessKeyId" not in values or "secretKey" not in values:
+            raise ImportFailed(f'secret "{name}" has no accessKeyId and secretKey')
+        return values["accessKeyId"], values["secretKey"]
+
     def _headers(self, ns: str, spec: dict) -> dict[str, str]:
         lines = list(spec.get("extraHeaders") or [])
         for secret_name in spec.get("secretExtraHeaders") or []:
-            secret = self.api.store.get(R["secrets"], ns, secret_name)
-            if secret is None:
-                raise ImportFailed(f'secret "{secret_name}" not found')
-            import base64
-            lines += [base64.b64decode(v).decode() for v in (secret.get("data") or {}).values()]
-            lines += list((secret.get("stringData") or {}).values())
-        return dict(line.split(":", 1) for line in lines if ":" in line)
+            lines += list(self._secret(ns, secret_name).values())
+        headers = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in lines if ":" in line)}
+        if spec.get("secretRef"):
+            user, password = self._credentials(ns, spec["secretRef"])
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        return headers
 
-    async def import_http(self, dv: dict, spec: dict, claim: dict, target: Path) -> None:
-        ns, name = dv["metadata"]["namespace"], dv["metadata"]["name"]
-        self._status(ns, name, "ImportScheduled", "N/A", Bound=("True", "Bound", f"PVC {name} Bound"),
-                     Ready=("False", "", ""), Running=("False", "", ""))
-        request = urllib.request.Request(spec.get("url", ""), headers={k.strip(): v.strip() for k, v in
-                                                                       self._headers(ns, spec).items()})
-        context = self._http_context(ns, spec)
-        self._status(ns, name, "ImportInProgress", "0.00%", Running=("True", "Pod is running", ""))
-        download = target.with_suffix(".download")
+    def _reporter(self, ns: str, name: str):
         loop = asyncio.get_running_loop()
 
         def report(done: int, total: int | None) -> None:
             text = f"{100 * done / total:.2f}%" if total else "N/A"
             loop.call_soon_threadsafe(lambda: self._status(ns, name, "ImportInProgress", text))
+        return report
 
-        try:
-            await asyncio.to_thread(self._fetch, request, context, download, report)
-            await asyncio.to_thread(self._store_image, download, claim, target)
-        finally:
-            download.unlink(missing_ok=True)
+    def _scheduled(self, ns: str, name: str) -> None:
+        self._status(ns, name, "ImportScheduled", "N/A", Bound=("True", "Bound", f"PVC {name} Bound"),
+                     Ready=("False", "", ""), Running=("False", "", ""))
+        self._status(ns, name, "ImportInProgress", "0.00%", Running=("True", "Pod is running", ""))
 
-    @staticmethod
-    def _fetch(request, context, download: Path, report) -> None:
+    async def import_http(self, dv: dict, spec: dict, claim: dict, target: Path) -> None:
+        ns, name = dv["metadata"]["namespace"], dv["metadata"]["name"]
+        self._scheduled(ns, name)
+        request = urllib.request.Request(spec.get("url", ""), headers=self._headers(ns, spec))
+        context = self._http_context(ns, spec)
+        await asyncio.to_thread(self._stream_http, request, context, claim, target, self._reporter(ns, name))
+
+    def _stream_http(self, request, context, claim: dict, target: Path, report) -> None:
         try:
-            with urllib.request.urlopen(request, context=context, timeout=60) as response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                done, last = 0, 0.0
-                buffer = memoryview(bytearray(4 << 20))  # readinto one buffer: read() allocates per chunk, 2.7x slower
-                with open(download, "wb") as out:
-                    while count := response.readinto(buffer):
-                        out.write(buffer[:count])
-                        done += count
-                        if time.monotonic() - last > 0.25:
-                            report(done, total)
-                            last = time.monotonic()
+            response = urllib.request.urlopen(request, context=context, timeout=60)
         except urllib.error.HTTPError as exc:
             raise ImportFailed(f"Unable to connect to http data source: expected status code 200, got {exc.code}. "
                                f"Status: {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
-            raise ImportFailed(f"Unable to connect to http data source: {getattr(exc, 'reason', exc)}") from None
+            raise Retryable(f"Unable to connect to http data source: {getattr(exc, 'reason', exc)}") from None
+        try:
+            self._receive(response, claim, target, report)
+        except (OSError, http.client.HTTPException) as exc:
+            raise Retryable(f"Unable to process data: unexpected EOF: {exc!r}") from None
 
+    def _receive(self, response, claim: dict, target: Path, report) -> None:
+        with response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            buffer = bytearray(CHUNK)  # readinto one buffer: read() allocates per chunk, 2.7x slower
+            first = _read_full(response, memoryview(buffer))
+            kind = sniff(bytes(buffer[:min(first, 4096)]))
+            if kind == "text":
+                raise ImportFailed("Unable to process data: the source is not a disk image (its content is text)")
+            if kind == "raw":
+                if total and total > claim["usable"]:
+                    raise ImportFailed(_too_small(total, claim["usable"]))
+                _write_sparse(response, buffer, first, target, total, report)
+                return
+            scratch = target.with_suffix(".scratch")  # formats the importer cannot stream: CDI's scratch space
+            try:
+                with open(scratch, "wb") as out:
+                    out.write(buffer[:first])
+                    while count := response.readinto(buffer):
+                        out.write(memoryview(buffer)[:count])
+                self._store_image(scratch, claim, target)
+            finally:
+                scratch.unlink(missing_ok=True)
+
+    async def import_vddk(self, dv: dict, spec: dict, claim: dict, target: Path) -> None:
+        ns, name = dv["metadata"]["namespace"], dv["metadata"]["name"]
+        if not spec.get("initImageURL") and self.api.store.get(R["configmaps"], "cdi", "v2v-vmware") is None:
+            raise ImportFailed("Unable to connect to vddk data source: no VDDK image: set initImageURL or the "
+                               "vddk-init-image key of ConfigMap cdi/v2v-vmware")
+        self._scheduled(ns, name)
+        user, password = self._credentials(ns, spec.get("secretRef", ""))
+        source = await asyncio.to_thread(self._vddk_disk, spec, user, password)
+        with open(source, "rb") as handle:
+            raw = sniff(handle.read(4096)) == "raw"
+        if raw:
+            await asyncio.to_thread(_copy_extents, source, claim, target, self._reporter(ns, name))
+        else:  # a hosted (sparse) VMDK: VDDK reads its virtual disk
+            await asyncio.to_thread(self._store_image, source, claim, target, True)
+
+    def _vddk_disk(self, spec: dict, user: str, password: str) -> Path:
+        """What VDDK does before it reads: the thumbprint, the login, the VM by BIOS UUID, its disk by backing file."""
+        from pyVim.connect import Disconnect, SmartConnect
+        from pyVmomi import vim
+
+        u = urllib.parse.urlparse(spec.get("url", ""))
+        try:
+            der = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((u.hostname, u.port or 443), timeout=30))
+        except OSError as exc:
+            raise Retryable(f"Unable to connect to vddk data source: {exc.strerror or exc}") from None
+        digest = hashlib.sha1(der).hexdigest().upper()
+        actual = ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+        if spec.get("thumbprint", "").upper() != actual:
+            raise ImportFailed(f"Unable to connect to vddk data source: the thumbprint {spec.get('thumbprint')!r} "
+                               f"does not match the server's certificate ({actual})")
+        try:
+            si = SmartConnect(host=u.hostname, port=u.port or 443, user=user, pwd=password,
+                              sslContext=ssl._create_unverified_context())  # pinned by the thumbprint above
+        except vim.fault.InvalidLogin:
+            raise ImportFailed("Unable to connect to vddk data source: Cannot complete login due to an incorrect "
+                               "user name or password") from None
+        try:
+            vm = si.content.searchIndex.FindByUuid(None, spec.get("uuid", ""), True, False)
+            backing = spec.get("backingFile", "")
+            if vm is None:
+                raise ImportFailed(f"disk {backing} is not a disk of a VM: no VM has BIOS UUID {spec.get('uuid')}")
+            disks = [d.backing.fileName for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
+            if backing not in disks:
+                raise ImportFailed(f"disk {backing} is not a disk of VM {vm.name} (it has {', '.join(disks)})")
+            parent = vm.parent
+            while not isinstance(parent, vim.Datacenter):
+                parent = parent.parent
+            datacenter = parent.name
+        finally:
+            Disconnect(si)
+        datastore, _, path = backing.partition("] ")
+        descriptor = self.datastores / datacenter / datastore.lstrip("[") / path
+        return _data_file(descriptor, backing)
     @staticmethod
-    def _store_image(source: Path, claim: dict, target: Path) -> None:
-        """Check the image with qemu-img and write it raw into the volume, as CDI's importer does."""
+    def _store_image(source: Path, claim: dict, target: Path, keep_source: bool = False) -> None:
+        """Check the image with qemu-img and write it raw into the volume, as CDI's importer does.
+
+        A raw scratch file becomes the volume; with ``keep_source`` (a datastore file) it is converted instead.
+        """
         with open(source, "rb") as handle:
             head = handle.read(4096)
         info = image_info(source)
-        if info.get("format") == "raw" and head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        if info.get("format") == "raw" and sniff(head) == "text":
             raise ImportFailed("Unable to process data: the source is not a disk image (its content is text)")
         if info["virtual-size"] > claim["usable"]:
-            raise ImportFailed(f"Unable to process data: Virtual image size {info['virtual-size']} is larger than the "
-                               f"reported available storage {claim['usable']}. A larger PVC is required.")
-        if info.get("format") == "raw":
+            raise ImportFailed(_too_small(info["virtual-size"], claim["usable"]))
+        if info.get("format") == "raw" and not keep_source:
             shutil.move(source, target)
         else:
             result = subprocess.run(["qemu-img", "convert", "-O", "raw", str(source), str(target)],

@@ -118,10 +118,13 @@ def start_controllers(api: Api, state: Path, config: dict) -> tuple[list[asyncio
     """Bootstrap the cluster and start the loops; returns the tasks and the extra HTTP routes (CDI upload)."""
     from vmwave_lab.kube.cdi import Cdi
     from vmwave_lab.kube.kubevirt import KubeVirt
+    from vmwave_lab.kube.pods import Pods
 
     bootstrap(api, config)
-    cdi, kubevirt = Cdi(api, state, config), KubeVirt(api, state, config)
+    cdi, kubevirt, pods = Cdi(api, state, config), KubeVirt(api, state, config), Pods(api, state, config)
     tasks = [asyncio.create_task(run_loop(api, R["datavolumes"], cdi.reconcile)),
+             asyncio.create_task(run_loop(api, R["pods"], pods.reconcile)),
+             asyncio.create_task(run_loop(api, R["jobs"], pods.reconcile_job)),
              asyncio.create_task(run_loop(api, R["virtualmachines"], kubevirt.reconcile_vm)),
              asyncio.create_task(run_loop(api, R["virtualmachineinstances"], kubevirt.reconcile_vmi))]
     tasks.append(asyncio.create_task(_close_on_cancel(kubevirt)))

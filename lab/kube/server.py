@@ -11,7 +11,7 @@ import copy
 import json
 import re
 import secrets
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import yaml
 from starlette.applications import Starlette
@@ -56,6 +56,8 @@ class Api:
         self.tokens = tokens  # token -> "admin" | "viewer"
         # virtual resources (UploadTokenRequest) answer at create time and are not stored
         self.on_create: dict[str, Callable[[dict], dict]] = {}
+        # read-only subresources served by controllers, e.g. ("pods", "log") for `kubectl logs`
+        self.subresources: dict[tuple[str, str], Callable[[str, str, dict], Awaitable[Response]]] = {}
 
     # ---- writes shared by HTTP and the simulated controllers ----
 
@@ -220,6 +222,10 @@ class Api:
         for r in served:
             listing.append({"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced,
                             "kind": r.kind, "verbs": verbs, "shortNames": list(r.short)})
+            for plural, sub in self.subresources:
+                if plural == r.plural:
+                    listing.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
+                                    "kind": r.kind, "verbs": ["get"]})
             if r.status:
                 listing.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced,
                                 "kind": r.kind, "verbs": ["get", "patch", "update"]})
@@ -257,6 +263,8 @@ class Api:
         if request.method == "GET" and (found := self.discovery(parts)) is not None:
             return JSONResponse(found)
         r, ns, name, sub = self.locate(parts)
+        if request.method == "GET" and (r.plural, sub) in self.subresources and name:
+            return await self.subresources[(r.plural, sub)](ns or "", name, dict(request.query_params))
         if sub not in ("", "status"):
             raise ApiError(404, "the server could not find the requested resource")
         if role != "admin" and request.method != "GET":
