@@ -11,26 +11,26 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
-from prefect.concurrency.sync import concurrency
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vmwave.settings import Settings, Timeouts
 from vmwave_flows.migrate import migrate_vm, run_steps
 from vmwave_tasks.inventory import read_vcenter_inventory
+from vmwave_tasks.dispatch import run_wave
 from vmwave_tasks.job import Job, classify
 from vmwave_tasks.undo import rollback
-from vmwave_tasks.wave import prepare_wave, progress, rollback_jobs, share_limits, start_progress, wave_report
+from vmwave_tasks.wave import prepare_wave, progress, remove_credentials, rollback_jobs, share_limits, \
+    start_progress, wave_report
 
 
-@task(name="migrate-one", cache_policy=NONE, persist_result=False)
-def migrate_one(job: Job, limits: list[str]) -> str:
-    """One VM inside its host's and datastores' limits; its outcome, never an exception."""
-    with concurrency(limits, occupy=1, lease_duration=60):  # a killed worker frees its slots within a minute
-        try:
-            migrate_vm(job) if job.mode == "manual" else run_steps(job)  # only P5 pauses: its own flow run
-            return "succeeded"
-        except Exception as exc:  # recorded in the ledger by its step; the rest of the wave goes on
-            return f"failed: {classify(exc)[0]}"
+@task(name="migrate-one", task_run_name="{job.vm.name}", cache_policy=NONE, persist_result=False)
+def migrate_one(job: Job) -> str:
+    """One VM, its host's and datastores' slots already taken; its outcome, never an exception."""
+    try:
+        migrate_vm(job) if job.mode == "manual" else run_steps(job)  # only P5 pauses: its own flow run
+        return "succeeded"
+    except Exception as exc:  # recorded in the ledger by its step; the rest of the wave goes on
+        return f"failed: {classify(exc)[0]}"
 
 
 @flow(name="migrate-wave", flow_run_name="wave-{wave}", log_prints=True)
@@ -45,7 +45,7 @@ def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | No
         wave: the wave's id (w003) or number (3)
         maps: storage and network maps file [VMWAVE_MAPS]
         ledger: ledger file or SQLAlchemy URL [VMWAVE_LEDGER]
-        workdir: where disks are downloaded and converted [VMWAVE_WORKDIR]
+        workdir: where each VM's conversion log is kept, never a disk [VMWAVE_WORKDIR]
         keep_for_debug: keep a failed VM's cluster objects, labelled, instead of removing them
         ignore_window: run a planned-window (P4) wave outside its maintenance window
         in_flight: VMs migrating at once in this worker [VMWAVE_IN_FLIGHT, 10]
@@ -59,15 +59,13 @@ def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | No
                              per_datastore=per_datastore, timeouts=timeouts)
     records = read_vcenter_inventory(settings.need_vcenter())
     jobs, cap = prepare_wave(plan, wave, records, settings, ignore_window, keep_for_debug)
-    limits = share_limits(jobs, cap, settings.per_datastore)
+    limits, caps = share_limits(jobs, cap, settings.per_datastore)
     bar = start_progress(jobs[0].wave if jobs else wave)
-    outcomes: dict[str, str] = {}
     with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-        futures = {job.vm.moref: runner.submit(migrate_one, {"job": job, "limits": limits[job.vm.moref]})
-                   for job in jobs}
-        for moref, future in futures.items():
-            outcomes[moref] = future.result()
-            progress(bar, len(outcomes), len(jobs))
+        outcomes = run_wave(jobs, limits, caps, settings.in_flight,
+                            start=lambda job: runner.submit(migrate_one, {"job": job}),
+                            finished=lambda done, total: progress(bar, done, total))
+    remove_credentials(jobs)
     report = wave_report(jobs, outcomes, report_dir)
     logger.info("wave %s: %s/%s VMs succeeded; report %s", report["wave"], report["succeeded"], report["total"],
                 report["report"])
@@ -92,4 +90,6 @@ def rollback_wave(plan: str, wave: str, maps: str | None = None, ledger: str | N
     jobs = rollback_jobs(plan, wave, settings, keep_for_debug)
     with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
         done = [runner.submit(rollback, {"job": job}) for job in jobs]
-        return {"wave": jobs[0].wave if jobs else wave, "rolled_back": len([f.result() for f in done])}
+        rolled_back = len([f.result() for f in done])
+    remove_credentials(jobs)
+    return {"wave": jobs[0].wave if jobs else wave, "rolled_back": rolled_back}

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, create_engine,
                         event, select)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 STATUSES = ("running", "succeeded", "failed", "skipped", "rolled_back")
 _shared_lock = threading.Lock()
@@ -38,6 +39,14 @@ steps = Table(
     Column("cause", String(64), default=""),
     Column("detail", JSON, default=dict),
 )
+claims = Table(  # which worker runs a VM now: several workers may run one wave, each VM runs on one
+    "claims", metadata,
+    Column("wave", String(64), primary_key=True),
+    Column("moref", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("heartbeat", DateTime(timezone=True), nullable=False),
+)
+CLAIM_STALE_SECONDS = 60  # a claim not refreshed for this long belongs to a dead worker
 
 
 def _now() -> datetime:
@@ -106,6 +115,40 @@ class Ledger:
         values = {k: v for k, v in (("status", status), ("detail", detail)) if v is not None}
         with self.engine.begin() as conn:
             conn.execute(steps.update().where(self._key(wave, moref, step)).values(**values))
+
+    def claim(self, wave: str, moref: str, owner: str) -> str:
+        """Take the VM for ``owner``: ``new``, ``mine`` (already), ``taken-over`` (from a dead worker) or ``busy``."""
+        key = (claims.c.wave == wave) & (claims.c.moref == moref)
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(select(claims).where(key)).mappings().first()
+                if row is None:
+                    conn.execute(claims.insert().values(wave=wave, moref=moref, owner=owner, heartbeat=_now()))
+                    return "new"
+                if row["owner"] == owner:
+                    return "mine"
+                beat = row["heartbeat"] if row["heartbeat"].tzinfo else row["heartbeat"].replace(tzinfo=timezone.utc)
+                if (_now() - beat).total_seconds() < CLAIM_STALE_SECONDS:
+                    return "busy"
+                taken = conn.execute(claims.update().where(key & (claims.c.owner == row["owner"]))
+                                     .values(owner=owner, heartbeat=_now()))
+                return "taken-over" if taken.rowcount == 1 else "busy"
+        except IntegrityError:  # another worker inserted it first
+            return "busy"
+
+    def refresh_claims(self, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(claims.update().where(claims.c.owner == owner).values(heartbeat=_now()))
+
+    def release_claim(self, wave: str, moref: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(claims.delete().where((claims.c.wave == wave) & (claims.c.moref == moref)
+                                               & (claims.c.owner == owner)))
+
+    def claimed(self, wave: str) -> int:
+        """How many of the wave's VMs some worker runs now."""
+        with self.engine.connect() as conn:
+            return len(conn.execute(select(claims.c.moref).where(claims.c.wave == wave)).all())
 
     def rows(self, wave: str | None = None) -> list[dict[str, Any]]:
         query = select(steps).order_by(steps.c.wave, steps.c.vm, steps.c.started_at)
