@@ -70,8 +70,8 @@ def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
         with transaction():  # a failure rolls back every finished step through its on_rollback hook
             approved(job, "before-cutover", approval_timeout)
             snapshot(job)
-            converted = convert(job)
-            cdi_import(job, converted)
+            cdi_import(job)
+            convert(job)
             network_attach(job)
             boot(job)
             agent = guest_agent(job)

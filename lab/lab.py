@@ -83,12 +83,13 @@ def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path 
     return settings(center, cluster, maps_file)
 
 
+VDDK_IMAGE = "localhost/vmwave-lab/vddk:8.0"  # any name will do: the lab CDI is its own VDDK
+
+
 def settings(center, cluster, maps_file: Path) -> dict[str, str]:
-    """What vmwave needs to migrate in the lab; the transfer server uses the lab API's CA-signed certificate."""
-    state = cluster.state_dir
+    """What vmwave needs to migrate in the lab: disks read through (the lab's) VDDK, as Forklift reads them."""
     return {**center.env(), "VMWAVE_KUBECONFIG": str(cluster.kubeconfig), "VMWAVE_MAPS": str(maps_file),
-            "VMWAVE_TRANSFER_CERT": str(state / "kube-server.pem"), "VMWAVE_TRANSFER_KEY": str(state / "kube-server.key"),
-            "VMWAVE_TRANSFER_CA": str(cluster.ca_file),
+            "VMWAVE_VDDK_IMAGE": VDDK_IMAGE,
             "VMWAVE_V2V_ACCEL": (remembered_accel() or ("tcg", ""))[0]}  # virt-v2v's appliance: KVM only where it boots
 
 

@@ -1,67 +1,81 @@
-"""Step 3: the VM's DataVolumes, as the builder made them, fed from vmwave's transfer server over HTTPS.
+"""Step 2: each disk read straight from vSphere into its PVC by CDI: the worker moves no disk bytes.
 
-Each copied disk is published on the worker's transfer server under its
-wave's path with a token of this run; the token's Secret is the only object
-that differs from what `vmwave manifests` shows. A rebuild (P2) takes its boot
-disk from the template image the maps name, and blank data disks.
+The DataVolumes are the builder's (``vmwave.domain.build``): a ``vddk``
+source when a VDDK image is configured, else ``http`` from the datastore
+with the wave's vCenter credentials in a Secret, which only the run fills
+in. All of a VM's disks import at once; each one's progress goes to the
+ledger as CDI reports it. A DataVolume that failed before is started afresh.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import time
 
 from prefect import get_run_logger
 
-from vmwave.domain.build import token_secret, transfer_path
+from vmwave.domain.build import credentials_secret
+from vmwave.domain.diagnosis import import_cause
 from vmwave.domain.steps import CDI_IMPORT
-from vmwave_tasks.job import Job, StepFailed, transfer_server
+from vmwave_tasks.job import Job, StepFailed
 from vmwave_tasks.step import step
+
+CDI = "cdi.kubevirt.io/v1beta1"
 
 
 def _phase(obj: dict | None) -> str:
     return ((obj or {}).get("status") or {}).get("phase", "")
 
 
-class _Progress:
-    """Follows a DataVolume's ``status.progress`` while the import runs: logged, and kept for the ledger."""
+class DiskProgress:
+    """Each disk's phase and ``status.progress`` as CDI reports them: logged and kept in the ledger's detail."""
 
-    def __init__(self, name: str):
-        self.name, self.steps = name, []
+    def __init__(self, job: Job, names: list[str]):
+        self.job, self.disks = job, {name: {"datavolume": name, "phase": "", "progress": "N/A"} for name in names}
 
     def __call__(self, obj: dict | None) -> str:
-        progress = ((obj or {}).get("status") or {}).get("progress")
-        if progress and (not self.steps or self.steps[-1] != progress):
-            self.steps.append(progress)
-            get_run_logger().info("%s: import %s", self.name, progress)
-        return _phase(obj)
+        if obj is None:
+            return ""
+        name, status = obj["metadata"]["name"], obj.get("status") or {}
+        seen = {"datavolume": name, "phase": status.get("phase", ""), "progress": status.get("progress", "N/A")}
+        if seen != self.disks[name]:
+            self.disks[name] = seen
+            get_run_logger().info("%s: %s %s", name, seen["phase"], seen["progress"])
+            self.job.ledger().mark(self.job.wave, self.job.vm.moref, CDI_IMPORT, detail={"disks": self.list()})
+        return seen["phase"]
+
+    def list(self) -> list[dict]:
+        return list(self.disks.values())
+
+
+def _start_afresh(job: Job, name: str) -> None:
+    """A DataVolume that failed stays failed in CDI: remove it so this attempt imports again."""
+    cluster = job.cluster()
+    if _phase(cluster.get(CDI, "DataVolume", job.maps.namespace, name)) == "Failed":
+        cluster.delete(CDI, "DataVolume", job.maps.namespace, name)
+        cluster.wait_for(CDI, "DataVolume", job.maps.namespace, name, lambda o: o is None, 60, "deleted")
 
 
 @step(CDI_IMPORT)
-def cdi_import(job: Job, converted: dict) -> dict:
-    cluster, objects = job.cluster(), job.objects
+def cdi_import(job: Job) -> dict:
+    cluster, objects, namespace = job.cluster(), job.objects, job.maps.namespace
     for obj in (objects.namespace, *objects.config_maps):
         cluster.apply(obj)
-    server = None if job.mode == "rebuild" else transfer_server(job.settings)
-    volumes = []
-    for index, manifest in enumerate(objects.datavolumes):
-        image, token = None, None
-        if server is not None:
-            image = Path(converted["disks"][index]["image"])
-            token = server.publish(transfer_path(job.wave, job.vm, index), image)
-            cluster.apply(token_secret(job.vm, job.target, index, job.wave, job.maps.namespace, token))
-        made = cluster.apply(manifest)
-        name = manifest["metadata"]["name"]
-        seen = _Progress(name)
-        try:
-            done = cluster.wait_for("cdi.kubevirt.io/v1beta1", "DataVolume", job.maps.namespace, name,
-                                    lambda o: seen(o) in ("Succeeded", "Failed"), job.settings.timeouts.import_,
-                                    "imported", since=made)
-        finally:
-            if token:
-                server.retract(token)
+    if objects.secrets:  # the wave's credentials; the password only here, never in a log or the ledger
+        vcenter = job.settings.need_vcenter()
+        cluster.apply(credentials_secret(job.wave, namespace, vcenter.user, vcenter.password()))
+    names = [m["metadata"]["name"] for m in objects.datavolumes]
+    for name in names:
+        _start_afresh(job, name)
+    progress = DiskProgress(job, names)
+    made = {name: cluster.apply(manifest) for name, manifest in zip(names, objects.datavolumes)}
+    deadline = time.monotonic() + job.settings.timeouts.import_
+    for name in names:
+        done = cluster.wait_for(CDI, "DataVolume", namespace, name, lambda o: progress(o) in ("Succeeded", "Failed"),
+                                max(1.0, deadline - time.monotonic()), "imported", since=made[name])
         if _phase(done) == "Failed":
             running = next((c for c in done["status"].get("conditions", []) if c["type"] == "Running"), {})
-            raise StepFailed("cdi-import-failed", f"CDI could not import {name}: {running.get('message', 'unknown error')}")
-        volumes.append({"datavolume": name, "source": next(iter(manifest["spec"]["source"])),
-                        "bytes": image.stat().st_size if image else 0, "progress": seen.steps})
-    return {"datavolumes": volumes, "bytes": sum(v["bytes"] for v in volumes)}
+            message = running.get("message") or "unknown error"
+            raise StepFailed(import_cause(message), f"CDI could not import {name}: {message}")
+    sources = [next(iter(m["spec"]["source"])) for m in objects.datavolumes]
+    return {"disks": progress.list(), "source": sources[0] if sources else "", "bytes": sum(
+        d.capacity_bytes for d in job.vm.disks) if job.mode != "rebuild" else 0}

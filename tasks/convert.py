@@ -1,72 +1,96 @@
-"""Step 2: each disk out of vCenter into the work directory, then converted to qcow2.
+"""Step 3: the guest converted in place, in the cluster, on its imported volumes.
 
-The plan names the tool and the guest-OS plugins its options
-(``vmwave.plugins.conversion``, decided before the wave starts): a plain
-``qemu-img`` copy, or ``virt-v2v`` on the downloaded disks; with the
-``vpx`` input virt-v2v reads the VM from vCenter itself (through VDDK when a
-VDDK library is configured). Bytes read and written and the throughput of
-each part are recorded.
+A disk-only copy (``copy``) has nothing to convert. For ``virt-v2v`` a
+conversion Pod runs ``virt-v2v-in-place`` from the conversion image with the
+VM's PVCs attached and what the guest-OS plugin decided (options,
+``VIRTIO_WIN``); the worker runs no converter and holds no disk. The pod's
+log is kept in the work directory (a few KiB); a failure ends the step with
+its last lines. The pod is removed once it succeeded, so the VM can attach
+its volumes on any node.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
-from vmwave.adapters import conversion as tools
-from vmwave.adapters.datastore import download_vm_disks
-from vmwave.adapters.vsphere import sha1_thumbprint
+from vmwave.domain.conversion_pod import conversion_objects
 from vmwave.domain.steps import CONVERT
-from vmwave_tasks.job import Job
+from vmwave_tasks.job import Job, StepFailed
 from vmwave_tasks.step import step
 from vmwave_tasks.undo import work_folder
 
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
+LAST_LINES = 8
 
-def _convert(job: Job, folder: Path, sources: list[Path]) -> list[Path]:
-    how, settings = job.conversion, job.settings
-    log = folder / f"{how.tool}.log"
-    limit = settings.timeouts.convert
-    if how.tool == "copy":
-        targets = [folder / f"disk{i}.qcow2" for i in range(len(sources))]
-        for source, target in zip(sources, targets):
-            tools.copy(source, target, log)
-        return targets
-    out = folder / "v2v"
-    shutil.rmtree(out, ignore_errors=True)  # a half-written conversion is never reused
-    out.mkdir()
-    if settings.v2v_input == "vpx":
-        vcenter = settings.need_vcenter()
-        vddk = tools.VddkSettings(str(settings.vddk_libdir), sha1_thumbprint(vcenter.url)) \
-            if settings.vddk_libdir else None
-        return tools.v2v_vpx(job.vm, vcenter.url, vcenter.user, vcenter.password(), out, log, vddk,
-                             how.options, how.env, limit, settings.v2v_accel)
-    return tools.v2v_local(job.vm, sources, out, log, how.options, how.env, limit, settings.v2v_accel)
+
+def _phase(pod: dict | None) -> str:
+    return ((pod or {}).get("status") or {}).get("phase", "")
+
+
+def _waiting(pod: dict | None) -> dict:
+    statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or [{}]
+    return (statuses[0].get("state") or {}).get("waiting") or {}
+
+
+def _exit_code(pod: dict) -> int | None:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+    return ((statuses[0].get("state") or {}).get("terminated") or {}).get("exitCode")
+
+
+class PodProgress:
+    """The conversion pod's phase in the ledger while it runs."""
+
+    def __init__(self, job: Job):
+        self.job, self.phase, self.started = job, "", time.monotonic()
+
+    def __call__(self, pod: dict | None) -> str:
+        phase = _phase(pod)
+        if phase != self.phase:
+            self.phase = phase
+            self.job.ledger().mark(self.job.wave, self.job.vm.moref, CONVERT, detail={
+                "pod": (pod or {}).get("metadata", {}).get("name", ""), "phase": phase,
+                "after_seconds": round(time.monotonic() - self.started, 1)})
+        return phase
 
 
 @step(CONVERT)
 def convert(job: Job) -> dict:
-    if job.mode == "rebuild":  # P2: the VM is rebuilt from a template image; its disks are not copied
-        return {"status": "skipped", "disks": [], "reason": "rebuilt from the template image the maps name"}
-    folder = work_folder(job)
-    folder.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    reads_vcenter = job.conversion.tool == "virt-v2v" and job.settings.v2v_input == "vpx"
-    sources, read_total, resumed = ([], 0, 0) if reads_vcenter else \
-        download_vm_disks(job.settings.need_vcenter(), job.vm, folder)
-    downloaded = time.monotonic()
-    images = _convert(job, folder, sources)
-    finished = time.monotonic()
-    disks = []
-    for index, image in enumerate(images):
-        info = tools.image_info(image)
-        disks.append({"index": index, "image": str(image), "written": info["actual-size"],
-                      "virtual_size": info["virtual-size"]})
-    for source in sources:  # only the converted images are kept (until the import)
-        shutil.rmtree(source.parent, ignore_errors=True)
-    seconds = finished - started
-    return {"tool": job.conversion.tool, "why": job.conversion.why, "disks": disks, "bytes": read_total,
-            "resumed_bytes": resumed, "written": sum(d["written"] for d in disks),
-            "seconds": round(seconds, 3), "download_seconds": round(downloaded - started, 3),
-            "convert_seconds": round(finished - downloaded, 3),
-            "mb_s": round(read_total / 1e6 / seconds, 1) if seconds else 0.0}
+    if job.mode == "rebuild":  # P2: the VM is rebuilt from a template image; there is no guest to convert
+        return {"status": "skipped", "tool": "none", "reason": "rebuilt from the template image the maps name"}
+    how = job.conversion
+    if how.tool == "copy":
+        return {"status": "skipped", "tool": "copy", "why": how.why, "reason": "a disk-only copy: the guest is kept as it is"}
+    settings, cluster, namespace = job.settings, job.cluster(), job.maps.namespace
+    env = dict(how.env)
+    if settings.v2v_accel == "tcg":
+        env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
+    config_map, pod = conversion_objects(job.vm, job.target, job.wave, job.maps, settings.conversion_image,
+                                         how.options, env)
+    name = pod["metadata"]["name"]
+    if _phase(cluster.get("v1", "Pod", namespace, name)) in ("Failed", "Succeeded"):  # an earlier attempt's pod
+        cluster.delete("v1", "Pod", namespace, name)
+        cluster.wait_for("v1", "Pod", namespace, name, lambda o: o is None, 60, "deleted")
+    cluster.apply(config_map)
+    started, seen = time.monotonic(), PodProgress(job)
+    made = cluster.apply(pod)
+    done = cluster.wait_for("v1", "Pod", namespace, name,
+                            lambda o: seen(o) in ("Succeeded", "Failed") or _waiting(o).get("reason") in PULL_FAILURES,
+                            settings.timeouts.convert, "finished", since=made)
+    waiting = _waiting(done)
+    if waiting.get("reason") in PULL_FAILURES:
+        raise StepFailed("conversion-not-ready", f"the conversion image {settings.conversion_image} cannot be pulled: "
+                                                 f"{waiting.get('message') or waiting['reason']}",
+                         "set VMWAVE_CONVERSION_IMAGE to an image the cluster can pull (Forklift's virt-v2v image)")
+    log = work_folder(job) / "virt-v2v.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    text = cluster.pod_log(namespace, name)
+    log.write_text(text)
+    code = _exit_code(done)
+    if _phase(done) == "Failed":
+        last = " | ".join(line.strip() for line in text.strip().splitlines()[-LAST_LINES:] if line.strip())
+        raise StepFailed("conversion-failed", f"the conversion pod {namespace}/{name} exited {code}: {last} "
+                                              f"(whole log: {log})")
+    for api_version, kind, obj in (("v1", "Pod", pod), ("v1", "ConfigMap", config_map)):
+        cluster.delete(api_version, kind, namespace, obj["metadata"]["name"])
+    return {"tool": how.tool, "why": how.why, "pod": name, "image": settings.conversion_image, "exit_code": code,
+            "log": str(log), "seconds": round(time.monotonic() - started, 3)}

@@ -7,13 +7,12 @@ from typing import Any
 
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.ledger import Ledger
-from vmwave.adapters.transfer import TransferServer
 from vmwave.adapters.vsphere import fault_cause
-from vmwave.domain.build import Transfer, VMObjects
+from vmwave.domain.build import VMObjects
 from vmwave.domain.diagnosis import cause as known_cause
 from vmwave.domain.maps import Maps
 from vmwave.domain.records import SourceVM
-from vmwave.errors import InputError, VmwaveError
+from vmwave.errors import VmwaveError
 from vmwave.plugins import Conversion
 from vmwave.settings import Settings
 
@@ -63,20 +62,6 @@ def classify(exc: BaseException) -> tuple[str, bool]:
     """(cause for the ledger, whether a retry can fix it) for anything a step raises."""
     cause = exc.cause if isinstance(exc, VmwaveError) else fault_cause(exc) or "unexpected"
     return cause, known_cause(cause).transient
-
-
-def transfer_server(settings: Settings) -> TransferServer:
-    """The worker's transfer server, started on first use; it lives as long as the worker."""
-    transfer = settings.transfer
-    if not (transfer.cert and transfer.key and transfer.ca):
-        raise InputError("settings", "VMWAVE_TRANSFER_CERT", "the transfer server has no certificate",
-                         "set VMWAVE_TRANSFER_CERT, VMWAVE_TRANSFER_KEY and VMWAVE_TRANSFER_CA (the lab prints them)")
-    return TransferServer.shared(transfer.cert, transfer.key, transfer.listen)
-
-
-def transfer_target(settings: Settings) -> Transfer:
-    """Where the builder points copied disks: this worker's running transfer server."""
-    return Transfer(transfer_server(settings).url, settings.transfer.ca.read_text())
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:

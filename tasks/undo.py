@@ -10,7 +10,6 @@ done (the ledger and the objects' labels), never what a migration checks first.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -47,18 +46,17 @@ def undo_boot(job: Job) -> dict:
 
 
 def undo_import(job: Job) -> dict:
-    return _cluster_objects(job, [("cdi.kubevirt.io/v1beta1", "DataVolume"), ("v1", "Secret")])
+    """The DataVolumes (and with them their PVCs); the wave's credentials Secret goes when the wave ends."""
+    return _cluster_objects(job, [("cdi.kubevirt.io/v1beta1", "DataVolume")])
 
 
 def undo_convert(job: Job) -> dict:
-    """The downloaded and converted disks take space a wave of thousands needs back; a rerun fetches them again."""
-    folder = work_folder(job)
-    shutil.rmtree(folder, ignore_errors=True)
-    return {"removed_workdir": str(folder)}
+    """The conversion pod and its libvirt XML, if a failure left them; the pod's log stays in the work directory."""
+    return _cluster_objects(job, [("v1", "Pod"), ("v1", "ConfigMap")])
 
 
 def work_folder(job: Job) -> Path:
-    """Where a VM's disks are downloaded and converted."""
+    """Where a worker keeps a VM's conversion log: the only file it writes for a VM."""
     return job.settings.workdir / job.wave / job.vm.instance_uuid
 
 
@@ -73,7 +71,7 @@ def undo_snapshot(job: Job) -> dict:
 
 UNDO: dict[str, Callable[[Job], dict]] = {SNAPSHOT: undo_snapshot, CONVERT: undo_convert, CDI_IMPORT: undo_import,
                                           BOOT: undo_boot}
-ORDER = [BOOT, CDI_IMPORT, CONVERT, SNAPSHOT]  # newest first, as a rollback unwinds
+ORDER = [BOOT, CONVERT, CDI_IMPORT, SNAPSHOT]  # newest first, as a rollback unwinds
 
 
 def undo(job: Job, step: str, mark: bool = True) -> bool:

@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NONE
 
 from vmwave.adapters.files import load_maps, load_plan, write_text_atomic
-from vmwave.domain.build import vm_objects
+from vmwave.domain.build import credentials_name, vm_objects
 from vmwave.domain.diagnosis import cause
 from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.records import SourceVM
@@ -27,7 +27,7 @@ from vmwave.domain.steps import ROLLBACK, SNAPSHOT
 from vmwave.errors import VmwaveError
 from vmwave.plugins import conversion, smoke_checks
 from vmwave.settings import Settings
-from vmwave_tasks.job import Job, transfer_target
+from vmwave_tasks.job import Job
 
 
 @task(name="prepare-wave", cache_policy=NONE, persist_result=False)
@@ -44,12 +44,12 @@ def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: S
         raise VmwaveError(f"wave {entry['id']} names VMs vCenter does not have: {', '.join(unknown[:5])}",
                           "re-plan with `vmwave plan`: they were removed or re-registered")
     copied = any(vm["mode"] != "rebuild" for vm in entry["vms"])
-    transfer = transfer_target(settings) if copied else None
+    access = settings.source_access() if copied else None
     jobs, problems = [], []
     for vm_entry in entry["vms"]:
         vm = by_moref[vm_entry["moref"]]
         try:
-            objects = vm_objects(vm, vm_entry, entry["id"], maps, transfer)
+            objects = vm_objects(vm, vm_entry, entry["id"], maps, access)
         except VmwaveError as exc:
             problems.append(str(exc))
             continue
@@ -78,14 +78,28 @@ def rollback_jobs(plan_file: str, wave: str, settings: Settings, keep_for_debug:
 
 
 @task(name="share-limits", cache_policy=NONE, persist_result=False)
-def share_limits(jobs: list[Job], per_host: int, per_datastore: int) -> dict[str, list[str]]:
-    """Global concurrency limits per ESXi host and datastore, so several workers respect the same caps."""
+def share_limits(jobs: list[Job], per_host: int, per_datastore: int) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Global concurrency limits per ESXi host and datastore, so several workers respect the same caps.
+
+    Returns each VM's limit names (by moref) and each limit's cap.
+    """
     names = {job.vm.moref: [f"vmwave-host-{job.vm.host}"] + sorted({f"vmwave-datastore-{d.datastore}" for d in job.vm.disks})
              for job in jobs}
+    caps = {name: per_host if name.startswith("vmwave-host-") else per_datastore
+            for wanted in names.values() for name in wanted}
     with get_client(sync_client=True) as client:
-        for name in sorted({n for wanted in names.values() for n in wanted}):
-            client.upsert_global_concurrency_limit_by_name(name, per_host if "-host-" in name else per_datastore)
-    return names
+        for name in sorted(caps):
+            client.upsert_global_concurrency_limit_by_name(name, caps[name])
+    return names, caps
+
+
+@task(name="remove-wave-credentials", cache_policy=NONE, persist_result=False)
+def remove_credentials(jobs: list[Job]) -> bool:
+    """The wave's vCenter credentials leave the cluster with the wave: once no worker runs any of its VMs."""
+    if not jobs or jobs[0].ledger().claimed(jobs[0].wave):
+        return False
+    job = jobs[0]
+    return job.cluster().delete("v1", "Secret", job.maps.namespace, credentials_name(job.wave))
 
 
 @task(name="wave-progress", cache_policy=NONE, persist_result=False)

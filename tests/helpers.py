@@ -58,23 +58,34 @@ def estate_records(path: Path = SMALL) -> list[SourceVM]:
 
 
 def job_for(vm: SourceVM, lab_settings: dict, tmp_path: Path, wave: str, mode: str = "cold", checks: tuple = (),
-            timeouts: dict | None = None, keep_for_debug: bool = False, **entry):
-    """One VM's job as `prepare_wave` builds it from a plan entry, for a wave the test names, without a plan file."""
+            timeouts: dict | None = None, keep_for_debug: bool = False, env: dict | None = None, **entry):
+    """One VM's job as `prepare_wave` builds it from a plan entry, for a wave the test names, without a plan file.
+
+    ``env`` changes settings, e.g. ``{"VMWAVE_VDDK_IMAGE": ""}`` reads the disks over HTTPS instead of VDDK.
+    """
     from vmwave.adapters.files import load_maps
     from vmwave.domain.build import vm_objects
     from vmwave.domain.names import target_name
     from vmwave.plugins import conversion, planned_tool
     from vmwave.settings import Settings, Timeouts
-    from vmwave_tasks.job import Job, transfer_target
+    from vmwave_tasks.job import Job
 
-    env = {**lab_settings, "VMWAVE_LEDGER": str(tmp_path / "ledger.db"), "VMWAVE_WORKDIR": str(tmp_path / "work")}
+    env = {**lab_settings, "VMWAVE_LEDGER": str(tmp_path / "ledger.db"), "VMWAVE_WORKDIR": str(tmp_path / "work"),
+           **(env or {})}
     settings = Settings.load(env=env, timeouts=Timeouts(**(timeouts or {"shutdown": 60, "import": 120, "boot": 60,
                                                                          "agent": 5})))
     maps = load_maps(settings.need_maps())
     plan_entry = {"name": vm.name, "moref": vm.moref, "uuid": vm.instance_uuid, "class": "P3", "mode": mode,
                   "profile": "standard", "convert": planned_tool(vm), "target_name": target_name(vm.name), "smoke": [],
                   "keep_for_debug": keep_for_debug, **entry}
-    objects = vm_objects(vm, plan_entry, wave, maps, None if mode == "rebuild" else transfer_target(settings))
+    objects = vm_objects(vm, plan_entry, wave, maps, None if mode == "rebuild" else settings.source_access())
     how = None if mode == "rebuild" else conversion(vm, settings, plan_entry["convert"])
     return Job(wave=wave, vm=vm, entry=plan_entry, settings=settings, maps=maps, objects=objects, conversion=how,
                checks=tuple(checks), keep_for_debug=keep_for_debug)
+
+
+def small_disk(vm: SourceVM, lab, data_mb: int = 4) -> Path:
+    """Give the VM's first disk a small flat file (32 MiB), so CDI streams it over HTTPS in a moment; the data file."""
+    from vmwave_lab.vcenter import disk_image, seed_disk
+
+    return seed_disk(lab, vm.datacenter, vm.disks[0].file, disk_image(data_mb, 32 << 10, f"small/{vm.name}"))

@@ -30,8 +30,7 @@ def test_lab_up_prints_settings_and_down_stops_it(tmp_path):
     up = run("lab", "up", "--vms", "30", "--state-dir", str(state))
     settings = dict(line.split("=", 1) for line in up.stdout.splitlines())
     assert set(settings) == {"VMWAVE_VCENTER_URL", "VMWAVE_VCENTER_USER", "VMWAVE_VCENTER_PASSWORD_FILE", "VMWAVE_VCENTER_CA",
-                             "VMWAVE_KUBECONFIG", "VMWAVE_MAPS", "VMWAVE_TRANSFER_CERT", "VMWAVE_TRANSFER_KEY",
-                             "VMWAVE_TRANSFER_CA", "VMWAVE_V2V_ACCEL"}
+                             "VMWAVE_KUBECONFIG", "VMWAVE_MAPS", "VMWAVE_VDDK_IMAGE", "VMWAVE_V2V_ACCEL"}
     assert settings["VMWAVE_V2V_ACCEL"] in ("kvm", "tcg")
     assert yaml.safe_load(Path(settings["VMWAVE_MAPS"]).read_text())["network"][0]["network"] == "vmwave/vlan100"
     if shutil.which("kubectl"):  # the kubeconfig works for people's tools too

@@ -7,7 +7,7 @@ from helpers import REPO
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.domain.manifests import LABEL_UUID, LABEL_WAVE
 from vmwave.adapters.files import load_maps, load_policy
-from vmwave.domain.build import Transfer, wave_objects
+from vmwave.domain.build import SourceAccess, wave_objects
 from vmwave.domain.plan import make_plan
 from vmwave.errors import ConnectionFailed, InputError, VmwaveError
 
@@ -23,7 +23,7 @@ def test_a_wave_applied_twice_exists_once(cluster, estate):
     maps = load_maps(REPO / "lab/estates/small.maps.yaml")
     doc = make_plan(estate, load_policy(), maps, "estate")
     wave = next(w for w in doc["waves"] if w["class"] == "P3")
-    objects, failed = wave_objects(doc, wave["id"], estate, maps, Transfer("https://transfer.invalid:8443", "CA"))
+    objects, failed = wave_objects(doc, wave["id"], estate, maps, SourceAccess("https://vcenter.invalid/sdk", "reader", "CA"))
     assert failed == {}
     first = [cluster.apply(o) for o in objects]
     second = [cluster.apply(o) for o in objects]  # a rerun of the same objects changes nothing

@@ -1,5 +1,6 @@
 """Maps, manifests and profiles: pure builders, checked against KubeVirt v1 / CDI v1beta1 schemas."""
 
+import base64
 import json
 from dataclasses import replace
 
@@ -10,7 +11,8 @@ import schema_check
 from helpers import REPO
 from vmwave.domain.manifests import (LABEL_MOREF, LABEL_UUID, LABEL_WAVE, datavolume, migration_config, nad,
                                      nads_for, requested_size, virtual_machine)
-from vmwave.domain.build import Transfer, vm_objects
+from vmwave.domain.build import PASSWORD_AT_RUN_TIME, SourceAccess, credentials_secret, vm_objects
+from vmwave.domain.conversion_pod import conversion_objects
 from vmwave.domain.maps import parse_maps
 from vmwave.domain.profiles import prerequisites
 from vmwave.domain.records import Disk, Nic, SourceVM
@@ -22,7 +24,7 @@ needs_schemas = pytest.mark.skipif(not schema_check.available(), reason="../shar
 
 def vm(**changes) -> SourceVM:
     base = SourceVM(
-        name="DB_Prod.01", moref="vm-42", instance_uuid="5029a1b2-0000-4000-8000-000000000042",
+        name="DB_Prod.01", moref="vm-42", datacenter="dc-east", instance_uuid="5029a1b2-0000-4000-8000-000000000042",
         bios_uuid="4229a1b2-0000-4000-8000-000000000042", guest_id="rhel8_64Guest", guest_family="linux",
         cpus=8, memory_mb=30000, power_state="poweredOn", tools="running",
         disks=(Disk(1, "Hard disk 1", "[ds-ssd-01] db/db.vmdk", "ds-ssd-01", 100 * 1024**3, "pvscsi", 0, 0),
@@ -107,7 +109,7 @@ def test_two_nics_on_the_pod_network_are_refused_before_anything_is_made():
 
 @needs_schemas
 def test_datavolume_fits_the_cdi_schema_and_sizes_include_overhead():
-    dv = datavolume(vm(), 1, MAPS, "w1", {"http": {"url": "https://transfer/x.qcow2", "secretExtraHeaders": ["t"]}})
+    dv = datavolume(vm(), 1, MAPS, "w1", {"http": {"url": "https://vcenter/folder/x-flat.vmdk", "secretRef": "t"}})
     assert schema_check.problems(dv) == []
     assert dv["spec"]["storage"] == {"accessModes": ["ReadWriteMany"], "volumeMode": "Block",
                                      "storageClassName": "rook-ceph-block-vm",
@@ -167,32 +169,73 @@ def entry(**changes) -> dict:
     return {"target_name": "orders-db", "mode": "cold", "profile": "standard", **changes}
 
 
+HTTPS = SourceAccess("https://vcenter.example.com/sdk", "svc-migrate@vsphere.local", "-----BEGIN CERTIFICATE-----")
+VDDK = replace(HTTPS, vddk_image="quay.io/example/vddk:8.0.3", thumbprint="AA:BB")
+
+
 @needs_schemas
-def test_the_builder_gives_everything_a_vm_becomes():
-    transfer = Transfer("https://worker.example:8443", "-----BEGIN CERTIFICATE-----")
-    made = vm_objects(vm(), entry(), "w007", MAPS, transfer)
+def test_without_vddk_each_disk_streams_from_the_datastore_over_https():
+    made = vm_objects(vm(), entry(), "w007", MAPS, HTTPS)
     assert [o["kind"] for o in made.all()] == ["Namespace", "NetworkAttachmentDefinition", "ConfigMap", "Secret",
-                                               "Secret", "DataVolume", "DataVolume", "VirtualMachine"]
+                                               "DataVolume", "DataVolume", "VirtualMachine"]
     dv = made.datavolumes[1]
     assert dv["metadata"]["name"] == "orders-db-disk1" and schema_check.problems(dv) == []
-    assert dv["spec"]["source"] == {"http": {
-        "url": f"https://worker.example:8443/images/w007/{vm().instance_uuid}/disk1",
-        "certConfigMap": "vmwave-transfer-ca", "secretExtraHeaders": ["orders-db-disk1-token"]}}
-    assert made.secrets[1]["metadata"]["name"] == "orders-db-disk1-token"
-    assert made.secrets[1]["metadata"]["labels"][LABEL_UUID] == vm().instance_uuid  # removed with the VM's objects
+    assert dv["spec"]["source"] == {"http": {  # the flat extent: raw bytes, streamed into the PVC without a scratch copy
+        "url": "https://vcenter.example.com/folder/db/db_1-flat.vmdk?dcPath=dc-east&dsName=ds-ssd-01",
+        "secretRef": "vmwave-vcenter-w007", "certConfigMap": "vmwave-vcenter-ca"}}
+    [secret] = made.secrets
+    assert secret["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "vmwave", LABEL_WAVE: "w007"}
+    assert base64.b64decode(secret["data"]["secretKey"]).decode() == PASSWORD_AT_RUN_TIME  # the run puts it in
+    assert base64.b64decode(secret["data"]["accessKeyId"]).decode() == "svc-migrate@vsphere.local"
     assert made.config_maps[0]["data"] == {"ca.pem": "-----BEGIN CERTIFICATE-----"}
     assert made.virtual_machine["metadata"]["name"] == "orders-db"
-    latency = vm_objects(vm(), entry(profile="latency-sensitive"), "w007", MAPS, transfer).virtual_machine
+    latency = vm_objects(vm(), entry(profile="latency-sensitive"), "w007", MAPS, HTTPS).virtual_machine
     assert latency["spec"]["template"]["spec"]["domain"]["cpu"]["dedicatedCpuPlacement"] is True
 
 
-def test_a_rebuild_has_no_transfer_objects_and_needs_its_template_image():
+@needs_schemas
+def test_with_a_vddk_image_each_disk_is_read_through_vddk_as_forklift_does():
+    made = vm_objects(vm(), entry(), "w007", MAPS, VDDK)
+    dv = made.datavolumes[0]
+    assert schema_check.problems(dv) == []
+    assert dv["spec"]["source"] == {"vddk": {
+        "url": "https://vcenter.example.com/sdk", "uuid": "4229a1b2-0000-4000-8000-000000000042",
+        "backingFile": "[ds-ssd-01] db/db.vmdk", "thumbprint": "AA:BB", "secretRef": "vmwave-vcenter-w007",
+        "initImageURL": "quay.io/example/vddk:8.0.3"}}
+    assert made.config_maps == ()  # VDDK checks the thumbprint, not a CA
+    with pytest.raises(VmwaveError, match="no BIOS UUID"):
+        vm_objects(vm(bios_uuid=""), entry(), "w007", MAPS, VDDK)
+
+
+def test_the_run_puts_the_password_in_the_credentials_secret():
+    secret = credentials_secret("w007", "vmwave", "reader", "s3cret")
+    assert base64.b64decode(secret["data"]["secretKey"]) == b"s3cret"
+
+
+def test_the_conversion_pod_runs_virt_v2v_in_place_on_the_vms_volumes():
+    config_map, pod = conversion_objects(vm(), "orders-db", "w007", MAPS, "quay.io/kubev2v/forklift-virt-v2v:v2.8",
+                                         ("--no-trim", "all"), {"VIRTIO_WIN": "/usr/share/virtio-win/virtio-win.iso"})
+    container = pod["spec"]["containers"][0]
+    assert container["command"] == ["virt-v2v-in-place"]
+    assert container["args"] == ["-i", "libvirtxml", "/mnt/v2v/input.xml", "--no-trim", "all"]
+    assert {"name": "VIRTIO_WIN", "value": "/usr/share/virtio-win/virtio-win.iso"} in container["env"]
+    assert [v.get("persistentVolumeClaim", {}).get("claimName") for v in pod["spec"]["volumes"]] == \
+        [None, "orders-db-disk0", "orders-db-disk1"]
+    assert container["volumeDevices"] == [{"name": "disk0", "devicePath": "/dev/block0"},  # the maps' Block volumes
+                                          {"name": "disk1", "devicePath": "/dev/block1"}]
+    xml = config_map["data"]["input.xml"]
+    assert '<source dev="/dev/block1"/>' in xml and '<mac address="00:50:56:aa:bb:01"/>' in xml
+    assert pod["metadata"]["labels"][LABEL_UUID] == vm().instance_uuid  # found and removed by a rollback
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
+def test_a_rebuild_reads_nothing_from_vsphere_and_needs_its_template_image():
     images = replace(MAPS, images=(("rhel8_64Guest", "docker://registry.example/rhel8:latest"),))
-    made = vm_objects(vm(), entry(mode="rebuild"), "w002", images, None)
+    made = vm_objects(vm(), entry(mode="rebuild"), "w002", images, HTTPS)
     assert (made.secrets, made.config_maps) == ((), ())
     assert [d["spec"]["source"] for d in made.datavolumes] == [
         {"registry": {"url": "docker://registry.example/rhel8:latest"}}, {"blank": {}}]
     with pytest.raises(VmwaveError, match="maps name no image for rhel8_64Guest"):
         vm_objects(vm(), entry(mode="rebuild"), "w002", MAPS, None)
-    with pytest.raises(VmwaveError, match="no transfer server"):
+    with pytest.raises(VmwaveError, match="no vCenter to read its disks from"):
         vm_objects(vm(), entry(), "w002", MAPS, None)

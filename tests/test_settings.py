@@ -24,7 +24,7 @@ def test_given_values_win_over_the_environment_which_wins_over_defaults(tmp_path
 @pytest.mark.parametrize("env,field,fix", [
     ({"VMWAVE_IN_FLIGHT": "lots"}, "VMWAVE_IN_FLIGHT", "a whole number of VMs"),
     ({"VMWAVE_IN_FLIGHT": "0"}, "VMWAVE_IN_FLIGHT", "at least 1"),
-    ({"VMWAVE_V2V_INPUT": "nbd"}, "VMWAVE_V2V_INPUT", "disk or vpx"),
+    ({"VMWAVE_V2V_ACCEL": "hvf"}, "VMWAVE_V2V_ACCEL", "kvm or tcg"),
     ({"VMWAVE_V2V_ACCEL": "hvf"}, "VMWAVE_V2V_ACCEL", "kvm or tcg"),
     ({"VMWAVE_TIMEOUTS": "agent=soon"}, "agent=soon", "agent=180,boot=300"),
     ({"VMWAVE_VCENTER_URL": "https://vc/sdk"}, "user", "VMWAVE_VCENTER_USER"),

@@ -1,4 +1,4 @@
-"""vCenter on a bad day: 503s, a failing task, an expired session, a download cut mid-way.
+"""vCenter on a bad day: 503s, a failing task, an expired session, a datastore stream cut mid-way.
 
 Each fault is armed in the lab vCenter (lab/vcsim/faults.go) and fires once;
 the step records a failed attempt, retries, and finishes as if nothing happened.
@@ -6,10 +6,11 @@ the step records a failed attempt, retries, and finishes as if nothing happened.
 
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
-from helpers import job_for
+from helpers import job_for, small_disk
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import snapshots, vm_ref
 
@@ -38,19 +39,20 @@ def test_a_vcenter_fault_is_retried(fault, prefect_server, lab, lab_settings, ta
         assert f"vmwave-{wave}" in snapshots(si, vm_ref(si, vm.moref))
 
 
-def test_a_download_cut_mid_way_resumes_with_range(prefect_server, lab, lab_settings, target, by_name, tmp_path):
-    from vmwave_tasks.convert import convert
+def test_a_datastore_stream_cut_mid_way_restarts_the_importer(prefect_server, lab, lab_settings, target, by_name,
+                                                              tmp_path):
+    from vmwave_tasks.cdi_import import cdi_import
 
-    vm = by_name["win-app-01"]  # 16 MiB of real bytes in its disk
-    job = job_for(vm, lab_settings, tmp_path, "wf-cut")
+    vm = by_name["batch-old-01"]
+    seeded = small_disk(vm, lab, data_mb=16)
+    job = job_for(vm, lab_settings, tmp_path, "wf-cut", env={"VMWAVE_VDDK_IMAGE": ""})  # over HTTPS from /folder
     lab.inject(cut_download_after=5 << 20)
-    detail = convert(job)
-    row = job.ledger().get("wf-cut", vm.moref, "convert")
-    assert row["status"] == "succeeded" and row["attempt"] == 2
-    assert detail["resumed_bytes"] >= 5 << 20  # the second attempt asked only for the rest
-    seeded = lab.datastore_root / vm.datacenter / "ds-sas-01" / "win-app-01" / "win-app-01_0.vmdk"
-    assert detail["bytes"] == seeded.stat().st_size
-
-    same = subprocess.run(["qemu-img", "compare", "-f", "qcow2", "-F", "vmdk", detail["disks"][0]["image"], str(seeded)],
-                          capture_output=True, text=True)
+    detail = cdi_import(job)
+    row = job.ledger().get("wf-cut", vm.moref, "cdi-import")
+    assert row["status"] == "succeeded" and row["attempt"] == 1 and detail["source"] == "http"
+    dv = job.cluster().get("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "batch-old-01-disk0")
+    assert dv["status"]["restartCount"] == 1  # CDI restarted its importer, as its pod would be
+    volume = Path(lab_settings["VMWAVE_KUBECONFIG"]).parent / "volumes" / "vmwave" / "batch-old-01-disk0.img"
+    same = subprocess.run(["qemu-img", "compare", "-f", "raw", str(volume), str(seeded)], capture_output=True, text=True)
     assert same.returncode == 0, same.stdout + same.stderr  # byte for byte what vCenter holds
+    job.cluster().delete("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "batch-old-01-disk0")

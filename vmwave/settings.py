@@ -14,11 +14,13 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vmwave.adapters.vsphere import VCenter
+from vmwave.adapters.vsphere import VCenter, sha1_thumbprint
+from vmwave.domain.build import SourceAccess
 from vmwave.errors import InputError
 
 STATE_DIR = Path("~/.local/state/vmwave")  # XDG_STATE_HOME wins when set
 CACHE_DIR = Path("~/.cache/vmwave")  # XDG_CACHE_HOME wins when set
+CONVERSION_IMAGE = "quay.io/kubev2v/forklift-virt-v2v:latest"  # Forklift's image ships virt-v2v-in-place
 
 
 class Timeouts(BaseModel):
@@ -27,7 +29,7 @@ class Timeouts(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
     shutdown: float = Field(300, gt=0, description="clean guest shutdown before the copy")
-    convert: float = Field(7200, gt=0, description="qemu-img or virt-v2v")
+    convert: float = Field(7200, gt=0, description="the in-place guest conversion (virt-v2v-in-place pod)")
     import_: float = Field(3600, gt=0, alias="import", description="CDI import of every disk")
     boot: float = Field(600, gt=0, description="the VirtualMachine reaching Running")
     agent: float = Field(600, gt=0, description="the guest agent connecting")
@@ -46,22 +48,6 @@ class Timeouts(BaseModel):
         return cls(**given)
 
 
-class TransferSettings(BaseModel):
-    """vmwave's transfer server, which serves converted disks to CDI over HTTPS."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    cert: Path | None = None
-    key: Path | None = None
-    ca: Path | None = Field(None, description="the CA the cluster trusts for the transfer server")
-    listen: str = Field("127.0.0.1:0", description="HOST:PORT; port 0 picks a free one per worker")
-
-    @property
-    def url(self) -> str:
-        """The address the cluster fetches disks from (port 0 until a worker has started the server)."""
-        return f"https://{self.listen}"
-
-
 class Settings(BaseModel):
     """What a command or flow run needs besides the plan."""
 
@@ -71,21 +57,21 @@ class Settings(BaseModel):
     kubeconfig: Path | None = None
     maps: Path | None = None
     ledger: str = Field(description="SQLAlchemy URL of the ledger")
-    workdir: Path = Field(description="where disks are downloaded and converted")
+    workdir: Path = Field(description="where a worker keeps each VM's conversion log; never a disk")
     in_flight: int = Field(10, ge=1, le=500, description="VMs of a wave migrating at once in this worker")
     per_host: int | None = Field(None, ge=1, description="VMs in flight per ESXi host; the plan's limit when unset")
     per_datastore: int = Field(10, ge=1, description="VMs in flight per datastore")
     timeouts: Timeouts = Timeouts()
-    v2v_input: Literal["disk", "vpx"] = Field("disk", description="disk: virt-v2v converts the downloaded disks; "
-                                                                "vpx: it reads the VM from vCenter")
-    vddk_libdir: Path | None = Field(None, description="with vpx input: VMware's VDDK library")
-    virtio_win: Path | None = Field(None, description="the virtio-win ISO or directory (Windows guests)")
-    v2v_accel: Literal["kvm", "tcg"] | None = Field(None, description="tcg: libguestfs without KVM")
-    transfer: TransferSettings = TransferSettings()
+    vddk_image: str | None = Field(None, description="CDI's VDDK init image: disks are read through VDDK "
+                                                     "(else over HTTPS from the datastore)")
+    conversion_image: str = Field(CONVERSION_IMAGE, description="the image whose virt-v2v-in-place converts guests")
+    virtio_win: Path | None = Field(None, description="the virtio-win ISO or directory inside the conversion image "
+                                                      "(Windows guests)")
+    v2v_accel: Literal["kvm", "tcg"] | None = Field(None, description="tcg: libguestfs without KVM on the nodes")
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, vcenter: Mapping[str, Any] | None = None,
-             transfer: Mapping[str, Any] | None = None, **given: Any) -> "Settings":
+             **given: Any) -> "Settings":
         """Given values (flags, parameters) over the environment's VMWAVE_* variables over the defaults."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {key: _pick(given.get(key), env, name) for key, name in ENV.items()}
@@ -93,8 +79,6 @@ class Settings(BaseModel):
                                                        if env.get("VMWAVE_TIMEOUTS") else Timeouts())
         values["ledger"] = ledger_url(values["ledger"], env)
         values["workdir"] = values["workdir"] or _home(env, "XDG_CACHE_HOME", CACHE_DIR) / "work"
-        values["transfer"] = {key: _pick((transfer or {}).get(key), env, name) for key, name in TRANSFER_ENV.items()}
-        values["transfer"] = {k: v for k, v in values["transfer"].items() if v is not None}
         values["vcenter"] = _vcenter({key: _pick((vcenter or {}).get(key), env, name)
                                       for key, name in VCENTER_ENV.items()}, bool((vcenter or {}).get("insecure")))
         try:
@@ -115,6 +99,13 @@ class Settings(BaseModel):
                              "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)")
         return self.kubeconfig
 
+    def source_access(self) -> SourceAccess:
+        """How CDI reaches vSphere: vCenter's URL, user and CA; VDDK's image and vCenter's thumbprint if VDDK is used."""
+        vcenter = self.need_vcenter()
+        ca = vcenter.ca_file.read_text() if vcenter.ca_file else None
+        thumbprint = sha1_thumbprint(vcenter.url) if self.vddk_image else None  # VDDK wants SHA-1, whatever pins it
+        return SourceAccess(vcenter.url, vcenter.user, ca, self.vddk_image, thumbprint)
+
     def need_maps(self) -> Path:
         if self.maps is None:
             raise InputError("--maps", "", "no maps file", "pass --maps FILE or set VMWAVE_MAPS (the lab prints one)")
@@ -123,15 +114,13 @@ class Settings(BaseModel):
 
 ENV = {"kubeconfig": "VMWAVE_KUBECONFIG", "maps": "VMWAVE_MAPS", "ledger": "VMWAVE_LEDGER",
        "workdir": "VMWAVE_WORKDIR", "in_flight": "VMWAVE_IN_FLIGHT", "per_host": "VMWAVE_PER_HOST",
-       "per_datastore": "VMWAVE_PER_DATASTORE", "v2v_input": "VMWAVE_V2V_INPUT", "vddk_libdir": "VMWAVE_VDDK_LIBDIR",
-       "virtio_win": "VMWAVE_VIRTIO_WIN", "v2v_accel": "VMWAVE_V2V_ACCEL"}
+       "per_datastore": "VMWAVE_PER_DATASTORE", "vddk_image": "VMWAVE_VDDK_IMAGE",
+       "conversion_image": "VMWAVE_CONVERSION_IMAGE", "virtio_win": "VMWAVE_VIRTIO_WIN", "v2v_accel": "VMWAVE_V2V_ACCEL"}
 VCENTER_ENV = {"url": "VMWAVE_VCENTER_URL", "user": "VMWAVE_VCENTER_USER",
                "password_file": "VMWAVE_VCENTER_PASSWORD_FILE", "secret_block": "VMWAVE_VCENTER_SECRET_BLOCK",
                "ca_file": "VMWAVE_VCENTER_CA", "thumbprint": "VMWAVE_VCENTER_THUMBPRINT"}
-TRANSFER_ENV = {"cert": "VMWAVE_TRANSFER_CERT", "key": "VMWAVE_TRANSFER_KEY", "ca": "VMWAVE_TRANSFER_CA",
-                "listen": "VMWAVE_TRANSFER_LISTEN"}
 FIXES = {"in_flight": "a whole number of VMs, at least 1", "per_host": "a whole number, at least 1",
-         "per_datastore": "a whole number, at least 1", "v2v_input": "disk or vpx", "v2v_accel": "kvm or tcg"}
+         "per_datastore": "a whole number, at least 1", "v2v_accel": "kvm or tcg"}
 
 
 def _pick(value: Any, env: Mapping[str, str], name: str) -> Any:
@@ -169,6 +158,6 @@ def _input_error(exc: ValidationError) -> InputError:
     """The first problem pydantic found, named by the variable a person sets."""
     first = exc.errors()[0]
     key = str(first["loc"][0]) if first["loc"] else ""
-    name = ENV.get(key) or (f"VMWAVE_TRANSFER_{str(first['loc'][-1]).upper()}" if key == "transfer" else key)
+    name = ENV.get(key) or key
     return InputError("settings", name, f"{first['msg']} (got {first.get('input')!r})",
                       f"set {name} to {FIXES.get(key, 'a valid value')}")

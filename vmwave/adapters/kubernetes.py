@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import urllib3
 from kubernetes import config as kube_config
-from kubernetes.client import ApiClient, Configuration, VersionApi
+from kubernetes.client import ApiClient, Configuration, CoreV1Api, VersionApi
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
@@ -52,6 +52,7 @@ class Cluster:
             client = ApiClient(configuration)
             VersionApi(client).get_code()  # discovery may come from a cache: ask the server once
             self.dynamic = DynamicClient(client)
+            self.core = CoreV1Api(client)
         except ApiException as exc:
             if exc.status == 401:
                 raise ConnectionFailed("the Kubernetes API refused the kubeconfig's credentials",
@@ -112,6 +113,15 @@ class Cluster:
             return True
         except NotFoundError:
             return False
+
+    def pod_log(self, namespace: str, name: str, tail_lines: int = 200) -> str:
+        """The last lines a pod's container printed, as `kubectl logs --tail` shows them ("" if there are none)."""
+        try:
+            return self.core.read_namespaced_pod_log(name, namespace, tail_lines=tail_lines)
+        except ApiException as exc:
+            if exc.status in (400, 404):  # not started yet, or gone
+                return ""
+            raise
 
     def wait_for(self, api_version: str, kind: str, namespace: str | None, name: str,
                  done: Callable[[dict | None], bool], timeout: float, what: str,

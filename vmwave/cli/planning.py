@@ -82,14 +82,12 @@ def manifests(
     import yaml
 
     from vmwave.adapters.files import load_maps, load_plan, write_text_atomic
-    from vmwave.domain.build import Transfer, wave_objects
+    from vmwave.domain.build import wave_objects
 
     settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
     doc, mapping = load_plan(plan_file), load_maps(settings.need_maps())
     _, records = saved_inventory(from_inventory) if from_inventory else read_inventory(settings)
-    served = settings.transfer
-    transfer = Transfer(served.url, served.ca.read_text()) if served.ca else None
-    objects, failed = wave_objects(doc, wave, records, mapping, transfer)
+    objects, failed = wave_objects(doc, wave, records, mapping, settings.source_access())
     out_dir.mkdir(parents=True, exist_ok=True)
     kinds: dict[str, int] = {}
     for obj in objects:
@@ -98,9 +96,8 @@ def manifests(
         write_text_atomic(out_dir / name, yaml.safe_dump(obj, sort_keys=False))
         kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
     err.print(f"{len(objects)} objects written to {out_dir}: " + ", ".join(f"{n} {k}" for k, n in kinds.items()))
-    if transfer and served.listen.endswith(":0"):
-        err.print("the transfer server's port is chosen when the wave runs (port 0 above); "
-                  "set VMWAVE_TRANSFER_LISTEN=HOST:PORT to fix it")
+    if any(obj["kind"] == "Secret" for obj in objects):
+        err.print("the vCenter credentials Secret shows a placeholder password: a run puts the real one in")
     for vm, why in failed.items():
         err.print(f"[bold red]not rendered:[/] {vm}: {why}", highlight=False)
     if failed:

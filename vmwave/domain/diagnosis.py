@@ -33,10 +33,17 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
     Cause("vmi-not-running", "the VirtualMachine did not reach Running",
           "see the VirtualMachine's conditions: a missing volume or NAD, or no node with room (hugepages, CPU)"),
     Cause("cdi-import-failed", "CDI could not import a disk into its DataVolume",
-          "see the DataVolume's events; the transfer server must be reachable from the cluster"),
-    Cause("conversion-failed", "qemu-img or virt-v2v could not convert a disk",
-          "read the tool's log named in the error: consolidate snapshots, free space in the work directory, "
-          "or check that the guest OS is supported"),
+          "see the DataVolume's events and the importer's message in the error: the volume size, the storage "
+          "class, or a source that is not a disk image"),
+    Cause("source-auth-failed", "CDI could not read the disk from vSphere with the wave's credentials",
+          "check VMWAVE_VCENTER_USER and its password file; the user needs Datastore.FileManagement (HTTPS) "
+          "or VirtualMachine.Provisioning.DiskRandomRead (VDDK) and the thumbprint must match vCenter's"),
+    Cause("source-disk-missing", "the disk's file is not on its datastore, or not a disk of the VM any more",
+          "re-read the inventory and re-plan: the disk was moved (Storage vMotion), removed or the VM re-registered"),
+    Cause("conversion-failed", "virt-v2v-in-place could not convert the guest on its imported volumes",
+          "read the conversion pod's last lines in the error: consolidate snapshots, give the guest's file "
+          "systems free space (/ 100 MB, /boot 50 MB), disable hibernation or Fast Startup, or check that the "
+          "guest OS is supported"),
     Cause("conversion-not-ready", "what the guest's conversion needs is not configured on this worker",
           "configure what the error names (e.g. VMWAVE_VIRTIO_WIN for Windows), then run the wave again"),
     Cause("smoke-check-failed", "a smoke check against the booted guest did not pass in time",
@@ -48,8 +55,8 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
     # The outside systems.
     Cause("vcenter-task-failed", "a vCenter task (snapshot, power operation) ended in error",
           "see the task in vCenter: a busy host or a lock held by a backup usually clears by itself", transient=True),
-    Cause("vcenter-unreachable", "vCenter could not be reached", "check the URL, the network and that vCenter is up",
-          transient=True),
+    Cause("vcenter-unreachable", "vCenter could not be reached (by vmwave, or by CDI from the cluster)",
+          "check the URL, the network (from the cluster's nodes too) and that vCenter is up", transient=True),
     Cause("vcenter-refused", "vCenter refused the credentials or its certificate did not verify",
           "check the user, the password file and VMWAVE_VCENTER_CA or --thumbprint"),
     Cause("vcenter-session-expired", "the vCenter session expired during the step", "none: the retry logs in again",
@@ -73,3 +80,16 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
 def cause(cause_id: str) -> Cause:
     """The table's entry, or ``unexpected`` for an id it does not hold (a plugin's, an old ledger's)."""
     return CAUSES.get(cause_id, CAUSES["unexpected"])
+
+
+def import_cause(message: str) -> str:
+    """The cause of a failed CDI import, from the importer's message (CDI keeps it in the Running condition)."""
+    text = message.lower()
+    if any(word in text for word in ("401", "403", "unauthorized", "incorrect user name or password", "thumbprint")):
+        return "source-auth-failed"
+    if any(word in text for word in ("404", "not found on the datastore", "is not a disk of")):
+        return "source-disk-missing"
+    if any(word in text for word in ("connection refused", "no route to host", "timed out", "name or service not known",
+                                     "remote end closed", "connection reset")):
+        return "vcenter-unreachable"
+    return "cdi-import-failed"

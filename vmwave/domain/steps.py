@@ -1,4 +1,7 @@
-"""The names of a VM's migration steps: one spelling for the ledger, the report, the undo table and the flows."""
+"""The names of a VM's migration steps, in the order they run: the disks are imported, then the guest converted in place.
+
+One spelling for the ledger, the report, the undo table and the flows.
+"""
 
 from __future__ import annotations
 
@@ -11,4 +14,4 @@ GUEST_AGENT = "guest-agent"
 SMOKE_TEST = "smoke-test"
 ROLLBACK = "rollback"  # the ledger row that records what a rollback undid
 
-PIPELINE = (SNAPSHOT, CONVERT, CDI_IMPORT, NETWORK_ATTACH, BOOT, GUEST_AGENT, SMOKE_TEST)
+PIPELINE = (SNAPSHOT, CDI_IMPORT, CONVERT, NETWORK_ATTACH, BOOT, GUEST_AGENT, SMOKE_TEST)

@@ -1,0 +1,82 @@
+"""The Pod that converts a guest in place on its imported volumes, as Forklift's conversion pod does.
+
+It runs ``virt-v2v-in-place -i libvirtxml`` from the conversion image, with
+every PVC of the VM attached (Filesystem volumes mounted at
+``/mnt/disks/diskN`` holding CDI's ``disk.img``, Block volumes as
+``/dev/blockN``) and a libvirt domain description of the source VM, held in a
+ConfigMap, naming them. The guest-OS plugin's options and environment (e.g.
+``VIRTIO_WIN``) are passed as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from vmwave.domain.manifests import disk_name, source_labels
+from vmwave.domain.maps import Maps
+from vmwave.domain.names import k8s_name
+from vmwave.domain.records import SourceVM
+
+COMPONENT = {"app.kubernetes.io/component": "guest-conversion"}
+XML_DIR = "/mnt/v2v"
+DEFAULT_REQUESTS = {"cpu": "1", "memory": "1Gi"}  # virt-v2v's appliance takes ~1 GiB
+
+
+def conversion_name(target: str) -> str:
+    return k8s_name(f"{target}-v2v", 63)
+
+
+def disk_path(index: int, volume_mode: str) -> str:
+    """Where disk ``index`` is in the pod."""
+    return f"/dev/block{index}" if volume_mode == "Block" else f"/mnt/disks/disk{index}/disk.img"
+
+
+def libvirt_xml(vm: SourceVM, modes: list[str]) -> str:
+    """The source VM as a libvirt domain, its disks at their paths in the pod: virt-v2v's input."""
+    disks = []
+    for index, mode in enumerate(modes):
+        kind, attr = ("block", "dev") if mode == "Block" else ("file", "file")
+        disks.append(f"    <disk type='{kind}' device='disk'><driver name='qemu' type='raw'/>"
+                     f"<source {attr}={quoteattr(disk_path(index, mode))}/>"
+                     f"<target dev='sd{chr(ord('a') + index)}' bus='scsi'/></disk>")
+    nics = [f"    <interface type='bridge'><mac address={quoteattr(nic.mac)}/><source bridge='br0'/>"
+            f"<model type={quoteattr(nic.adapter or 'vmxnet3')}/></interface>" for nic in vm.nics if nic.mac]
+    firmware = " firmware='efi'" if vm.firmware == "efi" else ""
+    return "\n".join([
+        "<domain type='kvm'>", f"  <name>{k8s_name(vm.name, 63)}</name>",
+        f"  <memory unit='MiB'>{vm.memory_mb or 1024}</memory>", f"  <vcpu>{vm.cpus or 1}</vcpu>",
+        f"  <os{firmware}><type arch='x86_64'>hvm</type></os>", "  <devices>", *disks, *nics, "  </devices>",
+        "</domain>", ""])
+
+
+def conversion_objects(vm: SourceVM, target: str, wave: str, maps: Maps, image: str, options: tuple[str, ...],
+                       env: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ConfigMap holding the libvirt XML and the Pod that converts the guest; both labelled for the rollback."""
+    name, labels = conversion_name(target), {**source_labels(vm, wave), **COMPONENT}
+    modes = [maps.storage_for(disk).volume_mode for disk in vm.disks]
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": name, "namespace": maps.namespace, "labels": labels},
+                  "data": {"input.xml": libvirt_xml(vm, modes)}}
+    mounts: list[dict[str, str]] = [{"name": "libvirt-xml", "mountPath": XML_DIR, "readOnly": True}]
+    devices: list[dict[str, str]] = []
+    volumes: list[dict[str, Any]] = [{"name": "libvirt-xml", "configMap": {"name": name}}]
+    for index, mode in enumerate(modes):
+        volume = f"disk{index}"
+        volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": disk_name(target, index)}})
+        if mode == "Block":
+            devices.append({"name": volume, "devicePath": disk_path(index, mode)})
+        else:
+            mounts.append({"name": volume, "mountPath": f"/mnt/disks/disk{index}"})
+    container: dict[str, Any] = {
+        "name": "virt-v2v", "image": image, "command": ["virt-v2v-in-place"],
+        "args": ["-i", "libvirtxml", f"{XML_DIR}/input.xml", *options],
+        "env": [{"name": "LIBGUESTFS_BACKEND", "value": "direct"},
+                *({"name": k, "value": v} for k, v in sorted(env.items()))],
+        "resources": {"requests": dict(DEFAULT_REQUESTS)}, "volumeMounts": mounts}
+    if devices:
+        container["volumeDevices"] = devices
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": maps.namespace, "labels": labels},
+           "spec": {"restartPolicy": "Never", "containers": [container], "volumes": volumes}}
+    return config_map, pod
