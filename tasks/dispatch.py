@@ -5,6 +5,10 @@ does not end waiting on one big VM started last; a VM whose host or datastore
 is full is passed over for the next one that fits, which spreads the wave
 across hosts and datastores within their caps. Several workers may run the
 same wave: each VM is claimed in the ledger before it starts, so it runs on one.
+
+Taking a VM's slots is one request to the Prefect server, which answers in
+~2 s while it records the wave's task runs on SQLite; so up to ``in_flight``
+VMs take theirs at once, in a small pool, while the others run.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import queue
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 from prefect.futures import PrefectFuture
@@ -20,7 +25,7 @@ from prefect.futures import PrefectFuture
 from vmwave_tasks.job import Job
 from vmwave_tasks.slots import SharedSlots
 
-POLL_SECONDS = 2.0  # how often a blocked worker asks again for slots other workers may have freed
+POLL_SECONDS = 2.0  # how long a blocked VM waits before it asks again (other workers may have freed slots)
 REFRESH_SECONDS = 10.0  # how often this worker says its claims are alive (the ledger's CLAIM_STALE_SECONDS is 60)
 ELSEWHERE = "run by another worker"
 
@@ -33,64 +38,103 @@ def largest_first(jobs: list[Job]) -> list[Job]:
     return sorted(jobs, key=lambda job: (-disk_bytes(job), job.vm.name))
 
 
+class WaveDispatcher:
+    """One worker's share of a wave: which VMs wait, which take their slots, which run."""
+
+    def __init__(self, jobs: list[Job], limits: dict[str, list[str]], caps: dict[str, int], in_flight: int,
+                 start: Callable[[Job], PrefectFuture], finished: Callable[[int, int], None]):
+        self.jobs, self.limits, self.caps, self.in_flight = jobs, limits, caps, in_flight
+        self.start, self.finished = start, finished
+        self.owner, self.ledger = uuid.uuid4().hex, jobs[0].ledger()
+        self.pending = largest_first(jobs)
+        self.outcomes: dict[str, str] = {}
+        self.taking: dict[Future, Job] = {}
+        self.running: dict[PrefectFuture, tuple[Job, uuid.UUID]] = {}
+        self.here: Counter[str] = Counter()  # slots held or being taken here, per limit: no request it would refuse
+        self.blocked: dict[tuple[str, ...], float] = {}  # limits refused: not asked again until then
+        self.busy: set[str] = set()  # VMs another live worker had claimed
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+
+    def run(self) -> dict[str, str]:
+        refreshed = time.monotonic()
+        with SharedSlots() as self.slots, ThreadPoolExecutor(self.in_flight, "vmwave-take-slots") as pool:
+            while self.pending or self.taking or self.running:
+                self._take_slots(pool)
+                for kind, item in self._next_events():
+                    self._slots_answered(item) if kind == "taken" else self._vm_finished(item)
+                if time.monotonic() - refreshed > REFRESH_SECONDS:
+                    self.ledger.refresh_claims(self.owner)
+                    refreshed = time.monotonic()
+        return self.outcomes
+
+    def _take_slots(self, pool: ThreadPoolExecutor) -> None:
+        now = time.monotonic()
+        for job in list(self.pending):
+            if len(self.running) + len(self.taking) >= self.in_flight:
+                return
+            names = self.limits[job.vm.moref]
+            if self.blocked.get(tuple(names), 0) > now or any(self.here[n] >= self.caps[n] for n in names):
+                continue
+            self.pending.remove(job)
+            self.here.update(names)
+            future = pool.submit(self._claim_and_take, job)
+            self.taking[future] = job
+            future.add_done_callback(lambda f: self.events.put(("taken", f)))
+
+    def _claim_and_take(self, job: Job) -> tuple[str, uuid.UUID | None]:
+        """In the pool: ``run`` with a lease, or why not (``busy``, ``elsewhere``, ``full``)."""
+        claim = self.ledger.claim(job.wave, job.vm.moref, self.owner)
+        if claim == "busy":  # it finishes there, or its worker died and its claim goes stale
+            return "busy", None
+        if claim == "new" and job.vm.moref in self.busy:  # the other worker finished it
+            self.ledger.release_claim(job.wave, job.vm.moref, self.owner)
+            return "elsewhere", None
+        lease = self.slots.take(self.limits[job.vm.moref])
+        if lease is None:  # another worker holds the rest of a cap
+            self.ledger.release_claim(job.wave, job.vm.moref, self.owner)
+            return "full", None
+        return "run", lease
+
+    def _next_events(self) -> list[tuple[str, object]]:
+        """What happened: at least one thing, unless POLL_SECONDS pass first."""
+        try:
+            events = [self.events.get(timeout=POLL_SECONDS)]
+        except queue.Empty:
+            return []
+        while not self.events.empty():
+            events.append(self.events.get())
+        return events
+
+    def _slots_answered(self, future: Future) -> None:
+        job = self.taking.pop(future)
+        names = self.limits[job.vm.moref]
+        answer, lease = future.result()
+        if answer == "run":
+            started = self.start(job)
+            self.running[started] = (job, lease)
+            started.add_done_callback(lambda f: self.events.put(("finished", f)))
+            return
+        self.here.subtract(names)
+        if answer == "elsewhere":
+            self.outcomes[job.vm.moref] = ELSEWHERE
+            self.finished(len(self.outcomes), len(self.jobs))
+            return
+        if answer == "busy":
+            self.busy.add(job.vm.moref)
+        self.blocked[tuple(names)] = time.monotonic() + POLL_SECONDS
+        self.pending = largest_first(self.pending + [job])
+
+    def _vm_finished(self, future: PrefectFuture) -> None:
+        job, lease = self.running.pop(future)
+        self.outcomes[job.vm.moref] = future.result()
+        self.slots.give_back(lease)
+        self.here.subtract(self.limits[job.vm.moref])
+        self.blocked.clear()  # slots were freed: everything may be asked again
+        self.ledger.release_claim(job.wave, job.vm.moref, self.owner)
+        self.finished(len(self.outcomes), len(self.jobs))
+
+
 def run_wave(jobs: list[Job], limits: dict[str, list[str]], caps: dict[str, int], in_flight: int,
              start: Callable[[Job], PrefectFuture], finished: Callable[[int, int], None]) -> dict[str, str]:
     """Run every job through ``start`` within ``in_flight`` and the shared ``caps``; each VM's outcome by moref."""
-    if not jobs:
-        return {}
-    owner, ledger = uuid.uuid4().hex, jobs[0].ledger()
-    pending, outcomes, busy = largest_first(jobs), {}, set()  # busy: VMs another live worker had claimed
-    running: dict[PrefectFuture, tuple[Job, uuid.UUID]] = {}
-    here: Counter[str] = Counter()  # slots this worker holds, per limit: no request when it alone fills one
-    refreshed, finishing = time.monotonic(), queue.SimpleQueue()
-    with SharedSlots() as slots:
-        while pending or running:
-            full: set[tuple[str, ...]] = set()
-            for job in list(pending):
-                names = limits[job.vm.moref]
-                if len(running) >= in_flight:
-                    break
-                if tuple(names) in full or any(here[n] >= caps[n] for n in names):
-                    continue
-                claim = ledger.claim(job.wave, job.vm.moref, owner)
-                if claim == "busy":  # wait: it finishes there, or its worker died and its claim goes stale
-                    busy.add(job.vm.moref)
-                    continue
-                if claim == "new" and job.vm.moref in busy:  # the other worker finished it
-                    ledger.release_claim(job.wave, job.vm.moref, owner)
-                    pending.remove(job)
-                    outcomes[job.vm.moref] = ELSEWHERE
-                    finished(len(outcomes), len(jobs))
-                    continue
-                lease = slots.take(names)
-                if lease is None:  # another worker holds the rest of a cap
-                    ledger.release_claim(job.wave, job.vm.moref, owner)
-                    full.add(tuple(names))
-                    continue
-                pending.remove(job)
-                here.update(names)
-                future = start(job)
-                running[future] = (job, lease)
-                future.add_done_callback(finishing.put)
-            for future in _finished(finishing):
-                job, lease = running.pop(future)
-                outcomes[job.vm.moref] = future.result()
-                slots.give_back(lease)
-                here.subtract(limits[job.vm.moref])
-                ledger.release_claim(job.wave, job.vm.moref, owner)
-                finished(len(outcomes), len(jobs))
-            if time.monotonic() - refreshed > REFRESH_SECONDS:
-                ledger.refresh_claims(owner)
-                refreshed = time.monotonic()
-    return outcomes
-
-
-def _finished(finishing: queue.SimpleQueue) -> list[PrefectFuture]:
-    """The VMs that finished: at least one, unless POLL_SECONDS pass first."""
-    try:
-        done = [finishing.get(timeout=POLL_SECONDS)]
-    except queue.Empty:
-        return []
-    while not finishing.empty():
-        done.append(finishing.get())
-    return done
+    return WaveDispatcher(jobs, limits, caps, in_flight, start, finished).run() if jobs else {}

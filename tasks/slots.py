@@ -4,21 +4,29 @@ Prefect's ``concurrency()`` sends every acquisition for one set of limits
 through one queue per process, and inside task runs each request waits behind
 the task runs' own state writes: measured on a Prefect test server, 2.07 s per
 acquisition of which 0.24 s is the HTTP call (30 VMs, 10 threads, free slots).
-So the wave's dispatcher takes a VM's slots itself, one request each, before
-its task starts: a refusal (423) means "not now, start another VM". Each lease
-is renewed while its VM runs; a killed worker's leases expire, freeing its slots.
+And a SQLite server answers 503 to 58% of increments while a wave's task runs
+write (its read-then-write transaction loses to theirs), which Prefect's client
+retries after 2, 4, 8... s: some VMs waited 60 s for a free slot. So the
+wave's dispatcher takes a VM's slots itself, one request each, before its
+task starts, retrying a 503 within a quarter second; a refusal (423) means
+"not now, start another VM". Each lease is renewed while its VM runs; a killed
+worker's leases expire, freeing its slots.
 """
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from types import TracebackType
 from uuid import UUID
 
 import httpx
 from prefect import get_client
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 LEASE_SECONDS = 60  # a killed worker frees its slots within this
+BUSY_TRIES = 40  # 503s or dropped connections in a row before a take gives up: ~6 s of a server that cannot write
 
 
 class SharedSlots:
@@ -46,13 +54,21 @@ class SharedSlots:
 
     def take(self, names: list[str]) -> UUID | None:
         """One slot of each limit in ``names`` under one lease, or None when any of them is full."""
-        try:
-            response = self._client.increment_concurrency_slots_with_lease(
-                names=names, slots=1, mode="concurrency", lease_duration=self.lease_seconds)
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code == 423:
-                return None
-            raise
+        for tries_left in reversed(range(BUSY_TRIES)):
+            try:
+                with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):  # its back-off doubles from 2 s
+                    response = self._client.increment_concurrency_slots_with_lease(
+                        names=names, slots=1, mode="concurrency", lease_duration=self.lease_seconds)
+                break
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code == 423:
+                    return None
+                if exc.response.status_code != 503 or not tries_left:
+                    raise
+            except httpx.TransportError:  # a connection the busy server dropped
+                if not tries_left:
+                    raise
+            time.sleep(random.uniform(0.05, 0.25))  # another writer won the server's database: ask again
         lease = UUID(response.json()["lease_id"])
         with self._lock:
             self._held.add(lease)
