@@ -20,6 +20,7 @@ from vmwave_tasks.job import Job, StepFailed
 from vmwave_tasks.step import step
 
 CDI = "cdi.kubevirt.io/v1beta1"
+NOTE_SECONDS = 1.0  # progress goes to the ledger at most this often; every phase change does
 
 
 def _phase(obj: dict | None) -> str:
@@ -27,20 +28,32 @@ def _phase(obj: dict | None) -> str:
 
 
 class DiskProgress:
-    """Each disk's phase and ``status.progress`` as CDI reports them: logged and kept in the ledger's detail."""
+    """Each disk's phase and ``status.progress`` as CDI reports them: logged and kept in the ledger's detail.
+
+    When its bytes started and stopped moving (first seen ImportInProgress, then Succeeded; epoch seconds) is
+    kept too: the data path's own clock, apart from the step's orchestration.
+    """
 
     def __init__(self, job: Job, names: list[str]):
         self.job, self.disks = job, {name: {"datavolume": name, "phase": "", "progress": "N/A"} for name in names}
+        self.noted = 0.0
 
     def __call__(self, obj: dict | None) -> str:
         if obj is None:
             return ""
         name, status = obj["metadata"]["name"], obj.get("status") or {}
-        seen = {"datavolume": name, "phase": status.get("phase", ""), "progress": status.get("progress", "N/A")}
-        if seen != self.disks[name]:
+        before = self.disks[name]
+        seen = {**before, "phase": status.get("phase", ""), "progress": status.get("progress", "N/A")}
+        if seen["phase"] == "ImportInProgress" and "copy_started" not in seen:
+            seen["copy_started"] = time.time()
+        if seen["phase"] == "Succeeded" and "copy_finished" not in seen:
+            seen["copy_finished"] = time.time()
+        if (seen["phase"], seen["progress"]) != (before["phase"], before["progress"]):
             self.disks[name] = seen
             get_run_logger().info("%s: %s %s", name, seen["phase"], seen["progress"])
-            self.job.ledger().mark(self.job.wave, self.job.vm.moref, CDI_IMPORT, detail={"disks": self.list()})
+            if seen["phase"] != before["phase"] or time.monotonic() - self.noted > NOTE_SECONDS:
+                self.job.ledger().mark(self.job.wave, self.job.vm.moref, CDI_IMPORT, detail={"disks": self.list()})
+                self.noted = time.monotonic()
         return seen["phase"]
 
     def list(self) -> list[dict]:

@@ -25,6 +25,7 @@ import secrets
 import shutil
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -164,6 +165,8 @@ class Cdi:
         self.api = api
         self.volumes = state / "volumes"
         self.datastores = Path(config.get("datastore_root") or state / "datastores")  # the lab vCenter's
+        self._sessions: dict[tuple[str, str, str], object] = {}  # VDDK's vCenter sessions, by credentials
+        self._lock = threading.Lock()
         self.registry = Path(config.get("registry_dir") or state / "registry")
         self.uploads: dict[str, tuple[str, str]] = {}  # upload token -> (namespace, pvc)
         self.upload_done: dict[tuple[str, str], asyncio.Event] = {}
@@ -395,7 +398,6 @@ class Cdi:
 
     def _vddk_disk(self, spec: dict, user: str, password: str) -> Path:
         """What VDDK does before it reads: the thumbprint, the login, the VM by BIOS UUID, its disk by backing file."""
-        from pyVim.connect import Disconnect, SmartConnect
         from pyVmomi import vim
 
         u = urllib.parse.urlparse(spec.get("url", ""))
@@ -408,29 +410,42 @@ class Cdi:
         if spec.get("thumbprint", "").upper() != actual:
             raise ImportFailed(f"Unable to connect to vddk data source: the thumbprint {spec.get('thumbprint')!r} "
                                f"does not match the server's certificate ({actual})")
+        si = self._session(u, user, password)
+        backing = spec.get("backingFile", "")
+        vm = si.content.searchIndex.FindByUuid(None, spec.get("uuid", ""), True, False)
+        if vm is None:
+            raise ImportFailed(f"disk {backing} is not a disk of a VM: no VM has BIOS UUID {spec.get('uuid')}")
+        disks = [d.backing.fileName for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
+        if backing not in disks:
+            raise ImportFailed(f"disk {backing} is not a disk of VM {vm.name} (it has {', '.join(disks)})")
+        datastore, _, path = backing.partition("] ")
+        found = sorted(self.datastores.glob(f"*/{datastore.lstrip('[')}/{path}"))  # the lab's datastores, per datacenter
+        return _data_file(found[0] if found else self.datastores / datastore.lstrip("[") / path, backing)
+
+    def _session(self, u: urllib.parse.ParseResult, user: str, password: str):
+        """A logged-in vCenter session for these credentials: VDDK's connection, kept while it stays valid."""
+        from pyVim.connect import SmartConnect
+        from pyVmomi import vim
+
+        key = (u.netloc, user, hashlib.sha256(password.encode()).hexdigest())
+        with self._lock:
+            si = self._sessions.get(key)
+        if si is not None:
+            try:
+                if si.content.sessionManager.currentSession is not None:
+                    return si
+            except vim.fault.NotAuthenticated:
+                pass
         try:
             si = SmartConnect(host=u.hostname, port=u.port or 443, user=user, pwd=password,
-                              sslContext=ssl._create_unverified_context())  # pinned by the thumbprint above
+                              sslContext=ssl._create_unverified_context())  # pinned by the thumbprint checked first
         except vim.fault.InvalidLogin:
             raise ImportFailed("Unable to connect to vddk data source: Cannot complete login due to an incorrect "
                                "user name or password") from None
-        try:
-            vm = si.content.searchIndex.FindByUuid(None, spec.get("uuid", ""), True, False)
-            backing = spec.get("backingFile", "")
-            if vm is None:
-                raise ImportFailed(f"disk {backing} is not a disk of a VM: no VM has BIOS UUID {spec.get('uuid')}")
-            disks = [d.backing.fileName for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
-            if backing not in disks:
-                raise ImportFailed(f"disk {backing} is not a disk of VM {vm.name} (it has {', '.join(disks)})")
-            parent = vm.parent
-            while not isinstance(parent, vim.Datacenter):
-                parent = parent.parent
-            datacenter = parent.name
-        finally:
-            Disconnect(si)
-        datastore, _, path = backing.partition("] ")
-        descriptor = self.datastores / datacenter / datastore.lstrip("[") / path
-        return _data_file(descriptor, backing)
+        with self._lock:
+            self._sessions[key] = si
+        return si
+
     @staticmethod
     def _store_image(source: Path, claim: dict, target: Path, keep_source: bool = False) -> None:
         """Check the image with qemu-img and write it raw into the volume, as CDI's importer does.
