@@ -20,7 +20,7 @@ from vmwave_tasks.job import Job, StepFailed
 from vmwave_tasks.step import step
 
 CDI = "cdi.kubevirt.io/v1beta1"
-NOTE_SECONDS = 1.0  # progress goes to the ledger at most this often; every phase change does
+NOTE_SECONDS = 1.0  # progress goes to the ledger at most this often: a ledger write would delay the next event
 
 
 def _phase(obj: dict | None) -> str:
@@ -31,7 +31,8 @@ class DiskProgress:
     """Each disk's phase and ``status.progress`` as CDI reports them: logged and kept in the ledger's detail.
 
     When its bytes started and stopped moving (first seen ImportInProgress, then Succeeded; epoch seconds) is
-    kept too: the data path's own clock, apart from the step's orchestration.
+    kept too: the data path's own clock, apart from the step's orchestration. The ledger hears of it at most
+    once a second while it runs.
     """
 
     def __init__(self, job: Job, names: list[str]):
@@ -51,7 +52,7 @@ class DiskProgress:
         if (seen["phase"], seen["progress"]) != (before["phase"], before["progress"]):
             self.disks[name] = seen
             get_run_logger().info("%s: %s %s", name, seen["phase"], seen["progress"])
-            if seen["phase"] != before["phase"] or time.monotonic() - self.noted > NOTE_SECONDS:
+            if time.monotonic() - self.noted > NOTE_SECONDS:  # the step's end records the last state anyway
                 self.job.ledger().mark(self.job.wave, self.job.vm.moref, CDI_IMPORT, detail={"disks": self.list()})
                 self.noted = time.monotonic()
         return seen["phase"]

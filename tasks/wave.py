@@ -23,10 +23,11 @@ from vmwave.domain.build import credentials_name, vm_objects
 from vmwave.domain.diagnosis import cause
 from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.records import SourceVM
-from vmwave.domain.steps import ROLLBACK, SNAPSHOT
+from vmwave.domain.steps import PIPELINE, ROLLBACK, SNAPSHOT
 from vmwave.errors import VmwaveError
 from vmwave.plugins import conversion, smoke_checks
 from vmwave.settings import Settings
+from vmwave_tasks.dispatch import ELSEWHERE
 from vmwave_tasks.job import Job
 
 
@@ -120,11 +121,14 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict
     for job in jobs:
         vm_steps = steps.get(job.vm.moref, [])
         failed = next((s for s in vm_steps if s["status"] == "failed"), None)
-        rows.append({"vm": job.vm.name, "class": job.cls, "result": outcomes.get(job.vm.moref, "not run"),
+        result = outcomes.get(job.vm.moref, "not run")
+        if result == ELSEWHERE:  # the ledger holds what the other worker did
+            result = ledger_result(vm_steps) + " on another worker"
+        rows.append({"vm": job.vm.name, "class": job.cls, "result": result,
                      "steps": ", ".join(f"{s['step']} {s['seconds'] or 0:.1f}s" for s in vm_steps if s["step"] != ROLLBACK),
                      "cause": failed["cause"] if failed else "",
                      "fix": _fix(failed) if failed else ""})
-    ok = sum(r["result"] == "succeeded" for r in rows)
+    ok = sum(r["result"].startswith("succeeded") for r in rows)
     create_table_artifact(rows, key=f"wave-{wave}-report".lower(), description=f"wave {wave}: {ok}/{len(rows)} succeeded")
     lines = [f"# Wave {wave}", "", f"{ok} of {len(rows)} VMs succeeded ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC).", "",
              "| VM | class | result | steps | cause | fix |", "|---|---|---|---|---|---|"]
@@ -134,6 +138,15 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict
     create_markdown_artifact("\n".join(lines), key=f"wave-{wave}-summary".lower())
     return {"wave": wave, "succeeded": ok, "total": len(rows), "rows": rows, "report": str(path),
             "finished": time.time()}
+
+
+def ledger_result(vm_steps: list[dict[str, Any]]) -> str:
+    """A VM's outcome as the ledger tells it: what `migrate_one` returned on the worker that ran it."""
+    failed = next((s for s in vm_steps if s["status"] == "failed"), None)
+    if failed:
+        return f"failed: {failed['cause']}"
+    done = {s["step"] for s in vm_steps if s["status"] in ("succeeded", "skipped")}
+    return "succeeded" if set(PIPELINE) <= done else "not finished"
 
 
 def _fix(failed: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """The ledger: attempts, statuses and resume decisions survive processes; a shared URL works the same."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -65,11 +66,38 @@ def test_status_command_prints_the_ledger(tmp_path):
     ledger = Ledger(f"sqlite:///{db}")
     ledger.start("w003", "vm-7", "db-01", "boot")
     ledger.finish("w003", "vm-7", "boot", "failed", error="VMI never started", cause="vmi-unschedulable")
-    ledger.start("w004", "vm-8", "web-01", "boot")
+    ledger.start("w004", "vm-8", "web-01", "cdi-import")
+    ledger.mark("w004", "vm-8", "cdi-import", detail={"disks": [
+        {"datavolume": "web-01-disk0", "phase": "ImportInProgress", "progress": "45.00%"},
+        {"datavolume": "web-01-disk1", "phase": "Succeeded", "progress": "100.0%"}]})
     result = subprocess.run([VMWAVE, "status", "--wave", "3", "--json", "--ledger", str(db)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     [entry] = json.loads(result.stdout)
     assert entry["vm"] == "db-01" and entry["steps"][0]["cause"] == "vmi-unschedulable"
-    table = subprocess.run([VMWAVE, "status", "--ledger", str(db)], capture_output=True, text=True, timeout=60)
+    table = subprocess.run([VMWAVE, "status", "--ledger", str(db)], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "COLUMNS": "200"})
     assert "vmi-unschedulable" in table.stdout and "web-01" in table.stdout
+    assert "disk0 45.00%, disk1 100.0%" in table.stdout  # each disk's import as CDI reports it
+
+
+def test_a_vm_is_claimed_by_one_worker_until_released_or_its_worker_goes_silent(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from vmwave.adapters import ledger as ledger_module
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert ledger.claim("w001", "vm-1", "worker-a") == "new"
+    assert ledger.claim("w001", "vm-1", "worker-a") == "mine"
+    assert ledger.claim("w001", "vm-1", "worker-b") == "busy" and ledger.claimed("w001") == 1
+    ledger.release_claim("w001", "vm-1", "worker-b")  # not b's to release
+    assert ledger.claim("w001", "vm-1", "worker-b") == "busy"
+    ledger.release_claim("w001", "vm-1", "worker-a")
+    assert ledger.claimed("w001") == 0 and ledger.claim("w001", "vm-1", "worker-b") == "new"
+
+    silent = datetime.now(timezone.utc) - timedelta(seconds=ledger_module.CLAIM_STALE_SECONDS + 1)
+    with ledger.engine.begin() as conn:  # worker-b died: its heartbeat stopped a while ago
+        conn.execute(ledger_module.claims.update().values(heartbeat=silent))
+    assert ledger.claim("w001", "vm-1", "worker-c") == "taken-over"
+    ledger.refresh_claims("worker-c")
+    assert ledger.claim("w001", "vm-1", "worker-a") == "busy"

@@ -239,3 +239,34 @@ def test_a_rebuild_reads_nothing_from_vsphere_and_needs_its_template_image():
         vm_objects(vm(), entry(mode="rebuild"), "w002", MAPS, None)
     with pytest.raises(VmwaveError, match="no vCenter to read its disks from"):
         vm_objects(vm(), entry(), "w002", MAPS, None)
+
+
+@pytest.mark.parametrize("message,expected", [
+    ("Unable to connect to http data source: expected status code 200, got 401. Status: 401 Unauthorized",
+     "source-auth-failed"),
+    ("Unable to connect to vddk data source: Cannot complete login due to an incorrect user name or password",
+     "source-auth-failed"),
+    ("Unable to connect to vddk data source: the thumbprint 'AA' does not match the server's certificate (BB)",
+     "source-auth-failed"),
+    ("Unable to connect to http data source: expected status code 200, got 404. Status: 404 Not Found",
+     "source-disk-missing"),
+    ("disk [ds] a/a.vmdk is not a disk of VM a (it has [ds] a/b.vmdk)", "source-disk-missing"),
+    ("Unable to connect to http data source: Remote end closed connection without response", "vcenter-unreachable"),
+    ("Unable to connect to vddk data source: Connection refused", "vcenter-unreachable"),
+    ("Unable to process data: Virtual image size 2 is larger than the reported available storage 1.",
+     "cdi-import-failed"),
+])
+def test_a_failed_import_is_diagnosed_from_cdis_message(message, expected):
+    from vmwave.domain.diagnosis import CAUSES, import_cause
+
+    assert import_cause(message) == expected and expected in CAUSES
+
+
+def test_the_data_file_url_names_the_flat_extent_on_vcenters_file_access():
+    from vmwave.domain.datastore_paths import data_file, folder_url
+
+    assert data_file("[ds 1] my vm/my vm_1.vmdk") == "[ds 1] my vm/my vm_1-flat.vmdk"
+    assert folder_url("https://vc.example:8443/sdk", "dc/east", "[ds 1] my vm/my vm_1-flat.vmdk") == \
+        "https://vc.example:8443/folder/my%20vm/my%20vm_1-flat.vmdk?dcPath=dc/east&dsName=ds%201"
+    with pytest.raises(InputError, match="is not '\\[datastore\\] path'"):
+        folder_url("https://vc", "dc", "no-brackets.vmdk")

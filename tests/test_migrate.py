@@ -153,3 +153,40 @@ def test_keep_for_debug_labels_what_a_failed_migration_made(prefect_server, lab_
         for api_version, kind in (("kubevirt.io/v1", "VirtualMachine"), ("cdi.kubevirt.io/v1beta1", "DataVolume")):
             for obj in cluster.find(api_version, kind, "vmwave", {"vmwave.io/wave": "w905"}):
                 cluster.delete(api_version, kind, "vmwave", obj["metadata"]["name"])
+
+
+def test_a_512_mib_disk_streams_into_its_pvc_and_never_through_the_worker(prefect_server, lab_settings, lab, target,
+                                                                          by_name, tmp_path):
+    """Over HTTPS from the datastore (no VDDK): the PVC holds the disk's bytes; the work directory stays empty."""
+    import threading
+    from dataclasses import replace
+
+    from vmwave.adapters.vsphere_ops import power_on
+    from vmwave_flows.migrate import migrate_vm
+    from vmwave_lab.vcenter import disk_image, seed_disk
+
+    vm = by_name["web-03"]
+    flat = seed_disk(lab, vm.datacenter, vm.disks[0].file, disk_image(512, 512 << 10, "web-03/512"))
+    vm = replace(vm, disks=(replace(vm.disks[0], capacity_bytes=512 << 20),))
+    job = job_for(vm, lab_settings, tmp_path, "w906", env={"VMWAVE_VDDK_IMAGE": ""})
+    work, peak, done = tmp_path / "work", [0], threading.Event()
+
+    def watch() -> None:  # measure, not synchronise: how big the work directory ever got
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], du(work) if work.exists() else 0)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert migrate_vm(job)["result"] == "succeeded"
+    finally:
+        done.set()
+        watcher.join()
+    assert job.ledger().get("w906", vm.moref, "cdi-import")["detail"]["source"] == "http"
+    assert same_bytes(flat, volume(lab_settings, "web-03-disk0"))
+    assert peak[0] < 4 << 20, peak[0]
+    cluster = job.cluster()
+    cluster.delete("kubevirt.io/v1", "VirtualMachine", "vmwave", "web-03")
+    cluster.delete("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "web-03-disk0")
+    with connect(target) as si:
+        power_on(si, vm.moref)  # the source as the other tests know it

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -119,9 +120,11 @@ class Pods:
 
     @staticmethod
     def _rewrite(text: str, paths: dict[str, str]) -> str:
-        for at in sorted(paths, key=len, reverse=True):
-            text = text.replace(at, paths[at])
-        return text
+        """Every path under a mount point, in one pass: a mount point where a path can start, then / or its end."""
+        if not paths:
+            return text
+        points = "|".join(re.escape(at) for at in sorted(paths, key=len, reverse=True))
+        return re.sub(rf"(?<![^\s\"'=:,(<>])({points})(?=/|$|[\s\"'<>),;])", lambda m: paths[m.group(1)], text)
 
     async def _run(self, pod: dict, container: dict, root: Path, paths: dict[str, str]) -> None:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]

@@ -165,7 +165,7 @@ class Ledger:
                                                                   "moref": row["moref"], "steps": []})
             entry["steps"].append({
                 "step": row["step"], "status": row["status"], "attempts": row["attempt"], "cause": row["cause"],
-                "error": row["error"], "bytes": row["bytes"],
+                "error": row["error"], "bytes": row["bytes"], "detail": row["detail"] or {},
                 "started_at": row["started_at"].isoformat() if row["started_at"] else None,
                 "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
                 "seconds": round((row["finished_at"] - row["started_at"]).total_seconds(), 3)

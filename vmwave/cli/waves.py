@@ -57,6 +57,17 @@ def status(
         print(dumps(entries))
         return
     table(f"{len(entries)} VMs" + (f" in wave {wave_id}" if wave_id else ""),
-          ("wave", "VM", "step", "status", "attempts", "seconds", "cause"),
+          ("wave", "VM", "step", "status", "attempts", "seconds", "progress", "cause"),
           [(e["wave"], e["vm"], s["step"], s["status"], s["attempts"],
-            "" if s["seconds"] is None else f"{s['seconds']:.1f}", s["cause"]) for e in entries for s in e["steps"]])
+            "" if s["seconds"] is None else f"{s['seconds']:.1f}", progress(s), s["cause"])
+           for e in entries for s in e["steps"]])
+
+
+def progress(step: dict) -> str:
+    """Where a step is: each disk's import as CDI reports it, the conversion pod's phase."""
+    detail = step.get("detail") or {}
+    if detail.get("disks") and isinstance(detail["disks"][0], dict) and "progress" in detail["disks"][0]:
+        return ", ".join(f"{d['datavolume'].rsplit('-', 1)[-1]} {d['progress']}" for d in detail["disks"])
+    if detail.get("pod") and step["status"] == "running":
+        return f"pod {detail.get('phase') or 'Pending'}"
+    return ""
