@@ -1,9 +1,10 @@
 """Windows guests: converted by virt-v2v, which installs the VirtIO drivers from the virtio-win ISO.
 
 The settings' ``virtio_win`` (``VMWAVE_VIRTIO_WIN``) names that ISO or its
-unpacked directory; without it a converted Windows guest cannot boot from a
-virtio disk, so the conversion says what it needs and the wave is refused
-before anything changes.
+unpacked directory inside the conversion image, where virt-v2v-in-place runs
+(the worker cannot look there); without it a converted Windows guest cannot
+boot from a virtio disk, so the conversion says what it needs and the wave is
+refused before anything changes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from vmwave.plugins import Conversion
 from vmwave.settings import Settings
 
 DRIVERS = ("the VirtIO drivers for Windows (virtio-win.iso from Fedora's virtio-win project, or its unpacked "
-           "directory): set VMWAVE_VIRTIO_WIN to its path")
+           "directory): set VMWAVE_VIRTIO_WIN to its path in the conversion image (VMWAVE_CONVERSION_IMAGE)")
 
 
 @hookimpl
@@ -23,9 +24,8 @@ def vmwave_conversion(vm: SourceVM, config: Settings | None) -> Conversion | Non
         return None
     why = "Windows guest: virt-v2v installs the VirtIO drivers and the guest agent"
     drivers = config.virtio_win if config else None
-    if drivers is None or not drivers.exists():
-        found = f" ({drivers} does not exist)" if drivers else ""
-        return Conversion("virt-v2v", why, needs=DRIVERS + found)
+    if drivers is None:
+        return Conversion("virt-v2v", why, needs=DRIVERS)
     return Conversion("virt-v2v", why, env={"VIRTIO_WIN": str(drivers)})
 
 

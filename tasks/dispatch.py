@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
 from typing import Callable
 
 from prefect.futures import PrefectFuture
@@ -52,7 +53,7 @@ class WaveDispatcher:
         self.running: dict[PrefectFuture, tuple[Job, uuid.UUID]] = {}
         self.here: Counter[str] = Counter()  # slots held or being taken here, per limit: no request it would refuse
         self.blocked: dict[tuple[str, ...], float] = {}  # limits refused: not asked again until then
-        self.busy: set[str] = set()  # VMs another live worker had claimed
+        self.since = datetime.now(timezone.utc)  # what other workers did after this is theirs to report
         self.events: queue.SimpleQueue = queue.SimpleQueue()
 
     def run(self) -> dict[str, str]:
@@ -82,11 +83,15 @@ class WaveDispatcher:
             future.add_done_callback(lambda f: self.events.put(("taken", f)))
 
     def _claim_and_take(self, job: Job) -> tuple[str, uuid.UUID | None]:
-        """In the pool: ``run`` with a lease, or why not (``busy``, ``elsewhere``, ``full``)."""
+        """In the pool: ``run`` with a lease, or why not (``busy``, ``elsewhere``, ``full``).
+
+        A VM another worker ran during this run is theirs (``elsewhere``), failed or not: it is not run again
+        here; one whose worker went silent is taken over.
+        """
         claim = self.ledger.claim(job.wave, job.vm.moref, self.owner)
         if claim == "busy":  # it finishes there, or its worker died and its claim goes stale
             return "busy", None
-        if claim == "new" and job.vm.moref in self.busy:  # the other worker finished it
+        if claim == "new" and self.ledger.worked_on_since(job.wave, job.vm.moref, self.since):  # done there
             self.ledger.release_claim(job.wave, job.vm.moref, self.owner)
             return "elsewhere", None
         lease = self.slots.take(self.limits[job.vm.moref])
@@ -119,8 +124,6 @@ class WaveDispatcher:
             self.outcomes[job.vm.moref] = ELSEWHERE
             self.finished(len(self.outcomes), len(self.jobs))
             return
-        if answer == "busy":
-            self.busy.add(job.vm.moref)
         self.blocked[tuple(names)] = time.monotonic() + POLL_SECONDS
         self.pending = largest_first(self.pending + [job])
 

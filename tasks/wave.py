@@ -17,6 +17,7 @@ from prefect import get_client, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
     update_progress_artifact
 from prefect.cache_policies import NONE
+from prefect.exceptions import ObjectAlreadyExists
 
 from vmwave.adapters.files import load_maps, load_plan, write_text_atomic
 from vmwave.domain.build import credentials_name, vm_objects
@@ -90,7 +91,10 @@ def share_limits(jobs: list[Job], per_host: int, per_datastore: int) -> tuple[di
             for wanted in names.values() for name in wanted}
     with get_client(sync_client=True) as client:
         for name in sorted(caps):
-            client.upsert_global_concurrency_limit_by_name(name, caps[name])
+            try:
+                client.upsert_global_concurrency_limit_by_name(name, caps[name])
+            except ObjectAlreadyExists:  # another worker of the wave made it first: now it is an update
+                client.upsert_global_concurrency_limit_by_name(name, caps[name])
     return names, caps
 
 

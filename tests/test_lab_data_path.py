@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -115,9 +116,11 @@ def test_a_pod_runs_its_command_on_its_volumes_and_kubectl_reads_its_log(cluster
                             60, "done", since=made)
     assert done["status"]["phase"] == "Failed"
     assert done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
-    logs = subprocess.run(["kubectl", "--kubeconfig", lab_settings["VMWAVE_KUBECONFIG"], "-n", NS, "logs", "reader",
-                           "--tail", "5"], capture_output=True, text=True, check=True).stdout
-    assert logs.split() == [str(32 << 20)]  # the PVC's disk.img as the pod saw it
+    assert cluster.pod_log(NS, "reader", tail_lines=5).split() == [str(32 << 20)]  # the PVC's disk.img, as seen
+    if shutil.which("kubectl"):  # people's own tool reads it too
+        logs = subprocess.run(["kubectl", "--kubeconfig", lab_settings["VMWAVE_KUBECONFIG"], "-n", NS, "logs", "reader",
+                               "--tail", "5"], capture_output=True, text=True, check=True).stdout
+        assert logs.split() == [str(32 << 20)]
 
     cluster.apply({**pod, "metadata": {"name": "no-image", "namespace": NS},
                    "spec": {**pod["spec"], "containers": [{**pod["spec"]["containers"][0], "image": "example/x:1"}]}})

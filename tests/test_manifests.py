@@ -270,3 +270,15 @@ def test_the_data_file_url_names_the_flat_extent_on_vcenters_file_access():
         "https://vc.example:8443/folder/my%20vm/my%20vm_1-flat.vmdk?dcPath=dc/east&dsName=ds%201"
     with pytest.raises(InputError, match="is not '\\[datastore\\] path'"):
         folder_url("https://vc", "dc", "no-brackets.vmdk")
+
+
+def test_a_wave_starts_its_largest_disks_first():
+    from types import SimpleNamespace
+
+    from vmwave_tasks.dispatch import largest_first
+
+    def job(name: str, *sizes: int):
+        return SimpleNamespace(vm=vm(name=name, disks=tuple(replace(vm().disks[0], capacity_bytes=s) for s in sizes)))
+
+    jobs = [job("small", 1 << 30), job("big", 100 << 30, 400 << 30), job("mid-b", 50 << 30), job("mid-a", 50 << 30)]
+    assert [j.vm.name for j in largest_first(jobs)] == ["big", "mid-a", "mid-b", "small"]

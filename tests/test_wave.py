@@ -106,6 +106,46 @@ def test_a_plan_naming_unknown_vms_is_refused_before_anything_changes(prefect_se
     assert Ledger(Settings.load().ledger).rows() == []
 
 
+def test_two_workers_share_a_wave_and_its_per_host_cap(prefect_server, wave_env, planned, tmp_path):
+    """Two `vmwave migrate` processes on one wave: each VM runs once, on one of them, and one VM per host at a time."""
+    from prefect.settings import PREFECT_API_URL
+
+    plan, doc, wave = planned
+    web = next(w for w in doc["waves"] if w["class"] == "P2")  # a person merges the web tier into the wave, copied
+    wave["vms"] += [{**vm, "mode": "cold"} for vm in web["vms"]]
+    doc["waves"].remove(web)
+    plan.write_text(yaml.safe_dump(doc, sort_keys=False))
+    hosts = {vm["moref"]: vm["host"] for vm in wave["vms"]}
+    assert max(list(hosts.values()).count(h) for h in hosts.values()) >= 2  # the cap has something to hold back
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_PER_HOST": "1",
+           "VMWAVE_IN_FLIGHT": "1"}  # one VM at a time each: the first worker cannot finish before the second starts
+    for n in (1, 2):
+        (tmp_path / f"worker-{n}").mkdir()
+    workers = [subprocess.Popen([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
+                                 str(tmp_path / f"worker-{n}")], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for n in (1, 2)]
+    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs  # each reports the whole wave's truth
+
+    rows = Ledger(Settings.load().ledger).rows(wave["id"])
+    assert {r["moref"] for r in rows} == set(hosts) and all(r["attempt"] == 1 for r in rows)  # each VM once
+    assert all("ImportInProgress" in output for output in outputs)  # both imported disks: the wave was shared
+    for n in (1, 2):  # and each report tells the whole wave
+        report = (tmp_path / f"worker-{n}" / f"wave-{wave['id']}-report.md").read_text()
+        assert f"{len(hosts)} of {len(hosts)} VMs succeeded" in report
+    spans: dict[str, list[tuple]] = {}
+    for moref in hosts:
+        mine = [r for r in rows if r["moref"] == moref]
+        spans.setdefault(hosts[moref], []).append((min(r["started_at"] for r in mine),
+                                                  max(r["finished_at"] for r in mine)))
+    for host, intervals in spans.items():
+        intervals.sort()
+        assert all(later[0] >= earlier[1] for earlier, later in zip(intervals, intervals[1:])), host  # never two
+    undone = subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], capture_output=True,
+                            text=True, env=env)  # the sources run again for the tests after this one
+    assert undone.returncode == 0, undone.stderr
+
+
 def test_a_wave_killed_mid_way_finishes_on_rerun(prefect_server, wave_env, planned, tmp_path):
     """SIGKILL the `vmwave migrate` process mid-wave; the rerun finishes it and redoes nothing that had finished."""
     import signal
@@ -140,32 +180,3 @@ def test_a_wave_killed_mid_way_finishes_on_rerun(prefect_server, wave_env, plann
         assert len(cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave",
                                 {"vmwave.io/source-uuid": vm["uuid"]})) >= 1
 
-
-def test_two_workers_share_a_wave_and_its_per_host_cap(prefect_server, wave_env, planned, tmp_path):
-    """Two `vmwave migrate` processes on one wave: each VM runs once, on one of them, and one VM per host at a time."""
-    from prefect.settings import PREFECT_API_URL
-
-    plan, _, wave = planned
-    hosts = {vm["moref"]: vm["host"] for vm in wave["vms"]}
-    assert max(list(hosts.values()).count(h) for h in hosts.values()) >= 2  # the cap has something to hold back
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_PER_HOST": "1"}
-    for n in (1, 2):
-        (tmp_path / f"worker-{n}").mkdir()
-    workers = [subprocess.Popen([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
-                                 str(tmp_path / f"worker-{n}")], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True) for n in (1, 2)]
-    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0], outputs  # each reports the whole wave's truth
-
-    rows = Ledger(Settings.load().ledger).rows(wave["id"])
-    assert {r["moref"] for r in rows} == set(hosts) and all(r["attempt"] == 1 for r in rows)  # each VM once
-    reports = [(tmp_path / f"worker-{n}" / f"wave-{wave['id']}-report.md").read_text() for n in (1, 2)]
-    assert all("succeeded on another worker" in report for report in reports)  # both took VMs
-    spans: dict[str, list[tuple]] = {}
-    for moref in hosts:
-        mine = [r for r in rows if r["moref"] == moref]
-        spans.setdefault(hosts[moref], []).append((min(r["started_at"] for r in mine),
-                                                  max(r["finished_at"] for r in mine)))
-    for host, intervals in spans.items():
-        intervals.sort()
-        assert all(later[0] >= earlier[1] for earlier, later in zip(intervals, intervals[1:])), host  # never two

@@ -145,6 +145,13 @@ class Ledger:
             conn.execute(claims.delete().where((claims.c.wave == wave) & (claims.c.moref == moref)
                                                & (claims.c.owner == owner)))
 
+    def worked_on_since(self, wave: str, moref: str, since: datetime) -> bool:
+        """Whether any step of the VM started at or after ``since``: another worker ran it meanwhile."""
+        query = select(steps.c.step).where((steps.c.wave == wave) & (steps.c.moref == moref)
+                                           & (steps.c.started_at >= since)).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def claimed(self, wave: str) -> int:
         """How many of the wave's VMs some worker runs now."""
         with self.engine.connect() as conn:
