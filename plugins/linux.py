@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vmwave import hookimpl
 from vmwave.domain.records import SourceVM
-from vmwave.plugins import Conversion
+from vmwave.hookspecs import Conversion
 
 
 @hookimpl

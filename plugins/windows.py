@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from vmwave import hookimpl
 from vmwave.domain.records import SourceVM
-from vmwave.plugins import Conversion
+from vmwave.hookspecs import Conversion
 from vmwave.settings import Settings
 
 DRIVERS = ("the VirtIO drivers for Windows (virtio-win.iso from Fedora's virtio-win project, or its unpacked "

@@ -13,7 +13,7 @@ from vmwave.domain.diagnosis import cause as known_cause
 from vmwave.domain.maps import Maps
 from vmwave.domain.records import SourceVM
 from vmwave.errors import VmwaveError
-from vmwave.plugins import Conversion
+from vmwave.hookspecs import Conversion
 from vmwave.settings import Settings
 
 

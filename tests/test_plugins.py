@@ -70,3 +70,40 @@ def test_a_third_party_plugin_answers_first():
         assert {"tcp": 443} in smoke_checks(vm("linux"))
     finally:
         manager().unregister(plugin)
+
+
+def installed(root, name: str, module: str, source: str) -> None:
+    """A distribution as pip leaves it on sys.path: the module, and dist-info with its `vmwave` entry point."""
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{name.replace('-', '_')}-1.2.dist-info"  # as wheels name it: the first - ends the name
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2\n")
+    (info / "entry_points.txt").write_text(f"[vmwave]\n{name} = {module}\n")
+
+
+def test_plugins_list_names_installed_and_broken_plugins_with_their_distribution(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from helpers import VMWAVE
+
+    installed(tmp_path, "vmwave-freebsd", "vmwave_freebsd", "from vmwave import hookimpl\n\n@hookimpl\n"
+              "def vmwave_smoke_checks(vm):\n    return [{'tcp': 22}] if vm.guest_family == 'other' else []\n")
+    installed(tmp_path, "vmwave-typo", "vmwave_typo", "from vmwave import hookimpl\n\n@hookimpl\n"
+              "def vmwave_smoke_check(vm):\n    return []\n")
+    installed(tmp_path, "vmwave-crash", "vmwave_crash", "raise RuntimeError('needs a library this host lacks')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "250"}
+    listed = subprocess.run([VMWAVE, "plugins", "list"], capture_output=True, text=True, env=env)
+    assert listed.returncode == 1, listed.stdout + listed.stderr
+    rows = {line.split("│")[1].strip(): line for line in listed.stdout.splitlines() if line.count("│") > 4}
+    assert "vmwave-freebsd 1.2" in rows["vmwave-freebsd"] and "vmwave_smoke_checks" in rows["vmwave-freebsd"]
+    assert "ok" in rows["vmwave-freebsd"] and "built-in" in rows["linux"]
+    assert "unknown hook(s) vmwave_smoke_check" in rows["vmwave-typo"]
+    assert "RuntimeError: needs a library this host lacks" in rows["vmwave-crash"]
+    using = subprocess.run([sys.executable, "-c", "from vmwave.plugins import manager\ntry:\n    manager()\n"
+                            "except Exception as exc:\n    print(type(exc).__name__, exc)"], capture_output=True, text=True,
+                           env=env)  # anything that asks the plugins stops, naming each broken one and the fix
+    assert using.stdout.startswith("PluginsBroken plugin vmwave-crash (vmwave_crash, vmwave-crash 1.2): RuntimeError")
+    assert "plugin vmwave-typo (vmwave_typo, vmwave-typo 1.2): implements unknown hook(s)" in using.stdout
+    assert "VMWAVE_DISABLE_PLUGINS=vmwave-crash,vmwave-typo" in using.stdout

@@ -1,72 +1,112 @@
-"""The hooks guest-OS plugins implement, and the manager that finds them.
+"""The plugin manager: built-in and installed guest-OS plugins, registered the same way, and the calls vmwave makes.
 
-Built-in plugins (``vmwave_plugins``) and third-party ones register the same
-way: an entry point in the ``vmwave`` group whose object carries
-``vmwave.hookimpl`` functions. A VM's custom attribute ``vmwave.convert``
-(``copy`` or ``virt-v2v``) is the operator's word and beats every plugin when
-the plan is made; once made, the plan's ``convert`` is what a migration uses.
-Plugins read settings from ``config``, never from the environment.
+Built-ins are listed by name (``BUILTINS``) and imported from ``vmwave_plugins``;
+installed plugins are entry points of the group ``vmwave``, each known with
+its distribution and version. A misspelled hook name is an error
+(``check_pending``), a plugin that fails to load stops everything until it is
+fixed or disabled (``VMWAVE_DISABLE_PLUGINS=name,...``), and neither is ever a
+traceback. A VM's custom attribute ``vmwave.convert`` (``copy`` or
+``virt-v2v``) is the operator's word and beats every plugin when the plan is
+made; once made, the plan's ``convert`` is what a migration uses.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+import importlib
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 import pluggy
 
-from vmwave import hookimpl, hookspec
+from vmwave import __version__, hookimpl, hookspecs
 from vmwave.domain.plan import TOOLS
 from vmwave.domain.records import SourceVM
 from vmwave.errors import VmwaveError
+from vmwave.hookspecs import Conversion
 from vmwave.settings import Settings
 
 GROUP = "vmwave"
 CONVERT_ATTRIBUTE = "vmwave.convert"
+BUILTINS = {"windows": "vmwave_plugins.windows", "linux": "vmwave_plugins.linux"}
+
+__all__ = ["Conversion", "PluginInfo", "PluginsBroken", "conversion", "loaded", "manager", "planned_tool",
+           "smoke_checks"]
 
 
 @dataclass(frozen=True)
-class Conversion:
-    """How a VM's disks become KubeVirt disks: a plain ``qemu-img`` copy or a ``virt-v2v`` guest conversion."""
+class PluginInfo:
+    """One plugin as `vmwave plugins list` shows it."""
 
-    tool: str  # copy | virt-v2v
-    why: str
-    options: tuple[str, ...] = ()  # extra virt-v2v arguments
-    env: dict[str, str] = field(default_factory=dict)  # e.g. VIRTIO_WIN for Windows drivers
-    needs: str = ""  # what must be configured before it can run, with how; "" when it can run now
+    name: str
+    source: str  # "built-in", or the entry point's object reference
+    distribution: str
+    version: str
+    hooks: tuple[str, ...] = ()
+    error: str = ""  # why it could not be loaded; "" when it works
+    disabled: bool = False
 
 
-class Specs:
-    @hookspec(firstresult=True)
-    def vmwave_conversion(self, vm: SourceVM, config: Settings | None) -> Conversion | None:
-        """How to convert this VM's disks; the first plugin that answers decides.
+class PluginsBroken(VmwaveError):
+    """A plugin could not be loaded or implements a hook vmwave does not have: nothing runs until it is fixed."""
 
-        ``config`` is None while a plan is made (only the tool counts then); a plugin that
-        misses a setting says so in ``needs`` rather than raising.
-        """
-
-    @hookspec
-    def vmwave_smoke_checks(self, vm: SourceVM) -> list[dict]:
-        """Smoke checks every VM of this kind gets after boot (``tcp``, ``http`` or ``agent`` checks)."""
+    cause = "plugin-broken"
 
 
 class _Fallback:
     """What vmwave does when no plugin knows the guest: copy the disks as they are."""
 
     @hookimpl(trylast=True)
-    def vmwave_conversion(self, vm: SourceVM, config: Settings | None) -> Conversion:
+    def vmwave_conversion(self, vm: SourceVM) -> Conversion:
         return Conversion("copy", f"no plugin converts {vm.guest_family} guests ({vm.guest_id or 'no guest id'})")
 
 
-@functools.cache
-def manager() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager(GROUP)
-    pm.add_hookspecs(Specs)
-    pm.register(_Fallback(), "fallback")
+def _candidates() -> list[tuple[str, str, str, str, object]]:
+    """(name, source, distribution, version, loader) of every built-in and installed plugin."""
+    found = [(name, "built-in", "vmwave", __version__, functools.partial(importlib.import_module, module))
+             for name, module in BUILTINS.items()]
     for ep in entry_points(group=GROUP):
-        if pm.get_plugin(ep.name) is None:
-            pm.register(ep.load(), ep.name)
+        if ep.name in BUILTINS and ep.value == BUILTINS[ep.name]:
+            continue  # vmwave's own, from an older install's metadata
+        dist = ep.dist
+        found.append((ep.name, ep.value, dist.metadata["Name"] if dist else "?", dist.version if dist else "?", ep.load))
+    return found
+
+
+@functools.cache
+def loaded(disabled: frozenset[str] = frozenset()) -> tuple[pluggy.PluginManager, tuple[PluginInfo, ...]]:
+    """The manager with every plugin not ``disabled``, and what each is; broken ones are listed with the error."""
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    infos = []
+    for name, source, distribution, version, load in _candidates():
+        if name in disabled:
+            infos.append(PluginInfo(name, source, distribution, version, disabled=True))
+            continue
+        try:
+            plugin = load()
+            pm.register(plugin, name)
+        except Exception as exc:  # any error of a plugin's import is that plugin's, named
+            infos.append(PluginInfo(name, source, distribution, version, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        callers = pm.get_hookcallers(plugin) or []
+        hooks = tuple(sorted(h.name for h in callers))
+        unknown = sorted(h.name for h in callers if not h.has_spec())  # what pluggy's check_pending refuses
+        infos.append(PluginInfo(name, source, distribution, version, hooks,
+                                error=f"implements unknown hook(s) {', '.join(unknown)}" if unknown else ""))
+    pm.register(_Fallback(), "fallback")
+    return pm, tuple(infos)
+
+
+def manager(disabled: frozenset[str] = frozenset()) -> pluggy.PluginManager:
+    """The plugin manager; raises, naming each, when a plugin is broken."""
+    pm, infos = loaded(disabled)
+    broken = sorted((i for i in infos if i.error), key=lambda i: i.name)
+    if broken:
+        raise PluginsBroken("; ".join(f"plugin {i.name} ({i.source}, {i.distribution} {i.version}): {i.error}"
+                                      for i in broken),
+                            "fix or uninstall it, or switch it off with VMWAVE_DISABLE_PLUGINS=" +
+                            ",".join(i.name for i in broken))
     return pm
 
 

@@ -23,7 +23,7 @@ from vmwave.errors import InputError, VmwaveError
 
 PLAN_SCHEMA = "vmwave.io/plan/v1"
 MODES = tuple(dict.fromkeys(c.mode for c in CLASSES.values()))
-TOOLS = ("copy", "virt-v2v")  # how a VM's disks become KubeVirt disks (see vmwave.plugins.Conversion)
+TOOLS = ("copy", "virt-v2v")  # how a VM's disks become KubeVirt disks (see vmwave.hookspecs.Conversion)
 
 
 def make_plan(records: Iterable[SourceVM], policy: Policy, maps: Maps | None, source: str,
