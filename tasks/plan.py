@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from prefect import task
@@ -18,8 +19,8 @@ from vmwave.plugins import planned_tool
 
 @task(persist_result=False, cache_policy=NONE)
 def build_plan_document(records: list[SourceVM], policy: Policy, maps: Maps | None, source: str,
-                        out: str) -> dict[str, Any]:
-    doc = make_plan(records, policy, maps, source, convert=planned_tool)
+                        out: str, disabled: frozenset[str] = frozenset()) -> dict[str, Any]:
+    doc = make_plan(records, policy, maps, source, convert=functools.partial(planned_tool, disabled=disabled))
     write_plan(doc, out)
     return doc
 

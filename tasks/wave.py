@@ -59,7 +59,7 @@ def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: S
         if how is not None and how.needs:
             problems.append(f"{vm.name} ({how.tool}) needs {how.needs}")
         jobs.append(Job(wave=entry["id"], vm=vm, entry=vm_entry, settings=settings, maps=maps, objects=objects,
-                        conversion=how, checks=tuple(vm_entry["smoke"]) + tuple(smoke_checks(vm)),
+                        conversion=how, checks=tuple(vm_entry["smoke"]) + tuple(smoke_checks(vm, settings.disable_plugins)),
                         keep_for_debug=keep_for_debug or vm_entry["keep_for_debug"]))
     if problems:
         raise VmwaveError(f"wave {entry['id']} cannot start; nothing was changed: " + "; ".join(problems),

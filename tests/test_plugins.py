@@ -107,3 +107,19 @@ def test_plugins_list_names_installed_and_broken_plugins_with_their_distribution
     assert using.stdout.startswith("PluginsBroken plugin vmwave-crash (vmwave_crash, vmwave-crash 1.2): RuntimeError")
     assert "plugin vmwave-typo (vmwave_typo, vmwave-typo 1.2): implements unknown hook(s)" in using.stdout
     assert "VMWAVE_DISABLE_PLUGINS=vmwave-crash,vmwave-typo" in using.stdout
+
+
+def test_a_disabled_plugin_is_not_asked_and_is_listed_as_disabled(tmp_path):
+    import os
+    import subprocess
+
+    from helpers import VMWAVE
+
+    config = Settings.load(env={"VMWAVE_DISABLE_PLUGINS": "windows, "})
+    assert config.disable_plugins == frozenset({"windows"})
+    assert conversion(vm("windows"), config, "virt-v2v").why == "the plan says virt-v2v"  # no plugin decided it
+    assert smoke_checks(vm("windows"), config.disable_plugins) == []
+    listed = subprocess.run([VMWAVE, "plugins", "list"], capture_output=True, text=True,
+                            env={**os.environ, "VMWAVE_DISABLE_PLUGINS": "windows", "COLUMNS": "200"})
+    assert listed.returncode == 0
+    assert "disabled" in next(line for line in listed.stdout.splitlines() if "│ windows" in line)

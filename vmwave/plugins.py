@@ -110,7 +110,7 @@ def manager(disabled: frozenset[str] = frozenset()) -> pluggy.PluginManager:
     return pm
 
 
-def planned_tool(vm: SourceVM) -> str:
+def planned_tool(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> str:
     """The tool a new plan records for ``vm``: its ``vmwave.convert`` attribute, else the plugins' choice."""
     wanted = vm.attributes.get(CONVERT_ATTRIBUTE, "").strip()
     if wanted:
@@ -118,17 +118,17 @@ def planned_tool(vm: SourceVM) -> str:
             raise VmwaveError(f"{vm.name}: custom attribute {CONVERT_ATTRIBUTE}={wanted!r} is not one of {', '.join(TOOLS)}",
                               f"set it to {' or '.join(TOOLS)} in vCenter, or clear it to let the guest-OS plugin decide")
         return wanted
-    return manager().hook.vmwave_conversion(vm=vm, config=None).tool
+    return manager(disabled).hook.vmwave_conversion(vm=vm, config=None).tool
 
 
 def conversion(vm: SourceVM, config: Settings, tool: str | None = None) -> Conversion:
     """How a migration converts ``vm``: with the plan's ``tool`` when it names one, the plugins' options for it."""
-    tool = tool or planned_tool(vm)
-    decided = manager().hook.vmwave_conversion(vm=vm, config=config)
+    tool = tool or planned_tool(vm, config.disable_plugins)
+    decided = manager(config.disable_plugins).hook.vmwave_conversion(vm=vm, config=config)
     if decided.tool == tool:
         return decided
     return Conversion(tool, f"the plan says {tool}")
 
 
-def smoke_checks(vm: SourceVM) -> list[dict]:
-    return [check for checks in manager().hook.vmwave_smoke_checks(vm=vm) for check in checks or []]
+def smoke_checks(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[dict]:
+    return [check for checks in manager(disabled).hook.vmwave_smoke_checks(vm=vm) for check in checks or []]

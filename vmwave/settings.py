@@ -68,6 +68,7 @@ class Settings(BaseModel):
     virtio_win: Path | None = Field(None, description="the virtio-win ISO or directory inside the conversion image "
                                                       "(Windows guests)")
     v2v_accel: Literal["kvm", "tcg"] | None = Field(None, description="tcg: libguestfs without KVM on the nodes")
+    disable_plugins: frozenset[str] = Field(frozenset(), description="guest-OS plugins switched off, by name")
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, vcenter: Mapping[str, Any] | None = None,
@@ -78,6 +79,8 @@ class Settings(BaseModel):
         values["timeouts"] = given.get("timeouts") or (Timeouts.parse(env["VMWAVE_TIMEOUTS"])
                                                        if env.get("VMWAVE_TIMEOUTS") else Timeouts())
         values["ledger"] = ledger_url(values["ledger"], env)
+        if isinstance(values["disable_plugins"], str):
+            values["disable_plugins"] = frozenset(filter(None, (n.strip() for n in values["disable_plugins"].split(","))))
         values["workdir"] = values["workdir"] or _home(env, "XDG_CACHE_HOME", CACHE_DIR) / "work"
         values["vcenter"] = _vcenter({key: _pick((vcenter or {}).get(key), env, name)
                                       for key, name in VCENTER_ENV.items()}, bool((vcenter or {}).get("insecure")))
@@ -115,7 +118,8 @@ class Settings(BaseModel):
 ENV = {"kubeconfig": "VMWAVE_KUBECONFIG", "maps": "VMWAVE_MAPS", "ledger": "VMWAVE_LEDGER",
        "workdir": "VMWAVE_WORKDIR", "in_flight": "VMWAVE_IN_FLIGHT", "per_host": "VMWAVE_PER_HOST",
        "per_datastore": "VMWAVE_PER_DATASTORE", "vddk_image": "VMWAVE_VDDK_IMAGE",
-       "conversion_image": "VMWAVE_CONVERSION_IMAGE", "virtio_win": "VMWAVE_VIRTIO_WIN", "v2v_accel": "VMWAVE_V2V_ACCEL"}
+       "conversion_image": "VMWAVE_CONVERSION_IMAGE", "virtio_win": "VMWAVE_VIRTIO_WIN", "v2v_accel": "VMWAVE_V2V_ACCEL",
+       "disable_plugins": "VMWAVE_DISABLE_PLUGINS"}
 VCENTER_ENV = {"url": "VMWAVE_VCENTER_URL", "user": "VMWAVE_VCENTER_USER",
                "password_file": "VMWAVE_VCENTER_PASSWORD_FILE", "secret_block": "VMWAVE_VCENTER_SECRET_BLOCK",
                "ca_file": "VMWAVE_VCENTER_CA", "thumbprint": "VMWAVE_VCENTER_THUMBPRINT"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Optional
@@ -49,7 +50,8 @@ def plan(
     settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
     policy, mapping = load_policy(rules, wave_size, per_host), load_maps(settings.maps)  # bad files fail first
     source, records = saved_inventory(from_inventory) if from_inventory else read_inventory(settings)
-    doc = make_plan(records, policy, mapping, source, convert=planned_tool)
+    doc = make_plan(records, policy, mapping, source, convert=functools.partial(planned_tool,
+                                                                                disabled=settings.disable_plugins))
     write_plan(doc, out_file)
     show_summary(summarize(doc))
     err.print(f"plan written to {out_file}")

@@ -15,8 +15,9 @@ def list_plugins() -> None:
     """Each plugin with its distribution and version and the hooks it implements; exits 1 when one is broken."""
     from vmwave.hookspecs import HOOK_API_VERSION
     from vmwave.plugins import loaded
+    from vmwave.settings import Settings
 
-    _, infos = loaded()
+    _, infos = loaded(Settings.load().disable_plugins)
     table(f"{len(infos)} plugins (hook API {HOOK_API_VERSION})", ("plugin", "from", "distribution", "hooks", "state"),
           [(i.name, i.source, f"{i.distribution} {i.version}", ", ".join(i.hooks),
             "disabled" if i.disabled else f"broken: {i.error}" if i.error else "ok") for i in infos])
