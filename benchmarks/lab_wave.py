@@ -15,7 +15,7 @@ from vmwave.adapters.files import load_maps, load_policy, write_plan
 from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import inventory
 from vmwave.domain.plan import make_plan
-from vmwave.plugins import planned_tool
+from vmwave.plugins import for_planning
 from vmwave.settings import Settings
 from vmwave_lab import lab
 
@@ -49,7 +49,7 @@ def run_first_wave(work: Path, wave_size: int, before: Callable[[], None] = lamb
 
     target = Settings.load().need_vcenter()
     doc = make_plan(inventory(target), load_policy(wave_size=wave_size, per_host=10),
-                    load_maps(os.environ["VMWAVE_MAPS"]), target.url, convert=planned_tool)
+                    load_maps(os.environ["VMWAVE_MAPS"]), target.url, **for_planning())
     write_plan(doc, work / "plan.yaml")
     wave = doc["waves"][0]
     with prefect_test_harness(server_startup_timeout=120):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from prefect import task
@@ -14,13 +13,13 @@ from vmwave.domain.classes import Policy
 from vmwave.domain.maps import Maps
 from vmwave.domain.plan import make_plan, summarize
 from vmwave.domain.records import SourceVM
-from vmwave.plugins import planned_tool
+from vmwave.plugins import for_planning
 
 
 @task(persist_result=False, cache_policy=NONE)
 def build_plan_document(records: list[SourceVM], policy: Policy, maps: Maps | None, source: str,
                         out: str, disabled: frozenset[str] = frozenset()) -> dict[str, Any]:
-    doc = make_plan(records, policy, maps, source, convert=functools.partial(planned_tool, disabled=disabled))
+    doc = make_plan(records, policy, maps, source, **for_planning(disabled))
     write_plan(doc, out)
     return doc
 

@@ -123,3 +123,35 @@ def test_a_disabled_plugin_is_not_asked_and_is_listed_as_disabled(tmp_path):
                             env={**os.environ, "VMWAVE_DISABLE_PLUGINS": "windows", "COLUMNS": "200"})
     assert listed.returncode == 0
     assert "disabled" in next(line for line in listed.stdout.splitlines() if "│ windows" in line)
+
+
+def test_a_plugins_concerns_join_the_plan_and_a_bad_one_is_refused(tmp_path):
+    from dataclasses import replace
+
+    from helpers import estate_records
+    from vmwave import hookimpl
+    from vmwave.adapters.files import load_policy
+    from vmwave.domain.plan import make_plan
+    from vmwave.plugins import PluginsBroken, concerns, for_planning, manager
+
+    class Netplan:
+        @hookimpl
+        def vmwave_concerns(self, vm):
+            return [{"id": "netplan-renderer", "severity": "warning", "message": f"{vm.name} uses netplan",
+                     "fix": "set renderer: networkd"}] if vm.guest_family == "linux" else []
+
+    pm = manager()
+    pm.register(Netplan(), "netplan-test")
+    try:
+        doc = make_plan(estate_records(), load_policy(), None, "estate", **for_planning())
+        vms = {v["name"]: v for w in doc["waves"] for v in w["vms"]}
+        assert {"id": "netplan-renderer", "severity": "warning", "message": "debian-12 uses netplan",
+                "fix": "set renderer: networkd"} in vms["debian-12"]["concerns"]
+        with pytest.raises(PluginsBroken, match="severity of critical"):
+            pm.unregister(name="netplan-test")
+            pm.register(type("Bad", (), {"vmwave_concerns": hookimpl(lambda self, vm: [{"id": "x"}])})(), "bad-test")
+            concerns(replace(vm("linux"), name="x"))
+    finally:
+        for name in ("netplan-test", "bad-test"):
+            if pm.get_plugin(name) is not None:
+                pm.unregister(name=name)

@@ -16,10 +16,12 @@ import functools
 import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import Callable
 
 import pluggy
 
 from vmwave import __version__, hookimpl, hookspecs
+from vmwave.domain.concerns import SEVERITIES, Concern
 from vmwave.domain.plan import TOOLS
 from vmwave.domain.records import SourceVM
 from vmwave.errors import VmwaveError
@@ -30,8 +32,8 @@ GROUP = "vmwave"
 CONVERT_ATTRIBUTE = "vmwave.convert"
 BUILTINS = {"windows": "vmwave_plugins.windows", "linux": "vmwave_plugins.linux"}
 
-__all__ = ["Conversion", "PluginInfo", "PluginsBroken", "conversion", "loaded", "manager", "planned_tool",
-           "smoke_checks"]
+__all__ = ["Conversion", "PluginInfo", "PluginsBroken", "concerns", "conversion", "for_planning", "loaded", "manager",
+           "planned_tool", "smoke_checks"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,26 @@ def conversion(vm: SourceVM, config: Settings, tool: str | None = None) -> Conve
     if decided.tool == tool:
         return decided
     return Conversion(tool, f"the plan says {tool}")
+
+
+def concerns(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[Concern]:
+    """What the plugins find about ``vm``, each a ``Concern`` (a dict is read as one, its severity checked)."""
+    found = []
+    for answer in manager(disabled).hook.vmwave_concerns(vm=vm):
+        for item in answer or []:
+            if isinstance(item, dict):
+                if item.get("severity") not in SEVERITIES or not all(item.get(k) for k in ("id", "message", "fix")):
+                    raise PluginsBroken(f"a plugin's vmwave_concerns gave {item!r} for {vm.name}",
+                                        f"it must have id, message, fix and a severity of {', '.join(SEVERITIES)}")
+                item = Concern(item["id"], item["severity"], item["message"], item["fix"])
+            found.append(item)
+    return found
+
+
+def for_planning(disabled: frozenset[str] = frozenset()) -> dict[str, Callable]:
+    """What `make_plan` asks the plugins: each VM's tool and their concerns about it."""
+    return {"convert": functools.partial(planned_tool, disabled=disabled),
+            "more_concerns": functools.partial(concerns, disabled=disabled)}
 
 
 def smoke_checks(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[dict]:

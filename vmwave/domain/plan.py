@@ -18,7 +18,7 @@ from vmwave.domain.names import TARGET_MAX, is_k8s_name, target_name
 from vmwave.domain.records import SourceVM
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
-from vmwave.domain.waves import Convert, Plan, PlannedVM, build_plan
+from vmwave.domain.waves import Convert, MoreConcerns, Plan, PlannedVM, build_plan
 from vmwave.errors import InputError, VmwaveError
 
 PLAN_SCHEMA = "vmwave.io/plan/v1"
@@ -27,9 +27,9 @@ TOOLS = ("copy", "virt-v2v")  # how a VM's disks become KubeVirt disks (see vmwa
 
 
 def make_plan(records: Iterable[SourceVM], policy: Policy, maps: Maps | None, source: str,
-              convert: Convert | None = None) -> dict[str, Any]:
+              convert: Convert | None = None, more_concerns: MoreConcerns | None = None) -> dict[str, Any]:
     """Records in, plan document out: what `vmwave plan` and the `plan_migration` flow write."""
-    return plan_to_dict(build_plan(records, policy, maps, source, convert=convert))
+    return plan_to_dict(build_plan(records, policy, maps, source, convert=convert, more_concerns=more_concerns))
 
 
 def _vm_entry(p: PlannedVM, mode: str, target: str) -> dict[str, Any]:

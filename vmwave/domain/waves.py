@@ -31,6 +31,7 @@ class PlannedVM:
 
 
 Convert = Callable[[SourceVM], str]  # the guest-OS plugins' choice of tool for a VM, injected by the caller
+MoreConcerns = Callable[[SourceVM], list[Concern]]  # the guest-OS plugins' concerns about a VM, injected too
 
 
 @dataclass
@@ -55,10 +56,15 @@ class Plan:
 
 
 def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
-             thresholds: Thresholds | None = None, convert: Convert | None = None) -> list[PlannedVM]:
-    """Concerns, class, profile and conversion for every VM; a group moves with its most demanding member's class."""
+             thresholds: Thresholds | None = None, convert: Convert | None = None,
+             more_concerns: MoreConcerns | None = None) -> list[PlannedVM]:
+    """Concerns, class, profile and conversion for every VM; a group moves with its most demanding member's class.
+
+    ``more_concerns`` adds what vmwave's own rules do not know (the guest-OS plugins' concerns), before classing.
+    """
     planned = []
     for vm, concerns in assess(vms, maps, thresholds):
+        concerns = [*concerns, *(more_concerns(vm) if more_concerns else ())]
         cls, reason = policy.classify(vm, concerns)
         planned.append(PlannedVM(vm, cls, reason, policy.group_of(vm), tuple(concerns)))
     strongest: dict[str, str] = {}
@@ -126,5 +132,6 @@ def _window(policy: Policy, index: int) -> tuple | None:
 
 
 def build_plan(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None, source: str = "",
-               thresholds: Thresholds | None = None, convert: Convert | None = None) -> Plan:
-    return plan_waves(classify(vms, policy, maps, thresholds, convert), policy, source)
+               thresholds: Thresholds | None = None, convert: Convert | None = None,
+               more_concerns: MoreConcerns | None = None) -> Plan:
+    return plan_waves(classify(vms, policy, maps, thresholds, convert, more_concerns), policy, source)
