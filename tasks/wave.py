@@ -26,7 +26,7 @@ from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.records import SourceVM
 from vmwave.domain.steps import PIPELINE, ROLLBACK, SNAPSHOT
 from vmwave.errors import VmwaveError
-from vmwave.plugins import conversion, smoke_checks
+from vmwave.plugins import conversion, customizer, smoke_checks
 from vmwave.settings import Settings
 from vmwave_tasks.dispatch import ELSEWHERE
 from vmwave_tasks.job import Job
@@ -51,7 +51,7 @@ def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: S
     for vm_entry in entry["vms"]:
         vm = by_moref[vm_entry["moref"]]
         try:
-            objects = vm_objects(vm, vm_entry, entry["id"], maps, access)
+            objects = vm_objects(vm, vm_entry, entry["id"], maps, access, customizer(settings))
         except VmwaveError as exc:
             problems.append(str(exc))
             continue

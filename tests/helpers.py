@@ -66,7 +66,7 @@ def job_for(vm: SourceVM, lab_settings: dict, tmp_path: Path, wave: str, mode: s
     from vmwave.adapters.files import load_maps
     from vmwave.domain.build import vm_objects
     from vmwave.domain.names import target_name
-    from vmwave.plugins import conversion, planned_tool
+    from vmwave.plugins import conversion, customizer, planned_tool
     from vmwave.settings import Settings, Timeouts
     from vmwave_tasks.job import Job
 
@@ -78,7 +78,8 @@ def job_for(vm: SourceVM, lab_settings: dict, tmp_path: Path, wave: str, mode: s
     plan_entry = {"name": vm.name, "moref": vm.moref, "uuid": vm.instance_uuid, "class": "P3", "mode": mode,
                   "profile": "standard", "convert": planned_tool(vm), "target_name": target_name(vm.name), "smoke": [],
                   "keep_for_debug": keep_for_debug, **entry}
-    objects = vm_objects(vm, plan_entry, wave, maps, None if mode == "rebuild" else settings.source_access())
+    objects = vm_objects(vm, plan_entry, wave, maps, None if mode == "rebuild" else settings.source_access(),
+                         customizer(settings))
     how = None if mode == "rebuild" else conversion(vm, settings, plan_entry["convert"])
     return Job(wave=wave, vm=vm, entry=plan_entry, settings=settings, maps=maps, objects=objects, conversion=how,
                checks=tuple(checks), keep_for_debug=keep_for_debug)

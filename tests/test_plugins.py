@@ -155,3 +155,38 @@ def test_a_plugins_concerns_join_the_plan_and_a_bad_one_is_refused(tmp_path):
         for name in ("netplan-test", "bad-test"):
             if pm.get_plugin(name) is not None:
                 pm.unregister(name=name)
+
+
+def test_a_plugin_changes_the_virtual_machine_before_kubevirts_checks():
+    from helpers import REPO
+    from vmwave import hookimpl
+    from vmwave.adapters.files import load_maps
+    from vmwave.domain.build import vm_objects
+    from vmwave.errors import VmwaveError
+    from vmwave.plugins import customizer, manager
+
+    class Clock:
+        @hookimpl
+        def vmwave_virtual_machine(self, vm, manifest):
+            manifest["spec"]["template"]["spec"]["domain"]["clock"] = {"utc": {}, "timer": {"hpet": {"present": False}}}
+
+    class Broken:
+        @hookimpl
+        def vmwave_virtual_machine(self, manifest):
+            manifest["spec"]["template"]["spec"]["domain"]["cpu"]["isolateEmulatorThread"] = True
+
+    maps = load_maps(REPO / "lab/estates/small.maps.yaml")
+    guest = vm("linux")
+    entry = {"target_name": "guest", "mode": "cold", "profile": "standard"}
+    pm = manager()
+    for name, plugin in (("clock-test", Clock()), ("broken-test", Broken())):
+        pm.register(plugin, name)
+        try:
+            if name == "clock-test":
+                made = vm_objects(guest, entry, "w1", maps, None, customizer(CONFIG)).virtual_machine
+                assert made["spec"]["template"]["spec"]["domain"]["clock"]["timer"] == {"hpet": {"present": False}}
+            else:
+                with pytest.raises(VmwaveError, match="isolateEmulatorThread needs dedicatedCpuPlacement"):  # checked
+                    vm_objects(guest, entry, "w1", maps, None, customizer(CONFIG))
+        finally:
+            pm.unregister(name=name)

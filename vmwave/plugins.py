@@ -32,8 +32,8 @@ GROUP = "vmwave"
 CONVERT_ATTRIBUTE = "vmwave.convert"
 BUILTINS = {"windows": "vmwave_plugins.windows", "linux": "vmwave_plugins.linux"}
 
-__all__ = ["Conversion", "PluginInfo", "PluginsBroken", "concerns", "conversion", "for_planning", "loaded", "manager",
-           "planned_tool", "smoke_checks"]
+__all__ = ["Conversion", "PluginInfo", "PluginsBroken", "concerns", "conversion", "customizer", "for_planning",
+           "loaded", "manager", "planned_tool", "smoke_checks"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,13 @@ def for_planning(disabled: frozenset[str] = frozenset()) -> dict[str, Callable]:
     """What `make_plan` asks the plugins: each VM's tool and their concerns about it."""
     return {"convert": functools.partial(planned_tool, disabled=disabled),
             "more_concerns": functools.partial(concerns, disabled=disabled)}
+
+
+def customizer(config: Settings) -> Callable[[SourceVM, dict], None]:
+    """What the builder calls on each VirtualMachine: every plugin's ``vmwave_virtual_machine``."""
+    def customize(vm: SourceVM, manifest: dict) -> None:
+        manager(config.disable_plugins).hook.vmwave_virtual_machine(vm=vm, manifest=manifest, config=config)
+    return customize
 
 
 def smoke_checks(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[dict]:

@@ -83,11 +83,12 @@ def manifests(
 
     from vmwave.adapters.files import load_maps, load_plan, write_text_atomic
     from vmwave.domain.build import wave_objects
+    from vmwave.plugins import customizer
 
     settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
     doc, mapping = load_plan(plan_file), load_maps(settings.need_maps())
     _, records = saved_inventory(from_inventory) if from_inventory else read_inventory(settings)
-    objects, failed = wave_objects(doc, wave, records, mapping, settings.source_access())
+    objects, failed = wave_objects(doc, wave, records, mapping, settings.source_access(), customizer(settings))
     out_dir.mkdir(parents=True, exist_ok=True)
     kinds: dict[str, int] = {}
     for obj in objects:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmwave.domain.datastore_paths import data_file, folder_url, origin
-from vmwave.domain.manifests import LABEL_WAVE, MANAGED_BY, Source, datavolume, nads_for, virtual_machine
+from vmwave.domain.manifests import LABEL_WAVE, MANAGED_BY, Customize, Source, datavolume, nads_for, virtual_machine
 from vmwave.domain.maps import Maps
 from vmwave.domain.names import k8s_name
 from vmwave.domain.plan import find_wave
@@ -101,7 +101,8 @@ def disk_source(mode: str, vm: SourceVM, index: int, maps: Maps, wave: str, acce
     return {"http": http}
 
 
-def vm_objects(vm: SourceVM, entry: dict[str, Any], wave: str, maps: Maps, access: SourceAccess | None) -> VMObjects:
+def vm_objects(vm: SourceVM, entry: dict[str, Any], wave: str, maps: Maps, access: SourceAccess | None,
+               customize: Customize | None = None) -> VMObjects:
     """The objects of one VM of the plan; raises, naming the VM, when one of them cannot be made."""
     target, mode = entry["target_name"], entry["mode"]
     copied = mode != "rebuild" and access is not None
@@ -113,11 +114,12 @@ def vm_objects(vm: SourceVM, entry: dict[str, Any], wave: str, maps: Maps, acces
     return VMObjects(namespace={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": maps.namespace}},
                      nads=tuple(nads_for([vm], maps)), config_maps=config_maps, secrets=secrets,
                      datavolumes=datavolumes,
-                     virtual_machine=virtual_machine(vm, maps, wave, entry["profile"], target))
+                     virtual_machine=virtual_machine(vm, maps, wave, entry["profile"], target, customize))
 
 
 def wave_objects(doc: dict[str, Any], wave_id: str, records: list[SourceVM], maps: Maps,
-                 access: SourceAccess | None) -> tuple[list[dict[str, Any]], dict[str, str]]:
+                 access: SourceAccess | None, customize: Customize | None = None
+                 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Every object of a wave, each once, in apply order; and per VM that could not be rendered, why."""
     wave = find_wave(doc, wave_id)
     by_moref = {r.moref: r for r in records}
@@ -129,7 +131,7 @@ def wave_objects(doc: dict[str, Any], wave_id: str, records: list[SourceVM], map
             failed[entry["name"]] = "vCenter no longer has it: re-plan, it was removed or re-registered"
             continue
         try:
-            made = vm_objects(vm, entry, wave["id"], maps, access)
+            made = vm_objects(vm, entry, wave["id"], maps, access, customize)
         except VmwaveError as exc:
             failed[entry["name"]] = str(exc)
             continue

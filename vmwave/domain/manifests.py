@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 from vmwave.domain.maps import Maps, NetworkMapping
 from vmwave.domain.names import target_name
@@ -114,9 +114,16 @@ def _interfaces(vm: SourceVM, maps: Maps) -> tuple[list[dict], list[dict]]:
     return interfaces, networks
 
 
+Customize = Callable[[SourceVM, dict[str, Any]], None]  # changes a VirtualMachine in place (the plugins' hook)
+
+
 def virtual_machine(vm: SourceVM, maps: Maps, wave: str, profile: str = "standard",
-                    target: str | None = None) -> dict[str, Any]:
-    """The VirtualMachine for ``vm``, named ``target``; it runs, because a migration boots it to verify it."""
+                    target: str | None = None, customize: Customize | None = None) -> dict[str, Any]:
+    """The VirtualMachine for ``vm``, named ``target``; it runs, because a migration boots it to verify it.
+
+    ``customize`` (the guest-OS plugins' ``vmwave_virtual_machine``) changes it after the profile, before the
+    checks KubeVirt would make.
+    """
     name = target or target_name(vm.name)
     labels = source_labels(vm, wave)
     interfaces, networks = _interfaces(vm, maps)
@@ -157,6 +164,8 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, profile: str = "standar
     if vm.guest_id:
         manifest["metadata"]["annotations"][ANNOTATION_GUEST_ID] = vm.guest_id
     apply_profile(manifest, profile)
+    if customize is not None:
+        customize(vm, manifest)
     problems = prerequisites(manifest)
     if problems:
         raise VmwaveError(f"{vm.name}: the {profile} VirtualMachine would be rejected by KubeVirt: " + "; ".join(problems),
