@@ -131,12 +131,14 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict
         rows.append({"vm": job.vm.name, "class": job.cls, "result": result,
                      "steps": ", ".join(f"{s['step']} {s['seconds'] or 0:.1f}s" for s in vm_steps if s["step"] != ROLLBACK),
                      "cause": failed["cause"] if failed else "",
-                     "fix": _fix(failed) if failed else ""})
+                     "fix": _fix(failed) if failed else "",
+                     "preparation": "; ".join(job.entry.get("preparation") or ())})
     ok = sum(r["result"].startswith("succeeded") for r in rows)
     create_table_artifact(rows, key=f"wave-{wave}-report".lower(), description=f"wave {wave}: {ok}/{len(rows)} succeeded")
     lines = [f"# Wave {wave}", "", f"{ok} of {len(rows)} VMs succeeded ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC).", "",
-             "| VM | class | result | steps | cause | fix |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['vm']} | {r['class']} | {r['result']} | {r['steps']} | {r['cause']} | {r['fix']} |" for r in rows]
+             "| VM | class | result | steps | cause | fix | preparation |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['vm']} | {r['class']} | {r['result']} | {r['steps']} | {r['cause']} | {r['fix']} | {r['preparation']} |"
+              for r in rows]
     path = Path(out_dir) / f"wave-{wave}-report.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     create_markdown_artifact("\n".join(lines), key=f"wave-{wave}-summary".lower())

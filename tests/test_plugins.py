@@ -131,10 +131,14 @@ def test_a_plugins_concerns_join_the_plan_and_a_bad_one_is_refused(tmp_path):
     from helpers import estate_records
     from vmwave import hookimpl
     from vmwave.adapters.files import load_policy
-    from vmwave.domain.plan import make_plan
+    from vmwave.domain.plan import make_plan, parse_plan
     from vmwave.plugins import PluginsBroken, concerns, for_planning, manager
 
     class Netplan:
+        @hookimpl
+        def vmwave_preparation(self, vm):
+            return ["back up /etc/netplan"] if vm.guest_family == "linux" else []
+
         @hookimpl
         def vmwave_concerns(self, vm):
             return [{"id": "netplan-renderer", "severity": "warning", "message": f"{vm.name} uses netplan",
@@ -147,6 +151,8 @@ def test_a_plugins_concerns_join_the_plan_and_a_bad_one_is_refused(tmp_path):
         vms = {v["name"]: v for w in doc["waves"] for v in w["vms"]}
         assert {"id": "netplan-renderer", "severity": "warning", "message": "debian-12 uses netplan",
                 "fix": "set renderer: networkd"} in vms["debian-12"]["concerns"]
+        assert vms["debian-12"]["preparation"] == ["back up /etc/netplan"]
+        assert parse_plan(doc, "plan.yaml")["waves"][0]["vms"][0]["preparation"] in ([], ["back up /etc/netplan"])
         with pytest.raises(PluginsBroken, match="severity of critical"):
             pm.unregister(name="netplan-test")
             pm.register(type("Bad", (), {"vmwave_concerns": hookimpl(lambda self, vm: [{"id": "x"}])})(), "bad-test")

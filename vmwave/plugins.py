@@ -33,7 +33,7 @@ CONVERT_ATTRIBUTE = "vmwave.convert"
 BUILTINS = {"windows": "vmwave_plugins.windows", "linux": "vmwave_plugins.linux"}
 
 __all__ = ["Conversion", "PluginInfo", "PluginsBroken", "concerns", "conversion", "customizer", "for_planning",
-           "loaded", "manager", "planned_tool", "smoke_checks"]
+           "loaded", "manager", "planned_tool", "preparation", "smoke_checks"]
 
 
 @dataclass(frozen=True)
@@ -146,10 +146,17 @@ def concerns(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[Conce
     return found
 
 
+def preparation(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[str]:
+    """What must be done on the source before cutover, as the plugins say, each step once."""
+    steps = [step for answer in manager(disabled).hook.vmwave_preparation(vm=vm) for step in answer or []]
+    return list(dict.fromkeys(str(step) for step in steps))
+
+
 def for_planning(disabled: frozenset[str] = frozenset()) -> dict[str, Callable]:
-    """What `make_plan` asks the plugins: each VM's tool and their concerns about it."""
+    """What `make_plan` asks the plugins: each VM's tool, their concerns about it and its preparation."""
     return {"convert": functools.partial(planned_tool, disabled=disabled),
-            "more_concerns": functools.partial(concerns, disabled=disabled)}
+            "more_concerns": functools.partial(concerns, disabled=disabled),
+            "prepare": functools.partial(preparation, disabled=disabled)}
 
 
 def customizer(config: Settings) -> Callable[[SourceVM, dict], None]:

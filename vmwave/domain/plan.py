@@ -18,7 +18,7 @@ from vmwave.domain.names import TARGET_MAX, is_k8s_name, target_name
 from vmwave.domain.records import SourceVM
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
-from vmwave.domain.waves import Convert, MoreConcerns, Plan, PlannedVM, build_plan
+from vmwave.domain.waves import Convert, MoreConcerns, Plan, PlannedVM, Prepare, build_plan
 from vmwave.errors import InputError, VmwaveError
 
 PLAN_SCHEMA = "vmwave.io/plan/v1"
@@ -27,9 +27,11 @@ TOOLS = ("copy", "virt-v2v")  # how a VM's disks become KubeVirt disks (see vmwa
 
 
 def make_plan(records: Iterable[SourceVM], policy: Policy, maps: Maps | None, source: str,
-              convert: Convert | None = None, more_concerns: MoreConcerns | None = None) -> dict[str, Any]:
+              convert: Convert | None = None, more_concerns: MoreConcerns | None = None,
+              prepare: Prepare | None = None) -> dict[str, Any]:
     """Records in, plan document out: what `vmwave plan` and the `plan_migration` flow write."""
-    return plan_to_dict(build_plan(records, policy, maps, source, convert=convert, more_concerns=more_concerns))
+    return plan_to_dict(build_plan(records, policy, maps, source, convert=convert, more_concerns=more_concerns,
+                                   prepare=prepare))
 
 
 def _vm_entry(p: PlannedVM, mode: str, target: str) -> dict[str, Any]:
@@ -51,6 +53,8 @@ def _vm_entry(p: PlannedVM, mode: str, target: str) -> dict[str, Any]:
     entry["concerns"] = [{"id": c.id, "severity": c.severity, "message": c.message, "fix": c.fix} for c in p.concerns]
     if p.checks:
         entry["smoke"] = list(p.checks)
+    if p.preparation:
+        entry["preparation"] = list(p.preparation)
     return entry
 
 
@@ -87,7 +91,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 
 VM_FIELDS = ("name", "moref", "uuid", "class", "reason", "host", "target_name", "mode", "profile", "convert", "group",
-             "concerns", "smoke", "keep_for_debug")
+             "concerns", "smoke", "preparation", "keep_for_debug")
 
 
 def parse_plan(data: Any, source: str) -> dict[str, Any]:
@@ -167,6 +171,7 @@ def _parse_vm(vm: Node, wave_class: str, wave_mode: str, keep_wave: bool) -> dic
             "profile": vm.get("profile", str, "standard", choices=PROFILES),
             "convert": vm.get("convert", str, None, choices=TOOLS), "group": vm.get("group", str, None),
             "concerns": concerns, "smoke": parse_checks(vm, "smoke"),
+            "preparation": [str(step) for step in vm.get("preparation", list, [])],
             "keep_for_debug": vm.get("keep_for_debug", bool, keep_wave)}
 
 

@@ -28,10 +28,12 @@ class PlannedVM:
     checks: tuple[dict, ...] = ()  # smoke checks from the rules file
     profile: str = "standard"  # the performance profile its VirtualMachine gets
     convert: str | None = None  # the conversion tool the guest-OS plugins chose (None: none was asked)
+    preparation: tuple[str, ...] = ()  # what must be done on the source before cutover (the plugins say)
 
 
 Convert = Callable[[SourceVM], str]  # the guest-OS plugins' choice of tool for a VM, injected by the caller
 MoreConcerns = Callable[[SourceVM], list[Concern]]  # the guest-OS plugins' concerns about a VM, injected too
+Prepare = Callable[[SourceVM], list[str]]  # the guest-OS plugins' preparation steps for a VM, injected too
 
 
 @dataclass
@@ -57,7 +59,7 @@ class Plan:
 
 def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
              thresholds: Thresholds | None = None, convert: Convert | None = None,
-             more_concerns: MoreConcerns | None = None) -> list[PlannedVM]:
+             more_concerns: MoreConcerns | None = None, prepare: Prepare | None = None) -> list[PlannedVM]:
     """Concerns, class, profile and conversion for every VM; a group moves with its most demanding member's class.
 
     ``more_concerns`` adds what vmwave's own rules do not know (the guest-OS plugins' concerns), before classing.
@@ -78,7 +80,8 @@ def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
     ]
     return [replace(p, checks=tuple(policy.smoke_checks(p.vm, list(p.concerns), p.cls)),
                     profile=policy.profile(p.vm, list(p.concerns), p.cls),
-                    convert=convert(p.vm) if convert and not p.vm.template else None) for p in planned]
+                    convert=convert(p.vm) if convert and not p.vm.template else None,
+                    preparation=tuple(prepare(p.vm)) if prepare and not p.vm.template else ()) for p in planned]
 
 
 def _units(members: list[PlannedVM]) -> list[list[PlannedVM]]:
@@ -133,5 +136,5 @@ def _window(policy: Policy, index: int) -> tuple | None:
 
 def build_plan(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None, source: str = "",
                thresholds: Thresholds | None = None, convert: Convert | None = None,
-               more_concerns: MoreConcerns | None = None) -> Plan:
-    return plan_waves(classify(vms, policy, maps, thresholds, convert, more_concerns), policy, source)
+               more_concerns: MoreConcerns | None = None, prepare: Prepare | None = None) -> Plan:
+    return plan_waves(classify(vms, policy, maps, thresholds, convert, more_concerns, prepare), policy, source)
