@@ -19,10 +19,20 @@ from prefect.runtime import task_run
 from prefect.transactions import Transaction, get_transaction
 
 from vmwave.errors import VmwaveError
+from vmwave.plugins import diagnose
 from vmwave_tasks.job import Job, classify, retry_transient
 from vmwave_tasks.undo import UNDO, undo
 
 DELAYS = [2, 10, 30]
+
+
+def _plugins_diagnosis(job: Job, step_name: str, error: str) -> tuple[str, str] | None:
+    """(cause, error with the plugin's fix) when a plugin's ``vmwave_diagnose`` knows the failure."""
+    try:
+        found = diagnose(job.vm, step_name, error, job.settings.disable_plugins)
+    except VmwaveError:  # a plugin that fails to diagnose must not hide the failure it was asked about
+        return None
+    return (found["cause"], f"{error} ({found['fix']})") if found else None
 
 
 def step(name: str, retries: int = len(DELAYS)) -> Callable:
@@ -46,6 +56,8 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
             except Exception as exc:
                 cause, transient = classify(exc)
                 error = str(exc) if isinstance(exc, VmwaveError) else f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"
+                if cause == "unexpected":  # the table does not know it: perhaps a guest-OS plugin does
+                    cause, error = _plugins_diagnosis(job, name, error) or (cause, error)
                 ledger.finish(job.wave, job.vm.moref, name, "failed", error=error, cause=cause)
                 if name in UNDO and (not transient or task_run.run_count > retries):
                     undo(job, name, mark=False)  # what this step left half-made; its failure stays in the ledger

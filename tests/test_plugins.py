@@ -196,3 +196,35 @@ def test_a_plugin_changes_the_virtual_machine_before_kubevirts_checks():
                     vm_objects(guest, entry, "w1", maps, None, customizer(CONFIG))
         finally:
             pm.unregister(name=name)
+
+
+def test_a_hook_that_raises_is_named_with_its_plugin_and_a_plugin_may_diagnose_a_failure():
+    from vmwave import hookimpl
+    from vmwave.domain.diagnosis import cause
+    from vmwave.plugins import PluginFailed, diagnose, manager
+
+    class Raises:
+        @hookimpl
+        def vmwave_smoke_checks(self, vm):
+            raise KeyError("guest_os")
+
+    class Knows:
+        @hookimpl
+        def vmwave_diagnose(self, step, error):
+            return {"cause": "freebsd-ufs-dirty", "fix": "run fsck"} if "UFS" in error else None
+
+    pm = manager()
+    pm.register(Raises(), "raises-test")
+    try:
+        with pytest.raises(PluginFailed) as failed:
+            smoke_checks(vm("linux"))
+        assert str(failed.value).startswith("plugin raises-test: vmwave_smoke_checks raised KeyError: 'guest_os'.")
+        assert "VMWAVE_DISABLE_PLUGINS=raises-test" in str(failed.value) and cause(failed.value.cause).id == "plugin-failed"
+    finally:
+        pm.unregister(name="raises-test")
+    pm.register(Knows(), "knows-test")
+    try:
+        assert diagnose(vm("other"), "convert", "UFS superblock dirty") == {"cause": "freebsd-ufs-dirty", "fix": "run fsck"}
+        assert diagnose(vm("other"), "convert", "something else") is None
+    finally:
+        pm.unregister(name="knows-test")

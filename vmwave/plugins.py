@@ -16,7 +16,7 @@ import functools
 import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Callable
+from typing import Any, Callable
 
 import pluggy
 
@@ -32,7 +32,7 @@ GROUP = "vmwave"
 CONVERT_ATTRIBUTE = "vmwave.convert"
 BUILTINS = {"windows": "vmwave_plugins.windows", "linux": "vmwave_plugins.linux"}
 
-__all__ = ["Conversion", "PluginInfo", "PluginsBroken", "concerns", "conversion", "customizer", "for_planning",
+__all__ = ["Conversion", "PluginFailed", "PluginInfo", "PluginsBroken", "diagnose", "concerns", "conversion", "customizer", "for_planning",
            "loaded", "manager", "planned_tool", "preparation", "smoke_checks"]
 
 
@@ -53,6 +53,12 @@ class PluginsBroken(VmwaveError):
     """A plugin could not be loaded or implements a hook vmwave does not have: nothing runs until it is fixed."""
 
     cause = "plugin-broken"
+
+
+class PluginFailed(VmwaveError):
+    """A plugin's hook raised: the VM it was asked about fails with this cause."""
+
+    cause = "plugin-failed"
 
 
 class _Fallback:
@@ -120,13 +126,13 @@ def planned_tool(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> str:
             raise VmwaveError(f"{vm.name}: custom attribute {CONVERT_ATTRIBUTE}={wanted!r} is not one of {', '.join(TOOLS)}",
                               f"set it to {' or '.join(TOOLS)} in vCenter, or clear it to let the guest-OS plugin decide")
         return wanted
-    return manager(disabled).hook.vmwave_conversion(vm=vm, config=None).tool
+    return _call(disabled, "vmwave_conversion", vm=vm, config=None).tool
 
 
 def conversion(vm: SourceVM, config: Settings, tool: str | None = None) -> Conversion:
     """How a migration converts ``vm``: with the plan's ``tool`` when it names one, the plugins' options for it."""
     tool = tool or planned_tool(vm, config.disable_plugins)
-    decided = manager(config.disable_plugins).hook.vmwave_conversion(vm=vm, config=config)
+    decided = _call(config.disable_plugins, "vmwave_conversion", vm=vm, config=config)
     if decided.tool == tool:
         return decided
     return Conversion(tool, f"the plan says {tool}")
@@ -135,7 +141,7 @@ def conversion(vm: SourceVM, config: Settings, tool: str | None = None) -> Conve
 def concerns(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[Concern]:
     """What the plugins find about ``vm``, each a ``Concern`` (a dict is read as one, its severity checked)."""
     found = []
-    for answer in manager(disabled).hook.vmwave_concerns(vm=vm):
+    for answer in _call(disabled, "vmwave_concerns", vm=vm):
         for item in answer or []:
             if isinstance(item, dict):
                 if item.get("severity") not in SEVERITIES or not all(item.get(k) for k in ("id", "message", "fix")):
@@ -148,7 +154,7 @@ def concerns(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[Conce
 
 def preparation(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[str]:
     """What must be done on the source before cutover, as the plugins say, each step once."""
-    steps = [step for answer in manager(disabled).hook.vmwave_preparation(vm=vm) for step in answer or []]
+    steps = [step for answer in _call(disabled, "vmwave_preparation", vm=vm) for step in answer or []]
     return list(dict.fromkeys(str(step) for step in steps))
 
 
@@ -162,9 +168,33 @@ def for_planning(disabled: frozenset[str] = frozenset()) -> dict[str, Callable]:
 def customizer(config: Settings) -> Callable[[SourceVM, dict], None]:
     """What the builder calls on each VirtualMachine: every plugin's ``vmwave_virtual_machine``."""
     def customize(vm: SourceVM, manifest: dict) -> None:
-        manager(config.disable_plugins).hook.vmwave_virtual_machine(vm=vm, manifest=manifest, config=config)
+        _call(config.disable_plugins, "vmwave_virtual_machine", vm=vm, manifest=manifest, config=config)
     return customize
 
 
 def smoke_checks(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[dict]:
-    return [check for checks in manager(disabled).hook.vmwave_smoke_checks(vm=vm) for check in checks or []]
+    return [check for checks in _call(disabled, "vmwave_smoke_checks", vm=vm) for check in checks or []]
+
+
+def diagnose(vm: SourceVM, step: str, error: str, disabled: frozenset[str] = frozenset()) -> dict[str, str] | None:
+    """A plugin's cause and fix for a failure the diagnosis table does not know, or None."""
+    found = _call(disabled, "vmwave_diagnose", vm=vm, step=step, error=error)
+    return found if isinstance(found, dict) and found.get("cause") and found.get("fix") else None
+
+
+def _call(disabled: frozenset[str], name: str, **kwargs: Any) -> Any:
+    """Call hook ``name`` as pluggy does (newest plugin first, tryfirst and trylast kept, first result or all),
+    but a plugin that raises is named with the hook, never a traceback from deep inside pluggy."""
+    caller = getattr(manager(disabled).hook, name)
+    first, results = bool(caller.spec.opts.get("firstresult")), []
+    for impl in reversed(caller.get_hookimpls()):
+        try:
+            result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+        except Exception as exc:  # the plugin's failure, said as such
+            raise PluginFailed(f"plugin {impl.plugin_name}: {name} raised {type(exc).__name__}: {exc}",
+                               f"fix the plugin, or switch it off with VMWAVE_DISABLE_PLUGINS={impl.plugin_name}") from exc
+        if result is not None:
+            if first:
+                return result
+            results.append(result)
+    return None if first else results
