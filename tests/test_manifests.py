@@ -9,7 +9,7 @@ import yaml
 
 import schema_check
 from helpers import REPO
-from vmwave.domain.manifests import (LABEL_MOREF, LABEL_UUID, LABEL_WAVE, datavolume, migration_config, nad,
+from vmwave.domain.manifests import (LABEL_MOREF, LABEL_UUID, LABEL_WAVE, Target, datavolume, migration_config, nad,
                                      nads_for, requested_size, virtual_machine)
 from vmwave.domain.build import PASSWORD_AT_RUN_TIME, SourceAccess, credentials_secret, vm_objects
 from vmwave.domain.conversion_pod import conversion_objects
@@ -40,7 +40,8 @@ def vm(**changes) -> SourceVM:
     ("bios", False, "latency-sensitive"), ("efi", True, "latency-sensitive"),
 ])
 def test_virtual_machine_fits_the_kubevirt_schema(firmware, secure_boot, profile):
-    manifest = virtual_machine(vm(firmware=firmware, secure_boot=secure_boot), MAPS, "w001", profile)
+    manifest = virtual_machine(vm(firmware=firmware, secure_boot=secure_boot), MAPS, "w001",
+                               Target("db-prod-01", profile))
     assert schema_check.problems(manifest) == []
     domain = manifest["spec"]["template"]["spec"]["domain"]
     boot = domain["firmware"]["bootloader"]
@@ -64,7 +65,7 @@ def test_identity_macs_networks_and_labels():
     assert [v["dataVolume"]["name"] for v in spec["volumes"]] == ["db-prod-01-disk0", "db-prod-01-disk1"]
     assert manifest["spec"]["runStrategy"] == "Always"
     assert virtual_machine(vm(power_state="poweredOff"), MAPS, "w1")["spec"]["runStrategy"] == "Always"  # booted to verify
-    named = virtual_machine(vm(), MAPS, "w007", target="orders-db")
+    named = virtual_machine(vm(), MAPS, "w007", Target("orders-db"))
     assert named["metadata"]["name"] == "orders-db" and named["spec"]["template"]["metadata"]["labels"][
         "kubevirt.io/domain"] == "orders-db"
     assert [v["dataVolume"]["name"] for v in named["spec"]["template"]["spec"]["volumes"]] == \
@@ -72,7 +73,7 @@ def test_identity_macs_networks_and_labels():
 
 
 def test_latency_sensitive_is_the_seed_database_profile():
-    domain = virtual_machine(vm(), MAPS, "w1", "latency-sensitive")["spec"]["template"]["spec"]["domain"]
+    domain = virtual_machine(vm(), MAPS, "w1", Target("db", "latency-sensitive"))["spec"]["template"]["spec"]["domain"]
     assert domain["cpu"] == {"cores": 8, "sockets": 1, "threads": 1, "dedicatedCpuPlacement": True,
                              "isolateEmulatorThread": True, "model": "host-passthrough",
                              "numa": {"guestMappingPassthrough": {}}}

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmwave.domain.datastore_paths import data_file, folder_url, origin
-from vmwave.domain.manifests import LABEL_WAVE, MANAGED_BY, Customize, Source, datavolume, nads_for, virtual_machine
+from vmwave.domain.manifests import (LABEL_WAVE, MANAGED_BY, Customize, Source, Target, datavolume, nads_for,
+                                     virtual_machine)
 from vmwave.domain.maps import Maps
 from vmwave.domain.names import k8s_name
 from vmwave.domain.plan import find_wave
@@ -114,7 +115,7 @@ def vm_objects(vm: SourceVM, entry: dict[str, Any], wave: str, maps: Maps, acces
     return VMObjects(namespace={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": maps.namespace}},
                      nads=tuple(nads_for([vm], maps)), config_maps=config_maps, secrets=secrets,
                      datavolumes=datavolumes,
-                     virtual_machine=virtual_machine(vm, maps, wave, entry["profile"], target, customize))
+                     virtual_machine=virtual_machine(vm, maps, wave, Target.of(entry, maps), customize))
 
 
 def wave_objects(doc: dict[str, Any], wave_id: str, records: list[SourceVM], maps: Maps,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from vmwave.domain.maps import Maps, NetworkMapping
@@ -99,7 +100,25 @@ def nads_for(vms: list[SourceVM], maps: Maps) -> list[dict[str, Any]]:
     return [found[k] for k in sorted(found)]
 
 
-def _interfaces(vm: SourceVM, maps: Maps) -> tuple[list[dict], list[dict]]:
+@dataclass(frozen=True)
+class Target:
+    """What the plan and the maps say a VM becomes; what the guest-OS plugins' ``vmwave_virtual_machine`` is told."""
+
+    name: str  # the VirtualMachine's name (the plan's target_name)
+    profile: str = "standard"  # the performance profile (vmwave.domain.profiles)
+    convert: str = ""  # copy | virt-v2v, as the plan says; "" when it does not (the plugins decide at run time)
+    compatibility: bool = False  # boot unconverted on SATA disks and an e1000e NIC (Forklift's useCompatibilityMode)
+    preferences: bool = False  # the cluster has kubevirt/common-instancetypes' VirtualMachineClusterPreferences
+    cpu_model: str = ""  # the CPU model the maps give the standard profile; "" is KubeVirt's default (host-model)
+
+    @classmethod
+    def of(cls, entry: dict[str, Any], maps: Maps) -> "Target":
+        """The target of a plan entry (``target_name``, ``profile``, ``convert``, ``compatibility``)."""
+        return cls(entry["target_name"], entry.get("profile") or "standard", entry.get("convert") or "",
+                   bool(entry.get("compatibility")), maps.preferences == "cluster", maps.cpu_model)
+
+
+def _interfaces(vm: SourceVM, maps: Maps, model: str) -> tuple[list[dict], list[dict]]:
     interfaces, networks = [], []
     for n, nic in enumerate(vm.nics):
         mapping = maps.network_for(nic)
@@ -108,28 +127,30 @@ def _interfaces(vm: SourceVM, maps: Maps) -> tuple[list[dict], list[dict]]:
                               "add it to the maps file under `network:`")
         name = f"nic{n}"
         binding = {"masquerade": {}} if mapping.network == "pod" else {"bridge": {}}
-        interfaces.append({"name": name, **binding, "macAddress": nic.mac, "model": "virtio"})
+        interfaces.append({"name": name, **binding, "macAddress": nic.mac, "model": model})
         networks.append({"name": name, "pod": {}} if mapping.network == "pod"
                         else {"name": name, "multus": {"networkName": mapping.network}})
     return interfaces, networks
 
 
-Customize = Callable[[SourceVM, dict[str, Any]], None]  # changes a VirtualMachine in place (the plugins' hook)
+Customize = Callable[[SourceVM, dict[str, Any], Target], None]  # changes a VirtualMachine in place (the plugins' hook)
 
 
-def virtual_machine(vm: SourceVM, maps: Maps, wave: str, profile: str = "standard",
-                    target: str | None = None, customize: Customize | None = None) -> dict[str, Any]:
-    """The VirtualMachine for ``vm``, named ``target``; it runs, because a migration boots it to verify it.
+def virtual_machine(vm: SourceVM, maps: Maps, wave: str, target: Target | None = None,
+                    customize: Customize | None = None) -> dict[str, Any]:
+    """The VirtualMachine for ``vm`` as ``target`` says; it runs, because a migration boots it to verify it.
 
-    ``customize`` (the guest-OS plugins' ``vmwave_virtual_machine``) changes it after the profile, before the
-    checks KubeVirt would make.
+    A guest booted in compatibility mode gets the devices every guest has drivers for (SATA, e1000e); every
+    other guest gets virtio. ``customize`` (the guest-OS plugins' ``vmwave_virtual_machine``) changes it after
+    the profile, before the checks KubeVirt would make.
     """
-    name = target or target_name(vm.name)
+    target = target or Target(target_name(vm.name))
+    name, bus = target.name, "sata" if target.compatibility else "virtio"
     labels = source_labels(vm, wave)
-    interfaces, networks = _interfaces(vm, maps)
+    interfaces, networks = _interfaces(vm, maps, "e1000e" if target.compatibility else "virtio")
     disks, volumes = [], []
     for index, disk in enumerate(vm.disks):
-        entry: dict[str, Any] = {"name": f"disk{index}", "disk": {"bus": "virtio"}}
+        entry: dict[str, Any] = {"name": f"disk{index}", "disk": {"bus": bus}}
         if index == 0:
             entry["bootOrder"] = 1
         if disk.sharing == "multiwriter":
@@ -142,9 +163,12 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, profile: str = "standar
         firmware["uuid"] = vm.bios_uuid  # the SMBIOS UUID licences and cloud-init key on
     devices: dict[str, Any] = {"disks": disks, "interfaces": interfaces}
     if "tpm" in vm.devices:
-        devices["tpm"] = {"persistent": True}
+        devices["tpm"] = {"persistent": True}  # only a source vTPM: a guest that had none may not boot with one
+    cpu: dict[str, Any] = {"cores": vm.cpus, "sockets": 1, "threads": 1}
+    if target.cpu_model:
+        cpu["model"] = target.cpu_model
     domain: dict[str, Any] = {
-        "cpu": {"cores": vm.cpus, "sockets": 1, "threads": 1},
+        "cpu": cpu,
         "memory": {"guest": f"{vm.memory_mb}Mi"},
         "resources": {"requests": {"memory": f"{vm.memory_mb}Mi"}},
         "firmware": firmware,
@@ -163,12 +187,12 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, profile: str = "standar
     }
     if vm.guest_id:
         manifest["metadata"]["annotations"][ANNOTATION_GUEST_ID] = vm.guest_id
-    apply_profile(manifest, profile)
+    apply_profile(manifest, target.profile)
     if customize is not None:
-        customize(vm, manifest)
+        customize(vm, manifest, target)
     problems = prerequisites(manifest)
     if problems:
-        raise VmwaveError(f"{vm.name}: the {profile} VirtualMachine would be rejected by KubeVirt: " + "; ".join(problems),
+        raise VmwaveError(f"{vm.name}: the {target.profile} VirtualMachine would be rejected by KubeVirt: " + "; ".join(problems),
                           "change the VM's profile or the maps file")
     return manifest
 

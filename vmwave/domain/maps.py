@@ -18,6 +18,9 @@ Format (``--maps FILE``, default ``$VMWAVE_MAPS``)::
         create: {type: bridge, bridge: br-vm, vlan: 200, mtu: 9000}
       - portgroup: "VM Network"
         network: pod                  # the pod network (masquerade)
+    preferences: cluster              # the cluster has kubevirt/common-instancetypes' VirtualMachineClusterPreferences
+                                      # (KubeVirt >= 1.4 deploys them): VMs reference one; `inline` (default) sets its values
+    cpu_model: Cascadelake-Server     # the CPU model of the standard profile ("" default: KubeVirt's host-model)
     images:                           # P2 (rebuild) boot disks: a guest id or family -> a registry image
       rhel8_64Guest: docker://registry.example/vm-images/rhel8:latest
       linux: docker://registry.example/vm-images/debian12:latest
@@ -35,6 +38,7 @@ MAPS_VERSION = 1
 
 
 VOLUME_MODES = ("Block", "Filesystem")
+PREFERENCES = ("inline", "cluster")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod")
 NAD_TYPES = ("ovn-localnet", "bridge")
 
@@ -72,6 +76,8 @@ class Maps:
     network: tuple[NetworkMapping, ...] = ()
     namespace: str = "vmwave"
     images: tuple[tuple[str, str], ...] = ()  # (guest id or family, registry URL) for rebuilds
+    preferences: str = "inline"  # cluster: reference common-instancetypes' preferences; inline: set their values
+    cpu_model: str = ""  # the standard profile's CPU model; "" leaves KubeVirt's default (host-model)
 
     def image_for(self, guest_id: str, family: str) -> str | None:
         found = dict(self.images)
@@ -92,7 +98,7 @@ class Maps:
 
 
 def parse_maps(data: object, source: str) -> Maps:
-    root = Node(data, source).only("version", "namespace", "storage", "network", "images")
+    root = Node(data, source).only("version", "namespace", "storage", "network", "images", "preferences", "cpu_model")
     root.get("version", int, choices=[MAPS_VERSION])
     namespace = root.get("namespace", str, "vmwave")
     if not is_k8s_name(namespace):
@@ -134,4 +140,5 @@ def parse_maps(data: object, source: str) -> Maps:
     for key, url in pairs:
         if not url.startswith("docker://"):
             raise images.fail(key, f"{url!r} is not a registry image URL", "write docker://REGISTRY/IMAGE:TAG")
-    return Maps(tuple(storage), tuple(network), namespace, pairs)
+    return Maps(tuple(storage), tuple(network), namespace, pairs, root.get("preferences", str, "inline", choices=PREFERENCES),
+                root.get("cpu_model", str, ""))

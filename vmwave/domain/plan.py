@@ -90,7 +90,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     }
 
 
-VM_FIELDS = ("name", "moref", "uuid", "class", "reason", "host", "target_name", "mode", "profile", "convert", "group",
+VM_FIELDS = ("name", "moref", "uuid", "class", "reason", "host", "target_name", "mode", "profile", "convert",
+             "compatibility", "group",
              "concerns", "smoke", "preparation", "keep_for_debug")
 
 
@@ -160,6 +161,11 @@ def _parse_vm(vm: Node, wave_class: str, wave_mode: str, keep_wave: bool) -> dic
     if not is_k8s_name(target) or len(target) > TARGET_MAX:
         raise vm.fail("target_name", f"{target!r} is not a Kubernetes name of at most {TARGET_MAX} characters",
                       "use lower case letters, digits and '-', starting and ending with a letter or digit")
+    convert = vm.get("convert", str, None, choices=TOOLS)
+    compatibility = vm.get("compatibility", bool, False)
+    if compatibility and convert != "copy":
+        raise vm.fail("compatibility", "compatibility mode boots the guest unconverted, on SATA disks and an e1000e NIC",
+                      "set `convert: copy` next to it, or remove `compatibility:` to convert the guest")
     concerns = []
     for c in vm.children("concerns"):
         c.only("id", "severity", "message", "fix")
@@ -169,7 +175,7 @@ def _parse_vm(vm: Node, wave_class: str, wave_mode: str, keep_wave: bool) -> dic
             "class": vm.get("class", str, wave_class, choices=list(CLASSES)), "reason": vm.get("reason", str, ""),
             "host": vm.get("host", str, ""), "target_name": target, "mode": vm.get("mode", str, wave_mode, choices=MODES),
             "profile": vm.get("profile", str, "standard", choices=PROFILES),
-            "convert": vm.get("convert", str, None, choices=TOOLS), "group": vm.get("group", str, None),
+            "convert": convert, "compatibility": compatibility, "group": vm.get("group", str, None),
             "concerns": concerns, "smoke": parse_checks(vm, "smoke"),
             "preparation": [str(step) for step in vm.get("preparation", list, [])],
             "keep_for_debug": vm.get("keep_for_debug", bool, keep_wave)}
