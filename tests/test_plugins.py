@@ -47,8 +47,9 @@ def test_windows_needs_the_virtio_drivers():
 
 def test_plugins_add_smoke_checks_by_guest_family():
     assert smoke_checks(vm("windows")) == [{"agent": "os", "expect": {"id": "^mswindows$"},
-                                            "why": "the guest agent reports Windows"}]
-    assert [c["agent"] for c in smoke_checks(vm("linux"))] == ["os"]
+                                            "why": "the guest agent reports Windows"},
+                                           {"tcp": 3389, "why": "Remote Desktop answers"}]
+    assert [c.get("agent") or c.get("tcp") for c in smoke_checks(vm("linux"))] == ["os", 22]
     assert smoke_checks(vm("other")) == []
 
 
@@ -151,7 +152,7 @@ def test_a_plugins_concerns_join_the_plan_and_a_bad_one_is_refused(tmp_path):
         vms = {v["name"]: v for w in doc["waves"] for v in w["vms"]}
         assert {"id": "netplan-renderer", "severity": "warning", "message": "debian-12 uses netplan",
                 "fix": "set renderer: networkd"} in vms["debian-12"]["concerns"]
-        assert vms["debian-12"]["preparation"] == ["back up /etc/netplan"]
+        assert vms["debian-12"]["preparation"][0] == "back up /etc/netplan"  # newest plugin first, then debian's
         assert parse_plan(doc, "plan.yaml")["waves"][0]["vms"][0]["preparation"] in ([], ["back up /etc/netplan"])
         with pytest.raises(PluginsBroken, match="severity of critical"):
             pm.unregister(name="netplan-test")
@@ -228,3 +229,23 @@ def test_a_hook_that_raises_is_named_with_its_plugin_and_a_plugin_may_diagnose_a
         assert diagnose(vm("other"), "convert", "something else") is None
     finally:
         pm.unregister(name="knows-test")
+
+
+def test_every_hook_spec_documents_its_arguments_its_answer_and_its_version():
+    import inspect
+
+    from helpers import REPO
+    from vmwave import hookspecs
+
+    specs = [f for name, f in vars(hookspecs).items() if name.startswith("vmwave_")]
+    assert {f.__name__ for f in specs} == {"vmwave_concerns", "vmwave_conversion", "vmwave_virtual_machine",
+                                           "vmwave_preparation", "vmwave_smoke_checks", "vmwave_diagnose"}
+    guide = (REPO / "docs" / "plugins.md").read_text()
+    for spec in specs:
+        doc = inspect.getdoc(spec)
+        for argument in inspect.signature(spec).parameters:
+            assert f"    {argument}:" in doc, f"{spec.__name__} does not document {argument}"
+        assert "Returns:" in doc and f"Since version {hookspecs.HOOK_API_VERSION}" in doc
+        assert f"`{spec.__name__}(" in guide  # the author's guide covers it
+    first = {f.__name__ for f in specs if manager().hook.__dict__[f.__name__].spec.opts.get("firstresult")}
+    assert first == {"vmwave_conversion", "vmwave_diagnose"}

@@ -10,7 +10,7 @@ plugin's answer (a list, in registration order, newest first) or, when marked
 None. No hook reads the environment: settings come in ``config``.
 
 Hook API version 1 (``HOOK_API_VERSION``); a hook added later says since when.
-Modelled on pytest's ``hookspec.py`` and datasette's ``hookspecs.py``.
+Modelled on pytest's ``hookspec.py`` and datasette's ``hookspecs.py``; the author's guide is ``docs/plugins.md``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from vmwave.domain.manifests import Target
+
 if TYPE_CHECKING:
     from vmwave.domain.concerns import Concern
+    from vmwave.domain.maps import Maps
     from vmwave.domain.records import SourceVM
     from vmwave.settings import Settings
+
+__all__ = ["HOOK_API_VERSION", "Conversion", "Target", "hookspec"]
 
 HOOK_API_VERSION = 1
 hookspec = pluggy.HookspecMarker("vmwave")
@@ -41,12 +46,14 @@ class Conversion:
 
 
 @hookspec
-def vmwave_concerns(vm: SourceVM) -> list[Concern | dict[str, Any]] | None:
+def vmwave_concerns(vm: SourceVM, maps: Maps | None) -> list[Concern | dict[str, Any]] | None:
     """What can break this VM's move that vmwave's own checks do not know; shown in the plan like theirs.
 
     Args:
         vm: the VM as vCenter reports it (name, guest id and family, guest OS info, firmware, disks, NICs,
             custom attributes, tags).
+        maps: the storage and network maps the plan is made with (the target cluster's facts, such as the
+            standard profile's ``cpu_model``); None when the plan is made without them.
 
     Returns:
         concerns, each a ``vmwave.domain.concerns.Concern`` or a dict with ``id``, ``severity``
@@ -70,13 +77,17 @@ def vmwave_conversion(vm: SourceVM, config: Settings | None) -> Conversion | Non
 
 
 @hookspec
-def vmwave_virtual_machine(vm: SourceVM, manifest: dict[str, Any], config: Settings | None) -> None:
+def vmwave_virtual_machine(vm: SourceVM, manifest: dict[str, Any], target: Target, config: Settings) -> None:
     """Change the VM's KubeVirt VirtualMachine before it is validated, written by `vmwave manifests` and applied.
 
     Args:
         vm: the VM as vCenter reports it.
-        manifest: the ``kubevirt.io/v1`` VirtualMachine as a dict; change it in place.
-        config: the run's settings; None for `vmwave manifests` without a connection.
+        manifest: the ``kubevirt.io/v1`` VirtualMachine as a dict, with vmwave's hardware (disks on virtio, or
+            SATA in compatibility mode; the source's firmware, Secure Boot and vTPM); change it in place.
+            ``vmwave.domain.preferences.prefer`` gives it a common-instancetypes preference the way the maps say.
+        target: what the plan and the maps say it becomes (``vmwave.domain.manifests.Target``: name, profile,
+            convert, compatibility, whether the cluster has preferences).
+        config: the run's settings.
 
     Returns:
         nothing: the manifest is the result. Every plugin is called. Since version 1.

@@ -21,7 +21,9 @@ from typing import Any, Callable
 import pluggy
 
 from vmwave import __version__, hookimpl, hookspecs
-from vmwave.domain.concerns import SEVERITIES, Concern
+from vmwave.domain.concerns import CRITICAL, SEVERITIES, Concern
+from vmwave.domain.manifests import Customize, Target
+from vmwave.domain.maps import Maps
 from vmwave.domain.plan import TOOLS
 from vmwave.domain.records import SourceVM
 from vmwave.errors import VmwaveError
@@ -30,7 +32,7 @@ from vmwave.settings import Settings
 
 GROUP = "vmwave"
 CONVERT_ATTRIBUTE = "vmwave.convert"
-BUILTINS = {"windows": "vmwave_plugins.windows", "linux": "vmwave_plugins.linux"}
+BUILTINS = {name: f"vmwave_plugins.{name}" for name in ("windows", "rhel", "debian", "suse", "linux")}
 
 __all__ = ["Conversion", "PluginFailed", "PluginInfo", "PluginsBroken", "diagnose", "concerns", "conversion", "customizer", "for_planning",
            "loaded", "manager", "planned_tool", "preparation", "smoke_checks"]
@@ -61,12 +63,20 @@ class PluginFailed(VmwaveError):
     cause = "plugin-failed"
 
 
+class Unclaimed(Conversion):
+    """The fallback's answer: no plugin knows this guest."""
+
+
 class _Fallback:
-    """What vmwave does when no plugin knows the guest: copy the disks as they are."""
+    """What vmwave does when no plugin knows the guest: copy the disks as they are, and say it is a risk."""
 
     @hookimpl(trylast=True)
     def vmwave_conversion(self, vm: SourceVM) -> Conversion:
-        return Conversion("copy", f"no plugin converts {vm.guest_family} guests ({vm.guest_id or 'no guest id'})")
+        return Unclaimed("copy", f"no plugin converts {vm.guest_family} guests ({vm.guest_id or 'no guest id'})")
+
+
+UNKNOWN_GUEST = "no_guest_plugin"
+UNKNOWN_GUEST_FIX = f"install a plugin for it or set {CONVERT_ATTRIBUTE} (copy or virt-v2v) on the VM in vCenter"
 
 
 def _candidates() -> list[tuple[str, str, str, str, object]]:
@@ -138,10 +148,16 @@ def conversion(vm: SourceVM, config: Settings, tool: str | None = None) -> Conve
     return Conversion(tool, f"the plan says {tool}")
 
 
-def concerns(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[Concern]:
-    """What the plugins find about ``vm``, each a ``Concern`` (a dict is read as one, its severity checked)."""
+def concerns(vm: SourceVM, maps: Maps | None = None, disabled: frozenset[str] = frozenset()) -> list[Concern]:
+    """What the plugins find about ``vm``, each a ``Concern`` (a dict is read as one, its severity checked);
+    a guest no plugin knows, which the operator has not told how to move, is a critical concern."""
     found = []
-    for answer in _call(disabled, "vmwave_concerns", vm=vm):
+    if not vm.attributes.get(CONVERT_ATTRIBUTE, "").strip() and \
+            isinstance(_call(disabled, "vmwave_conversion", vm=vm, config=None), Unclaimed):
+        found.append(Concern(UNKNOWN_GUEST, CRITICAL, f"no guest-OS plugin knows {vm.guest_id or 'its guest'} "
+                             f"({vm.guest_family} family): it would be copied as it is, unconverted",
+                             UNKNOWN_GUEST_FIX))
+    for answer in _call(disabled, "vmwave_concerns", vm=vm, maps=maps):
         for item in answer or []:
             if isinstance(item, dict):
                 if item.get("severity") not in SEVERITIES or not all(item.get(k) for k in ("id", "message", "fix")):
@@ -165,10 +181,10 @@ def for_planning(disabled: frozenset[str] = frozenset()) -> dict[str, Callable]:
             "prepare": functools.partial(preparation, disabled=disabled)}
 
 
-def customizer(config: Settings) -> Callable[[SourceVM, dict], None]:
+def customizer(config: Settings) -> Customize:
     """What the builder calls on each VirtualMachine: every plugin's ``vmwave_virtual_machine``."""
-    def customize(vm: SourceVM, manifest: dict) -> None:
-        _call(config.disable_plugins, "vmwave_virtual_machine", vm=vm, manifest=manifest, config=config)
+    def customize(vm: SourceVM, manifest: dict, target: Target) -> None:
+        _call(config.disable_plugins, "vmwave_virtual_machine", vm=vm, manifest=manifest, target=target, config=config)
     return customize
 
 

@@ -32,7 +32,7 @@ class PlannedVM:
 
 
 Convert = Callable[[SourceVM], str]  # the guest-OS plugins' choice of tool for a VM, injected by the caller
-MoreConcerns = Callable[[SourceVM], list[Concern]]  # the guest-OS plugins' concerns about a VM, injected too
+MoreConcerns = Callable[[SourceVM, "Maps | None"], list[Concern]]  # the guest-OS plugins' concerns, injected too
 Prepare = Callable[[SourceVM], list[str]]  # the guest-OS plugins' preparation steps for a VM, injected too
 
 
@@ -66,7 +66,7 @@ def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
     """
     planned = []
     for vm, concerns in assess(vms, maps, thresholds):
-        concerns = [*concerns, *(more_concerns(vm) if more_concerns else ())]
+        concerns = [*concerns, *(more_concerns(vm, maps) if more_concerns and not vm.template else ())]
         cls, reason = policy.classify(vm, concerns)
         planned.append(PlannedVM(vm, cls, reason, policy.group_of(vm), tuple(concerns)))
     strongest: dict[str, str] = {}
