@@ -1,7 +1,8 @@
 """A real Debian 12 guest disk for the lab vCenter: what a migration moves in the field.
 
 debootstrap (minbase) with the Debian kernel, GRUB on a serial console,
-systemd-networkd taking DHCP on any ``en*`` NIC, qemu-guest-agent, and a
+systemd-networkd taking DHCP on any ``en*`` NIC, qemu-guest-agent, OpenSSH (the
+SSH smoke check of the Linux plugin has a real sshd to reach), and a
 socket-activated smoke service on TCP 8080 that answers HTTP (so ``tcp`` and
 ``http`` smoke checks both have something real to reach). The initramfs is set to
 ``MODULES=dep`` with the virtio drivers listed, which keeps virt-v2v's
@@ -29,7 +30,7 @@ from vmwave_lab.process import LabError
 SUITE = "bookworm"
 MIRROR = os.environ.get("VMWAVE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 INCLUDE = ("systemd-sysv,udev,dbus,linux-image-amd64,grub-pc,qemu-guest-agent,iproute2,e2fsprogs,kmod,"
-           "initramfs-tools")
+           "initramfs-tools,openssh-server")
 DISK_GB = 2
 START_SECTOR = 2048
 SMOKE_PORT = 8080

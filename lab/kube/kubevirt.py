@@ -10,7 +10,10 @@ simulated guest following the VM's lab annotations:
 ``lab.vmwave.io/guest-agent: connected|never``, ``lab.vmwave.io/guest-os``
 (e.g. ``debian 12``) and ``lab.vmwave.io/guest-ips``; their own addresses are
 loopback (127.244.x.y) and their port forwards lead to closed loopback ports,
-so nothing that probes a simulated guest ever leaves this machine.
+so nothing that probes a simulated guest ever leaves this machine; but a
+simulated guest answers on its remote-access port (SSH 22, or RDP 3389 when
+its source guest id is Windows) unless ``lab.vmwave.io/forward-ports`` names
+that port: one lab listener accepts those connections for every such guest.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ GUEST_IPS = "lab.vmwave.io/guest-ips"
 FORWARD = "lab.vmwave.io/forward-ports"
 FORWARDED = "vmwave.io/port-forwards"  # where vmwave's smoke checks look for a forward
 AGENT_REFRESH_SECONDS = 3  # how often a real guest's interfaces are asked again until each NIC has an address
-REAL_GUEST_FORWARDS = (8080,)  # the lab guests' smoke service, unless the VM's annotation names others
+REAL_GUEST_FORWARDS = (8080, 22)  # the lab guests' smoke service and SSH, unless the VM's annotation names others
+SSH, RDP = 22, 3389
 
 
 class KubeVirt:
@@ -43,10 +47,21 @@ class KubeVirt:
         self.delay = float(config.get("phase_delay", 0.05))
         self.agent_timeout = float(config.get("agent_timeout", 600))
         self.guests: dict[tuple[str, str], QemuGuest] = {}
+        self.answering: asyncio.Server | None = None  # the simulated guests' SSH or RDP
 
     async def close(self) -> None:
         for guest in list(self.guests.values()):
             await guest.stop()
+        if self.answering is not None:
+            self.answering.close()
+
+    async def answering_port(self) -> int:
+        """Where simulated guests' remote-access ports lead: a listener that accepts and hangs up."""
+        if self.answering is None:
+            async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                writer.close()
+            self.answering = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        return self.answering.sockets[0].getsockname()[1]
 
     async def until(self, resource, check: Callable[[], bool]) -> None:
         """Wait until ``check()`` holds, re-checking on every change of ``resource``."""
@@ -326,13 +341,16 @@ class KubeVirt:
         if annotations.get(AGENT, "connected") != "connected":
             return  # a guest whose agent never answers: no AgentConnected condition, ever
         await asyncio.sleep(self.delay * 4)
-        forwards = [p.strip() for p in annotations.get(FORWARD, "").split(",") if p.strip()]
-        if forwards:  # a simulated guest listens nowhere: its forwards lead to closed loopback ports
-            current = self.api.store.get(R["virtualmachineinstances"], ns, name)
-            current["metadata"].setdefault("annotations", {})[FORWARDED] = ",".join(
-                f"{p}=127.0.0.1:{free_port()}" for p in forwards)
-            self.api.store.update(R["virtualmachineinstances"], current)
-        guessed = "mswindows" if annotations.get(ANNOTATION_GUEST_ID, "").startswith("win") else "linux"
+        closed = [p.strip() for p in annotations.get(FORWARD, "").split(",") if p.strip()]
+        windows = annotations.get(ANNOTATION_GUEST_ID, "").startswith("win")
+        remote = str(RDP if windows else SSH)
+        forwards = {p: f"127.0.0.1:{free_port()}" for p in closed}  # the ports named lead nowhere
+        if remote not in forwards:
+            forwards[remote] = f"127.0.0.1:{await self.answering_port()}"
+        current = self.api.store.get(R["virtualmachineinstances"], ns, name)
+        current["metadata"].setdefault("annotations", {})[FORWARDED] = ",".join(f"{p}={a}" for p, a in forwards.items())
+        self.api.store.update(R["virtualmachineinstances"], current)
+        guessed = "mswindows" if windows else "linux"
         os_id, _, version = annotations.get(GUEST_OS, guessed).partition(" ")  # a simulated guest knows its OS
         given = [ip for ip in annotations.get(GUEST_IPS, "").split(",") if ip]
         digest = hashlib.sha256(f"{ns}/{name}".encode()).digest()
