@@ -20,9 +20,11 @@ from prefect.cache_policies import NONE
 from prefect.exceptions import ObjectAlreadyExists
 
 from vmwave.adapters.files import load_maps, load_plan, write_text_atomic
+from vmwave.adapters.kubernetes import Cluster
 from vmwave.domain.build import credentials_name, vm_objects
 from vmwave.domain.diagnosis import cause
 from vmwave.domain.plan import check_window, find_wave
+from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
 from vmwave.domain.steps import PIPELINE, ROLLBACK, SNAPSHOT
 from vmwave.errors import VmwaveError
@@ -61,10 +63,28 @@ def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: S
         jobs.append(Job(wave=entry["id"], vm=vm, entry=vm_entry, settings=settings, maps=maps, objects=objects,
                         conversion=how, checks=tuple(vm_entry["smoke"]) + tuple(smoke_checks(vm, settings.disable_plugins)),
                         keep_for_debug=keep_for_debug or vm_entry["keep_for_debug"]))
+    problems += missing_preferences(jobs, settings)
     if problems:
         raise VmwaveError(f"wave {entry['id']} cannot start; nothing was changed: " + "; ".join(problems),
                           "fix what is named, then run the wave again")
     return jobs, settings.per_host or doc["limits"]["per_host"]
+
+
+def missing_preferences(jobs: list[Job], settings: Settings) -> list[str]:
+    """The preferences the wave's VMs reference that the cluster lacks: a VM with one cannot start."""
+    names = sorted({(job.objects.virtual_machine["spec"].get("preference") or {}).get("name", "") for job in jobs} - {""})
+    if not names:
+        return []
+    cluster = Cluster.shared(settings.need_kubeconfig())
+    try:
+        missing = [name for name in names if cluster.get(PREFERENCE_API, CLUSTER_PREFERENCE, None, name) is None]
+    except VmwaveError:  # the cluster does not serve the kind at all
+        missing = names
+    if not missing:
+        return []
+    return [f"the maps say the cluster has kubevirt/common-instancetypes (preferences: cluster) but it has no "
+            f"{CLUSTER_PREFERENCE} {', '.join(missing)}: deploy them (KubeVirt 1.4 and later does by default) "
+            f"or set `preferences: inline` in the maps"]
 
 
 @task(name="rollback-jobs", cache_policy=NONE, persist_result=False)

@@ -41,6 +41,8 @@ RESOURCES = (
     Resource("kubevirt.io", "v1", "VirtualMachine", "virtualmachines", status=True, short=("vm",)),
     Resource("kubevirt.io", "v1", "VirtualMachineInstance", "virtualmachineinstances", status=True, short=("vmi",)),
     Resource("kubevirt.io", "v1", "KubeVirt", "kubevirts", status=True, short=("kv",)),
+    Resource("instancetype.kubevirt.io", "v1beta1", "VirtualMachineClusterPreference",
+             "virtualmachineclusterpreferences", namespaced=False, short=("vmcps",)),
 )
 
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}

@@ -18,6 +18,7 @@ from typing import Any
 from vmwave.domain.manifests import Target
 
 CLUSTER_PREFERENCE = "VirtualMachineClusterPreference"
+PREFERENCE_API = "instancetype.kubevirt.io/v1beta1"
 INLINE = "vmwave.io/preference-inline"  # on the VM template: which preference's values were written into it
 
 HYPERV = {  # common-instancetypes' `hyperv` component, which every Windows preference has
