@@ -6,9 +6,10 @@ Starts the lab vCenter with the estate, measures in one run
 (a) a bare PropertyCollector RetrievePropertiesEx of the same VM properties (baseline),
 (b) vmwave's inventory (the same call plus hosts/folders/portgroups, turned into records,
     and the vSphere tags from the REST API); both include the login,
-(c) concerns + classes + waves,
+(c) concerns + classes + waves, without plugins,
+(d) the same with every built-in guest-OS plugin asked about each VM (tool, concerns, preparation),
 and prints as its last line:
-    vms=N inventory_ratio=<b/a> plan_seconds=<c> peak_rss_mb=<n>
+    vms=N inventory_ratio=<b/a> plan_seconds=<c> plugins_ratio=<d/c> peak_rss_mb=<n>
 Each figure is the best of --repeat runs.
 """
 
@@ -25,6 +26,7 @@ from pyVmomi import vim, vmodl
 from vmwave.adapters.vsphere import VM_PROPERTIES, VCenter, connect, inventory
 from vmwave.domain.waves import build_plan
 from vmwave.adapters.files import load_maps, load_policy
+from vmwave.plugins import for_planning
 from vmwave_lab import estate, vcenter
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,12 +78,15 @@ def main() -> None:
             vcenter.stop(Path(state))
     policy, maps = load_policy(), load_maps(REPO / "examples/estate-2000.maps.yaml")
     planning, plan = best(args.repeat, lambda: build_plan(records, policy, maps))
+    with_plugins, _ = best(args.repeat, lambda: build_plan(records, policy, maps, **for_planning()))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"lab seeded {len(seed['vms'])} VMs in {lab.info['seed_seconds']:.2f}s")
     print(f"bare retrieval: {count} VMs in {baseline:.3f}s")
     print(f"vmwave inventory: {len(records)} records in {ours:.3f}s")
     print(f"plan: {len(plan.planned)} VMs in {len(plan.waves)} waves in {planning:.3f}s")
-    print(f"vms={len(records)} inventory_ratio={ours / baseline:.2f} plan_seconds={planning:.3f} peak_rss_mb={peak:.0f}")
+    print(f"plan with the built-in plugins: {with_plugins:.3f}s")
+    print(f"vms={len(records)} inventory_ratio={ours / baseline:.2f} plan_seconds={planning:.3f} "
+          f"plugins_ratio={with_plugins / planning:.2f} peak_rss_mb={peak:.0f}")
 
 
 if __name__ == "__main__":
