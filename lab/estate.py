@@ -92,13 +92,24 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
         name = dc("name", str)
         clusters = []
         for cl in dc.each("clusters"):
-            cl.known("name", "hosts")
+            cl.known("name", "hosts", "drs", "dpm", "maintenance", "disconnected", "vm_host_rules")
             cname = cl("name", str)
             hosts = cl("hosts", (int, list))
             names = [f"{cname}-esx{i:02d}" for i in range(1, hosts + 1)] if isinstance(hosts, int) else [str(h) for h in hosts]
             if not names:
                 raise cl.error("hosts", "a cluster needs at least one host", "give a count or a list of names")
-            clusters.append({"name": cname, "hosts": names})
+            states = {key: [str(h) for h in cl(key, list, [])] for key in ("maintenance", "disconnected")}
+            rules = []
+            for rule in cl.each("vm_host_rules"):
+                rule.known("name", "vms", "hosts")
+                rules.append({"name": rule("name", str), "vms": [str(v) for v in rule("vms", list)],
+                              "hosts": [str(h) for h in rule("hosts", list)]})
+            for key, listed in [*states.items(), *(("vm_host_rules", r["hosts"]) for r in rules)]:
+                unknown = sorted(set(listed) - set(names))
+                if unknown:
+                    raise cl.error(key, f"{unknown[0]!r} is not a host of {cname}", "use: " + ", ".join(names))
+            clusters.append({"name": cname, "hosts": names, "drs": cl("drs", bool, False), "dpm": cl("dpm", bool, False),
+                             **states, "vm_host_rules": rules})
             hosts_of[(name, cname)] = names
         standard = [{"name": p("name", str), "vlan": p("vlan", int, 0)} for p in dc.each("portgroups")]
         switches = [{"name": s.known("name", "portgroups")("name", str),
@@ -121,7 +132,8 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
     for entry in root.each("vms"):
         entry.known("name", "count", "datacenter", "cluster", "host", "folder", "guest_id", "firmware",
                     "secure_boot", "cpus", "memory_mb", "cbt", "disks", "nics", "devices", "power", "tools",
-                    "ips", "attributes", "snapshots", "template", "tags", "extra_config")
+                    "ips", "attributes", "snapshots", "template", "tags", "extra_config", "hot_add", "cpu_affinity",
+                    "hostname", "consolidation_needed", "fault_tolerance", "guest_disks")
         dc = entry("datacenter", str, datacenters[0]["name"])
         if dc not in datastores_of:
             raise entry.error("datacenter", f"{dc!r} is not declared", "declare it under `datacenters:`")
@@ -185,7 +197,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                 if pg not in networks_of[dc]:
                     raise n.error("portgroup", f"{pg!r} is not a portgroup of {dc}", "declare it under `portgroups:` or `switches:`")
                 mac_counter += 1
-                nics.append({"portgroup": pg, "type": n("type", str, "vmxnet3", choices=("vmxnet3", "e1000e", "e1000")),
+                nics.append({"portgroup": pg, "type": n("type", str, "vmxnet3", choices=("vmxnet3", "e1000e", "e1000", "sriov")),
                              "mac": fmt(n("mac", str, _mac(mac_counter))).lower()})
             attrs = {str(k): fmt(v) for k, v in entry("attributes", dict, {}).items()}
             if not any(disk["image"] for disk in disks):  # no operating system on its disks for virt-v2v to convert
@@ -207,10 +219,28 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                 "snapshots": [fmt(s) for s in entry("snapshots", list, [])], "template": entry("template", bool, False),
                 "tags": _tags(entry, fmt),
                 "extra_config": {str(k): str(v) for k, v in entry("extra_config", dict, {}).items()},
+                "hot_add": [str(k) for k in entry("hot_add", list, [])],
+                "cpu_affinity": [int(c) for c in entry("cpu_affinity", list, [])],
+                "hostname": fmt(entry("hostname", str, name)),  # what VMware Tools reports: the VM's name unless told
+                "consolidation_needed": entry("consolidation_needed", bool, False),
+                "fault_tolerance": entry("fault_tolerance", bool, False),
+                "guest_disks": [{"path": g("path", str), "capacity_mb": g("capacity_mb", int), "free_mb": g("free_mb", int)}
+                                for g in (g.known("path", "capacity_mb", "free_mb") for g in entry.each("guest_disks"))],
             })
+            bad_hot = set(vms[-1]["hot_add"]) - {"cpu", "cpu-remove", "memory"}
+            if bad_hot:
+                raise entry.error("hot_add", f"unknown hot add {sorted(bad_hot)[0]!r}", "use: cpu, cpu-remove, memory")
             bad = set(vms[-1]["devices"]) - set(DEVICES)
             if bad:
                 raise entry.error("devices", f"unknown device {sorted(bad)[0]!r}", "use: " + ", ".join(DEVICES))
+    known = {vm["name"] for vm in vms}
+    for dc in datacenters:
+        for cl in dc["clusters"]:
+            for rule in cl["vm_host_rules"]:
+                if set(rule["vms"]) - known:
+                    raise root.error("datacenters", f"rule {rule['name']} of {cl['name']} names VM "
+                                     f"{sorted(set(rule['vms']) - known)[0]!r}, which the estate does not have",
+                                     "name VMs as they are after `count:` expansion, e.g. web-01")
     return {"user": root("user", str, DEFAULT_USER), "attributes": sorted(attributes),
             "datacenters": datacenters, "vms": vms, "nodes": _nodes(root)}
 

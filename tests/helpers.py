@@ -7,8 +7,9 @@ import sys
 import uuid
 from pathlib import Path
 
+from vmwave.adapters.vsphere import CHECKED_EXTRA_CONFIG
 from vmwave.domain.guests import guest_os
-from vmwave.domain.records import Disk, Nic, Snapshot, SourceVM
+from vmwave.domain.records import Disk, GuestDisk, Nic, Snapshot, SourceVM
 from vmwave_lab import estate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,8 +23,9 @@ def estate_records(path: Path = SMALL) -> list[SourceVM]:
     Morefs and UUIDs are stable stand-ins for the simulator's own.
     """
     seed = estate.load(str(path))
-    vlans, distributed = {}, set()
+    vlans, distributed, clusters = {}, set(), {}
     for dc in seed["datacenters"]:
+        clusters.update({(dc["name"], c["name"]): c for c in dc["clusters"]})
         for pg in dc["standard_portgroups"]:
             vlans[pg["name"]] = pg["vlan"]
         for switch in dc["switches"]:
@@ -43,6 +45,7 @@ def estate_records(path: Path = SMALL) -> list[SourceVM]:
                          portgroup=n["portgroup"], vlan=vlans.get(n["portgroup"]),
                          distributed=n["portgroup"] in distributed) for i, n in enumerate(vm["nics"]))
         powered_on = vm["power"] == "poweredOn"
+        cluster = clusters[(vm["datacenter"], vm["cluster"])]
         records.append(SourceVM(
             name=vm["name"], moref=f"vm-{number}", instance_uuid=str(uuid.UUID(bytes=digest[:16])),
             bios_uuid=str(uuid.UUID(bytes=digest[16:])), datacenter=vm["datacenter"], cluster=vm["cluster"],
@@ -53,7 +56,17 @@ def estate_records(path: Path = SMALL) -> list[SourceVM]:
             else "not_running",  # as vCenter reports them: a template's tools are never installed, an off VM's not running
             ips=tuple(vm["ips"]) if powered_on else (), template=vm["template"], disks=disks, nics=nics,
             snapshots=tuple(Snapshot(name, "") for name in vm["snapshots"]), devices=tuple(sorted(set(vm["devices"]))),
-            tags=tuple(sorted(vm["tags"])), attributes=dict(vm["attributes"])))
+            tags=tuple(sorted(vm["tags"])), attributes=dict(vm["attributes"]), hot_add=tuple(vm["hot_add"]),
+            cpu_affinity=tuple(vm["cpu_affinity"]),
+            extra_config={k: v for k, v in vm["extra_config"].items() if CHECKED_EXTRA_CONFIG.match(k)},
+            hostname=vm["hostname"] if powered_on and vm["tools"] == "running" and not vm["template"] else "",
+            consolidation_needed=vm["consolidation_needed"], fault_tolerance=vm["fault_tolerance"],
+            host_state="maintenance" if vm["host"] in cluster["maintenance"] else
+            "disconnected" if vm["host"] in cluster["disconnected"] else "connected",
+            cluster_features=tuple(f for f in ("drs", "dpm") if cluster[f]),
+            host_rules=tuple(sorted(r["name"] for r in cluster["vm_host_rules"] if vm["name"] in r["vms"])),
+            guest_disks=tuple(GuestDisk(g["path"], g["capacity_mb"] << 20, g["free_mb"] << 20) for g in vm["guest_disks"])
+            if powered_on and vm["tools"] == "running" and not vm["template"] else ()))
     return sorted(records, key=lambda r: (r.name, r.moref))
 
 

@@ -6,9 +6,12 @@ import pytest
 
 from vmwave.domain.concerns import RULES, assess
 from vmwave.domain.maps import parse_maps
-from vmwave.domain.records import Disk
+from vmwave.domain.records import ClusterVM, Disk, GuestDisk
 from vmwave_lab.estate import load
 from helpers import REPO
+
+
+MAPS = parse_maps(__import__("yaml").safe_load((REPO / "lab/estates/small.maps.yaml").read_text()), "maps.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +43,20 @@ EXPECTED = {
     "suspended": "app-many-disks",
     "cbt_disabled": "win-app-01",
     "legacy_devices": "Legacy_FileServer.corp",
+    "hot_plug": "sql-node-1",
+    "cpu_affinity": "gpu-render-01",
+    "numa_affinity": "gpu-render-01",
+    "sriov_nic": "gpu-render-01",
+    "disk_cbt_off": "app-many-disks",
+    "disk_enable_uuid": "app-many-disks",
+    "fault_tolerance": "gpu-render-01",
+    "consolidation_needed": "gpu-render-01",
+    "no_guest_ip": "app-01",
+    "default_hostname": "sql-node-1",
+    "host_unavailable": "Legacy_FileServer.corp",
+    "cluster_drs_dpm": "batch-old-01",
+    "vm_host_affinity": "db-01",
+    "guest_disk_space": "sql-node-1",
 }
 
 
@@ -56,7 +73,8 @@ def test_rule_fires_on_its_vm(found, rule_id, vm):
 
 
 def test_every_rule_is_covered_by_the_lab_or_a_record():
-    assert {r.id for r in RULES} - set(EXPECTED) == {"rdm_disk", "no_disks"}
+    assert {r.id for r in RULES} - set(EXPECTED) == {"rdm_disk", "no_disks", "disk_unusable", "cluster_mac_clash",
+                                                         "cluster_name_clash"}  # records; the cluster: test_lab_clashes
 
 
 def test_a_clean_vm_has_no_warnings(found):
@@ -109,3 +127,44 @@ def test_small_estate_file_is_what_the_lab_served(records, estate):
 
     assert concerns(estate) == concerns(records)
     assert {r.name: shape(r) for r in estate} == {r.name: shape(r) for r in records}
+
+
+def test_forklifts_vm_checks_trip_on_what_vcenter_reports_and_only_then(estate_by_name):
+    """Edges of the checks read from config, extraConfig, runtime and guest info."""
+    web = estate_by_name["web-01"]
+
+    def ids(vm):
+        (_, concerns), = assess([vm])
+        return {c.id for c in concerns}
+
+    assert "hot_plug" in ids(replace(web, hot_add=("memory",))) and "hot_plug" not in ids(web)
+    assert "disk_cbt_off" not in ids(replace(web, cbt=False, extra_config={"scsi0:0.ctkEnabled": "FALSE"}))
+    assert "disk_cbt_off" in ids(replace(web, cbt=True, extra_config={"scsi0:0.ctkEnabled": "false"}))
+    assert "disk_enable_uuid" not in ids(replace(web, extra_config={"disk.EnableUUID": "FALSE"}))
+    assert "default_hostname" in ids(replace(web, hostname="")) and "default_hostname" in ids(replace(web, hostname="localhost"))
+    assert "default_hostname" not in ids(replace(web, hostname="", tools="not_running"))  # Tools cannot tell
+    assert "no_guest_ip" not in ids(replace(web, ips=(), power_state="poweredOff"))
+    zero = replace(web, disks=(replace(web.disks[0], capacity_bytes=0),))
+    nowhere = replace(web, disks=(replace(web.disks[0], datastore=""),))
+    assert "disk_unusable" in ids(zero) and "disk_unusable" in ids(nowhere) and "disk_unusable" not in ids(web)
+    assert "host_unavailable" in ids(replace(web, host_state="disconnected")) and "host_unavailable" not in ids(web)
+    assert "cluster_drs_dpm" not in ids(replace(web, cluster_features=()))
+    space = lambda path, free_mb: replace(web, guest_disks=(GuestDisk(path, 10 << 30, free_mb << 20),))  # noqa: E731
+    assert "guest_disk_space" in ids(space("/boot", 40)) and "guest_disk_space" not in ids(space("/boot", 60))
+    assert "guest_disk_space" in ids(space("/", 99)) and "guest_disk_space" not in ids(space("/srv", 11))
+
+
+def test_macs_and_names_clash_with_vms_already_in_the_cluster_but_not_with_their_own(estate_by_name):
+    web = estate_by_name["web-01"]
+    mac = web.nics[0].mac.upper()  # vCenter and KubeVirt may differ in case
+    foreign = ClusterVM("apps", "legacy-web", (mac,))
+    same_name = ClusterVM("vmwave", "web-01")
+    (_, concerns), = assess([web], MAPS, existing=[foreign, same_name])
+    found = {c.id: c for c in concerns}
+    assert "apps/legacy-web" in found["cluster_mac_clash"].message and found["cluster_mac_clash"].severity == "critical"
+    assert "vmwave/web-01 already exists" in found["cluster_name_clash"].message
+    ours = [ClusterVM("vmwave", "web-01", (mac,), web.instance_uuid)]  # migrated before: a rerun, not a clash
+    (_, concerns), = assess([web], MAPS, existing=ours)
+    assert {"cluster_mac_clash", "cluster_name_clash"}.isdisjoint(c.id for c in concerns)
+    (_, concerns), = assess([web], MAPS, existing=[ClusterVM("other-ns", "web-01")])  # another namespace: no clash
+    assert "cluster_name_clash" not in {c.id for c in concerns}

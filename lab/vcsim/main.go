@@ -57,7 +57,19 @@ type Switch struct {
 }
 
 type Cluster struct {
+	Name         string     `json:"name"`
+	Hosts        []string   `json:"hosts"`
+	DRS          bool       `json:"drs"`
+	DPM          bool       `json:"dpm"`
+	Maintenance  []string   `json:"maintenance"`  // hosts put in maintenance mode once the VMs are placed
+	Disconnected []string   `json:"disconnected"` // hosts vCenter lost
+	HostRules    []HostRule `json:"vm_host_rules"`
+}
+
+// HostRule is a DRS VM-host affinity rule: these VMs should run on these hosts.
+type HostRule struct {
 	Name  string   `json:"name"`
+	VMs   []string `json:"vms"`
 	Hosts []string `json:"hosts"`
 }
 
@@ -116,6 +128,19 @@ type VM struct {
 	Template    bool              `json:"template"`
 	Tags        []string          `json:"tags"`
 	ExtraConfig map[string]string `json:"extra_config"`
+	HotAdd      []string          `json:"hot_add"`
+	CPUAffinity []int32           `json:"cpu_affinity"`
+	Hostname    string            `json:"hostname"`
+	Consolidate bool              `json:"consolidation_needed"`
+	FT          bool              `json:"fault_tolerance"`
+	GuestDisks  []GuestDisk       `json:"guest_disks"`
+}
+
+// GuestDisk is a file system as VMware Tools reports it.
+type GuestDisk struct {
+	Path       string `json:"path"`
+	CapacityMB int64  `json:"capacity_mb"`
+	FreeMB     int64  `json:"free_mb"`
 }
 
 type Seed struct {
@@ -143,6 +168,14 @@ type builder struct {
 	dcs    map[string]*dcState
 	fields map[string]int32
 	tagged map[string][]mo.Reference // "category/tag" -> VMs carrying it
+	vms    map[string]types.ManagedObjectReference
+	later  []placedCluster // clusters whose rules and host states wait for their VMs
+}
+
+type placedCluster struct {
+	spec    Cluster
+	cluster *object.ClusterComputeResource
+	hosts   map[string]*object.HostSystem
 }
 
 func must(err error, what string) {
@@ -204,6 +237,13 @@ func (b *builder) datacenter(spec Datacenter) {
 		pool, err := cluster.ResourcePool(b.ctx)
 		must(err, "cluster pool")
 		st.pools[c.Name] = pool
+		sim := simulator.Map.Get(cluster.Reference()).(*simulator.ClusterComputeResource)
+		simulator.Map.WithLock(sim, func() { // the simulator turns DRS on for every cluster; the estate says
+			cfg := sim.ConfigurationEx.(*types.ClusterConfigInfoEx)
+			cfg.DrsConfig.Enabled = types.NewBool(c.DRS)
+			cfg.DpmConfigInfo = &types.ClusterDpmConfigInfo{Enabled: types.NewBool(c.DPM)}
+		})
+		b.later = append(b.later, placedCluster{c, cluster, st.hosts})
 	}
 
 	for i, host := range all {
@@ -311,6 +351,8 @@ func nicDevice(n Nic, st *dcState, key int32) types.BaseVirtualDevice {
 		return &types.VirtualE1000{VirtualEthernetCard: card}
 	case "e1000e":
 		return &types.VirtualE1000e{VirtualEthernetCard: card}
+	case "sriov":
+		return &types.VirtualSriovEthernetCard{VirtualEthernetCard: card}
 	}
 	return &types.VirtualVmxnet3{VirtualVmxnet: types.VirtualVmxnet{VirtualEthernetCard: card}}
 }
@@ -377,6 +419,19 @@ func (b *builder) vm(spec VM) {
 	for k, v := range spec.ExtraConfig {
 		cfg.ExtraConfig = append(cfg.ExtraConfig, &types.OptionValue{Key: k, Value: v})
 	}
+	for _, kind := range spec.HotAdd {
+		switch kind {
+		case "cpu":
+			cfg.CpuHotAddEnabled = types.NewBool(true)
+		case "cpu-remove":
+			cfg.CpuHotRemoveEnabled = types.NewBool(true)
+		case "memory":
+			cfg.MemoryHotAddEnabled = types.NewBool(true)
+		}
+	}
+	if len(spec.CPUAffinity) > 0 {
+		cfg.CpuAffinity = &types.VirtualMachineAffinityInfo{AffinitySet: spec.CPUAffinity}
+	}
 	key := int32(-1000)
 	ctrlKeys := make([]int32, len(spec.Controllers))
 	for i, c := range spec.Controllers {
@@ -419,6 +474,7 @@ func (b *builder) vm(spec VM) {
 	}
 	task, err := st.vmFolders[spec.Folder].CreateVM(b.ctx, cfg, st.pools[spec.Cluster], host)
 	ref := b.wait(task, err, "create vm "+spec.Name)
+	b.vms[spec.Name] = ref
 	vm := object.NewVirtualMachine(b.client, ref)
 	for _, tag := range spec.Tags {
 		b.tagged[tag] = append(b.tagged[tag], ref)
@@ -447,10 +503,15 @@ func (b *builder) vm(spec VM) {
 	b.guest(ref, spec)
 }
 
-// guest sets what VMware Tools would report; vSphere has no API to write it.
+// guest sets what VMware Tools would report and the runtime state vCenter derives (FT, consolidation);
+// vSphere has no API to write them.
 func (b *builder) guest(ref types.ManagedObjectReference, spec VM) {
 	sim := simulator.Map.Get(ref).(*simulator.VirtualMachine)
 	simulator.Map.WithLock(sim, func() {
+		sim.Runtime.ConsolidationNeeded = types.NewBool(spec.Consolidate) // what vCenter says of leftover delta files
+		if spec.FT {
+			sim.Runtime.FaultToleranceState = types.VirtualMachineFaultToleranceStateRunning
+		}
 		running, status := "guestToolsNotRunning", types.VirtualMachineToolsStatusToolsNotRunning
 		switch {
 		case spec.Tools == "running" && spec.Power == "poweredOn":
@@ -467,7 +528,12 @@ func (b *builder) guest(ref types.ManagedObjectReference, spec VM) {
 			return
 		}
 		sim.Guest.GuestState = "running"
-		sim.Guest.HostName = spec.Name
+		sim.Guest.HostName = spec.Hostname
+		sim.Guest.Disk = nil
+		for _, d := range spec.GuestDisks {
+			sim.Guest.Disk = append(sim.Guest.Disk, types.GuestDiskInfo{
+				DiskPath: d.Path, Capacity: d.CapacityMB << 20, FreeSpace: d.FreeMB << 20})
+		}
 		for i := range sim.Guest.Net {
 			if i < len(spec.IPs) {
 				sim.Guest.Net[i].IpAddress = []string{spec.IPs[i]}
@@ -494,6 +560,45 @@ func restAPI(listen *url.URL, settings []types.BaseOptionValue) (string, http.Ha
 			}
 		}
 		handler.ServeHTTP(w, r)
+	}
+}
+
+// clusterStates adds the VM-host rules and puts hosts in maintenance or disconnects them, once VMs are placed.
+func (b *builder) clusterStates() {
+	for _, placed := range b.later {
+		spec := types.ClusterConfigSpecEx{}
+		for _, rule := range placed.spec.HostRules {
+			vms := types.ClusterVmGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: rule.Name + "-vms"}}
+			for _, name := range rule.VMs {
+				vms.Vm = append(vms.Vm, b.vms[name])
+			}
+			hosts := types.ClusterHostGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: rule.Name + "-hosts"}}
+			for _, name := range rule.Hosts {
+				hosts.Host = append(hosts.Host, placed.hosts[name].Reference())
+			}
+			spec.GroupSpec = append(spec.GroupSpec,
+				types.ClusterGroupSpec{ArrayUpdateSpec: types.ArrayUpdateSpec{Operation: types.ArrayUpdateOperationAdd}, Info: &vms},
+				types.ClusterGroupSpec{ArrayUpdateSpec: types.ArrayUpdateSpec{Operation: types.ArrayUpdateOperationAdd}, Info: &hosts})
+			spec.RulesSpec = append(spec.RulesSpec, types.ClusterRuleSpec{
+				ArrayUpdateSpec: types.ArrayUpdateSpec{Operation: types.ArrayUpdateOperationAdd},
+				Info: &types.ClusterVmHostRuleInfo{
+					ClusterRuleInfo: types.ClusterRuleInfo{Name: rule.Name, Enabled: types.NewBool(true)},
+					VmGroupName:     vms.Name, AffineHostGroupName: hosts.Name}})
+		}
+		if len(spec.RulesSpec) > 0 {
+			task, err := placed.cluster.Reconfigure(b.ctx, &spec, true)
+			b.wait(task, err, "rules of "+placed.spec.Name)
+		}
+		for _, name := range placed.spec.Maintenance {
+			task, err := placed.hosts[name].EnterMaintenanceMode(b.ctx, 0, false, nil)
+			b.wait(task, err, "maintenance mode "+name)
+		}
+		for _, name := range placed.spec.Disconnected {
+			sim := simulator.Map.Get(placed.hosts[name].Reference()).(*simulator.HostSystem)
+			simulator.Map.WithLock(sim, func() {
+				sim.Runtime.ConnectionState = types.HostSystemConnectionStateDisconnected
+			})
+		}
 	}
 }
 
@@ -576,7 +681,7 @@ func main() {
 	client, err := vim25.NewClient(ctx, model.Service)
 	must(err, "in-process client")
 	b := &builder{ctx: ctx, client: client, dir: *dir, dcs: map[string]*dcState{}, fields: map[string]int32{},
-		tagged: map[string][]mo.Reference{}}
+		tagged: map[string][]mo.Reference{}, vms: map[string]types.ManagedObjectReference{}}
 	for _, dc := range seed.Datacenters {
 		b.datacenter(dc)
 	}
@@ -593,6 +698,7 @@ func main() {
 			must(ioutil.WriteFile(filepath.Join(*dir, "progress"), []byte(progress), 0o644), "write progress")
 		}
 	}
+	b.clusterStates()
 
 	user := url.UserPassword(seed.User, strings.TrimRight(string(password), "\r\n"))
 	model.Service.Listen = &url.URL{Host: seed.Listen, User: user}

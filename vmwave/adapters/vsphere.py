@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
+import re
 import socket
 import ssl
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from pyVmomi import vim, vmodl
 
 from vmwave.adapters.vsphere_tags import read_tags
 from vmwave.domain.guests import guest_os
-from vmwave.domain.records import Disk, Nic, Snapshot, SourceVM
+from vmwave.domain.records import Disk, GuestDisk, Nic, Snapshot, SourceVM
 from vmwave.errors import ConnectionFailed, InputError
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,17 @@ VM_PROPERTIES = [
     "config.firmware", "config.bootOptions", "config.hardware.numCPU", "config.hardware.memoryMB",
     "config.hardware.device", "config.template", "config.changeTrackingEnabled", "runtime.powerState",
     "runtime.host", "guest.toolsRunningStatus", "guest.toolsStatus", "guest.net", "guest.ipAddress",
-    "snapshot", "customValue",
+    "snapshot", "customValue", "config.cpuHotAddEnabled", "config.cpuHotRemoveEnabled", "config.memoryHotAddEnabled",
+    "config.cpuAffinity", "config.extraConfig", "guest.hostName", "runtime.consolidationNeeded",
+    "runtime.faultToleranceState", "guest.disk",
 ]
+CHECKED_EXTRA_CONFIG = re.compile(r"^(numa\.nodeAffinity|disk\.EnableUUID|(scsi|sata|nvme|ide)\d+:\d+\.ctkEnabled)$")
 # Everything else the records need, fetched in the same call: a few objects per host and folder.
 CONTEXT_PROPERTIES = {
     vim.Folder: ["name", "parent"],
     vim.Datacenter: ["name", "parent"],
-    vim.ComputeResource: ["name", "parent"],
-    vim.HostSystem: ["name", "parent", "config.network.portgroup"],
+    vim.ComputeResource: ["name", "parent", "configurationEx"],
+    vim.HostSystem: ["name", "parent", "config.network.portgroup", "runtime.inMaintenanceMode", "runtime.connectionState"],
     vim.Datastore: ["name"],
     vim.Network: ["name"],
     vim.dvs.DistributedVirtualPortgroup: ["name", "key", "config.defaultPortConfig"],
@@ -228,7 +232,7 @@ _CONTROLLERS = {
     vim.vm.device.VirtualAHCIController: "sata", vim.vm.device.VirtualSATAController: "sata",
     vim.vm.device.VirtualNVMEController: "nvme", vim.vm.device.VirtualIDEController: "ide",
 }
-_NICS = {vim.vm.device.VirtualVmxnet3: "vmxnet3", vim.vm.device.VirtualE1000e: "e1000e",
+_NICS = {vim.vm.device.VirtualSriovEthernetCard: "sriov", vim.vm.device.VirtualVmxnet3: "vmxnet3", vim.vm.device.VirtualE1000e: "e1000e",
          vim.vm.device.VirtualE1000: "e1000", vim.vm.device.VirtualVmxnet2: "vmxnet2",
          vim.vm.device.VirtualPCNet32: "pcnet32"}
 _EXTRA = {vim.vm.device.VirtualUSB: "usb", vim.vm.device.VirtualTPM: "tpm",
@@ -282,6 +286,26 @@ class _Estate:
             if parent is not None and self.kind.get(parent._moId) == "ClusterComputeResource":
                 cluster = self.name(parent)
         return datacenter, "/".join(reversed(parts)), cluster
+
+    def host_state(self, host: Any) -> str:
+        props = self.props.get(host._moId, {}) if host is not None else {}
+        if props.get("runtime.inMaintenanceMode"):
+            return "maintenance"
+        return str(props.get("runtime.connectionState") or "connected")
+
+    def cluster_facts(self, host: Any, vm_moid: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(what the host's cluster has on: drs, dpm; the VM-host affinity rules naming this VM)."""
+        parent = self.props.get(host._moId, {}).get("parent") if host is not None else None
+        config = self.props.get(parent._moId, {}).get("configurationEx") if parent is not None else None
+        if not isinstance(config, vim.cluster.ConfigInfoEx):
+            return (), ()
+        features = tuple(name for name, on in (("drs", getattr(config.drsConfig, "enabled", False)),
+                                               ("dpm", getattr(config.dpmConfigInfo, "enabled", False))) if on)
+        groups = {g.name for g in config.group or () if isinstance(g, vim.cluster.VmGroup)
+                  and any(vm._moId == vm_moid for vm in g.vm or ())}
+        rules = tuple(sorted(r.name for r in config.rule or ()
+                             if isinstance(r, vim.cluster.VmHostRuleInfo) and r.vmGroupName in groups))
+        return features, rules
 
 
 def _disks_and_nics(devices: list[Any], estate: _Estate) -> tuple[list[Disk], list[Nic], list[str]]:
@@ -338,6 +362,7 @@ def _ips(net: list[Any], primary: str | None) -> tuple[str, ...]:
 
 def to_record(moid: str, p: dict[str, Any], estate: _Estate, fields: dict[int, str]) -> SourceVM:
     datacenter, folder, cluster = estate.placement(p.get("parent"), p.get("runtime.host"))
+    cluster_features, host_rules = estate.cluster_facts(p.get("runtime.host"), moid)
     disks, nics, extra = _disks_and_nics(p.get("config.hardware.device") or [], estate)
     tools_status = p.get("guest.toolsStatus")
     tools = _TOOLS.get(p.get("guest.toolsRunningStatus"), "not_installed" if tools_status == "toolsNotInstalled" else "not_running")
@@ -354,6 +379,14 @@ def to_record(moid: str, p: dict[str, Any], estate: _Estate, fields: dict[int, s
         ips=_ips(p.get("guest.net"), p.get("guest.ipAddress")), template=bool(p.get("config.template")),
         disks=tuple(disks), nics=tuple(nics), snapshots=tuple(_snapshots(p.get("snapshot"))), devices=tuple(extra),
         attributes={fields.get(v.key, str(v.key)): v.value for v in p.get("customValue") or ()},
+        hot_add=tuple(kind for kind, prop in (("cpu", "config.cpuHotAddEnabled"), ("cpu-remove", "config.cpuHotRemoveEnabled"),
+                                              ("memory", "config.memoryHotAddEnabled")) if p.get(prop)),
+        cpu_affinity=tuple(getattr(p.get("config.cpuAffinity"), "affinitySet", None) or ()),
+        extra_config={o.key: str(o.value) for o in p.get("config.extraConfig") or () if CHECKED_EXTRA_CONFIG.match(o.key)},
+        hostname=p.get("guest.hostName") or "", consolidation_needed=bool(p.get("runtime.consolidationNeeded")),
+        fault_tolerance=str(p.get("runtime.faultToleranceState") or "notConfigured") != "notConfigured",
+        host_state=estate.host_state(p.get("runtime.host")), cluster_features=cluster_features, host_rules=host_rules,
+        guest_disks=tuple(GuestDisk(d.diskPath or "", d.capacity or 0, d.freeSpace or 0) for d in p.get("guest.disk") or ()),
     )
 
 

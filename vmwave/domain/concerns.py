@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator
 from vmwave.domain.guests import guest_os
 from vmwave.domain.maps import Maps
 from vmwave.domain.names import is_k8s_name, target_name
-from vmwave.domain.records import SourceVM
+from vmwave.domain.records import ClusterVM, SourceVM
 
 CRITICAL, WARNING, INFO = "critical", "warning", "info"
 SEVERITIES = (CRITICAL, WARNING, INFO)
@@ -42,14 +42,20 @@ class EstateContext:
     thresholds: Thresholds = field(default_factory=Thresholds)
     mac_count: Counter = field(default_factory=Counter)
     name_count: Counter = field(default_factory=Counter)
+    cluster_macs: dict[str, ClusterVM] = field(default_factory=dict)  # MACs of VMs already in the target cluster
+    cluster_names: dict[str, ClusterVM] = field(default_factory=dict)  # VMs already in the target namespace
 
     @classmethod
-    def of(cls, vms: Iterable[SourceVM], maps: Maps | None = None,
-           thresholds: Thresholds | None = None) -> "EstateContext":
+    def of(cls, vms: Iterable[SourceVM], maps: Maps | None = None, thresholds: Thresholds | None = None,
+           existing: Iterable[ClusterVM] = ()) -> "EstateContext":
         vms = [vm for vm in vms if not vm.template]
         macs = Counter(nic.mac.lower() for vm in vms for nic in vm.nics if nic.mac)
         names = Counter(target_name(vm.name) for vm in vms)
-        return cls(maps, thresholds or Thresholds(), macs, names)
+        existing = list(existing)
+        namespace = maps.namespace if maps else None
+        return cls(maps, thresholds or Thresholds(), macs, names,
+                   {mac.lower(): e for e in existing for mac in e.macs},
+                   {e.name: e for e in existing if namespace is None or e.namespace == namespace})
 
 
 Check = Callable[[SourceVM, EstateContext], Iterable[str]]
@@ -71,6 +77,13 @@ def rule(rule_id: str, severity: str, fix: str) -> Callable[[Check], Check]:
         RULES.append(Rule(rule_id, severity, fix, check))
         return check
     return register
+
+
+def flag(rule_id: str, severity: str, fix: str, holds: Callable[[SourceVM], bool],
+         message: str | Callable[[SourceVM], str]) -> None:
+    """A rule that is one yes-or-no fact about the VM, said in one message (fixed, or made from the VM)."""
+    say = message if callable(message) else lambda vm: message
+    rule(rule_id, severity, fix)(lambda vm, ctx: [say(vm)] if holds(vm) else [])
 
 
 def _gib(n: int) -> str:
@@ -228,14 +241,115 @@ def _legacy(vm, ctx):
             yield f"has a {kind} device that will not be migrated"
 
 
+@rule("hot_plug", WARNING, "KubeVirt hot-plugs CPU and memory only within limits set in advance; check the VM's sizing after cutover and turn hot add off in vSphere if nothing relies on it.")
+def _hot_plug(vm, ctx):
+    if vm.hot_add:
+        yield "has " + ", ".join({"cpu": "CPU hot add", "cpu-remove": "CPU hot remove", "memory": "memory hot add"}[k]
+                                 for k in vm.hot_add) + " enabled, which is not carried over"
+
+
+flag("cpu_affinity", WARNING, "Pin the KubeVirt VM with the latency-sensitive profile (dedicated CPUs) or a node selector instead; clear the vSphere CPU affinity to confirm nothing needs it.",
+     lambda vm: bool(vm.cpu_affinity),
+     lambda vm: f"is pinned to host CPUs {','.join(str(c) for c in vm.cpu_affinity)}; the pinning is not carried over")
+flag("numa_affinity", WARNING, "Give the VM the latency-sensitive profile (NUMA passthrough) if it needs NUMA placement; the vSphere node affinity is not carried over.",
+     lambda vm: bool(vm.extra_config.get("numa.nodeAffinity")),
+     lambda vm: f"has NUMA node affinity {vm.extra_config['numa.nodeAffinity']} (numa.nodeAffinity)")
+
+
+@rule("sriov_nic", WARNING, "Map the portgroup to an SR-IOV NetworkAttachmentDefinition and attach the interface with the sriov binding by hand, or move it to a vmxnet3 NIC first.")
+def _sriov(vm, ctx):
+    for nic in vm.nics:
+        if nic.adapter == "sriov":
+            yield f"{nic.label} is an SR-IOV passthrough adapter; it becomes a virtio NIC"
+
+
+@rule("disk_cbt_off", WARNING, "Enable Changed Block Tracking on every disk (ctkEnabled = TRUE) and take and remove a snapshot to apply it, or the disks without it cannot move warm.")
+def _disk_cbt_off(vm, ctx):
+    if vm.cbt:
+        for key, value in sorted(vm.extra_config.items()):
+            if key.endswith(".ctkEnabled") and value.lower() == "false":
+                yield f"Changed Block Tracking is on for the VM but off for disk {key.removesuffix('.ctkEnabled')}"
+
+
+@rule("disk_unusable", CRITICAL, "Remove the disk or fix its backing in vSphere (capacity, datastore), then re-read the inventory.")
+def _disk_unusable(vm, ctx):
+    for d in vm.disks:
+        if d.capacity_bytes <= 0:
+            yield f"disk {d.label} ({d.file}) has a capacity of 0"
+        elif not d.datastore:
+            yield f"disk {d.label} ({d.file}) is on no datastore vCenter knows"
+
+
+flag("disk_enable_uuid", INFO, "Nothing to do unless the guest identifies disks by serial: KubeVirt truncates disk serials to 20 characters; use file system UUIDs or labels.",
+     lambda vm: vm.extra_config.get("disk.EnableUUID", "").lower() == "true",
+     "disk.EnableUUID is set: the guest sees disk serials, which KubeVirt truncates to 20 characters")
+flag("fault_tolerance", CRITICAL, "Turn off Fault Tolerance in vSphere before migration: the secondary VM cannot be moved, and KubeVirt has no FT (use live migration and a node-failure policy).",
+     lambda vm: vm.fault_tolerance, "is protected by vSphere Fault Tolerance")
+flag("consolidation_needed", WARNING, "Consolidate the VM's disks in vSphere (Snapshots > Consolidate) so the copy reads one consistent chain.",
+     lambda vm: vm.consolidation_needed, "its snapshot files need consolidation")
+flag("no_guest_ip", WARNING, "Check VMware Tools reports the guest's network (guest.net): without an IP neither the static address can be carried over nor the guest reached for smoke checks by address.",
+     lambda vm: vm.power_state == "poweredOn" and vm.tools == "running" and not vm.ips,
+     "VMware Tools runs but reports no IP address")
+
+
+@rule("default_hostname", WARNING, "Give the guest a real host name before migration; a guest called localhost.localdomain collides in DNS and DHCP once it is on the cluster network.")
+def _default_hostname(vm, ctx):
+    if vm.power_state == "poweredOn" and vm.tools == "running":
+        if not vm.hostname:
+            yield "VMware Tools reports no host name"
+        elif vm.hostname.lower() in ("localhost", "localhost.localdomain"):
+            yield f"its host name is the default {vm.hostname!r}"
+
+
+flag("host_unavailable", CRITICAL, "Take the ESXi host out of maintenance mode or reconnect it to vCenter (or move the VM to a healthy host) before its wave: its disks cannot be read or its power changed meanwhile.",
+     lambda vm: vm.host_state != "connected",
+     lambda vm: f"its ESXi host {vm.host} is {'in maintenance mode' if vm.host_state == 'maintenance' else vm.host_state}")
+flag("cluster_drs_dpm", INFO, "Nothing to carry over: KubeVirt balances VMs itself (the descheduler, live migration); check DRS does not move the VM during its copy (set it to partially automated for the window).",
+     lambda vm: bool(vm.cluster_features),
+     lambda vm: f"its cluster {vm.cluster} uses {' and '.join(f.upper() for f in vm.cluster_features)}")
+
+
+@rule("vm_host_affinity", WARNING, "Express the placement as a node selector or node affinity on the VirtualMachine (the plan's placement), or the VM may land on any node.")
+def _vm_host_affinity(vm, ctx):
+    for name in vm.host_rules:
+        yield f"the cluster's VM-host affinity rule {name!r} places it; the rule is not carried over"
+
+
+MB = 1024**2
+V2V_FREE = {"/": 100 * MB, "/boot": 50 * MB, "c:\\": 100 * MB}  # Forklift's thresholds; every other file system 10 MB
+
+
+@rule("guest_disk_space", CRITICAL, "Free space in the guest before cutover (virt-v2v writes drivers and a new initramfs or registry hive there): / and C: need 100 MB, /boot 50 MB, every other file system 10 MB.")
+def _guest_disk_space(vm, ctx):
+    for disk in vm.guest_disks:
+        need = V2V_FREE.get(disk.path.lower(), 10 * MB)
+        if disk.free_bytes < need:
+            yield f"file system {disk.path} has {disk.free_bytes // MB} MB free; virt-v2v needs {need // MB} MB"
+
+
+@rule("cluster_mac_clash", CRITICAL, "Give the source NIC another MAC in vSphere, or change or remove the VM in the cluster that has it: KubeVirt keeps source MACs, and two VMs with one MAC on a network break both.")
+def _cluster_mac_clash(vm, ctx):
+    for nic in vm.nics:
+        other = ctx.cluster_macs.get(nic.mac.lower())
+        if other is not None and other.source_uuid != vm.instance_uuid:
+            yield f"{nic.label} MAC {nic.mac} is already used by VirtualMachine {other.namespace}/{other.name} in the cluster"
+
+
+@rule("cluster_name_clash", CRITICAL, "Set another `target_name:` for this VM in the plan, or move or rename the VM already in the cluster.")
+def _cluster_name_clash(vm, ctx):
+    other = ctx.cluster_names.get(target_name(vm.name))
+    if other is not None and other.source_uuid != vm.instance_uuid:
+        yield f"VirtualMachine {other.namespace}/{other.name} already exists in the cluster and is not this VM's"
+
+
 def concerns_for(vm: SourceVM, ctx: EstateContext) -> list[Concern]:
     """Every concern for one VM, in rule order (stable for the same input)."""
     return [Concern(r.id, r.severity, message, r.fix) for r in RULES for message in r.check(vm, ctx)]
 
 
-def assess(vms: Iterable[SourceVM], maps: Maps | None = None,
-           thresholds: Thresholds | None = None) -> Iterator[tuple[SourceVM, list[Concern]]]:
+def assess(vms: Iterable[SourceVM], maps: Maps | None = None, thresholds: Thresholds | None = None,
+           existing: Iterable[ClusterVM] = ()) -> Iterator[tuple[SourceVM, list[Concern]]]:
     vms = list(vms)
-    ctx = EstateContext.of(vms, maps, thresholds)
+    ctx = EstateContext.of(vms, maps, thresholds, existing)
     for vm in vms:
         yield vm, concerns_for(vm, ctx)

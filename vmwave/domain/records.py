@@ -39,6 +39,15 @@ class Nic:
 
 
 @dataclass(frozen=True)
+class GuestDisk:
+    """A file system as VMware Tools reports it (guest.disk)."""
+
+    path: str  # mount point or drive: /, /boot, C:\\
+    capacity_bytes: int
+    free_bytes: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
     name: str
     created: str
@@ -72,6 +81,16 @@ class SourceVM:
     devices: tuple[str, ...] = ()  # extra hardware kinds: usb, tpm, passthrough, serial, floppy
     tags: tuple[str, ...] = ()  # vSphere tags as "category/tag"
     attributes: dict[str, str] = field(default_factory=dict, hash=False)
+    hot_add: tuple[str, ...] = ()  # enabled hot plug: cpu, cpu-remove, memory
+    cpu_affinity: tuple[int, ...] = ()  # host CPUs the VM is pinned to (config.cpuAffinity)
+    extra_config: dict[str, str] = field(default_factory=dict, hash=False)  # the advanced settings checks read
+    hostname: str = ""  # what VMware Tools reports (guest.hostName)
+    consolidation_needed: bool = False  # snapshot files left behind (runtime.consolidationNeeded)
+    fault_tolerance: bool = False  # vSphere FT is configured (runtime.faultToleranceState)
+    host_state: str = "connected"  # its ESXi host: connected | maintenance | disconnected | notResponding
+    cluster_features: tuple[str, ...] = ()  # what its cluster has on: drs, dpm
+    host_rules: tuple[str, ...] = ()  # the cluster's VM-host affinity rules that name this VM
+    guest_disks: tuple[GuestDisk, ...] = ()  # the guest's file systems, when VMware Tools reports them
 
     @property
     def shared_disks(self) -> tuple[Disk, ...]:
@@ -95,4 +114,20 @@ class SourceVM:
         values["devices"] = tuple(data.get("devices", ()))
         values["tags"] = tuple(data.get("tags", ()))
         values["attributes"] = dict(data.get("attributes", {}))
+        values["hot_add"] = tuple(data.get("hot_add", ()))
+        values["cpu_affinity"] = tuple(data.get("cpu_affinity", ()))
+        values["extra_config"] = dict(data.get("extra_config", {}))
+        values["cluster_features"] = tuple(data.get("cluster_features", ()))
+        values["host_rules"] = tuple(data.get("host_rules", ()))
+        values["guest_disks"] = tuple(GuestDisk(**g) for g in data.get("guest_disks", ()))
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class ClusterVM:
+    """A VirtualMachine already in the target cluster: what a new one must not collide with."""
+
+    namespace: str
+    name: str
+    macs: tuple[str, ...] = ()
+    source_uuid: str = ""  # vmwave's source label: "" when vmwave did not make it
