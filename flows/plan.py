@@ -26,7 +26,8 @@ def plan_migration(out: str = "plan.yaml", rules: str | None = None, maps: str |
     policy, mapping = load_policy(rules), load_maps(settings.maps)  # bad files fail before vCenter is asked
     target = settings.need_vcenter()
     records = read_vcenter_inventory(target)
-    doc = build_plan_document(records, policy, mapping, target.url, out, settings.disable_plugins)
+    kubeconfig = settings.need_kubeconfig() if settings.kubeconfig else None
+    doc = build_plan_document(records, policy, mapping, target.url, out, settings.disable_plugins, kubeconfig)
     summary = publish_summary(doc)
     print(f"{summary['vms']} VMs planned in {len(summary['waves'])} waves, written to {out}")
     return summary

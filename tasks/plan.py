@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -9,6 +10,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 
 from vmwave.adapters.files import write_plan
+from vmwave.adapters.kubernetes import cluster_vms
 from vmwave.domain.classes import Policy
 from vmwave.domain.maps import Maps
 from vmwave.domain.plan import make_plan, summarize
@@ -18,8 +20,9 @@ from vmwave.plugins import for_planning
 
 @task(persist_result=False, cache_policy=NONE)
 def build_plan_document(records: list[SourceVM], policy: Policy, maps: Maps | None, source: str,
-                        out: str, disabled: frozenset[str] = frozenset()) -> dict[str, Any]:
-    doc = make_plan(records, policy, maps, source, **for_planning(disabled))
+                        out: str, disabled: frozenset[str] = frozenset(), kubeconfig: Path | None = None) -> dict[str, Any]:
+    """The plan, checked against the VMs already in the cluster when there is a kubeconfig."""
+    doc = make_plan(records, policy, maps, source, existing=cluster_vms(kubeconfig), **for_planning(disabled))
     write_plan(doc, out)
     return doc
 

@@ -23,6 +23,7 @@ from vmwave.adapters.files import load_maps, load_plan, write_text_atomic
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.domain.build import credentials_name, vm_objects
 from vmwave.domain.diagnosis import cause
+from vmwave.domain.manifests import LABEL_UUID
 from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
@@ -63,11 +64,27 @@ def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: S
         jobs.append(Job(wave=entry["id"], vm=vm, entry=vm_entry, settings=settings, maps=maps, objects=objects,
                         conversion=how, checks=tuple(vm_entry["smoke"]) + tuple(smoke_checks(vm, settings.disable_plugins)),
                         keep_for_debug=keep_for_debug or vm_entry["keep_for_debug"]))
-    problems += missing_preferences(jobs, settings)
+    problems += missing_preferences(jobs, settings) + taken_names(jobs, settings)
     if problems:
         raise VmwaveError(f"wave {entry['id']} cannot start; nothing was changed: " + "; ".join(problems),
                           "fix what is named, then run the wave again")
     return jobs, settings.per_host or doc["limits"]["per_host"]
+
+
+def taken_names(jobs: list[Job], settings: Settings) -> list[str]:
+    """Target names another VirtualMachine already has: applying over it would change a VM that is not this one's."""
+    if not jobs:
+        return []
+    cluster = Cluster.shared(settings.need_kubeconfig())
+    taken = []
+    for job in jobs:
+        meta = job.objects.virtual_machine["metadata"]
+        there = cluster.get("kubevirt.io/v1", "VirtualMachine", meta["namespace"], meta["name"])
+        owner = ((there or {}).get("metadata", {}).get("labels") or {}).get(LABEL_UUID, "")
+        if there is not None and owner != job.vm.instance_uuid:
+            taken.append(f"{job.vm.name}: VirtualMachine {meta['namespace']}/{meta['name']} already exists and is "
+                         f"not this VM's; set another `target_name:` in the plan")
+    return taken
 
 
 def missing_preferences(jobs: list[Job], settings: Settings) -> list[str]:

@@ -24,6 +24,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 
+from vmwave.domain.manifests import LABEL_UUID
+from vmwave.domain.records import ClusterVM
 from vmwave.errors import ConnectionFailed, InputError, VmwaveError
 
 FIELD_MANAGER = "vmwave"
@@ -97,6 +99,18 @@ class Cluster:
         except NotFoundError:
             return None
 
+    def virtual_machines(self) -> list[ClusterVM]:
+        """Every VirtualMachine in the cluster, in every namespace, with its MACs and vmwave's source label."""
+        found = []
+        for vm in self.resource("kubevirt.io/v1", "VirtualMachine").get().to_dict().get("items") or []:
+            meta = vm["metadata"]
+            domain = (((vm.get("spec") or {}).get("template") or {}).get("spec") or {}).get("domain") or {}
+            macs = tuple(i["macAddress"] for i in (domain.get("devices") or {}).get("interfaces") or ()
+                         if i.get("macAddress"))
+            found.append(ClusterVM(meta.get("namespace", ""), meta["name"], macs,
+                                   (meta.get("labels") or {}).get(LABEL_UUID, "")))
+        return found
+
     def find(self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]) -> list[dict[str, Any]]:
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         found = self.resource(api_version, kind).get(namespace=namespace, label_selector=selector)
@@ -154,3 +168,8 @@ class Cluster:
 @functools.cache
 def _shared(kubeconfig: str) -> Cluster:
     return Cluster(kubeconfig)
+
+
+def cluster_vms(kubeconfig: Path | None) -> list[ClusterVM]:
+    """The VMs already in the target cluster when a kubeconfig is configured, for the plan's clash checks; else none."""
+    return Cluster.shared(kubeconfig).virtual_machines() if kubeconfig is not None else []

@@ -44,13 +44,17 @@ def plan(
     """Classify every VM, cut the estate into waves and write the plan file."""
     from vmwave.adapters.files import load_maps, load_policy, write_plan
     from vmwave.domain.plan import make_plan, summarize
+    from vmwave.adapters.kubernetes import cluster_vms
     from vmwave.plugins import for_planning
 
     settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
     policy, mapping = load_policy(rules, wave_size, per_host), load_maps(settings.maps)  # bad files fail first
     source, records = saved_inventory(from_inventory) if from_inventory else read_inventory(settings)
-    doc = make_plan(records, policy, mapping, source, **for_planning(settings.disable_plugins))
+    existing = cluster_vms(settings.kubeconfig and settings.need_kubeconfig())
+    doc = make_plan(records, policy, mapping, source, existing=existing, **for_planning(settings.disable_plugins))
     write_plan(doc, out_file)
+    if settings.kubeconfig:
+        err.print(f"checked against the {len(existing)} VirtualMachines already in the cluster")
     show_summary(summarize(doc))
     err.print(f"plan written to {out_file}")
 

@@ -15,7 +15,7 @@ from vmwave.domain.classes import CLASSES, PROFILES, Policy
 from vmwave.domain.concerns import CRITICAL, SEVERITIES
 from vmwave.domain.maps import Maps
 from vmwave.domain.names import TARGET_MAX, is_k8s_name, target_name
-from vmwave.domain.records import SourceVM
+from vmwave.domain.records import ClusterVM, SourceVM
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
 from vmwave.domain.waves import Convert, MoreConcerns, Plan, PlannedVM, Prepare, build_plan
@@ -28,10 +28,10 @@ TOOLS = ("copy", "virt-v2v")  # how a VM's disks become KubeVirt disks (see vmwa
 
 def make_plan(records: Iterable[SourceVM], policy: Policy, maps: Maps | None, source: str,
               convert: Convert | None = None, more_concerns: MoreConcerns | None = None,
-              prepare: Prepare | None = None) -> dict[str, Any]:
+              prepare: Prepare | None = None, existing: Iterable[ClusterVM] = ()) -> dict[str, Any]:
     """Records in, plan document out: what `vmwave plan` and the `plan_migration` flow write."""
     return plan_to_dict(build_plan(records, policy, maps, source, convert=convert, more_concerns=more_concerns,
-                                   prepare=prepare))
+                                   prepare=prepare, existing=existing))
 
 
 def _vm_entry(p: PlannedVM, mode: str, target: str) -> dict[str, Any]:

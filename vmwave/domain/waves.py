@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from vmwave.domain.classes import CLASSES, Policy
 from vmwave.domain.concerns import Concern, Thresholds, assess
 from vmwave.domain.maps import Maps
-from vmwave.domain.records import SourceVM
+from vmwave.domain.records import ClusterVM, SourceVM
 from vmwave.errors import VmwaveError
 
 
@@ -59,13 +59,14 @@ class Plan:
 
 def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
              thresholds: Thresholds | None = None, convert: Convert | None = None,
-             more_concerns: MoreConcerns | None = None, prepare: Prepare | None = None) -> list[PlannedVM]:
+             more_concerns: MoreConcerns | None = None, prepare: Prepare | None = None,
+             existing: Iterable[ClusterVM] = ()) -> list[PlannedVM]:
     """Concerns, class, profile and conversion for every VM; a group moves with its most demanding member's class.
 
     ``more_concerns`` adds what vmwave's own rules do not know (the guest-OS plugins' concerns), before classing.
     """
     planned = []
-    for vm, concerns in assess(vms, maps, thresholds):
+    for vm, concerns in assess(vms, maps, thresholds, existing):
         concerns = [*concerns, *(more_concerns(vm, maps) if more_concerns and not vm.template else ())]
         cls, reason = policy.classify(vm, concerns)
         planned.append(PlannedVM(vm, cls, reason, policy.group_of(vm), tuple(concerns)))
@@ -136,5 +137,7 @@ def _window(policy: Policy, index: int) -> tuple | None:
 
 def build_plan(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None, source: str = "",
                thresholds: Thresholds | None = None, convert: Convert | None = None,
-               more_concerns: MoreConcerns | None = None, prepare: Prepare | None = None) -> Plan:
-    return plan_waves(classify(vms, policy, maps, thresholds, convert, more_concerns, prepare), policy, source)
+               more_concerns: MoreConcerns | None = None, prepare: Prepare | None = None,
+               existing: Iterable[ClusterVM] = ()) -> Plan:
+    """The plan: ``existing`` are the VMs already in the target cluster, which new ones must not clash with."""
+    return plan_waves(classify(vms, policy, maps, thresholds, convert, more_concerns, prepare, existing), policy, source)
