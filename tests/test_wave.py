@@ -129,10 +129,10 @@ def test_two_workers_share_a_wave_and_its_per_host_cap(prefect_server, wave_env,
 
     rows = Ledger(Settings.load().ledger).rows(wave["id"])
     assert {r["moref"] for r in rows} == set(hosts) and all(r["attempt"] == 1 for r in rows)  # each VM once
-    assert all("ImportInProgress" in output for output in outputs)  # both imported disks: the wave was shared
-    for n in (1, 2):  # and each report tells the whole wave
+    for n in (1, 2):  # each ran some VMs and tells the whole wave: the wave was shared
         report = (tmp_path / f"worker-{n}" / f"wave-{wave['id']}-report.md").read_text()
         assert f"{len(hosts)} of {len(hosts)} VMs succeeded" in report
+        assert "| succeeded |" in report and "| succeeded on another worker |" in report, report
     spans: dict[str, list[tuple]] = {}
     for moref in hosts:
         mine = [r for r in rows if r["moref"] == moref]
