@@ -65,7 +65,7 @@ def convert(job: Job) -> dict:
     if settings.v2v_accel == "tcg":
         env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
     config_map, pod = conversion_objects(job.vm, job.target, job.wave, job.maps, settings.conversion_image,
-                                         how.options, env)
+                                         how.options, env, [dv["metadata"]["name"] for dv in job.objects.datavolumes])
     name = pod["metadata"]["name"]
     if _phase(cluster.get("v1", "Pod", namespace, name)) in ("Failed", "Succeeded"):  # an earlier attempt's pod
         cluster.delete("v1", "Pod", namespace, name)

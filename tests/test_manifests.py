@@ -215,7 +215,8 @@ def test_the_run_puts_the_password_in_the_credentials_secret():
 
 def test_the_conversion_pod_runs_virt_v2v_in_place_on_the_vms_volumes():
     config_map, pod = conversion_objects(vm(), "orders-db", "w007", MAPS, "quay.io/kubev2v/forklift-virt-v2v:v2.8",
-                                         ("--no-trim", "all"), {"VIRTIO_WIN": "/usr/share/virtio-win/virtio-win.iso"})
+                                         ("--no-trim", "all"), {"VIRTIO_WIN": "/usr/share/virtio-win/virtio-win.iso"},
+                                         ["orders-db-disk0", "orders-db-disk1"])
     container = pod["spec"]["containers"][0]
     assert container["command"] == ["virt-v2v-in-place"]
     assert container["args"] == ["-i", "libvirtxml", "/mnt/v2v/input.xml", "--no-trim", "all"]

@@ -105,17 +105,17 @@ def disk_source(mode: str, vm: SourceVM, index: int, maps: Maps, wave: str, acce
 def vm_objects(vm: SourceVM, entry: dict[str, Any], wave: str, maps: Maps, access: SourceAccess | None,
                customize: Customize | None = None) -> VMObjects:
     """The objects of one VM of the plan; raises, naming the VM, when one of them cannot be made."""
-    target, mode = entry["target_name"], entry["mode"]
+    target, mode = Target.of(entry, maps), entry["mode"]
     copied = mode != "rebuild" and access is not None
-    datavolumes = tuple(datavolume(vm, i, maps, wave, disk_source(mode, vm, i, maps, wave, access), target)
-                        for i in range(len(vm.disks)))
+    datavolumes = tuple(datavolume(vm, i, maps, wave, disk_source(mode, vm, i, maps, wave, access), target.name,
+                                   target.names) for i in range(len(vm.disks)))
     secrets = (credentials_secret(wave, maps.namespace, access.user),) if copied else ()
     config_maps = (ca_config_map(maps.namespace, access.ca_pem),) if copied and access.ca_pem \
         and not access.vddk_image else ()
     return VMObjects(namespace={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": maps.namespace}},
                      nads=tuple(nads_for([vm], maps)), config_maps=config_maps, secrets=secrets,
                      datavolumes=datavolumes,
-                     virtual_machine=virtual_machine(vm, maps, wave, Target.of(entry, maps), customize))
+                     virtual_machine=virtual_machine(vm, maps, wave, target, customize))
 
 
 def wave_objects(doc: dict[str, Any], wave_id: str, records: list[SourceVM], maps: Maps,

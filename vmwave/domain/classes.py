@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from vmwave.domain.concerns import SEVERITIES, Concern
 from vmwave.domain.guests import guest_os
+from vmwave.domain.names import is_label_key, label_value
 from vmwave.domain.records import SourceVM
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
@@ -146,6 +147,16 @@ class Policy:
     profiles: list[ClassRule] = field(default_factory=list)  # `cls` holds the profile name here
     profile_overrides: dict[str, str] = field(default_factory=dict)
     smoke: list[tuple[Matcher, list[dict[str, Any]]]] = field(default_factory=list)
+    tag_labels: dict[str, str] = field(default_factory=dict)  # vSphere tag category -> VirtualMachine label key
+
+    def labels(self, vm: SourceVM) -> dict[str, str]:
+        """The VirtualMachine labels ``tag_labels`` make of the VM's vSphere tags."""
+        found = {}
+        for tag in sorted(vm.tags):
+            category, _, name = tag.partition("/")
+            if category in self.tag_labels and name:
+                found[self.tag_labels[category]] = label_value(name)
+        return found
 
     def smoke_checks(self, vm: SourceVM, concerns: list[Concern], cls: str) -> list[dict[str, Any]]:
         """Every matching smoke rule adds its checks (not just the first)."""
@@ -182,7 +193,7 @@ class Policy:
 
 def parse_rules(data: Any, source: str) -> Policy:
     root = Node(data, source).only("version", "rules", "default", "overrides", "groups", "group_by",
-                                   "waves", "schedule", "profiles", "profile_overrides", "smoke")
+                                   "waves", "schedule", "profiles", "profile_overrides", "smoke", "tag_labels")
     root.get("version", int, choices=[RULES_VERSION])
     policy = Policy()
     for i, node in enumerate(root.children("rules")):
@@ -212,6 +223,12 @@ def parse_rules(data: Any, source: str) -> Policy:
         policy.smoke.append((_compile(node.child("when")), parse_checks(node, "checks")))
     if "schedule" in root.data:
         policy.schedule = parse_schedule(root.child("schedule"))
+    tag_labels = root.child("tag_labels", {})
+    policy.tag_labels = {str(k): tag_labels.get(str(k), str) for k in tag_labels.data}
+    for category, key in policy.tag_labels.items():
+        if not is_label_key(key):
+            raise tag_labels.fail(category, f"{key!r} is not a Kubernetes label key",
+                                  "write [prefix/]name, e.g. example.com/tier")
     return policy
 
 
@@ -275,4 +292,6 @@ profiles:
     when: {all: [{class: P4}, {any: [{attribute: {tier: "^db$"}}, {tag: tier/db}]}]}
 group_by: app        # VMs with the same `app` tag or custom attribute move in one wave
 waves: {size: 50, per_host: 10}
+# vSphere tag categories that become labels on the VirtualMachine (app/shop -> app.kubernetes.io/part-of=shop).
+tag_labels: {app: app.kubernetes.io/part-of, criticality: vmwave.io/criticality}
 """

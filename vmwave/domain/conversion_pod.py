@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from vmwave.domain.manifests import disk_name, source_labels
+from vmwave.domain.manifests import source_labels
 from vmwave.domain.maps import Maps
 from vmwave.domain.names import k8s_name
 from vmwave.domain.records import SourceVM
@@ -51,8 +51,9 @@ def libvirt_xml(vm: SourceVM, modes: list[str]) -> str:
 
 
 def conversion_objects(vm: SourceVM, target: str, wave: str, maps: Maps, image: str, options: tuple[str, ...],
-                       env: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ConfigMap holding the libvirt XML and the Pod that converts the guest; both labelled for the rollback."""
+                       env: dict[str, str], claims: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ConfigMap holding the libvirt XML and the Pod that converts the guest (on the PVCs ``claims``, one per
+    disk, as the builder named them); both labelled for the rollback."""
     name, labels = conversion_name(target), {**source_labels(vm, wave), **COMPONENT}
     modes = [maps.storage_for(disk).volume_mode for disk in vm.disks]
     config_map = {"apiVersion": "v1", "kind": "ConfigMap",
@@ -63,7 +64,7 @@ def conversion_objects(vm: SourceVM, target: str, wave: str, maps: Maps, image: 
     volumes: list[dict[str, Any]] = [{"name": "libvirt-xml", "configMap": {"name": name}}]
     for index, mode in enumerate(modes):
         volume = f"disk{index}"
-        volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": disk_name(target, index)}})
+        volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": claims[index]}})
         if mode == "Block":
             devices.append({"name": volume, "devicePath": disk_path(index, mode)})
         else:

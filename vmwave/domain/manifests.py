@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from vmwave.domain.maps import Maps, NetworkMapping
@@ -39,9 +39,26 @@ def _meta(name: str, namespace: str, vm: SourceVM, wave: str) -> dict[str, Any]:
             "annotations": {ANNOTATION_SOURCE: vm.name}}
 
 
-def disk_name(target: str, index: int) -> str:
+@dataclass(frozen=True)
+class Names:
+    """How a VM's objects are named, as Forklift's pvcNameTemplate, volumeNameTemplate and networkNameTemplate.
+
+    ``{vm}`` is the VM's target name, ``{index}`` the disk's or NIC's position, ``{wave}`` the wave id.
+    """
+
+    pvc: str = "{vm}-disk{index}"  # the DataVolume and its PVC
+    volume: str = "disk{index}"  # the disk and volume inside the VirtualMachine
+    interface: str = "nic{index}"  # the interface and network inside the VirtualMachine
+
+    FIELDS = {"pvc": ("vm", "index", "wave"), "volume": ("vm", "index"), "interface": ("vm", "index")}
+
+    def of(self, kind: str, vm: str, index: int, wave: str = "") -> str:
+        return getattr(self, kind).format(vm=vm, index=index, wave=wave)
+
+
+def disk_name(target: str, index: int, names: Names = Names(), wave: str = "") -> str:
     """The DataVolume (and PVC) of a VM's disk, named after the VM's target name."""
-    return f"{target}-disk{index}"
+    return names.of("pvc", target, index, wave)
 
 
 def requested_size(disk: Disk, volume_mode: str) -> str:
@@ -50,7 +67,8 @@ def requested_size(disk: Disk, volume_mode: str) -> str:
     return f"{max(1, math.ceil(size / MI))}Mi"
 
 
-def datavolume(vm: SourceVM, index: int, maps: Maps, wave: str, source: Source, target: str | None = None) -> dict[str, Any]:
+def datavolume(vm: SourceVM, index: int, maps: Maps, wave: str, source: Source, target: str | None = None,
+               names: Names = Names()) -> dict[str, Any]:
     disk = vm.disks[index]
     mapping = maps.storage_for(disk)
     if mapping is None:
@@ -58,7 +76,7 @@ def datavolume(vm: SourceVM, index: int, maps: Maps, wave: str, source: Source, 
                           "add it to the maps file under `storage:`")
     return {
         "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
-        "metadata": _meta(disk_name(target or target_name(vm.name), index), maps.namespace, vm, wave),
+        "metadata": _meta(disk_name(target or target_name(vm.name), index, names, wave), maps.namespace, vm, wave),
         "spec": {"source": source, "storage": {
             "accessModes": list(mapping.access_modes), "volumeMode": mapping.volume_mode,
             "storageClassName": mapping.storage_class,
@@ -110,22 +128,30 @@ class Target:
     compatibility: bool = False  # boot unconverted on SATA disks and an e1000e NIC (Forklift's useCompatibilityMode)
     preferences: bool = False  # the cluster has kubevirt/common-instancetypes' VirtualMachineClusterPreferences
     cpu_model: str = ""  # the CPU model the maps give the standard profile; "" is KubeVirt's default (host-model)
+    names: Names = Names()  # how its DataVolumes, volumes and interfaces are named (the plan's `names:`)
+    labels: tuple[tuple[str, str], ...] = ()  # extra labels for the VM, e.g. from its vSphere tags (`tag_labels:`)
+    node_selector: tuple[tuple[str, str], ...] = ()  # where it may run: the plan's, else the maps' placement
+    affinity: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
     @classmethod
     def of(cls, entry: dict[str, Any], maps: Maps) -> "Target":
-        """The target of a plan entry (``target_name``, ``profile``, ``convert``, ``compatibility``)."""
+        """The target of a plan entry (``target_name``, ``profile``, ``convert``, ``compatibility``, ``names``,
+        ``labels``, ``node_selector``, ``affinity``); the maps give placement where the plan gives none."""
+        node_selector = entry.get("node_selector") or dict(maps.node_selector)
         return cls(entry["target_name"], entry.get("profile") or "standard", entry.get("convert") or "",
-                   bool(entry.get("compatibility")), maps.preferences == "cluster", maps.cpu_model)
+                   bool(entry.get("compatibility")), maps.preferences == "cluster", maps.cpu_model,
+                   Names(**(entry.get("names") or {})), tuple(sorted((entry.get("labels") or {}).items())),
+                   tuple(sorted(node_selector.items())), entry.get("affinity") or maps.affinity)
 
 
-def _interfaces(vm: SourceVM, maps: Maps, model: str) -> tuple[list[dict], list[dict]]:
+def _interfaces(vm: SourceVM, maps: Maps, model: str, target: Target) -> tuple[list[dict], list[dict]]:
     interfaces, networks = [], []
     for n, nic in enumerate(vm.nics):
         mapping = maps.network_for(nic)
         if mapping is None:
             raise VmwaveError(f"{vm.name}: {nic.label} on portgroup {nic.portgroup} (VLAN {nic.vlan}) has no network mapping",
                               "add it to the maps file under `network:`")
-        name = f"nic{n}"
+        name = target.names.of("interface", target.name, n)
         binding = {"masquerade": {}} if mapping.network == "pod" else {"bridge": {}}
         interfaces.append({"name": name, **binding, "macAddress": nic.mac, "model": model})
         networks.append({"name": name, "pod": {}} if mapping.network == "pod"
@@ -147,16 +173,17 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, target: Target | None =
     target = target or Target(target_name(vm.name))
     name, bus = target.name, "sata" if target.compatibility else "virtio"
     labels = source_labels(vm, wave)
-    interfaces, networks = _interfaces(vm, maps, "e1000e" if target.compatibility else "virtio")
+    interfaces, networks = _interfaces(vm, maps, "e1000e" if target.compatibility else "virtio", target)
     disks, volumes = [], []
     for index, disk in enumerate(vm.disks):
-        entry: dict[str, Any] = {"name": f"disk{index}", "disk": {"bus": bus}}
+        volume = target.names.of("volume", name, index)
+        entry: dict[str, Any] = {"name": volume, "disk": {"bus": bus}}
         if index == 0:
             entry["bootOrder"] = 1
         if disk.sharing == "multiwriter":
             entry.update(shareable=True, cache="none")
         disks.append(entry)
-        volumes.append({"name": f"disk{index}", "dataVolume": {"name": disk_name(name, index)}})
+        volumes.append({"name": volume, "dataVolume": {"name": disk_name(name, index, target.names, wave)}})
     firmware: dict[str, Any] = {"bootloader": {"efi": {"secureBoot": vm.secure_boot, "persistent": True}}
                                 if vm.firmware == "efi" else {"bios": {}}}
     if vm.bios_uuid:
@@ -176,13 +203,20 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, target: Target | None =
     }
     if vm.secure_boot:
         domain["features"] = {"smm": {"enabled": True}}
+    template_spec: dict[str, Any] = {"domain": domain, "networks": networks, "volumes": volumes}
+    if target.node_selector:
+        template_spec["nodeSelector"] = dict(target.node_selector)
+    if target.affinity:
+        template_spec["affinity"] = target.affinity
+    meta = _meta(name, maps.namespace, vm, wave)
+    meta["labels"] = {**dict(target.labels), **meta["labels"]}  # vmwave's own labels win
     manifest = {
         "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-        "metadata": _meta(name, maps.namespace, vm, wave),
+        "metadata": meta,
         "spec": {
             "runStrategy": "Always",
-            "template": {"metadata": {"labels": {**labels, "kubevirt.io/domain": name}},
-                         "spec": {"domain": domain, "networks": networks, "volumes": volumes}},
+            "template": {"metadata": {"labels": {**dict(target.labels), **labels, "kubevirt.io/domain": name}},
+                         "spec": template_spec},
         },
     }
     if vm.guest_id:

@@ -21,6 +21,9 @@ Format (``--maps FILE``, default ``$VMWAVE_MAPS``)::
     preferences: cluster              # the cluster has kubevirt/common-instancetypes' VirtualMachineClusterPreferences
                                       # (KubeVirt >= 1.4 deploys them): VMs reference one; `inline` (default) sets its values
     cpu_model: Cascadelake-Server     # the CPU model of the standard profile ("" default: KubeVirt's host-model)
+    placement:                        # where migrated VMs may run, unless the plan says otherwise per wave or VM
+      node_selector: {node-role.kubernetes.io/worker: ""}
+      affinity: {nodeAffinity: {...}} # a Kubernetes Affinity, as written in a Pod
     images:                           # P2 (rebuild) boot disks: a guest id or family -> a registry image
       rhel8_64Guest: docker://registry.example/vm-images/rhel8:latest
       linux: docker://registry.example/vm-images/debian12:latest
@@ -28,7 +31,8 @@ Format (``--maps FILE``, default ``$VMWAVE_MAPS``)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from vmwave.domain.names import is_k8s_name
 from vmwave.domain.records import Disk, Nic
@@ -78,6 +82,8 @@ class Maps:
     images: tuple[tuple[str, str], ...] = ()  # (guest id or family, registry URL) for rebuilds
     preferences: str = "inline"  # cluster: reference common-instancetypes' preferences; inline: set their values
     cpu_model: str = ""  # the standard profile's CPU model; "" leaves KubeVirt's default (host-model)
+    node_selector: tuple[tuple[str, str], ...] = ()  # the default placement of migrated VMs
+    affinity: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
     def image_for(self, guest_id: str, family: str) -> str | None:
         found = dict(self.images)
@@ -98,7 +104,8 @@ class Maps:
 
 
 def parse_maps(data: object, source: str) -> Maps:
-    root = Node(data, source).only("version", "namespace", "storage", "network", "images", "preferences", "cpu_model")
+    root = Node(data, source).only("version", "namespace", "storage", "network", "images", "preferences", "cpu_model",
+                                   "placement")
     root.get("version", int, choices=[MAPS_VERSION])
     namespace = root.get("namespace", str, "vmwave")
     if not is_k8s_name(namespace):
@@ -140,5 +147,22 @@ def parse_maps(data: object, source: str) -> Maps:
     for key, url in pairs:
         if not url.startswith("docker://"):
             raise images.fail(key, f"{url!r} is not a registry image URL", "write docker://REGISTRY/IMAGE:TAG")
+    node_selector, affinity = parse_placement(root.child("placement", {}).only("node_selector", "affinity"))
     return Maps(tuple(storage), tuple(network), namespace, pairs, root.get("preferences", str, "inline", choices=PREFERENCES),
-                root.get("cpu_model", str, ""))
+                root.get("cpu_model", str, ""), tuple(sorted(node_selector.items())), affinity)
+
+
+AFFINITY_KINDS = ("nodeAffinity", "podAffinity", "podAntiAffinity")
+
+
+def parse_placement(node: Node) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """``node_selector`` (label: value) and ``affinity`` (a Kubernetes Affinity) of a maps file, wave or VM."""
+    selector = node.child("node_selector", {})
+    found = {str(k): selector.get(str(k), str) for k in selector.data}
+    affinity = node.get("affinity", dict, None)
+    if affinity is not None:
+        unknown = sorted(set(affinity) - set(AFFINITY_KINDS))
+        if unknown:
+            raise node.fail("affinity", f"{unknown[0]!r} is not part of a Kubernetes Affinity",
+                            "use " + ", ".join(AFFINITY_KINDS) + ", as in a Pod's spec.affinity")
+    return found, affinity

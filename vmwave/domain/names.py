@@ -10,8 +10,27 @@ MAX_LEN = 63
 TARGET_MAX = 56  # a target name leaves room for the "-diskN" of the DataVolumes named after it
 
 
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
 def is_k8s_name(name: str) -> bool:
     return bool(_LABEL.match(name))
+
+
+def is_label_value(value: str) -> bool:
+    return bool(_LABEL_VALUE.match(value))
+
+
+def is_label_key(key: str) -> bool:
+    """``[prefix/]name``: a DNS subdomain prefix of at most 253 and a name like a label value, not empty."""
+    prefix, _, name = key.rpartition("/")
+    return bool(name) and is_label_value(name) and (not prefix or (len(prefix) <= 253 and bool(_LABEL_PREFIX.match(prefix))))
+
+
+def label_value(text: str) -> str:
+    """``text`` made a valid label value: invalid characters become '-', at most 63, alphanumeric at both ends."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63].strip("-_.")
 
 
 def k8s_name(name: str, max_len: int = MAX_LEN) -> str:

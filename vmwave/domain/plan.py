@@ -7,6 +7,7 @@ commits it; ``parse_plan`` checks an edited plan before anything runs.
 from __future__ import annotations
 
 import hashlib
+from string import Formatter
 from collections import Counter
 from datetime import datetime
 from typing import Any, Iterable
@@ -14,7 +15,9 @@ from typing import Any, Iterable
 from vmwave.domain.classes import CLASSES, PROFILES, Policy
 from vmwave.domain.concerns import CRITICAL, SEVERITIES
 from vmwave.domain.maps import Maps
-from vmwave.domain.names import TARGET_MAX, is_k8s_name, target_name
+from vmwave.domain.manifests import Names
+from vmwave.domain.maps import parse_placement
+from vmwave.domain.names import TARGET_MAX, is_k8s_name, is_label_key, is_label_value, target_name
 from vmwave.domain.records import ClusterVM, SourceVM
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
@@ -48,6 +51,8 @@ def _vm_entry(p: PlannedVM, mode: str, target: str) -> dict[str, Any]:
     }
     if p.convert:
         entry["convert"] = p.convert
+    if p.labels:
+        entry["labels"] = dict(p.labels)
     if p.group:
         entry["group"] = p.group
     entry["concerns"] = [{"id": c.id, "severity": c.severity, "message": c.message, "fix": c.fix} for c in p.concerns]
@@ -90,8 +95,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     }
 
 
+PLACEMENT = ("node_selector", "affinity")
+POWER_STATES = ("on", "off", "source")  # after verification: running, stopped, or as the source was
 VM_FIELDS = ("name", "moref", "uuid", "class", "reason", "host", "target_name", "mode", "profile", "convert",
-             "compatibility", "group",
+             "compatibility", "labels", "target_power_state", *PLACEMENT, "group",
              "concerns", "smoke", "preparation", "keep_for_debug")
 
 
@@ -100,19 +107,21 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
 
     Every edited value is honoured when valid and refused, naming its field, when not; none is recomputed.
     """
-    root = Node(data, source).only("schema", "source", "limits", "waves", "skipped")
+    root = Node(data, source).only("schema", "source", "limits", "names", "waves", "skipped")
     schema = root.get("schema", str)
     if schema != PLAN_SCHEMA:
         raise root.fail("schema", f"{schema!r} is not a plan schema this vmwave reads",
                         f"write plans with this version (`vmwave plan`), schema {PLAN_SCHEMA}")
     limits = root.child("limits").only("wave_size", "per_host")
     wave_size, per_host = limits.get("wave_size", int), limits.get("per_host", int)
+    names = _names(root)
     seen_waves: set[str] = set()
     seen_vms: dict[str, str] = {}
     seen_targets: dict[str, str] = {}
     waves = []
     for wave in root.children("waves", required=True):
-        wave.only("id", "class", "mode", "window", "keep_for_debug", "vms")
+        wave.only("id", "class", "mode", "window", "keep_for_debug", *PLACEMENT, "vms")
+        wave_placement = _placement(wave)
         keep_wave = wave.get("keep_for_debug", bool, False)
         wid = wave.get("id", str)
         if wid in seen_waves:
@@ -123,6 +132,8 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
         vms = []
         for vm in wave.children("vms", required=True):
             entry = _parse_vm(vm, cls, mode, keep_wave)
+            entry.update(names=names, **(_placement(vm) or wave_placement or {}))
+            _check_names(vm, entry)
             if entry["moref"] in seen_vms:
                 raise vm.fail("moref", f"{entry['moref']} is already in wave {seen_vms[entry['moref']]}",
                               "keep each VM in exactly one wave")
@@ -137,8 +148,45 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
                             "move VMs to another wave or raise limits.wave_size")
         waves.append({"id": wid, "class": cls, "mode": mode, "window": _window(wave), "vms": vms})
     return {"schema": schema, "source": root.get("source", str, ""),
-            "limits": {"wave_size": wave_size, "per_host": per_host}, "waves": waves,
+            "limits": {"wave_size": wave_size, "per_host": per_host}, "names": names, "waves": waves,
             "skipped": root.get("skipped", list, [])}
+
+
+def _names(root: Node) -> dict[str, str]:
+    """The plan's name templates (``names:``), checked for what they may say; {} keeps vmwave's names."""
+    names = root.child("names", {}).only(*Names.FIELDS)
+    found = {}
+    for kind, allowed in Names.FIELDS.items():
+        if kind not in names.data:
+            continue
+        template = names.get(kind, str)
+        try:
+            used = {field for _, field, _, _ in Formatter().parse(template) if field is not None}
+        except ValueError as exc:
+            raise names.fail(kind, f"{template!r} is not a template ({exc})", "write e.g. {vm}-disk{index}") from None
+        if used - set(allowed) or "index" not in used:
+            raise names.fail(kind, f"{template!r} may use only {{{'}, {'.join(allowed)}}} and must use {{index}}",
+                             "every disk or NIC of a VM needs its own name, e.g. {vm}-disk{index}")
+        found[kind] = template
+    return found
+
+
+def _check_names(vm: Node, entry: dict[str, Any]) -> None:
+    """What the templates make for this VM must be Kubernetes names, or nothing could be applied."""
+    names = Names(**entry["names"])
+    for kind in Names.FIELDS:
+        made = names.of(kind, entry["target_name"], 0, "w001")
+        if not is_k8s_name(made):
+            raise vm.fail("target_name", f"the plan's names.{kind} makes {made!r} for it, not a Kubernetes name",
+                          f"change names.{kind} or this VM's target_name (lower case letters, digits, '-', at most 63)")
+
+
+def _placement(node: Node) -> dict[str, Any]:
+    """A wave's or VM's ``node_selector`` and ``affinity``, as given; {} when it gives neither."""
+    if not any(key in node.data for key in PLACEMENT):
+        return {}
+    selector, affinity = parse_placement(node)
+    return {"node_selector": selector, "affinity": affinity}
 
 
 def _window(wave: Node) -> dict[str, str] | None:
@@ -175,10 +223,23 @@ def _parse_vm(vm: Node, wave_class: str, wave_mode: str, keep_wave: bool) -> dic
             "class": vm.get("class", str, wave_class, choices=list(CLASSES)), "reason": vm.get("reason", str, ""),
             "host": vm.get("host", str, ""), "target_name": target, "mode": vm.get("mode", str, wave_mode, choices=MODES),
             "profile": vm.get("profile", str, "standard", choices=PROFILES),
-            "convert": convert, "compatibility": compatibility, "group": vm.get("group", str, None),
+            "convert": convert, "compatibility": compatibility, "labels": _labels(vm),
+            "target_power_state": vm.get("target_power_state", str, "on", choices=POWER_STATES),
+            "group": vm.get("group", str, None),
             "concerns": concerns, "smoke": parse_checks(vm, "smoke"),
             "preparation": [str(step) for step in vm.get("preparation", list, [])],
             "keep_for_debug": vm.get("keep_for_debug", bool, keep_wave)}
+
+
+def _labels(vm: Node) -> dict[str, str]:
+    """Extra labels for the VirtualMachine, checked as Kubernetes checks them."""
+    labels = vm.child("labels", {})
+    found = {str(k): labels.get(str(k), str) for k in labels.data}
+    for key, value in found.items():
+        if not is_label_key(key) or not is_label_value(value):
+            raise labels.fail(key, f"{key}={value!r} is not a Kubernetes label",
+                              "keys are [prefix/]name, values at most 63 letters, digits, '-', '_' or '.'")
+    return found
 
 
 def check_window(wave: dict[str, Any], now: datetime, ignore: bool) -> None:

@@ -29,6 +29,7 @@ class PlannedVM:
     profile: str = "standard"  # the performance profile its VirtualMachine gets
     convert: str | None = None  # the conversion tool the guest-OS plugins chose (None: none was asked)
     preparation: tuple[str, ...] = ()  # what must be done on the source before cutover (the plugins say)
+    labels: dict[str, str] = field(default_factory=dict, hash=False)  # VirtualMachine labels from its vSphere tags
 
 
 Convert = Callable[[SourceVM], str]  # the guest-OS plugins' choice of tool for a VM, injected by the caller
@@ -82,7 +83,8 @@ def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
     return [replace(p, checks=tuple(policy.smoke_checks(p.vm, list(p.concerns), p.cls)),
                     profile=policy.profile(p.vm, list(p.concerns), p.cls),
                     convert=convert(p.vm) if convert and not p.vm.template else None,
-                    preparation=tuple(prepare(p.vm)) if prepare and not p.vm.template else ()) for p in planned]
+                    preparation=tuple(prepare(p.vm)) if prepare and not p.vm.template else (),
+                    labels=policy.labels(p.vm)) for p in planned]
 
 
 def _units(members: list[PlannedVM]) -> list[list[PlannedVM]]:
