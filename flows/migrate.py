@@ -24,7 +24,7 @@ from vmwave_tasks.convert import convert
 from vmwave_tasks.job import Job
 from vmwave_tasks.smoke import smoke
 from vmwave_tasks.snapshot import snapshot
-from vmwave_tasks.target import boot, guest_agent, network_attach
+from vmwave_tasks.target import boot, guest_agent, network_attach, settle_power
 from vmwave_tasks.undo import finish_rollback
 
 
@@ -77,6 +77,7 @@ def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
             agent = guest_agent(job)
             smoke(job, agent)
             approved(job, "after-boot", approval_timeout)
+            settle_power(job)
     except Exception as exc:
         outcome = finish_rollback(job)
         logger.error("%s failed: %s; rolled back %s", job.vm.name, exc, ", ".join(outcome["undone"]) or "nothing")

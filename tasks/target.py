@@ -69,3 +69,16 @@ def guest_agent(job: Job) -> dict:
 
 def _has_ip(vmi: dict | None) -> bool:
     return any(i.get("ipAddress") for i in ((vmi or {}).get("status") or {}).get("interfaces", []))
+
+
+def settle_power(job: Job) -> str:
+    """After verification, leave the VirtualMachine as the plan's ``target_power_state`` says (on, off, or as the
+    source was): every VM boots once to be checked, but a VM that was off at the source need not stay up."""
+    wanted = job.entry.get("target_power_state") or "on"
+    if wanted == "on" or (wanted == "source" and job.vm.power_state == "poweredOn"):
+        return "Always"
+    cluster, namespace = job.cluster(), job.maps.namespace
+    cluster.patch(KV, "VirtualMachine", namespace, job.target, {"spec": {"runStrategy": "Halted"}})
+    cluster.wait_for(KV, "VirtualMachineInstance", namespace, job.target, lambda o: o is None,
+                     job.settings.timeouts.boot, "stopped")
+    return "Halted"

@@ -93,6 +93,23 @@ def test_a_rebuild_takes_the_template_image_instead_of_copying(prefect_server, l
     assert dv["status"]["phase"] == "Succeeded"
 
 
+def test_a_vm_whose_plan_says_off_is_verified_running_then_left_stopped(prefect_server, lab_settings, by_name,
+                                                                        tmp_path):
+    from vmwave_flows.migrate import migrate_vm
+
+    job = job_for(by_name["static-2"], lab_settings, tmp_path, "w903", mode="rebuild", target_power_state="off")
+    cluster = job.cluster()
+    try:
+        migrate_vm(job)
+        steps = {s["step"]: s["status"] for s in job.ledger().by_vm("w903")[0]["steps"]}
+        assert steps["boot"] == steps["guest-agent"] == "succeeded"  # it ran to be checked
+        assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "static-2")["spec"]["runStrategy"] == "Halted"
+        assert cluster.get("kubevirt.io/v1", "VirtualMachineInstance", "vmwave", "static-2") is None
+    finally:
+        cluster.delete("kubevirt.io/v1", "VirtualMachine", "vmwave", "static-2")
+        cluster.delete("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "static-2-disk0")
+
+
 def test_a_manual_migration_waits_for_a_person(prefect_server, lab_settings, target, by_name, tmp_path):
     """P5: paused before cutover and after boot; approved in the UI (here: the API) it finishes; refused, it rolls back."""
     import threading
