@@ -1,4 +1,5 @@
-"""Flow `migrate_vm`: one VM through the seven steps; on a failure retries cannot fix, roll back.
+"""Flow `migrate_vm`: one VM through the seven steps (and the plan's hooks around them); on a failure retries
+cannot fix, roll back.
 
 Manual (P5) migrations pause for a person's approval before cutover and again after boot.
 
@@ -21,6 +22,7 @@ from prefect.transactions import transaction
 from vmwave.errors import VmwaveError
 from vmwave_tasks.cdi_import import cdi_import
 from vmwave_tasks.convert import convert
+from vmwave_tasks.hooks import post_boot_hook, pre_cutover_hook
 from vmwave_tasks.job import Job
 from vmwave_tasks.smoke import smoke
 from vmwave_tasks.snapshot import snapshot
@@ -69,6 +71,8 @@ def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
     try:
         with transaction():  # a failure rolls back every finished step through its on_rollback hook
             approved(job, "before-cutover", approval_timeout)
+            if "pre_cutover" in job.hooks:
+                pre_cutover_hook(job)
             snapshot(job)
             cdi_import(job)
             convert(job)
@@ -76,6 +80,8 @@ def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
             boot(job)
             agent = guest_agent(job)
             smoke(job, agent)
+            if "post_boot" in job.hooks:
+                post_boot_hook(job)
             approved(job, "after-boot", approval_timeout)
             settle_power(job)
     except Exception as exc:

@@ -44,6 +44,11 @@ class Job:
         """The VM's name in the cluster."""
         return self.entry["target_name"]
 
+    @property
+    def hooks(self) -> dict:
+        """The plan's hooks for this VM, by kind (``pre_cutover``, ``post_boot``); {} when it has none."""
+        return self.entry.get("hooks") or {}
+
     def ledger(self) -> Ledger:
         return Ledger.shared(self.settings.ledger)
 

@@ -19,7 +19,8 @@ from prefect.cache_policies import NONE
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import power_on
 from vmwave.domain.manifests import LABEL_UUID, LABEL_WAVE
-from vmwave.domain.steps import BOOT, CDI_IMPORT, CONVERT, GUEST_AGENT, NETWORK_ATTACH, ROLLBACK, SMOKE_TEST, SNAPSHOT
+from vmwave.domain.steps import (BOOT, CDI_IMPORT, CONVERT, GUEST_AGENT, NETWORK_ATTACH, POST_BOOT_HOOK, PRE_CUTOVER_HOOK,
+                                 ROLLBACK, SMOKE_TEST, SNAPSHOT)
 from vmwave_tasks.job import Job
 
 KEPT = "vmwave.io/kept-for-debug"
@@ -50,6 +51,11 @@ def undo_import(job: Job) -> dict:
     return _cluster_objects(job, [("cdi.kubevirt.io/v1beta1", "DataVolume")])
 
 
+def undo_hook(job: Job) -> dict:
+    """The hook's Job and its Pod; what the hook itself did is the hook's to undo."""
+    return _cluster_objects(job, [("batch/v1", "Job"), ("v1", "Pod")])
+
+
 def undo_convert(job: Job) -> dict:
     """The conversion pod and its libvirt XML, if a failure left them; the pod's log stays in the work directory."""
     return _cluster_objects(job, [("v1", "Pod"), ("v1", "ConfigMap")])
@@ -70,8 +76,8 @@ def undo_snapshot(job: Job) -> dict:
 
 
 UNDO: dict[str, Callable[[Job], dict]] = {SNAPSHOT: undo_snapshot, CONVERT: undo_convert, CDI_IMPORT: undo_import,
-                                          BOOT: undo_boot}
-ORDER = [BOOT, CONVERT, CDI_IMPORT, SNAPSHOT]  # newest first, as a rollback unwinds
+                                          BOOT: undo_boot, PRE_CUTOVER_HOOK: undo_hook, POST_BOOT_HOOK: undo_hook}
+ORDER = [POST_BOOT_HOOK, BOOT, CONVERT, CDI_IMPORT, SNAPSHOT, PRE_CUTOVER_HOOK]  # newest first, as a rollback unwinds
 
 
 def undo(job: Job, step: str, mark: bool = True) -> bool:
@@ -120,5 +126,6 @@ def finish_rollback(job: Job) -> dict:
 def rollback(job: Job) -> dict:
     """Undo every step of one VM on request (``rollback_wave``), newest first."""
     for step in ORDER:
-        undo(job, step)
+        if step not in (PRE_CUTOVER_HOOK, POST_BOOT_HOOK) or job.hooks:
+            undo(job, step)
     return finish_rollback(job)

@@ -46,6 +46,9 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
           "guest OS is supported"),
     Cause("conversion-not-ready", "what the guest's conversion needs is not configured on this worker",
           "configure what the error names (e.g. VMWAVE_VIRTIO_WIN for Windows), then run the wave again"),
+    Cause("hook-failed", "a hook the plan names (a Kubernetes Job) failed or ran past its deadline",
+          "read the hook's last lines in the error and `kubectl logs job/<name>`; fix the hook or the service it "
+          "checks, then run the wave again"),
     Cause("smoke-check-failed", "a smoke check against the booted guest did not pass in time",
           "check the service in the guest and the VLAN/NAD of its NIC"),
     Cause("no-guest-ip", "the guest agent reported no IP address, so a network check had nowhere to go",

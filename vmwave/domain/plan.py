@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from vmwave.domain.classes import CLASSES, PROFILES, Policy
 from vmwave.domain.concerns import CRITICAL, SEVERITIES
 from vmwave.domain.maps import Maps
+from vmwave.domain.hooks import parse_hooks
 from vmwave.domain.manifests import Names
 from vmwave.domain.maps import parse_placement
 from vmwave.domain.names import TARGET_MAX, is_k8s_name, is_label_key, is_label_value, target_name
@@ -98,7 +99,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 PLACEMENT = ("node_selector", "affinity")
 POWER_STATES = ("on", "off", "source")  # after verification: running, stopped, or as the source was
 VM_FIELDS = ("name", "moref", "uuid", "class", "reason", "host", "target_name", "mode", "profile", "convert",
-             "compatibility", "labels", "target_power_state", *PLACEMENT, "group",
+             "compatibility", "labels", "target_power_state", *PLACEMENT, "hooks", "group",
              "concerns", "smoke", "preparation", "keep_for_debug")
 
 
@@ -120,8 +121,8 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
     seen_targets: dict[str, str] = {}
     waves = []
     for wave in root.children("waves", required=True):
-        wave.only("id", "class", "mode", "window", "keep_for_debug", *PLACEMENT, "vms")
-        wave_placement = _placement(wave)
+        wave.only("id", "class", "mode", "window", "keep_for_debug", *PLACEMENT, "hooks", "vms")
+        wave_placement, wave_hooks = _placement(wave), parse_hooks(wave)
         keep_wave = wave.get("keep_for_debug", bool, False)
         wid = wave.get("id", str)
         if wid in seen_waves:
@@ -132,7 +133,7 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
         vms = []
         for vm in wave.children("vms", required=True):
             entry = _parse_vm(vm, cls, mode, keep_wave)
-            entry.update(names=names, **(_placement(vm) or wave_placement or {}))
+            entry.update(names=names, hooks={**wave_hooks, **parse_hooks(vm)}, **(_placement(vm) or wave_placement or {}))
             _check_names(vm, entry)
             if entry["moref"] in seen_vms:
                 raise vm.fail("moref", f"{entry['moref']} is already in wave {seen_vms[entry['moref']]}",

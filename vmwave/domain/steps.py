@@ -13,5 +13,7 @@ BOOT = "boot"
 GUEST_AGENT = "guest-agent"
 SMOKE_TEST = "smoke-test"
 ROLLBACK = "rollback"  # the ledger row that records what a rollback undid
+PRE_CUTOVER_HOOK = "pre-cutover-hook"  # the plan's hooks (vmwave.domain.hooks): only for VMs that have them
+POST_BOOT_HOOK = "post-boot-hook"
 
 PIPELINE = (SNAPSHOT, CDI_IMPORT, CONVERT, NETWORK_ATTACH, BOOT, GUEST_AGENT, SMOKE_TEST)
