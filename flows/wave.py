@@ -30,7 +30,8 @@ def migrate_one(job: Job) -> str:
         migrate_vm(job) if job.mode == "manual" else run_steps(job)  # only P5 pauses: its own flow run
         return "succeeded"
     except Exception as exc:  # recorded in the ledger by its step; the rest of the wave goes on
-        return f"failed: {classify(exc)[0]}"
+        found = classify(exc)[0]
+        return "cancelled" if found == "cancelled" else f"failed: {found}"
 
 
 @flow(name="migrate-wave", flow_run_name="wave-{wave}", log_prints=True)

@@ -84,8 +84,8 @@ def cdi_import(job: Job) -> dict:
     made = {name: cluster.apply(manifest) for name, manifest in zip(names, objects.datavolumes)}
     deadline = time.monotonic() + job.settings.timeouts.import_
     for name in names:
-        done = cluster.wait_for(CDI, "DataVolume", namespace, name, lambda o: progress(o) in ("Succeeded", "Failed"),
-                                max(1.0, deadline - time.monotonic()), "imported", since=made[name])
+        done = job.wait_for(CDI, "DataVolume", name, lambda o: progress(o) in ("Succeeded", "Failed"),
+                            max(1.0, deadline - time.monotonic()), "imported", since=made[name])
         if _phase(done) == "Failed":
             running = next((c for c in done["status"].get("conditions", []) if c["type"] == "Running"), {})
             message = running.get("message") or "unknown error"

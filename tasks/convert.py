@@ -73,9 +73,9 @@ def convert(job: Job) -> dict:
     cluster.apply(config_map)
     started, seen = time.monotonic(), PodProgress(job)
     made = cluster.apply(pod)
-    done = cluster.wait_for("v1", "Pod", namespace, name,
-                            lambda o: seen(o) in ("Succeeded", "Failed") or _waiting(o).get("reason") in PULL_FAILURES,
-                            settings.timeouts.convert, "finished", since=made)
+    done = job.wait_for("v1", "Pod", name,
+                        lambda o: seen(o) in ("Succeeded", "Failed") or _waiting(o).get("reason") in PULL_FAILURES,
+                        settings.timeouts.convert, "finished", since=made)
     waiting = _waiting(done)
     if waiting.get("reason") in PULL_FAILURES:
         raise StepFailed("conversion-not-ready", f"the conversion image {settings.conversion_image} cannot be pulled: "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vmwave.domain.hooks import hook_job
 from vmwave.domain.steps import POST_BOOT_HOOK, PRE_CUTOVER_HOOK
-from vmwave.errors import VmwaveError
+from vmwave.errors import TimedOut
 from vmwave_tasks.job import Job, StepFailed
 from vmwave_tasks.step import step
 
@@ -25,9 +25,9 @@ def run_hook(job: Job, kind: str) -> dict:
         cluster.apply(job.objects.namespace)  # a pre-cutover hook runs before anything else made it
         cluster.apply(manifest)
     try:
-        done = cluster.wait_for("batch/v1", "Job", namespace, name, _finished,
-                                manifest["spec"]["activeDeadlineSeconds"] + 60, "finished")
-    except VmwaveError:
+        done = job.wait_for("batch/v1", "Job", name, _finished, manifest["spec"]["activeDeadlineSeconds"] + 60,
+                            "finished")
+    except TimedOut:
         raise StepFailed("hook-failed", f"the {kind} hook Job {name} did not finish in its deadline") from None
     pods = cluster.find("v1", "Pod", namespace, {"job-name": name})
     log = cluster.pod_log(namespace, pods[-1]["metadata"]["name"], LOG_LINES) if pods else ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.ledger import Ledger
@@ -12,7 +12,7 @@ from vmwave.domain.build import VMObjects
 from vmwave.domain.diagnosis import cause as known_cause
 from vmwave.domain.maps import Maps
 from vmwave.domain.records import SourceVM
-from vmwave.errors import VmwaveError
+from vmwave.errors import Cancelled, VmwaveError
 from vmwave.hookspecs import Conversion
 from vmwave.settings import Settings
 
@@ -43,6 +43,17 @@ class Job:
     def target(self) -> str:
         """The VM's name in the cluster."""
         return self.entry["target_name"]
+
+    def check_cancelled(self) -> None:
+        """Stop here, to be rolled back, if a person cancelled this VM's migration (`vmwave cancel`)."""
+        if self.ledger().take_cancel(self.wave, self.vm.moref):
+            raise Cancelled(f"{self.vm.name}: its migration was cancelled", "run the wave again to migrate it")
+
+    def wait_for(self, api_version: str, kind: str, name: str, done: Callable[[dict | None], bool], timeout: float,
+                 what: str, since: dict | None = None) -> dict | None:
+        """Wait on one of this VM's objects in its namespace, stopping early if its migration is cancelled."""
+        return self.cluster().wait_for(api_version, kind, self.maps.namespace, name, done, timeout, what, since,
+                                       abort=self.check_cancelled)
 
     @property
     def hooks(self) -> dict:

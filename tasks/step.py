@@ -52,6 +52,7 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
                 return recorded["detail"]
             ledger.start(job.wave, job.vm.moref, job.vm.name, name)
             try:
+                job.check_cancelled()  # between steps too: a VM still queued or between waits stops here
                 detail = fn(job, *args) or {}
             except Exception as exc:
                 cause, transient = classify(exc)

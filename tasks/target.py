@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vmwave.domain.steps import BOOT, GUEST_AGENT, NETWORK_ATTACH
-from vmwave.errors import VmwaveError
+from vmwave.errors import TimedOut
 from vmwave_tasks.job import Job, StepFailed
 from vmwave_tasks.step import step
 
@@ -37,10 +37,10 @@ def boot(job: Job) -> dict:
     cluster, namespace = job.cluster(), job.maps.namespace
     cluster.apply(job.objects.virtual_machine)
     try:
-        vmi = cluster.wait_for(KV, "VirtualMachineInstance", namespace, job.target,
-                               lambda o: ((o or {}).get("status") or {}).get("phase") == "Running",
-                               job.settings.timeouts.boot, "Running")
-    except VmwaveError:
+        vmi = job.wait_for(KV, "VirtualMachineInstance", job.target,
+                           lambda o: ((o or {}).get("status") or {}).get("phase") == "Running",
+                           job.settings.timeouts.boot, "Running")
+    except TimedOut:
         vm = cluster.get(KV, "VirtualMachine", namespace, job.target) or {}
         status = vm.get("status") or {}
         failure = next((c for c in status.get("conditions", []) if c["type"] == "Failure"), {})
@@ -51,16 +51,16 @@ def boot(job: Job) -> dict:
 
 @step(GUEST_AGENT)
 def guest_agent(job: Job) -> dict:
-    cluster, namespace, limit = job.cluster(), job.maps.namespace, job.settings.timeouts.agent
+    limit = job.settings.timeouts.agent
     try:
-        vmi = cluster.wait_for(KV, "VirtualMachineInstance", namespace, job.target,
-                               lambda o: _conditions(o).get("AgentConnected") == "True", limit, "AgentConnected")
-    except VmwaveError:
+        vmi = job.wait_for(KV, "VirtualMachineInstance", job.target,
+                           lambda o: _conditions(o).get("AgentConnected") == "True", limit, "AgentConnected")
+    except TimedOut:
         raise StepFailed("guest-agent-not-connected", f"the guest agent of {job.target} never connected") from None
     try:  # an agent often answers before DHCP has given the guest an address
-        vmi = cluster.wait_for(KV, "VirtualMachineInstance", namespace, job.target, _has_ip,
-                               min(limit, IP_GRACE_SECONDS), "an IP from the guest agent")
-    except VmwaveError:
+        vmi = job.wait_for(KV, "VirtualMachineInstance", job.target, _has_ip,
+                           min(limit, IP_GRACE_SECONDS), "an IP from the guest agent")
+    except TimedOut:
         pass  # recorded without an address; smoke checks that need one say so
     status = vmi["status"]
     return {"os": status.get("guestOSInfo", {}),

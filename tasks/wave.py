@@ -187,7 +187,7 @@ def ledger_result(vm_steps: list[dict[str, Any]]) -> str:
     """A VM's outcome as the ledger tells it: what `migrate_one` returned on the worker that ran it."""
     failed = next((s for s in vm_steps if s["status"] == "failed"), None)
     if failed:
-        return f"failed: {failed['cause']}"
+        return "cancelled" if failed["cause"] == "cancelled" else f"failed: {failed['cause']}"
     done = {s["step"] for s in vm_steps if s["status"] in ("succeeded", "skipped")}
     return "succeeded" if set(PIPELINE) <= done else "not finished"
 

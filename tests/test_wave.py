@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,47 @@ def test_a_wave_killed_mid_way_finishes_on_rerun(prefect_server, wave_env, plann
         assert len(cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave",
                                 {"vmwave.io/source-uuid": vm["uuid"]})) >= 1
 
+
+
+def test_one_vm_is_cancelled_while_the_rest_of_its_wave_goes_on(prefect_server, wave_env, planned, tmp_path,
+                                                                agent_never_answers):
+    """`vmwave cancel` stops a VM waiting for its guest agent: it is rolled back and reported cancelled, not failed."""
+    from prefect.settings import PREFECT_API_URL
+
+    plan, doc, wave = planned
+    stuck = wave["vms"][0]
+    agent_never_answers(wave_env["VMWAVE_KUBECONFIG"], "vmwave", stuck["target_name"], stuck["uuid"])  # waits
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_TIMEOUTS": "agent=600"}
+    worker = subprocess.Popen([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
+                               str(tmp_path)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    ledger = Ledger(Settings.load().ledger)
+
+    def waiting_for_its_agent() -> bool:
+        return any(s["step"] == "guest-agent" and s["status"] == "running"
+                   for e in ledger.by_vm(wave["id"]) if e["moref"] == stuck["moref"] for s in e["steps"])
+
+    deadline = time.monotonic() + 300
+    while not waiting_for_its_agent():
+        assert worker.poll() is None and time.monotonic() < deadline, "the VM never reached its guest-agent wait"
+        time.sleep(0.5)  # polling the ledger, a condition with a deadline
+    cancel = subprocess.run([VMWAVE, "cancel", "--plan", str(plan), "--wave", wave["id"], "--vm", stuck["name"]],
+                            capture_output=True, text=True, env=env)
+    assert cancel.returncode == 0, cancel.stderr
+    output = worker.communicate(timeout=300)[0]
+    assert worker.returncode == 1, output  # not every VM of the wave succeeded
+
+    report = (tmp_path / f"wave-{wave['id']}-report.md").read_text()
+    assert f"| {stuck['name']} | P3 | cancelled |" in report
+    assert f"{len(wave['vms']) - 1} of {len(wave['vms'])} VMs succeeded" in report  # the others went on
+    steps = {s["step"]: s for e in ledger.by_vm(wave["id"]) if e["moref"] == stuck["moref"] for s in e["steps"]}
+    assert steps["guest-agent"]["cause"] == "cancelled" and steps["rollback"]["status"] == "succeeded"
+    assert steps["rollback"]["detail"]["snapshot"]["source_powered_on"] is True  # the source runs again
+    cluster = Cluster(wave_env["VMWAVE_KUBECONFIG"])
+    assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", stuck["target_name"]) is None
+
+    done = subprocess.run([VMWAVE, "cancel", "--plan", str(plan), "--wave", wave["id"], "--vm", wave["vms"][1]["name"]],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "has already been migrated" in done.stderr  # nothing left to cancel
+    subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], check=True, env=env,
+                   capture_output=True)

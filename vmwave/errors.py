@@ -33,3 +33,15 @@ class ConnectionFailed(VmwaveError):
     """vCenter (or another system) could not be reached or refused us; ``cause`` says which."""
 
     cause = "vcenter-unreachable"
+
+
+class TimedOut(VmwaveError):
+    """What was waited for did not happen in time."""
+
+    cause = "timed-out"
+
+
+class Cancelled(VmwaveError):
+    """A person cancelled this VM's migration (`vmwave cancel`): it is rolled back, the rest of the wave goes on."""
+
+    cause = "cancelled"

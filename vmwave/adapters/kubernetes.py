@@ -26,11 +26,12 @@ from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, Resour
 
 from vmwave.domain.manifests import LABEL_UUID
 from vmwave.domain.records import ClusterVM
-from vmwave.errors import ConnectionFailed, InputError, VmwaveError
+from vmwave.errors import ConnectionFailed, InputError, TimedOut, VmwaveError
 
 FIELD_MANAGER = "vmwave"
 POOL_SIZE = 32  # connections kept per worker: every VM in flight watches an object
 UNREACHABLE = "cluster-unreachable"  # causes in vmwave.domain.diagnosis
+ABORT_CHECK_SECONDS = 5  # how soon a wait notices that its migration was cancelled
 _shared_lock = threading.Lock()
 
 
@@ -139,11 +140,12 @@ class Cluster:
 
     def wait_for(self, api_version: str, kind: str, namespace: str | None, name: str,
                  done: Callable[[dict | None], bool], timeout: float, what: str,
-                 since: dict | None = None) -> dict | None:
+                 since: dict | None = None, abort: Callable[[], None] | None = None) -> dict | None:
         """Watch one object until ``done(obj)`` (obj None once deleted) or fail after ``timeout`` seconds.
 
         With ``since`` (the object as returned by a write), every state after that write is seen,
-        not just the latest: progress on the way is not skipped.
+        not just the latest: progress on the way is not skipped. ``abort`` is called at least every
+        ``ABORT_CHECK_SECONDS`` and may raise to stop the wait (a cancelled migration).
         """
         r = self.resource(api_version, kind)
         deadline = time.monotonic() + timeout
@@ -151,15 +153,17 @@ class Cluster:
         while True:
             if done(current):
                 return current
+            if abort is not None:
+                abort()
             left = deadline - time.monotonic()
             if left <= 0:
                 state = (current or {}).get("status", {})
-                raise VmwaveError(f"timed out after {timeout:.0f}s waiting for {kind} {namespace}/{name} to be {what}; "
-                                  f"last status: {json.dumps(state)[:400]}", "see the object's conditions and events",
-                                  cause="timed-out")
+                raise TimedOut(f"timed out after {timeout:.0f}s waiting for {kind} {namespace}/{name} to be {what}; "
+                               f"last status: {json.dumps(state)[:400]}", "see the object's conditions and events")
             version = (current or {}).get("metadata", {}).get("resourceVersion")
+            chunk = min(left, ABORT_CHECK_SECONDS) if abort is not None else left
             for event in self.dynamic.watch(r, namespace=namespace, field_selector=f"metadata.name={name}",
-                                            resource_version=version, timeout=max(1, int(left))):
+                                            resource_version=version, timeout=max(1, int(chunk))):
                 current = None if event["type"] == "DELETED" else event["raw_object"]
                 if done(current):
                     return current

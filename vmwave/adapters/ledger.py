@@ -47,6 +47,12 @@ claims = Table(  # which worker runs a VM now: several workers may run one wave,
     Column("heartbeat", DateTime(timezone=True), nullable=False),
 )
 CLAIM_STALE_SECONDS = 60  # a claim not refreshed for this long belongs to a dead worker
+cancels = Table(  # a person asked to stop one VM's migration (`vmwave cancel`); the worker running it takes it
+    "cancels", metadata,
+    Column("wave", String(64), primary_key=True),
+    Column("moref", String(64), primary_key=True),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+)
 
 
 def _now() -> datetime:
@@ -144,6 +150,19 @@ class Ledger:
         with self.engine.begin() as conn:
             conn.execute(claims.delete().where((claims.c.wave == wave) & (claims.c.moref == moref)
                                                & (claims.c.owner == owner)))
+
+    def request_cancel(self, wave: str, moref: str) -> None:
+        """Ask whichever worker runs the VM to stop and roll it back; asking twice is asking once."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(cancels.c.moref).where((cancels.c.wave == wave) & (cancels.c.moref == moref))).first():
+                return
+            conn.execute(cancels.insert().values(wave=wave, moref=moref, requested_at=datetime.now(timezone.utc)))
+
+    def take_cancel(self, wave: str, moref: str) -> bool:
+        """Whether a cancel was asked for the VM; it is taken (removed), so a rerun of the wave migrates it again."""
+        with self.engine.begin() as conn:
+            taken = conn.execute(cancels.delete().where((cancels.c.wave == wave) & (cancels.c.moref == moref)))
+            return taken.rowcount > 0
 
     def worked_on_since(self, wave: str, moref: str, since: datetime) -> bool:
         """Whether any step of the VM started at or after ``since``: another worker ran it meanwhile."""

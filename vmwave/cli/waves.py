@@ -1,4 +1,4 @@
-"""`vmwave migrate`, `rollback` and `status`: run a wave of the plan, undo it, and read the ledger."""
+"""`vmwave migrate`, `rollback`, `cancel` and `status`: run a wave of the plan, undo it or one VM, read the ledger."""
 
 from __future__ import annotations
 
@@ -39,6 +39,34 @@ def rollback(plan_file: Path = PLAN, wave: str = WAVE, maps: Optional[Path] = MA
 
     done = rollback_wave(str(plan_file), wave, str(maps) if maps else None, ledger)
     err.print(f"wave {done['wave']}: {done['rolled_back']} VM(s) rolled back")
+
+
+@app.command()
+def cancel(plan_file: Path = PLAN, wave: str = WAVE,
+           vm: str = typer.Option(..., "--vm", help="the VM's name as the plan has it"),
+           ledger: Optional[str] = LEDGER) -> None:
+    """Stop one VM's migration wherever it is and roll it back; the rest of its wave goes on."""
+    from vmwave.adapters.files import load_plan
+    from vmwave.adapters.ledger import Ledger
+    from vmwave.domain.plan import find_wave
+    from vmwave.domain.steps import PIPELINE
+    from vmwave.errors import InputError
+    from vmwave.settings import Settings
+
+    entry = find_wave(load_plan(plan_file), wave)
+    found = next((v for v in entry["vms"] if v["name"] == vm), None)
+    if found is None:
+        raise InputError(str(plan_file), "waves", f"wave {entry['id']} has no VM {vm!r}",
+                         "use one of: " + ", ".join(v["name"] for v in entry["vms"]))
+    book = Ledger(Settings.load(ledger=ledger).ledger)
+    done = {s["step"] for e in book.by_vm(entry["id"]) if e["moref"] == found["moref"] for s in e["steps"]
+            if s["status"] in ("succeeded", "skipped")}
+    if set(PIPELINE) <= done:
+        raise InputError(str(plan_file), "", f"{vm} has already been migrated in wave {entry['id']}",
+                         f"undo it with `vmwave rollback --plan {plan_file} --wave {entry['id']}` if it must go back")
+    book.request_cancel(entry["id"], found["moref"])
+    err.print(f"{vm}: cancel requested; the worker running it stops within a few seconds and rolls it back "
+              "(a VM not started yet stops at its first step)")
 
 
 @app.command()

@@ -46,6 +46,8 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
           "guest OS is supported"),
     Cause("conversion-not-ready", "what the guest's conversion needs is not configured on this worker",
           "configure what the error names (e.g. VMWAVE_VIRTIO_WIN for Windows), then run the wave again"),
+    Cause("cancelled", "a person cancelled this VM's migration (`vmwave cancel`); it was rolled back",
+          "nothing is broken: run the wave again to migrate it"),
     Cause("hook-failed", "a hook the plan names (a Kubernetes Job) failed or ran past its deadline",
           "read the hook's last lines in the error and `kubectl logs job/<name>`; fix the hook or the service it "
           "checks, then run the wave again"),
