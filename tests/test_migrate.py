@@ -97,11 +97,11 @@ def test_a_vm_whose_plan_says_off_is_verified_running_then_left_stopped(prefect_
                                                                         tmp_path):
     from vmwave_flows.migrate import migrate_vm
 
-    job = job_for(by_name["static-2"], lab_settings, tmp_path, "w903", mode="rebuild", target_power_state="off")
+    job = job_for(by_name["static-2"], lab_settings, tmp_path, "w907", mode="rebuild", target_power_state="off")
     cluster = job.cluster()
     try:
         migrate_vm(job)
-        steps = {s["step"]: s["status"] for s in job.ledger().by_vm("w903")[0]["steps"]}
+        steps = {s["step"]: s["status"] for s in job.ledger().by_vm("w907")[0]["steps"]}
         assert steps["boot"] == steps["guest-agent"] == "succeeded"  # it ran to be checked
         assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "static-2")["spec"]["runStrategy"] == "Halted"
         assert cluster.get("kubevirt.io/v1", "VirtualMachineInstance", "vmwave", "static-2") is None

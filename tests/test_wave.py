@@ -95,6 +95,50 @@ def assert_cluster_holds(cluster: Cluster, written: Path) -> None:
         assert got.get("data") == want.get("data"), path.name
 
 
+def test_one_vm_is_cancelled_while_the_rest_of_its_wave_goes_on(prefect_server, wave_env, planned, tmp_path,
+                                                                agent_never_answers):
+    """`vmwave cancel` stops a VM waiting for its guest agent: it is rolled back and reported cancelled, not failed."""
+    from prefect.settings import PREFECT_API_URL
+
+    plan, doc, wave = planned
+    stuck = wave["vms"][0]
+    agent_never_answers(wave_env["VMWAVE_KUBECONFIG"], "vmwave", stuck["target_name"], stuck["uuid"])  # waits
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_TIMEOUTS": "agent=600"}
+    worker = subprocess.Popen([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
+                               str(tmp_path)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    ledger = Ledger(Settings.load().ledger)
+
+    def waiting_for_its_agent() -> bool:
+        return any(s["step"] == "guest-agent" and s["status"] == "running"
+                   for e in ledger.by_vm(wave["id"]) if e["moref"] == stuck["moref"] for s in e["steps"])
+
+    deadline = time.monotonic() + 300
+    while not waiting_for_its_agent():
+        assert worker.poll() is None and time.monotonic() < deadline, "the VM never reached its guest-agent wait"
+        time.sleep(0.5)  # polling the ledger, a condition with a deadline
+    cancel = subprocess.run([VMWAVE, "cancel", "--plan", str(plan), "--wave", wave["id"], "--vm", stuck["name"]],
+                            capture_output=True, text=True, env=env)
+    assert cancel.returncode == 0, cancel.stderr
+    output = worker.communicate(timeout=300)[0]
+    assert worker.returncode == 1, output  # not every VM of the wave succeeded
+
+    report = (tmp_path / f"wave-{wave['id']}-report.md").read_text()
+    assert f"| {stuck['name']} | P3 | cancelled |" in report
+    assert f"{len(wave['vms']) - 1} of {len(wave['vms'])} VMs succeeded" in report  # the others went on
+    steps = {s["step"]: s for e in ledger.by_vm(wave["id"]) if e["moref"] == stuck["moref"] for s in e["steps"]}
+    assert steps["guest-agent"]["cause"] == "cancelled" and steps["rollback"]["status"] == "succeeded"
+    assert steps["rollback"]["detail"]["snapshot"]["source_powered_on"] is True  # the source runs again
+    cluster = Cluster(wave_env["VMWAVE_KUBECONFIG"])
+    assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", stuck["target_name"]) is None
+
+    done = subprocess.run([VMWAVE, "cancel", "--plan", str(plan), "--wave", wave["id"], "--vm", wave["vms"][1]["name"]],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "has already been migrated" in done.stderr  # nothing left to cancel
+    subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], check=True, env=env,
+                   capture_output=True)
+
+
 def test_a_plan_naming_unknown_vms_is_refused_before_anything_changes(prefect_server, wave_env, planned, tmp_path):
     plan, doc, _ = planned
     doc["waves"][0]["vms"][0]["moref"] = "vm-999999"
@@ -115,16 +159,25 @@ def test_two_workers_share_a_wave_and_its_per_host_cap(prefect_server, wave_env,
     web = next(w for w in doc["waves"] if w["class"] == "P2")  # a person merges the web tier into the wave, copied
     wave["vms"] += [{**vm, "mode": "cold"} for vm in web["vms"]]
     doc["waves"].remove(web)
+    go = tmp_path / "both-workers-run"  # a barrier: each VM's pre-cutover hook waits for it
+    wave["hooks"] = {"pre_cutover": {"image": "registry.access.redhat.com/ubi9/ubi-minimal:latest",
+                                     "command": ["/bin/sh", "-c", f"while [ ! -e {go} ]; do sleep 0.2; done"]}}
     plan.write_text(yaml.safe_dump(doc, sort_keys=False))
     hosts = {vm["moref"]: vm["host"] for vm in wave["vms"]}
     assert max(list(hosts.values()).count(h) for h in hosts.values()) >= 2  # the cap has something to hold back
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_PER_HOST": "1",
-           "VMWAVE_IN_FLIGHT": "1"}  # one VM at a time each: the first worker cannot finish before the second starts
+           "VMWAVE_IN_FLIGHT": "1"}  # one VM at a time each
     for n in (1, 2):
         (tmp_path / f"worker-{n}").mkdir()
     workers = [subprocess.Popen([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
                                  str(tmp_path / f"worker-{n}")], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for n in (1, 2)]
+    ledger = Ledger(Settings.load().ledger)
+    deadline = time.monotonic() + 300
+    while ledger.claimed(wave["id"]) < 2:  # one VM each, held at its hook: both workers take part
+        assert all(w.poll() is None for w in workers) and time.monotonic() < deadline, "a worker took no VM"
+        time.sleep(0.2)
+    go.touch()
     outputs = [worker.communicate(timeout=600)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs  # each reports the whole wave's truth
 
@@ -182,46 +235,3 @@ def test_a_wave_killed_mid_way_finishes_on_rerun(prefect_server, wave_env, plann
                                 {"vmwave.io/source-uuid": vm["uuid"]})) >= 1
 
 
-
-def test_one_vm_is_cancelled_while_the_rest_of_its_wave_goes_on(prefect_server, wave_env, planned, tmp_path,
-                                                                agent_never_answers):
-    """`vmwave cancel` stops a VM waiting for its guest agent: it is rolled back and reported cancelled, not failed."""
-    from prefect.settings import PREFECT_API_URL
-
-    plan, doc, wave = planned
-    stuck = wave["vms"][0]
-    agent_never_answers(wave_env["VMWAVE_KUBECONFIG"], "vmwave", stuck["target_name"], stuck["uuid"])  # waits
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_TIMEOUTS": "agent=600"}
-    worker = subprocess.Popen([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
-                               str(tmp_path)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    ledger = Ledger(Settings.load().ledger)
-
-    def waiting_for_its_agent() -> bool:
-        return any(s["step"] == "guest-agent" and s["status"] == "running"
-                   for e in ledger.by_vm(wave["id"]) if e["moref"] == stuck["moref"] for s in e["steps"])
-
-    deadline = time.monotonic() + 300
-    while not waiting_for_its_agent():
-        assert worker.poll() is None and time.monotonic() < deadline, "the VM never reached its guest-agent wait"
-        time.sleep(0.5)  # polling the ledger, a condition with a deadline
-    cancel = subprocess.run([VMWAVE, "cancel", "--plan", str(plan), "--wave", wave["id"], "--vm", stuck["name"]],
-                            capture_output=True, text=True, env=env)
-    assert cancel.returncode == 0, cancel.stderr
-    output = worker.communicate(timeout=300)[0]
-    assert worker.returncode == 1, output  # not every VM of the wave succeeded
-
-    report = (tmp_path / f"wave-{wave['id']}-report.md").read_text()
-    assert f"| {stuck['name']} | P3 | cancelled |" in report
-    assert f"{len(wave['vms']) - 1} of {len(wave['vms'])} VMs succeeded" in report  # the others went on
-    steps = {s["step"]: s for e in ledger.by_vm(wave["id"]) if e["moref"] == stuck["moref"] for s in e["steps"]}
-    assert steps["guest-agent"]["cause"] == "cancelled" and steps["rollback"]["status"] == "succeeded"
-    assert steps["rollback"]["detail"]["snapshot"]["source_powered_on"] is True  # the source runs again
-    cluster = Cluster(wave_env["VMWAVE_KUBECONFIG"])
-    assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", stuck["target_name"]) is None
-
-    done = subprocess.run([VMWAVE, "cancel", "--plan", str(plan), "--wave", wave["id"], "--vm", wave["vms"][1]["name"]],
-                          capture_output=True, text=True, env=env)
-    assert done.returncode == 2 and "has already been migrated" in done.stderr  # nothing left to cancel
-    subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], check=True, env=env,
-                   capture_output=True)
