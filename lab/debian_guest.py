@@ -8,7 +8,11 @@ socket-activated smoke service on TCP 8080 that answers HTTP (so ``tcp`` and
 ``MODULES=dep`` with the virtio drivers listed, which keeps virt-v2v's
 rebuild of it short (~2 min instead of ~10 under TCG). The ``noagent``
 variant masks the guest agent: a guest whose migration must fail at the
-guest-agent check. Both are VMDKs cached under ``~/.cache/vmwave/guests``,
+guest-agent check. The ``static`` variant has no DHCP: a static address on
+``ens192``, the name vSphere's vmxnet3 NIC gets, as a server configured by
+hand has (the address is QEMU user networking's own, so the lab's port
+forwards reach it); it keeps that address after cutover only if the
+interface keeps its name. All are VMDKs cached under ``~/.cache/vmwave/guests``,
 keyed by this recipe, so only the first build pays for debootstrap.
 """
 
@@ -34,7 +38,8 @@ INCLUDE = ("systemd-sysv,udev,dbus,linux-image-amd64,grub-pc,qemu-guest-agent,ip
 DISK_GB = 2
 START_SECTOR = 2048
 SMOKE_PORT = 8080
-VARIANTS = ("ok", "noagent")
+VARIANTS = ("ok", "noagent", "static")
+STATIC = {"interface": "ens192", "address": "10.0.2.15/24", "gateway": "10.0.2.2", "dns": "10.0.2.3"}
 PACKAGES = "debootstrap qemu-utils grub-pc-bin e2fsprogs fdisk"
 
 FILES = {
@@ -71,7 +76,7 @@ def cache() -> Path:
 
 
 def image(variant: str = "ok") -> Path:
-    """The cached VMDK of ``variant``; built (both variants, ~2 min) when missing."""
+    """The cached VMDK of ``variant``; built (every variant, ~3 min) when missing."""
     if variant not in VARIANTS:
         raise LabError(f"no Debian guest variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     target = cache() / f"debian12-{variant}-{recipe()}.vmdk"
@@ -115,7 +120,7 @@ def build() -> None:
 
 
 def _rootfs() -> Path:
-    """debootstrap's tree with vmwave's files; kept until both disks exist, so a failed disk step reuses it."""
+    """debootstrap's tree with vmwave's files; kept until every disk exists, so a failed disk step reuses it."""
     rootfs = cache() / f"debian12-rootfs-{recipe()}"
     done = rootfs / ".vmwave-complete"
     if done.exists():
@@ -179,6 +184,11 @@ def _disk(rootfs: Path, raw: Path, variant: str) -> None:
         (mnt / "etc/fstab").write_text(f"UUID={uuid} / ext4 errors=remount-ro 0 1\n")
         if variant == "noagent":
             (mnt / "etc/systemd/system/qemu-guest-agent.service").symlink_to("/dev/null")
+        if variant == "static":
+            (mnt / "etc/systemd/network/20-dhcp.network").unlink()
+            (mnt / f"etc/systemd/network/20-{STATIC['interface']}.network").write_text(
+                f"[Match]\nName={STATIC['interface']}\n\n[Network]\nAddress={STATIC['address']}\n"
+                f"Gateway={STATIC['gateway']}\nDNS={STATIC['dns']}\n")
         for sub in ("dev", "proc", "sys"):
             _run("mount", "--bind", f"/{sub}", str(mnt / sub))
         _run("chroot", str(mnt), "update-grub")

@@ -7,6 +7,7 @@ See ``estates/small.yaml`` for every field.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import yaml
@@ -133,7 +134,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
         entry.known("name", "count", "datacenter", "cluster", "host", "folder", "guest_id", "firmware",
                     "secure_boot", "cpus", "memory_mb", "cbt", "disks", "nics", "devices", "power", "tools",
                     "ips", "attributes", "snapshots", "template", "tags", "extra_config", "hot_add", "cpu_affinity",
-                    "hostname", "consolidation_needed", "fault_tolerance", "guest_disks")
+                    "hostname", "consolidation_needed", "fault_tolerance", "guest_disks", "gateway", "dns")
         dc = entry("datacenter", str, datacenters[0]["name"])
         if dc not in datastores_of:
             raise entry.error("datacenter", f"{dc!r} is not declared", "declare it under `datacenters:`")
@@ -192,13 +193,15 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                 disks.append(disk)
             nics = []
             for n in entry.each("nics"):
-                n.known("portgroup", "mac", "type")
+                n.known("portgroup", "mac", "type", "ips", "origin")
                 pg = n("portgroup", str)
                 if pg not in networks_of[dc]:
                     raise n.error("portgroup", f"{pg!r} is not a portgroup of {dc}", "declare it under `portgroups:` or `switches:`")
                 mac_counter += 1
                 nics.append({"portgroup": pg, "type": n("type", str, "vmxnet3", choices=("vmxnet3", "e1000e", "e1000", "sriov")),
-                             "mac": fmt(n("mac", str, _mac(mac_counter))).lower()})
+                             "mac": fmt(n("mac", str, _mac(mac_counter))).lower(),
+                             "ips": [_cidr(n, fmt(ip)) for ip in n("ips", list, [])],
+                             "origin": n("origin", str, "manual", choices=("manual", "dhcp"))})
             attrs = {str(k): fmt(v) for k, v in entry("attributes", dict, {}).items()}
             if not any(disk["image"] for disk in disks):  # no operating system on its disks for virt-v2v to convert
                 attrs.setdefault(CONVERT_ATTRIBUTE, "copy")
@@ -226,6 +229,8 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                 "fault_tolerance": entry("fault_tolerance", bool, False),
                 "guest_disks": [{"path": g("path", str), "capacity_mb": g("capacity_mb", int), "free_mb": g("free_mb", int)}
                                 for g in (g.known("path", "capacity_mb", "free_mb") for g in entry.each("guest_disks"))],
+                "gateway": _address(entry, "gateway", fmt(entry("gateway", str, ""))),  # the guest's default route
+                "dns": [_address(entry, "dns", fmt(a)) for a in entry("dns", list, [])],
             })
             bad_hot = set(vms[-1]["hot_add"]) - {"cpu", "cpu-remove", "memory"}
             if bad_hot:
@@ -256,6 +261,24 @@ def _nodes(root: _Reader) -> list[dict[str, Any]] | None:
                       "hugepages_1gi": node("hugepages_1gi", int, 0),
                       "labels": {str(k): str(v) for k, v in node("labels", dict, {}).items()}})
     return nodes
+
+
+def _address(reader: _Reader, key: str, text: str) -> str:
+    """An IP address as written, or a clear error; "" stays "" (not given)."""
+    try:
+        return str(ipaddress.ip_address(text)) if text else ""
+    except ValueError:
+        raise reader.error(key, f"{text!r} is not an IP address", "write it like 10.0.2.2") from None
+
+
+def _cidr(reader: _Reader, text: str) -> str:
+    """A NIC address with its prefix length, as VMware Tools reports it."""
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_interface(text))
+    except ValueError:
+        pass
+    raise reader.error("ips", f"{text!r} is not an address with its prefix length", "write it like 10.0.2.15/24")
 
 
 def _tags(entry: _Reader, fmt) -> list[str]:

@@ -41,10 +41,13 @@ def estate_records(path: Path = SMALL) -> list[SourceVM]:
                  bus=vm["controllers"][d["controller"]]["bus"], unit=d["unit"],
                  sharing="multiwriter" if d["sharing"] else "none", mode=d["mode"], thin=d["thin"])
             for i, d in enumerate(vm["disks"]))
+        powered_on = vm["power"] == "poweredOn"
+        reported = powered_on and vm["tools"] == "running" and not vm["template"]  # what VMware Tools tells vCenter
         nics = tuple(Nic(key=4000 + i, label=f"Network adapter {i + 1}", mac=n["mac"], adapter=n["type"],
                          portgroup=n["portgroup"], vlan=vlans.get(n["portgroup"]),
-                         distributed=n["portgroup"] in distributed) for i, n in enumerate(vm["nics"]))
-        powered_on = vm["power"] == "poweredOn"
+                         distributed=n["portgroup"] in distributed, addresses=tuple(n["ips"]) if reported else (),
+                         address_origin=n["origin"] if reported and n["ips"] else "") for i, n in enumerate(vm["nics"]))
+        nic_ips = tuple(ip.split("/")[0] for n in vm["nics"] for ip in n["ips"]) if reported else ()
         cluster = clusters[(vm["datacenter"], vm["cluster"])]
         records.append(SourceVM(
             name=vm["name"], moref=f"vm-{number}", instance_uuid=str(uuid.UUID(bytes=digest[:16])),
@@ -54,19 +57,20 @@ def estate_records(path: Path = SMALL) -> list[SourceVM]:
             cbt=vm["cbt"], power_state=vm["power"],
             tools="not_installed" if vm["template"] else vm["tools"] if powered_on or vm["tools"] == "not_installed"
             else "not_running",  # as vCenter reports them: a template's tools are never installed, an off VM's not running
-            ips=tuple(vm["ips"]) if powered_on else (), template=vm["template"], disks=disks, nics=nics,
+            ips=tuple(vm["ips"]) if powered_on and vm["ips"] else nic_ips, template=vm["template"], disks=disks, nics=nics,
             snapshots=tuple(Snapshot(name, "") for name in vm["snapshots"]), devices=tuple(sorted(set(vm["devices"]))),
             tags=tuple(sorted(vm["tags"])), attributes=dict(vm["attributes"]), hot_add=tuple(vm["hot_add"]),
             cpu_affinity=tuple(vm["cpu_affinity"]),
             extra_config={k: v for k, v in vm["extra_config"].items() if CHECKED_EXTRA_CONFIG.match(k)},
-            hostname=vm["hostname"] if powered_on and vm["tools"] == "running" and not vm["template"] else "",
+            hostname=vm["hostname"] if reported else "", gateway=vm["gateway"] if reported else "",
+            dns=tuple(vm["dns"]) if reported else (),
             consolidation_needed=vm["consolidation_needed"], fault_tolerance=vm["fault_tolerance"],
             host_state="maintenance" if vm["host"] in cluster["maintenance"] else
             "disconnected" if vm["host"] in cluster["disconnected"] else "connected",
             cluster_features=tuple(f for f in ("drs", "dpm") if cluster[f]),
             host_rules=tuple(sorted(r["name"] for r in cluster["vm_host_rules"] if vm["name"] in r["vms"])),
             guest_disks=tuple(GuestDisk(g["path"], g["capacity_mb"] << 20, g["free_mb"] << 20) for g in vm["guest_disks"])
-            if powered_on and vm["tools"] == "running" and not vm["template"] else ()))
+            if reported else ()))
     return sorted(records, key=lambda r: (r.name, r.moref))
 
 

@@ -57,6 +57,8 @@ EXPECTED = {
     "cluster_drs_dpm": "batch-old-01",
     "vm_host_affinity": "db-01",
     "guest_disk_space": "sql-node-1",
+    "static_ip_not_kept": "db-01",
+    "dhcp_address": "static-1",
 }
 
 
@@ -123,7 +125,8 @@ def test_small_estate_file_is_what_the_lab_served(records, estate):
                                          "datacenter", "cluster", "host", "folder", "template")],
                 [(d.file, d.datastore, d.capacity_bytes, d.controller, d.bus, d.unit, d.sharing, d.mode, d.thin)
                  for d in r.disks],
-                [(n.mac, n.adapter, n.portgroup, n.vlan, n.distributed) for n in r.nics], [s.name for s in r.snapshots])
+                [(n.mac, n.adapter, n.portgroup, n.vlan, n.distributed, n.addresses, n.address_origin) for n in r.nics],
+                [s.name for s in r.snapshots], r.gateway, r.dns)
 
     assert concerns(estate) == concerns(records)
     assert {r.name: shape(r) for r in estate} == {r.name: shape(r) for r in records}

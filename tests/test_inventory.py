@@ -66,11 +66,22 @@ def test_nics_with_mac_portgroup_and_vlan(by_name):
 
 def test_power_tools_and_ips(by_name):
     db = by_name["db-01"]
-    assert (db.power_state, db.tools, db.ips) == ("poweredOn", "running", ("10.200.0.10", "10.30.0.10"))
+    assert (db.power_state, db.tools, db.ips) == ("poweredOn", "running", ("10.200.0.10", "10.200.0.11", "10.30.0.10"))
     assert (by_name["batch-old-01"].power_state, by_name["batch-old-01"].ips) == ("poweredOff", ())
     assert by_name["app-many-disks"].power_state == "suspended"
     assert by_name["gpu-render-01"].tools == "not_running"
     assert by_name["Legacy_FileServer.corp"].tools == "not_installed"
+
+
+def test_each_nics_addresses_their_origin_and_the_guests_gateway_and_dns(by_name):
+    """guest.net[].ipConfig by MAC and guest.ipStack, as VMware Tools reports them: what keeps static IPs."""
+    win, static = by_name["win-app-01"], by_name["static-1"]
+    assert (win.nics[0].addresses, win.nics[0].address_origin) == (("10.100.0.50/24",), "manual")
+    assert (win.gateway, win.dns) == ("10.100.0.1", ("10.100.0.2", "10.100.0.3"))
+    assert [(n.addresses, n.address_origin) for n in by_name["db-01"].nics] == [
+        (("10.200.0.10/24", "10.200.0.11/24"), "manual"), (("10.30.0.10/24",), "manual")]
+    assert (static.nics[0].addresses, static.nics[0].address_origin, static.gateway) == (("10.100.0.61/24",), "dhcp", "")
+    assert by_name["gpu-render-01"].nics[0].addresses == ()  # VMware Tools does not run: nothing is known
 
 
 def test_snapshots_templates_devices_and_attributes(by_name):

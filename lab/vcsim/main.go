@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -99,9 +100,11 @@ type Disk struct {
 }
 
 type Nic struct {
-	Type      string `json:"type"`
-	Mac       string `json:"mac"`
-	Portgroup string `json:"portgroup"`
+	Type      string   `json:"type"`
+	Mac       string   `json:"mac"`
+	Portgroup string   `json:"portgroup"`
+	IPs       []string `json:"ips"`    // the guest's addresses on this NIC, "address/prefix"
+	IPOrigin  string   `json:"origin"` // how the guest got them: manual or dhcp
 }
 
 type VM struct {
@@ -134,6 +137,8 @@ type VM struct {
 	Consolidate bool              `json:"consolidation_needed"`
 	FT          bool              `json:"fault_tolerance"`
 	GuestDisks  []GuestDisk       `json:"guest_disks"`
+	Gateway     string            `json:"gateway"`
+	DNS         []string          `json:"dns"`
 }
 
 // GuestDisk is a file system as VMware Tools reports it.
@@ -538,12 +543,51 @@ func (b *builder) guest(ref types.ManagedObjectReference, spec VM) {
 			if i < len(spec.IPs) {
 				sim.Guest.Net[i].IpAddress = []string{spec.IPs[i]}
 			}
+			if i < len(spec.Nics) && len(spec.Nics[i].IPs) > 0 {
+				sim.Guest.Net[i].IpAddress, sim.Guest.Net[i].IpConfig = ipConfig(spec.Nics[i])
+				if sim.Guest.IpAddress == "" {
+					sim.Guest.IpAddress = sim.Guest.Net[i].IpAddress[0]
+				}
+			}
 		}
 		if len(spec.IPs) > 0 {
 			sim.Guest.IpAddress = spec.IPs[0]
-			sim.Summary.Guest.IpAddress = spec.IPs[0]
+		}
+		sim.Summary.Guest.IpAddress = sim.Guest.IpAddress
+		if spec.Gateway != "" || len(spec.DNS) > 0 {
+			sim.Guest.IpStack = []types.GuestStackInfo{ipStack(spec)}
 		}
 	})
+}
+
+// ipConfig is one NIC's addresses as VMware Tools reports them (guest.net[].ipConfig), with their origin.
+func ipConfig(nic Nic) ([]string, *types.NetIpConfigInfo) {
+	origin := nic.IPOrigin
+	if origin == "" {
+		origin = string(types.NetIpConfigInfoIpAddressOriginManual)
+	}
+	plain, config := []string{}, &types.NetIpConfigInfo{Dhcp: &types.NetDhcpConfigInfo{
+		Ipv4: &types.NetDhcpConfigInfoDhcpOptions{Enable: origin == string(types.NetIpConfigInfoIpAddressOriginDhcp)}}}
+	for _, cidr := range nic.IPs {
+		address, prefix, _ := strings.Cut(cidr, "/")
+		length, err := strconv.Atoi(prefix)
+		must(err, "prefix of "+cidr)
+		plain = append(plain, address)
+		config.IpAddress = append(config.IpAddress, types.NetIpConfigInfoIpAddress{
+			IpAddress: address, PrefixLength: int32(length), Origin: origin,
+			State: string(types.NetIpConfigInfoIpAddressStatusPreferred)})
+	}
+	return plain, config
+}
+
+// ipStack is the guest's default route and DNS servers (guest.ipStack).
+func ipStack(spec VM) types.GuestStackInfo {
+	stack := types.GuestStackInfo{DnsConfig: &types.NetDnsConfigInfo{HostName: spec.Hostname, IpAddress: spec.DNS}}
+	if spec.Gateway != "" {
+		stack.IpRouteConfig = &types.NetIpRouteConfigInfo{IpRoute: []types.NetIpRouteConfigInfoIpRoute{{
+			Network: "0.0.0.0", PrefixLength: 0, Gateway: types.NetIpRouteConfigInfoGateway{IpAddress: spec.Gateway, Device: "0"}}}}
+	}
+	return stack
 }
 
 // restAPI serves vSphere's REST API (tags) and, unlike the bare vAPI

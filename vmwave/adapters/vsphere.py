@@ -38,7 +38,7 @@ VM_PROPERTIES = [
     "runtime.host", "guest.toolsRunningStatus", "guest.toolsStatus", "guest.net", "guest.ipAddress",
     "snapshot", "customValue", "config.cpuHotAddEnabled", "config.cpuHotRemoveEnabled", "config.memoryHotAddEnabled",
     "config.cpuAffinity", "config.extraConfig", "guest.hostName", "runtime.consolidationNeeded",
-    "runtime.faultToleranceState", "guest.disk",
+    "runtime.faultToleranceState", "guest.disk", "guest.ipStack",
 ]
 CHECKED_EXTRA_CONFIG = re.compile(r"^(numa\.nodeAffinity|disk\.EnableUUID|(scsi|sata|nvme|ide)\d+:\d+\.ctkEnabled)$")
 # Everything else the records need, fetched in the same call: a few objects per host and folder.
@@ -344,6 +344,28 @@ def _disks_and_nics(devices: list[Any], estate: _Estate) -> tuple[list[Disk], li
     return disks, nics, sorted(set(extra))
 
 
+def _with_addresses(nics: list[Nic], net: list[Any]) -> tuple[Nic, ...]:
+    """Each NIC with the addresses VMware Tools reports on its MAC (guest.net[].ipConfig) and their origin."""
+    reported = {(n.macAddress or "").lower(): n.ipConfig for n in net or () if n.ipConfig}
+    found = []
+    for nic in nics:
+        config = reported.get(nic.mac)
+        addresses = [a for a in (config.ipAddress if config else ()) or () if not a.ipAddress.lower().startswith("fe80")]
+        origins = {a.origin for a in addresses}
+        origin = "dhcp" if "dhcp" in origins else "manual" if "manual" in origins else ""
+        found.append(replace(nic, addresses=tuple(f"{a.ipAddress}/{a.prefixLength}" for a in addresses),
+                             address_origin=origin))
+    return tuple(found)
+
+
+def _gateway_and_dns(stacks: list[Any]) -> tuple[str, tuple[str, ...]]:
+    """The guest's default gateway and DNS servers from its first IP stack (guest.ipStack)."""
+    stack = (stacks or [None])[0]
+    routes = getattr(getattr(stack, "ipRouteConfig", None), "ipRoute", None) or ()
+    gateway = next((r.gateway.ipAddress for r in routes if r.prefixLength == 0 and r.gateway and r.gateway.ipAddress), "")
+    return gateway or "", tuple(getattr(getattr(stack, "dnsConfig", None), "ipAddress", None) or ())
+
+
 def _snapshots(info: Any) -> list[Snapshot]:
     found, todo = [], list(info.rootSnapshotList) if info else []
     while todo:
@@ -367,6 +389,7 @@ def to_record(moid: str, p: dict[str, Any], estate: _Estate, fields: dict[int, s
     tools_status = p.get("guest.toolsStatus")
     tools = _TOOLS.get(p.get("guest.toolsRunningStatus"), "not_installed" if tools_status == "toolsNotInstalled" else "not_running")
     boot = p.get("config.bootOptions")
+    gateway, dns = _gateway_and_dns(p.get("guest.ipStack"))
     return SourceVM(
         name=p.get("name", ""), moref=moid, instance_uuid=p.get("config.instanceUuid") or "",
         bios_uuid=p.get("config.uuid") or "", datacenter=datacenter, cluster=cluster,
@@ -377,7 +400,7 @@ def to_record(moid: str, p: dict[str, Any], estate: _Estate, fields: dict[int, s
         memory_mb=p.get("config.hardware.memoryMB") or 0, cbt=bool(p.get("config.changeTrackingEnabled")),
         power_state=str(p.get("runtime.powerState") or "poweredOff"), tools=tools,
         ips=_ips(p.get("guest.net"), p.get("guest.ipAddress")), template=bool(p.get("config.template")),
-        disks=tuple(disks), nics=tuple(nics), snapshots=tuple(_snapshots(p.get("snapshot"))), devices=tuple(extra),
+        disks=tuple(disks), nics=_with_addresses(nics, p.get("guest.net")), gateway=gateway, dns=dns, snapshots=tuple(_snapshots(p.get("snapshot"))), devices=tuple(extra),
         attributes={fields.get(v.key, str(v.key)): v.value for v in p.get("customValue") or ()},
         hot_add=tuple(kind for kind, prop in (("cpu", "config.cpuHotAddEnabled"), ("cpu-remove", "config.cpuHotRemoveEnabled"),
                                               ("memory", "config.memoryHotAddEnabled")) if p.get(prop)),

@@ -15,6 +15,7 @@ from vmwave.domain.guests import guest_os
 from vmwave.domain.maps import Maps
 from vmwave.domain.names import is_k8s_name, target_name
 from vmwave.domain.records import ClusterVM, SourceVM
+from vmwave.domain.static_ips import dhcp_nics, not_kept
 
 CRITICAL, WARNING, INFO = "critical", "warning", "info"
 SEVERITIES = (CRITICAL, WARNING, INFO)
@@ -151,13 +152,23 @@ def _unknown(vm, ctx):
 @rule("tools_not_running", WARNING, "Start VMware Tools: without it vmwave cannot read the guest's IPs nor shut it down cleanly before the copy.")
 def _tools_not_running(vm, ctx):
     if vm.power_state == "poweredOn" and vm.tools == "not_running":
-        yield "VMware Tools is installed but not running"
+        yield "VMware Tools is installed but not running: the guest's addresses are unknown, so a static IP is not carried over"
 
 
 @rule("tools_not_installed", WARNING, "Install VMware Tools (or open-vm-tools) so the guest's IPs are known and the guest can be shut down cleanly.")
 def _tools_not_installed(vm, ctx):
     if vm.power_state == "poweredOn" and vm.tools == "not_installed":
-        yield "VMware Tools is not installed"
+        yield "VMware Tools is not installed: the guest's addresses are unknown, so a static IP is not carried over"
+
+
+@rule("static_ip_not_kept", WARNING, "Check the guest's address after cutover (a post-boot hook can set it), or leave one static address per NIC with its gateway before migration.")
+def _static_ip_not_kept(vm, ctx):
+    return not_kept(vm)
+
+
+flag("dhcp_address", INFO, "Nothing to carry over: make sure the target network's DHCP serves the guest (vmwave keeps the MAC, so a reservation by MAC still holds).",
+     lambda vm: bool(dhcp_nics(vm)),
+     lambda vm: f"{', '.join(n.label or n.mac for n in dhcp_nics(vm))} takes its address from DHCP")
 
 
 @rule("invalid_k8s_name", INFO, "The KubeVirt VirtualMachine gets the shown name; set `target_name:` in the plan if another name is wanted.")

@@ -36,6 +36,8 @@ class Nic:
     portgroup: str
     vlan: int | None = None
     distributed: bool = False
+    addresses: tuple[str, ...] = ()  # the guest's addresses on it with prefix ("10.0.2.15/24"), from VMware Tools
+    address_origin: str = ""  # how the guest got them: manual | dhcp | "" (not reported)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class SourceVM:
     cluster_features: tuple[str, ...] = ()  # what its cluster has on: drs, dpm
     host_rules: tuple[str, ...] = ()  # the cluster's VM-host affinity rules that name this VM
     guest_disks: tuple[GuestDisk, ...] = ()  # the guest's file systems, when VMware Tools reports them
+    gateway: str = ""  # the guest's default gateway (guest.ipStack), when VMware Tools reports it
+    dns: tuple[str, ...] = ()  # the guest's DNS servers (guest.ipStack)
 
     @property
     def shared_disks(self) -> tuple[Disk, ...]:
@@ -108,7 +112,7 @@ class SourceVM:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["disks"] = tuple(Disk(**d) for d in data.get("disks", ()))
-        values["nics"] = tuple(Nic(**n) for n in data.get("nics", ()))
+        values["nics"] = tuple(Nic(**{**n, "addresses": tuple(n.get("addresses", ()))}) for n in data.get("nics", ()))
         values["snapshots"] = tuple(Snapshot(**s) for s in data.get("snapshots", ()))
         values["ips"] = tuple(data.get("ips", ()))
         values["devices"] = tuple(data.get("devices", ()))
@@ -119,6 +123,7 @@ class SourceVM:
         values["extra_config"] = dict(data.get("extra_config", {}))
         values["cluster_features"] = tuple(data.get("cluster_features", ()))
         values["host_rules"] = tuple(data.get("host_rules", ()))
+        values["dns"] = tuple(data.get("dns", ()))
         values["guest_disks"] = tuple(GuestDisk(**g) for g in data.get("guest_disks", ()))
         return cls(**values)
 
