@@ -4,7 +4,9 @@ On vSphere a vmxnet3 NIC is ``ens192``; on KubeVirt the virtio NIC is
 ``enp1s0``. Debian's ``/etc/network/interfaces`` and Ubuntu's netplan name
 the interface, so after cutover it stays down (Forklift's users report it for
 Ubuntu, kubev2v/forklift#1354). vmwave keeps each NIC's MAC, so a
-configuration that matches by MAC survives: that is the preparation step.
+configuration that matches by MAC survives: that is the preparation step. A
+NIC with a static address VMware Tools reports keeps its name (the Linux
+plugin pins it), so it is not a concern.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from vmwave.domain.concerns import WARNING, Concern
 from vmwave.domain.manifests import Target
 from vmwave.domain.preferences import RNG, prefer, preference_for
 from vmwave.domain.records import SourceVM
+from vmwave.domain.static_ips import static_ips
 
 PREFERENCES = ((r"^debian", "debian"), (r"^ubuntu", "ubuntu"))
 
@@ -36,7 +39,8 @@ def vmwave_virtual_machine(vm: SourceVM, manifest: dict, target: Target) -> None
 
 @hookimpl
 def vmwave_concerns(vm: SourceVM) -> list[Concern]:
-    renamed = [nic for nic in vm.nics if nic.adapter != "virtio"] if family(vm) else []
+    pinned = {ip.mac for ip in static_ips(vm)}  # the Linux plugin keeps these NICs' names
+    renamed = [nic for nic in vm.nics if nic.adapter != "virtio" and nic.mac not in pinned] if family(vm) else []
     if not renamed:
         return []
     where = "netplan (/etc/netplan/*.yaml)" if ubuntu(vm) else "/etc/network/interfaces"

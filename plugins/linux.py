@@ -3,23 +3,39 @@
 This is the generic Linux plugin: the conversion and smoke checks of every
 Linux family, and the generic ``linux`` (``linux.efi`` for EFI guests)
 preference when no family plugin (RHEL, Debian/Ubuntu, SUSE) gave a closer
-one; its ``vmwave_virtual_machine`` runs last for that.
+one; its ``vmwave_virtual_machine`` runs last for that. A guest with static
+addresses gets a script run in it after the conversion that keeps each
+address's interface name on its MAC (``pin_nic_names.sh``), as Forklift does.
 """
 
 from __future__ import annotations
+
+import shlex
+from importlib import resources
 
 from vmwave import hookimpl
 from vmwave.domain.manifests import Target
 from vmwave.domain.preferences import RNG, prefer
 from vmwave.domain.records import SourceVM
+from vmwave.domain.static_ips import static_ips
 from vmwave.hookspecs import Conversion
+
+PIN_SCRIPT = "pin-nic-names.sh"
+
+
+def pin_nic_names(vm: SourceVM) -> str:
+    """The script that keeps each static address's interface name on its MAC (``pin_nic_names.sh``)."""
+    pairs = " ".join(shlex.quote(f"{ip.mac}={ip.address}") for ip in static_ips(vm))
+    body = resources.files(__package__).joinpath("pin_nic_names.sh").read_text()
+    return f"#!/bin/sh\n# written by vmwave for {vm.name}\nset -- {pairs}\n{body}"
 
 
 @hookimpl
 def vmwave_conversion(vm: SourceVM) -> Conversion | None:  # needs no setting: takes no ``config``
     if vm.guest_family != "linux":
         return None
-    return Conversion("virt-v2v", "Linux guest: virt-v2v puts the virtio drivers into its initramfs")
+    return Conversion("virt-v2v", "Linux guest: virt-v2v puts the virtio drivers into its initramfs",
+                      scripts={PIN_SCRIPT: pin_nic_names(vm)} if static_ips(vm) else {})
 
 
 @hookimpl(trylast=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from vmwave.domain.conversion_pod import conversion_objects
+from vmwave.domain.static_ips import static_ips
 from vmwave.domain.steps import CONVERT
 from vmwave_tasks.job import Job, StepFailed
 from vmwave_tasks.step import step
@@ -65,7 +66,8 @@ def convert(job: Job) -> dict:
     if settings.v2v_accel == "tcg":
         env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
     config_map, pod = conversion_objects(job.vm, job.target, job.wave, job.maps, settings.conversion_image,
-                                         how.options, env, [dv["metadata"]["name"] for dv in job.objects.datavolumes])
+                                         how.options, env, [dv["metadata"]["name"] for dv in job.objects.datavolumes],
+                                         how.scripts)
     name = pod["metadata"]["name"]
     if _phase(cluster.get("v1", "Pod", namespace, name)) in ("Failed", "Succeeded"):  # an earlier attempt's pod
         cluster.delete("v1", "Pod", namespace, name)
@@ -93,4 +95,5 @@ def convert(job: Job) -> dict:
     for api_version, kind, obj in (("v1", "Pod", pod), ("v1", "ConfigMap", config_map)):
         cluster.delete(api_version, kind, namespace, obj["metadata"]["name"])
     return {"tool": how.tool, "why": how.why, "pod": name, "image": settings.conversion_image, "exit_code": code,
+            "static_ips": [ip.option() for ip in static_ips(job.vm)], "scripts": list(how.scripts),
             "log": str(log), "seconds": round(time.monotonic() - started, 3)}

@@ -1,5 +1,9 @@
 """A real Debian 12 guest migrates end to end: CDI from vSphere, virt-v2v-in-place in a pod, a QEMU boot, its agent.
 
+The guest has a static address on ens192 and no DHCP (lab/debian_guest.py's
+``static`` variant): it answers only if the conversion kept the interface
+name on its MAC, so its address after boot shows the static IP survived.
+
 Its twin with the guest agent masked fails at the guest-agent check in the
 same wave, is rolled back, and its source runs again. Both move in one wave
 a person cut out of `vmwave plan`'s output, through the `vmwave migrate`
@@ -64,7 +68,10 @@ def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_ser
         ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "succeeded")]
     converted = good["convert"]["detail"]
     assert converted["tool"] == "virt-v2v" and converted["exit_code"] == 0  # a guest conversion, not a copy
-    assert "virt-v2v-in-place" in Path(converted["log"]).read_text() or Path(converted["log"]).stat().st_size > 0
+    assert converted["static_ips"] == ["00:50:56:aa:00:20:ip:10.0.2.15,10.0.2.2,24,10.0.2.3"]  # virt-v2v's --mac
+    assert converted["scripts"] == ["pin-nic-names.sh"]
+    assert "the NIC 00:50:56:aa:00:20 keeps the interface name ens192, which holds 10.0.2.15" in \
+        Path(converted["log"]).read_text()
     assert du(tmp_path / "work") < 1 << 20  # the worker kept a log, never a disk
     assert good["guest-agent"]["detail"]["os"]["id"] == "debian" and good["guest-agent"]["detail"]["os"]["versionId"] == "12"
     checks = [c["check"] for c in good["smoke-test"]["detail"]["checks"]]
@@ -79,7 +86,7 @@ def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_ser
                if e.reason == "QemuStarted" and e.involvedObject.name == "debian-12"]
     assert started and "accel=" in started[-1]  # a real QEMU process, and the lab says which accelerator
     nic = vmi["status"]["interfaces"][0]
-    assert nic["mac"] == "00:50:56:aa:00:20" and nic["ipAddress"]  # the source MAC, an address from the guest's DHCP
+    assert (nic["mac"], nic["interfaceName"], nic["ipAddress"]) == ("00:50:56:aa:00:20", "ens192", "10.0.2.15")
     assert vmi["status"]["guestOSInfo"]["prettyName"].startswith("Debian GNU/Linux 12")
 
     assert broken["guest-agent"]["status"] == "failed" and broken["guest-agent"]["cause"] == "guest-agent-not-connected"

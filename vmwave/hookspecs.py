@@ -43,6 +43,9 @@ class Conversion:
     options: tuple[str, ...] = ()  # extra virt-v2v-in-place arguments
     env: dict[str, str] = field(default_factory=dict)  # e.g. VIRTIO_WIN, a path in the conversion image
     needs: str = ""  # what must be configured before it can run, with how; "" when it can run now
+    scripts: dict[str, str] = field(default_factory=dict)  # by file name: shell scripts run in the converted guest
+    # after virt-v2v, in order, their output in the conversion log (Forklift's customization scripts); e.g. the
+    # Linux plugin's pinning of interface names that keeps static IPs
 
 
 @hookspec

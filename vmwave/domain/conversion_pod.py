@@ -5,11 +5,16 @@ every PVC of the VM attached (Filesystem volumes mounted at
 ``/mnt/disks/diskN`` holding CDI's ``disk.img``, Block volumes as
 ``/dev/blockN``) and a libvirt domain description of the source VM, held in a
 ConfigMap, naming them. The guest-OS plugin's options and environment (e.g.
-``VIRTIO_WIN``) are passed as they are.
+``VIRTIO_WIN``) are passed as they are, with ``--mac`` for each static address
+(``static_ips``). The plugin's scripts go into the ConfigMap too and run in the
+converted guest after ``virt-v2v-in-place``, in one ``guestfish`` (which, unlike
+``virt-customize --run``, prints what they say into the pod's log).
 """
 
 from __future__ import annotations
 
+import re
+from shlex import quote
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -17,9 +22,13 @@ from vmwave.domain.manifests import source_labels
 from vmwave.domain.maps import Maps
 from vmwave.domain.names import k8s_name
 from vmwave.domain.records import SourceVM
+from vmwave.domain.static_ips import mac_options
+from vmwave.errors import VmwaveError
 
 COMPONENT = {"app.kubernetes.io/component": "guest-conversion"}
 XML_DIR = "/mnt/v2v"
+INPUT_XML = "input.xml"
+SCRIPT_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 DEFAULT_REQUESTS = {"cpu": "1", "memory": "1Gi"}  # virt-v2v's appliance takes ~1 GiB
 
 
@@ -50,15 +59,33 @@ def libvirt_xml(vm: SourceVM, modes: list[str]) -> str:
         "</domain>", ""])
 
 
+def command(scripts: dict[str, str], modes: list[str]) -> list[str]:
+    """``virt-v2v-in-place`` (the pod's args are its own); with scripts, a shell that then runs each in the guest,
+    all in one appliance."""
+    if not scripts:
+        return ["virt-v2v-in-place"]
+    bad = [name for name in scripts if not SCRIPT_NAME.match(name) or name == INPUT_XML]
+    if bad:
+        raise VmwaveError(f"a guest-OS plugin's conversion script is named {bad[0]!r}",
+                          "name scripts with letters, digits, '.', '_' and '-' only (a ConfigMap key)")
+    disks = " ".join(f"-a {quote(disk_path(i, mode))}" for i, mode in enumerate(modes))
+    runs = "".join(f"upload {XML_DIR}/{name} /tmp/{name}\nsh \"/bin/sh /tmp/{name}\"\nrm /tmp/{name}\n"
+                   for name in scripts)
+    return ["/bin/sh", "-ec", f'virt-v2v-in-place "$@"\nguestfish --rw --format=raw {disks} -i <<"END"\n{runs}END',
+            "virt-v2v-in-place"]
+
+
 def conversion_objects(vm: SourceVM, target: str, wave: str, maps: Maps, image: str, options: tuple[str, ...],
-                       env: dict[str, str], claims: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ConfigMap holding the libvirt XML and the Pod that converts the guest (on the PVCs ``claims``, one per
-    disk, as the builder named them); both labelled for the rollback."""
+                       env: dict[str, str], claims: list[str],
+                       scripts: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ConfigMap holding the libvirt XML (and the scripts) and the Pod that converts the guest (on the PVCs
+    ``claims``, one per disk, as the builder named them); both labelled for the rollback."""
     name, labels = conversion_name(target), {**source_labels(vm, wave), **COMPONENT}
     modes = [maps.storage_for(disk).volume_mode for disk in vm.disks]
+    scripts = scripts or {}
     config_map = {"apiVersion": "v1", "kind": "ConfigMap",
                   "metadata": {"name": name, "namespace": maps.namespace, "labels": labels},
-                  "data": {"input.xml": libvirt_xml(vm, modes)}}
+                  "data": {INPUT_XML: libvirt_xml(vm, modes), **scripts}}
     mounts: list[dict[str, str]] = [{"name": "libvirt-xml", "mountPath": XML_DIR, "readOnly": True}]
     devices: list[dict[str, str]] = []
     volumes: list[dict[str, Any]] = [{"name": "libvirt-xml", "configMap": {"name": name}}]
@@ -70,8 +97,8 @@ def conversion_objects(vm: SourceVM, target: str, wave: str, maps: Maps, image: 
         else:
             mounts.append({"name": volume, "mountPath": f"/mnt/disks/disk{index}"})
     container: dict[str, Any] = {
-        "name": "virt-v2v", "image": image, "command": ["virt-v2v-in-place"],
-        "args": ["-i", "libvirtxml", f"{XML_DIR}/input.xml", *options],
+        "name": "virt-v2v", "image": image,
+        "command": command(scripts, modes), "args": ["-i", "libvirtxml", f"{XML_DIR}/{INPUT_XML}", *options, *mac_options(vm)],
         "env": [{"name": "LIBGUESTFS_BACKEND", "value": "direct"},
                 *({"name": k, "value": v} for k, v in sorted(env.items()))],
         "resources": {"requests": dict(DEFAULT_REQUESTS)}, "volumeMounts": mounts}
