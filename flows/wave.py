@@ -19,7 +19,7 @@ from vmwave_tasks.inventory import read_vcenter_inventory
 from vmwave_tasks.dispatch import run_wave
 from vmwave_tasks.job import Job, classify
 from vmwave_tasks.undo import rollback
-from vmwave_tasks.wave import prepare_wave, progress, remove_credentials, rollback_jobs, share_limits, \
+from vmwave_tasks.wave import end_wave, prepare_wave, progress, remove_credentials, rollback_jobs, share_limits, \
     start_progress, wave_report
 
 
@@ -67,6 +67,7 @@ def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | No
                             start=lambda job: runner.submit(migrate_one, {"job": job}),
                             finished=lambda done, total: progress(bar, done, total))
     remove_credentials(jobs)
+    end_wave(jobs)
     report = wave_report(jobs, outcomes, report_dir)
     logger.info("wave %s: %s/%s VMs succeeded; report %s", report["wave"], report["succeeded"], report["total"],
                 report["report"])

@@ -38,7 +38,10 @@ from vmwave_tasks.job import Job
 @task(name="prepare-wave", cache_policy=NONE, persist_result=False)
 def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
                  keep_for_debug: bool = False) -> tuple[list[Job], int]:
-    """Each VM's job, and the plan's per-host cap; or, before anything changes, every reason the wave cannot run."""
+    """Each VM's job, and the plan's per-host cap; or, before anything changes, every reason the wave cannot run.
+
+    A wave that can run is told to the ledger with its VMs, so the metrics count those not started as pending.
+    """
     doc = load_plan(plan_file)
     entry = find_wave(doc, wave)
     check_window(entry, datetime.now(timezone.utc), ignore_window)
@@ -68,6 +71,8 @@ def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: S
     if problems:
         raise VmwaveError(f"wave {entry['id']} cannot start; nothing was changed: " + "; ".join(problems),
                           "fix what is named, then run the wave again")
+    if jobs:
+        jobs[0].ledger().begin_wave(entry["id"], entry["class"], entry["mode"], {j.vm.moref: j.cls for j in jobs})
     return jobs, settings.per_host or doc["limits"]["per_host"]
 
 
@@ -136,6 +141,12 @@ def share_limits(jobs: list[Job], per_host: int, per_datastore: int) -> tuple[di
 
 
 @task(name="remove-wave-credentials", cache_policy=NONE, persist_result=False)
+def end_wave(jobs: list[Job]) -> None:
+    """The ledger notes when the wave's run ended (the metrics' end time), once no worker runs any of its VMs."""
+    if jobs:
+        jobs[0].ledger().end_wave(jobs[0].wave)
+
+
 def remove_credentials(jobs: list[Job]) -> bool:
     """The wave's vCenter credentials leave the cluster with the wave: once no worker runs any of its VMs."""
     if not jobs or jobs[0].ledger().claimed(jobs[0].wave):

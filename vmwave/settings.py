@@ -69,6 +69,7 @@ class Settings(BaseModel):
                                                       "(Windows guests)")
     v2v_accel: Literal["kvm", "tcg"] | None = Field(None, description="tcg: libguestfs without KVM on the nodes")
     disable_plugins: frozenset[str] = Field(frozenset(), description="guest-OS plugins switched off, by name")
+    exporter_port: int = Field(9750, ge=1, le=65535, description="where `vmwave exporter` serves /metrics")
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, vcenter: Mapping[str, Any] | None = None,
@@ -119,12 +120,13 @@ ENV = {"kubeconfig": "VMWAVE_KUBECONFIG", "maps": "VMWAVE_MAPS", "ledger": "VMWA
        "workdir": "VMWAVE_WORKDIR", "in_flight": "VMWAVE_IN_FLIGHT", "per_host": "VMWAVE_PER_HOST",
        "per_datastore": "VMWAVE_PER_DATASTORE", "vddk_image": "VMWAVE_VDDK_IMAGE",
        "conversion_image": "VMWAVE_CONVERSION_IMAGE", "virtio_win": "VMWAVE_VIRTIO_WIN", "v2v_accel": "VMWAVE_V2V_ACCEL",
-       "disable_plugins": "VMWAVE_DISABLE_PLUGINS"}
+       "disable_plugins": "VMWAVE_DISABLE_PLUGINS", "exporter_port": "VMWAVE_EXPORTER_PORT"}
 VCENTER_ENV = {"url": "VMWAVE_VCENTER_URL", "user": "VMWAVE_VCENTER_USER",
                "password_file": "VMWAVE_VCENTER_PASSWORD_FILE", "secret_block": "VMWAVE_VCENTER_SECRET_BLOCK",
                "ca_file": "VMWAVE_VCENTER_CA", "thumbprint": "VMWAVE_VCENTER_THUMBPRINT"}
 FIXES = {"in_flight": "a whole number of VMs, at least 1", "per_host": "a whole number, at least 1",
-         "per_datastore": "a whole number, at least 1", "v2v_accel": "kvm or tcg"}
+         "per_datastore": "a whole number, at least 1", "v2v_accel": "kvm or tcg",
+         "exporter_port": "a TCP port, 1-65535"}
 
 
 def _pick(value: Any, env: Mapping[str, str], name: str) -> Any:

@@ -47,6 +47,15 @@ claims = Table(  # which worker runs a VM now: several workers may run one wave,
     Column("heartbeat", DateTime(timezone=True), nullable=False),
 )
 CLAIM_STALE_SECONDS = 60  # a claim not refreshed for this long belongs to a dead worker
+waves = Table(  # each wave's last run: what the metrics count its VMs against (`vmwave exporter`)
+    "waves", metadata,
+    Column("wave", String(64), primary_key=True),
+    Column("cls", String(16), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("members", JSON, default=dict),  # moref -> the VM's class: a VM with no step yet is pending
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+)
 cancels = Table(  # a person asked to stop one VM's migration (`vmwave cancel`); the worker running it takes it
     "cancels", metadata,
     Column("wave", String(64), primary_key=True),
@@ -175,6 +184,27 @@ class Ledger:
         """How many of the wave's VMs some worker runs now."""
         with self.engine.connect() as conn:
             return len(conn.execute(select(claims.c.moref).where(claims.c.wave == wave)).all())
+
+    def begin_wave(self, wave: str, cls: str, mode: str, members: dict[str, str]) -> None:
+        """A run of ``wave`` starts with these VMs (moref -> class); a second worker joining it keeps its start."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(waves.c.finished_at).where(waves.c.wave == wave)).first()
+            values = {"cls": cls, "mode": mode, "members": members}
+            if row is None:
+                conn.execute(waves.insert().values(wave=wave, started_at=_now(), finished_at=None, **values))
+            else:
+                restart = {"started_at": _now(), "finished_at": None} if row[0] is not None else {}
+                conn.execute(waves.update().where(waves.c.wave == wave).values(**values, **restart))
+
+    def end_wave(self, wave: str) -> None:
+        """The run of ``wave`` ended, once no worker runs any of its VMs."""
+        if not self.claimed(wave):
+            with self.engine.begin() as conn:
+                conn.execute(waves.update().where(waves.c.wave == wave).values(finished_at=_now()))
+
+    def waves(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [{**dict(r), "class": r["cls"]} for r in conn.execute(select(waves).order_by(waves.c.wave)).mappings()]
 
     def rows(self, wave: str | None = None) -> list[dict[str, Any]]:
         query = select(steps).order_by(steps.c.wave, steps.c.vm, steps.c.started_at)

@@ -5,6 +5,8 @@ One spelling for the ledger, the report, the undo table and the flows.
 
 from __future__ import annotations
 
+from typing import Any, Iterable, Mapping
+
 SNAPSHOT = "snapshot"
 CONVERT = "convert"
 CDI_IMPORT = "cdi-import"
@@ -17,3 +19,23 @@ PRE_CUTOVER_HOOK = "pre-cutover-hook"  # the plan's hooks (vmwave.domain.hooks):
 POST_BOOT_HOOK = "post-boot-hook"
 
 PIPELINE = (SNAPSHOT, CDI_IMPORT, CONVERT, NETWORK_ATTACH, BOOT, GUEST_AGENT, SMOKE_TEST)
+STATES = ("pending", "running", "succeeded", "failed", "rolled_back")  # a VM of a wave, as the metrics count it
+
+
+def vm_state(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Where a VM of a wave is, from its ledger rows (step, status, cause): one of STATES.
+
+    A cancelled VM was rolled back at a person's request, so it is not a failure.
+    """
+    rows = list(rows)
+    if not rows:
+        return "pending"
+    failed = [r for r in rows if r["status"] == "failed"]
+    if any(r["status"] == "running" for r in rows):
+        return "running"
+    if failed:
+        return "rolled_back" if all(r["cause"] == "cancelled" for r in failed) else "failed"
+    if any(r["status"] == "rolled_back" for r in rows):
+        return "rolled_back"
+    done = {r["step"] for r in rows if r["status"] in ("succeeded", "skipped")}
+    return "succeeded" if set(PIPELINE) <= done else "running"
