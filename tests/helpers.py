@@ -1,11 +1,18 @@
-"""Helpers the tests share: paths, the console script, and records made from an estate file without a server."""
+"""Helpers the tests share: paths, the console script, records made from an estate file without a server, and
+the lab KubeVirt's metrics."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import ssl
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from vmwave.adapters.vsphere import CHECKED_EXTRA_CONFIG
 from vmwave.domain.guests import guest_os
@@ -107,3 +114,29 @@ def small_disk(vm: SourceVM, lab, data_mb: int = 4) -> Path:
     from vmwave_lab.vcenter import disk_image, seed_disk
 
     return seed_disk(lab, vm.datacenter, vm.disks[0].file, disk_image(data_mb, 32 << 10, f"small/{vm.name}"))
+
+
+def kubevirt_metrics(kube, **wanted) -> dict:
+    """The lab KubeVirt's /metrics, its samples by (name, labels), only those whose labels include ``wanted``."""
+    context = ssl.create_default_context(cafile=str(kube.ca_file))
+    with urllib.request.urlopen(f"{kube.url}/metrics", context=context, timeout=10) as answer:
+        text = answer.read().decode()
+    return {(s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if wanted.items() <= s.labels.items()}
+
+
+DASHBOARDS = {path.name: json.loads(path.read_text()) for path in sorted((REPO / "grafana" / "dashboards").glob("*.json"))}
+
+
+def expressions(board: dict) -> list[str]:
+    """Every query of a Grafana dashboard: its panels' and its query variables'."""
+    found = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    return found + [v["query"]["query"] for v in board["templating"]["list"] if v["type"] == "query"]
+
+
+def as_promql(expr: str) -> str:
+    """What Prometheus receives from Grafana: variables and macros replaced, label_values() as its metric."""
+    values = re.match(r"^label_values\(([^,]+),", expr)
+    if values:
+        return values.group(1)
+    return expr.replace("$__rate_interval", "1m").replace("$wave", ".*").replace("$namespace", ".*")

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import kubevirt_metrics
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.errors import VmwaveError
+from vmwave_lab.process import wait_for
 
 CDI = "cdi.kubevirt.io/v1beta1"
 KV = "kubevirt.io/v1"
@@ -236,6 +238,30 @@ def test_vm_runs_and_its_guest_agent_reports(cluster):
     assert [(i["mac"], i["ipAddress"]) for i in vmi["status"]["interfaces"]] == [("00:50:56:0a:00:00", "10.100.0.7")]
     assert vmi["metadata"]["ownerReferences"][0]["name"] == "web1"
     assert cluster.get(KV, "VirtualMachine", NS, "web1")["status"]["ready"] is True
+
+
+def test_running_vmis_have_kubevirts_metrics_with_their_labels(cluster, kube):
+    """Simulated guests say so (source="simulated"); their counters grow; a halted VM has none."""
+    cluster.apply(dv("metrics1", {"blank": {}}))
+    machine = vm("metered", ["metrics1"], cpu={"cores": 2}, memory="2Gi")
+    machine["spec"]["template"]["metadata"] = {"labels": {"vmwave.io/wave": "w042", "app.kubernetes.io/managed-by": "vmwave"}}
+    cluster.apply(machine)
+    vmi = cluster.wait_for(KV, "VirtualMachineInstance", NS, "metered", has_condition("AgentConnected"), 60, "running")
+    labels = {"name": "metered", "namespace": NS, "node": vmi["status"]["nodeName"], "source": "simulated",
+              "kubernetes_vmi_label_vmwave_io_wave": "w042", "kubernetes_vmi_label_app_kubernetes_io_managed_by": "vmwave"}
+    first = kubevirt_metrics(kube, name="metered")
+    assert first[("kubevirt_vmi_memory_available_bytes", frozenset(labels.items()))] == 2 << 30
+    assert 0 < first[("kubevirt_vmi_memory_usable_bytes", frozenset(labels.items()))] < 2 << 30
+    nic = frozenset({**labels, "interface": "default", "network": "default"}.items())
+    drive = frozenset({**labels, "drive": "metrics1"}.items())
+    assert {("kubevirt_vmi_network_receive_bytes_total", nic), ("kubevirt_vmi_network_transmit_bytes_total", nic),
+            ("kubevirt_vmi_storage_iops_read_total", drive), ("kubevirt_vmi_storage_iops_write_total", drive),
+            ("kubevirt_vmi_cpu_usage_seconds_total", frozenset(labels.items()))} <= set(first)
+    cpu = ("kubevirt_vmi_cpu_usage_seconds_total", frozenset(labels.items()))
+    assert wait_for(lambda: kubevirt_metrics(kube, name="metered")[cpu] > first[cpu], time.monotonic() + 10)
+    cluster.patch(KV, "VirtualMachine", NS, "metered", {"spec": {"runStrategy": "Halted"}})
+    cluster.wait_for(KV, "VirtualMachineInstance", NS, "metered", lambda o: o is None, 30, "deleted")
+    assert kubevirt_metrics(kube, name="metered") == {}
 
 
 def test_missing_datavolume_then_created(cluster):

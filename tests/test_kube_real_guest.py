@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import kubevirt_metrics
 from vmwave.adapters.kubernetes import Cluster
 from vmwave_lab import guests
 from vmwave_lab.guests import kernel
@@ -64,6 +65,13 @@ def test_a_bootable_disk_boots_and_its_agent_reports(kube, tmp_path):
     assert KINDS["agent"]({"agent": "os", "expect": {"id": "^vmwave-tiny$"}}, vmi, None, 5) == "agent reports vmwave tiny 1"
     with pytest.raises(OSError, match="expected 404"):
         KINDS["http"]({"http": "http://{ip}:8080/", "status": 404}, vmi, None, 5)
+
+    # KubeVirt's metrics for it, from the QEMU process and QMP: real, and said to be
+    found = kubevirt_metrics(kube, name="tiny")
+    labels = {"name": "tiny", "namespace": NS, "node": vmi["status"]["nodeName"], "source": "qemu"}
+    assert found[("kubevirt_vmi_cpu_usage_seconds_total", frozenset(labels.items()))] > 0  # it booted a kernel
+    assert found[("kubevirt_vmi_storage_iops_read_total", frozenset({**labels, "drive": "root"}.items()))] > 0
+    assert found[("kubevirt_vmi_memory_available_bytes", frozenset(labels.items()))] == 256 << 20  # the balloon's
 
     cluster.patch("kubevirt.io/v1", "VirtualMachine", NS, "tiny", {"spec": {"runStrategy": "Halted"}})
     cluster.wait_for("kubevirt.io/v1", "VirtualMachineInstance", NS, "tiny", lambda o: o is None, 60, "deleted")

@@ -115,9 +115,11 @@ async def run_loop(api: Api, r: Resource, reconcile: Reconcile) -> None:
 
 
 def start_controllers(api: Api, state: Path, config: dict) -> tuple[list[asyncio.Task], list]:
-    """Bootstrap the cluster and start the loops; returns the tasks and the extra HTTP routes (CDI upload)."""
+    """Bootstrap the cluster and start the loops; returns the tasks and the extra HTTP routes (CDI upload,
+    KubeVirt's metrics)."""
     from vmwave_lab.kube.cdi import Cdi
     from vmwave_lab.kube.kubevirt import KubeVirt
+    from vmwave_lab.kube.metrics import Metrics
     from vmwave_lab.kube.pods import Pods
 
     bootstrap(api, config)
@@ -128,7 +130,7 @@ def start_controllers(api: Api, state: Path, config: dict) -> tuple[list[asyncio
              asyncio.create_task(run_loop(api, R["virtualmachines"], kubevirt.reconcile_vm)),
              asyncio.create_task(run_loop(api, R["virtualmachineinstances"], kubevirt.reconcile_vmi))]
     tasks.append(asyncio.create_task(_close_on_cancel(kubevirt)))
-    return tasks, cdi.routes()
+    return tasks, cdi.routes() + Metrics(api, kubevirt.guests).routes()
 
 
 async def _close_on_cancel(kubevirt) -> None:

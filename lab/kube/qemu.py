@@ -2,7 +2,8 @@
 
 Disks are the PVC files CDI filled; the NICs keep the VM's MACs on QEMU user
 networking with host port forwards (for smoke tests); the guest agent is
-reached on a virtio-serial port (org.qemu.guest_agent.0) through a unix socket.
+reached on a virtio-serial port (org.qemu.guest_agent.0) through a unix socket,
+QEMU itself on its QMP socket (block and balloon statistics for the metrics).
 KVM is used where it boots a guest here; otherwise TCG, and the lab says so.
 """
 
@@ -65,6 +66,29 @@ async def agent_call(path: str, *commands: str, timeout: float = 5.0) -> list[An
         writer.close()
 
 
+async def qmp_call(path: str, *commands: tuple[str, dict], timeout: float = 5.0) -> list[Any]:
+    """QMP commands (name, arguments) on one connection after the capabilities handshake; events are skipped."""
+    reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
+    try:
+        async def reply() -> Any:
+            while True:
+                answer = json.loads(await asyncio.wait_for(reader.readline(), timeout) or b"null")
+                if answer is None:
+                    raise ConnectionError("QMP closed the connection")
+                if "event" not in answer and "QMP" not in answer:
+                    if "error" in answer:
+                        raise ConnectionError(f"QMP: {answer['error'].get('desc')}")
+                    return answer.get("return")
+        results = []
+        for name, arguments in (("qmp_capabilities", {}), *commands):
+            writer.write(json.dumps({"execute": name, "arguments": arguments}).encode() + b"\n")
+            await writer.drain()
+            results.append(await reply())
+        return results[1:]
+    finally:
+        writer.close()
+
+
 class QemuGuest:
     def __init__(self, name: str, disks: list[Path], memory_mb: int, cpus: int, macs: list[str],
                  forwards: list[int], log: Path, accel: str, snapshot: bool = False):
@@ -74,12 +98,14 @@ class QemuGuest:
         self.forwards = {port: free_port() for port in forwards}
         self.dir = Path(tempfile.mkdtemp(prefix="vmwave-vmi-"))  # short: unix socket paths are limited
         self.agent_socket = str(self.dir / "qga.sock")
+        self.qmp_socket = str(self.dir / "qmp.sock")
         self.process: asyncio.subprocess.Process | None = None
 
     def argv(self) -> list[str]:
         argv = [qemu_binary() or "qemu-system-x86_64", "-name", self.name, "-machine", "q35", "-accel", self.accel,
                 "-cpu", "max" if self.accel == "tcg" else "host", "-smp", str(self.cpus), "-m", str(self.memory_mb),
                 "-nodefaults", "-display", "none", "-serial", f"file:{self.log}",
+                "-qmp", f"unix:{self.qmp_socket},server=on,wait=off", "-device", "virtio-balloon-pci,id=balloon0",
                 "-device", "virtio-serial", "-chardev", f"socket,path={self.agent_socket},server=on,wait=off,id=qga0",
                 "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0"]
         if self.snapshot:
@@ -107,6 +133,14 @@ class QemuGuest:
             except (OSError, ConnectionError, asyncio.TimeoutError, ValueError):
                 await asyncio.sleep(1)
         return None
+
+    def cpu_seconds(self) -> float | None:
+        """User and system CPU time of the QEMU process, as virt-handler reads the domain's."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (AttributeError, OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
     async def stop(self) -> None:
         if self.process and self.process.returncode is None:
