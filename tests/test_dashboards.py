@@ -6,7 +6,6 @@ be what it writes. Every PromQL expression of the dashboards goes through
 replaced), the alerts through ``promtool test rules``.
 """
 
-import json
 import re
 import runpy
 import shutil
@@ -15,30 +14,16 @@ import subprocess
 import pytest
 import yaml
 
-from helpers import REPO
+from helpers import DASHBOARDS, REPO, as_promql, expressions
 from schema_check import SCHEMAS
 
 GRAFANA = REPO / "grafana"
 BUILD = runpy.run_path(str(GRAFANA / "build.py"))
-DASHBOARDS = {name: json.loads((GRAFANA / "dashboards" / name).read_text()) for name in BUILD["DASHBOARDS"]}
 PANEL_TYPES = {"timeseries", "stat", "table", "bargauge"}
 needs_promtool = pytest.mark.skipif(not shutil.which("promtool"), reason="apt-get install -y prometheus (./dev setup)")
 
 
-def expressions(board: dict) -> list[str]:
-    found = [t["expr"] for p in board["panels"] for t in p["targets"]]
-    return found + [v["query"]["query"] for v in board["templating"]["list"] if v["type"] == "query"]
-
-
-def as_promql(expr: str) -> str:
-    """What Prometheus receives from Grafana: variables and macros replaced, label_values() as its metric."""
-    values = re.match(r"^label_values\(([^,]+),", expr)
-    if values:
-        return values.group(1)
-    return expr.replace("$__rate_interval", "1m").replace("$wave", ".*").replace("$namespace", ".*")
-
-
-@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+@pytest.mark.parametrize("name", sorted(BUILD["DASHBOARDS"]))
 def test_the_files_are_what_build_writes(name):
     assert (GRAFANA / "dashboards" / name).read_text() == BUILD["render"](name), "run: python grafana/build.py"
 
