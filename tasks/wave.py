@@ -8,6 +8,7 @@ plan's VM identities and what the ledger says was done.
 
 from __future__ import annotations
 
+import base64
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +29,7 @@ from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
 from vmwave.domain.steps import PIPELINE, ROLLBACK, SNAPSHOT
+from vmwave.domain.timeline import timeline_svg
 from vmwave.errors import VmwaveError
 from vmwave.plugins import conversion, customizer, smoke_checks
 from vmwave.settings import Settings
@@ -166,9 +168,11 @@ def progress(artifact_id: Any, done: int, total: int) -> None:
 
 @task(name="wave-report", cache_policy=NONE, persist_result=False)
 def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict[str, Any]:
-    """Per VM: class, result, seconds per step, failure cause and the fix; a table artifact and a Markdown file."""
+    """Per VM: class, result, seconds per step, failure cause and the fix; a table artifact and a Markdown file,
+    both with the wave's timeline as a picture (an SVG beside the file, inline in the artifact)."""
     wave = jobs[0].wave if jobs else "?"
-    steps = {e["moref"]: e["steps"] for e in jobs[0].ledger().by_vm(wave)} if jobs else {}
+    entries = jobs[0].ledger().by_vm(wave) if jobs else []
+    steps = {e["moref"]: e["steps"] for e in entries}
     rows = []
     for job in jobs:
         vm_steps = steps.get(job.vm.moref, [])
@@ -187,9 +191,14 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict
              "| VM | class | result | steps | cause | fix | preparation |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['vm']} | {r['class']} | {r['result']} | {r['steps']} | {r['cause']} | {r['fix']} | {r['preparation']} |"
               for r in rows]
+    picture = timeline_svg(entries, datetime.now(timezone.utc), f"wave {wave}: {ok} of {len(rows)} VMs succeeded")
+    image = Path(out_dir) / f"wave-{wave}-timeline.svg"
+    write_text_atomic(image, picture)
     path = Path(out_dir) / f"wave-{wave}-report.md"
-    write_text_atomic(path, "\n".join(lines) + "\n")
-    create_markdown_artifact("\n".join(lines), key=f"wave-{wave}-summary".lower())
+    write_text_atomic(path, "\n".join([*lines, "", f"![timeline of wave {wave}]({image.name})"]) + "\n")
+    inline = base64.b64encode(picture.encode()).decode()  # the artifact has no file beside it
+    create_markdown_artifact("\n".join([*lines, "", f"![timeline of wave {wave}](data:image/svg+xml;base64,{inline})"]),
+                             key=f"wave-{wave}-summary".lower())
     return {"wave": wave, "succeeded": ok, "total": len(rows), "rows": rows, "report": str(path),
             "finished": time.time()}
 

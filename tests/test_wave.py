@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,11 @@ def test_a_wave_runs_reports_and_rolls_back(prefect_server, wave_lab, wave_env, 
 
     report = migrate_wave(str(plan), wave["id"], report_dir=str(tmp_path))
     assert report["succeeded"] == report["total"] == len(wave["vms"]), report["rows"]
-    assert (tmp_path / f"wave-{wave['id']}-report.md").read_text().count("| succeeded |") == len(wave["vms"])
+    report_text = (tmp_path / f"wave-{wave['id']}-report.md").read_text()
+    assert report_text.count("| succeeded |") == len(wave["vms"])
+    assert f"![timeline of wave {wave['id']}](wave-{wave['id']}-timeline.svg)" in report_text  # the picture beside it
+    picture = ET.parse(tmp_path / f"wave-{wave['id']}-timeline.svg").getroot()
+    assert {vm["name"] for vm in wave["vms"]} <= {t.text for t in picture.iter("{http://www.w3.org/2000/svg}text")}
     cluster = Cluster(wave_lab["VMWAVE_KUBECONFIG"])
     assert_cluster_holds(cluster, written)
     assert cluster.get("v1", "Secret", "vmwave", credentials_name(wave["id"])) is None  # gone with the wave
