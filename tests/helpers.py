@@ -116,11 +116,16 @@ def small_disk(vm: SourceVM, lab, data_mb: int = 4) -> Path:
     return seed_disk(lab, vm.datacenter, vm.disks[0].file, disk_image(data_mb, 32 << 10, f"small/{vm.name}"))
 
 
-def kubevirt_metrics(kube, **wanted) -> dict:
-    """The lab KubeVirt's /metrics, its samples by (name, labels), only those whose labels include ``wanted``."""
+def kubevirt_metrics_text(kube) -> str:
+    """The lab KubeVirt's /metrics as Prometheus reads it."""
     context = ssl.create_default_context(cafile=str(kube.ca_file))
     with urllib.request.urlopen(f"{kube.url}/metrics", context=context, timeout=10) as answer:
-        text = answer.read().decode()
+        return answer.read().decode()
+
+
+def kubevirt_metrics(kube, **wanted) -> dict:
+    """The lab KubeVirt's /metrics, its samples by (name, labels), only those whose labels include ``wanted``."""
+    text = kubevirt_metrics_text(kube)
     return {(s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(text)
             for s in family.samples if wanted.items() <= s.labels.items()}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import kubevirt_metrics
+from helpers import kubevirt_metrics, kubevirt_metrics_text
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.errors import VmwaveError
 from vmwave_lab.process import wait_for
@@ -262,6 +263,38 @@ def test_running_vmis_have_kubevirts_metrics_with_their_labels(cluster, kube):
     cluster.patch(KV, "VirtualMachine", NS, "metered", {"spec": {"runStrategy": "Halted"}})
     cluster.wait_for(KV, "VirtualMachineInstance", NS, "metered", lambda o: o is None, 30, "deleted")
     assert kubevirt_metrics(kube, name="metered") == {}
+
+
+def test_a_live_migration_walks_kubevirts_phases_and_moves_the_vmi(cluster, kube):
+    """Its copy shows in the metrics while it runs, its phases in virt-controller's histogram after."""
+    cluster.apply(dv("moving1", {"blank": {}}))
+    cluster.apply(vm("mover", ["moving1"], memory="1Gi"))
+    vmi = cluster.wait_for(KV, "VirtualMachineInstance", NS, "mover", has_condition("AgentConnected"), 60, "running")
+    source = vmi["status"]["nodeName"]
+    migration = {"apiVersion": KV, "kind": "VirtualMachineInstanceMigration",
+                 "metadata": {"name": "mover-move", "namespace": NS}, "spec": {"vmiName": "mover"}}
+    cluster.apply(migration)
+    copying = ("kubevirt_vmi_migration_data_remaining_bytes", "kubevirt_vmi_migration_data_processed_bytes")
+    assert wait_for(lambda: all(any(name == wanted for name, _ in kubevirt_metrics(kube, name="mover"))
+                                for wanted in copying), time.monotonic() + 30)
+    done = cluster.wait_for(KV, "VirtualMachineInstanceMigration", NS, "mover-move",
+                            lambda o: (o.get("status") or {}).get("phase") in ("Succeeded", "Failed"), 60, "finished")
+    assert [p["phase"] for p in done["status"]["phaseTransitionTimestamps"]] == [
+        "Pending", "Scheduling", "Scheduled", "PreparingTarget", "TargetReady", "Running", "Succeeded"]
+    moved = cluster.get(KV, "VirtualMachineInstance", NS, "mover")
+    assert moved["status"]["nodeName"] != source and moved["status"]["migrationState"]["completed"] is True
+    after = kubevirt_metrics(kube)
+    histogram = "kubevirt_vmi_migration_phase_transition_time_from_creation_seconds_count"
+    assert after[(histogram, frozenset({("phase", "Succeeded")}))] >= 1  # labelled by phase only
+    assert not any(name in copying for name, labels in kubevirt_metrics(kube, name="mover"))  # the copy is over
+    if shutil.which("promtool"):
+        check = subprocess.run(["promtool", "check", "metrics"], input=kubevirt_metrics_text(kube),
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    cluster.apply({**migration, "metadata": {"name": "ghost-move", "namespace": NS}, "spec": {"vmiName": "ghost"}})
+    failed = cluster.wait_for(KV, "VirtualMachineInstanceMigration", NS, "ghost-move",
+                              lambda o: (o.get("status") or {}).get("phase") == "Failed", 30, "failed")
+    assert "not running" in failed["status"]["migrationState"]["failureReason"]
 
 
 def test_missing_datavolume_then_created(cluster):

@@ -120,17 +120,20 @@ def start_controllers(api: Api, state: Path, config: dict) -> tuple[list[asyncio
     from vmwave_lab.kube.cdi import Cdi
     from vmwave_lab.kube.kubevirt import KubeVirt
     from vmwave_lab.kube.metrics import Metrics
+    from vmwave_lab.kube.migrations import Migrations
     from vmwave_lab.kube.pods import Pods
 
     bootstrap(api, config)
     cdi, kubevirt, pods = Cdi(api, state, config), KubeVirt(api, state, config), Pods(api, state, config)
+    migrations = Migrations(api, config)
     tasks = [asyncio.create_task(run_loop(api, R["datavolumes"], cdi.reconcile)),
              asyncio.create_task(run_loop(api, R["pods"], pods.reconcile)),
              asyncio.create_task(run_loop(api, R["jobs"], pods.reconcile_job)),
              asyncio.create_task(run_loop(api, R["virtualmachines"], kubevirt.reconcile_vm)),
-             asyncio.create_task(run_loop(api, R["virtualmachineinstances"], kubevirt.reconcile_vmi))]
+             asyncio.create_task(run_loop(api, R["virtualmachineinstances"], kubevirt.reconcile_vmi)),
+             asyncio.create_task(run_loop(api, R["virtualmachineinstancemigrations"], migrations.reconcile))]
     tasks.append(asyncio.create_task(_close_on_cancel(kubevirt)))
-    return tasks, cdi.routes() + Metrics(api, kubevirt.guests).routes()
+    return tasks, cdi.routes() + Metrics(api, kubevirt.guests, migrations).routes()
 
 
 async def _close_on_cancel(kubevirt) -> None:

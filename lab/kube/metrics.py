@@ -9,8 +9,9 @@ the balloon (``query-balloon``, and the guest's own statistics once its
 driver reports them), network bytes from the guest agent's interface
 statistics. Simulated VMIs report plausible figures that grow with their age.
 The extra label ``source`` (``qemu`` or ``simulated``) says which, rather
-than hiding it. Live migration is not simulated, so its series are absent,
-as on a cluster where nothing migrates.
+than hiding it. A live migration's copy (``migrations.py``) is always
+simulated; its data processed and remaining are there while it runs, as
+virt-handler's are, and virt-controller's phase histogram after.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from starlette.routing import Route
 
 from vmwave_lab.kube.cdi import parse_quantity
 from vmwave_lab.kube.controllers import R
+from vmwave_lab.kube.migrations import Migrations
 from vmwave_lab.kube.qemu import QemuGuest, qmp_call
 from vmwave_lab.kube.server import Api
 
+PHASE_TIMES = "kubevirt_vmi_migration_phase_transition_time_from_creation_seconds"  # virt-controller's: phase only
 FAMILIES = {  # name: (type, help) as KubeVirt documents them
     "kubevirt_vmi_cpu_usage_seconds_total": ("counter", "Total CPU time spent in all modes (sum of both vcpu and hypervisor usage)."),
     "kubevirt_vmi_memory_available_bytes": ("gauge", "Amount of usable memory as seen by the domain."),
@@ -36,6 +39,9 @@ FAMILIES = {  # name: (type, help) as KubeVirt documents them
     "kubevirt_vmi_network_transmit_bytes_total": ("counter", "Total network traffic transmitted in bytes."),
     "kubevirt_vmi_storage_iops_read_total": ("counter", "Total number of I/O read operations."),
     "kubevirt_vmi_storage_iops_write_total": ("counter", "Total number of I/O write operations."),
+    "kubevirt_vmi_migration_data_processed_bytes": ("gauge", "The total Guest OS data processed and migrated to the new VM."),
+    "kubevirt_vmi_migration_data_remaining_bytes": ("gauge", "The remaining guest OS data to be migrated to the new VM."),
+    PHASE_TIMES: ("histogram", "Histogram of VM migration phase transitions duration from creation time in seconds."),
 }
 Series = list[tuple[str, dict[str, str], float]]
 
@@ -53,15 +59,15 @@ def render(series: Series) -> str:
     for name, (kind, text) in FAMILIES.items():
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
         for found, labels, value in series:
-            if found == name:
+            if found == name or (kind == "histogram" and found.rsplit("_", 1)[0] == name):
                 pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-                lines.append(f"{name}{{{pairs}}} {value!r}")
+                lines.append(f"{found}{{{pairs}}} {value!r}")
     return "\n".join(lines) + "\n"
 
 
 class Metrics:
-    def __init__(self, api: Api, guests: dict[tuple[str, str], QemuGuest]):
-        self.api, self.guests = api, guests
+    def __init__(self, api: Api, guests: dict[tuple[str, str], QemuGuest], migrations: Migrations):
+        self.api, self.guests, self.migrations = api, guests, migrations
 
     def routes(self) -> list[Route]:
         return [Route("/metrics", self.serve, methods=["GET"])]
@@ -78,6 +84,11 @@ class Metrics:
             found = await real(guest, vmi) if guest else simulated(vmi)
             source = "qemu" if guest else "simulated"
             series += [(name, {**labels, **extra, "source": source}, value) for name, extra, value in found]
+            moving = self.migrations.progress.get((meta["namespace"], meta["name"]))
+            if moving:  # the copy is simulated even for a real guest
+                series += [("kubevirt_vmi_migration_data_processed_bytes", {**labels, "source": "simulated"}, moving[0]),
+                           ("kubevirt_vmi_migration_data_remaining_bytes", {**labels, "source": "simulated"}, moving[1])]
+        series += self.migrations.phase_times.samples(PHASE_TIMES)
         return PlainTextResponse(render(series), media_type="text/plain; version=0.0.4")
 
 

@@ -40,6 +40,8 @@ RESOURCES = (
     Resource("upload.cdi.kubevirt.io", "v1beta1", "UploadTokenRequest", "uploadtokenrequests", status=True),
     Resource("kubevirt.io", "v1", "VirtualMachine", "virtualmachines", status=True, short=("vm",)),
     Resource("kubevirt.io", "v1", "VirtualMachineInstance", "virtualmachineinstances", status=True, short=("vmi",)),
+    Resource("kubevirt.io", "v1", "VirtualMachineInstanceMigration", "virtualmachineinstancemigrations", status=True,
+             short=("vmim",)),
     Resource("kubevirt.io", "v1", "KubeVirt", "kubevirts", status=True, short=("kv",)),
     Resource("instancetype.kubevirt.io", "v1beta1", "VirtualMachineClusterPreference",
              "virtualmachineclusterpreferences", namespaced=False, short=("vmcps",)),
