@@ -20,7 +20,18 @@ from vmwave_tasks.plan import build_plan_document, publish_summary
 def plan_migration(out: str = "plan.yaml", rules: str | None = None, maps: str | None = None,
                    vcenter_url: str | None = None, user: str | None = None, password_file: str | None = None,
                    secret_block: str | None = None, ca_file: str | None = None) -> dict[str, Any]:
-    """Read every VM from vCenter, classify it, cut the estate into waves and write the plan to ``out``."""
+    """Read every VM from vCenter, classify it, cut the estate into waves and write the plan to ``out``.
+
+    Args:
+        out: where the plan file is written (relative: in the run's working directory)
+        rules: class rules, groups, waves and smoke checks YAML [the built-in rules]
+        maps: storage and network maps file [VMWAVE_MAPS]
+        vcenter_url: vCenter's URL, e.g. https://vcenter.example/sdk [VMWAVE_VCENTER_URL]
+        user: the vCenter user [VMWAVE_VCENTER_USER]
+        password_file: a file holding the vCenter password, never the password [VMWAVE_VCENTER_PASSWORD_FILE]
+        secret_block: the Prefect Secret block holding the vCenter password [VMWAVE_VCENTER_SECRET_BLOCK]
+        ca_file: the CA bundle that signed vCenter's certificate [VMWAVE_VCENTER_CA]
+    """
     settings = Settings.load(maps=maps, vcenter={"url": vcenter_url, "user": user, "password_file": password_file,
                                                  "secret_block": secret_block, "ca_file": ca_file})
     policy, mapping = load_policy(rules), load_maps(settings.maps)  # bad files fail before vCenter is asked

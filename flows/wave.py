@@ -11,6 +11,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vmwave.settings import Settings, Timeouts
@@ -38,8 +39,10 @@ def migrate_one(job: Job) -> str:
 def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | None = None,
                  workdir: str | None = None, keep_for_debug: bool = False, ignore_window: bool = False,
                  in_flight: int | None = None, per_host: int | None = None, per_datastore: int | None = None,
-                 timeouts: Timeouts | None = None, report_dir: str = ".") -> dict[str, Any]:
+                 timeouts: Timeouts | None = None, report_dir: str = ".") -> dict[str, Any] | State:
     """Migrate one wave of the plan file ``plan``: every VM through the seven steps, at most ``in_flight`` at once.
+
+    The run ends Completed when every VM succeeded, Failed (its report still published) when one did not.
 
     Args:
         plan: path of the plan file (`vmwave plan` writes it); it says everything each VM's migration uses
@@ -71,6 +74,9 @@ def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | No
     report = wave_report(jobs, outcomes, report_dir)
     logger.info("wave %s: %s/%s VMs succeeded; report %s", report["wave"], report["succeeded"], report["total"],
                 report["report"])
+    if report["succeeded"] != report["total"]:  # the run's state is the wave's result (the UI, `--watch` in CI)
+        return Failed(message=f"wave {report['wave']}: {report['total'] - report['succeeded']} of {report['total']} "
+                              f"VMs did not succeed; the report says why: {report['report']}", data=report)
     return report
 
 

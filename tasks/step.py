@@ -39,8 +39,8 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
     """A migration step: ledger-checked, recorded, retried on transient errors, undone on rollback."""
 
     def wrap(fn: Callable[..., dict[str, Any]]):
-        @task(name=name, retries=retries, retry_delay_seconds=DELAYS[:retries], retry_jitter_factor=0.5,
-              retry_condition_fn=retry_transient, cache_policy=NONE, persist_result=False)
+        @task(name=name, task_run_name="{job.vm.name} / " + name, retries=retries, retry_delay_seconds=DELAYS[:retries],
+              retry_jitter_factor=0.5, retry_condition_fn=retry_transient, cache_policy=NONE, persist_result=False)
         @functools.wraps(fn)
         def run(job: Job, *args: Any) -> dict[str, Any]:
             txn = get_transaction()

@@ -122,7 +122,7 @@ def finish_rollback(job: Job) -> dict:
     return {"undone": sorted(detail), "failed": failed}
 
 
-@task(name=ROLLBACK, cache_policy=NONE, persist_result=False)
+@task(name=ROLLBACK, task_run_name="{job.vm.name} / " + ROLLBACK, cache_policy=NONE, persist_result=False)
 def rollback(job: Job) -> dict:
     """Undo every step of one VM on request (``rollback_wave``), newest first."""
     for step in ORDER:

@@ -21,8 +21,11 @@ def migrate(
     """Run a wave of the plan (exit 0 only when every VM of it succeeded)."""
     from vmwave_flows.wave import migrate_wave
 
-    report = migrate_wave(str(plan_file), wave, str(maps) if maps else None, ledger, keep_for_debug=keep_for_debug,
-                          ignore_window=ignore_window, in_flight=in_flight, report_dir=str(report_dir))
+    state = migrate_wave(str(plan_file), wave, str(maps) if maps else None, ledger, keep_for_debug=keep_for_debug,
+                         ignore_window=ignore_window, in_flight=in_flight, report_dir=str(report_dir), return_state=True)
+    report = state.result(raise_on_failure=False)  # a Failed wave still has its report
+    if isinstance(report, BaseException):  # refused before anything changed, or broken
+        raise report
     table(f"wave {report['wave']}: {report['succeeded']}/{report['total']} succeeded",
           ("VM", "class", "result", "cause", "fix"),
           [(r["vm"], r["class"], r["result"], r["cause"], r["fix"]) for r in report["rows"]])
