@@ -1,4 +1,5 @@
-"""`vmwave migrate`, `rollback`, `cancel` and `status`: run a wave of the plan, undo it or one VM, read the ledger."""
+"""`vmwave migrate`, `schedule`, `rollback`, `cancel` and `status`: run a wave of the plan or put it in the Prefect
+calendar, undo it or one VM, read the ledger."""
 
 from __future__ import annotations
 
@@ -32,6 +33,32 @@ def migrate(
     err.print(f"report: {report['report']}")
     if report["succeeded"] != report["total"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def schedule(
+    plan_file: Path = PLAN,
+    pool: str = typer.Option("vmwave", "--pool", help="the work pool whose workers run the waves (created if missing)"),
+    deployment: str = typer.Option("shared-storage", "--deployment", help="the migrate-wave deployment to schedule"),
+) -> None:
+    """Put every wave with a window in the Prefect calendar: one run of migrate-wave at its window's start."""
+    from vmwave.adapters.calendar import schedule_waves
+    from vmwave.adapters.files import load_plan
+    from vmwave.domain.calendar import wave_starts
+    from vmwave_flows.wave import migrate_wave
+
+    doc = load_plan(plan_file)
+    starts = wave_starts(doc)
+    changes = schedule_waves(plan_file, starts, deployment, pool, migrate_wave.parameters.model_dump(mode="json"))
+    verdict = {**{s: "created" for s in changes.created}, **{s: "moved" for s in changes.moved},
+               **{s: "unchanged" for s in changes.kept}}
+    table(f"{changes.deployment}: {len(starts)} of {len(doc['waves'])} waves scheduled",
+          ("wave", "window start (UTC)", "schedule"),
+          [(w["id"], starts[f"wave-{w['id']}"].start.isoformat() if f"wave-{w['id']}" in starts else "",
+            verdict.get(f"wave-{w['id']}", "none: run it from the UI or CI")) for w in doc["waves"]])
+    if changes.removed or changes.stale_runs:
+        err.print(f"removed the schedules of waves gone or without a window: {', '.join(changes.removed) or 'none'}; "
+                  f"{changes.stale_runs} scheduled run(s) of earlier windows deleted")
 
 
 @app.command()
