@@ -14,6 +14,7 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from vmwave.adapters.secrets import kubeconfig_file
 from vmwave.settings import Settings, Timeouts
 from vmwave_flows.migrate import migrate_vm, run_steps
 from vmwave_tasks.inventory import read_vcenter_inventory
@@ -39,7 +40,8 @@ def migrate_one(job: Job) -> str:
 def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | None = None,
                  workdir: str | None = None, keep_for_debug: bool = False, ignore_window: bool = False,
                  in_flight: int | None = None, per_host: int | None = None, per_datastore: int | None = None,
-                 timeouts: Timeouts | None = None, report_dir: str = ".") -> dict[str, Any] | State:
+                 timeouts: Timeouts | None = None, report_dir: str = ".", vcenter_secret_block: str | None = None,
+                 kubeconfig_secret_block: str | None = None) -> dict[str, Any] | State:
     """Migrate one wave of the plan file ``plan``: every VM through the seven steps, at most ``in_flight`` at once.
 
     The run ends Completed when every VM succeeded, Failed (its report still published) when one did not.
@@ -57,21 +59,25 @@ def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | No
         per_datastore: VMs in flight per datastore across workers [VMWAVE_PER_DATASTORE, 10]
         timeouts: seconds each waiting step may take [VMWAVE_TIMEOUTS]
         report_dir: where the wave's Markdown report is written
+        vcenter_secret_block: the Prefect Secret block holding the vCenter password [VMWAVE_VCENTER_SECRET_BLOCK]
+        kubeconfig_secret_block: the Prefect Secret block holding the target cluster's kubeconfig [VMWAVE_KUBECONFIG]
     """
     logger = get_run_logger()
-    settings = Settings.load(maps=maps, ledger=ledger, workdir=workdir, in_flight=in_flight, per_host=per_host,
-                             per_datastore=per_datastore, timeouts=timeouts)
-    records = read_vcenter_inventory(settings.need_vcenter())
-    jobs, cap = prepare_wave(plan, wave, records, settings, ignore_window, keep_for_debug)
-    limits, caps = share_limits(jobs, cap, settings.per_datastore)
-    bar = start_progress(jobs[0].wave if jobs else wave)
-    with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-        outcomes = run_wave(jobs, limits, caps, settings.in_flight,
-                            start=lambda job: runner.submit(migrate_one, {"job": job}),
-                            finished=lambda done, total: progress(bar, done, total))
-    remove_credentials(jobs)
-    end_wave(jobs)
-    report = wave_report(jobs, outcomes, report_dir)
+    with kubeconfig_file(kubeconfig_secret_block) as kubeconfig:
+        settings = Settings.load(maps=maps, ledger=ledger, workdir=workdir, in_flight=in_flight, per_host=per_host,
+                                 per_datastore=per_datastore, timeouts=timeouts, kubeconfig=kubeconfig,
+                                 vcenter={"secret_block": vcenter_secret_block})
+        records = read_vcenter_inventory(settings.need_vcenter())
+        jobs, cap = prepare_wave(plan, wave, records, settings, ignore_window, keep_for_debug)
+        limits, caps = share_limits(jobs, cap, settings.per_datastore)
+        bar = start_progress(jobs[0].wave if jobs else wave)
+        with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
+            outcomes = run_wave(jobs, limits, caps, settings.in_flight,
+                                start=lambda job: runner.submit(migrate_one, {"job": job}),
+                                finished=lambda done, total: progress(bar, done, total))
+        remove_credentials(jobs)
+        end_wave(jobs)
+        report = wave_report(jobs, outcomes, report_dir)
     logger.info("wave %s: %s/%s VMs succeeded; report %s", report["wave"], report["succeeded"], report["total"],
                 report["report"])
     if report["succeeded"] != report["total"]:  # the run's state is the wave's result (the UI, `--watch` in CI)
@@ -82,7 +88,8 @@ def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | No
 
 @flow(name="rollback-wave", flow_run_name="rollback-{wave}", log_prints=True)
 def rollback_wave(plan: str, wave: str, maps: str | None = None, ledger: str | None = None,
-                  keep_for_debug: bool = False) -> dict[str, Any]:
+                  keep_for_debug: bool = False, vcenter_secret_block: str | None = None,
+                  kubeconfig_secret_block: str | None = None) -> dict[str, Any]:
     """Undo a wave on request: every VM the ledger knows in it is rolled back; sources are kept.
 
     Nothing a migration checks first (drivers, conversion tools, the window) is needed to undo it.
@@ -93,11 +100,15 @@ def rollback_wave(plan: str, wave: str, maps: str | None = None, ledger: str | N
         maps: storage and network maps file [VMWAVE_MAPS]
         ledger: ledger file or SQLAlchemy URL [VMWAVE_LEDGER]
         keep_for_debug: label the VMs' cluster objects instead of removing them
+        vcenter_secret_block: the Prefect Secret block holding the vCenter password [VMWAVE_VCENTER_SECRET_BLOCK]
+        kubeconfig_secret_block: the Prefect Secret block holding the target cluster's kubeconfig [VMWAVE_KUBECONFIG]
     """
-    settings = Settings.load(maps=maps, ledger=ledger)
-    jobs = rollback_jobs(plan, wave, settings, keep_for_debug)
-    with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-        done = [runner.submit(rollback, {"job": job}) for job in jobs]
-        rolled_back = len([f.result() for f in done])
-    remove_credentials(jobs)
+    with kubeconfig_file(kubeconfig_secret_block) as kubeconfig:
+        settings = Settings.load(maps=maps, ledger=ledger, kubeconfig=kubeconfig,
+                                 vcenter={"secret_block": vcenter_secret_block})
+        jobs = rollback_jobs(plan, wave, settings, keep_for_debug)
+        with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
+            done = [runner.submit(rollback, {"job": job}) for job in jobs]
+            rolled_back = len([f.result() for f in done])
+        remove_credentials(jobs)
     return {"wave": jobs[0].wave if jobs else wave, "rolled_back": rolled_back}

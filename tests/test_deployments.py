@@ -5,7 +5,9 @@ is checked on its own first: every entrypoint is a flow, every parameter one
 of its parameters, each documented, none a secret. Then it is deployed to a
 real Prefect server, a process worker polls the pool, and CI's command runs a
 good wave and a failing one: `--watch` exits 0 and 1, the ledger agrees, and
-the UI names each task run for its VM and step.
+the UI names each task run for its VM and step. The worker has neither the
+vCenter password file nor the kubeconfig: the runs get both from the Secret
+blocks `vmwave secrets set` made, named in their parameters.
 """
 
 import os
@@ -71,17 +73,24 @@ def test_ci_runs_a_good_and_a_failing_wave_through_a_worker(prefect_server, wave
         return subprocess.run([PREFECT, *argv], env=env, cwd=tmp_path, capture_output=True, text=True,
                               timeout=timeout)
 
+    for kind, flag, source, block in (("vcenter", "--password-file", "VMWAVE_VCENTER_PASSWORD_FILE", "test-vcenter"),
+                                      ("kubeconfig", "--file", "VMWAVE_KUBECONFIG", "test-kubeconfig")):
+        saved = subprocess.run([VMWAVE, "secrets", "set", kind, flag, env[source], "--name", block], env=env,
+                               capture_output=True, text=True)
+        assert saved.returncode == 0 and f"--param {kind}_secret_block={block}" in saved.stderr, saved.stderr
+    blocks = ["--param", "vcenter_secret_block=test-vcenter", "--param", "kubeconfig_secret_block=test-kubeconfig"]
+    worker_env = {k: v for k, v in env.items() if k not in ("VMWAVE_VCENTER_PASSWORD_FILE", "VMWAVE_KUBECONFIG")}
     created = prefect("work-pool", "create", "vmwave", "--type", "process", "--overwrite")
     assert created.returncode == 0, created.stdout + created.stderr
     deployed = prefect("--no-prompt", "deploy", "--all", "--prefect-file", str(FILE))
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "vmwave", "--type", "process"], env=env,
+    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "vmwave", "--type", "process"], env=worker_env,
                               cwd=tmp_path, stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT)
     try:
-        good = prefect("deployment", "run", "migrate-wave/shared-storage", "--param", f"wave={wave['id']}",
+        good = prefect("deployment", "run", "migrate-wave/shared-storage", "--param", f"wave={wave['id']}", *blocks,
                        "--param", f"report_dir={tmp_path}", "--watch", "--watch-timeout", "600", timeout=700)
         assert good.returncode == 0, good.stdout + good.stderr + (tmp_path / "worker.log").read_text()[-3000:]
-        bad = prefect("deployment", "run", "migrate-wave/shared-storage", "--param", f"wave={failing['id']}",
+        bad = prefect("deployment", "run", "migrate-wave/shared-storage", "--param", f"wave={failing['id']}", *blocks,
                       "--param", f"report_dir={tmp_path}", "--watch", "--watch-timeout", "600", timeout=700)
         assert bad.returncode == 1, bad.stdout + bad.stderr
     finally:

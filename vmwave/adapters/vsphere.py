@@ -66,12 +66,7 @@ class VCenter:
     insecure: bool = False
 
     def password(self) -> str:
-        if self.password_file is not None:
-            try:
-                return Path(self.password_file).read_text().rstrip("\r\n")
-            except OSError as exc:
-                raise InputError(str(self.password_file), "", f"cannot read the password file: {exc.strerror}",
-                                 "point VMWAVE_VCENTER_PASSWORD_FILE at a readable file") from None
+        """From the Secret block when one is named (a deployment's parameter names it on purpose), else the file."""
         if self.secret_block:
             from prefect.blocks.system import Secret
 
@@ -79,7 +74,13 @@ class VCenter:
                 return Secret.load(self.secret_block).get()
             except ValueError as exc:
                 raise InputError(self.secret_block, "", f"no Prefect Secret block of that name ({exc})",
-                                 "create it: Secret(value=...).save(NAME)") from None
+                                 "create it: vmwave secrets set vcenter --password-file FILE --name NAME") from None
+        if self.password_file is not None:
+            try:
+                return Path(self.password_file).read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise InputError(str(self.password_file), "", f"cannot read the password file: {exc.strerror}",
+                                 "point VMWAVE_VCENTER_PASSWORD_FILE at a readable file") from None
         raise InputError("vCenter password", "", "no password source given",
                          "set VMWAVE_VCENTER_PASSWORD_FILE (a file) or --secret-block (a Prefect Secret block)")
 

@@ -1,0 +1,61 @@
+"""Credentials as Prefect Secret blocks: set from a file (never the command line), read back by a run.
+
+A deployment's parameters name the blocks (`vcenter_secret_block`,
+`kubeconfig_secret_block`), so a worker needs neither a password file nor a
+kubeconfig of its own. The kubernetes client reads a kubeconfig from a file:
+the run writes the block's text to a private file (mode 0600, in a directory
+only its user can enter) and removes it when the run ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from vmwave.errors import InputError
+
+BLOCKS = {"vcenter": "vmwave-vcenter", "kubeconfig": "vmwave-kubeconfig"}  # what each is called unless named
+
+
+def set_secret(name: str, source: Path, one_line: bool) -> None:
+    """The file's text as the Secret block ``name``: a password (``one_line``, its line end dropped, as the
+    password file is read) or a kubeconfig as it is."""
+    from prefect.blocks.system import Secret
+
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise InputError(str(source), "", f"cannot read it: {exc.strerror}", "name a readable file") from None
+    if not text.strip():
+        raise InputError(str(source), "", "is empty", "put the secret in the file, then run this again")
+    if one_line and "\n" in text.rstrip("\r\n"):
+        raise InputError(str(source), "", "holds more than one line", "put only the password in the file")
+    Secret(value=text.rstrip("\r\n") if one_line else text).save(name, overwrite=True)
+
+
+@contextmanager
+def kubeconfig_file(block: str | None) -> Iterator[Path | None]:
+    """The kubeconfig held by the Secret block ``block`` as a private file for this run; None when no block."""
+    if not block:
+        yield None
+        return
+    from prefect.blocks.system import Secret
+
+    try:
+        text = Secret.load(block).get()
+    except ValueError as exc:
+        raise InputError(block, "", f"no Prefect Secret block of that name ({exc})",
+                         "create it: vmwave secrets set kubeconfig --file KUBECONFIG --name NAME") from None
+    folder = Path(tempfile.mkdtemp(prefix="vmwave-kube-"))  # 0700
+    path = folder / "kubeconfig"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
