@@ -145,3 +145,33 @@ def as_promql(expr: str) -> str:
     if values:
         return values.group(1)
     return expr.replace("$__rate_interval", "1m").replace("$wave", ".*").replace("$namespace", ".*")
+
+
+def share_a_wave(doc: dict, wave: dict, barrier: Path) -> dict[str, str]:
+    """Make ``wave`` one that two workers share: the web tier merged in (copied cold), each VM held at a
+    pre-cutover hook until ``barrier`` exists; returns each VM's ESXi host by moref."""
+    web = next(w for w in doc["waves"] if w["class"] == "P2")
+    wave["vms"] += [{**vm, "mode": "cold"} for vm in web["vms"]]
+    doc["waves"].remove(web)
+    wave["hooks"] = {"pre_cutover": {"image": "registry.access.redhat.com/ubi9/ubi-minimal:latest",
+                                     "command": ["/bin/sh", "-c", f"while [ ! -e {barrier} ]; do sleep 0.2; done"]}}
+    hosts = {vm["moref"]: vm["host"] for vm in wave["vms"]}
+    assert max(list(hosts.values()).count(h) for h in hosts.values()) >= 2  # the cap has something to hold back
+    return hosts
+
+
+def assert_shared_once_within_caps(rows: list[dict], hosts: dict[str, str], reports: list[Path]) -> None:
+    """Every VM ran once, each worker ran some and reported the whole wave, and never two VMs on one host at once."""
+    assert {r["moref"] for r in rows} == set(hosts) and all(r["attempt"] == 1 for r in rows)
+    for report in reports:
+        text = report.read_text()
+        assert f"{len(hosts)} of {len(hosts)} VMs succeeded" in text
+        assert "| succeeded |" in text and "| succeeded on another worker |" in text, text
+    spans: dict[str, list[tuple]] = {}
+    for moref in hosts:
+        mine = [r for r in rows if r["moref"] == moref]
+        spans.setdefault(hosts[moref], []).append((min(r["started_at"] for r in mine),
+                                                  max(r["finished_at"] for r in mine)))
+    for host, intervals in spans.items():
+        intervals.sort()
+        assert all(later[0] >= earlier[1] for earlier, later in zip(intervals, intervals[1:])), host  # never two

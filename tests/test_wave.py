@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import VMWAVE
+from helpers import VMWAVE, assert_shared_once_within_caps, share_a_wave
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.ledger import Ledger
 from vmwave.domain.build import credentials_name
@@ -161,15 +161,9 @@ def test_two_workers_share_a_wave_and_its_per_host_cap(prefect_server, wave_env,
     from prefect.settings import PREFECT_API_URL
 
     plan, doc, wave = planned
-    web = next(w for w in doc["waves"] if w["class"] == "P2")  # a person merges the web tier into the wave, copied
-    wave["vms"] += [{**vm, "mode": "cold"} for vm in web["vms"]]
-    doc["waves"].remove(web)
     go = tmp_path / "both-workers-run"  # a barrier: each VM's pre-cutover hook waits for it
-    wave["hooks"] = {"pre_cutover": {"image": "registry.access.redhat.com/ubi9/ubi-minimal:latest",
-                                     "command": ["/bin/sh", "-c", f"while [ ! -e {go} ]; do sleep 0.2; done"]}}
+    hosts = share_a_wave(doc, wave, go)
     plan.write_text(yaml.safe_dump(doc, sort_keys=False))
-    hosts = {vm["moref"]: vm["host"] for vm in wave["vms"]}
-    assert max(list(hosts.values()).count(h) for h in hosts.values()) >= 2  # the cap has something to hold back
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_PER_HOST": "1",
            "VMWAVE_IN_FLIGHT": "1"}  # one VM at a time each
     for n in (1, 2):
@@ -186,20 +180,8 @@ def test_two_workers_share_a_wave_and_its_per_host_cap(prefect_server, wave_env,
     outputs = [worker.communicate(timeout=600)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs  # each reports the whole wave's truth
 
-    rows = Ledger(Settings.load().ledger).rows(wave["id"])
-    assert {r["moref"] for r in rows} == set(hosts) and all(r["attempt"] == 1 for r in rows)  # each VM once
-    for n in (1, 2):  # each ran some VMs and tells the whole wave: the wave was shared
-        report = (tmp_path / f"worker-{n}" / f"wave-{wave['id']}-report.md").read_text()
-        assert f"{len(hosts)} of {len(hosts)} VMs succeeded" in report
-        assert "| succeeded |" in report and "| succeeded on another worker |" in report, report
-    spans: dict[str, list[tuple]] = {}
-    for moref in hosts:
-        mine = [r for r in rows if r["moref"] == moref]
-        spans.setdefault(hosts[moref], []).append((min(r["started_at"] for r in mine),
-                                                  max(r["finished_at"] for r in mine)))
-    for host, intervals in spans.items():
-        intervals.sort()
-        assert all(later[0] >= earlier[1] for earlier, later in zip(intervals, intervals[1:])), host  # never two
+    assert_shared_once_within_caps(Ledger(Settings.load().ledger).rows(wave["id"]), hosts,
+                                   [tmp_path / f"worker-{n}" / f"wave-{wave['id']}-report.md" for n in (1, 2)])
     undone = subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], capture_output=True,
                             text=True, env=env)  # the sources run again for the tests after this one
     assert undone.returncode == 0, undone.stderr
