@@ -1,7 +1,8 @@
 """Run the lab Kubernetes API: ``python -m vmwave_lab.kube --dir STATE``.
 
 Reads STATE/kube-tokens.json (written by the starter, never argv), keeps
-objects in STATE/kube.db, and writes STATE/kube.ready.json once it serves.
+objects in STATE/kube.db, writes STATE/kube.ready.json once it serves, and
+what RBAC decided for service-account tokens in STATE/kube-audit.jsonl.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ async def serve(state: Path, listen: str) -> None:
     tokens = json.loads((state / "kube-tokens.json").read_text())
     config = json.loads((state / "kube-config.json").read_text())
     ca, cert, key = write_certificates(state)
-    api = Api(Store(state / "kube.db"), {tokens["admin"]: "admin", tokens["viewer"]: "viewer"})
+    api = Api(Store(state / "kube.db"), {tokens["admin"]: "admin", tokens["viewer"]: "viewer"},
+              audit=state / "kube-audit.jsonl")
     host, port = listen.rsplit(":", 1)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

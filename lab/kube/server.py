@@ -11,6 +11,7 @@ import copy
 import json
 import re
 import secrets
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import yaml
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from vmwave_lab.kube import rbac
 from vmwave_lab.kube.patch import ApplyConflict, PatchError, apply, json_patch, merge_patch
 from vmwave_lab.kube.resources import BY_PATH, RESOURCES, Resource, groups
 from vmwave_lab.kube.selectors import SelectorError, field_selector, label_selector
@@ -51,9 +53,10 @@ def not_found(r: Resource, name: str) -> ApiError:
 class Api:
     """Request handling over one Store; controllers call the same methods in-process."""
 
-    def __init__(self, store: Store, tokens: dict[str, str]):
+    def __init__(self, store: Store, tokens: dict[str, str], audit: Path | None = None):
         self.store = store
-        self.tokens = tokens  # token -> "admin" | "viewer"
+        self.audit = audit  # one JSON line per service-account request: what RBAC was asked, and its answer
+        self.tokens = tokens  # token -> "admin" | "viewer" | "system:serviceaccount:NS:NAME" (minted, see rbac)
         # virtual resources (UploadTokenRequest) answer at create time and are not stored
         self.on_create: dict[str, Callable[[dict], dict]] = {}
         # read-only subresources served by controllers, e.g. ("pods", "log") for `kubectl logs`
@@ -263,13 +266,28 @@ class Api:
         if request.method == "GET" and (found := self.discovery(parts)) is not None:
             return JSONResponse(found)
         r, ns, name, sub = self.locate(parts)
+        params = dict(request.query_params)
+        if rbac.service_account(role):
+            verb = rbac.verb(request.method, name, params)
+            if verb == "patch" and not sub and self.store.get(r, ns or "", name) is None:
+                verb = "create"  # a server-side apply that creates the object needs create, as in Kubernetes
+            granted = rbac.allowed(self.store, role, verb, r, sub, ns or "", name)
+            if self.audit:
+                with self.audit.open("a") as log:
+                    log.write(json.dumps({"user": role, "verb": verb, "group": r.group, "resource": r.plural,
+                                          "subresource": sub, "namespace": ns or "", "allowed": granted}) + "\n")
+            if not granted:
+                raise ApiError(403, rbac.forbidden(role, verb, r, sub, ns or "", name), "Forbidden",
+                               {"name": name, "group": r.group, "kind": r.plural})
+        if request.method == "POST" and (r.plural, sub) == ("serviceaccounts", "token") and name:
+            account = self.current(r, ns or "", name)
+            return JSONResponse(rbac.token_request(account, self.tokens, await _json(request)), status_code=201)
         if request.method == "GET" and (r.plural, sub) in self.subresources and name:
             return await self.subresources[(r.plural, sub)](ns or "", name, dict(request.query_params))
         if sub not in ("", "status"):
             raise ApiError(404, "the server could not find the requested resource")
-        if role != "admin" and request.method != "GET":
+        if role == "viewer" and request.method != "GET":
             raise ApiError(403, f'{r.plural}.{r.group} is forbidden: the lab viewer token may only read', "Forbidden")
-        params = dict(request.query_params)
         if r.namespaced and ns is None and name:
             raise ApiError(404, "the server could not find the requested resource")
         scope = ns if r.namespaced else ""
