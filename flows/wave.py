@@ -92,6 +92,8 @@ def rollback_wave(plan: str, wave: str, maps: str | None = None, ledger: str | N
                   kubeconfig_secret_block: str | None = None) -> dict[str, Any]:
     """Undo a wave on request: every VM the ledger knows in it is rolled back; sources are kept.
 
+    The run ends Failed when an undo failed for some VM, naming what is left to undo by hand.
+
     Nothing a migration checks first (drivers, conversion tools, the window) is needed to undo it.
 
     Args:
@@ -108,7 +110,11 @@ def rollback_wave(plan: str, wave: str, maps: str | None = None, ledger: str | N
                                  vcenter={"secret_block": vcenter_secret_block})
         jobs = rollback_jobs(plan, wave, settings, keep_for_debug)
         with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-            done = [runner.submit(rollback, {"job": job}) for job in jobs]
-            rolled_back = len([f.result() for f in done])
+            done = {job.vm.name: runner.submit(rollback, {"job": job}) for job in jobs}
+            failed = {name: outcome["failed"] for name, f in done.items() if (outcome := f.result())["failed"]}
         remove_credentials(jobs)
-    return {"wave": jobs[0].wave if jobs else wave, "rolled_back": rolled_back}
+    result = {"wave": jobs[0].wave if jobs else wave, "rolled_back": len(done) - len(failed), "failed": failed}
+    if failed:  # what a person must undo by hand: the run ends Failed, as a wave with a failed VM does
+        return Failed(message=f"wave {result['wave']}: the rollback of {len(failed)} VM(s) failed: "
+                              + "; ".join(f"{name}: {', '.join(why)}" for name, why in failed.items()), data=result)
+    return result

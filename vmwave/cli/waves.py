@@ -67,8 +67,16 @@ def rollback(plan_file: Path = PLAN, wave: str = WAVE, maps: Optional[Path] = MA
     """Undo a wave: remove what it created in the cluster, power sources on again; snapshots are kept."""
     from vmwave_flows.wave import rollback_wave
 
-    done = rollback_wave(str(plan_file), wave, str(maps) if maps else None, ledger)
+    state = rollback_wave(str(plan_file), wave, str(maps) if maps else None, ledger, return_state=True)
+    done = state.result(raise_on_failure=False)
+    if isinstance(done, BaseException):  # refused before anything changed, or broken
+        raise done
     err.print(f"wave {done['wave']}: {done['rolled_back']} VM(s) rolled back")
+    for name, why in done["failed"].items():
+        err.print(f"[red]{name}: the rollback failed[/red] ({'; '.join(why)}); undo that by hand, or rerun "
+                  "`vmwave rollback` once the cause is fixed")
+    if done["failed"]:
+        raise typer.Exit(1)
 
 
 @app.command()
