@@ -1,5 +1,5 @@
-"""Helpers the tests share: paths, the console script, records made from an estate file without a server, and
-the lab KubeVirt's metrics."""
+"""Helpers the tests share: paths, the console script, records made from an estate file without a server, the
+lab KubeVirt's metrics, a wave two workers share, and a kubeconfig acting as vmwave's service account."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import hashlib
 import json
 import re
 import ssl
+import subprocess
 import sys
 import urllib.request
 import uuid
 from pathlib import Path
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from vmwave.adapters.vsphere import CHECKED_EXTRA_CONFIG
@@ -175,3 +177,43 @@ def assert_shared_once_within_caps(rows: list[dict], hosts: dict[str, str], repo
     for host, intervals in spans.items():
         intervals.sort()
         assert all(later[0] >= earlier[1] for earlier, later in zip(intervals, intervals[1:])), host  # never two
+
+
+RBAC = REPO / "deployments" / "kubernetes" / "rbac.yaml"
+CONVERSION = {  # a guest conversion's: the e2e tier's real guest asks them under the same account
+    ("", "configmaps", "create"), ("", "configmaps", "delete"), ("", "pods", "create"), ("", "pods", "get"),
+    ("", "pods", "watch"), ("", "pods", "delete"), ("", "pods/log", "get")}
+
+
+def service_account_kubeconfig(admin: str, out: Path, account: str = "vmwave-worker",
+                               namespace: str = "vmwave-system") -> Path:
+    """Apply vmwave's shipped RBAC as an admin would, and write a kubeconfig that acts as ``account`` only."""
+    def kubectl(*argv: str) -> str:
+        done = subprocess.run(["kubectl", "--kubeconfig", admin, *argv], capture_output=True, text=True)
+        assert done.returncode == 0, f"kubectl {' '.join(argv)}: {done.stderr}"
+        return done.stdout
+
+    kubectl("apply", "--validate=false", "-f", str(RBAC))  # the lab serves no OpenAPI document to validate with
+    token = kubectl("-n", namespace, "create", "token", account).strip()
+    config = yaml.safe_load(Path(admin).read_text())
+    config["users"][0]["user"] = {"token": token}
+    out.touch(mode=0o600)
+    out.write_text(yaml.safe_dump(config, sort_keys=False))
+    return out
+
+
+def rbac_audit(admin: str, account: str = "system:serviceaccount:vmwave-system:vmwave-worker") -> tuple[list, set]:
+    """What the lab API's RBAC refused ``account``, and the (group, resource, verb) it allowed, from its audit file."""
+    audit = Path(admin).parent / "kube-audit.jsonl"
+    asked = [json.loads(line) for line in audit.read_text().splitlines()] if audit.exists() else []
+    mine = [a for a in asked if a["user"] == account]
+    used = {(a["group"], "/".join(p for p in (a["resource"], a["subresource"]) if p), a["verb"]) for a in mine
+            if a["allowed"]}
+    return [a for a in mine if not a["allowed"]], used
+
+
+def granted(role: str = "vmwave-worker") -> set:
+    """The (group, resource, verb) the shipped ClusterRole grants."""
+    rules = next(d for d in yaml.safe_load_all(RBAC.read_text()) if d["kind"] == "ClusterRole"
+                 and d["metadata"]["name"] == role)["rules"]
+    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}

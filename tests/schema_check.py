@@ -61,3 +61,63 @@ def problems(obj: dict, root: tuple[str, str] | None = None) -> list[str]:
 
     walk(obj, defs[name], obj.get("kind", name))
     return found
+
+
+_SCALARS = {"str": str, "int": int, "bool": bool, "float": (int, float)}
+
+
+def kubernetes_problems(obj: dict) -> list[str]:
+    """Fields a core Kubernetes object (Job, Role, ServiceAccount...) does not have, or of the wrong type.
+
+    The official client's models are generated from Kubernetes' OpenAPI document: each lists its fields
+    (``attribute_map``) and their types (``openapi_types``), which is the schema this walks.
+    """
+    from kubernetes import client
+
+    version = obj["apiVersion"].rsplit("/", 1)[-1]
+    found: list[str] = []
+
+    def walk(value, kind: str, path: str) -> None:
+        if kind in ("object", "datetime", "date"):
+            return
+        if kind in _SCALARS:
+            if not isinstance(value, _SCALARS[kind]) or (kind != "bool" and isinstance(value, bool)):
+                found.append(f"{path}: expected {kind}, got {type(value).__name__}")
+            return
+        if kind.lower().startswith("list["):
+            if not isinstance(value, list):
+                found.append(f"{path}: expected a list")
+                return
+            for i, item in enumerate(value):
+                walk(item, kind[5:-1], f"{path}[{i}]")
+            return
+        if kind.lower().startswith(("dict(", "dict[")):
+            if not isinstance(value, dict):
+                found.append(f"{path}: expected a mapping")
+                return
+            for key, item in value.items():
+                walk(item, kind.split(",", 1)[1][:-1].strip(), f"{path}.{key}")
+            return
+        model = getattr(client, kind)
+        if not isinstance(value, dict):
+            found.append(f"{path}: expected an object ({kind})")
+            return
+        fields = {json_name: attr for attr, json_name in model.attribute_map.items()}
+        for key, item in value.items():
+            if key not in fields:
+                found.append(f"{path}.{key}: no such field in {kind}")
+            else:
+                walk(item, model.openapi_types[fields[key]], f"{path}.{key}")
+
+    walk(obj, f"{version.capitalize()}{obj['kind']}", obj["kind"])
+    return found
+
+
+def served(group: str, plural: str) -> bool:
+    """Whether the KubeVirt or CDI OpenAPI document serves ``plural`` in ``group`` (namespaced or cluster-wide)."""
+    for file in ("kubevirt-swagger.json", "cdi-swagger.json"):
+        for path in json.loads((SCHEMAS / file).read_text())["paths"]:
+            parts = path.strip("/").split("/")
+            if parts[:2] == ["apis", group] and plural in parts[3:] and parts[-1] in (plural, "{name}"):
+                return True
+    return False

@@ -7,7 +7,8 @@ name on its MAC, so its address after boot shows the static IP survived.
 Its twin with the guest agent masked fails at the guest-agent check in the
 same wave, is rolled back, and its source runs again. Both move in one wave
 a person cut out of `vmwave plan`'s output, through the `vmwave migrate`
-command, as an operator would run them.
+command, as an operator would run them, with a kubeconfig of the service
+account that deployments/kubernetes/rbac.yaml grants what a wave needs.
 """
 
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import VMWAVE
+from helpers import CONVERSION, VMWAVE, rbac_audit, service_account_kubeconfig
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import connect
@@ -40,7 +41,8 @@ smoke:
 
 def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_server, lab, lab_settings, target,
                                                                       by_name, tmp_path):
-    env = {**os.environ, **lab_settings, "VMWAVE_LEDGER": str(tmp_path / "ledger.db"),
+    worker = service_account_kubeconfig(lab_settings["VMWAVE_KUBECONFIG"], tmp_path / "vmwave-worker.kubeconfig")
+    env = {**os.environ, **lab_settings, "VMWAVE_LEDGER": str(tmp_path / "ledger.db"), "VMWAVE_KUBECONFIG": str(worker),
            "VMWAVE_WORKDIR": str(tmp_path / "work"), "VMWAVE_TIMEOUTS": "agent=150,boot=300"}
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
@@ -66,6 +68,8 @@ def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_ser
     assert [(name, s["status"]) for name, s in good.items()] == [
         ("snapshot", "succeeded"), ("cdi-import", "succeeded"), ("convert", "succeeded"), ("network-attach", "succeeded"),
         ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "succeeded")]
+    denied, used = rbac_audit(lab_settings["VMWAVE_KUBECONFIG"])  # the shipped RBAC's account did all of it
+    assert denied == [] and CONVERSION <= used
     converted = good["convert"]["detail"]
     assert converted["tool"] == "virt-v2v" and converted["exit_code"] == 0  # a guest conversion, not a copy
     assert converted["static_ips"] == ["00:50:56:aa:00:20:ip:10.0.2.15,10.0.2.2,24,10.0.2.3"]  # virt-v2v's --mac
