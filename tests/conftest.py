@@ -3,6 +3,7 @@
 Markers follow the fixtures a test uses, so none is forgotten: a test that
 starts a lab server is ``lab``, one that needs the Prefect server ``prefect``;
 ``-m "not lab and not prefect and not e2e"`` is the fast tier, which needs no server.
+The ``kind`` tier (a real cluster) runs only when ``-m`` names it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ LAB_FIXTURES = {"lab_settings", "lab", "target", "records", "by_name", "lab_env"
 PREFECT_FIXTURES = {"prefect_server"}
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
+    opted_in = "kind" in (config.option.markexpr or "")  # the real-cluster tier takes an hour: only when asked
     for item in items:
+        if "kind" in item.keywords and not opted_in:
+            item.add_marker(pytest.mark.skip(reason="the kind tier is opt-in: ./dev test -m kind"))
         used = set(getattr(item, "fixturenames", ()))
         if used & LAB_FIXTURES:
             item.add_marker(pytest.mark.lab)
