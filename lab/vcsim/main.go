@@ -750,7 +750,8 @@ func main() {
 	model.Service.HandleFunc(restAPI(model.Service.Listen, simulator.Map.OptionManager().Setting))
 	server := model.Service.NewServer()
 	injector := &faults{user: user}
-	server.Config.Handler = injector.wrap(server.Config.Handler) // before any client but ours connects
+	changes := &tracking{dir: *dir, marks: map[string][]int{}}
+	server.Config.Handler = injector.wrap(changes.wrap(server.Config.Handler)) // before any client but ours connects
 	b.seedTags(server, user)
 	u := *server.URL
 	u.User = nil

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
+from rich.markup import escape
 
 from vmwave.cli.common import app, err, working
 from vmwave.errors import VmwaveError
 from vmwave_lab import estate as estates
-from vmwave_lab import lab, vcenter
+from vmwave_lab import changes, lab, vcenter
 from vmwave_lab.estate import EstateError
 from vmwave_lab.process import LabError
 
@@ -75,3 +76,29 @@ def lab_down(state_dir: Optional[Path] = STATE_DIR) -> None:
     """Stop everything `vmwave lab up` started (the lab cluster's objects stay on disk for the next `up`)."""
     with lab_errors():
         err.print("lab stopped" if lab.down(state_dir) else "no lab was running")
+
+
+def _state(state_dir: Optional[Path]) -> Path:
+    return Path(state_dir or vcenter.default_state_dir())
+
+
+@lab_app.command("write-disk")
+def lab_write_disk(
+    vm: str = typer.Argument(..., help="the VM's name"),
+    disk: int = typer.Option(0, "--disk", help="which of its disks, from 0"),
+    offset_mb: int = typer.Option(0, "--offset-mb", help="where to write, in MiB from the disk's start"),
+    mb: int = typer.Option(1, "--mb", help="how much to write, in MiB"),
+    state_dir: Optional[Path] = STATE_DIR,
+) -> None:
+    """Write random bytes into a lab VM's disk, as its running guest would; vCenter tracks them as changed blocks."""
+    with lab_errors():
+        extent = changes.write_disk(_state(state_dir), vm, disk, offset_mb, mb)
+    err.print(f"{vm}: wrote {mb} MiB at {offset_mb} MiB into {escape(extent['file'])}")
+
+
+@lab_app.command("reset-cbt")
+def lab_reset_cbt(vm: str = typer.Argument(..., help="the VM's name"), state_dir: Optional[Path] = STATE_DIR) -> None:
+    """Reset changed block tracking on a lab VM's disks, as a storage vMotion does: older changeIds stop working."""
+    with lab_errors():
+        disks = changes.reset_cbt(_state(state_dir), vm)
+    err.print(f"{vm}: change tracking reset on {escape(', '.join(disks))}")
