@@ -29,10 +29,11 @@ class WaveRun:
 
 
 @contextmanager
-def lab_for(estate: dict[str, Any], work: Path, **env: str) -> Iterator[dict[str, str]]:
+def lab_for(estate: dict[str, Any], work: Path, kube_config: dict[str, Any] | None = None,
+            **env: str) -> Iterator[dict[str, str]]:
     """The lab up for ``estate`` (its VMWAVE_* settings exported, with ``env`` over them), down afterwards."""
     (work / "bench.yaml").write_text(yaml.safe_dump(estate))
-    settings = lab.up(work / "bench.yaml", state_dir=work / "lab")
+    settings = lab.up(work / "bench.yaml", state_dir=work / "lab", kube_config=kube_config)
     try:
         os.environ.update(settings, VMWAVE_LEDGER=str(work / "ledger.db"), VMWAVE_WORKDIR=str(work / "work"), **env)
         yield settings
