@@ -144,6 +144,7 @@ class Policy:
     wave_size: int = 50
     per_host: int = 10
     schedule: dict[str, Any] | None = None
+    precopy_interval: str | None = None  # between warm precopy rounds, e.g. "30m" (vmwave.domain.warm)
     profiles: list[ClassRule] = field(default_factory=list)  # `cls` holds the profile name here
     profile_overrides: dict[str, str] = field(default_factory=dict)
     smoke: list[tuple[Matcher, list[dict[str, Any]]]] = field(default_factory=list)
@@ -193,7 +194,8 @@ class Policy:
 
 def parse_rules(data: Any, source: str) -> Policy:
     root = Node(data, source).only("version", "rules", "default", "overrides", "groups", "group_by",
-                                   "waves", "schedule", "profiles", "profile_overrides", "smoke", "tag_labels")
+                                   "waves", "schedule", "precopy_interval", "profiles", "profile_overrides", "smoke",
+                                   "tag_labels")
     root.get("version", int, choices=[RULES_VERSION])
     policy = Policy()
     for i, node in enumerate(root.children("rules")):
@@ -223,6 +225,9 @@ def parse_rules(data: Any, source: str) -> Policy:
         policy.smoke.append((_compile(node.child("when")), parse_checks(node, "checks")))
     if "schedule" in root.data:
         policy.schedule = parse_schedule(root.child("schedule"))
+    if "precopy_interval" in root.data:
+        parse_duration(root, "precopy_interval")  # refused here, naming the rules file, if it is no duration
+        policy.precopy_interval = root.get("precopy_interval", str)
     tag_labels = root.child("tag_labels", {})
     policy.tag_labels = {str(k): tag_labels.get(str(k), str) for k in tag_labels.data}
     for category, key in policy.tag_labels.items():
@@ -232,16 +237,16 @@ def parse_rules(data: Any, source: str) -> Policy:
     return policy
 
 
-_DURATION = re.compile(r"^(\d+)([mhd])$")
+_DURATION = re.compile(r"^(\d+)([smhd])$")
 
 
 def parse_duration(node: Node, key: str) -> int:
-    """'90m', '6h', '1d' -> seconds."""
+    """'30s', '90m', '6h', '1d' -> seconds."""
     text = node.get(key, str)
     m = _DURATION.match(text)
     if not m:
-        raise node.fail(key, f"{text!r} is not a duration", "write minutes, hours or days: 90m, 6h, 1d")
-    return int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        raise node.fail(key, f"{text!r} is not a duration", "write seconds, minutes, hours or days: 30s, 90m, 6h, 1d")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def parse_schedule(node: Node) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Iterable
 
-from vmwave.domain.classes import CLASSES, PROFILES, Policy
+from vmwave.domain.classes import CLASSES, PROFILES, Policy, parse_duration
 from vmwave.domain.concerns import CRITICAL, SEVERITIES
 from vmwave.domain.maps import Maps
 from vmwave.domain.hooks import parse_hooks
@@ -22,6 +22,7 @@ from vmwave.domain.names import TARGET_MAX, is_k8s_name, is_label_key, is_label_
 from vmwave.domain.records import ClusterVM, SourceVM
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
+from vmwave.domain.warm import DEFAULT_PRECOPY_INTERVAL, MIGRATIONS, planned_migration
 from vmwave.domain.waves import Convert, MoreConcerns, Plan, PlannedVM, Prepare, build_plan
 from vmwave.errors import InputError, VmwaveError
 
@@ -50,6 +51,8 @@ def _vm_entry(p: PlannedVM, mode: str, target: str) -> dict[str, Any]:
         "mode": mode,
         "profile": p.profile,
     }
+    if planned_migration(p.cls, p.vm) == "warm":
+        entry["migration"] = "warm"
     if p.convert:
         entry["convert"] = p.convert
     if p.labels:
@@ -86,6 +89,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         if wave.window:
             doc["window"] = {"start": wave.window[0].isoformat(), "end": wave.window[1].isoformat()}
         doc["vms"] = [_vm_entry(p, mode, targets[p.vm.moref]) for p in wave.vms]
+        if plan.precopy_interval and any(vm.get("migration") == "warm" for vm in doc["vms"]):
+            doc["precopy_interval"] = plan.precopy_interval
         waves.append(doc)
     return {
         "schema": PLAN_SCHEMA,
@@ -98,7 +103,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 PLACEMENT = ("node_selector", "affinity")
 POWER_STATES = ("on", "off", "source")  # after verification: running, stopped, or as the source was
-VM_FIELDS = ("name", "moref", "uuid", "class", "reason", "host", "target_name", "mode", "profile", "convert",
+VM_FIELDS = ("name", "moref", "uuid", "class", "reason", "host", "target_name", "mode", "migration", "profile",
+             "convert",
              "compatibility", "labels", "target_power_state", *PLACEMENT, "hooks", "group",
              "concerns", "smoke", "preparation", "keep_for_debug")
 
@@ -121,7 +127,8 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
     seen_targets: dict[str, str] = {}
     waves = []
     for wave in root.children("waves", required=True):
-        wave.only("id", "class", "mode", "window", "keep_for_debug", *PLACEMENT, "hooks", "vms")
+        wave.only("id", "class", "mode", "migration", "precopy_interval", "window", "keep_for_debug", *PLACEMENT,
+                  "hooks", "vms")
         wave_placement, wave_hooks = _placement(wave), parse_hooks(wave)
         keep_wave = wave.get("keep_for_debug", bool, False)
         wid = wave.get("id", str)
@@ -130,9 +137,13 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
         seen_waves.add(wid)
         cls = wave.get("class", str, choices=list(CLASSES))
         mode = wave.get("mode", str, CLASSES[cls].mode, choices=MODES)
+        migration = wave.get("migration", str, "cold", choices=MIGRATIONS)
+        interval = parse_duration(wave, "precopy_interval") if "precopy_interval" in wave.data \
+            else DEFAULT_PRECOPY_INTERVAL
         vms = []
         for vm in wave.children("vms", required=True):
             entry = _parse_vm(vm, cls, mode, keep_wave)
+            entry["migration"] = vm.get("migration", str, migration, choices=MIGRATIONS)
             entry.update(names=names, hooks={**wave_hooks, **parse_hooks(vm)}, **(_placement(vm) or wave_placement or {}))
             _check_names(vm, entry)
             if entry["moref"] in seen_vms:
@@ -147,7 +158,8 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
         if len(vms) > wave_size:
             raise wave.fail("vms", f"wave {wid} has {len(vms)} VMs, more than limits.wave_size {wave_size}",
                             "move VMs to another wave or raise limits.wave_size")
-        waves.append({"id": wid, "class": cls, "mode": mode, "window": _window(wave), "vms": vms})
+        waves.append({"id": wid, "class": cls, "mode": mode, "window": _window(wave), "precopy_interval": interval,
+                      "vms": vms})
     return {"schema": schema, "source": root.get("source", str, ""),
             "limits": {"wave_size": wave_size, "per_host": per_host}, "names": names, "waves": waves,
             "skipped": root.get("skipped", list, [])}
@@ -244,9 +256,16 @@ def _labels(vm: Node) -> dict[str, str]:
 
 
 def check_window(wave: dict[str, Any], now: datetime, ignore: bool) -> None:
-    """A planned-window (P4) wave runs only inside its maintenance window; other waves whenever they are started."""
+    """A planned-window (P4) wave runs only inside its maintenance window; other waves whenever they are started.
+
+    A wave with warm VMs may start before its window: they copy while they run, and every VM of the wave goes
+    down only at the window's start (its cutover).
+    """
     window = wave.get("window")
     if ignore or (wave["mode"] != "planned-window" and not window):
+        return
+    if any(vm.get("migration") == "warm" for vm in wave.get("vms", ())) and (
+            not window or now < datetime.fromisoformat(window["end"])):
         return
     if not window:
         raise VmwaveError(f"wave {wave['id']} is {wave['mode']} but has no maintenance window",

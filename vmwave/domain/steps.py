@@ -17,6 +17,14 @@ SMOKE_TEST = "smoke-test"
 ROLLBACK = "rollback"  # the ledger row that records what a rollback undid
 PRE_CUTOVER_HOOK = "pre-cutover-hook"  # the plan's hooks (vmwave.domain.hooks): only for VMs that have them
 POST_BOOT_HOOK = "post-boot-hook"
+PRECOPY = "precopy"  # a warm VM's rounds of copies while it runs (vmwave.domain.warm), before its cutover
+
+
+
+def snapshot_name(wave: str) -> str:
+    """The vmwave snapshot a VM keeps until its migration is verified: the way back."""
+    return f"vmwave-{wave}"
+
 
 PIPELINE = (SNAPSHOT, CDI_IMPORT, CONVERT, NETWORK_ATTACH, BOOT, GUEST_AGENT, SMOKE_TEST)
 STATES = ("pending", "running", "succeeded", "failed", "rolled_back")  # a VM of a wave, as the metrics count it

@@ -52,6 +52,7 @@ class Plan:
     wave_size: int
     per_host: int
     source: str = ""
+    precopy_interval: str | None = None  # the rules' `precopy_interval`, written into waves with warm VMs
 
     @property
     def planned(self) -> list[PlannedVM]:
@@ -126,7 +127,8 @@ def plan_waves(planned: list[PlannedVM], policy: Policy, source: str = "") -> Pl
     for number, wave in enumerate(waves, start=1):
         wave.id = f"w{number:03d}"
         wave.window = _window(policy, number - 1)
-    return Plan(waves, sorted(skipped, key=lambda p: p.vm.name), policy.wave_size, policy.per_host, source)
+    return Plan(waves, sorted(skipped, key=lambda p: p.vm.name), policy.wave_size, policy.per_host, source,
+                policy.precopy_interval)
 
 
 def _window(policy: Policy, index: int) -> tuple | None:
