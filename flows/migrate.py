@@ -20,7 +20,7 @@ from prefect.input import RunInput
 from prefect.transactions import transaction
 
 from vmwave.errors import VmwaveError
-from vmwave_tasks.cdi_import import cdi_import
+from vmwave_tasks.cdi_import import cdi_import, precopy, wait_for_cutover
 from vmwave_tasks.convert import convert
 from vmwave_tasks.hooks import post_boot_hook, pre_cutover_hook
 from vmwave_tasks.job import Job
@@ -70,6 +70,10 @@ def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
     logger = get_run_logger()
     try:
         with transaction():  # a failure rolls back every finished step through its on_rollback hook
+            if job.entry.get("migration") == "warm":
+                precopy(job)  # copies while the source runs, until the cutover is due (or skipped: cold)
+            elif job.entry.get("window"):
+                wait_for_cutover(job)  # a wave with warm VMs starts before its window; the rest wait for it
             approved(job, "before-cutover", approval_timeout)
             if "pre_cutover" in job.hooks:
                 pre_cutover_hook(job)

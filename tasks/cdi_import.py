@@ -5,22 +5,36 @@ source when a VDDK image is configured, else ``http`` from the datastore
 with the wave's vCenter credentials in a Secret, which only the run fills
 in. All of a VM's disks import at once; each one's progress goes to the
 ledger as CDI reports it. A DataVolume that failed before is started afresh.
+
+A warm VM copies before its cutover, while it runs (``precopy``): each round
+is a snapshot, and its DataVolumes get one more checkpoint (CDI's multi-stage
+import) and pause once CDI copied it: the whole disk first, then only what
+vCenter reports changed since the round before. The previous round's snapshot
+goes once the next one has copied; a changeId vCenter refuses (tracking was
+reset) starts the copy over. At the cutover, ``cdi_import`` adds the final
+checkpoint, from the snapshot taken after the clean shutdown.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 from prefect import get_run_logger
 
+from vmwave.adapters.vsphere import connect
+from vmwave.adapters.vsphere_cbt import changed_bytes, find_snapshot, remove_snapshot, snapshot_disks, take_snapshot
 from vmwave.domain.build import credentials_secret
 from vmwave.domain.diagnosis import import_cause
-from vmwave.domain.steps import CDI_IMPORT
+from vmwave.domain.steps import CDI_IMPORT, PRECOPY, SNAPSHOT
+from vmwave.domain.warm import DEFAULT_PRECOPY_INTERVAL, cold_because, cutover_due, round_snapshot, staged
 from vmwave_tasks.job import Job, StepFailed
 from vmwave_tasks.step import step
 
 CDI = "cdi.kubevirt.io/v1beta1"
 NOTE_SECONDS = 1.0  # progress goes to the ledger at most this often: a ledger write would delay the next event
+COPIED = "cdi.kubevirt.io/storage.checkpoint.copied"  # CDI's note on the PVC, one per checkpoint it copied
+CUTOVER_POLL_SECONDS = 1.0  # how often a warm VM between rounds asks the ledger whether a person asked to cut over
 
 
 def _phase(obj: dict | None) -> str:
@@ -61,35 +75,169 @@ class DiskProgress:
         return list(self.disks.values())
 
 
-def _start_afresh(job: Job, name: str) -> None:
-    """A DataVolume that failed stays failed in CDI: remove it so this attempt imports again."""
+def _start_afresh(job: Job, name: str, only_failed: bool = True) -> None:
+    """Remove the DataVolume so CDI imports it again: one that failed stays failed in CDI, and a warm copy
+    whose changeId vCenter refused must start over from its first checkpoint."""
     cluster = job.cluster()
-    if _phase(cluster.get(CDI, "DataVolume", job.maps.namespace, name)) == "Failed":
+    found = cluster.get(CDI, "DataVolume", job.maps.namespace, name)
+    if found is not None and (not only_failed or _phase(found) == "Failed"):
         cluster.delete(CDI, "DataVolume", job.maps.namespace, name)
         cluster.wait_for(CDI, "DataVolume", job.maps.namespace, name, lambda o: o is None, 60, "deleted")
 
 
-@step(CDI_IMPORT)
-def cdi_import(job: Job) -> dict:
-    cluster, objects, namespace = job.cluster(), job.objects, job.maps.namespace
+def _apply_sources(job: Job) -> list[str]:
+    """The namespace, the CA and the wave's credentials the DataVolumes read with; their names."""
+    cluster, objects = job.cluster(), job.objects
     for obj in (objects.namespace, *objects.config_maps):
         cluster.apply(obj)
     if objects.secrets:  # the wave's credentials; the password only here, never in a log or the ledger
         vcenter = job.settings.need_vcenter()
-        cluster.apply(credentials_secret(job.wave, namespace, vcenter.user, vcenter.password()))
-    names = [m["metadata"]["name"] for m in objects.datavolumes]
-    for name in names:
-        _start_afresh(job, name)
+        cluster.apply(credentials_secret(job.wave, job.maps.namespace, vcenter.user, vcenter.password()))
+    return [m["metadata"]["name"] for m in objects.datavolumes]
+
+
+def _import(job: Job, manifests: list[dict], until: tuple[str, ...], timeout: float,
+            checkpoint: str = "") -> DiskProgress:
+    """Apply the DataVolumes and wait until each is in one of ``until``; a Failed one fails the step.
+
+    A precopy round waits first for CDI's note on the PVC that it copied ``checkpoint``: the DataVolume was
+    Paused before the round too.
+    """
+    cluster, names = job.cluster(), [m["metadata"]["name"] for m in manifests]
     progress = DiskProgress(job, names)
-    made = {name: cluster.apply(manifest) for name, manifest in zip(names, objects.datavolumes)}
-    deadline = time.monotonic() + job.settings.timeouts.import_
+    made = {name: cluster.apply(manifest) for name, manifest in zip(names, manifests)}
+    deadline = time.monotonic() + timeout
     for name in names:
-        done = job.wait_for(CDI, "DataVolume", name, lambda o: progress(o) in ("Succeeded", "Failed"),
-                            max(1.0, deadline - time.monotonic()), "imported", since=made[name])
+        if checkpoint:
+            job.wait_for("v1", "PersistentVolumeClaim", name, lambda o: f"{COPIED}.{checkpoint}" in (
+                ((o or {}).get("metadata") or {}).get("annotations") or {}) or progress(
+                cluster.get(CDI, "DataVolume", job.maps.namespace, name)) == "Failed",
+                max(1.0, deadline - time.monotonic()), f"checkpoint {checkpoint} copied")
+        done = job.wait_for(CDI, "DataVolume", name, lambda o: progress(o) in (*until, "Failed"),
+                            max(1.0, deadline - time.monotonic()), " or ".join(until), since=made[name])
         if _phase(done) == "Failed":
             running = next((c for c in done["status"].get("conditions", []) if c["type"] == "Running"), {})
             message = running.get("message") or "unknown error"
             raise StepFailed(import_cause(message), f"CDI could not import {name}: {message}")
-    sources = [next(iter(m["spec"]["source"])) for m in objects.datavolumes]
-    return {"disks": progress.list(), "source": sources[0] if sources else "", "bytes": sum(
-        d.capacity_bytes for d in job.vm.disks) if job.mode != "rebuild" else 0}
+    return progress
+
+
+@step(CDI_IMPORT)
+def cdi_import(job: Job) -> dict:
+    names = _apply_sources(job)
+    for name in names:
+        _start_afresh(job, name)
+    manifests, copied = list(job.objects.datavolumes), sum(d.capacity_bytes for d in job.vm.disks)
+    warm = {}
+    if job.warm:
+        manifests, copied, full = _final_checkpoints(job)
+        warm = {"final_checkpoint": True, "full": full}
+    progress = _import(job, manifests, ("Succeeded",), job.settings.timeouts.import_)
+    if job.warm:
+        with connect(job.settings.need_vcenter()) as si:  # the last round's snapshot; the final one stays
+            remove_snapshot(si, job.vm.moref, _precopied(job)["snapshot"])
+    sources = [next(iter(m["spec"]["source"])) for m in job.objects.datavolumes]
+    return {"disks": progress.list(), "source": sources[0] if sources else "",
+            "bytes": copied if job.mode != "rebuild" else 0, **warm}
+
+
+def _precopied(job: Job) -> dict:
+    return (job.ledger().get(job.wave, job.vm.moref, PRECOPY) or {}).get("detail") or {}
+
+
+def _final_checkpoints(job: Job) -> tuple[list[dict], int, bool]:
+    """Each DataVolume with its final checkpoint, from the last round to the snapshot taken after shutdown; the
+    bytes that changed; whether it is a whole copy again (vCenter reset the tracking since the last round)."""
+    rounds = _precopied(job)
+    final = (job.ledger().get(job.wave, job.vm.moref, SNAPSHOT) or {}).get("detail", {}).get("snapshot")
+    with connect(job.settings.need_vcenter()) as si:
+        snap = find_snapshot(si, job.vm.moref, final or "")
+        if snap is None:
+            raise StepFailed("unexpected", f"{job.vm.name}: its cutover snapshot {final} is gone",
+                             "roll the wave back and run it again: the precopy starts over")
+        disks = snapshot_disks(si, snap)
+        deltas = {file: changed_bytes(si, job.vm.moref, snap, disks[file], since)
+                  for file, since in rounds["change_ids"].items()}
+        full = None in deltas.values()
+        if full:
+            deltas = {file: changed_bytes(si, job.vm.moref, snap, disk, "*") or 0 for file, disk in disks.items()}
+    manifests = []
+    for manifest in job.objects.datavolumes:
+        name, disk = manifest["metadata"]["name"], disks[_backing(manifest)]
+        if full:
+            _start_afresh(job, name, only_failed=False)
+        checkpoints = [{"previous": "", "current": snap._moId}] if full else \
+            rounds["checkpoints"][name] + [{"previous": rounds["change_ids"][disk.file], "current": snap._moId}]
+        manifests.append(staged(manifest, checkpoints, final=True))
+    return manifests, sum(deltas[_backing(m)] for m in manifests), full
+
+
+def _backing(manifest: dict) -> str:
+    return manifest["spec"]["source"]["vddk"]["backingFile"]
+
+
+@step(PRECOPY)
+def precopy(job: Job) -> dict:
+    """Rounds of copies while the source runs, every ``precopy_interval``, until its cutover is due.
+
+    A VM the plan moves warm that cannot (no change tracking, no VDDK) is skipped here and moves cold; the
+    ledger says why and what to do.
+    """
+    if not job.warm:
+        why, fix = cold_because(job.vm, bool(job.settings.vddk_image))
+        get_run_logger().warning("%s moves cold: %s (%s)", job.vm.name, why, fix)
+        return {"status": "skipped", "cold": why, "fix": fix}
+    names = _apply_sources(job)
+    ledger, interval = job.ledger(), job.entry.get("precopy_interval") or DEFAULT_PRECOPY_INTERVAL
+    rounds: list[dict] = []
+    checkpoints: dict[str, list[dict]] = {name: [] for name in names}
+    change_ids: dict[str, str] = {}
+    with connect(job.settings.need_vcenter()) as si:
+        while True:
+            n, started = len(rounds) + 1, time.monotonic()
+            snap = take_snapshot(si, job.vm.moref, round_snapshot(job.wave, n))
+            disks = snapshot_disks(si, snap)
+            deltas = {file: changed_bytes(si, job.vm.moref, snap, disks[file], since)
+                      for file, since in change_ids.items()}
+            full = not change_ids or None in deltas.values()  # the first round, or vCenter reset the tracking
+            if full:
+                for name in names:
+                    _start_afresh(job, name, only_failed=False)
+                deltas = {file: changed_bytes(si, job.vm.moref, snap, disk, "*") or 0 for file, disk in disks.items()}
+            manifests = []
+            for manifest in job.objects.datavolumes:
+                name, disk = manifest["metadata"]["name"], disks[_backing(manifest)]
+                previous = "" if full else change_ids[disk.file]
+                checkpoints[name] = ([] if full else checkpoints[name]) + [{"previous": previous,
+                                                                            "current": snap._moId}]
+                change_ids[disk.file] = disk.change_id
+                manifests.append(staged(manifest, checkpoints[name], final=False))
+            _import(job, manifests, ("Paused",), job.settings.timeouts.import_, checkpoint=snap._moId)
+            if n > 1:
+                remove_snapshot(si, job.vm.moref, round_snapshot(job.wave, n - 1))
+            rounds.append({"round": n, "full": full, "bytes": sum(deltas[_backing(m)] or 0 for m in manifests),
+                           "seconds": round(time.monotonic() - started, 3),
+                           "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            detail = {"rounds": rounds, "snapshot": round_snapshot(job.wave, n), "checkpoints": checkpoints,
+                      "change_ids": change_ids}
+            ledger.mark(job.wave, job.vm.moref, PRECOPY, detail=detail)
+            get_run_logger().info("%s: precopy round %d copied %d bytes%s", job.vm.name, n, rounds[-1]["bytes"],
+                                  " (the whole disks)" if full else "")
+            if wait_for_cutover(job, interval):
+                return {**detail, "bytes": sum(r["bytes"] for r in rounds)}
+
+
+def wait_for_cutover(job: Job, seconds: float | None = None) -> bool:
+    """Wait until the VM's cutover is due (its window opened, or a person asked) or ``seconds`` passed.
+
+    Returns whether the cutover is due. Without ``seconds``, waits for the cutover itself: how a cold VM of a
+    wave that starts before its window waits for it.
+    """
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while True:
+        job.check_cancelled()
+        due = cutover_due(job.entry.get("window"), datetime.now(timezone.utc), job.entry.get("cutover_now", False)
+                          or job.ledger().cutover_requested(job.wave, job.vm.moref))
+        if due or (deadline is not None and time.monotonic() >= deadline):
+            return due
+        time.sleep(CUTOVER_POLL_SECONDS)

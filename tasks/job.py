@@ -12,6 +12,7 @@ from vmwave.domain.build import VMObjects
 from vmwave.domain.diagnosis import cause as known_cause
 from vmwave.domain.maps import Maps
 from vmwave.domain.records import SourceVM
+from vmwave.domain.warm import cold_because
 from vmwave.errors import Cancelled, VmwaveError
 from vmwave.hookspecs import Conversion
 from vmwave.settings import Settings
@@ -34,6 +35,11 @@ class Job:
     @property
     def mode(self) -> str:
         return self.entry["mode"]
+
+    @property
+    def warm(self) -> bool:
+        """The plan moves it warm and it can: vCenter tracks its disks' changes and CDI reads them through VDDK."""
+        return self.entry.get("migration") == "warm" and cold_because(self.vm, bool(self.settings.vddk_image)) is None
 
     @property
     def cls(self) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from vmwave.domain.steps import BOOT, GUEST_AGENT, NETWORK_ATTACH
+import time
+
+from vmwave.domain.steps import BOOT, GUEST_AGENT, NETWORK_ATTACH, SNAPSHOT
 from vmwave.errors import TimedOut
 from vmwave_tasks.job import Job, StepFailed
 from vmwave_tasks.step import step
@@ -57,13 +59,15 @@ def guest_agent(job: Job) -> dict:
                            lambda o: _conditions(o).get("AgentConnected") == "True", limit, "AgentConnected")
     except TimedOut:
         raise StepFailed("guest-agent-not-connected", f"the guest agent of {job.target} never connected") from None
+    went_down = ((job.ledger().get(job.wave, job.vm.moref, SNAPSHOT) or {}).get("detail") or {}).get("powered_off_at")
+    downtime = round(time.time() - went_down, 3) if went_down else None  # source off until the agent answers
     try:  # an agent often answers before DHCP has given the guest an address
         vmi = job.wait_for(KV, "VirtualMachineInstance", job.target, _has_ip,
                            min(limit, IP_GRACE_SECONDS), "an IP from the guest agent")
     except TimedOut:
         pass  # recorded without an address; smoke checks that need one say so
     status = vmi["status"]
-    return {"os": status.get("guestOSInfo", {}),
+    return {"os": status.get("guestOSInfo", {}), "downtime_seconds": downtime,
             "interfaces": [{"mac": i.get("mac"), "ip": i.get("ipAddress")} for i in status.get("interfaces", [])]}
 
 

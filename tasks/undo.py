@@ -17,10 +17,12 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from vmwave.adapters.vsphere import connect
-from vmwave.adapters.vsphere_ops import power_on
+from vmwave.adapters.vsphere_cbt import remove_snapshot
+from vmwave.adapters.vsphere_ops import power_on, snapshots, vm_ref
 from vmwave.domain.manifests import LABEL_UUID, LABEL_WAVE
 from vmwave.domain.steps import (BOOT, CDI_IMPORT, CONVERT, GUEST_AGENT, NETWORK_ATTACH, POST_BOOT_HOOK, PRE_CUTOVER_HOOK,
-                                 ROLLBACK, SMOKE_TEST, SNAPSHOT)
+                                 PRECOPY, ROLLBACK, SMOKE_TEST, SNAPSHOT)
+from vmwave.domain.warm import round_prefix
 from vmwave_tasks.job import Job
 
 KEPT = "vmwave.io/kept-for-debug"
@@ -51,6 +53,17 @@ def undo_import(job: Job) -> dict:
     return _cluster_objects(job, [("cdi.kubevirt.io/v1beta1", "DataVolume")])
 
 
+def undo_precopy(job: Job) -> dict:
+    """The DataVolumes being copied warm, and the precopy rounds' snapshots; the source ran all along."""
+    done = undo_import(job)
+    prefix = round_prefix(job.wave)
+    with connect(job.settings.need_vcenter()) as si:
+        rounds = [name for name in snapshots(si, vm_ref(si, job.vm.moref)) if name.startswith(prefix)]
+        for name in rounds:
+            remove_snapshot(si, job.vm.moref, name)
+    return {**done, "snapshots_removed": rounds}
+
+
 def undo_hook(job: Job) -> dict:
     """The hook's Job and its Pod; what the hook itself did is the hook's to undo."""
     return _cluster_objects(job, [("batch/v1", "Job"), ("v1", "Pod")])
@@ -76,8 +89,9 @@ def undo_snapshot(job: Job) -> dict:
 
 
 UNDO: dict[str, Callable[[Job], dict]] = {SNAPSHOT: undo_snapshot, CONVERT: undo_convert, CDI_IMPORT: undo_import,
-                                          BOOT: undo_boot, PRE_CUTOVER_HOOK: undo_hook, POST_BOOT_HOOK: undo_hook}
-ORDER = [POST_BOOT_HOOK, BOOT, CONVERT, CDI_IMPORT, SNAPSHOT, PRE_CUTOVER_HOOK]  # newest first, as a rollback unwinds
+                                          BOOT: undo_boot, PRE_CUTOVER_HOOK: undo_hook, POST_BOOT_HOOK: undo_hook,
+                                          PRECOPY: undo_precopy}
+ORDER = [POST_BOOT_HOOK, BOOT, CONVERT, CDI_IMPORT, SNAPSHOT, PRE_CUTOVER_HOOK, PRECOPY]  # newest first
 
 
 def undo(job: Job, step: str, mark: bool = True) -> bool:
@@ -126,6 +140,9 @@ def finish_rollback(job: Job) -> dict:
 def rollback(job: Job) -> dict:
     """Undo every step of one VM on request (``rollback_wave``), newest first."""
     for step in ORDER:
-        if step not in (PRE_CUTOVER_HOOK, POST_BOOT_HOOK) or job.hooks:
-            undo(job, step)
+        if step in (PRE_CUTOVER_HOOK, POST_BOOT_HOOK) and not job.hooks:
+            continue
+        if step == PRECOPY and job.ledger().get(job.wave, job.vm.moref, PRECOPY) is None:
+            continue  # it moved cold
+        undo(job, step)
     return finish_rollback(job)

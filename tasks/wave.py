@@ -28,7 +28,7 @@ from vmwave.domain.manifests import LABEL_UUID
 from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
-from vmwave.domain.steps import PIPELINE, ROLLBACK, SNAPSHOT
+from vmwave.domain.steps import GUEST_AGENT, PIPELINE, PRECOPY, ROLLBACK, SNAPSHOT
 from vmwave.domain.timeline import timeline_svg
 from vmwave.errors import VmwaveError
 from vmwave.plugins import conversion, customizer, smoke_checks
@@ -66,7 +66,9 @@ def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: S
         how = None if vm_entry["mode"] == "rebuild" else conversion(vm, settings, vm_entry["convert"])
         if how is not None and how.needs:
             problems.append(f"{vm.name} ({how.tool}) needs {how.needs}")
-        jobs.append(Job(wave=entry["id"], vm=vm, entry=vm_entry, settings=settings, maps=maps, objects=objects,
+        timing = {"window": entry["window"], "precopy_interval": entry["precopy_interval"], "cutover_now": ignore_window}
+        jobs.append(Job(wave=entry["id"], vm=vm, entry={**vm_entry, **timing}, settings=settings, maps=maps,
+                        objects=objects,
                         conversion=how, checks=tuple(vm_entry["smoke"]) + tuple(smoke_checks(vm, settings.disable_plugins)),
                         keep_for_debug=keep_for_debug or vm_entry["keep_for_debug"]))
     problems += missing_preferences(jobs, settings) + taken_names(jobs, settings)
@@ -180,7 +182,7 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict
         result = outcomes.get(job.vm.moref, "not run")
         if result == ELSEWHERE:  # the ledger holds what the other worker did
             result = ledger_result(vm_steps) + " on another worker"
-        rows.append({"vm": job.vm.name, "class": job.cls, "result": result,
+        rows.append({"vm": job.vm.name, "class": job.cls, "result": result, "downtime": _downtime(job, vm_steps),
                      "steps": ", ".join(f"{s['step']} {s['seconds'] or 0:.1f}s" for s in vm_steps if s["step"] != ROLLBACK),
                      "cause": failed["cause"] if failed else "",
                      "fix": _fix(failed) if failed else "",
@@ -188,9 +190,9 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict
     ok = sum(r["result"].startswith("succeeded") for r in rows)
     create_table_artifact(rows, key=f"wave-{wave}-report".lower(), description=f"wave {wave}: {ok}/{len(rows)} succeeded")
     lines = [f"# Wave {wave}", "", f"{ok} of {len(rows)} VMs succeeded ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC).", "",
-             "| VM | class | result | steps | cause | fix | preparation |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['vm']} | {r['class']} | {r['result']} | {r['steps']} | {r['cause']} | {r['fix']} | {r['preparation']} |"
-              for r in rows]
+             "| VM | class | result | downtime | steps | cause | fix | preparation |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['vm']} | {r['class']} | {r['result']} | {r['downtime']} | {r['steps']} | {r['cause']} | {r['fix']} "
+              f"| {r['preparation']} |" for r in rows]
     picture = timeline_svg(entries, datetime.now(timezone.utc), f"wave {wave}: {ok} of {len(rows)} VMs succeeded")
     image = Path(out_dir) / f"wave-{wave}-timeline.svg"
     write_text_atomic(image, picture)
@@ -201,6 +203,17 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict
                              key=f"wave-{wave}-summary".lower())
     return {"wave": wave, "succeeded": ok, "total": len(rows), "rows": rows, "report": str(path),
             "finished": time.time()}
+
+
+def _downtime(job: Job, vm_steps: list[dict[str, Any]]) -> str:
+    """How long the source was down until the guest agent answered, and how it moved (warm: its rounds)."""
+    agent = next((s for s in vm_steps if s["step"] == GUEST_AGENT), {})
+    seconds = (agent.get("detail") or {}).get("downtime_seconds")
+    if seconds is None:
+        return ""
+    rounds = next((s for s in vm_steps if s["step"] == PRECOPY and s["status"] == "succeeded"), None)
+    how = f"warm, {len(rounds['detail'].get('rounds', []))} precopy rounds" if rounds else "cold"
+    return f"{seconds:.1f}s ({how})"
 
 
 def ledger_result(vm_steps: list[dict[str, Any]]) -> str:

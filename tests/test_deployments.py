@@ -127,6 +127,7 @@ ELSEWHERE = CONVERSION | {
     ("", "namespaces", "create"),  # the first wave into a target namespace; the lab's exists already
     ("cdi.kubevirt.io", "datavolumes", "patch"),  # a retried import or conversion applies its objects again
     ("", "configmaps", "patch"), ("", "pods", "patch"),
+    ("", "persistentvolumeclaims", "get"), ("", "persistentvolumeclaims", "watch"),  # warm copies' rounds
     ("instancetype.kubevirt.io", "virtualmachineclusterpreferences", "create"),  # the Windows and latency-
     ("instancetype.kubevirt.io", "virtualmachineclusterpreferences", "patch"),  # sensitive profiles' preferences
 }

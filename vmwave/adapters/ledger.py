@@ -63,6 +63,13 @@ cancels = Table(  # a person asked to stop one VM's migration (`vmwave cancel`);
     Column("requested_at", DateTime(timezone=True), nullable=False),
 )
 
+cutovers = Table(  # a person asked a warm VM (moref) or a whole wave ("*") to cut over now (`vmwave cutover`)
+    "cutovers", metadata,
+    Column("wave", String(64), primary_key=True),
+    Column("moref", String(64), primary_key=True),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+)
+
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
@@ -173,6 +180,18 @@ class Ledger:
             taken = conn.execute(cancels.delete().where((cancels.c.wave == wave) & (cancels.c.moref == moref)))
             return taken.rowcount > 0
 
+    def request_cutover(self, wave: str, moref: str = "*") -> None:
+        """Ask a warm VM (or every VM of the wave, "*") to stop its precopy and cut over; asking twice is once."""
+        key = (cutovers.c.wave == wave) & (cutovers.c.moref == moref)
+        with self.engine.begin() as conn:
+            if conn.execute(select(cutovers.c.moref).where(key)).first() is None:
+                conn.execute(cutovers.insert().values(wave=wave, moref=moref, requested_at=_now()))
+
+    def cutover_requested(self, wave: str, moref: str) -> bool:
+        query = select(cutovers.c.moref).where((cutovers.c.wave == wave) & cutovers.c.moref.in_([moref, "*"]))
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def worked_on_since(self, wave: str, moref: str, since: datetime) -> bool:
         """Whether any step of the VM started at or after ``since``: another worker ran it meanwhile."""
         query = select(steps.c.step).where((steps.c.wave == wave) & (steps.c.moref == moref)
@@ -195,6 +214,8 @@ class Ledger:
             else:
                 restart = {"started_at": _now(), "finished_at": None} if row[0] is not None else {}
                 conn.execute(waves.update().where(waves.c.wave == wave).values(**values, **restart))
+            if row is None or row[0] is not None:  # a new run: cutovers asked of an earlier one are done
+                conn.execute(cutovers.delete().where(cutovers.c.wave == wave))
 
     def end_wave(self, wave: str) -> None:
         """The run of ``wave`` ended, once no worker runs any of its VMs."""

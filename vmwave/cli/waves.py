@@ -108,6 +108,28 @@ def cancel(plan_file: Path = PLAN, wave: str = WAVE,
 
 
 @app.command()
+def cutover(plan_file: Path = PLAN, wave: str = WAVE,
+            vm: Optional[str] = typer.Option(None, "--vm", help="only this VM (its name as the plan has it)"),
+            ledger: Optional[str] = LEDGER) -> None:
+    """Cut warm VMs over now instead of at the window's start: shutdown, the last delta, conversion, boot."""
+    from vmwave.adapters.files import load_plan
+    from vmwave.adapters.ledger import Ledger
+    from vmwave.domain.plan import find_wave
+    from vmwave.errors import InputError
+    from vmwave.settings import Settings
+
+    entry = find_wave(load_plan(plan_file), wave)
+    warm = [v for v in entry["vms"] if v.get("migration") == "warm" and vm in (None, v["name"])]
+    if not warm:
+        names = ", ".join(v["name"] for v in entry["vms"] if v.get("migration") == "warm") or "none"
+        raise InputError(str(plan_file), "waves", f"wave {entry['id']} has no warm VM {vm or ''}".rstrip(),
+                         f"its warm VMs: {names}; a cold VM goes down when its migration starts")
+    Ledger(Settings.load(ledger=ledger).ledger).request_cutover(entry["id"], warm[0]["moref"] if vm else "*")
+    err.print(f"cutover requested for {vm or 'every warm VM of wave ' + entry['id']}: each stops its precopy "
+              "within a few seconds, shuts down, and copies its last changes")
+
+
+@app.command()
 def status(
     wave: Optional[str] = typer.Option(None, "--wave", help="only this wave (id w003 or number 3)"),
     as_json: bool = typer.Option(False, "--json", help="per VM, its steps with status, attempts and cause"),
