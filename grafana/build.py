@@ -107,6 +107,11 @@ def migration() -> dict[str, Any]:
               [target("max by (step) (vmwave_step_oldest_running_seconds)", "running {{step}}", "A"),
                target("max by (step) (vmwave_step_timeout_seconds)", "deadline {{step}}", "B")],
               12, 21, unit="s", description="A step past its deadline (VMWAVE_TIMEOUTS) is about to fail."),
+        panel("bargauge", "Downtime per VM: source off until its guest agent answered",
+              [target("max by (vm, migration) (vmwave_vm_downtime_seconds{%s})" % WAVE, "{{vm}} ({{migration}})")],
+              0, 37, 24, 8, unit="s", description="A cold VM is down for its whole copy; a warm one (precopy "
+              "while it ran) only for the last changes, its conversion and boot.",
+              reduceOptions={"calcs": ["lastNotNull"]}, displayMode="gradient", orientation="horizontal"),
         panel("table", "Waves", per_wave, 0, 29, 24, 8,
               description="One row per wave: class, mode, VMs succeeded and failed, bytes, when it started.",
               showHeader=True),

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from vmwave.adapters.ledger import Ledger
-from vmwave.domain.steps import STATES, vm_state
+from vmwave.domain.steps import GUEST_AGENT, PRECOPY, STATES, vm_state
 
 BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)  # a second to a day
 FINISHED = ("succeeded", "failed", "rolled_back")  # a step that ran to an end (skipped ones did nothing)
@@ -59,6 +59,8 @@ class LedgerCollector(Collector):
         end = GaugeMetricFamily("vmwave_wave_end_timestamp_seconds", "When the wave's last run ended (absent while "
                                 "it runs)", labels=["wave"])
         imported = CounterMetricFamily("vmwave_disk_bytes", "Disk bytes imported into the cluster", labels=["wave"])
+        downtime = GaugeMetricFamily("vmwave_vm_downtime_seconds", "How long each migrated VM's source was down "
+                                     "until its guest agent answered", labels=["wave", "vm", "migration"])
         for wave in sorted(set(waves) | set(by_vm)):
             meta = waves.get(wave) or {"class": "unknown", "mode": "unknown", "members": {}}
             members = meta["members"] or {}
@@ -73,7 +75,12 @@ class LedgerCollector(Collector):
             if meta.get("finished_at"):
                 end.add_metric([wave], _utc(meta["finished_at"]).timestamp())
             imported.add_metric([wave], sum(r["bytes"] or 0 for steps in by_vm[wave].values() for r in steps))
-        yield from (vms, info, start, end, imported)
+            for steps in by_vm[wave].values():
+                done = {r["step"]: r for r in steps if r["status"] == "succeeded"}
+                seconds = ((done.get(GUEST_AGENT) or {}).get("detail") or {}).get("downtime_seconds")
+                if seconds is not None:
+                    downtime.add_metric([wave, done[GUEST_AGENT]["vm"], "warm" if PRECOPY in done else "cold"], seconds)
+        yield from (vms, info, start, end, imported, downtime)
 
     def _steps(self, rows: list[dict[str, Any]]) -> Iterator[Metric]:
         durations: dict[str, list[float]] = defaultdict(list)
