@@ -125,3 +125,16 @@ def test_a_bad_port_is_refused_before_anything_listens(tmp_path):
     variable = subprocess.run([VMWAVE, "exporter"], capture_output=True, text=True,
                               env={**env, "VMWAVE_EXPORTER_PORT": "http"})
     assert variable.returncode == 2 and "VMWAVE_EXPORTER_PORT" in variable.stderr and "1-65535" in variable.stderr
+
+
+def test_each_migrated_vm_has_its_downtime_cold_or_warm(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.begin_wave("w004", "P4", "planned-window", {"vm-1": "P4", "vm-2": "P4"})
+    for moref, name, warm, seconds in (("vm-1", "db-01", True, 42.5), ("vm-2", "db-02", False, 610.0)):
+        if warm:
+            run_steps(ledger, "w004", moref, name, ["precopy"])
+        run_steps(ledger, "w004", moref, name, PIPELINE)
+        ledger.mark("w004", moref, "guest-agent", detail={"downtime_seconds": seconds})
+    _, samples = scrape(ledger)
+    assert sample(samples, "vmwave_vm_downtime_seconds", wave="w004", vm="db-01", migration="warm") == 42.5
+    assert sample(samples, "vmwave_vm_downtime_seconds", wave="w004", vm="db-02", migration="cold") == 610.0
