@@ -222,3 +222,25 @@ def test_a_wave_killed_mid_way_finishes_on_rerun(prefect_server, wave_env, plann
                                 {"vmwave.io/source-uuid": vm["uuid"]})) >= 1
 
 
+
+
+def test_a_rollback_that_cannot_undo_everything_fails_and_says_what_is_left(prefect_server, wave_env, planned,
+                                                                             tmp_path):
+    """With a kubeconfig that may only read, the cluster objects cannot go: `vmwave rollback` exits 1, naming them."""
+    plan, doc, wave = planned
+    env = {**os.environ, "COLUMNS": "400"}  # one line per VM, as a terminal that wide prints it
+    migrated = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
+                               str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    reader = str(Path(wave_env["VMWAVE_KUBECONFIG"]).with_name("kubeconfig-viewer"))
+    refused = subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]],
+                             env={**env, "VMWAVE_KUBECONFIG": reader}, capture_output=True, text=True)
+    assert refused.returncode == 1, refused.stderr
+    assert f"{wave['vms'][0]['name']}: the rollback failed" in refused.stderr and "forbidden" in refused.stderr, \
+        refused.stderr
+    ledger = Ledger(Settings.load().ledger)
+    assert {e["steps"][-1]["status"] for e in ledger.by_vm(wave["id"]) if e["steps"][-1]["step"] == "rollback"} \
+        == {"failed"}
+    undone = subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], env=env,
+                            capture_output=True, text=True)
+    assert undone.returncode == 0, undone.stderr  # run again once the cause is fixed, it finishes the undo

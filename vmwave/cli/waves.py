@@ -1,5 +1,5 @@
-"""`vmwave migrate`, `schedule`, `rollback`, `cancel` and `status`: run a wave of the plan or put it in the Prefect
-calendar, undo it or one VM, read the ledger."""
+"""`vmwave migrate`, `schedule`, `rollback`, `cancel`, `cutover` and `status`: run a wave of the plan or put it in
+the Prefect calendar, undo it or one VM, cut warm VMs over, read the ledger."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from vmwave.cli.common import LEDGER, MAPS, PLAN, WAVE, app, err, table
 
@@ -73,8 +74,8 @@ def rollback(plan_file: Path = PLAN, wave: str = WAVE, maps: Optional[Path] = MA
         raise done
     err.print(f"wave {done['wave']}: {done['rolled_back']} VM(s) rolled back")
     for name, why in done["failed"].items():
-        err.print(f"[red]{name}: the rollback failed[/red] ({'; '.join(why)}); undo that by hand, or rerun "
-                  "`vmwave rollback` once the cause is fixed")
+        err.print(f"[red]{escape(name)}: the rollback failed[/red] ({escape('; '.join(why))}); undo that by hand, "
+                  "or rerun `vmwave rollback` once the cause is fixed")
     if done["failed"]:
         raise typer.Exit(1)
 
