@@ -220,8 +220,9 @@ def test_a_wave_killed_mid_way_finishes_on_rerun(prefect_server, wave_env, plann
         assert len(cluster.find("kubevirt.io/v1", "VirtualMachine", "vmwave", {"vmwave.io/source-uuid": vm["uuid"]})) == 1
         assert len(cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave",
                                 {"vmwave.io/source-uuid": vm["uuid"]})) >= 1
-
-
+    undone = subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], env=env,
+                            capture_output=True, text=True)  # the sources run again for the tests after this one
+    assert undone.returncode == 0, undone.stderr
 
 
 def test_a_rollback_that_cannot_undo_everything_fails_and_says_what_is_left(prefect_server, wave_env, planned,
