@@ -10,7 +10,6 @@ address's interface name on its MAC (``pin_nic_names.sh``), as Forklift does.
 
 from __future__ import annotations
 
-import shlex
 from importlib import resources
 
 from vmwave import hookimpl
@@ -20,22 +19,27 @@ from vmwave.domain.records import SourceVM
 from vmwave.domain.static_ips import static_ips
 from vmwave.hookspecs import Conversion
 
-PIN_SCRIPT = "pin-nic-names.sh"
+PIN_SCRIPT, PIN_DATA = "pin-nic-names.sh", "pin-nic-names.pairs"  # the script reads its data beside it
 
 
-def pin_nic_names(vm: SourceVM) -> str:
-    """The script that keeps each static address's interface name on its MAC (``pin_nic_names.sh``)."""
-    pairs = " ".join(shlex.quote(f"{ip.mac}={ip.address}") for ip in static_ips(vm))
-    body = resources.files(__package__).joinpath("pin_nic_names.sh").read_text()
-    return f"#!/bin/sh\n# written by vmwave for {vm.name}\nset -- {pairs}\n{body}"
+WHY = "Linux guest: virt-v2v puts the virtio drivers into its initramfs"
+
+
+def pin_nic_names(vm: SourceVM) -> dict[str, str]:
+    """What keeps each static address's interface name on its MAC: the script as shipped, and a data file of one
+    ``MAC ADDRESS`` line per static address (both checked by ``static_ips``) for it to read."""
+    pairs = "".join(f"{ip.mac} {ip.address}\n" for ip in static_ips(vm))
+    return {PIN_SCRIPT: resources.files(__package__).joinpath("pin_nic_names.sh").read_text(), PIN_DATA: pairs}
 
 
 @hookimpl
 def vmwave_conversion(vm: SourceVM) -> Conversion | None:  # needs no setting: takes no ``config``
     if vm.guest_family != "linux":
         return None
-    return Conversion("virt-v2v", "Linux guest: virt-v2v puts the virtio drivers into its initramfs",
-                      scripts={PIN_SCRIPT: pin_nic_names(vm)} if static_ips(vm) else {})
+    if not static_ips(vm):
+        return Conversion("virt-v2v", WHY)
+    files = pin_nic_names(vm)
+    return Conversion("virt-v2v", WHY, scripts={PIN_SCRIPT: files[PIN_SCRIPT]}, data={PIN_DATA: files[PIN_DATA]})
 
 
 @hookimpl(trylast=True)

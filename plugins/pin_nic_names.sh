@@ -1,4 +1,6 @@
-# Run in the converted guest (guestfish's sh, after virt-v2v) below a `set -- MAC=ADDRESS ...` line vmwave writes.
+#!/bin/sh
+# Run in the converted guest (guestfish's sh, after virt-v2v); reads `MAC ADDRESS` lines from pin-nic-names.pairs
+# beside it (vmwave writes that file; nothing from vCenter is ever written into this script).
 #
 # A Linux guest's static address lives in a configuration that names its
 # interface (ens192 on vSphere). KubeVirt's NIC gets another name (enp1s0), so
@@ -50,8 +52,7 @@ netplan() {  # the interface key an address IP/N is listed under
 
 mkdir -p "${RULES%/*}"
 : > "$RULES.new"
-for pair in "$@"; do
-    mac=${pair%%=*} ip=${pair#*=}
+while read -r mac ip; do
     pattern=$(printf '%s' "$ip" | sed 's/\./\\./g')
     name=$({ networkd "$pattern"; ifupdown "$pattern" "$ip"; ifcfg "$pattern"; keyfile "$pattern"; netplan "$pattern" "$ip"; } | head -n 1)
     if [ -z "$name" ]; then
@@ -60,5 +61,5 @@ for pair in "$@"; do
     fi
     echo "SUBSYSTEM==\"net\", ACTION==\"add\", ATTR{address}==\"$mac\", NAME=\"$name\"" >> "$RULES.new"
     echo "vmwave: the NIC $mac keeps the interface name $name, which holds $ip"
-done
+done < "${0%.sh}.pairs"
 mv "$RULES.new" "$RULES"

@@ -67,7 +67,7 @@ def convert(job: Job) -> dict:
         env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
     config_map, pod = conversion_objects(job.vm, job.target, job.wave, job.maps, settings.conversion_image,
                                          how.options, env, [dv["metadata"]["name"] for dv in job.objects.datavolumes],
-                                         how.scripts)
+                                         how.scripts, how.data)
     name = pod["metadata"]["name"]
     if _phase(cluster.get("v1", "Pod", namespace, name)) in ("Failed", "Succeeded"):  # an earlier attempt's pod
         cluster.delete("v1", "Pod", namespace, name)

@@ -65,15 +65,17 @@ def test_a_linux_guest_with_a_static_ip_has_its_interface_names_pinned_after_the
     debian = VMS["debian-12"]
     how = conversion(debian, CONFIG)
     config_map, pod = conversion_objects(debian, "debian-12", "w1", MAPS, "img", how.options, how.env,
-                                         ["debian-12-disk0"], how.scripts)
+                                         ["debian-12-disk0"], how.scripts, how.data)
     container = pod["spec"]["containers"][0]
     assert container["command"][:2] == ["/bin/sh", "-ec"] and container["command"][3] == "virt-v2v-in-place"
     assert container["command"][2].splitlines() == [
         'virt-v2v-in-place "$@"', 'guestfish --rw --format=raw -a /dev/block0 -i <<"END"',  # a Block PVC
+        "upload /mnt/v2v/pin-nic-names.pairs /tmp/pin-nic-names.pairs",
         "upload /mnt/v2v/pin-nic-names.sh /tmp/pin-nic-names.sh", 'sh "/bin/sh /tmp/pin-nic-names.sh"',
-        "rm /tmp/pin-nic-names.sh", "END"]
+        "rm /tmp/pin-nic-names.sh", "rm /tmp/pin-nic-names.pairs", "END"]
     assert "--mac" in container["args"] and "00:50:56:aa:00:20:ip:10.0.2.15,10.0.2.2,24,10.0.2.3" in container["args"]
-    assert "set -- 00:50:56:aa:00:20=10.0.2.15\n" in config_map["data"]["pin-nic-names.sh"]
+    assert config_map["data"]["pin-nic-names.pairs"] == "00:50:56:aa:00:20 10.0.2.15\n"
+    assert debian.name not in config_map["data"]["pin-nic-names.sh"]  # the script is as shipped: no data in it
     no_static = replace(debian, nics=(replace(debian.nics[0], address_origin="dhcp"),))
     assert conversion(no_static, CONFIG).scripts == {}
 
@@ -112,8 +114,9 @@ def test_the_pinning_script_finds_the_interface_that_holds_the_address(stack, tm
     for path, text in files.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text)
-    script = tmp_path / "pin.sh"
-    script.write_text(conversion(VMS["debian-12"], CONFIG).scripts["pin-nic-names.sh"])
+    script, how = tmp_path / "pin.sh", conversion(VMS["debian-12"], CONFIG)
+    script.write_text(how.scripts["pin-nic-names.sh"])
+    (tmp_path / "pin.pairs").write_text(how.data["pin-nic-names.pairs"])
     run = subprocess.run(["/bin/sh", str(script)], env={"ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True, check=True)
     rules = (tmp_path / "etc/udev/rules.d/70-vmwave-net.rules").read_text()

@@ -45,7 +45,9 @@ class Conversion:
     needs: str = ""  # what must be configured before it can run, with how; "" when it can run now
     scripts: dict[str, str] = field(default_factory=dict)  # by file name: shell scripts run in the converted guest
     # after virt-v2v, in order, their output in the conversion log (Forklift's customization scripts); e.g. the
-    # Linux plugin's pinning of interface names that keeps static IPs
+    # Linux plugin's pinning of interface names that keeps static IPs. A script's text is fixed: it never holds data
+    # from vCenter (a VM's name, its addresses), which could then run as a command in the guest as root
+    data: dict[str, str] = field(default_factory=dict)  # by file name: what the scripts read, put beside them
 
 
 @hookspec

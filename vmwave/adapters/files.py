@@ -1,4 +1,4 @@
-"""The YAML files people edit (maps, rules, plan): read and checked, or written atomically."""
+"""The YAML files people edit (maps, rules, plan): read (``documents``) and checked, or written atomically."""
 
 from __future__ import annotations
 
@@ -9,31 +9,11 @@ from typing import Any
 
 import yaml
 
+from vmwave.adapters.documents import parse_yaml, read_yaml
 from vmwave.domain.classes import DEFAULT_RULES, Policy, parse_rules
 from vmwave.domain.maps import Maps, parse_maps
 from vmwave.domain.plan import parse_plan
 from vmwave.errors import InputError
-
-
-def read_yaml(path: str | os.PathLike, what: str) -> Any:
-    """Parse a YAML file; a missing or malformed file is an InputError naming the line."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise InputError(str(p), "", f"{what} file not found", f"check the path, or create the {what} file") from None
-    except OSError as exc:
-        raise InputError(str(p), "", f"cannot read {what} file: {exc.strerror}", "check its permissions") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(str(p), where, f"not valid YAML ({problem})", "fix the syntax at that position") from None
-    if data is None:
-        raise InputError(str(p), "", f"the {what} file is empty", f"see examples/ for a {what} file to start from")
-    return data
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -50,7 +30,7 @@ def load_policy(rules: str | os.PathLike | None = None, wave_size: int | None = 
                 per_host: int | None = None) -> Policy:
     """The rules file (or the built-in rules), with the CLI's wave size and per-host cap over it."""
     policy = parse_rules(read_yaml(rules, "rules"), str(rules)) if rules else \
-        parse_rules(yaml.safe_load(DEFAULT_RULES), "built-in rules")
+        parse_rules(parse_yaml(DEFAULT_RULES, "built-in rules"), "built-in rules")
     policy.wave_size = wave_size or policy.wave_size
     policy.per_host = per_host or policy.per_host
     return policy

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from vmwave.adapters.documents import read_secret, read_text
 from vmwave.errors import InputError
 
 BLOCKS = {"vcenter": "vmwave-vcenter", "kubeconfig": "vmwave-kubeconfig"}  # what each is called unless named
@@ -26,15 +27,10 @@ def set_secret(name: str, source: Path, one_line: bool) -> None:
     password file is read) or a kubeconfig as it is."""
     from prefect.blocks.system import Secret
 
-    try:
-        text = source.read_text()
-    except OSError as exc:
-        raise InputError(str(source), "", f"cannot read it: {exc.strerror}", "name a readable file") from None
+    text = read_secret(source, "password") if one_line else read_text(source, "kubeconfig")
     if not text.strip():
         raise InputError(str(source), "", "is empty", "put the secret in the file, then run this again")
-    if one_line and "\n" in text.rstrip("\r\n"):
-        raise InputError(str(source), "", "holds more than one line", "put only the password in the file")
-    Secret(value=text.rstrip("\r\n") if one_line else text).save(name, overwrite=True)
+    Secret(value=text).save(name, overwrite=True)
 
 
 @contextmanager

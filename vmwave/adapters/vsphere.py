@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
+from vmwave.adapters.documents import read_secret
 from vmwave.adapters.vsphere_tags import read_tags
 from vmwave.domain.guests import guest_os
 from vmwave.domain.records import Disk, GuestDisk, Nic, Snapshot, SourceVM
@@ -76,11 +77,7 @@ class VCenter:
                 raise InputError(self.secret_block, "", f"no Prefect Secret block of that name ({exc})",
                                  "create it: vmwave secrets set vcenter --password-file FILE --name NAME") from None
         if self.password_file is not None:
-            try:
-                return Path(self.password_file).read_text().rstrip("\r\n")
-            except OSError as exc:
-                raise InputError(str(self.password_file), "", f"cannot read the password file: {exc.strerror}",
-                                 "point VMWAVE_VCENTER_PASSWORD_FILE at a readable file") from None
+            return read_secret(self.password_file, "password")
         raise InputError("vCenter password", "", "no password source given",
                          "set VMWAVE_VCENTER_PASSWORD_FILE (a file) or --secret-block (a Prefect Secret block)")
 

@@ -31,7 +31,9 @@ from vmwave.domain.guests import guest_os
 from vmwave.domain.names import is_label_key, label_value
 from vmwave.domain.records import SourceVM
 from vmwave.domain.smoke import parse_checks
+from vmwave.domain.patterns import compile_pattern
 from vmwave.domain.validate import Node
+from vmwave.domain.warm import MIN_PRECOPY
 from vmwave.errors import InputError
 
 RULES_VERSION = 1
@@ -70,11 +72,8 @@ def _compile(node: Node) -> Matcher:
               "concern", "severity", "class", "min_cpus", "min_memory_gb", "any", "all", "not")
     tests: list[Matcher] = []
 
-    def regex(key: str, value: str) -> re.Pattern:
-        try:
-            return re.compile(value)
-        except re.error as exc:
-            raise node.fail(key, f"{value!r} is not a valid regular expression ({exc})", "fix the pattern") from None
+    def regex(key: str, value: str) -> Any:
+        return compile_pattern(node, key, value)
 
     if "name" in node.data:
         pattern = regex("name", node.get("name", str))
@@ -226,7 +225,7 @@ def parse_rules(data: Any, source: str) -> Policy:
     if "schedule" in root.data:
         policy.schedule = parse_schedule(root.child("schedule"))
     if "precopy_interval" in root.data:
-        parse_duration(root, "precopy_interval")  # refused here, naming the rules file, if it is no duration
+        parse_duration(root, "precopy_interval", MIN_PRECOPY)  # refused here, naming the rules file, if it is no duration
         policy.precopy_interval = root.get("precopy_interval", str)
     tag_labels = root.child("tag_labels", {})
     policy.tag_labels = {str(k): tag_labels.get(str(k), str) for k in tag_labels.data}
@@ -237,33 +236,46 @@ def parse_rules(data: Any, source: str) -> Policy:
     return policy
 
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
+_DURATION = re.compile(r"^(\d{1,9})([smhd])$")
+MAX_DURATION = 366 * 86400  # a year: a longer interval, window or cadence is a typo
 
 
-def parse_duration(node: Node, key: str) -> int:
-    """'30s', '90m', '6h', '1d' -> seconds."""
+def parse_duration(node: Node, key: str, minimum: int = 1) -> int:
+    """'30s', '90m', '6h', '1d' -> seconds, between ``minimum`` and a year."""
     text = node.get(key, str)
     m = _DURATION.match(text)
     if not m:
         raise node.fail(key, f"{text!r} is not a duration", "write seconds, minutes, hours or days: 30s, 90m, 6h, 1d")
-    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if not minimum <= seconds <= MAX_DURATION:
+        raise node.fail(key, f"{text!r} is {'shorter than ' + str(minimum) + 's' if seconds < minimum else 'over a year'}",
+                        f"write a duration from {minimum}s to 366d")
+    return seconds
+
+
+def parse_time(node: Node, key: str) -> "datetime":
+    """An ISO 8601 date-time with its time zone: a naive one would mean another time on every worker."""
+    from datetime import datetime
+
+    text = node.get(key, str)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise node.fail(key, f"{text!r} is not an ISO date-time", "write e.g. 2026-12-05T22:00:00+00:00") from None
+    if value.tzinfo is None:
+        raise node.fail(key, f"{text!r} has no time zone", "add one, e.g. 2026-12-05T22:00:00+00:00 or ...Z")
+    return value
 
 
 def parse_schedule(node: Node) -> dict[str, Any]:
-    from datetime import datetime
-
     node.only("start", "every", "length", "waves_per_window")
-    start = node.get("start", (str, datetime))
-    if isinstance(start, str):
-        try:
-            start = datetime.fromisoformat(start)
-        except ValueError:
-            raise node.fail("start", f"{start!r} is not an ISO date-time",
-                            "write e.g. 2026-12-05T22:00:00+00:00") from None
-    if start.tzinfo is None:
-        raise node.fail("start", "has no time zone", "add one, e.g. 2026-12-05T22:00:00+00:00 or ...Z")
-    return {"start": start, "every": parse_duration(node, "every"), "length": parse_duration(node, "length"),
-            "waves_per_window": node.get("waves_per_window", int, 1)}
+    every, length = parse_duration(node, "every"), parse_duration(node, "length")
+    if length > every:
+        raise node.fail("length", "is longer than `every`: windows would overlap", "make length at most every")
+    per_window = node.get("waves_per_window", int, 1)
+    if not 1 <= per_window <= 1000:
+        raise node.fail("waves_per_window", f"{per_window} is not from 1 to 1000", "start at least one wave per window")
+    return {"start": parse_time(node, "start"), "every": every, "length": length, "waves_per_window": per_window}
 
 
 DEFAULT_RULES = """\

@@ -6,7 +6,7 @@ every PVC of the VM attached (Filesystem volumes mounted at
 ``/dev/blockN``) and a libvirt domain description of the source VM, held in a
 ConfigMap, naming them. The guest-OS plugin's options and environment (e.g.
 ``VIRTIO_WIN``) are passed as they are, with ``--mac`` for each static address
-(``static_ips``). The plugin's scripts go into the ConfigMap too and run in the
+(``static_ips``). The plugin's scripts and their data files go into the ConfigMap too; the scripts run in the
 converted guest after ``virt-v2v-in-place``, in one ``guestfish`` (which, unlike
 ``virt-customize --run``, prints what they say into the pod's log).
 """
@@ -59,33 +59,37 @@ def libvirt_xml(vm: SourceVM, modes: list[str]) -> str:
         "</domain>", ""])
 
 
-def command(scripts: dict[str, str], modes: list[str]) -> list[str]:
-    """``virt-v2v-in-place`` (the pod's args are its own); with scripts, a shell that then runs each in the guest,
-    all in one appliance."""
+def command(scripts: dict[str, str], data: dict[str, str], modes: list[str]) -> list[str]:
+    """``virt-v2v-in-place`` (the pod's args are its own); with scripts, a shell that then uploads each script and
+    data file into the guest and runs the scripts, all in one appliance. Only file names vmwave checked reach it."""
     if not scripts:
         return ["virt-v2v-in-place"]
-    bad = [name for name in scripts if not SCRIPT_NAME.match(name) or name == INPUT_XML]
-    if bad:
-        raise VmwaveError(f"a guest-OS plugin's conversion script is named {bad[0]!r}",
-                          "name scripts with letters, digits, '.', '_' and '-' only (a ConfigMap key)")
+    bad = [name for name in (*scripts, *data) if not SCRIPT_NAME.match(name) or name == INPUT_XML]
+    if bad or set(scripts) & set(data):
+        raise VmwaveError(f"a guest-OS plugin's conversion file is named {(bad or sorted(set(scripts) & set(data)))[0]!r}",
+                          "name scripts and data files apart, with letters, digits, '.', '_' and '-' only "
+                          "(a ConfigMap key)")
     disks = " ".join(f"-a {quote(disk_path(i, mode))}" for i, mode in enumerate(modes))
+    uploads = "".join(f"upload {XML_DIR}/{name} /tmp/{name}\n" for name in data)
     runs = "".join(f"upload {XML_DIR}/{name} /tmp/{name}\nsh \"/bin/sh /tmp/{name}\"\nrm /tmp/{name}\n"
                    for name in scripts)
-    return ["/bin/sh", "-ec", f'virt-v2v-in-place "$@"\nguestfish --rw --format=raw {disks} -i <<"END"\n{runs}END',
-            "virt-v2v-in-place"]
+    cleanup = "".join(f"rm /tmp/{name}\n" for name in data)
+    return ["/bin/sh", "-ec", f'virt-v2v-in-place "$@"\nguestfish --rw --format=raw {disks} -i <<"END"\n'
+                              f'{uploads}{runs}{cleanup}END', "virt-v2v-in-place"]
 
 
 def conversion_objects(vm: SourceVM, target: str, wave: str, maps: Maps, image: str, options: tuple[str, ...],
                        env: dict[str, str], claims: list[str],
-                       scripts: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                       scripts: dict[str, str] | None = None,
+                       data: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ConfigMap holding the libvirt XML (and the scripts) and the Pod that converts the guest (on the PVCs
     ``claims``, one per disk, as the builder named them); both labelled for the rollback."""
     name, labels = conversion_name(target), {**source_labels(vm, wave), **COMPONENT}
     modes = [maps.storage_for(disk).volume_mode for disk in vm.disks]
-    scripts = scripts or {}
+    scripts, data = scripts or {}, data or {}
     config_map = {"apiVersion": "v1", "kind": "ConfigMap",
                   "metadata": {"name": name, "namespace": maps.namespace, "labels": labels},
-                  "data": {INPUT_XML: libvirt_xml(vm, modes), **scripts}}
+                  "data": {INPUT_XML: libvirt_xml(vm, modes), **scripts, **data}}
     mounts: list[dict[str, str]] = [{"name": "libvirt-xml", "mountPath": XML_DIR, "readOnly": True}]
     devices: list[dict[str, str]] = []
     volumes: list[dict[str, Any]] = [{"name": "libvirt-xml", "configMap": {"name": name}}]
@@ -98,7 +102,7 @@ def conversion_objects(vm: SourceVM, target: str, wave: str, maps: Maps, image: 
             mounts.append({"name": volume, "mountPath": f"/mnt/disks/disk{index}"})
     container: dict[str, Any] = {
         "name": "virt-v2v", "image": image,
-        "command": command(scripts, modes), "args": ["-i", "libvirtxml", f"{XML_DIR}/{INPUT_XML}", *options, *mac_options(vm)],
+        "command": command(scripts, data, modes), "args": ["-i", "libvirtxml", f"{XML_DIR}/{INPUT_XML}", *options, *mac_options(vm)],
         "env": [{"name": "LIBGUESTFS_BACKEND", "value": "direct"},
                 *({"name": k, "value": v} for k, v in sorted(env.items()))],
         "resources": {"requests": dict(DEFAULT_REQUESTS)}, "volumeMounts": mounts}

@@ -1,9 +1,23 @@
-"""vSphere names made valid as Kubernetes object names (RFC 1123 DNS labels)."""
+"""Names from outside (VMs, datastores, networks, wave ids) made into each name they must become.
+
+The one place a source name is turned into a Kubernetes object name, a label
+value or a file-name part, or made safe to print:
+- a Kubernetes name (RFC 1123 label) is the name lower-cased, accents dropped
+  (``Café-01`` -> ``cafe-01``), every other run of characters a ``-``; when
+  letters of another script were dropped (``数据库-01``, emoji), or the name was
+  shortened, a 6-hex hash of the original keeps distinct names distinct
+  (``01-1f0c2b``);
+- a wave id is ``WAVE_ID``: it becomes label values, Prefect limit names and
+  file names, so it is never path-like;
+- ``printable`` drops control characters (terminal escapes, newlines) from
+  anything shown to a person.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 MAX_LEN = 63
@@ -12,6 +26,22 @@ TARGET_MAX = 56  # a target name leaves room for the "-diskN" of the DataVolumes
 
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+WAVE_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+WAVE_ID_FIX = "a wave id is 1-32 lower-case letters, digits and '-', starting and ending with a letter or digit (w003)"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def is_wave_id(text: str) -> bool:
+    return bool(WAVE_ID.match(text))
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """``text`` without control characters (terminal escapes, bidi overrides), each shown as U+FFFD."""
+    if keep_newlines:
+        return "\n".join(_CONTROL.sub("\ufffd", line) for line in text.split("\n"))
+    return _CONTROL.sub("\ufffd", text.replace("\n", "\ufffd"))
 
 
 def is_k8s_name(name: str) -> bool:
@@ -34,15 +64,14 @@ def label_value(text: str) -> str:
 
 
 def k8s_name(name: str, max_len: int = MAX_LEN) -> str:
-    """Lower-case, replace runs of invalid characters with '-', trim to ``max_len``.
-
-    A name that had to be shortened keeps a short hash of the original, so two
-    long names with the same prefix stay distinct.
-    """
+    """``name`` as an RFC 1123 label of at most ``max_len`` (see the module's docstring for the mapping)."""
     if is_k8s_name(name) and len(name) <= max_len:
         return name
-    cleaned = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "vm"
-    if len(cleaned) > max_len:
+    decomposed = unicodedata.normalize("NFKD", name)
+    ascii_ = decomposed.encode("ascii", "ignore").decode()
+    lost = any(not ch.isascii() and not unicodedata.combining(ch) for ch in decomposed)
+    cleaned = re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-") or "vm"
+    if lost or len(cleaned) > max_len:
         digest = hashlib.sha256(name.encode()).hexdigest()[:6]
         cleaned = cleaned[: max_len - 7].rstrip("-") + "-" + digest
     return cleaned

@@ -12,17 +12,18 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Iterable
 
-from vmwave.domain.classes import CLASSES, PROFILES, Policy, parse_duration
+from vmwave.domain.classes import CLASSES, PROFILES, Policy, parse_duration, parse_time
 from vmwave.domain.concerns import CRITICAL, SEVERITIES
 from vmwave.domain.maps import Maps
 from vmwave.domain.hooks import parse_hooks
 from vmwave.domain.manifests import Names
 from vmwave.domain.maps import parse_placement
-from vmwave.domain.names import TARGET_MAX, is_k8s_name, is_label_key, is_label_value, target_name
+from vmwave.domain.names import TARGET_MAX, WAVE_ID_FIX, is_k8s_name, is_label_key, is_label_value, is_wave_id, \
+    target_name
 from vmwave.domain.records import ClusterVM, SourceVM
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
-from vmwave.domain.warm import DEFAULT_PRECOPY_INTERVAL, MIGRATIONS, planned_migration
+from vmwave.domain.warm import DEFAULT_PRECOPY_INTERVAL, MIGRATIONS, MIN_PRECOPY, planned_migration
 from vmwave.domain.waves import Convert, MoreConcerns, Plan, PlannedVM, Prepare, build_plan
 from vmwave.errors import InputError, VmwaveError
 
@@ -121,6 +122,9 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
                         f"write plans with this version (`vmwave plan`), schema {PLAN_SCHEMA}")
     limits = root.child("limits").only("wave_size", "per_host")
     wave_size, per_host = limits.get("wave_size", int), limits.get("per_host", int)
+    for key, value in (("wave_size", wave_size), ("per_host", per_host)):
+        if not 1 <= value <= 10_000:
+            raise limits.fail(key, f"{value} is not from 1 to 10000", f"set limits.{key} to a whole number, at least 1")
     names = _names(root)
     seen_waves: set[str] = set()
     seen_vms: dict[str, str] = {}
@@ -132,13 +136,15 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
         wave_placement, wave_hooks = _placement(wave), parse_hooks(wave)
         keep_wave = wave.get("keep_for_debug", bool, False)
         wid = wave.get("id", str)
+        if not is_wave_id(wid):
+            raise wave.fail("id", f"{wid!r} is not a wave id", WAVE_ID_FIX)
         if wid in seen_waves:
             raise wave.fail("id", f"wave id {wid!r} appears twice", "give every wave its own id")
         seen_waves.add(wid)
         cls = wave.get("class", str, choices=list(CLASSES))
         mode = wave.get("mode", str, CLASSES[cls].mode, choices=MODES)
         migration = wave.get("migration", str, "cold", choices=MIGRATIONS)
-        interval = parse_duration(wave, "precopy_interval") if "precopy_interval" in wave.data \
+        interval = parse_duration(wave, "precopy_interval", MIN_PRECOPY) if "precopy_interval" in wave.data \
             else DEFAULT_PRECOPY_INTERVAL
         vms = []
         for vm in wave.children("vms", required=True):
@@ -155,6 +161,8 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
                               f"{seen_targets[entry['target_name']]}", "give one of them another `target_name:`")
             seen_targets[entry["target_name"]] = entry["name"]
             vms.append(entry)
+        if not vms:
+            raise wave.fail("vms", f"wave {wid} has no VMs", "remove the wave, or move VMs into it")
         if len(vms) > wave_size:
             raise wave.fail("vms", f"wave {wid} has {len(vms)} VMs, more than limits.wave_size {wave_size}",
                             "move VMs to another wave or raise limits.wave_size")
@@ -206,10 +214,7 @@ def _window(wave: Node) -> dict[str, str] | None:
     if "window" not in wave.data:
         return None
     w = wave.child("window").only("start", "end")
-    try:
-        start, end = (datetime.fromisoformat(str(w.get(k, (str, datetime)))) for k in ("start", "end"))
-    except ValueError:
-        raise w.fail("start", "is not an ISO date-time", "write e.g. 2026-12-05T22:00:00+00:00") from None
+    start, end = parse_time(w, "start"), parse_time(w, "end")
     if end <= start:
         raise w.fail("end", "is not after start", "make the window end after it starts")
     return {"start": start.isoformat(), "end": end.isoformat()}

@@ -13,6 +13,7 @@ the old name to the MAC in the guest (``pin_nic_names.sh``).
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -33,14 +34,29 @@ class StaticIP:
         return f"{self.mac}:ip:{','.join(fields)}"
 
 
+MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+def _address(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
+    """An address as vCenter (or an edited inventory) gives it, or None: it reaches virt-v2v and a guest script."""
+    try:
+        return ipaddress.ip_interface(text)
+    except ValueError:
+        return None
+
+
 def _kept(nic: Nic) -> bool:
-    return bool(nic.mac) and nic.address_origin == "manual" and len(nic.addresses) == 1
+    return bool(MAC.match(nic.mac)) and nic.address_origin == "manual" and len(nic.addresses) == 1 \
+        and _address(nic.addresses[0]) is not None
 
 
 def _static(nic: Nic, vm: SourceVM) -> StaticIP:
-    interface = ipaddress.ip_interface(nic.addresses[0])
-    on_it = bool(vm.gateway) and ipaddress.ip_address(vm.gateway) in interface.network
-    return StaticIP(nic.mac, str(interface.ip), interface.network.prefixlen, vm.gateway if on_it else "", vm.dns)
+    interface = _address(nic.addresses[0])
+    gateway = _address(vm.gateway) if vm.gateway else None
+    on_it = gateway is not None and gateway.ip in interface.network
+    dns = tuple(str(found.ip) for found in map(_address, vm.dns) if found is not None)
+    return StaticIP(nic.mac.lower(), str(interface.ip), interface.network.prefixlen, str(gateway.ip) if on_it else "",
+                    dns)
 
 
 def static_ips(vm: SourceVM) -> tuple[StaticIP, ...]:

@@ -16,6 +16,7 @@ from vmwave.domain.records import SourceVM
 from vmwave.domain.steps import snapshot_name
 
 DEFAULT_PRECOPY_INTERVAL = 3600  # seconds between precopy rounds: Forklift's default is an hour too
+MIN_PRECOPY = 10  # seconds: a shorter interval only makes snapshots back to back
 MIGRATIONS = ("cold", "warm")
 
 
