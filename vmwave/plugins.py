@@ -12,6 +12,7 @@ made; once made, the plan's ``convert`` is what a migration uses.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from vmwave.domain.manifests import Customize, Target
 from vmwave.domain.maps import Maps
 from vmwave.domain.plan import TOOLS
 from vmwave.domain.records import SourceVM
-from vmwave.errors import VmwaveError
+from vmwave.errors import InputError, VmwaveError
 from vmwave.hookspecs import Conversion
 from vmwave.settings import Settings
 
@@ -97,7 +98,14 @@ def loaded(disabled: frozenset[str] = frozenset()) -> tuple[pluggy.PluginManager
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     infos = []
-    for name, source, distribution, version, load in _candidates():
+    candidates = _candidates()
+    unknown = sorted(disabled - {name for name, *_ in candidates})
+    if unknown:
+        known = [name for name, *_ in candidates]
+        near = difflib.get_close_matches(unknown[0], known, 1)
+        raise InputError("VMWAVE_DISABLE_PLUGINS", unknown[0], "is not an installed plugin",
+                         (f"did you mean {near[0]}? " if near else "") + "plugins: " + ", ".join(sorted(known)))
+    for name, source, distribution, version, load in candidates:
         if name in disabled:
             infos.append(PluginInfo(name, source, distribution, version, disabled=True))
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal, Mapping
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -45,7 +46,12 @@ class Timeouts(BaseModel):
                 raise InputError("VMWAVE_TIMEOUTS", item, "is not STEP=SECONDS for a known step",
                                  f"write e.g. agent=180,boot=300; steps: {', '.join(steps)}")
             given[key] = float(value)
-        return cls(**given)
+        try:
+            return cls(**given)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InputError("VMWAVE_TIMEOUTS", str(first["loc"][0]), f"{first['msg']} (got {first.get('input')!r})",
+                             "give each step a number of seconds above 0, e.g. agent=180") from None
 
 
 class Settings(BaseModel):
@@ -156,8 +162,26 @@ def _vcenter(values: dict[str, Any], insecure: bool) -> VCenter | None:
                          f"set {VCENTER_ENV['password_file']} to a file holding it, or name a Prefect Secret block "
                          "with --secret-block; a password is never taken on the command line")
     paths = {k: Path(values[k]).expanduser() if values[k] else None for k in ("password_file", "ca_file")}
-    return VCenter(url=values["url"], user=values["user"], secret_block=values["secret_block"],
+    return VCenter(url=vcenter_url(values["url"]), user=values["user"], secret_block=values["secret_block"],
                    thumbprint=values["thumbprint"], insecure=insecure, **paths)
+
+
+def vcenter_url(url: str) -> str:
+    """vCenter's URL, checked: https or http, a host, a numeric port, and no credentials in it (they would reach
+    logs, errors and the DataVolumes' source URLs)."""
+    parsed = urlparse(url if "://" in url else f"https://{url}")
+    shown = parsed._replace(netloc=parsed.netloc.rpartition("@")[2]).geturl()
+    if parsed.username is not None or parsed.password is not None:
+        raise InputError("vCenter connection", "url", f"{shown} has credentials in it",
+                         "remove them from the URL: set VMWAVE_VCENTER_USER and VMWAVE_VCENTER_PASSWORD_FILE")
+    try:
+        parsed.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise InputError("vCenter connection", "url", f"{shown} has a port that is not a number from 1 to 65535",
+                         "write https://HOST[:PORT]/sdk") from None
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise InputError("vCenter connection", "url", f"{shown} is not a vCenter URL", "write https://HOST[:PORT]/sdk")
+    return parsed.geturl()
 
 
 def _input_error(exc: ValidationError) -> InputError:

@@ -17,8 +17,10 @@ from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, create_engine,
                         event, select)
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+
+from vmwave.errors import ConnectionFailed, InputError
 
 STATUSES = ("running", "succeeded", "failed", "skipped", "rolled_back")
 _shared_lock = threading.Lock()
@@ -78,7 +80,13 @@ def _now() -> datetime:
 class Ledger:
     def __init__(self, url: str):
         self.url = url
-        self.engine: Engine = create_engine(url, future=True)
+        shown = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+        try:
+            self.engine: Engine = create_engine(url, future=True)
+        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+            raise InputError("VMWAVE_LEDGER", "", f"{shown} is not a database vmwave can use ({exc})",
+                             "give a file path (SQLite) or postgresql+psycopg://USER@HOST/DB "
+                             "(pip install 'vmwave[postgresql]')") from None
         if self.engine.dialect.name == "sqlite":
             Path(self.engine.url.database or ".").parent.mkdir(parents=True, exist_ok=True)
 
@@ -86,7 +94,13 @@ class Ledger:
             def _pragmas(connection, _record):  # several processes write one file
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA busy_timeout=10000")
-        metadata.create_all(self.engine)
+        try:
+            metadata.create_all(self.engine)
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no answer"
+            raise ConnectionFailed(f"the ledger's database {shown} cannot be reached: {reason}",
+                                   "start it, or point VMWAVE_LEDGER at one that runs", cause="ledger-unreachable") \
+                from None
 
     @classmethod
     def shared(cls, url: str) -> "Ledger":

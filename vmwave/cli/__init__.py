@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from vmwave.cli import cluster, observe, planning, plugins, secrets, waves  # noqa: F401 - each registers its commands on the app
-from vmwave.cli.common import app, err
+from vmwave.cli.common import app, err, styled
 from vmwave.errors import VmwaveError
 
 try:
@@ -20,7 +20,7 @@ def main() -> None:
     try:
         app()
     except VmwaveError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err.print(styled(("error:", "bold red"), f" {exc}"))
         sys.exit(2)
 
 

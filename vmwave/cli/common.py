@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -11,15 +10,34 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from vmwave.domain.names import printable
 from vmwave.domain.records import SourceVM
 from vmwave.errors import InputError
 from vmwave.settings import Settings
 
 app = typer.Typer(help="Move a VMware vSphere estate to KubeVirt in scheduled, retryable, reversible waves.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-err = Console(stderr=True, soft_wrap=True)
-out = Console()
+
+
+class PlainConsole(Console):
+    """A console that shows data as it is: no rich markup read from it (a VM named ``[/]`` or ``[datastore]``),
+    no control characters written to the terminal (a name holding an escape sequence). Style goes in ``style=``."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("markup", False)
+        kwargs.setdefault("highlight", False)
+        super().print(*(printable(o, keep_newlines=True) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+def styled(*parts: tuple[str, str] | str) -> Text:
+    """A line of plain text parts and (text, style) pairs, none of it read as markup."""
+    return Text.assemble(*((printable(p), "") if isinstance(p, str) else (printable(p[0]), p[1]) for p in parts))
+
+
+err = PlainConsole(stderr=True, soft_wrap=True)
+out = PlainConsole()
 
 
 @contextmanager
@@ -67,10 +85,12 @@ def read_inventory(settings: Settings) -> tuple[str, list[SourceVM]]:
 
 
 def saved_inventory(path: Path) -> tuple[str, list[SourceVM]]:
+    from vmwave.adapters.documents import read_json
+
+    data = read_json(path, "inventory")
     try:
-        data = json.loads(path.read_text())
-        return data.get("source", str(path)), [SourceVM.from_dict(v) for v in data["vms"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return str(data.get("source", path)), [SourceVM.from_dict(v) for v in data["vms"]]
+    except (AttributeError, ValueError, KeyError, TypeError) as exc:
         raise InputError(str(path), "", f"not an inventory file ({exc})", "write one with `vmwave inventory --out FILE`") from None
 
 
@@ -79,7 +99,7 @@ def table(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> 
     for column in columns:
         shown.add_column(column)
     for row in rows:
-        shown.add_row(*(str(cell) for cell in row))
+        shown.add_row(*(Text(printable(str(cell))) for cell in row))
     out.print(shown)
 
 

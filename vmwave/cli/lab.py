@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
-from rich.markup import escape
 
 from vmwave.cli.common import app, err, working
 from vmwave.errors import VmwaveError
@@ -93,7 +92,7 @@ def lab_write_disk(
     """Write random bytes into a lab VM's disk, as its running guest would; vCenter tracks them as changed blocks."""
     with lab_errors():
         extent = changes.write_disk(_state(state_dir), vm, disk, offset_mb, mb)
-    err.print(f"{vm}: wrote {mb} MiB at {offset_mb} MiB into {escape(extent['file'])}")
+    err.print(f"{vm}: wrote {mb} MiB at {offset_mb} MiB into {extent['file']}")
 
 
 @lab_app.command("reset-cbt")
@@ -101,4 +100,4 @@ def lab_reset_cbt(vm: str = typer.Argument(..., help="the VM's name"), state_dir
     """Reset changed block tracking on a lab VM's disks, as a storage vMotion does: older changeIds stop working."""
     with lab_errors():
         disks = changes.reset_cbt(_state(state_dir), vm)
-    err.print(f"{vm}: change tracking reset on {escape(', '.join(disks))}")
+    err.print(f"{vm}: change tracking reset on {', '.join(disks)}")

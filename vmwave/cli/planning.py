@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from vmwave.cli.common import CA, INSECURE, MAPS, PASSWORD_FILE, PLAN, SECRET_BLOCK, THUMBPRINT, URL, USER, WAVE, app, \
-    err, read_inventory, saved_inventory, settings_with, show_summary
+    err, read_inventory, saved_inventory, settings_with, show_summary, styled
 
 
 @app.command()
@@ -104,6 +104,6 @@ def manifests(
     if any(obj["kind"] == "Secret" for obj in objects):
         err.print("the vCenter credentials Secret shows a placeholder password: a run puts the real one in")
     for vm, why in failed.items():
-        err.print(f"[bold red]not rendered:[/] {vm}: {why}", highlight=False)
+        err.print(styled(("not rendered:", "bold red"), f" {vm}: {why}"))
     if failed:
         raise typer.Exit(1)

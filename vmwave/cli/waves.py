@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
-from vmwave.cli.common import LEDGER, MAPS, PLAN, WAVE, app, err, table
+from vmwave.cli.common import LEDGER, MAPS, PLAN, WAVE, app, err, styled, table
 
 
 @app.command()
@@ -74,8 +73,8 @@ def rollback(plan_file: Path = PLAN, wave: str = WAVE, maps: Optional[Path] = MA
         raise done
     err.print(f"wave {done['wave']}: {done['rolled_back']} VM(s) rolled back")
     for name, why in done["failed"].items():
-        err.print(f"[red]{escape(name)}: the rollback failed[/red] ({escape('; '.join(why))}); undo that by hand, "
-                  "or rerun `vmwave rollback` once the cause is fixed")
+        err.print(styled((f"{name}: the rollback failed", "red"), f" ({'; '.join(why)}); undo that by hand, "
+                         "or rerun `vmwave rollback` once the cause is fixed"))
     if done["failed"]:
         raise typer.Exit(1)
 

@@ -62,6 +62,8 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
           "see the task in vCenter: a busy host or a lock held by a backup usually clears by itself", transient=True),
     Cause("vcenter-unreachable", "vCenter could not be reached (by vmwave, or by CDI from the cluster)",
           "check the URL, the network (from the cluster's nodes too) and that vCenter is up", transient=True),
+    Cause("ledger-unreachable", "the ledger's database (VMWAVE_LEDGER) could not be reached",
+          "start the database, or point VMWAVE_LEDGER at one that runs", transient=True),
     Cause("vcenter-refused", "vCenter refused the credentials or its certificate did not verify",
           "check the user, the password file and VMWAVE_VCENTER_CA or --thumbprint"),
     Cause("vcenter-session-expired", "the vCenter session expired during the step", "none: the retry logs in again",
