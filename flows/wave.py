@@ -15,8 +15,10 @@ from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vmwave.adapters.secrets import kubeconfig_file
+from vmwave.errors import VmwaveError
 from vmwave.settings import Settings, Timeouts
 from vmwave_flows.migrate import migrate_vm, run_steps
+from vmwave_flows.refusals import quiet_refusals, refused
 from vmwave_tasks.inventory import read_vcenter_inventory
 from vmwave_tasks.dispatch import run_wave
 from vmwave_tasks.job import Job, classify
@@ -37,7 +39,7 @@ def migrate_one(job: Job) -> str:
 
 
 @flow(name="migrate-wave", flow_run_name="wave-{wave}", log_prints=True)
-def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | None = None,
+def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: str | None = None,
                  workdir: str | None = None, keep_for_debug: bool = False, ignore_window: bool = False,
                  in_flight: int | None = None, per_host: int | None = None, per_datastore: int | None = None,
                  timeouts: Timeouts | None = None, report_dir: str = ".", vcenter_secret_block: str | None = None,
@@ -63,21 +65,15 @@ def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | No
         kubeconfig_secret_block: the Prefect Secret block holding the target cluster's kubeconfig [VMWAVE_KUBECONFIG]
     """
     logger = get_run_logger()
-    with kubeconfig_file(kubeconfig_secret_block) as kubeconfig:
-        settings = Settings.load(maps=maps, ledger=ledger, workdir=workdir, in_flight=in_flight, per_host=per_host,
-                                 per_datastore=per_datastore, timeouts=timeouts, kubeconfig=kubeconfig,
-                                 vcenter={"secret_block": vcenter_secret_block})
-        records = read_vcenter_inventory(settings.need_vcenter())
-        jobs, cap = prepare_wave(plan, wave, records, settings, ignore_window, keep_for_debug)
-        limits, caps = share_limits(jobs, cap, settings.per_datastore)
-        bar = start_progress(jobs[0].wave if jobs else wave)
-        with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-            outcomes = run_wave(jobs, limits, caps, settings.in_flight,
-                                start=lambda job: runner.submit(migrate_one, {"job": job}),
-                                finished=lambda done, total: progress(bar, done, total))
-        remove_credentials(jobs)
-        end_wave(jobs)
-        report = wave_report(jobs, outcomes, report_dir)
+    quiet_refusals()
+    try:
+        with kubeconfig_file(kubeconfig_secret_block) as kubeconfig:
+            settings = Settings.load(maps=maps, ledger=ledger, workdir=workdir, in_flight=in_flight, per_host=per_host,
+                                     per_datastore=per_datastore, timeouts=timeouts, kubeconfig=kubeconfig,
+                                     vcenter={"secret_block": vcenter_secret_block})
+            report = _run_wave(plan, wave, settings, ignore_window, keep_for_debug, report_dir)
+    except VmwaveError as exc:  # refused before anything changed: its message says why and what to do
+        return refused(exc, logger)
     logger.info("wave %s: %s/%s VMs succeeded; report %s", report["wave"], report["succeeded"], report["total"],
                 report["report"])
     if report["succeeded"] != report["total"]:  # the run's state is the wave's result (the UI, `--watch` in CI)
@@ -86,10 +82,26 @@ def migrate_wave(plan: str, wave: str, maps: str | None = None, ledger: str | No
     return report
 
 
+def _run_wave(plan: str, wave: str | int, settings: Settings, ignore_window: bool, keep_for_debug: bool,
+              report_dir: str) -> dict[str, Any]:
+    """Check the wave (refused here, before anything changes), run its VMs within the shared limits, report."""
+    records = read_vcenter_inventory(settings.need_vcenter())
+    jobs, cap = prepare_wave(plan, wave, records, settings, ignore_window, keep_for_debug)
+    limits, caps = share_limits(jobs, cap, settings.per_datastore)
+    bar = start_progress(jobs[0].wave if jobs else str(wave))
+    with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
+        outcomes = run_wave(jobs, limits, caps, settings.in_flight,
+                            start=lambda job: runner.submit(migrate_one, {"job": job}),
+                            finished=lambda done, total: progress(bar, done, total))
+    remove_credentials(jobs)
+    end_wave(jobs)
+    return wave_report(jobs, outcomes, report_dir)
+
+
 @flow(name="rollback-wave", flow_run_name="rollback-{wave}", log_prints=True)
-def rollback_wave(plan: str, wave: str, maps: str | None = None, ledger: str | None = None,
+def rollback_wave(plan: str, wave: str | int, maps: str | None = None, ledger: str | None = None,
                   keep_for_debug: bool = False, vcenter_secret_block: str | None = None,
-                  kubeconfig_secret_block: str | None = None) -> dict[str, Any]:
+                  kubeconfig_secret_block: str | None = None) -> dict[str, Any] | State:
     """Undo a wave on request: every VM the ledger knows in it is rolled back; sources are kept.
 
     The run ends Failed when an undo failed for some VM, naming what is left to undo by hand.
@@ -105,19 +117,28 @@ def rollback_wave(plan: str, wave: str, maps: str | None = None, ledger: str | N
         vcenter_secret_block: the Prefect Secret block holding the vCenter password [VMWAVE_VCENTER_SECRET_BLOCK]
         kubeconfig_secret_block: the Prefect Secret block holding the target cluster's kubeconfig [VMWAVE_KUBECONFIG]
     """
-    with kubeconfig_file(kubeconfig_secret_block) as kubeconfig:
-        settings = Settings.load(maps=maps, ledger=ledger, kubeconfig=kubeconfig,
-                                 vcenter={"secret_block": vcenter_secret_block})
-        jobs = rollback_jobs(plan, wave, settings, keep_for_debug)
-        with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-            done = {job.vm.name: runner.submit(rollback, {"job": job}) for job in jobs}
-            failed = {name: outcome["failed"] for name, f in done.items() if (outcome := f.result())["failed"]}
-        try:
-            remove_credentials(jobs)
-        except Exception as exc:  # named with the VMs' undos, which all ran: the person fixes and reruns once
-            failed["the wave's credentials Secret"] = [f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"]
-    result = {"wave": jobs[0].wave if jobs else wave, "rolled_back": len([name for name in done if name not in failed]),
-              "failed": failed}
+    quiet_refusals()
+    try:
+        with kubeconfig_file(kubeconfig_secret_block) as kubeconfig:
+            settings = Settings.load(maps=maps, ledger=ledger, kubeconfig=kubeconfig,
+                                     vcenter={"secret_block": vcenter_secret_block})
+            return _roll_back(plan, wave, settings, keep_for_debug)
+    except VmwaveError as exc:  # refused before anything changed
+        return refused(exc, get_run_logger())
+
+
+def _roll_back(plan: str, wave: str | int, settings: Settings, keep_for_debug: bool) -> dict[str, Any] | State:
+    """Every VM the ledger knows in the wave rolled back, then the wave's credentials removed."""
+    jobs = rollback_jobs(plan, wave, settings, keep_for_debug)
+    with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
+        done = {job.vm.name: runner.submit(rollback, {"job": job}) for job in jobs}
+        failed = {name: outcome["failed"] for name, f in done.items() if (outcome := f.result())["failed"]}
+    try:
+        remove_credentials(jobs)
+    except Exception as exc:  # named with the VMs' undos, which all ran: the person fixes and reruns once
+        failed["the wave's credentials Secret"] = [f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"]
+    result = {"wave": jobs[0].wave if jobs else str(wave),
+              "rolled_back": len([name for name in done if name not in failed]), "failed": failed}
     if failed:  # what a person must undo by hand: the run ends Failed, as a wave with a failed VM does
         return Failed(message=f"wave {result['wave']}: the rollback is incomplete: "
                               + "; ".join(f"{name}: {', '.join(why)}" for name, why in failed.items()), data=result)

@@ -9,11 +9,11 @@ are the adapter's (``vmwave.adapters.probes``).
 
 from __future__ import annotations
 
-import re
 import time
 from urllib.parse import urlparse
 
 from vmwave.adapters import probes
+from vmwave.domain.patterns import search
 from vmwave.domain.smoke import describe
 from vmwave.domain.steps import SMOKE_TEST
 from vmwave_tasks.job import Job, StepFailed
@@ -49,7 +49,7 @@ def _http(check: dict, vmi: dict, guest_ip: str | None, timeout: float) -> str:
 def _agent(check: dict, vmi: dict, guest_ip: str | None, timeout: float) -> str:
     reported = (vmi.get("status") or {}).get("guestOSInfo") or {}
     for key, pattern in check.get("expect", {}).items():
-        if not re.search(pattern, str(reported.get(key, ""))):
+        if not search(pattern, str(reported.get(key, ""))[:4096]):
             raise probes.Unreachable(f"the agent reports {key}={reported.get(key, '')!r}, expected /{pattern}/")
     return f"agent reports {reported.get('prettyName') or reported.get('id', '')}"
 

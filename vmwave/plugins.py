@@ -27,6 +27,8 @@ from vmwave.domain.manifests import Customize, Target
 from vmwave.domain.maps import Maps
 from vmwave.domain.plan import TOOLS
 from vmwave.domain.records import SourceVM
+from vmwave.domain.smoke import parse_check
+from vmwave.domain.validate import Node
 from vmwave.errors import InputError, VmwaveError
 from vmwave.hookspecs import Conversion
 from vmwave.settings import Settings
@@ -197,7 +199,17 @@ def customizer(config: Settings) -> Customize:
 
 
 def smoke_checks(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[dict]:
-    return [check for checks in _call(disabled, "vmwave_smoke_checks", vm=vm) for check in checks or []]
+    """The plugins' smoke checks for ``vm``, each checked as a plan's are (a plugin's bad check is named)."""
+    found = []
+    for checks in _call(disabled, "vmwave_smoke_checks", vm=vm):
+        for index, check in enumerate(checks or []):
+            try:
+                found.append({**parse_check(Node(check, "a guest-OS plugin's smoke checks", f"[{index}]")),
+                              **({"why": check["why"]} if isinstance(check, dict) and "why" in check else {})})
+            except InputError as exc:
+                raise PluginsBroken(str(exc), "fix the plugin's vmwave_smoke_checks, or switch it off with "
+                                              "VMWAVE_DISABLE_PLUGINS") from None
+    return found
 
 
 def diagnose(vm: SourceVM, step: str, error: str, disabled: frozenset[str] = frozenset()) -> dict[str, str] | None:

@@ -21,6 +21,7 @@ from vmwave.errors import InputError
 
 STATE_DIR = Path("~/.local/state/vmwave")  # XDG_STATE_HOME wins when set
 CACHE_DIR = Path("~/.cache/vmwave")  # XDG_CACHE_HOME wins when set
+MAX_TIMEOUT = 7 * 86400  # seconds: no step waits longer than a week
 CONVERSION_IMAGE = "quay.io/kubev2v/forklift-virt-v2v:latest"  # Forklift's image ships virt-v2v-in-place
 
 
@@ -29,11 +30,11 @@ class Timeouts(BaseModel):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
-    shutdown: float = Field(300, gt=0, description="clean guest shutdown before the copy")
-    convert: float = Field(7200, gt=0, description="the in-place guest conversion (virt-v2v-in-place pod)")
-    import_: float = Field(3600, gt=0, alias="import", description="CDI import of every disk")
-    boot: float = Field(600, gt=0, description="the VirtualMachine reaching Running")
-    agent: float = Field(600, gt=0, description="the guest agent connecting")
+    shutdown: float = Field(300, gt=0, le=MAX_TIMEOUT, description="clean guest shutdown before the copy")
+    convert: float = Field(7200, gt=0, le=MAX_TIMEOUT, description="the in-place guest conversion (virt-v2v-in-place pod)")
+    import_: float = Field(3600, gt=0, le=MAX_TIMEOUT, alias="import", description="CDI import of every disk")
+    boot: float = Field(600, gt=0, le=MAX_TIMEOUT, description="the VirtualMachine reaching Running")
+    agent: float = Field(600, gt=0, le=MAX_TIMEOUT, description="the guest agent connecting")
 
     @classmethod
     def parse(cls, text: str) -> "Timeouts":
@@ -42,7 +43,7 @@ class Timeouts(BaseModel):
         steps = [f.alias or name for name, f in cls.model_fields.items()]
         for item in filter(None, (part.strip() for part in text.split(","))):
             key, _, value = item.partition("=")
-            if key not in steps or not value.replace(".", "", 1).isdigit():
+            if key not in steps or not value.isascii() or not value.replace(".", "", 1).isdigit():
                 raise InputError("VMWAVE_TIMEOUTS", item, "is not STEP=SECONDS for a known step",
                                  f"write e.g. agent=180,boot=300; steps: {', '.join(steps)}")
             given[key] = float(value)

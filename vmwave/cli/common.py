@@ -64,7 +64,20 @@ INSECURE = typer.Option(False, "--insecure", help="do not verify vCenter's certi
 MAPS = typer.Option(None, "--maps", help="storage/network maps YAML [env VMWAVE_MAPS]")
 LEDGER = typer.Option(None, "--ledger", help="ledger file or SQLAlchemy URL [env VMWAVE_LEDGER]")
 PLAN = typer.Option(..., "--plan", help="the plan YAML")
-WAVE = typer.Option(..., "--wave", help="wave id (w003) or number (3)")
+
+
+def _wave(value: str | None) -> str | None:
+    """``--wave 3`` and ``--wave w003`` name the same wave; anything else is refused here, once."""
+    from vmwave.domain.names import wave_id
+
+    try:
+        return None if value is None else wave_id(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+WAVE = typer.Option(..., "--wave", help="wave id (w003) or number (3)", callback=_wave)
+ANY_WAVE = typer.Option(None, "--wave", help="only this wave (id w003 or number 3)", callback=_wave)
 
 
 def settings_with(url: str | None = None, user: str | None = None, password_file: str | None = None,
@@ -86,12 +99,10 @@ def read_inventory(settings: Settings) -> tuple[str, list[SourceVM]]:
 
 def saved_inventory(path: Path) -> tuple[str, list[SourceVM]]:
     from vmwave.adapters.documents import read_json
+    from vmwave.domain.inventory import parse_inventory
 
-    data = read_json(path, "inventory")
-    try:
-        return str(data.get("source", path)), [SourceVM.from_dict(v) for v in data["vms"]]
-    except (AttributeError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(str(path), "", f"not an inventory file ({exc})", "write one with `vmwave inventory --out FILE`") from None
+    found = parse_inventory(read_json(path, "inventory"), str(path))
+    return found.source, list(found.vms)
 
 
 def table(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:

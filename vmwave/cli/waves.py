@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from vmwave.cli.common import LEDGER, MAPS, PLAN, WAVE, app, err, styled, table
+from vmwave.cli.common import ANY_WAVE, LEDGER, MAPS, PLAN, WAVE, app, err, styled, table
 
 
 @app.command()
@@ -131,7 +131,7 @@ def cutover(plan_file: Path = PLAN, wave: str = WAVE,
 
 @app.command()
 def status(
-    wave: Optional[str] = typer.Option(None, "--wave", help="only this wave (id w003 or number 3)"),
+    wave: Optional[str] = ANY_WAVE,
     as_json: bool = typer.Option(False, "--json", help="per VM, its steps with status, attempts and cause"),
     ledger: Optional[str] = LEDGER,
 ) -> None:
@@ -139,12 +139,11 @@ def status(
     from vmwave.adapters.ledger import Ledger, dumps
     from vmwave.settings import Settings
 
-    wave_id = f"w{int(wave):03d}" if wave and wave.isdigit() else wave
-    entries = Ledger(Settings.load(ledger=ledger).ledger).by_vm(wave_id)
+    entries = Ledger(Settings.load(ledger=ledger).ledger).by_vm(wave)
     if as_json:
         print(dumps(entries))
         return
-    table(f"{len(entries)} VMs" + (f" in wave {wave_id}" if wave_id else ""),
+    table(f"{len(entries)} VMs" + (f" in wave {wave}" if wave else ""),
           ("wave", "VM", "step", "status", "attempts", "seconds", "progress", "cause"),
           [(e["wave"], e["vm"], s["step"], s["status"], s["attempts"],
             "" if s["seconds"] is None else f"{s['seconds']:.1f}", progress(s), s["cause"])

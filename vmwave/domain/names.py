@@ -37,6 +37,16 @@ def is_wave_id(text: str) -> bool:
     return bool(WAVE_ID.match(text))
 
 
+def wave_id(given: str | int) -> str:
+    """The wave id a person means: ``3``, ``"3"`` and ``"w003"`` all mean w003; anything else must be a wave id."""
+    text = str(given).strip()
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        return f"w{int(text):03d}"
+    if not is_wave_id(text):
+        raise ValueError(f"{printable(text)!r} is neither a wave number nor a wave id; {WAVE_ID_FIX}")
+    return text
+
+
 def printable(text: str, keep_newlines: bool = False) -> str:
     """``text`` without control characters (terminal escapes, bidi overrides), each shown as U+FFFD."""
     if keep_newlines:

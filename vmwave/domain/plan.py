@@ -19,7 +19,7 @@ from vmwave.domain.hooks import parse_hooks
 from vmwave.domain.manifests import Names
 from vmwave.domain.maps import parse_placement
 from vmwave.domain.names import TARGET_MAX, WAVE_ID_FIX, is_k8s_name, is_label_key, is_label_value, is_wave_id, \
-    target_name
+    target_name, wave_id
 from vmwave.domain.records import ClusterVM, SourceVM
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
@@ -282,13 +282,16 @@ def check_window(wave: dict[str, Any], now: datetime, ignore: bool) -> None:
                           "start it inside the window (schedule its deployment there), or use --ignore-window")
 
 
-def find_wave(doc: dict[str, Any], wave: str) -> dict[str, Any]:
-    """A wave by id (w003) or by number (3)."""
-    wanted = f"w{int(wave):03d}" if wave.isdigit() else wave
+def find_wave(doc: dict[str, Any], wave: str | int) -> dict[str, Any]:
+    """A wave by id (w003) or by number (3, "3")."""
+    try:
+        wanted = wave_id(wave)
+    except ValueError as exc:
+        raise InputError("--wave", "", str(exc), "name a wave of the plan, e.g. 3 or w003") from None
     for entry in doc["waves"]:
         if entry["id"] == wanted:
             return entry
-    raise InputError("plan", "waves", f"the plan has no wave {wave!r}",
+    raise InputError("plan", "waves", f"the plan has no wave {wanted}",
                      "use one of: " + ", ".join(w["id"] for w in doc["waves"]))
 
 

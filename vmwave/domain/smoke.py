@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vmwave.domain.patterns import compile_pattern
 from vmwave.domain.validate import Node
 
 KINDS = ("tcp", "http", "agent")
@@ -37,7 +38,15 @@ def parse_check(node: Node) -> dict[str, Any]:
     else:
         node.get("agent", str, choices=["os"])
         expect = node.child("expect")
-        check.update(agent="os", expect={str(k): expect.get(str(k), str) for k in expect.data})
+        found = {}
+        for key in expect.data:
+            if not isinstance(key, str) or not key.isidentifier():
+                raise expect.fail(str(key), "is not a field the guest agent reports", "use e.g. id, kernelRelease, prettyName")
+            found[key] = expect.get(key, str)
+            compile_pattern(expect, key, found[key])
+        if not found:
+            raise node.fail("expect", "is empty", "say what the agent must report, e.g. {id: '^debian$'}")
+        check.update(agent="os", expect=found)
     for key, kind in (("timeout", (int, float)), ("why", str)):
         if key in node.data:
             check[key] = node.get(key, kind)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import types
+import typing
 from typing import Any, Iterable
 
 from vmwave.errors import InputError
@@ -62,3 +66,74 @@ class Node:
                 raise self.fail(str(key), "is not a known field",
                                 f"remove it or use one of: {', '.join(allowed)}")
         return self
+
+
+def path_of(loc: tuple[Any, ...]) -> str:
+    """pydantic's location as vmwave names a field: ``waves[0].vms[3].target_name``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def input_errors(exc: Any, source: str, root: Any = None, fixes: dict[str, str] | None = None,
+                 limit: int = 20) -> InputError:
+    """A pydantic ``ValidationError`` as vmwave's error: each problem with its file, field and fix (at most
+    ``limit``). ``fixes`` gives the fix by a field's last name; else the message says what is wanted."""
+    from vmwave.errors import InputErrors
+
+    problems = []
+    for error in exc.errors()[:limit]:
+        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))  # union branches
+        field = path_of(loc)
+        name = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
+        given = error.get("input")
+        shown = "" if error["type"] in ("missing", "extra_forbidden") or isinstance(given, (dict, list)) \
+            else f" (got {_short(given)})"
+        fix = (fixes or {}).get(name) or _FIXES.get(error["type"], "change it to what the message asks for")
+        if error["type"] == "extra_forbidden":
+            known = _fields_at(root, loc[:-1])
+            near = difflib.get_close_matches(name, known, 1, 0.6)
+            fix = f"did you mean {near[0]}?" if near else \
+                "remove it" + (f"; the fields here are: {', '.join(known)}" if known else "")
+        problems.append(InputError(source, field, f"{error['msg'][0].lower()}{error['msg'][1:]}{shown}", fix))
+    return problems[0] if len(problems) == 1 else InputErrors(problems)
+
+
+_FIXES = {"missing": "add it", "string_type": "write text here", "int_type": "write a whole number",
+          "int_parsing": "write a whole number", "bool_type": "write true or false", "bool_parsing": "write true or false",
+          "list_type": "write a list", "tuple_type": "write a list", "dict_type": "write a mapping (key: value)",
+          "literal_error": "use one of the values named"}
+
+
+def _fields_at(root: Any, loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the model (a dataclass or pydantic model) at ``loc`` below ``root``."""
+    kind = root
+    for part in loc:
+        if kind is None:
+            return []
+        if isinstance(part, int):
+            args = [a for a in typing.get_args(kind) if a is not Ellipsis]
+            kind = args[0] if args else None
+        else:
+            kind = _hints(kind).get(part)
+        while typing.get_origin(kind) in (typing.Union, types.UnionType, typing.Annotated):
+            kind = next((a for a in typing.get_args(kind) if a is not type(None)), None)
+    return list(_hints(kind)) if kind is not None else []
+
+
+def _hints(kind: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(kind) or hasattr(kind, "model_fields"):
+        try:
+            hints = typing.get_type_hints(kind, include_extras=True)
+        except (NameError, TypeError):
+            return {}
+        aliases = {name: (f.alias or name) for name, f in getattr(kind, "model_fields", {}).items()}
+        return {aliases.get(name, name): hint for name, hint in hints.items() if not name.startswith("_")
+                and name != "model_config"}
+    return {}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,218 @@
+"""The fuzz tier: every file vmwave reads, valid and mutated, ends in a valid value or one clear error.
+
+Each case starts from a valid file (a plan of the small estate, the built-in
+rules, the small maps, an inventory) and mutates it as a person or an
+attacker might: a value replaced by another type, a huge number, a hostile
+string (paths, newlines, markup, terminal escapes, shell, other scripts), a
+field removed or one added. Reading it, and planning what was read, must
+return or raise vmwave's ``InputError`` naming the file, a field and a fix:
+never another exception. Text-level attacks (aliases, deep nesting, bytes
+that are not UTF-8, size) are checked on their own, with a time bound.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from helpers import REPO, estate_records
+from vmwave.adapters.documents import parse_yaml, read_json, read_secret, read_yaml
+from vmwave.adapters.files import dump_plan, load_maps, load_plan, load_policy
+from vmwave.cli.common import saved_inventory
+from vmwave.domain.classes import DEFAULT_RULES, parse_rules
+from vmwave.domain.maps import parse_maps
+from vmwave.domain.plan import make_plan, parse_plan
+from vmwave.errors import InputError
+
+MAPS = REPO / "lab" / "estates" / "small.maps.yaml"
+HOSTILE = ["../../x", "/etc/passwd", "a/../../b", "x\ntouch /tmp/pwned\n#", "$(touch /tmp/pwned)", "`id`", "'\"",
+           "[/]", "[bold]x[/bold]", "\x1b[31mred\x1b[0m", "\x00", "数据库-01", "🚀", "\u202eevil", "مرحبا", "x" * 5000,
+           "{vm:d}", "{index:0>1500000000}", "{vm!z}", "%2f", "", " ", "-", "w003", "2026-12-05T22:00:00"]
+VALUES = st.one_of(st.sampled_from(HOSTILE), st.integers(min_value=-(10 ** 30), max_value=10 ** 30),
+                   st.sampled_from([0, -1, 1, 99999, 10 ** 12, 1.5, float("inf"), float("nan"), True, False, None,
+                                    [], {}, [1, "a"], {"x": 1}]),
+                   st.text(max_size=40))
+SETTINGS = settings(max_examples=120, deadline=2000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+
+
+def paths(doc, prefix=()):
+    """Every place in a document: keys of mappings and items of lists."""
+    found = [prefix]
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            found += paths(value, prefix + (key,))
+    elif isinstance(doc, list):
+        for index, value in enumerate(doc):
+            found += paths(value, prefix + (index,))
+    return found
+
+
+def mutated(doc, data):
+    """``doc`` with one place replaced, removed, or given an unknown field."""
+    doc = copy.deepcopy(doc)
+    where = data.draw(st.sampled_from(paths(doc)[1:]), label="where")
+    parent = doc
+    for key in where[:-1]:
+        parent = parent[key]
+    how = data.draw(st.sampled_from(["replace", "remove", "extra"]), label="how")
+    if how == "replace":
+        parent[where[-1]] = data.draw(VALUES, label="value")
+    elif how == "remove":
+        del parent[where[-1]]
+    elif isinstance(parent, dict):
+        parent[data.draw(st.sampled_from(["colour", "nmae", "[/]", "x\ny"]), label="key")] = 1
+    return doc
+
+
+def clear_error(caught: InputError, source: str) -> None:
+    """Today's form: file, field (or line), what is wrong, the fix."""
+    text = str(caught)
+    assert text.startswith(f"{source}: "), text
+    assert caught.fix.strip(), text
+
+
+@pytest.fixture(scope="module")
+def records():
+    return estate_records()
+
+
+@pytest.fixture(scope="module")
+def plan_doc(records):
+    return make_plan(records, load_policy(), load_maps(MAPS), "https://vc/sdk")
+
+
+@pytest.fixture(scope="module")
+def rules_doc():
+    return yaml.safe_load(DEFAULT_RULES)
+
+
+@pytest.fixture(scope="module")
+def maps_doc():
+    return yaml.safe_load(MAPS.read_text())
+
+
+@given(data=st.data())
+@SETTINGS
+def test_a_mutated_plan_is_a_plan_or_one_clear_error(plan_doc, data):
+    doc = mutated(plan_doc, data)
+    try:
+        parse_plan(doc, "plan.yaml")
+    except InputError as caught:
+        clear_error(caught, "plan.yaml")
+
+
+@given(data=st.data())
+@SETTINGS
+def test_mutated_rules_are_rules_or_one_clear_error(rules_doc, records, data):
+    doc = mutated(rules_doc, data)
+    try:
+        policy = parse_rules(doc, "rules.yaml")
+    except InputError as caught:
+        clear_error(caught, "rules.yaml")
+        return
+    make_plan(records, policy, None, "https://vc/sdk")  # what was accepted plans
+
+
+@given(data=st.data())
+@SETTINGS
+def test_mutated_maps_are_maps_or_one_clear_error(maps_doc, records, data):
+    doc = mutated(maps_doc, data)
+    try:
+        maps = parse_maps(doc, "maps.yaml")
+    except InputError as caught:
+        clear_error(caught, "maps.yaml")
+        return
+    make_plan(records, load_policy(), maps, "https://vc/sdk")
+
+
+@given(data=st.data())
+@settings(max_examples=80, deadline=3000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+          derandomize=True)
+def test_a_mutated_inventory_plans_or_is_one_clear_error(records, tmp_path, data):
+    doc = {"source": "https://vc/sdk", "vms": [r.to_dict() for r in records[:4]]}
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps(mutated(doc, data), allow_nan=True))
+    try:
+        _, found = saved_inventory(path)
+        make_plan(found, load_policy(), load_maps(MAPS), "https://vc/sdk")
+    except InputError as caught:
+        clear_error(caught, str(path))
+
+
+def test_a_written_plan_reads_back_as_it_was_parsed(plan_doc, tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(dump_plan(plan_doc))
+    assert load_plan(path) == parse_plan(plan_doc, str(path))
+
+
+EXPLOSIVE = {  # what once took minutes or gigabytes, now refused at once
+    "billion laughs": "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")),
+    "an alias in a hook": "waves:\n- id: w001\n  hooks: {pre_cutover: {command: &c [sh]}, post_boot: {command: *c}}\n",
+    "3000 levels": "a: " + "[" * 3000 + "]" * 3000 + "\n",
+    "3000 mapping levels": "".join(" " * i + f"k{i}:\n" for i in range(3000)) + " " * 3000 + "x: 1\n",
+    "a merge key": "base: {a: 1}\nother:\n  <<: {a: 2}\n",
+    "a python tag": "a: !!python/object/apply:os.system [id]\n",
+    "duplicate keys": "schema: x\nschema: y\n",
+    "two documents": "a: 1\n---\nb: 2\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPLOSIVE))
+def test_explosive_yaml_is_refused_at_once(name, tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(EXPLOSIVE[name])
+    start = time.perf_counter()
+    with pytest.raises(InputError) as caught:
+        load_plan(path)
+    assert time.perf_counter() - start < 1
+    clear_error(caught.value, str(path))
+    assert "line " in caught.value.field
+
+
+def test_bytes_that_are_not_utf8_are_named_with_their_offset(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(b"version: 1\ndefault: P3\n# caf\xe9\n")
+    with pytest.raises(InputError) as caught:
+        read_yaml(path, "rules")
+    assert caught.value.field == "line 3 (byte 28)" and "UTF-8" in str(caught.value)
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "plan.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(2 << 20)
+    with pytest.raises(InputError) as caught:
+        read_yaml(path, "plan", limit=1 << 20)
+    assert "larger than 1 MiB" in str(caught.value) and "VMWAVE_MAX_FILE_MB" in str(caught.value)
+
+
+def test_json_is_bounded_as_yaml_is(tmp_path):
+    path = tmp_path / "inventory.json"
+    for text, problem in (("[" * 5000 + "]" * 5000, "deeper"), ('{"a": 1, "a": 2}', "twice"), ("{", "not valid JSON")):
+        path.write_text(text)
+        with pytest.raises(InputError, match=problem):
+            read_json(path, "inventory")
+
+
+@pytest.mark.parametrize("text,ok", [("s3cret\n", True), ("s3cret", True), ("s3cret\r\n", True), ("", False),
+                                     ("\n", False), ("two\nlines\n", False)])
+def test_a_password_file_is_one_line_everywhere(tmp_path, text, ok):
+    path = tmp_path / "password"
+    path.write_text(text)
+    if ok:
+        assert read_secret(path, "password") == "s3cret"
+    else:
+        with pytest.raises(InputError, match="exactly one line"):
+            read_secret(path, "password")
+
+
+def test_timestamps_stay_text_for_the_models_to_check():
+    assert parse_yaml("start: 2026-12-05T22:00:00\nday: 2026-12-05\n", "x.yaml") == \
+        {"start": "2026-12-05T22:00:00", "day": "2026-12-05"}
