@@ -16,6 +16,7 @@ from typing import Callable
 from prefect import task
 from prefect.cache_policies import NONE
 
+from vmwave.adapters.files import inside
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_cbt import remove_snapshot
 from vmwave.adapters.vsphere_ops import power_on, snapshots, vm_ref
@@ -76,7 +77,7 @@ def undo_convert(job: Job) -> dict:
 
 def work_folder(job: Job) -> Path:
     """Where a worker keeps a VM's conversion log: the only file it writes for a VM."""
-    return job.settings.workdir / job.wave / job.vm.instance_uuid
+    return inside(job.settings.workdir, job.wave, job.vm.instance_uuid)
 
 
 def undo_snapshot(job: Job) -> dict:

@@ -20,11 +20,12 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NONE
 from prefect.exceptions import ObjectAlreadyExists
 
-from vmwave.adapters.files import load_maps, load_plan, write_text_atomic
+from vmwave.adapters.files import inside, load_maps, load_plan, write_text_atomic
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.domain.build import credentials_name, vm_objects
 from vmwave.domain.diagnosis import cause
 from vmwave.domain.manifests import LABEL_UUID
+from vmwave.domain.names import markdown_cell
 from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
@@ -191,12 +192,12 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict
     create_table_artifact(rows, key=f"wave-{wave}-report".lower(), description=f"wave {wave}: {ok}/{len(rows)} succeeded")
     lines = [f"# Wave {wave}", "", f"{ok} of {len(rows)} VMs succeeded ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC).", "",
              "| VM | class | result | downtime | steps | cause | fix | preparation |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['vm']} | {r['class']} | {r['result']} | {r['downtime']} | {r['steps']} | {r['cause']} | {r['fix']} "
-              f"| {r['preparation']} |" for r in rows]
+    columns = ("vm", "class", "result", "downtime", "steps", "cause", "fix", "preparation")
+    lines += ["| " + " | ".join(markdown_cell(str(r[c])) for c in columns) + " |" for r in rows]
     picture = timeline_svg(entries, datetime.now(timezone.utc), f"wave {wave}: {ok} of {len(rows)} VMs succeeded")
-    image = Path(out_dir) / f"wave-{wave}-timeline.svg"
+    image = inside(out_dir, f"wave-{wave}-timeline.svg")
     write_text_atomic(image, picture)
-    path = Path(out_dir) / f"wave-{wave}-report.md"
+    path = inside(out_dir, f"wave-{wave}-report.md")
     write_text_atomic(path, "\n".join([*lines, "", f"![timeline of wave {wave}]({image.name})"]) + "\n")
     inline = base64.b64encode(picture.encode()).decode()  # the artifact has no file beside it
     create_markdown_artifact("\n".join([*lines, "", f"![timeline of wave {wave}](data:image/svg+xml;base64,{inline})"]),

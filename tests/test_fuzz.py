@@ -38,7 +38,7 @@ VALUES = st.one_of(st.sampled_from(HOSTILE), st.integers(min_value=-(10 ** 30), 
                    st.sampled_from([0, -1, 1, 99999, 10 ** 12, 1.5, float("inf"), float("nan"), True, False, None,
                                     [], {}, [1, "a"], {"x": 1}]),
                    st.text(max_size=40))
-SETTINGS = settings(max_examples=120, deadline=2000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+SETTINGS = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
 def paths(doc, prefix=()):
@@ -84,7 +84,18 @@ def records():
 
 @pytest.fixture(scope="module")
 def plan_doc(records):
-    return make_plan(records, load_policy(), load_maps(MAPS), "https://vc/sdk")
+    """A plan of the small estate with every optional field somewhere, so mutations reach them all."""
+    doc = make_plan(records, load_policy(), load_maps(MAPS), "https://vc/sdk")
+    doc["names"] = {"pvc": "{vm}-{wave}-disk{index:02d}", "volume": "disk{index}", "interface": "nic{index}"}
+    wave, vm = doc["waves"][0], doc["waves"][0]["vms"][0]
+    wave.update(window={"start": "2026-12-05T22:00:00+00:00", "end": "2026-12-06T04:00:00+00:00"},
+                precopy_interval="30m", keep_for_debug=True, node_selector={"node-role.kubernetes.io/worker": ""},
+                hooks={"pre_cutover": {"image": "registry.example/drain:1", "command": ["/bin/sh", "-c", "true"],
+                                       "deadline": 60}})
+    vm.update(labels={"example.com/tier": "web"}, affinity={"nodeAffinity": {}}, target_power_state="source",
+              smoke=[{"tcp": 22}, {"http": "http://{ip}:8080/", "status": 200}, {"agent": "os", "expect": {"id": "^d"}}],
+              preparation=["install the agent"], compatibility=True, convert="copy")
+    return doc
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +160,68 @@ def test_a_written_plan_reads_back_as_it_was_parsed(plan_doc, tmp_path):
     path = tmp_path / "plan.yaml"
     path.write_text(dump_plan(plan_doc))
     assert load_plan(path) == parse_plan(plan_doc, str(path))
+
+
+SILENT = {  # what was once accepted and failed later (or never): each now refused, naming its field
+    "a path as wave id": (lambda d: d["waves"][0].update(id="../../x"), "waves[0].id"),
+    "an empty wave": (lambda d: d["waves"][0].update(vms=[]), "waves[0].vms"),
+    "per_host 0": (lambda d: d["limits"].update(per_host=0), "limits.per_host"),
+    "a naive window": (lambda d: d["waves"][0].update(window={"start": "2026-12-05T22:00:00",
+                                                              "end": "2026-12-06T04:00:00"}), "waves[0].window.start"),
+    "precopy 0s": (lambda d: d["waves"][0].update(precopy_interval="0s"), "waves[0].precopy_interval"),
+    "an empty hook image": (lambda d: d["waves"][0]["hooks"]["pre_cutover"].update(image=""),
+                            "waves[0].hooks.pre_cutover.image"),
+    "a uuid that is a path": (lambda d: d["waves"][0]["vms"][0].update(uuid="../../etc"), "waves[0].vms[0].uuid"),
+    "a moref that is a path": (lambda d: d["waves"][0]["vms"][0].update(moref="../x"), "waves[0].vms[0].moref"),
+    "a node selector that is no label": (lambda d: d["waves"][0]["vms"][0].update(node_selector={"[/]": "x y"}),
+                                         "waves[0].vms[0].node_selector.[/]"),
+    "a smoke pattern that is none": (lambda d: d["waves"][0]["vms"][0].update(
+        smoke=[{"agent": "os", "expect": {"id": "("}}]), "waves[0].vms[0].smoke[0].expect.id"),
+    "a name template with a format": (lambda d: d.update(names={"pvc": "{vm:d}-{index}"}), "names.pvc"),
+    "a name template with a conversion": (lambda d: d.update(names={"pvc": "{vm!z}-{index}"}), "names.pvc"),
+    "a name template 1.5 GB wide": (lambda d: d.update(names={"pvc": "{vm}-{index:0>1500000000}"}), "names.pvc"),
+    "a preparation step of a megabyte": (lambda d: d["waves"][0]["vms"][0].update(preparation=["x" * 10 ** 6]),
+                                         "waves[0].vms[0].preparation"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SILENT))
+def test_what_was_silently_accepted_is_refused(plan_doc, name):
+    edit, field = SILENT[name]
+    doc = copy.deepcopy(plan_doc)
+    edit(doc)
+    with pytest.raises(InputError) as caught:
+        parse_plan(doc, "plan.yaml")
+    assert caught.value.field == field
+    clear_error(caught.value, "plan.yaml")
+
+
+MAPS_SILENT = {
+    "a StorageClass that is no name": (lambda d: d["storage"][0].update(storage_class="Not A Name"),
+                                       "storage[0].storage_class"),
+    "VLAN 99999": (lambda d: d["network"][0].update(vlan=99999), "network[0].vlan"),
+    "VLAN -1": (lambda d: d["network"][0].update(vlan=-1), "network[0].vlan"),
+    "a datastore mapped twice": (lambda d: d["storage"].append(dict(d["storage"][0])), "storage[3].datastore"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MAPS_SILENT))
+def test_maps_once_silently_accepted_are_refused(maps_doc, name):
+    edit, field = MAPS_SILENT[name]
+    doc = copy.deepcopy(maps_doc)
+    edit(doc)
+    with pytest.raises(InputError) as caught:
+        parse_maps(doc, "maps.yaml")
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("edit,field", [({"overrides": {"no-such-vm": "P1"}}, "overrides.no-such-vm"),
+                                        ({"groups": {"g": ["nope-1", "nope-2"]}}, "groups.g")])
+def test_rules_naming_a_vm_the_estate_lacks_are_refused_when_planned(rules_doc, records, edit, field):
+    policy = parse_rules({**rules_doc, **edit}, "rules.yaml")
+    with pytest.raises(InputError) as caught:
+        make_plan(records, policy, None, "https://vc/sdk")
+    assert caught.value.field == field and str(caught.value).startswith("rules.yaml: ")
 
 
 EXPLOSIVE = {  # what once took minutes or gigabytes, now refused at once

@@ -12,8 +12,23 @@ import yaml
 from vmwave.adapters.documents import parse_yaml, read_yaml
 from vmwave.domain.classes import DEFAULT_RULES, Policy, parse_rules
 from vmwave.domain.maps import Maps, parse_maps
+from vmwave.domain.names import printable
 from vmwave.domain.plan import parse_plan
 from vmwave.errors import InputError
+
+
+def inside(folder: str | os.PathLike, *parts: str) -> Path:
+    """``folder/part/...`` for parts that come from data (a wave id, a VM's UUID, an object's name): each must be
+    one plain path component, and the result must stay inside ``folder`` (symbolic links resolved)."""
+    base = Path(folder).resolve()
+    for part in parts:
+        if not part or part in (".", "..") or "/" in part or "\0" in part or len(part.encode()) > 255:
+            raise InputError(str(folder), "", f"{printable(part)!r} cannot be a file name inside it",
+                             "names that become files are checked when the plan is read: run `vmwave check`")
+    path = base.joinpath(*parts)
+    if path.resolve() != path and base not in path.resolve().parents:
+        raise InputError(str(path), "", f"leads outside {base}", "remove the symbolic link that points elsewhere")
+    return path
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -148,6 +148,18 @@ class Policy:
     profile_overrides: dict[str, str] = field(default_factory=dict)
     smoke: list[tuple[Matcher, list[dict[str, Any]]]] = field(default_factory=list)
     tag_labels: dict[str, str] = field(default_factory=dict)  # vSphere tag category -> VirtualMachine label key
+    source: str = "built-in rules"  # the file it was read from, for errors found when it meets the inventory
+
+    def check_names(self, vms: list[SourceVM]) -> None:
+        """Overrides and groups name VMs by name or moref: one that names no VM of the estate is a typo."""
+        known = {vm.name for vm in vms} | {vm.moref for vm in vms}
+        for where, names in (("overrides", list(self.overrides) + list(self.profile_overrides)),
+                             *((f"groups.{group}", members) for group, members in self.groups.items())):
+            for name in names:
+                if name not in known:
+                    raise InputError(self.source, f"{where}.{name}" if where == "overrides" else where,
+                                     f"{name!r} is no VM of the inventory (by name or moref)",
+                                     "check the spelling against `vmwave inventory`, or remove it")
 
     def labels(self, vm: SourceVM) -> dict[str, str]:
         """The VirtualMachine labels ``tag_labels`` make of the VM's vSphere tags."""
@@ -196,7 +208,7 @@ def parse_rules(data: Any, source: str) -> Policy:
                                    "waves", "schedule", "precopy_interval", "profiles", "profile_overrides", "smoke",
                                    "tag_labels")
     root.get("version", int, choices=[RULES_VERSION])
-    policy = Policy()
+    policy = Policy(source=source)
     for i, node in enumerate(root.children("rules")):
         node.only("class", "why", "when")
         cls = node.get("class", str, choices=list(CLASSES))

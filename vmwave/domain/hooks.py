@@ -14,15 +14,17 @@ environment (``VMWAVE_VM``, ``VMWAVE_TARGET``, ``VMWAVE_NAMESPACE``,
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from vmwave.domain.manifests import source_labels
-from vmwave.domain.names import k8s_name
+from vmwave.domain.names import is_subdomain, k8s_name
 from vmwave.domain.records import SourceVM
 from vmwave.domain.validate import Node
 
 KINDS = ("pre_cutover", "post_boot")
 COMPONENT = {"app.kubernetes.io/component": "vmwave-hook"}
+IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]{0,254}(@sha256:[a-f0-9]{64})?$", re.IGNORECASE)  # no space, no shell
 DEADLINE_SECONDS = 600
 
 
@@ -40,8 +42,17 @@ def parse_hooks(node: Node) -> dict[str, dict[str, Any]]:
         deadline = hook.get("deadline", int, DEADLINE_SECONDS)
         if not 1 <= deadline <= 86400:
             raise hook.fail("deadline", f"{deadline} is out of range", "give 1-86400 seconds")
-        found[kind] = {"image": hook.get("image", str), "command": command,
-                       "service_account": hook.get("service_account", str, ""), "deadline": deadline}
+        image = hook.get("image", str)
+        if not IMAGE.match(image):
+            raise hook.fail("image", f"{image!r} is not a container image reference",
+                            "write REGISTRY/NAME[:TAG][@sha256:DIGEST], e.g. registry.example/tools/drain:1.2")
+        account = hook.get("service_account", str, "")
+        if account and not is_subdomain(account):
+            raise hook.fail("service_account", f"{account!r} is not a ServiceAccount name", "use a Kubernetes name")
+        if len(command) > 100 or sum(len(part) for part in command) > 65536:
+            raise hook.fail("command", "is longer than a hook needs", "put a long script in the image, run it by name")
+        found[kind] = {"image": image, "command": command,
+                       "service_account": account, "deadline": deadline}
     return found
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vmwave.domain.names import is_k8s_name
+from vmwave.domain.names import is_k8s_name, is_label_key, is_label_value, is_subdomain
 from vmwave.domain.records import Disk, Nic
 from vmwave.domain.validate import Node
 
@@ -110,19 +110,28 @@ def parse_maps(data: object, source: str) -> Maps:
     namespace = root.get("namespace", str, "vmwave")
     if not is_k8s_name(namespace):
         raise root.fail("namespace", f"{namespace!r} is not a valid namespace name", "use lower case letters, digits and '-'")
-    storage = []
+    storage, datastores = [], set()
     for node in root.children("storage"):
         node.only("datastore", "storage_class", "volume_mode", "access_modes")
         modes = tuple(node.get("access_modes", list, ["ReadWriteMany"]))
         for mode in modes:
             if mode not in ACCESS_MODES:
                 raise node.fail("access_modes", f"{mode!r} is not an access mode", "use: " + ", ".join(ACCESS_MODES))
-        storage.append(StorageMapping(node.get("datastore", str), node.get("storage_class", str),
+        datastore, storage_class = node.get("datastore", str), node.get("storage_class", str)
+        if datastore in datastores:
+            raise node.fail("datastore", f"{datastore!r} is mapped twice", "keep one entry per datastore")
+        datastores.add(datastore)
+        if not is_subdomain(storage_class):
+            raise node.fail("storage_class", f"{storage_class!r} is not a StorageClass name",
+                            "write the name `kubectl get storageclass` shows (lower case letters, digits, '-', '.')")
+        storage.append(StorageMapping(datastore, storage_class,
                                       node.get("volume_mode", str, "Block", choices=VOLUME_MODES), modes))
     network = []
     for node in root.children("network"):
         node.only("portgroup", "vlan", "network", "create")
         portgroup, vlan = node.get("portgroup", str, None), node.get("vlan", int, None)
+        for key in ("vlan",) if vlan is not None else ():
+            _vlan(node, key, vlan)
         if (portgroup is None) == (vlan is None):
             raise node.fail("portgroup", "give exactly one of portgroup or vlan",
                             "match a portgroup by `portgroup: NAME` or by `vlan: ID`")
@@ -137,6 +146,8 @@ def parse_maps(data: object, source: str) -> Maps:
             c = node.child("create").only("type", "vlan", "mtu", "subnets", "bridge")
             create = NadSpec(c.get("type", str, choices=NAD_TYPES), c.get("vlan", int, vlan), c.get("mtu", int, 1500),
                              c.get("subnets", str, ""), c.get("bridge", str, ""))
+            if create.vlan is not None:
+                _vlan(c, "vlan", create.vlan)
             if create.type == "bridge" and not create.bridge:
                 raise c.fail("bridge", "a bridge NAD needs the node bridge name", "add `bridge: br-vm` (the Linux bridge on the nodes)")
             if not 576 <= create.mtu <= 9216:
@@ -155,10 +166,19 @@ def parse_maps(data: object, source: str) -> Maps:
 AFFINITY_KINDS = ("nodeAffinity", "podAffinity", "podAntiAffinity")
 
 
+def _vlan(node: Node, key: str, vlan: int) -> None:
+    if not 0 <= vlan <= 4094:
+        raise node.fail(key, f"{vlan} is not a VLAN id", "use 0-4094 (0: untagged)")
+
+
 def parse_placement(node: Node) -> tuple[dict[str, str], dict[str, Any] | None]:
     """``node_selector`` (label: value) and ``affinity`` (a Kubernetes Affinity) of a maps file, wave or VM."""
     selector = node.child("node_selector", {})
     found = {str(k): selector.get(str(k), str) for k in selector.data}
+    for key, value in found.items():
+        if not is_label_key(key) or not is_label_value(value):
+            raise selector.fail(key, f"{key}={value!r} is not a node label",
+                                "keys are [prefix/]name, values at most 63 letters, digits, '-', '_' or '.'")
     affinity = node.get("affinity", dict, None)
     if affinity is not None:
         unknown = sorted(set(affinity) - set(AFFINITY_KINDS))

@@ -54,8 +54,18 @@ def printable(text: str, keep_newlines: bool = False) -> str:
     return _CONTROL.sub("\ufffd", text.replace("\n", "\ufffd"))
 
 
+def markdown_cell(text: str) -> str:
+    """``text`` for a Markdown table cell, shown as written: no markup, link or image of its own, one line."""
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|~])", r"\\\1", printable(text))
+
+
 def is_k8s_name(name: str) -> bool:
     return bool(_LABEL.match(name))
+
+
+def is_subdomain(name: str) -> bool:
+    """An RFC 1123 DNS subdomain (StorageClass, ConfigMap and most object names): at most 253, dots allowed."""
+    return len(name) <= 253 and bool(_LABEL_PREFIX.match(name))
 
 
 def is_label_value(value: str) -> bool:

@@ -7,6 +7,7 @@ commits it; ``parse_plan`` checks an edited plan before anything runs.
 from __future__ import annotations
 
 import hashlib
+import re
 from string import Formatter
 from collections import Counter
 from datetime import datetime
@@ -20,7 +21,7 @@ from vmwave.domain.manifests import Names
 from vmwave.domain.maps import parse_placement
 from vmwave.domain.names import TARGET_MAX, WAVE_ID_FIX, is_k8s_name, is_label_key, is_label_value, is_wave_id, \
     target_name, wave_id
-from vmwave.domain.records import ClusterVM, SourceVM
+from vmwave.domain.records import MOREF_PATTERN, UUID_PATTERN, ClusterVM, SourceVM
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import Node
 from vmwave.domain.warm import DEFAULT_PRECOPY_INTERVAL, MIGRATIONS, MIN_PRECOPY, planned_migration
@@ -28,6 +29,10 @@ from vmwave.domain.waves import Convert, MoreConcerns, Plan, PlannedVM, Prepare,
 from vmwave.errors import InputError, VmwaveError
 
 PLAN_SCHEMA = "vmwave.io/plan/v1"
+INDEX_SPEC = re.compile(r"^0?[1-9]?d?$")  # {index:02d}: a zero-padded number, at most 9 wide
+UUID = re.compile(UUID_PATTERN)
+MOREF = re.compile(MOREF_PATTERN)
+MAX_NAME, MAX_TEXT = 1024, 4096  # a VM's name (vSphere allows 80), a reason or a preparation step
 MODES = tuple(dict.fromkeys(c.mode for c in CLASSES.values()))
 TOOLS = ("copy", "virt-v2v")  # how a VM's disks become KubeVirt disks (see vmwave.hookspecs.Conversion)
 
@@ -150,6 +155,9 @@ def parse_plan(data: Any, source: str) -> dict[str, Any]:
         for vm in wave.children("vms", required=True):
             entry = _parse_vm(vm, cls, mode, keep_wave)
             entry["migration"] = vm.get("migration", str, migration, choices=MIGRATIONS)
+            if entry["migration"] == "warm" and entry["mode"] == "rebuild":
+                raise vm.fail("migration", "a rebuilt VM is not copied, so it cannot be copied warm",
+                              "remove `migration: warm`, or give the VM another mode")
             entry.update(names=names, hooks={**wave_hooks, **parse_hooks(vm)}, **(_placement(vm) or wave_placement or {}))
             _check_names(vm, entry)
             if entry["moref"] in seen_vms:
@@ -182,9 +190,16 @@ def _names(root: Node) -> dict[str, str]:
             continue
         template = names.get(kind, str)
         try:
-            used = {field for _, field, _, _ in Formatter().parse(template) if field is not None}
+            parts = [(field, spec, conversion) for _, field, spec, conversion in Formatter().parse(template)
+                     if field is not None]
         except ValueError as exc:
             raise names.fail(kind, f"{template!r} is not a template ({exc})", "write e.g. {vm}-disk{index}") from None
+        used = {field for field, _, _ in parts}
+        odd = [f"{{{field}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+               for field, spec, conversion in parts if conversion or (spec and not (field == "index" and INDEX_SPEC.match(spec)))]
+        if odd or len(template) > 200:
+            raise names.fail(kind, f"{template!r} is not a name template vmwave can use" + (f" ({odd[0]})" if odd else ""),
+                             "use {vm}, {index} (or {index:02d}) and {wave}, with no other format, e.g. {vm}-disk{index}")
         if used - set(allowed) or "index" not in used:
             raise names.fail(kind, f"{template!r} may use only {{{'}, {'.join(allowed)}}} and must use {{index}}",
                              "every disk or NIC of a VM needs its own name, e.g. {vm}-disk{index}")
@@ -223,6 +238,12 @@ def _window(wave: Node) -> dict[str, str] | None:
 def _parse_vm(vm: Node, wave_class: str, wave_mode: str, keep_wave: bool) -> dict[str, Any]:
     vm.only(*VM_FIELDS)
     name = vm.get("name", str)
+    if not 0 < len(name) <= MAX_NAME:
+        raise vm.fail("name", f"is {len(name)} characters long", f"give the VM's name as vCenter has it (1-{MAX_NAME})")
+    for key, pattern, what in (("moref", MOREF, "a vCenter managed object id, e.g. vm-137"),
+                               ("uuid", UUID, "the VM's instance UUID as vCenter reports it")):
+        if not pattern.match(vm.get(key, str, "")):
+            raise vm.fail(key, f"{vm.get(key, str, '')!r} is not {what}", "re-plan, or copy it from `vmwave inventory`")
     target = vm.get("target_name", str, target_name(name))
     if not is_k8s_name(target) or len(target) > TARGET_MAX:
         raise vm.fail("target_name", f"{target!r} is not a Kubernetes name of at most {TARGET_MAX} characters",
@@ -245,8 +266,17 @@ def _parse_vm(vm: Node, wave_class: str, wave_mode: str, keep_wave: bool) -> dic
             "target_power_state": vm.get("target_power_state", str, "on", choices=POWER_STATES),
             "group": vm.get("group", str, None),
             "concerns": concerns, "smoke": parse_checks(vm, "smoke"),
-            "preparation": [str(step) for step in vm.get("preparation", list, [])],
+            "preparation": _texts(vm, "preparation"),
             "keep_for_debug": vm.get("keep_for_debug", bool, keep_wave)}
+
+
+def _texts(vm: Node, key: str) -> list[str]:
+    """A list of short texts (the plugins' preparation steps), each one line of at most MAX_TEXT."""
+    found = [str(step) for step in vm.get(key, list, [])]
+    if len(found) > 100 or any(len(step) > MAX_TEXT or not isinstance(step, str) for step in vm.get(key, list, [])):
+        raise vm.fail(key, f"holds {len(found)} entries, or one that is not text of at most {MAX_TEXT} characters",
+                      "write each step as one line of text")
+    return found
 
 
 def _labels(vm: Node) -> dict[str, str]:

@@ -17,6 +17,9 @@ Name = Annotated[str, StringConstraints(max_length=255)]
 Text = Annotated[str, StringConstraints(max_length=4096)]
 Count = Annotated[int, Field(ge=0, le=1 << 62)]
 STRICT_FIELDS = ConfigDict(extra="forbid")
+# A VM's identities become label values and file names: as vCenter writes them, never path-like.
+UUID_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"  # a label value; vCenter's are UUIDs
+MOREF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}$"  # vm-137
 
 
 @with_config(STRICT_FIELDS)
@@ -72,9 +75,9 @@ class Snapshot:
 @dataclass(frozen=True)
 class SourceVM:
     name: Name
-    moref: Name
-    instance_uuid: Name
-    bios_uuid: Name = ""
+    moref: Annotated[str, StringConstraints(pattern=MOREF_PATTERN)]
+    instance_uuid: Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+    bios_uuid: Annotated[str, StringConstraints(pattern=UUID_PATTERN)] = ""
     datacenter: Name = ""
     cluster: Name = ""
     host: Name = ""

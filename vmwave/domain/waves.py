@@ -67,6 +67,8 @@ def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
 
     ``more_concerns`` adds what vmwave's own rules do not know (the guest-OS plugins' concerns), before classing.
     """
+    vms = list(vms)
+    policy.check_names(vms)
     planned = []
     for vm, concerns in assess(vms, maps, thresholds, existing):
         concerns = [*concerns, *(more_concerns(vm, maps) if more_concerns and not vm.template else ())]
