@@ -7,6 +7,8 @@ See ``estates/small.yaml`` for every field.
 
 from __future__ import annotations
 
+import re
+
 import ipaddress
 from typing import Any
 
@@ -65,6 +67,21 @@ class _Reader:
         if extra:
             raise self.error(str(extra[0]), "is not a known field", "use one of: " + ", ".join(keys))
         return self
+
+
+def inventory_name(name: str) -> str:
+    """A name as vCenter keeps it: '%', '/' and '\\' escaped (``a/b`` is ``a%2fb``), as the API then reports it."""
+    return "".join(f"%{ord(ch):02x}" if ch in "/\\" or (ch == "%" and not _ESCAPED.match(name, i)) else ch
+                   for i, ch in enumerate(name))
+
+
+_ESCAPED = re.compile(r"%(25|2f|5c)", re.IGNORECASE)
+
+
+def folder_name(name: str) -> str:
+    """A VM's directory on its datastore: its inventory name with control characters and '"' escaped too (a VMDK
+    descriptor names its extent file in double quotes)."""
+    return "".join(f"%{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 or ch == '"' else ch for ch in inventory_name(name))
 
 
 def load(path: str) -> dict[str, Any]:
@@ -148,7 +165,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
             raise entry.error("folder", f"{folder!r} is not declared", f"add it to {dc}'s `folders:`")
         for i in range(1, entry("count", int, 1) + 1):
             fmt = lambda s: str(s).format(n=i)  # noqa: E731 - `{n}` stamps out similar VMs
-            name = fmt(entry("name", str))
+            name = inventory_name(fmt(entry("name", str)))
             if name in placed:
                 raise entry.error("name", f"VM name {name!r} is used twice", "use {n} in the name with count")
             placed[name] = True
@@ -179,7 +196,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                     raise d.error("data_mb", "a disk holds either a guest image or synthetic bytes", "drop one of them")
                 disk = {"controller": index, "unit": unit, "size_kb": size_kb, "mode": d("mode", str, "persistent", choices=DISK_MODES),
                         "thin": d("thin", bool, True), "sharing": "", "create": True, "data_mb": d("data_mb", int, 0),
-                        "image": image, "file": f"[{ds}] {name}/{name}_{len(disks)}.vmdk"}
+                        "image": image, "file": f"[{ds}] {folder_name(name)}/{folder_name(name)}_{len(disks)}.vmdk"}
                 share = d("shared", str, None)
                 if share is not None:
                     share = fmt(share)

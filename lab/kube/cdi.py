@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import glob
 import http.client
 import json
 import os
@@ -478,7 +479,7 @@ class Cdi:
         if backing not in disks:
             raise ImportFailed(f"disk {backing} is not a disk of VM {vm.name} (it has {', '.join(disks)})")
         datastore, _, path = backing.partition("] ")
-        found = sorted(self.datastores.glob(f"*/{datastore.lstrip('[')}/{path}"))  # the lab's datastores, per datacenter
+        found = sorted(self.datastores.glob(f"*/{glob.escape(datastore.lstrip('['))}/{glob.escape(path)}"))  # per datacenter
         return _data_file(found[0] if found else self.datastores / datastore.lstrip("[") / path, backing)
 
     async def _import_stages(self, dv: dict, spec: dict, claim: dict, target: Path, source: Path, user: str,

@@ -31,6 +31,15 @@ REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFo
            409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid"}
 
 
+
+def _apply_body(body: bytes):
+    """An apply patch: YAML, which clients send as JSON. Read JSON as JSON (as the API server's YAML-to-JSON
+    converter does): PyYAML would split an escaped surrogate pair (an emoji in a name) into two lone halves."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return yaml.safe_load(body)
+
 class ApiError(Exception):
     def __init__(self, code: int, message: str, reason: str | None = None, details: dict | None = None):
         super().__init__(message)
@@ -143,7 +152,7 @@ class Api:
               subresource: str = "") -> tuple[int, dict]:
         ctype = content_type.split(";")[0].strip()
         try:
-            patch = yaml.safe_load(body) if ctype == "application/apply-patch+yaml" else json.loads(body or b"null")
+            patch = _apply_body(body) if ctype == "application/apply-patch+yaml" else json.loads(body or b"null")
         except (ValueError, yaml.YAMLError) as exc:
             raise ApiError(400, f"the patch is not valid: {exc}") from None
         live = self.store.get(r, ns if r.namespaced else "", name)

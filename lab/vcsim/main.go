@@ -30,6 +30,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -397,10 +398,13 @@ func add(dev types.BaseVirtualDevice, create bool) types.BaseVirtualDeviceConfig
 func (b *builder) vm(spec VM) {
 	st := b.dcs[spec.Datacenter]
 	host := st.hosts[spec.Host]
-	firstDS := ""
+	firstDS, dir := "", ""
 	for _, d := range spec.Disks {
 		if firstDS == "" {
 			firstDS = strings.TrimPrefix(strings.SplitN(d.File, "]", 2)[0], "[")
+		}
+		if dir == "" && d.Create { // the VM's own directory, escaped as vCenter does (lab/estate.py folder_name)
+			dir = path.Dir(strings.TrimSpace(strings.SplitN(d.File, "]", 2)[1]))
 		}
 	}
 	if firstDS == "" {
@@ -417,6 +421,9 @@ func (b *builder) vm(spec VM) {
 		Firmware: spec.Firmware,
 		Files:    &types.VirtualMachineFileInfo{VmPathName: fmt.Sprintf("[%s]", firstDS)},
 		ChangeTrackingEnabled: types.NewBool(spec.CBT),
+	}
+	if dir != "" {
+		cfg.Files.VmPathName = fmt.Sprintf("[%s] %s/%s.vmx", firstDS, dir, dir)
 	}
 	if spec.Firmware == "efi" {
 		cfg.BootOptions = &types.VirtualMachineBootOptions{EfiSecureBootEnabled: types.NewBool(spec.SecureBoot)}
@@ -452,8 +459,8 @@ func (b *builder) vm(spec VM) {
 		key--
 		unit := d.Unit
 		if d.Create { // a disk may live on another datastore than the VM's home: give it a folder there
-			ds := strings.TrimPrefix(strings.SplitN(d.File, "]", 2)[0], "[")
-			must(os.MkdirAll(filepath.Join(b.dir, "datastores", spec.Datacenter, ds, spec.Name), 0o755), "disk folder")
+			ds, file := strings.TrimPrefix(strings.SplitN(d.File, "]", 2)[0], "["), strings.SplitN(d.File, "] ", 2)[1]
+			must(os.MkdirAll(filepath.Join(b.dir, "datastores", spec.Datacenter, ds, path.Dir(file)), 0o755), "disk folder")
 		}
 		backing := &types.VirtualDiskFlatVer2BackingInfo{
 			DiskMode:        d.Mode,

@@ -6,7 +6,7 @@ value or a file-name part, or made safe to print:
   (``Café-01`` -> ``cafe-01``), every other run of characters a ``-``; when
   letters of another script were dropped (``数据库-01``, emoji), or the name was
   shortened, a 6-hex hash of the original keeps distinct names distinct
-  (``01-1f0c2b``);
+  (``01-1f0c2b``); vCenter's escapes of '/', '\\' and '%' (``a%2fb``) count as separators;
 - a wave id is ``WAVE_ID``: it becomes label values, Prefect limit names and
   file names, so it is never path-like;
 - ``printable`` drops control characters (terminal escapes, newlines) from
@@ -30,6 +30,7 @@ _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 
 WAVE_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 WAVE_ID_FIX = "a wave id is 1-32 lower-case letters, digits and '-', starting and ending with a letter or digit (w003)"
+_VCENTER_ESCAPE = re.compile(r"%(2f|5c|25)", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -87,7 +88,7 @@ def k8s_name(name: str, max_len: int = MAX_LEN) -> str:
     """``name`` as an RFC 1123 label of at most ``max_len`` (see the module's docstring for the mapping)."""
     if is_k8s_name(name) and len(name) <= max_len:
         return name
-    decomposed = unicodedata.normalize("NFKD", name)
+    decomposed = unicodedata.normalize("NFKD", _VCENTER_ESCAPE.sub(" ", name))  # vCenter's a%2fb is a/b
     ascii_ = decomposed.encode("ascii", "ignore").decode()
     lost = any(not ch.isascii() and not unicodedata.combining(ch) for ch in decomposed)
     cleaned = re.sub(r"[^a-z0-9]+", "-", ascii_.lower()).strip("-") or "vm"
