@@ -34,7 +34,7 @@ def plan_migration(out: str = "plan.yaml", rules: str | None = None, maps: str |
     """
     settings = Settings.load(maps=maps, vcenter={"url": vcenter_url, "user": user, "password_file": password_file,
                                                  "secret_block": secret_block, "ca_file": ca_file})
-    policy, mapping = load_policy(rules), load_maps(settings.maps)  # bad files fail before vCenter is asked
+    policy, mapping = load_policy(rules, limit=settings.max_file_bytes), load_maps(settings.maps, settings.max_file_bytes)  # bad files fail before vCenter is asked
     target = settings.need_vcenter()
     records = read_vcenter_inventory(target)
     kubeconfig = settings.need_kubeconfig() if settings.kubeconfig else None

@@ -45,10 +45,10 @@ def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: S
 
     A wave that can run is told to the ledger with its VMs, so the metrics count those not started as pending.
     """
-    doc = load_plan(plan_file)
+    doc = load_plan(plan_file, settings.max_file_bytes)
     entry = find_wave(doc, wave)
     check_window(entry, datetime.now(timezone.utc), ignore_window)
-    maps = load_maps(settings.need_maps())
+    maps = load_maps(settings.need_maps(), settings.max_file_bytes)
     by_moref = {r.moref: r for r in records}
     unknown = [vm["name"] for vm in entry["vms"] if vm["moref"] not in by_moref]
     if unknown:
@@ -117,9 +117,9 @@ def missing_preferences(jobs: list[Job], settings: Settings) -> list[str]:
 @task(name="rollback-jobs", cache_policy=NONE, persist_result=False)
 def rollback_jobs(plan_file: str, wave: str, settings: Settings, keep_for_debug: bool = False) -> list[Job]:
     """A job for each VM of the wave that the ledger says was started: identities from the plan, nothing checked."""
-    doc = load_plan(plan_file)
+    doc = load_plan(plan_file, settings.max_file_bytes)
     entry = find_wave(doc, wave)
-    maps = load_maps(settings.need_maps())
+    maps = load_maps(settings.need_maps(), settings.max_file_bytes)
     jobs = [Job(wave=entry["id"], vm=SourceVM(name=vm["name"], moref=vm["moref"], instance_uuid=vm["uuid"]),
                 entry=vm, settings=settings, maps=maps, keep_for_debug=keep_for_debug or vm["keep_for_debug"])
             for vm in entry["vms"]]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from helpers import REPO, estate_records
+from helpers import REPO, VMWAVE, estate_records
 from vmwave.adapters.documents import parse_yaml, read_json, read_secret, read_yaml
 from vmwave.adapters.files import dump_plan, load_maps, load_plan, load_policy
 from vmwave.cli.common import saved_inventory
@@ -29,6 +31,7 @@ from vmwave.domain.classes import DEFAULT_RULES, parse_rules
 from vmwave.domain.maps import parse_maps
 from vmwave.domain.plan import make_plan, parse_plan
 from vmwave.errors import InputError
+from vmwave.settings import Settings
 
 MAPS = REPO / "lab" / "estates" / "small.maps.yaml"
 HOSTILE = ["../../x", "/etc/passwd", "a/../../b", "x\ntouch /tmp/pwned\n#", "$(touch /tmp/pwned)", "`id`", "'\"",
@@ -150,7 +153,7 @@ def test_a_mutated_inventory_plans_or_is_one_clear_error(records, tmp_path, data
     path = tmp_path / "inventory.json"
     path.write_text(json.dumps(mutated(doc, data), allow_nan=True))
     try:
-        _, found = saved_inventory(path)
+        _, found = saved_inventory(path, Settings.load(env={}))
         make_plan(found, load_policy(), load_maps(MAPS), "https://vc/sdk")
     except InputError as caught:
         clear_error(caught, str(path))
@@ -264,6 +267,17 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path):
     with pytest.raises(InputError) as caught:
         read_yaml(path, "plan", limit=1 << 20)
     assert "larger than 1 MiB" in str(caught.value) and "VMWAVE_MAX_FILE_MB" in str(caught.value)
+
+
+def test_the_size_limit_is_a_setting(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text("schema: vmwave.io/plan/v1\n" + "# padding\n" * 120_000)  # 1.2 MB
+    env = {**os.environ, "VMWAVE_MAX_FILE_MB": "1"}
+    refused = subprocess.run([VMWAVE, "check", str(path)], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "larger than 1 MiB" in refused.stderr, refused.stderr
+    env["VMWAVE_MAX_FILE_MB"] = "2"
+    read = subprocess.run([VMWAVE, "check", str(path)], env=env, capture_output=True, text=True)
+    assert "larger than" not in read.stderr and "limits" in read.stderr  # read, then refused for what it lacks
 
 
 def test_json_is_bounded_as_yaml_is(tmp_path):

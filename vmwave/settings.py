@@ -77,6 +77,11 @@ class Settings(BaseModel):
     v2v_accel: Literal["kvm", "tcg"] | None = Field(None, description="tcg: libguestfs without KVM on the nodes")
     disable_plugins: frozenset[str] = Field(frozenset(), description="guest-OS plugins switched off, by name")
     exporter_port: int = Field(9750, ge=1, le=65535, description="where `vmwave exporter` serves /metrics")
+    max_file_mb: int = Field(64, ge=1, le=4096, description="the largest plan, maps, rules or inventory file read")
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_mb << 20
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, vcenter: Mapping[str, Any] | None = None,
@@ -127,13 +132,14 @@ ENV = {"kubeconfig": "VMWAVE_KUBECONFIG", "maps": "VMWAVE_MAPS", "ledger": "VMWA
        "workdir": "VMWAVE_WORKDIR", "in_flight": "VMWAVE_IN_FLIGHT", "per_host": "VMWAVE_PER_HOST",
        "per_datastore": "VMWAVE_PER_DATASTORE", "vddk_image": "VMWAVE_VDDK_IMAGE",
        "conversion_image": "VMWAVE_CONVERSION_IMAGE", "virtio_win": "VMWAVE_VIRTIO_WIN", "v2v_accel": "VMWAVE_V2V_ACCEL",
-       "disable_plugins": "VMWAVE_DISABLE_PLUGINS", "exporter_port": "VMWAVE_EXPORTER_PORT"}
+       "disable_plugins": "VMWAVE_DISABLE_PLUGINS", "exporter_port": "VMWAVE_EXPORTER_PORT",
+       "max_file_mb": "VMWAVE_MAX_FILE_MB"}
 VCENTER_ENV = {"url": "VMWAVE_VCENTER_URL", "user": "VMWAVE_VCENTER_USER",
                "password_file": "VMWAVE_VCENTER_PASSWORD_FILE", "secret_block": "VMWAVE_VCENTER_SECRET_BLOCK",
                "ca_file": "VMWAVE_VCENTER_CA", "thumbprint": "VMWAVE_VCENTER_THUMBPRINT"}
 FIXES = {"in_flight": "a whole number of VMs, at least 1", "per_host": "a whole number, at least 1",
          "per_datastore": "a whole number, at least 1", "v2v_accel": "kvm or tcg",
-         "exporter_port": "a TCP port, 1-65535"}
+         "exporter_port": "a TCP port, 1-65535", "max_file_mb": "a number of MiB from 1 to 4096"}
 
 
 def _pick(value: Any, env: Mapping[str, str], name: str) -> Any:

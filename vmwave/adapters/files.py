@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from vmwave.adapters.documents import parse_yaml, read_yaml
+from vmwave.adapters.documents import MAX_FILE_BYTES, parse_yaml, read_yaml
 from vmwave.domain.classes import DEFAULT_RULES, Policy, parse_rules
 from vmwave.domain.maps import Maps, parse_maps
 from vmwave.domain.names import printable
@@ -42,22 +42,22 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def load_policy(rules: str | os.PathLike | None = None, wave_size: int | None = None,
-                per_host: int | None = None) -> Policy:
+                per_host: int | None = None, limit: int = MAX_FILE_BYTES) -> Policy:
     """The rules file (or the built-in rules), with the CLI's wave size and per-host cap over it."""
-    policy = parse_rules(read_yaml(rules, "rules"), str(rules)) if rules else \
+    policy = parse_rules(read_yaml(rules, "rules", limit), str(rules)) if rules else \
         parse_rules(parse_yaml(DEFAULT_RULES, "built-in rules"), "built-in rules")
     policy.wave_size = wave_size or policy.wave_size
     policy.per_host = per_host or policy.per_host
     return policy
 
 
-def load_maps(maps: str | os.PathLike | None) -> Maps | None:
-    return parse_maps(read_yaml(maps, "maps"), str(maps)) if maps else None
+def load_maps(maps: str | os.PathLike | None, limit: int = MAX_FILE_BYTES) -> Maps | None:
+    return parse_maps(read_yaml(maps, "maps", limit), str(maps)) if maps else None
 
 
-def load_plan(path: str | os.PathLike) -> dict[str, Any]:
+def load_plan(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> dict[str, Any]:
     """A plan file, checked: an edited value that is not valid is an error naming its field."""
-    return parse_plan(read_yaml(path, "plan"), str(path))
+    return parse_plan(read_yaml(path, "plan", limit), str(path))
 
 
 def dump_plan(doc: dict[str, Any]) -> str:

@@ -97,11 +97,11 @@ def read_inventory(settings: Settings) -> tuple[str, list[SourceVM]]:
         return target.url, inventory(target, progress=progress)
 
 
-def saved_inventory(path: Path) -> tuple[str, list[SourceVM]]:
+def saved_inventory(path: Path, settings: Settings) -> tuple[str, list[SourceVM]]:
     from vmwave.adapters.documents import read_json
     from vmwave.domain.inventory import parse_inventory
 
-    found = parse_inventory(read_json(path, "inventory"), str(path))
+    found = parse_inventory(read_json(path, "inventory", settings.max_file_bytes), str(path))
     return found.source, list(found.vms)
 
 

@@ -48,8 +48,9 @@ def plan(
     from vmwave.plugins import for_planning
 
     settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
-    policy, mapping = load_policy(rules, wave_size, per_host), load_maps(settings.maps)  # bad files fail first
-    source, records = saved_inventory(from_inventory) if from_inventory else read_inventory(settings)
+    limit = settings.max_file_bytes
+    policy, mapping = load_policy(rules, wave_size, per_host, limit), load_maps(settings.maps, limit)  # fail first
+    source, records = saved_inventory(from_inventory, settings) if from_inventory else read_inventory(settings)
     existing = cluster_vms(settings.kubeconfig and settings.need_kubeconfig())
     doc = make_plan(records, policy, mapping, source, existing=existing, **for_planning(settings.disable_plugins))
     write_plan(doc, out_file)
@@ -65,7 +66,9 @@ def check(plan_file: Path = typer.Argument(..., help="plan YAML to validate")) -
     from vmwave.adapters.files import load_plan
     from vmwave.domain.plan import summarize
 
-    show_summary(summarize(load_plan(plan_file)))
+    from vmwave.settings import Settings
+
+    show_summary(summarize(load_plan(plan_file, Settings.load().max_file_bytes)))
     err.print(f"{plan_file} is a valid plan")
 
 
@@ -90,8 +93,8 @@ def manifests(
     from vmwave.plugins import customizer
 
     settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
-    doc, mapping = load_plan(plan_file), load_maps(settings.need_maps())
-    _, records = saved_inventory(from_inventory) if from_inventory else read_inventory(settings)
+    doc, mapping = load_plan(plan_file, settings.max_file_bytes), load_maps(settings.need_maps(), settings.max_file_bytes)
+    _, records = saved_inventory(from_inventory, settings) if from_inventory else read_inventory(settings)
     objects, failed = wave_objects(doc, wave, records, mapping, settings.source_access(), customizer(settings))
     out_dir.mkdir(parents=True, exist_ok=True)
     kinds: dict[str, int] = {}

@@ -47,7 +47,9 @@ def schedule(
     from vmwave.domain.calendar import wave_starts
     from vmwave_flows.wave import migrate_wave
 
-    doc = load_plan(plan_file)
+    from vmwave.settings import Settings
+
+    doc = load_plan(plan_file, Settings.load().max_file_bytes)
     starts = wave_starts(doc)
     changes = schedule_waves(plan_file, starts, deployment, pool, migrate_wave.parameters.model_dump(mode="json"))
     verdict = {**{s: "created" for s in changes.created}, **{s: "moved" for s in changes.moved},
@@ -91,7 +93,7 @@ def cancel(plan_file: Path = PLAN, wave: str = WAVE,
     from vmwave.errors import InputError
     from vmwave.settings import Settings
 
-    entry = find_wave(load_plan(plan_file), wave)
+    entry = find_wave(load_plan(plan_file, Settings.load(ledger=ledger).max_file_bytes), wave)
     found = next((v for v in entry["vms"] if v["name"] == vm), None)
     if found is None:
         raise InputError(str(plan_file), "waves", f"wave {entry['id']} has no VM {vm!r}",
@@ -118,7 +120,7 @@ def cutover(plan_file: Path = PLAN, wave: str = WAVE,
     from vmwave.errors import InputError
     from vmwave.settings import Settings
 
-    entry = find_wave(load_plan(plan_file), wave)
+    entry = find_wave(load_plan(plan_file, Settings.load(ledger=ledger).max_file_bytes), wave)
     warm = [v for v in entry["vms"] if v.get("migration") == "warm" and vm in (None, v["name"])]
     if not warm:
         names = ", ".join(v["name"] for v in entry["vms"] if v.get("migration") == "warm") or "none"
