@@ -70,9 +70,9 @@ def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
     logger = get_run_logger()
     try:
         with transaction():  # a failure rolls back every finished step through its on_rollback hook
-            if job.entry.get("migration") == "warm":
+            if job.entry.warm:
                 precopy(job)  # copies while the source runs, until the cutover is due (or skipped: cold)
-            elif job.entry.get("window"):
+            elif job.entry.window:
                 wait_for_cutover(job)  # a wave with warm VMs starts before its window; the rest wait for it
             approved(job, "before-cutover", approval_timeout)
             if "pre_cutover" in job.hooks:

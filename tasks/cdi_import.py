@@ -27,7 +27,7 @@ from vmwave.adapters.vsphere_cbt import changed_bytes, find_snapshot, remove_sna
 from vmwave.domain.build import credentials_secret
 from vmwave.domain.diagnosis import import_cause
 from vmwave.domain.steps import CDI_IMPORT, PRECOPY, SNAPSHOT
-from vmwave.domain.warm import DEFAULT_PRECOPY_INTERVAL, cold_because, cutover_due, round_snapshot, staged
+from vmwave.domain.warm import cold_because, cutover_due, round_snapshot, staged
 from vmwave_tasks.job import Job, StepFailed
 from vmwave_tasks.step import step
 
@@ -188,7 +188,7 @@ def precopy(job: Job) -> dict:
         get_run_logger().warning("%s moves cold: %s (%s)", job.vm.name, why, fix)
         return {"status": "skipped", "cold": why, "fix": fix}
     names = _apply_sources(job)
-    ledger, interval = job.ledger(), job.entry.get("precopy_interval") or DEFAULT_PRECOPY_INTERVAL
+    ledger, interval = job.ledger(), job.entry.precopy_interval
     rounds: list[dict] = []
     checkpoints: dict[str, list[dict]] = {name: [] for name in names}
     change_ids: dict[str, str] = {}
@@ -236,8 +236,9 @@ def wait_for_cutover(job: Job, seconds: float | None = None) -> bool:
     deadline = None if seconds is None else time.monotonic() + seconds
     while True:
         job.check_cancelled()
-        due = cutover_due(job.entry.get("window"), datetime.now(timezone.utc), job.entry.get("cutover_now", False)
-                          or job.ledger().cutover_requested(job.wave, job.vm.moref))
+        window = job.entry.window
+        due = cutover_due(window.start if window else None, datetime.now(timezone.utc),
+                          job.cutover_now or job.ledger().cutover_requested(job.wave, job.vm.moref))
         if due or (deadline is not None and time.monotonic() >= deadline):
             return due
         time.sleep(CUTOVER_POLL_SECONDS)

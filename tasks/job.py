@@ -11,6 +11,7 @@ from vmwave.adapters.vsphere import fault_cause
 from vmwave.domain.build import VMObjects
 from vmwave.domain.diagnosis import cause as known_cause
 from vmwave.domain.maps import Maps
+from vmwave.domain.plan_file import PlannedEntry
 from vmwave.domain.records import SourceVM
 from vmwave.domain.warm import cold_because
 from vmwave.errors import Cancelled, VmwaveError
@@ -24,31 +25,33 @@ class Job:
 
     wave: str
     vm: SourceVM
-    entry: dict[str, Any]  # the plan's entry: class, mode, profile, convert, target_name, smoke, keep_for_debug
+    entry: PlannedEntry  # the plan's entry, complete: class, mode, migration, window, target, hooks, smoke, ...
     settings: Settings
     maps: Maps
     objects: VMObjects | None = None  # None for a rollback, which finds what exists by its labels
     conversion: Conversion | None = None  # None for a rebuild or a rollback
     checks: tuple[dict, ...] = ()  # smoke checks from the plan and the guest-OS plugins
     keep_for_debug: bool = False  # a rollback labels the cluster objects instead of removing them
+    cutover_now: bool = False  # the run ignores the window: a warm VM cuts over after its first copy
 
     @property
     def mode(self) -> str:
-        return self.entry["mode"]
+        return self.entry.mode
 
     @property
     def warm(self) -> bool:
-        """The plan moves it warm and it can: vCenter tracks its disks' changes and CDI reads them through VDDK."""
-        return self.entry.get("migration") == "warm" and cold_because(self.vm, bool(self.settings.vddk_image)) is None
+        """The one place warm or cold is decided: the plan moves it warm, and it can (vCenter tracks its disks'
+        changes and CDI reads them through VDDK); else it moves cold."""
+        return self.entry.warm and cold_because(self.vm, bool(self.settings.vddk_image)) is None
 
     @property
     def cls(self) -> str:
-        return self.entry["class"]
+        return self.entry.cls
 
     @property
     def target(self) -> str:
         """The VM's name in the cluster."""
-        return self.entry["target_name"]
+        return self.entry.target
 
     def check_cancelled(self) -> None:
         """Stop here, to be rolled back, if a person cancelled this VM's migration (`vmwave cancel`)."""
@@ -64,7 +67,7 @@ class Job:
     @property
     def hooks(self) -> dict:
         """The plan's hooks for this VM, by kind (``pre_cutover``, ``post_boot``); {} when it has none."""
-        return self.entry.get("hooks") or {}
+        return self.entry.hooks
 
     def ledger(self) -> Ledger:
         return Ledger.shared(self.settings.ledger)

@@ -13,7 +13,7 @@ from vmwave.adapters.files import write_plan
 from vmwave.adapters.kubernetes import cluster_vms
 from vmwave.domain.classes import Policy
 from vmwave.domain.maps import Maps
-from vmwave.domain.plan import make_plan, summarize
+from vmwave.domain.plan import make_plan, parse_plan, summarize
 from vmwave.domain.records import SourceVM
 from vmwave.plugins import for_planning
 
@@ -29,7 +29,7 @@ def build_plan_document(records: list[SourceVM], policy: Policy, maps: Maps | No
 
 @task(persist_result=False, cache_policy=NONE)
 def publish_summary(doc: dict[str, Any]) -> dict[str, Any]:
-    summary = summarize(doc)
+    summary = summarize(parse_plan(doc, "the plan"))
     rows = [{"wave": w["id"], "class": w["class"], "mode": w["mode"], "vms": w["vms"],
              "critical concerns": w["critical"], "window": w["window"]} for w in summary["waves"]]
     create_table_artifact(key="wave-plan", table=rows,

@@ -78,7 +78,7 @@ def _has_ip(vmi: dict | None) -> bool:
 def settle_power(job: Job) -> str:
     """After verification, leave the VirtualMachine as the plan's ``target_power_state`` says (on, off, or as the
     source was): every VM boots once to be checked, but a VM that was off at the source need not stay up."""
-    wanted = job.entry.get("target_power_state") or "on"
+    wanted = job.entry.target_power_state
     if wanted == "on" or (wanted == "source" and job.vm.power_state == "poweredOn"):
         return "Always"
     cluster, namespace = job.cluster(), job.maps.namespace

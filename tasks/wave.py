@@ -39,46 +39,43 @@ from vmwave_tasks.job import Job
 
 
 @task(name="prepare-wave", cache_policy=NONE, persist_result=False)
-def prepare_wave(plan_file: str, wave: str, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
+def prepare_wave(plan_file: str, wave: str | int, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
                  keep_for_debug: bool = False) -> tuple[list[Job], int]:
     """Each VM's job, and the plan's per-host cap; or, before anything changes, every reason the wave cannot run.
 
     A wave that can run is told to the ledger with its VMs, so the metrics count those not started as pending.
     """
-    doc = load_plan(plan_file, settings.max_file_bytes)
-    entry = find_wave(doc, wave)
-    check_window(entry, datetime.now(timezone.utc), ignore_window)
+    wave_plan = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
+    check_window(wave_plan, datetime.now(timezone.utc), ignore_window)
     maps = load_maps(settings.need_maps(), settings.max_file_bytes)
     by_moref = {r.moref: r for r in records}
-    unknown = [vm["name"] for vm in entry["vms"] if vm["moref"] not in by_moref]
+    unknown = [vm.name for vm in wave_plan.vms if vm.moref not in by_moref]
     if unknown:
-        raise VmwaveError(f"wave {entry['id']} names VMs vCenter does not have: {', '.join(unknown[:5])}",
+        raise VmwaveError(f"wave {wave_plan.id} names VMs vCenter does not have: {', '.join(unknown[:5])}",
                           "re-plan with `vmwave plan`: they were removed or re-registered")
-    copied = any(vm["mode"] != "rebuild" for vm in entry["vms"])
+    copied = any(vm.mode != "rebuild" for vm in wave_plan.vms)
     access = settings.source_access() if copied else None
     jobs, problems = [], []
-    for vm_entry in entry["vms"]:
-        vm = by_moref[vm_entry["moref"]]
+    for entry in wave_plan.vms:
+        vm = by_moref[entry.moref]
         try:
-            objects = vm_objects(vm, vm_entry, entry["id"], maps, access, customizer(settings))
+            objects = vm_objects(vm, entry, wave_plan.id, maps, access, customizer(settings))
         except VmwaveError as exc:
             problems.append(str(exc))
             continue
-        how = None if vm_entry["mode"] == "rebuild" else conversion(vm, settings, vm_entry["convert"])
+        how = None if entry.mode == "rebuild" else conversion(vm, settings, entry.convert)
         if how is not None and how.needs:
             problems.append(f"{vm.name} ({how.tool}) needs {how.needs}")
-        timing = {"window": entry["window"], "precopy_interval": entry["precopy_interval"], "cutover_now": ignore_window}
-        jobs.append(Job(wave=entry["id"], vm=vm, entry={**vm_entry, **timing}, settings=settings, maps=maps,
-                        objects=objects,
-                        conversion=how, checks=tuple(vm_entry["smoke"]) + tuple(smoke_checks(vm, settings.disable_plugins)),
-                        keep_for_debug=keep_for_debug or vm_entry["keep_for_debug"]))
+        jobs.append(Job(wave=wave_plan.id, vm=vm, entry=entry, settings=settings, maps=maps, objects=objects,
+                        conversion=how, checks=tuple(entry.smoke) + tuple(smoke_checks(vm, settings.disable_plugins)),
+                        keep_for_debug=keep_for_debug or bool(entry.keep_for_debug), cutover_now=ignore_window))
     problems += missing_preferences(jobs, settings) + taken_names(jobs, settings)
     if problems:
-        raise VmwaveError(f"wave {entry['id']} cannot start; nothing was changed: " + "; ".join(problems),
+        raise VmwaveError(f"wave {wave_plan.id} cannot start; nothing was changed: " + "; ".join(problems),
                           "fix what is named, then run the wave again")
     if jobs:
-        jobs[0].ledger().begin_wave(entry["id"], entry["class"], entry["mode"], {j.vm.moref: j.cls for j in jobs})
-    return jobs, settings.per_host or doc["limits"]["per_host"]
+        jobs[0].ledger().begin_wave(wave_plan.id, wave_plan.cls, wave_plan.mode, {j.vm.moref: j.cls for j in jobs})
+    return jobs, settings.per_host or wave_plan.per_host
 
 
 def taken_names(jobs: list[Job], settings: Settings) -> list[str]:
@@ -115,14 +112,13 @@ def missing_preferences(jobs: list[Job], settings: Settings) -> list[str]:
 
 
 @task(name="rollback-jobs", cache_policy=NONE, persist_result=False)
-def rollback_jobs(plan_file: str, wave: str, settings: Settings, keep_for_debug: bool = False) -> list[Job]:
+def rollback_jobs(plan_file: str, wave: str | int, settings: Settings, keep_for_debug: bool = False) -> list[Job]:
     """A job for each VM of the wave that the ledger says was started: identities from the plan, nothing checked."""
-    doc = load_plan(plan_file, settings.max_file_bytes)
-    entry = find_wave(doc, wave)
+    wave_plan = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
     maps = load_maps(settings.need_maps(), settings.max_file_bytes)
-    jobs = [Job(wave=entry["id"], vm=SourceVM(name=vm["name"], moref=vm["moref"], instance_uuid=vm["uuid"]),
-                entry=vm, settings=settings, maps=maps, keep_for_debug=keep_for_debug or vm["keep_for_debug"])
-            for vm in entry["vms"]]
+    jobs = [Job(wave=wave_plan.id, vm=SourceVM(name=vm.name, moref=vm.moref, instance_uuid=vm.uuid),
+                entry=vm, settings=settings, maps=maps, keep_for_debug=keep_for_debug or bool(vm.keep_for_debug))
+            for vm in wave_plan.vms]
     return [job for job in jobs if job.ledger().get(job.wave, job.vm.moref, SNAPSHOT) is not None]
 
 
@@ -187,7 +183,7 @@ def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict
                      "steps": ", ".join(f"{s['step']} {s['seconds'] or 0:.1f}s" for s in vm_steps if s["step"] != ROLLBACK),
                      "cause": failed["cause"] if failed else "",
                      "fix": _fix(failed) if failed else "",
-                     "preparation": "; ".join(job.entry.get("preparation") or ())})
+                     "preparation": "; ".join(job.entry.preparation)})
     ok = sum(r["result"].startswith("succeeded") for r in rows)
     create_table_artifact(rows, key=f"wave-{wave}-report".lower(), description=f"wave {wave}: {ok}/{len(rows)} succeeded")
     lines = [f"# Wave {wave}", "", f"{ok} of {len(rows)} VMs succeeded ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC).", "",

@@ -83,6 +83,19 @@ def estate_records(path: Path = SMALL) -> list[SourceVM]:
     return sorted(records, key=lambda r: (r.name, r.moref))
 
 
+def planned_entry(vm: SourceVM, wave: str = "w001", names: dict | None = None, window: dict | None = None,
+                  **fields):
+    """``vm``'s entry as a plan file gives it (class P3, cold, unless ``fields`` say otherwise), read through the
+    plan's models as a run reads it: complete, with the plan's ``names`` and its wave's ``window``."""
+    from vmwave.domain.plan_file import PLAN_SCHEMA, parse_plan
+
+    data = {"name": vm.name, "moref": vm.moref, "uuid": vm.instance_uuid, "class": "P3", "mode": "cold", **fields}
+    wave_doc = {"id": wave, "class": data["class"], "vms": [data], **({"window": window} if window else {})}
+    plan = parse_plan({"schema": PLAN_SCHEMA, "limits": {"wave_size": 50, "per_host": 10}, "names": names or {},
+                       "waves": [wave_doc]}, "test plan")
+    return plan.waves[0].vms[0]
+
+
 def job_for(vm: SourceVM, lab_settings: dict, tmp_path: Path, wave: str, mode: str = "cold", checks: tuple = (),
             timeouts: dict | None = None, keep_for_debug: bool = False, env: dict | None = None, **entry):
     """One VM's job as `prepare_wave` builds it from a plan entry, for a wave the test names, without a plan file.
@@ -101,12 +114,11 @@ def job_for(vm: SourceVM, lab_settings: dict, tmp_path: Path, wave: str, mode: s
     settings = Settings.load(env=env, timeouts=Timeouts(**(timeouts or {"shutdown": 60, "import": 120, "boot": 60,
                                                                          "agent": 5})))
     maps = load_maps(settings.need_maps())
-    plan_entry = {"name": vm.name, "moref": vm.moref, "uuid": vm.instance_uuid, "class": "P3", "mode": mode,
-                  "profile": "standard", "convert": planned_tool(vm), "target_name": target_name(vm.name), "smoke": [],
-                  "keep_for_debug": keep_for_debug, **entry}
+    plan_entry = planned_entry(vm, wave, mode=mode, convert=planned_tool(vm), target_name=target_name(vm.name),
+                               keep_for_debug=keep_for_debug, **entry)
     objects = vm_objects(vm, plan_entry, wave, maps, None if mode == "rebuild" else settings.source_access(),
                          customizer(settings))
-    how = None if mode == "rebuild" else conversion(vm, settings, plan_entry["convert"])
+    how = None if mode == "rebuild" else conversion(vm, settings, plan_entry.convert)
     return Job(wave=wave, vm=vm, entry=plan_entry, settings=settings, maps=maps, objects=objects, conversion=how,
                checks=tuple(checks), keep_for_debug=keep_for_debug)
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import schema_check
-from helpers import REPO, estate_records
+from helpers import REPO, estate_records, planned_entry
 from vmwave.adapters.files import load_policy
 from vmwave.domain.build import SourceAccess, vm_objects
 from vmwave.domain.guests import guest_os
@@ -42,8 +42,8 @@ def guest(guest_id: str, **changes) -> SourceVM:
 
 def machine(vm: SourceVM, maps=INLINE_MAPS, **entry) -> dict:
     """The VirtualMachine the builder makes for ``vm`` with every built-in plugin, as a migration would."""
-    plan_entry = {"target_name": "app-01", "mode": "cold", "profile": "standard", **entry}
-    manifest = vm_objects(vm, plan_entry, "w1", maps, VCENTER, customizer(CONFIG)).virtual_machine
+    manifest = vm_objects(vm, planned_entry(vm, target_name="app-01", **entry), "w1", maps, VCENTER,
+                          customizer(CONFIG)).virtual_machine
     if schema_check.available():
         assert schema_check.problems(manifest) == []
     return manifest
@@ -102,7 +102,7 @@ def test_the_plan_allows_compatibility_mode_only_for_an_unconverted_guest():
     doc = make_plan(estate_records(), load_policy(), None, "estate", **for_planning())
     entry = doc["waves"][0]["vms"][0]
     entry.update(convert="copy", compatibility=True)
-    assert parse_plan(doc, "plan.yaml")["waves"][0]["vms"][0]["compatibility"] is True
+    assert parse_plan(doc, "plan.yaml").waves[0].vms[0].compatibility is True
     entry["convert"] = "virt-v2v"
     with pytest.raises(InputError, match="compatibility") as refused:
         parse_plan(doc, "plan.yaml")

@@ -22,12 +22,12 @@ def test_the_plan_takes_hooks_per_wave_and_per_vm_and_checks_them():
     wave = doc["waves"][0]
     wave["hooks"] = {"pre_cutover": {"image": IMAGE, "command": ["/drain.sh"]}}
     wave["vms"][0]["hooks"] = {"post_boot": {"image": IMAGE, "command": ["/check.sh"], "deadline": 30}}
-    parsed = parse_plan(yaml.safe_load(yaml.safe_dump(doc)), "plan.yaml")["waves"][0]["vms"]
-    assert parsed[0]["hooks"] == {"pre_cutover": {"image": IMAGE, "command": ["/drain.sh"], "service_account": "",
+    parsed = parse_plan(yaml.safe_load(yaml.safe_dump(doc)), "plan.yaml").waves[0].vms
+    assert parsed[0].hooks == {"pre_cutover": {"image": IMAGE, "command": ["/drain.sh"], "service_account": "",
                                                   "deadline": 600},
                                   "post_boot": {"image": IMAGE, "command": ["/check.sh"], "service_account": "",
                                                 "deadline": 30}}
-    assert all("pre_cutover" in vm["hooks"] for vm in parsed)  # the wave's hook, for every VM of it
+    assert all("pre_cutover" in vm.hooks for vm in parsed)  # the wave's hook, for every VM of it
     wave["vms"][0]["hooks"] = {"post_boot": {"image": IMAGE, "command": []}}
     with pytest.raises(InputError, match="command: is empty"):
         parse_plan(doc, "plan.yaml")

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 import schema_check
-from helpers import REPO
+from helpers import REPO, planned_entry
 from vmwave.domain.manifests import (LABEL_MOREF, LABEL_UUID, LABEL_WAVE, Target, datavolume, migration_config, nad,
                                      nads_for, requested_size, virtual_machine)
 from vmwave.domain.build import PASSWORD_AT_RUN_TIME, SourceAccess, credentials_secret, vm_objects
@@ -166,8 +166,8 @@ def test_map_errors_name_the_field_and_the_fix(data, field, fix):
     assert caught.value.field == field and fix in str(caught.value)
 
 
-def entry(**changes) -> dict:
-    return {"target_name": "orders-db", "mode": "cold", "profile": "standard", **changes}
+def entry(**changes):
+    return planned_entry(vm(), target_name="orders-db", **changes)
 
 
 HTTPS = SourceAccess("https://vcenter.example.com/sdk", "svc-migrate@vsphere.local", "-----BEGIN CERTIFICATE-----")

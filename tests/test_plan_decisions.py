@@ -27,14 +27,19 @@ def doc():
 
 
 def entry_of(doc, name):
+    """A VM's entry in a plan document (the file's dicts)."""
     return next(vm for w in doc["waves"] for vm in w["vms"] if vm["name"] == name)
+
+
+def read_entry(plan, name):
+    """A VM's entry in a read plan (its models), with its wave's id."""
+    return next((vm, w.id) for w in plan.waves for vm in w.vms if vm.name == name)
 
 
 def made(doc, name, maps=MAPS):
     parsed = parse_plan(copy.deepcopy(doc), "plan.yaml")
-    entry = entry_of(parsed, name)
-    wave = next(w["id"] for w in parsed["waves"] if entry in w["vms"])
-    objects = vm_objects(RECORDS[entry["moref"]], entry, wave, maps, VCENTER)
+    entry, wave = read_entry(parsed, name)
+    objects = vm_objects(RECORDS[entry.moref], entry, wave, maps, VCENTER)
     if schema_check.available():
         assert [p for obj in objects.all() if obj["kind"] in ("VirtualMachine", "DataVolume")
                 for p in schema_check.problems(obj)] == []
@@ -99,9 +104,9 @@ def test_vsphere_tags_become_labels_through_tag_labels(doc):
 
 
 def test_target_power_state_is_on_off_or_as_the_source_was(doc):
-    assert entry_of(parse_plan(copy.deepcopy(doc), "plan.yaml"), "db-01")["target_power_state"] == "on"
+    assert read_entry(parse_plan(copy.deepcopy(doc), "plan.yaml"), "db-01")[0].target_power_state == "on"
     entry_of(doc, "db-01")["target_power_state"] = "source"
-    assert entry_of(parse_plan(copy.deepcopy(doc), "plan.yaml"), "db-01")["target_power_state"] == "source"
+    assert read_entry(parse_plan(copy.deepcopy(doc), "plan.yaml"), "db-01")[0].target_power_state == "source"
     entry_of(doc, "db-01")["target_power_state"] = "halted"
     with pytest.raises(InputError, match="target_power_state"):
         parse_plan(doc, "plan.yaml")

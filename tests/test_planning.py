@@ -105,8 +105,8 @@ schedule: {start: "2026-12-05T22:00:00+00:00", every: 1d, length: 6h, waves_per_
 def test_a_written_plan_reads_back(estate):
     doc = plan_to_dict(build_plan(estate, load_policy(), source="https://vc/sdk"))
     again = parse_plan(yaml.safe_load(dump_plan(doc)), "plan.yaml")
-    assert [w["id"] for w in again["waves"]] == [w["id"] for w in doc["waves"]]
-    assert [vm["moref"] for w in again["waves"] for vm in w["vms"]] == \
+    assert [w.id for w in again.waves] == [w["id"] for w in doc["waves"]]
+    assert [vm.moref for w in again.waves for vm in w.vms] == \
         [vm["moref"] for w in doc["waves"] for vm in w["vms"]]
 
 
@@ -175,9 +175,9 @@ smoke:
     assert vms["web-02"]["smoke"][:1] == [{"tcp": 443}] and "smoke" not in vms["db-01"]
     doc["waves"][0]["keep_for_debug"] = True
     again = parse_plan(yaml.safe_load(dump_plan(doc)), "plan.yaml")
-    assert {vm["name"]: vm["smoke"] for w in again["waves"] for vm in w["vms"]}["web-01"] == vms["web-01"]["smoke"]
-    assert all(vm["keep_for_debug"] for vm in again["waves"][0]["vms"])
-    assert not any(vm["keep_for_debug"] for w in again["waves"][1:] for vm in w["vms"])
+    assert {vm.name: vm.smoke for w in again.waves for vm in w.vms}["web-01"] == vms["web-01"]["smoke"]
+    assert all(vm.keep_for_debug for vm in again.waves[0].vms)
+    assert not any(vm.keep_for_debug for w in again.waves[1:] for vm in w.vms)
 
 
 def test_plan_policy_cli_overrides():
@@ -195,16 +195,19 @@ def test_planned_window_waves_run_only_in_their_window():
     from datetime import datetime, timezone
 
     from vmwave.domain.plan import check_window
+    from vmwave.domain.plan_file import WavePlan
 
-    p4 = {"id": "w004", "mode": "planned-window", "window": {"start": "2026-12-05T22:00:00+00:00",
-                                                              "end": "2026-12-06T04:00:00+00:00"}}
+    def wave(**fields):
+        return WavePlan.model_validate({"vms": [{"name": "vm", "moref": "vm-1"}], **fields})
+
+    p4 = wave(id="w004", **{"class": "P4"}, window={"start": "2026-12-05T22:00:00+00:00", "end": "2026-12-06T04:00:00Z"})
     check_window(p4, datetime(2026, 12, 5, 23, 0, tzinfo=timezone.utc), ignore=False)
     with pytest.raises(VmwaveError, match="may only run in its window"):
         check_window(p4, datetime(2026, 12, 5, 21, 59, tzinfo=timezone.utc), ignore=False)
     check_window(p4, datetime(2026, 12, 5, 21, 59, tzinfo=timezone.utc), ignore=True)
     with pytest.raises(VmwaveError, match="has no maintenance window"):
-        check_window({**p4, "window": None}, datetime.now(timezone.utc), ignore=False)
-    check_window({"id": "w003", "mode": "cold", "window": None}, datetime.now(timezone.utc), ignore=False)
+        check_window(wave(id="w004", **{"class": "P4"}), datetime.now(timezone.utc), ignore=False)
+    check_window(wave(id="w003", **{"class": "P3"}), datetime.now(timezone.utc), ignore=False)
 
 
 def test_the_plan_records_everything_a_migration_uses(estate):
@@ -223,7 +226,7 @@ def test_the_plan_records_everything_a_migration_uses(estate):
     assert vms["App_01"]["target_name"] != vms["app-01"]["target_name"]
     assert "name_collision" in {c["id"] for c in vms["App_01"]["concerns"]}
     again = parse_plan(yaml.safe_load(dump_plan(doc)), "plan.yaml")
-    assert {vm["name"]: vm for w in again["waves"] for vm in w["vms"]}["db-01"]["profile"] == "latency-sensitive"
+    assert {vm.name: vm for w in again.waves for vm in w.vms}["db-01"].profile == "latency-sensitive"
 
 
 def test_edited_values_are_honoured_never_recomputed(estate):
@@ -233,8 +236,8 @@ def test_edited_values_are_honoured_never_recomputed(estate):
     wave["vms"][0].update(profile="latency-sensitive", target_name="renamed-by-hand", convert="copy")
     del wave["vms"][1]["mode"]  # an entry without a mode takes its wave's
     parsed = find_wave(parse_plan(doc, "plan.yaml"), wave["id"])
-    assert parsed["mode"] == "offline-batch" and parsed["vms"][1]["mode"] == "offline-batch"
-    assert (parsed["vms"][0]["profile"], parsed["vms"][0]["target_name"], parsed["vms"][0]["convert"]) == \
+    assert parsed.mode == "offline-batch" and parsed.vms[1].mode == "offline-batch"
+    assert (parsed.vms[0].profile, parsed.vms[0].target_name, parsed.vms[0].convert) == \
         ("latency-sensitive", "renamed-by-hand", "copy")
 
 

@@ -153,7 +153,7 @@ def test_a_plugins_concerns_join_the_plan_and_a_bad_one_is_refused(tmp_path):
         assert {"id": "netplan-renderer", "severity": "warning", "message": "debian-12 uses netplan",
                 "fix": "set renderer: networkd"} in vms["debian-12"]["concerns"]
         assert vms["debian-12"]["preparation"][0] == "back up /etc/netplan"  # newest plugin first, then debian's
-        assert parse_plan(doc, "plan.yaml")["waves"][0]["vms"][0]["preparation"] in ([], ["back up /etc/netplan"])
+        assert parse_plan(doc, "plan.yaml").waves[0].vms[0].preparation in ([], ["back up /etc/netplan"])
         with pytest.raises(PluginsBroken, match="severity of critical"):
             pm.unregister(name="netplan-test")
             pm.register(type("Bad", (), {"vmwave_concerns": hookimpl(lambda self, vm: [{"id": "x"}])})(), "bad-test")
@@ -165,7 +165,7 @@ def test_a_plugins_concerns_join_the_plan_and_a_bad_one_is_refused(tmp_path):
 
 
 def test_a_plugin_changes_the_virtual_machine_before_kubevirts_checks():
-    from helpers import REPO
+    from helpers import REPO, planned_entry
     from vmwave import hookimpl
     from vmwave.adapters.files import load_maps
     from vmwave.domain.build import vm_objects
@@ -184,7 +184,7 @@ def test_a_plugin_changes_the_virtual_machine_before_kubevirts_checks():
 
     maps = load_maps(REPO / "lab/estates/small.maps.yaml")
     guest = vm("linux")
-    entry = {"target_name": "guest", "mode": "cold", "profile": "standard"}
+    entry = planned_entry(guest, target_name="guest")
     pm = manager()
     for name, plugin in (("clock-test", Clock()), ("broken-test", Broken())):
         pm.register(plugin, name)

@@ -11,6 +11,7 @@ from vmwave.adapters.files import load_maps, load_policy
 from vmwave.domain.build import datavolume
 from vmwave.domain.classes import DEFAULT_RULES, parse_rules
 from vmwave.domain.plan import check_window, make_plan, parse_plan
+from vmwave.domain.plan_file import WavePlan
 from vmwave.domain.warm import DEFAULT_PRECOPY_INTERVAL, cold_because, cutover_due, staged, tracks_changes
 from vmwave.errors import InputError, VmwaveError
 
@@ -46,7 +47,7 @@ def test_the_rules_interval_reaches_waves_with_warm_vms_and_the_plan_reads_it(es
     assert warm and all(w["precopy_interval"] == "30m" for w in warm)
     assert all("precopy_interval" not in w for w in doc["waves"] if w not in warm)
     parsed = parse_plan(yaml.safe_load(yaml.safe_dump(doc)), "plan.yaml")
-    intervals = {w["id"]: w["precopy_interval"] for w in parsed["waves"]}
+    intervals = {w.id: w.precopy_interval for w in parsed.waves}
     assert {intervals[w["id"]] for w in warm} == {1800}
     assert {intervals[w["id"]] for w in doc["waves"] if w not in warm} == {DEFAULT_PRECOPY_INTERVAL}
 
@@ -62,16 +63,21 @@ def test_a_bad_warm_field_is_refused_naming_it(estate, field, value, said):
 
 def test_a_warm_wave_starts_before_its_window_and_not_after_it():
     now = datetime(2026, 12, 5, 21, 0, tzinfo=timezone.utc)  # an hour before the window
-    cold = {"id": "w004", "mode": "planned-window", "window": WINDOW, "vms": [{"migration": "cold"}]}
+    def wave(*migrations: str) -> WavePlan:
+        return WavePlan.model_validate({"id": "w004", "class": "P4", "window": WINDOW, "vms": [
+            {"name": f"vm-{i}", "moref": f"vm-{i}", "migration": m} for i, m in enumerate(migrations)]})
+
+    cold = wave("cold")
     with pytest.raises(VmwaveError, match="may only run in its window"):
         check_window(cold, now, ignore=False)
-    warm = {**cold, "vms": [{"migration": "warm"}, {"migration": "cold"}]}
+    warm = wave("warm", "cold")
     check_window(warm, now, ignore=False)  # precopy now; every VM goes down at the window's start
     with pytest.raises(VmwaveError, match="may only run in its window"):
         check_window(warm, datetime(2026, 12, 6, 5, 0, tzinfo=timezone.utc), ignore=False)
-    assert not cutover_due(WINDOW, now, requested=False)
-    assert cutover_due(WINDOW, now, requested=True)
-    assert cutover_due(WINDOW, datetime(2026, 12, 5, 22, 0, tzinfo=timezone.utc), requested=False)
+    start = warm.window.start
+    assert not cutover_due(start, now, requested=False)
+    assert cutover_due(start, now, requested=True)
+    assert cutover_due(start, datetime(2026, 12, 5, 22, 0, tzinfo=timezone.utc), requested=False)
     assert not cutover_due(None, now, requested=False)  # no window: a person cuts it over
 
 

@@ -25,7 +25,7 @@ from vmwave import __version__, hookimpl, hookspecs
 from vmwave.domain.concerns import CRITICAL, SEVERITIES, Concern
 from vmwave.domain.manifests import Customize, Target
 from vmwave.domain.maps import Maps
-from vmwave.domain.plan import TOOLS
+from vmwave.domain.plan_file import TOOLS
 from vmwave.domain.records import SourceVM
 from vmwave.domain.smoke import parse_check
 from vmwave.domain.validate import Node

@@ -13,7 +13,7 @@ from vmwave.adapters.documents import MAX_FILE_BYTES, parse_yaml, read_yaml
 from vmwave.domain.classes import DEFAULT_RULES, Policy, parse_rules
 from vmwave.domain.maps import Maps, parse_maps
 from vmwave.domain.names import printable
-from vmwave.domain.plan import parse_plan
+from vmwave.domain.plan_file import PlanFile, parse_plan
 from vmwave.errors import InputError
 
 
@@ -55,7 +55,7 @@ def load_maps(maps: str | os.PathLike | None, limit: int = MAX_FILE_BYTES) -> Ma
     return parse_maps(read_yaml(maps, "maps", limit), str(maps)) if maps else None
 
 
-def load_plan(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> dict[str, Any]:
+def load_plan(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> PlanFile:
     """A plan file, checked: an edited value that is not valid is an error naming its field."""
     return parse_plan(read_yaml(path, "plan", limit), str(path))
 

@@ -43,7 +43,7 @@ def plan(
 ) -> None:
     """Classify every VM, cut the estate into waves and write the plan file."""
     from vmwave.adapters.files import load_maps, load_policy, write_plan
-    from vmwave.domain.plan import make_plan, summarize
+    from vmwave.domain.plan import make_plan, parse_plan, summarize
     from vmwave.adapters.kubernetes import cluster_vms
     from vmwave.plugins import for_planning
 
@@ -56,7 +56,7 @@ def plan(
     write_plan(doc, out_file)
     if settings.kubeconfig:
         err.print(f"checked against the {len(existing)} VirtualMachines already in the cluster")
-    show_summary(summarize(doc))
+    show_summary(summarize(parse_plan(doc, str(out_file))))
     err.print(f"plan written to {out_file}")
 
 

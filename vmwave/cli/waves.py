@@ -54,10 +54,10 @@ def schedule(
     changes = schedule_waves(plan_file, starts, deployment, pool, migrate_wave.parameters.model_dump(mode="json"))
     verdict = {**{s: "created" for s in changes.created}, **{s: "moved" for s in changes.moved},
                **{s: "unchanged" for s in changes.kept}}
-    table(f"{changes.deployment}: {len(starts)} of {len(doc['waves'])} waves scheduled",
+    table(f"{changes.deployment}: {len(starts)} of {len(doc.waves)} waves scheduled",
           ("wave", "window start (UTC)", "schedule"),
-          [(w["id"], starts[f"wave-{w['id']}"].start.isoformat() if f"wave-{w['id']}" in starts else "",
-            verdict.get(f"wave-{w['id']}", "none: run it from the UI or CI")) for w in doc["waves"]])
+          [(w.id, starts[f"wave-{w.id}"].start.isoformat() if f"wave-{w.id}" in starts else "",
+            verdict.get(f"wave-{w.id}", "none: run it from the UI or CI")) for w in doc.waves])
     if changes.removed or changes.stale_runs:
         err.print(f"removed the schedules of waves gone or without a window: {', '.join(changes.removed) or 'none'}; "
                   f"{changes.stale_runs} scheduled run(s) of earlier windows deleted")
@@ -93,18 +93,19 @@ def cancel(plan_file: Path = PLAN, wave: str = WAVE,
     from vmwave.errors import InputError
     from vmwave.settings import Settings
 
-    entry = find_wave(load_plan(plan_file, Settings.load(ledger=ledger).max_file_bytes), wave)
-    found = next((v for v in entry["vms"] if v["name"] == vm), None)
+    settings = Settings.load(ledger=ledger)
+    entry = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
+    found = next((v for v in entry.vms if v.name == vm), None)
     if found is None:
-        raise InputError(str(plan_file), "waves", f"wave {entry['id']} has no VM {vm!r}",
-                         "use one of: " + ", ".join(v["name"] for v in entry["vms"]))
-    book = Ledger(Settings.load(ledger=ledger).ledger)
-    done = {s["step"] for e in book.by_vm(entry["id"]) if e["moref"] == found["moref"] for s in e["steps"]
+        raise InputError(str(plan_file), "waves", f"wave {entry.id} has no VM {vm!r}",
+                         "use one of: " + ", ".join(v.name for v in entry.vms))
+    book = Ledger(settings.ledger)
+    done = {s["step"] for e in book.by_vm(entry.id) if e["moref"] == found.moref for s in e["steps"]
             if s["status"] in ("succeeded", "skipped")}
     if set(PIPELINE) <= done:
-        raise InputError(str(plan_file), "", f"{vm} has already been migrated in wave {entry['id']}",
-                         f"undo it with `vmwave rollback --plan {plan_file} --wave {entry['id']}` if it must go back")
-    book.request_cancel(entry["id"], found["moref"])
+        raise InputError(str(plan_file), "", f"{vm} has already been migrated in wave {entry.id}",
+                         f"undo it with `vmwave rollback --plan {plan_file} --wave {entry.id}` if it must go back")
+    book.request_cancel(entry.id, found.moref)
     err.print(f"{vm}: cancel requested; the worker running it stops within a few seconds and rolls it back "
               "(a VM not started yet stops at its first step)")
 
@@ -120,14 +121,15 @@ def cutover(plan_file: Path = PLAN, wave: str = WAVE,
     from vmwave.errors import InputError
     from vmwave.settings import Settings
 
-    entry = find_wave(load_plan(plan_file, Settings.load(ledger=ledger).max_file_bytes), wave)
-    warm = [v for v in entry["vms"] if v.get("migration") == "warm" and vm in (None, v["name"])]
+    settings = Settings.load(ledger=ledger)
+    entry = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
+    warm = [v for v in entry.vms if v.warm and vm in (None, v.name)]
     if not warm:
-        names = ", ".join(v["name"] for v in entry["vms"] if v.get("migration") == "warm") or "none"
-        raise InputError(str(plan_file), "waves", f"wave {entry['id']} has no warm VM {vm or ''}".rstrip(),
+        names = ", ".join(v.name for v in entry.vms if v.warm) or "none"
+        raise InputError(str(plan_file), "waves", f"wave {entry.id} has no warm VM {vm or ''}".rstrip(),
                          f"its warm VMs: {names}; a cold VM goes down when its migration starts")
-    Ledger(Settings.load(ledger=ledger).ledger).request_cutover(entry["id"], warm[0]["moref"] if vm else "*")
-    err.print(f"cutover requested for {vm or 'every warm VM of wave ' + entry['id']}: each stops its precopy "
+    Ledger(settings.ledger).request_cutover(entry.id, warm[0].moref if vm else "*")
+    err.print(f"cutover requested for {vm or 'every warm VM of wave ' + entry.id}: each stops its precopy "
               "within a few seconds, shuts down, and copies its last changes")
 
 

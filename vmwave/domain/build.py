@@ -22,6 +22,7 @@ from vmwave.domain.manifests import (LABEL_WAVE, MANAGED_BY, Customize, Source, 
 from vmwave.domain.maps import Maps
 from vmwave.domain.names import k8s_name
 from vmwave.domain.plan import find_wave
+from vmwave.domain.plan_file import PlanFile, PlannedEntry
 from vmwave.domain.records import SourceVM
 from vmwave.errors import VmwaveError
 
@@ -102,10 +103,10 @@ def disk_source(mode: str, vm: SourceVM, index: int, maps: Maps, wave: str, acce
     return {"http": http}
 
 
-def vm_objects(vm: SourceVM, entry: dict[str, Any], wave: str, maps: Maps, access: SourceAccess | None,
+def vm_objects(vm: SourceVM, entry: PlannedEntry, wave: str, maps: Maps, access: SourceAccess | None,
                customize: Customize | None = None) -> VMObjects:
     """The objects of one VM of the plan; raises, naming the VM, when one of them cannot be made."""
-    target, mode = Target.of(entry, maps), entry["mode"]
+    target, mode = Target.of(entry, maps), entry.mode
     copied = mode != "rebuild" and access is not None
     datavolumes = tuple(datavolume(vm, i, maps, wave, disk_source(mode, vm, i, maps, wave, access), target.name,
                                    target.names) for i in range(len(vm.disks)))
@@ -118,23 +119,23 @@ def vm_objects(vm: SourceVM, entry: dict[str, Any], wave: str, maps: Maps, acces
                      virtual_machine=virtual_machine(vm, maps, wave, target, customize))
 
 
-def wave_objects(doc: dict[str, Any], wave_id: str, records: list[SourceVM], maps: Maps,
+def wave_objects(plan: PlanFile, wave_id: str | int, records: list[SourceVM], maps: Maps,
                  access: SourceAccess | None, customize: Customize | None = None
                  ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Every object of a wave, each once, in apply order; and per VM that could not be rendered, why."""
-    wave = find_wave(doc, wave_id)
+    wave = find_wave(plan, wave_id)
     by_moref = {r.moref: r for r in records}
     objects: dict[tuple[str, str, str], dict[str, Any]] = {}
     failed: dict[str, str] = {}
-    for entry in wave["vms"]:
-        vm = by_moref.get(entry["moref"])
+    for entry in wave.vms:
+        vm = by_moref.get(entry.moref)
         if vm is None:
-            failed[entry["name"]] = "vCenter no longer has it: re-plan, it was removed or re-registered"
+            failed[entry.name] = "vCenter no longer has it: re-plan, it was removed or re-registered"
             continue
         try:
-            made = vm_objects(vm, entry, wave["id"], maps, access, customize)
+            made = vm_objects(vm, entry, wave.id, maps, access, customize)
         except VmwaveError as exc:
-            failed[entry["name"]] = str(exc)
+            failed[entry.name] = str(exc)
             continue
         for obj in made.all():
             meta = obj["metadata"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from vmwave.domain.plan_file import PlanFile
 
 SLUG_PREFIX = "wave-"
 
@@ -26,11 +27,11 @@ class WaveStart:
         return f"DTSTART:{stamp}\nRRULE:FREQ=DAILY;UNTIL={stamp}"
 
 
-def wave_starts(doc: dict[str, Any]) -> dict[str, WaveStart]:
+def wave_starts(plan: PlanFile) -> dict[str, WaveStart]:
     """By slug, the start of every wave of the plan that has a window."""
     found = {}
-    for wave in doc["waves"]:
-        if wave.get("window"):
-            start = datetime.fromisoformat(wave["window"]["start"]).astimezone(timezone.utc).replace(microsecond=0)
-            found[SLUG_PREFIX + wave["id"]] = WaveStart(SLUG_PREFIX + wave["id"], wave["id"], start)
+    for wave in plan.waves:
+        if wave.window:
+            start = wave.window.start.astimezone(timezone.utc).replace(microsecond=0)
+            found[SLUG_PREFIX + wave.id] = WaveStart(SLUG_PREFIX + wave.id, wave.id, start)
     return found

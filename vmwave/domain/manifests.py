@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from vmwave.domain.maps import Maps, NetworkMapping
 from vmwave.domain.names import target_name
 from vmwave.domain.profiles import apply_profile, prerequisites
 from vmwave.domain.records import Disk, SourceVM
 from vmwave.errors import VmwaveError
+
+if TYPE_CHECKING:  # the plan's models build on the manifests' Names
+    from vmwave.domain.plan_file import PlannedEntry
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "vmwave"}
 LABEL_UUID = "vmwave.io/source-uuid"
@@ -134,14 +137,14 @@ class Target:
     affinity: dict[str, Any] | None = field(default=None, hash=False, compare=False)
 
     @classmethod
-    def of(cls, entry: dict[str, Any], maps: Maps) -> "Target":
-        """The target of a plan entry (``target_name``, ``profile``, ``convert``, ``compatibility``, ``names``,
-        ``labels``, ``node_selector``, ``affinity``); the maps give placement where the plan gives none."""
-        node_selector = entry.get("node_selector") or dict(maps.node_selector)
-        return cls(entry["target_name"], entry.get("profile") or "standard", entry.get("convert") or "",
-                   bool(entry.get("compatibility")), maps.preferences == "cluster", maps.cpu_model,
-                   Names(**(entry.get("names") or {})), tuple(sorted((entry.get("labels") or {}).items())),
-                   tuple(sorted(node_selector.items())), entry.get("affinity") or maps.affinity)
+    def of(cls, entry: "PlannedEntry", maps: Maps) -> "Target":
+        """The target of a plan entry (its target name, profile, conversion, compatibility, the plan's name
+        templates, labels and placement); the maps give placement where the plan gives none."""
+        node_selector = entry.node_selector or dict(maps.node_selector)
+        return cls(entry.target, entry.profile, entry.convert or "", entry.compatibility,
+                   maps.preferences == "cluster", maps.cpu_model, entry.object_names,
+                   tuple(sorted(entry.labels.items())), tuple(sorted(node_selector.items())),
+                   entry.affinity or maps.affinity)
 
 
 def _interfaces(vm: SourceVM, maps: Maps, model: str, target: Target) -> tuple[list[dict], list[dict]]:

@@ -84,19 +84,31 @@ def input_errors(exc: Any, source: str, root: Any = None, fixes: dict[str, str] 
 
     problems = []
     for error in exc.errors()[:limit]:
-        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))  # union branches
+        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and ("[" in part or "-" in part)))
         field = path_of(loc)
         name = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
+        ctx = error.get("ctx") or {}
+        if error["type"] == "vmwave":  # a problem vmwave's own check described, with its fix
+            inner = ctx.get("sub", "")
+            if inner:
+                field = (field[: -len(name)] + inner if name and inner.startswith(name) and field.endswith(name)
+                         else f"{field}{'' if inner.startswith('[') or not field else '.'}{inner}")
+            problems.append(InputError(source, field, ctx["problem"], ctx["fix"]))
+            continue
         given = error.get("input")
         shown = "" if error["type"] in ("missing", "extra_forbidden") or isinstance(given, (dict, list)) \
             else f" (got {_short(given)})"
-        fix = (fixes or {}).get(name) or _FIXES.get(error["type"], "change it to what the message asks for")
+        fix = (fixes or {}).get(name) or ("use one of: " + ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
+                                          if error["type"] == "literal_error" else
+                                          _FIXES.get(error["type"], "change it to what the message asks for"))
         if error["type"] == "extra_forbidden":
             known = _fields_at(root, loc[:-1])
             near = difflib.get_close_matches(name, known, 1, 0.6)
             fix = f"did you mean {near[0]}?" if near else \
                 "remove it" + (f"; the fields here are: {', '.join(known)}" if known else "")
-        problems.append(InputError(source, field, f"{error['msg'][0].lower()}{error['msg'][1:]}{shown}", fix))
+        message = "is not a known field" if error["type"] == "extra_forbidden" else \
+            f"{error['msg'][0].lower()}{error['msg'][1:]}{shown}"
+        problems.append(InputError(source, field, message, fix))
     return problems[0] if len(problems) == 1 else InputErrors(problems)
 
 

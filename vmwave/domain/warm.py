@@ -62,7 +62,7 @@ def staged(datavolume: dict[str, Any], checkpoints: list[dict[str, str]], final:
     return {**datavolume, "spec": {**datavolume["spec"], "checkpoints": checkpoints, "finalCheckpoint": final}}
 
 
-def cutover_due(window: dict[str, str] | None, now: datetime, requested: bool) -> bool:
+def cutover_due(window_start: datetime | None, now: datetime, requested: bool) -> bool:
     """A warm VM cuts over when a person asks (`vmwave cutover`, or a run that ignores the window) or its wave's
     window opens."""
-    return requested or (window is not None and datetime.fromisoformat(window["start"]) <= now)
+    return requested or (window_start is not None and window_start <= now)
