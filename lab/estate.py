@@ -84,14 +84,31 @@ def folder_name(name: str) -> str:
     return "".join(f"%{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 or ch == '"' else ch for ch in inventory_name(name))
 
 
+MAX_ESTATE_BYTES = 64 << 20  # an estate of 100,000 VMs with `count:` takes a few KiB
+
+
 def load(path: str) -> dict[str, Any]:
-    """Read and expand an estate file."""
+    """Read and expand an estate file: at most 64 MiB of UTF-8 YAML, without anchors or aliases (a few lines of
+    aliases can expand to gigabytes), read by libyaml."""
     try:
-        with open(path) as handle:
-            data = yaml.safe_load(handle)
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_ESTATE_BYTES + 1)
     except FileNotFoundError:
         raise EstateError(path, "(file)", "not found", "check the path; examples/ has estates to start from") from None
-    except yaml.YAMLError as exc:
+    except OSError as exc:
+        raise EstateError(path, "(file)", f"cannot be read: {exc.strerror}", "check its permissions") from None
+    if len(raw) > MAX_ESTATE_BYTES:
+        raise EstateError(path, "(file)", "is larger than 64 MiB", "describe VMs with `count:` instead of one by one")
+    try:
+        text = raw.decode("utf-8")
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                mark = event.start_mark
+                raise EstateError(path, f"line {mark.line + 1}", "uses a YAML anchor or alias", "write the values out")
+        data = yaml.load(text, Loader=yaml.CSafeLoader)
+    except UnicodeDecodeError as exc:
+        raise EstateError(path, f"byte {exc.start}", "is not UTF-8 text", "save the estate as UTF-8") from None
+    except (yaml.YAMLError, RecursionError) as exc:
         raise EstateError(path, "(file)", f"not valid YAML: {exc}", "fix the syntax") from None
     return expand(data, path)
 

@@ -14,7 +14,7 @@ import pytest
 from helpers import VMWAVE, estate_records
 from vmwave.adapters.files import load_policy, write_plan
 from vmwave.domain.calendar import wave_starts
-from vmwave.domain.plan import make_plan
+from vmwave.domain.plan import make_plan, parse_plan
 
 pytestmark = pytest.mark.prefect
 
@@ -68,4 +68,4 @@ def test_windows_become_one_run_each_and_a_rerun_moves_or_removes_them(prefect_s
     said = schedule()
     assert "moved" in said and f"wave-{second['id']}" in said  # named as removed
     assert runs_by_wave("migrate-wave/calendar-test") == {first["id"]: [soon + timedelta(days=5)]}  # never two
-    assert set(wave_starts(doc)) == {f"wave-{first['id']}"}
+    assert set(wave_starts(parse_plan(doc, "plan.yaml"))) == {f"wave-{first['id']}"}

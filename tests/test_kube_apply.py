@@ -8,7 +8,7 @@ from vmwave.adapters.kubernetes import Cluster
 from vmwave.domain.manifests import LABEL_UUID, LABEL_WAVE
 from vmwave.adapters.files import load_maps, load_policy
 from vmwave.domain.build import SourceAccess, wave_objects
-from vmwave.domain.plan import make_plan
+from vmwave.domain.plan import make_plan, parse_plan
 from vmwave.errors import ConnectionFailed, InputError, VmwaveError
 
 
@@ -23,7 +23,7 @@ def test_a_wave_applied_twice_exists_once(cluster, estate):
     maps = load_maps(REPO / "lab/estates/small.maps.yaml")
     doc = make_plan(estate, load_policy(), maps, "estate")
     wave = next(w for w in doc["waves"] if w["class"] == "P3")
-    objects, failed = wave_objects(doc, wave["id"], estate, maps, SourceAccess("https://vcenter.invalid/sdk", "reader", "CA"))
+    objects, failed = wave_objects(parse_plan(doc, "plan.yaml"), wave["id"], estate, maps, SourceAccess("https://vcenter.invalid/sdk", "reader", "CA"))
     assert failed == {}
     first = [cluster.apply(o) for o in objects]
     second = [cluster.apply(o) for o in objects]  # a rerun of the same objects changes nothing

@@ -38,6 +38,7 @@ MODES = tuple(dict.fromkeys(c.mode for c in CLASSES.values()))
 TOOLS = ("copy", "virt-v2v")  # how a VM's disks become KubeVirt disks (see vmwave.hookspecs.Conversion)
 POWER_STATES = ("on", "off", "source")  # after verification: running, stopped, or as the source was
 MAX_NAME, MAX_TEXT = 1024, 4096  # a VM's name (vSphere allows 80), a reason, message or preparation step
+DEFAULT_NAMES = Names()
 INDEX_SPEC = ("", "d", "02d", "03d", "04d", "2", "3", "4", "02", "03", "04")  # {index:02d}: zero-padded, no wider
 
 ClassId = Literal["P1", "P2", "P3", "P4", "P5"]
@@ -163,20 +164,20 @@ class PlannedEntry(Model):
     profile: Literal["standard", "latency-sensitive"] = "standard"
     convert: Literal["copy", "virt-v2v"] | None = None
     compatibility: bool = False
-    labels: Labels = {}
+    labels: Labels = Field(default_factory=dict)
     target_power_state: Literal["on", "off", "source"] = "on"
     node_selector: dict[str, str] | None = None
     affinity: Placement | None = None
-    hooks: HooksField = {}
+    hooks: HooksField = Field(default_factory=dict)
     group: Short | None = None
-    concerns: list[Concern] = []
-    smoke: Checks = []
-    preparation: Annotated[list[Text], Field(max_length=100)] = []
+    concerns: list[Concern] = Field(default_factory=list)
+    smoke: Checks = Field(default_factory=list)
+    preparation: Annotated[list[Text], Field(max_length=100)] = Field(default_factory=list)
     keep_for_debug: bool | None = None
     # filled in from the wave and the plan when the file is read, never written in a VM's entry:
     _window: Window | None = PrivateAttr(None)
     _precopy_interval: int = PrivateAttr(DEFAULT_PRECOPY_INTERVAL)
-    _names: Names = PrivateAttr(default_factory=Names)
+    _names: Names | None = PrivateAttr(None)
 
     @property
     def window(self) -> Window | None:
@@ -191,7 +192,7 @@ class PlannedEntry(Model):
     @property
     def object_names(self) -> Names:
         """The plan's name templates for its objects."""
-        return self._names
+        return self._names or DEFAULT_NAMES
 
     @field_validator("labels")
     @classmethod
@@ -241,7 +242,7 @@ class WavePlan(Model):
     keep_for_debug: bool = False
     node_selector: dict[str, str] | None = None
     affinity: Placement | None = None
-    hooks: HooksField = {}
+    hooks: HooksField = Field(default_factory=dict)
     vms: Annotated[list[PlannedEntry], Field(min_length=1)]
     _per_host: int = PrivateAttr(10)  # the plan's limit, filled in when the file is read
 
@@ -290,7 +291,7 @@ class PlanFile(Model):
     limits: Limits
     names: NameTemplates = Field(default_factory=NameTemplates)
     waves: Annotated[list[WavePlan], Field(min_length=1)]
-    skipped: list[Skipped] = []
+    skipped: list[Skipped] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _across(self) -> "PlanFile":

@@ -63,7 +63,8 @@ class Node:
         """Reject keys we do not know: a typo must not be silently ignored."""
         for key in self.data:
             if key not in allowed:
-                raise self.fail(str(key), "is not a known field",
+                near = difflib.get_close_matches(str(key), allowed, 1, 0.6)
+                raise self.fail(str(key), "is not a known field", f"did you mean {near[0]}?" if near else
                                 f"remove it or use one of: {', '.join(allowed)}")
         return self
 
