@@ -32,11 +32,15 @@ Format (``--maps FILE``, default ``$VMWAVE_MAPS``)::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from vmwave.domain.names import is_k8s_name, is_label_key, is_label_value, is_subdomain
 from vmwave.domain.records import Disk, Nic
-from vmwave.domain.validate import Node
+from vmwave.domain.validate import Node, input_errors
+from vmwave.errors import InputError
 
 MAPS_VERSION = 1
 
@@ -103,72 +107,132 @@ class Maps:
         return None
 
 
+Vlan = Annotated[int, Field(ge=0, le=4094)]
+Short = Annotated[str, StringConstraints(max_length=253)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Storage(_Model):
+    datastore: Short
+    storage_class: Annotated[str, AfterValidator(lambda v: _named(v, is_subdomain, "a StorageClass name",
+                                                                  "write the name `kubectl get storageclass` shows "
+                                                                  "(lower case letters, digits, '-', '.')"))]
+    volume_mode: Literal["Block", "Filesystem"] = "Block"
+    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"]] = \
+        Field(default_factory=lambda: ["ReadWriteMany"], min_length=1)
+
+
+class _Create(_Model):
+    type: Literal["ovn-localnet", "bridge"]
+    vlan: Vlan | None = None
+    mtu: Annotated[int, Field(ge=576, le=9216)] = 1500
+    subnets: Short = ""
+    bridge: Short = ""
+
+    @model_validator(mode="after")
+    def _bridge(self) -> "_Create":
+        if self.type == "bridge" and not self.bridge:
+            raise _fail("a bridge NAD needs the node bridge name", "add `bridge: br-vm` (the Linux bridge on the nodes)",
+                        "bridge")
+        return self
+
+
+class _Network(_Model):
+    portgroup: Short | None = None
+    vlan: Vlan | None = None
+    network: Short
+    create: _Create | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "_Network":
+        if (self.portgroup is None) == (self.vlan is None):
+            raise _fail("give exactly one of portgroup or vlan", "match a portgroup by `portgroup: NAME` or by `vlan: ID`",
+                        "portgroup")
+        if self.network != "pod" and (self.network.count("/") != 1
+                                      or not all(is_k8s_name(p) for p in self.network.split("/"))):
+            raise _fail(f"{self.network!r} is neither 'pod' nor namespace/name",
+                        "write the NetworkAttachmentDefinition as namespace/name, e.g. vmwave/vlan100", "network")
+        if self.create is not None and self.network == "pod":
+            raise _fail("the pod network is not created by vmwave", "remove `create:`", "create")
+        return self
+
+
+class _Placement(_Model):
+    node_selector: dict[Short, Short] = Field(default_factory=dict)
+    affinity: dict[str, Any] | None = None
+
+
+class MapsFile(_Model):
+    """The maps file as written (see the module's docstring)."""
+
+    version: Literal[1]
+    namespace: Annotated[str, AfterValidator(lambda v: _named(v, is_k8s_name, "a valid namespace name",
+                                                              "use lower case letters, digits and '-'"))] = "vmwave"
+    storage: list[_Storage] = Field(default_factory=list)
+    network: list[_Network] = Field(default_factory=list)
+    images: dict[Short, Annotated[str, AfterValidator(lambda v: _named(
+        v, lambda u: u.startswith("docker://") and len(u) <= 512, "a registry image URL",
+        "write docker://REGISTRY/IMAGE:TAG"))]] = Field(default_factory=dict)
+    preferences: Literal["inline", "cluster"] = "inline"
+    cpu_model: Short = ""
+    placement: _Placement = Field(default_factory=_Placement)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checked_placement(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("placement"), dict):
+            try:
+                parse_placement(Node(data["placement"], "", "placement"))
+            except InputError as exc:
+                raise _fail(exc.problem, exc.fix, exc.field) from None
+        return data
+
+    @model_validator(mode="after")
+    def _once(self) -> "MapsFile":
+        seen: set[str] = set()
+        for index, entry in enumerate(self.storage):
+            if entry.datastore in seen:
+                raise _fail(f"{entry.datastore!r} is mapped twice", "keep one entry per datastore",
+                            f"storage[{index}].datastore")
+            seen.add(entry.datastore)
+        return self
+
+    def maps(self) -> Maps:
+        network = tuple(NetworkMapping(n.network, n.portgroup, n.vlan, None if n.create is None else NadSpec(
+            n.create.type, n.vlan if n.create.vlan is None else n.create.vlan, n.create.mtu, n.create.subnets,
+            n.create.bridge)) for n in self.network)
+        return Maps(tuple(StorageMapping(s.datastore, s.storage_class, s.volume_mode, tuple(s.access_modes))
+                          for s in self.storage), network, self.namespace, tuple(self.images.items()),
+                    self.preferences, self.cpu_model, tuple(sorted(self.placement.node_selector.items())),
+                    self.placement.affinity)
+
+
+def _fail(problem: str, fix: str, sub: str = "") -> PydanticCustomError:
+    return PydanticCustomError("vmwave", "{problem}", {"problem": problem, "fix": fix, "sub": sub})
+
+
+def _named(value: str, valid: Any, what: str, fix: str) -> str:
+    if not valid(value):
+        raise _fail(f"{value!r} is not {what}", fix)
+    return value
+
+
+FIXES = {"version": f"use one of: {MAPS_VERSION}", "mtu": "use 576-9216 (9000 for jumbo frames as in the seed)",
+         "vlan": "use 0-4094 (0: untagged)", "access_modes": "use: " + ", ".join(ACCESS_MODES)}
+
+
 def parse_maps(data: object, source: str) -> Maps:
-    root = Node(data, source).only("version", "namespace", "storage", "network", "images", "preferences", "cpu_model",
-                                   "placement")
-    root.get("version", int, choices=[MAPS_VERSION])
-    namespace = root.get("namespace", str, "vmwave")
-    if not is_k8s_name(namespace):
-        raise root.fail("namespace", f"{namespace!r} is not a valid namespace name", "use lower case letters, digits and '-'")
-    storage, datastores = [], set()
-    for node in root.children("storage"):
-        node.only("datastore", "storage_class", "volume_mode", "access_modes")
-        modes = tuple(node.get("access_modes", list, ["ReadWriteMany"]))
-        for mode in modes:
-            if mode not in ACCESS_MODES:
-                raise node.fail("access_modes", f"{mode!r} is not an access mode", "use: " + ", ".join(ACCESS_MODES))
-        datastore, storage_class = node.get("datastore", str), node.get("storage_class", str)
-        if datastore in datastores:
-            raise node.fail("datastore", f"{datastore!r} is mapped twice", "keep one entry per datastore")
-        datastores.add(datastore)
-        if not is_subdomain(storage_class):
-            raise node.fail("storage_class", f"{storage_class!r} is not a StorageClass name",
-                            "write the name `kubectl get storageclass` shows (lower case letters, digits, '-', '.')")
-        storage.append(StorageMapping(datastore, storage_class,
-                                      node.get("volume_mode", str, "Block", choices=VOLUME_MODES), modes))
-    network = []
-    for node in root.children("network"):
-        node.only("portgroup", "vlan", "network", "create")
-        portgroup, vlan = node.get("portgroup", str, None), node.get("vlan", int, None)
-        for key in ("vlan",) if vlan is not None else ():
-            _vlan(node, key, vlan)
-        if (portgroup is None) == (vlan is None):
-            raise node.fail("portgroup", "give exactly one of portgroup or vlan",
-                            "match a portgroup by `portgroup: NAME` or by `vlan: ID`")
-        target = node.get("network", str)
-        if target != "pod" and (target.count("/") != 1 or not all(is_k8s_name(p) for p in target.split("/"))):
-            raise node.fail("network", f"{target!r} is neither 'pod' nor namespace/name",
-                            "write the NetworkAttachmentDefinition as namespace/name, e.g. vmwave/vlan100")
-        create = None
-        if "create" in node.data:
-            if target == "pod":
-                raise node.fail("create", "the pod network is not created by vmwave", "remove `create:`")
-            c = node.child("create").only("type", "vlan", "mtu", "subnets", "bridge")
-            create = NadSpec(c.get("type", str, choices=NAD_TYPES), c.get("vlan", int, vlan), c.get("mtu", int, 1500),
-                             c.get("subnets", str, ""), c.get("bridge", str, ""))
-            if create.vlan is not None:
-                _vlan(c, "vlan", create.vlan)
-            if create.type == "bridge" and not create.bridge:
-                raise c.fail("bridge", "a bridge NAD needs the node bridge name", "add `bridge: br-vm` (the Linux bridge on the nodes)")
-            if not 576 <= create.mtu <= 9216:
-                raise c.fail("mtu", f"{create.mtu} is out of range", "use 576-9216 (9000 for jumbo frames as in the seed)")
-        network.append(NetworkMapping(target, portgroup, vlan, create))
-    images = root.child("images", {})
-    pairs = tuple((str(k), images.get(str(k), str)) for k in images.data)
-    for key, url in pairs:
-        if not url.startswith("docker://"):
-            raise images.fail(key, f"{url!r} is not a registry image URL", "write docker://REGISTRY/IMAGE:TAG")
-    node_selector, affinity = parse_placement(root.child("placement", {}).only("node_selector", "affinity"))
-    return Maps(tuple(storage), tuple(network), namespace, pairs, root.get("preferences", str, "inline", choices=PREFERENCES),
-                root.get("cpu_model", str, ""), tuple(sorted(node_selector.items())), affinity)
+    """A maps document, checked: every problem at once, each with its field and fix."""
+    try:
+        return MapsFile.model_validate(data).maps()
+    except ValidationError as exc:
+        raise input_errors(exc, source, MapsFile, FIXES) from None
 
 
 AFFINITY_KINDS = ("nodeAffinity", "podAffinity", "podAntiAffinity")
-
-
-def _vlan(node: Node, key: str, vlan: int) -> None:
-    if not 0 <= vlan <= 4094:
-        raise node.fail(key, f"{vlan} is not a VLAN id", "use 0-4094 (0: untagged)")
 
 
 def parse_placement(node: Node) -> tuple[dict[str, str], dict[str, Any] | None]:
