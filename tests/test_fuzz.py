@@ -27,7 +27,8 @@ from helpers import REPO, VMWAVE, estate_records
 from vmwave.adapters.documents import parse_yaml, read_json, read_secret, read_yaml
 from vmwave.adapters.files import dump_plan, load_maps, load_plan, load_policy
 from vmwave.cli.common import saved_inventory
-from vmwave.domain.classes import DEFAULT_RULES, parse_rules
+from vmwave.domain.classes import DEFAULT_RULES
+from vmwave.domain.rules_file import parse_rules
 from vmwave.domain.maps import parse_maps
 from vmwave.domain.plan import make_plan, parse_plan
 from vmwave.errors import InputError

@@ -9,7 +9,7 @@ import schema_check
 from helpers import REPO, estate_records
 from vmwave.adapters.files import load_policy
 from vmwave.domain.build import SourceAccess, vm_objects
-from vmwave.domain.classes import parse_rules
+from vmwave.domain.rules_file import parse_rules
 from vmwave.domain.conversion_pod import conversion_objects
 from vmwave.domain.maps import parse_maps
 from vmwave.domain.plan import make_plan, parse_plan

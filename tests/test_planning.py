@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from vmwave.domain.classes import parse_rules
+from vmwave.domain.rules_file import parse_rules
 from vmwave.domain.plan import find_wave, make_plan, parse_plan, plan_to_dict
 from vmwave.domain.records import SourceVM
 from vmwave.domain.waves import build_plan, classify

@@ -9,7 +9,8 @@ import schema_check
 from helpers import REPO
 from vmwave.adapters.files import load_maps, load_policy
 from vmwave.domain.build import datavolume
-from vmwave.domain.classes import DEFAULT_RULES, parse_rules
+from vmwave.domain.classes import DEFAULT_RULES
+from vmwave.domain.rules_file import parse_rules
 from vmwave.domain.plan import check_window, make_plan, parse_plan
 from vmwave.domain.plan_file import WavePlan
 from vmwave.domain.warm import DEFAULT_PRECOPY_INTERVAL, cold_because, cutover_due, staged, tracks_changes

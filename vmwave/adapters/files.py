@@ -10,10 +10,11 @@ from typing import Any
 import yaml
 
 from vmwave.adapters.documents import MAX_FILE_BYTES, parse_yaml, read_yaml
-from vmwave.domain.classes import DEFAULT_RULES, Policy, parse_rules
+from vmwave.domain.classes import DEFAULT_RULES, Policy
 from vmwave.domain.maps import Maps, parse_maps
 from vmwave.domain.names import printable
 from vmwave.domain.plan_file import PlanFile, parse_plan
+from vmwave.domain.rules_file import parse_rules
 from vmwave.errors import InputError
 
 

@@ -1,4 +1,4 @@
-"""Priority classes P1-P5 from the seed migration, chosen by rules from a YAML file.
+"""Priority classes P1-P5 from the seed migration, chosen by rules from a YAML file (``vmwave.domain.rules_file``).
 
 Rules are tried in order; the first whose ``when`` matches gives the class,
 otherwise ``default``. ``overrides`` pin single VMs (by name or moref).
@@ -21,22 +21,15 @@ Conditions (all keys in one ``when`` must hold; ``any``/``all``/``not`` nest)::
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vmwave.domain.concerns import SEVERITIES, Concern
-from vmwave.domain.guests import guest_os
-from vmwave.domain.names import is_label_key, label_value
+from vmwave.domain.concerns import Concern
+from vmwave.domain.names import label_value
 from vmwave.domain.records import SourceVM
-from vmwave.domain.smoke import parse_checks
-from vmwave.domain.patterns import compile_pattern
 from vmwave.domain.validate import Node
-from vmwave.domain.warm import MIN_PRECOPY
 from vmwave.errors import InputError
-
-RULES_VERSION = 1
 PROFILES = ("standard", "latency-sensitive")
 
 
@@ -65,63 +58,6 @@ Matcher = Callable[[SourceVM, list[Concern], "str | None"], bool]  # (vm, concer
 def tags_of(vm: SourceVM) -> set[str]:
     """A VM's vSphere tags, each both as "category/tag" and as the bare tag name."""
     return set(vm.tags) | {t.split("/", 1)[-1] for t in vm.tags}
-
-
-def _compile(node: Node) -> Matcher:
-    node.only("name", "folder", "attribute", "tag", "power_state", "guest_family", "shared_disks",
-              "concern", "severity", "class", "min_cpus", "min_memory_gb", "any", "all", "not")
-    tests: list[Matcher] = []
-
-    def regex(key: str, value: str) -> Any:
-        return compile_pattern(node, key, value)
-
-    if "name" in node.data:
-        pattern = regex("name", node.get("name", str))
-        tests.append(lambda vm, c, k: bool(pattern.search(vm.name)))
-    if "folder" in node.data:
-        glob = node.get("folder", str)
-        tests.append(lambda vm, c, k: fnmatch.fnmatchcase(vm.folder, glob))
-    if "attribute" in node.data:
-        wanted = {k: regex("attribute", str(v)) for k, v in node.get("attribute", dict).items()}
-        tests.append(lambda vm, c, k: all(k in vm.attributes and p.search(vm.attributes[k]) for k, p in wanted.items()))
-    if "tag" in node.data:
-        tag = node.get("tag", str)
-        tests.append(lambda vm, c, k: tag in tags_of(vm))
-    if "power_state" in node.data:
-        state = node.get("power_state", str, choices=["poweredOn", "poweredOff", "suspended"])
-        tests.append(lambda vm, c, k: vm.power_state == state)
-    if "guest_family" in node.data:
-        family = node.get("guest_family", str, choices=["linux", "windows", "other", "unknown"])
-        tests.append(lambda vm, c, k: guest_os(vm.guest_id).family == family)
-    if "shared_disks" in node.data:
-        shared = node.get("shared_disks", bool)
-        tests.append(lambda vm, c, k: bool(vm.shared_disks) == shared)
-    if "concern" in node.data:
-        concern = node.get("concern", str)
-        tests.append(lambda vm, c, k: any(x.id == concern for x in c))
-    if "severity" in node.data:
-        severity = node.get("severity", str, choices=SEVERITIES)
-        tests.append(lambda vm, c, k: any(x.severity == severity for x in c))
-    if "class" in node.data:
-        wanted_class = node.get("class", str, choices=list(CLASSES))
-        tests.append(lambda vm, c, k: k == wanted_class)
-    if "min_cpus" in node.data:
-        cpus = node.get("min_cpus", int)
-        tests.append(lambda vm, c, k: vm.cpus >= cpus)
-    if "min_memory_gb" in node.data:
-        memory_mb = node.get("min_memory_gb", (int, float)) * 1024
-        tests.append(lambda vm, c, k: vm.memory_mb >= memory_mb)
-    for key, combine in (("any", any), ("all", all)):
-        if key in node.data:
-            subs = [_compile(n) for n in node.children(key)]
-            tests.append(lambda vm, c, k, subs=subs, combine=combine: combine(s(vm, c, k) for s in subs))
-    if "not" in node.data:
-        negated = _compile(node.child("not"))
-        tests.append(lambda vm, c, k: not negated(vm, c, k))
-    if not tests:
-        raise InputError(node.source, node.path, "an empty condition matches every VM",
-                         "give at least one condition, e.g. `name: \"^db-\"`")
-    return lambda vm, c, k: all(t(vm, c, k) for t in tests)
 
 
 @dataclass(frozen=True)
@@ -203,51 +139,6 @@ class Policy:
         return f"{self.group_by}={value}" if value else None
 
 
-def parse_rules(data: Any, source: str) -> Policy:
-    root = Node(data, source).only("version", "rules", "default", "overrides", "groups", "group_by",
-                                   "waves", "schedule", "precopy_interval", "profiles", "profile_overrides", "smoke",
-                                   "tag_labels")
-    root.get("version", int, choices=[RULES_VERSION])
-    policy = Policy(source=source)
-    for i, node in enumerate(root.children("rules")):
-        node.only("class", "why", "when")
-        cls = node.get("class", str, choices=list(CLASSES))
-        policy.rules.append(ClassRule(cls, node.get("why", str, f"rule {i + 1}"), _compile(node.child("when"))))
-    policy.default = root.get("default", str, "P3", choices=list(CLASSES))
-    overrides = root.child("overrides", {})
-    policy.overrides = {str(k): overrides.get(str(k), str, choices=list(CLASSES)) for k in overrides.data}
-    groups = root.child("groups", {})
-    policy.groups = {str(k): [str(x) for x in groups.get(str(k), list)] for k in groups.data}
-    policy.group_by = root.get("group_by", str, "app")
-    waves = root.child("waves", {}).only("size", "per_host")
-    policy.wave_size = waves.get("size", int, 50)
-    policy.per_host = waves.get("per_host", int, 10)
-    for key, value in (("size", policy.wave_size), ("per_host", policy.per_host)):
-        if value < 1:
-            raise waves.fail(key, f"must be at least 1, got {value}", "use a positive number")
-    for i, node in enumerate(root.children("profiles")):
-        node.only("profile", "why", "when")
-        policy.profiles.append(ClassRule(node.get("profile", str, choices=PROFILES), node.get("why", str, f"profile rule {i + 1}"),
-                                         _compile(node.child("when"))))
-    profile_overrides = root.child("profile_overrides", {})
-    policy.profile_overrides = {str(k): profile_overrides.get(str(k), str, choices=PROFILES) for k in profile_overrides.data}
-    for node in root.children("smoke"):
-        node.only("when", "checks")
-        policy.smoke.append((_compile(node.child("when")), parse_checks(node, "checks")))
-    if "schedule" in root.data:
-        policy.schedule = parse_schedule(root.child("schedule"))
-    if "precopy_interval" in root.data:
-        parse_duration(root, "precopy_interval", MIN_PRECOPY)  # refused here, naming the rules file, if it is no duration
-        policy.precopy_interval = root.get("precopy_interval", str)
-    tag_labels = root.child("tag_labels", {})
-    policy.tag_labels = {str(k): tag_labels.get(str(k), str) for k in tag_labels.data}
-    for category, key in policy.tag_labels.items():
-        if not is_label_key(key):
-            raise tag_labels.fail(category, f"{key!r} is not a Kubernetes label key",
-                                  "write [prefix/]name, e.g. example.com/tier")
-    return policy
-
-
 _DURATION = re.compile(r"^(\d{1,9})([smhd])$")
 MAX_DURATION = 366 * 86400  # a year: a longer interval, window or cadence is a typo
 
@@ -263,31 +154,6 @@ def parse_duration(node: Node, key: str, minimum: int = 1) -> int:
         raise node.fail(key, f"{text!r} is {'shorter than ' + str(minimum) + 's' if seconds < minimum else 'over a year'}",
                         f"write a duration from {minimum}s to 366d")
     return seconds
-
-
-def parse_time(node: Node, key: str) -> "datetime":
-    """An ISO 8601 date-time with its time zone: a naive one would mean another time on every worker."""
-    from datetime import datetime
-
-    text = node.get(key, str)
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise node.fail(key, f"{text!r} is not an ISO date-time", "write e.g. 2026-12-05T22:00:00+00:00") from None
-    if value.tzinfo is None:
-        raise node.fail(key, f"{text!r} has no time zone", "add one, e.g. 2026-12-05T22:00:00+00:00 or ...Z")
-    return value
-
-
-def parse_schedule(node: Node) -> dict[str, Any]:
-    node.only("start", "every", "length", "waves_per_window")
-    every, length = parse_duration(node, "every"), parse_duration(node, "length")
-    if length > every:
-        raise node.fail("length", "is longer than `every`: windows would overlap", "make length at most every")
-    per_window = node.get("waves_per_window", int, 1)
-    if not 1 <= per_window <= 1000:
-        raise node.fail("waves_per_window", f"{per_window} is not from 1 to 1000", "start at least one wave per window")
-    return {"start": parse_time(node, "start"), "every": every, "length": length, "waves_per_window": per_window}
 
 
 DEFAULT_RULES = """\

@@ -106,7 +106,7 @@ def input_errors(exc: Any, source: str, root: Any = None, fixes: dict[str, str] 
             known = _fields_at(root, loc[:-1])
             near = difflib.get_close_matches(name, known, 1, 0.6)
             fix = f"did you mean {near[0]}?" if near else \
-                "remove it" + (f"; the fields here are: {', '.join(known)}" if known else "")
+                "remove it" + (f" or use one of: {', '.join(known)}" if known else "")
         message = "is not a known field" if error["type"] == "extra_forbidden" else \
             f"{error['msg'][0].lower()}{error['msg'][1:]}{shown}"
         problems.append(InputError(source, field, message, fix))
