@@ -86,16 +86,15 @@ def _run_wave(plan: str, wave: str | int, settings: Settings, ignore_window: boo
               report_dir: str) -> dict[str, Any]:
     """Check the wave (refused here, before anything changes), run its VMs within the shared limits, report."""
     records = read_vcenter_inventory(settings.need_vcenter())
-    jobs, cap = prepare_wave(plan, wave, records, settings, ignore_window, keep_for_debug)
-    limits, caps = share_limits(jobs, cap, settings.per_datastore)
-    bar = start_progress(jobs[0].wave if jobs else str(wave))
+    to_run = prepare_wave(plan, wave, records, settings, ignore_window, keep_for_debug)
+    limits, caps = share_limits(to_run)
+    bar = start_progress(to_run.id)
     with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-        outcomes = run_wave(jobs, limits, caps, settings.in_flight,
-                            start=lambda job: runner.submit(migrate_one, {"job": job}),
+        outcomes = run_wave(to_run, limits, caps, start=lambda job: runner.submit(migrate_one, {"job": job}),
                             finished=lambda done, total: progress(bar, done, total))
-    remove_credentials(jobs)
-    end_wave(jobs)
-    return wave_report(jobs, outcomes, report_dir)
+    remove_credentials(to_run)
+    end_wave(to_run)
+    return wave_report(to_run, outcomes, report_dir)
 
 
 @flow(name="rollback-wave", flow_run_name="rollback-{wave}", log_prints=True)
@@ -129,15 +128,15 @@ def rollback_wave(plan: str, wave: str | int, maps: str | None = None, ledger: s
 
 def _roll_back(plan: str, wave: str | int, settings: Settings, keep_for_debug: bool) -> dict[str, Any] | State:
     """Every VM the ledger knows in the wave rolled back, then the wave's credentials removed."""
-    jobs = rollback_jobs(plan, wave, settings, keep_for_debug)
+    to_undo = rollback_jobs(plan, wave, settings, keep_for_debug)
     with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-        done = {job.vm.name: runner.submit(rollback, {"job": job}) for job in jobs}
+        done = {job.vm.name: runner.submit(rollback, {"job": job}) for job in to_undo.jobs}
         failed = {name: outcome["failed"] for name, f in done.items() if (outcome := f.result())["failed"]}
     try:
-        remove_credentials(jobs)
+        remove_credentials(to_undo)
     except Exception as exc:  # named with the VMs' undos, which all ran: the person fixes and reruns once
         failed["the wave's credentials Secret"] = [f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"]
-    result = {"wave": jobs[0].wave if jobs else str(wave),
+    result = {"wave": to_undo.id,
               "rolled_back": len([name for name in done if name not in failed]), "failed": failed}
     if failed:  # what a person must undo by hand: the run ends Failed, as a wave with a failed VM does
         return Failed(message=f"wave {result['wave']}: the rollback is incomplete: "

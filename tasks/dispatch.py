@@ -23,7 +23,7 @@ from typing import Callable
 
 from prefect.futures import PrefectFuture
 
-from vmwave_tasks.job import Job
+from vmwave_tasks.job import Job, Wave
 from vmwave_tasks.slots import SharedSlots
 
 POLL_SECONDS = 2.0  # how long a blocked VM waits before it asks again (other workers may have freed slots)
@@ -42,12 +42,12 @@ def largest_first(jobs: list[Job]) -> list[Job]:
 class WaveDispatcher:
     """One worker's share of a wave: which VMs wait, which take their slots, which run."""
 
-    def __init__(self, jobs: list[Job], limits: dict[str, list[str]], caps: dict[str, int], in_flight: int,
+    def __init__(self, wave: Wave, limits: dict[str, list[str]], caps: dict[str, int],
                  start: Callable[[Job], PrefectFuture], finished: Callable[[int, int], None]):
-        self.jobs, self.limits, self.caps, self.in_flight = jobs, limits, caps, in_flight
+        self.jobs, self.limits, self.caps, self.in_flight = list(wave.jobs), limits, caps, wave.settings.in_flight
         self.start, self.finished = start, finished
-        self.owner, self.ledger = uuid.uuid4().hex, jobs[0].ledger()
-        self.pending = largest_first(jobs)
+        self.owner, self.ledger = uuid.uuid4().hex, wave.ledger()
+        self.pending = largest_first(self.jobs)
         self.outcomes: dict[str, str] = {}
         self.taking: dict[Future, Job] = {}
         self.running: dict[PrefectFuture, tuple[Job, uuid.UUID]] = {}
@@ -137,7 +137,10 @@ class WaveDispatcher:
         self.finished(len(self.outcomes), len(self.jobs))
 
 
-def run_wave(jobs: list[Job], limits: dict[str, list[str]], caps: dict[str, int], in_flight: int,
-             start: Callable[[Job], PrefectFuture], finished: Callable[[int, int], None]) -> dict[str, str]:
-    """Run every job through ``start`` within ``in_flight`` and the shared ``caps``; each VM's outcome by moref."""
-    return WaveDispatcher(jobs, limits, caps, in_flight, start, finished).run() if jobs else {}
+def run_wave(wave: Wave, limits: dict[str, list[str]], caps: dict[str, int], start: Callable[[Job], PrefectFuture],
+             finished: Callable[[int, int], None]) -> dict[str, str]:
+    """Run every job of the wave through ``start`` within this worker's ``in_flight`` and the shared ``caps``; each
+    VM's outcome by moref."""
+    if not wave.jobs:
+        return {}
+    return WaveDispatcher(wave, limits, caps, start, finished).run()

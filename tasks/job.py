@@ -1,4 +1,4 @@
-"""What every step of a VM's migration needs, as plain values, and which failures a retry can fix."""
+"""What every step of a VM's migration needs (its job, its wave), as plain values, and which failures a retry can fix."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from vmwave.adapters.vsphere import fault_cause
 from vmwave.domain.build import VMObjects
 from vmwave.domain.diagnosis import cause as known_cause
 from vmwave.domain.maps import Maps
-from vmwave.domain.plan_file import PlannedEntry
+from vmwave.domain.plan_file import PlannedEntry, WavePlan
 from vmwave.domain.records import SourceVM
 from vmwave.domain.warm import cold_because
 from vmwave.errors import Cancelled, VmwaveError
@@ -68,6 +68,31 @@ class Job:
     def hooks(self) -> dict:
         """The plan's hooks for this VM, by kind (``pre_cutover``, ``post_boot``); {} when it has none."""
         return self.entry.hooks
+
+    def ledger(self) -> Ledger:
+        return Ledger.shared(self.settings.ledger)
+
+    def cluster(self) -> Cluster:
+        return Cluster.shared(self.settings.need_kubeconfig())
+
+
+@dataclass(frozen=True)
+class Wave:
+    """One wave being run or rolled back: the plan's wave (id, class, mode, window, limits, VMs) and each VM's job."""
+
+    plan: WavePlan
+    jobs: tuple[Job, ...]
+    settings: Settings
+    maps: Maps
+
+    @property
+    def id(self) -> str:
+        return self.plan.id
+
+    @property
+    def per_host(self) -> int:
+        """VMs in flight per ESXi host: the setting when given, else the plan's limit."""
+        return self.settings.per_host or self.plan.per_host
 
     def ledger(self) -> Ledger:
         return Ledger.shared(self.settings.ledger)

@@ -25,7 +25,7 @@ from vmwave.adapters.kubernetes import Cluster
 from vmwave.domain.build import credentials_name, vm_objects
 from vmwave.domain.diagnosis import cause
 from vmwave.domain.manifests import LABEL_UUID
-from vmwave.domain.names import markdown_cell
+from vmwave.domain.names import limit_name, markdown_cell
 from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
@@ -35,13 +35,13 @@ from vmwave.errors import VmwaveError
 from vmwave.plugins import conversion, customizer, smoke_checks
 from vmwave.settings import Settings
 from vmwave_tasks.dispatch import ELSEWHERE
-from vmwave_tasks.job import Job
+from vmwave_tasks.job import Job, Wave
 
 
 @task(name="prepare-wave", cache_policy=NONE, persist_result=False)
 def prepare_wave(plan_file: str, wave: str | int, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
-                 keep_for_debug: bool = False) -> tuple[list[Job], int]:
-    """Each VM's job, and the plan's per-host cap; or, before anything changes, every reason the wave cannot run.
+                 keep_for_debug: bool = False) -> Wave:
+    """The wave with each VM's job; or, before anything changes, every reason the wave cannot run.
 
     A wave that can run is told to the ledger with its VMs, so the metrics count those not started as pending.
     """
@@ -73,9 +73,9 @@ def prepare_wave(plan_file: str, wave: str | int, records: list[SourceVM], setti
     if problems:
         raise VmwaveError(f"wave {wave_plan.id} cannot start; nothing was changed: " + "; ".join(problems),
                           "fix what is named, then run the wave again")
-    if jobs:
-        jobs[0].ledger().begin_wave(wave_plan.id, wave_plan.cls, wave_plan.mode, {j.vm.moref: j.cls for j in jobs})
-    return jobs, settings.per_host or wave_plan.per_host
+    wave_run = Wave(wave_plan, tuple(jobs), settings, maps)
+    wave_run.ledger().begin_wave(wave_plan.id, wave_plan.cls, wave_plan.mode, {j.vm.moref: j.cls for j in jobs})
+    return wave_run
 
 
 def taken_names(jobs: list[Job], settings: Settings) -> list[str]:
@@ -112,25 +112,27 @@ def missing_preferences(jobs: list[Job], settings: Settings) -> list[str]:
 
 
 @task(name="rollback-jobs", cache_policy=NONE, persist_result=False)
-def rollback_jobs(plan_file: str, wave: str | int, settings: Settings, keep_for_debug: bool = False) -> list[Job]:
+def rollback_jobs(plan_file: str, wave: str | int, settings: Settings, keep_for_debug: bool = False) -> Wave:
     """A job for each VM of the wave that the ledger says was started: identities from the plan, nothing checked."""
     wave_plan = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
     maps = load_maps(settings.need_maps(), settings.max_file_bytes)
     jobs = [Job(wave=wave_plan.id, vm=SourceVM(name=vm.name, moref=vm.moref, instance_uuid=vm.uuid),
                 entry=vm, settings=settings, maps=maps, keep_for_debug=keep_for_debug or bool(vm.keep_for_debug))
             for vm in wave_plan.vms]
-    return [job for job in jobs if job.ledger().get(job.wave, job.vm.moref, SNAPSHOT) is not None]
+    started = tuple(job for job in jobs if job.ledger().get(job.wave, job.vm.moref, SNAPSHOT) is not None)
+    return Wave(wave_plan, started, settings, maps)
 
 
 @task(name="share-limits", cache_policy=NONE, persist_result=False)
-def share_limits(jobs: list[Job], per_host: int, per_datastore: int) -> tuple[dict[str, list[str]], dict[str, int]]:
+def share_limits(wave: Wave) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Global concurrency limits per ESXi host and datastore, so several workers respect the same caps.
 
     Returns each VM's limit names (by moref) and each limit's cap.
     """
-    names = {job.vm.moref: [f"vmwave-host-{job.vm.host}"] + sorted({f"vmwave-datastore-{d.datastore}" for d in job.vm.disks})
-             for job in jobs}
-    caps = {name: per_host if name.startswith("vmwave-host-") else per_datastore
+    names = {job.vm.moref: [limit_name("host", job.vm.host)] + sorted({limit_name("datastore", d.datastore)
+                                                                        for d in job.vm.disks})
+             for job in wave.jobs}
+    caps = {name: wave.per_host if name.startswith("vmwave-host-") else wave.settings.per_datastore
             for wanted in names.values() for name in wanted}
     with get_client(sync_client=True) as client:
         for name in sorted(caps):
@@ -141,19 +143,18 @@ def share_limits(jobs: list[Job], per_host: int, per_datastore: int) -> tuple[di
     return names, caps
 
 
-@task(name="remove-wave-credentials", cache_policy=NONE, persist_result=False)
-def end_wave(jobs: list[Job]) -> None:
-    """The ledger notes when the wave's run ended (the metrics' end time), once no worker runs any of its VMs."""
-    if jobs:
-        jobs[0].ledger().end_wave(jobs[0].wave)
+@task(name="end-wave", cache_policy=NONE, persist_result=False)
+def end_wave(wave: Wave) -> None:
+    """The ledger notes when the wave's run ended (the metrics' end time)."""
+    if wave.jobs:
+        wave.ledger().end_wave(wave.id)
 
 
-def remove_credentials(jobs: list[Job]) -> bool:
+def remove_credentials(wave: Wave) -> bool:
     """The wave's vCenter credentials leave the cluster with the wave: once no worker runs any of its VMs."""
-    if not jobs or jobs[0].ledger().claimed(jobs[0].wave):
+    if not wave.jobs or wave.ledger().claimed(wave.id):
         return False
-    job = jobs[0]
-    return job.cluster().delete("v1", "Secret", job.maps.namespace, credentials_name(job.wave))
+    return wave.cluster().delete("v1", "Secret", wave.maps.namespace, credentials_name(wave.id))
 
 
 @task(name="wave-progress", cache_policy=NONE, persist_result=False)
@@ -166,14 +167,14 @@ def progress(artifact_id: Any, done: int, total: int) -> None:
 
 
 @task(name="wave-report", cache_policy=NONE, persist_result=False)
-def wave_report(jobs: list[Job], outcomes: dict[str, str], out_dir: str) -> dict[str, Any]:
+def wave_report(wave_run: Wave, outcomes: dict[str, str], out_dir: str) -> dict[str, Any]:
     """Per VM: class, result, seconds per step, failure cause and the fix; a table artifact and a Markdown file,
     both with the wave's timeline as a picture (an SVG beside the file, inline in the artifact)."""
-    wave = jobs[0].wave if jobs else "?"
-    entries = jobs[0].ledger().by_vm(wave) if jobs else []
+    wave = wave_run.id
+    entries = wave_run.ledger().by_vm(wave) if wave_run.jobs else []
     steps = {e["moref"]: e["steps"] for e in entries}
     rows = []
-    for job in jobs:
+    for job in wave_run.jobs:
         vm_steps = steps.get(job.vm.moref, [])
         failed = next((s for s in vm_steps if s["status"] == "failed"), None)
         result = outcomes.get(job.vm.moref, "not run")

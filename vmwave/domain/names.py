@@ -9,6 +9,7 @@ value or a file-name part, or made safe to print:
   (``01-1f0c2b``); vCenter's escapes of '/', '\\' and '%' (``a%2fb``) count as separators;
 - a wave id is ``WAVE_ID``: it becomes label values, Prefect limit names and
   file names, so it is never path-like;
+- a Prefect concurrency limit is named by ``limit_name``;
 - ``printable`` drops control characters (terminal escapes, newlines) from
   anything shown to a person.
 """
@@ -53,6 +54,18 @@ def printable(text: str, keep_newlines: bool = False) -> str:
     if keep_newlines:
         return "\n".join(_CONTROL.sub("\ufffd", line) for line in text.split("\n"))
     return _CONTROL.sub("\ufffd", text.replace("\n", "\ufffd"))
+
+
+_LIMIT_BANNED = re.compile(r"[/%&><\x00-\x1f\x7f]")  # what Prefect refuses in a name, and control characters
+
+
+def limit_name(kind: str, name: str) -> str:
+    """The Prefect global concurrency limit shared by the VMs of one ESXi host or datastore (``kind``): readable,
+    with what Prefect refuses in names (``/ % & > <``) made '-' and a hash then keeping distinct names apart."""
+    cleaned = _LIMIT_BANNED.sub("-", name)
+    if cleaned != name or len(cleaned) > 200:
+        cleaned = f"{cleaned[:200]}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+    return f"vmwave-{kind}-{cleaned}"
 
 
 def markdown_cell(text: str) -> str:
