@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 
+from vmwave.adapters.documents import read_yaml
 from vmwave.domain.manifests import LABEL_UUID
 from vmwave.domain.records import ClusterVM
 from vmwave.errors import ConnectionFailed, InputError, TimedOut, VmwaveError
@@ -48,6 +49,7 @@ class Cluster:
         path = Path(kubeconfig)
         if not path.is_file():
             raise InputError(str(path), "", "kubeconfig not found", "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)")
+        read_yaml(path, "kubeconfig", 4 << 20)  # bounded, UTF-8, no aliases: checked before the client parses it
         try:
             configuration = Configuration()
             kube_config.load_kube_config(str(path), context=context, client_configuration=configuration)
@@ -62,6 +64,9 @@ class Cluster:
                                        "renew the token in the kubeconfig", cause=UNREACHABLE) from None
             raise ConnectionFailed(f"the Kubernetes API answered {exc.status}: {_reason(exc)}", "check the kubeconfig",
                                    cause=UNREACHABLE) from None
+        except (kube_config.ConfigException, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise InputError(str(path), "", f"is not a kubeconfig vmwave can use ({type(exc).__name__}: {exc})",
+                             "write it as `kubectl config view --raw` shows one (lab: `vmwave lab up`)") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ConnectionFailed(f"cannot reach the Kubernetes API in {path} ({exc})",
                                    "check the server address and that the cluster is up", cause=UNREACHABLE) from None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from vmwave.adapters.documents import read_secret, read_text
-from vmwave.errors import InputError
+from vmwave.errors import ConnectionFailed, InputError
 
 BLOCKS = {"vcenter": "vmwave-vcenter", "kubeconfig": "vmwave-kubeconfig"}  # what each is called unless named
 
@@ -30,7 +30,37 @@ def set_secret(name: str, source: Path, one_line: bool) -> None:
     text = read_secret(source, "password") if one_line else read_text(source, "kubeconfig")
     if not text.strip():
         raise InputError(str(source), "", "is empty", "put the secret in the file, then run this again")
-    Secret(value=text).save(name, overwrite=True)
+    with _prefect_api(name):
+        Secret(value=text).save(name, overwrite=True)
+
+
+def load_secret(block: str, kind: str) -> str:
+    """The text of the Secret block ``block``; ``kind`` (vcenter, kubeconfig) says how to create a missing one."""
+    from prefect.blocks.system import Secret
+
+    with _prefect_api(block):
+        try:
+            return Secret.load(block).get()
+        except ValueError as exc:
+            how = "--password-file FILE" if kind == "vcenter" else "--file KUBECONFIG"
+            raise InputError(block, "", f"no Prefect Secret block of that name ({exc})",
+                             f"create it: vmwave secrets set {kind} {how} --name {block}") from None
+
+
+@contextmanager
+def _prefect_api(block: str) -> Iterator[None]:
+    """Prefect's API that keeps the blocks, unreachable: one line with the fix, not a traceback."""
+    import httpx
+
+    try:
+        yield
+    except (httpx.HTTPError, OSError) as exc:
+        from prefect.settings import PREFECT_API_URL
+
+        raise ConnectionFailed(f"Prefect's API ({PREFECT_API_URL.value() or 'a local ephemeral server'}) cannot be "
+                               f"reached for the Secret block {block}: {exc}",
+                               "start it (`prefect server start`) or set PREFECT_API_URL to the one that runs",
+                               cause="unexpected") from None
 
 
 @contextmanager
@@ -39,13 +69,7 @@ def kubeconfig_file(block: str | None) -> Iterator[Path | None]:
     if not block:
         yield None
         return
-    from prefect.blocks.system import Secret
-
-    try:
-        text = Secret.load(block).get()
-    except ValueError as exc:
-        raise InputError(block, "", f"no Prefect Secret block of that name ({exc})",
-                         "create it: vmwave secrets set kubeconfig --file KUBECONFIG --name NAME") from None
+    text = load_secret(block, "kubeconfig")
     folder = Path(tempfile.mkdtemp(prefix="vmwave-kube-"))  # 0700
     path = folder / "kubeconfig"
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -23,6 +23,7 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
 from vmwave.adapters.documents import read_secret
+from vmwave.adapters.secrets import load_secret
 from vmwave.adapters.vsphere_tags import read_tags
 from vmwave.domain.guests import guest_os
 from vmwave.domain.records import Disk, GuestDisk, Nic, Snapshot, SourceVM
@@ -69,13 +70,7 @@ class VCenter:
     def password(self) -> str:
         """From the Secret block when one is named (a deployment's parameter names it on purpose), else the file."""
         if self.secret_block:
-            from prefect.blocks.system import Secret
-
-            try:
-                return Secret.load(self.secret_block).get()
-            except ValueError as exc:
-                raise InputError(self.secret_block, "", f"no Prefect Secret block of that name ({exc})",
-                                 "create it: vmwave secrets set vcenter --password-file FILE --name NAME") from None
+            return load_secret(self.secret_block, "vcenter")
         if self.password_file is not None:
             return read_secret(self.password_file, "password")
         raise InputError("vCenter password", "", "no password source given",
@@ -95,7 +90,11 @@ def _ssl_context(target: VCenter) -> tuple[ssl.SSLContext | None, dict[str, Any]
 
 
 def _verified(target: VCenter) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(target.ca_file) if target.ca_file else None)
+    try:
+        return ssl.create_default_context(cafile=str(target.ca_file) if target.ca_file else None)
+    except (ssl.SSLError, ValueError) as exc:
+        raise InputError(str(target.ca_file), "", f"is not a PEM CA bundle ({exc})",
+                         "point VMWAVE_VCENTER_CA / --ca at the certificate (PEM) of the CA that signed vCenter's") from None
 
 
 def _check_pin(host: str, port: int, pin: str, where: str) -> None:
@@ -178,7 +177,12 @@ def sha1_thumbprint(url: str) -> str:
     Identification for VDDK only, not a security check: the connection is verified separately.
     """
     parsed = urlparse(url if "://" in url else f"https://{url}")
-    der = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((parsed.hostname, parsed.port or 443)))
+    try:
+        der = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((parsed.hostname, parsed.port or 443), timeout=30))
+    except (OSError, ValueError) as exc:
+        raise ConnectionFailed(f"cannot read the certificate of {parsed.hostname}:{parsed.port or 443} for VDDK's "
+                               f"thumbprint ({exc})", "check that vCenter is up and reachable from here",
+                               cause=UNAVAILABLE) from None
     digest = hashlib.sha1(der).hexdigest().upper()
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
