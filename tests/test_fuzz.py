@@ -200,6 +200,23 @@ def test_what_was_silently_accepted_is_refused(plan_doc, name):
     clear_error(caught.value, "plan.yaml")
 
 
+def test_a_file_reports_all_its_errors_at_once(plan_doc, maps_doc, rules_doc):
+    plan = copy.deepcopy(plan_doc)
+    plan["waves"][0]["id"] = "../x"
+    plan["waves"][1]["vms"][0]["uuid"] = "$(id)"
+    plan["limits"]["per_host"] = 0
+    maps = {**copy.deepcopy(maps_doc), "namespace": "Bad_NS", "colour": "red"}
+    rules = {**rules_doc, "default": "P9", "waves": {"size": 0}}
+    for parse, doc, source, fields in ((parse_plan, plan, "plan.yaml", {"waves[0].id", "waves[1].vms[0].uuid",
+                                                                        "limits.per_host"}),
+                                       (parse_maps, maps, "maps.yaml", {"namespace", "colour"}),
+                                       (parse_rules, rules, "rules.yaml", {"default", "waves.size"})):
+        with pytest.raises(InputError) as caught:
+            parse(doc, source)
+        assert {p.field for p in caught.value.problems} == fields
+        assert all(line.startswith(f"{source}: ") for line in str(caught.value).splitlines())
+
+
 MAPS_SILENT = {
     "a StorageClass that is no name": (lambda d: d["storage"][0].update(storage_class="Not A Name"),
                                        "storage[0].storage_class"),
