@@ -114,8 +114,8 @@ def job_for(vm: SourceVM, lab_settings: dict, tmp_path: Path, wave: str, mode: s
     settings = Settings.load(env=env, timeouts=Timeouts(**(timeouts or {"shutdown": 60, "import": 120, "boot": 60,
                                                                          "agent": 5})))
     maps = load_maps(settings.need_maps())
-    plan_entry = planned_entry(vm, wave, mode=mode, convert=planned_tool(vm), target_name=target_name(vm.name),
-                               keep_for_debug=keep_for_debug, **entry)
+    plan_entry = planned_entry(vm, wave, **{"mode": mode, "convert": planned_tool(vm), "target_name": target_name(vm.name),
+                                            "keep_for_debug": keep_for_debug, **entry})
     objects = vm_objects(vm, plan_entry, wave, maps, None if mode == "rebuild" else settings.source_access(),
                          customizer(settings))
     how = None if mode == "rebuild" else conversion(vm, settings, plan_entry.convert)

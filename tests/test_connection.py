@@ -5,6 +5,7 @@ import logging
 import socket
 import ssl
 import subprocess
+from pathlib import Path
 from dataclasses import replace
 from urllib.parse import urlparse
 
@@ -73,13 +74,14 @@ def test_unreachable_vcenter(target):
 
 
 def test_missing_password_file(target, tmp_path):
-    with pytest.raises(InputError, match="cannot read the password file"):
+    with pytest.raises(InputError, match="password file not found"):
         with connect(replace(target, password_file=tmp_path / "nope")):
             pass
 
 
 @pytest.mark.parametrize("env_change,expected", [
-    ({"VMWAVE_VCENTER_PASSWORD_FILE": "/dev/null"}, "refused the user name or password"),
+    ({"VMWAVE_VCENTER_PASSWORD_FILE": "/dev/null"}, "must hold exactly one line"),  # empty: refused before a login
+    ({"VMWAVE_VCENTER_PASSWORD_FILE": str(Path(__file__).parent / "helpers.py")}, "must hold exactly one line"),
     ({"VMWAVE_VCENTER_CA": ""}, "does not verify"),
     ({"VMWAVE_VCENTER_URL": "https://127.0.0.1:1/sdk"}, "cannot reach vCenter"),
     ({"VMWAVE_VCENTER_URL": ""}, "url: is not set"),

@@ -185,7 +185,7 @@ SILENT = {  # what was once accepted and failed later (or never): each now refus
     "a name template with a conversion": (lambda d: d.update(names={"pvc": "{vm!z}-{index}"}), "names.pvc"),
     "a name template 1.5 GB wide": (lambda d: d.update(names={"pvc": "{vm}-{index:0>1500000000}"}), "names.pvc"),
     "a preparation step of a megabyte": (lambda d: d["waves"][0]["vms"][0].update(preparation=["x" * 10 ** 6]),
-                                         "waves[0].vms[0].preparation"),
+                                         "waves[0].vms[0].preparation[0]"),
 }
 
 

@@ -48,7 +48,7 @@ def estate(names: list[str]) -> dict:
         "portgroups": [{"name": "VM Network", "vlan": 0}, {"name": portgroup, "vlan": 100}],
         "clusters": [{"name": "cl-prod", "hosts": 2}]}],
         "vms": [{"name": name, "cluster": "cl-prod", "folder": folder, "guest_id": "debian11_64Guest",
-                 "power": "poweredOff", "disks": [disk], "nics": [{"portgroup": portgroup if i % 2 else "VM Network"}],
+                 "power": "poweredOff", "disks": [dict(disk)], "nics": [{"portgroup": portgroup if i % 2 else "VM Network"}],
                  "attributes": {"vmwave.convert": "copy"}} for i, name in enumerate(names)]}
 
 

@@ -36,7 +36,7 @@ def test_a_password_and_a_kubeconfig_become_blocks_and_bad_input_is_refused(pref
 
     password.write_text("two\nlines\n")
     refused = secrets("vcenter", "--password-file", str(password))
-    assert refused.returncode == 2 and "more than one line" in refused.stderr
+    assert refused.returncode == 2 and "exactly one line" in refused.stderr
     assert "is not a credential" in secrets("ldap", "--file", str(kubeconfig)).stderr
     assert "--password-file FILE" in secrets("vcenter").stderr
     with pytest.raises(Exception, match="vmwave secrets set kubeconfig"):
