@@ -69,6 +69,22 @@ class _Reader:
         return self
 
 
+MAX_VMS, MAX_COUNT = 100_000, 10_000  # in an estate, and stamped out by one entry
+_N = re.compile(r"\{n(?::(0?)([1-9]|1[0-2])d)?\}")
+
+
+def _stamp(text: Any, n: int) -> str:
+    """``text`` with its ``{n}`` (or ``{n:03d}``, at most 12 wide) as the VM's number; other braces are text."""
+    return _N.sub(lambda m: f"{n:{m.group(1) or ''}{m.group(2) or ''}d}", str(text))
+
+
+def _cpus(entry: "_Reader") -> list[int]:
+    cpus = entry("cpu_affinity", list, [])
+    if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 4096 for c in cpus):
+        raise entry.error("cpu_affinity", f"{cpus!r} is not a list of host CPU numbers", "write e.g. [0, 1, 2, 3]")
+    return cpus
+
+
 def inventory_name(name: str) -> str:
     """A name as vCenter keeps it: '%', '/' and '\\' escaped (``a/b`` is ``a%2fb``), as the API then reports it."""
     return "".join(f"%{ord(ch):02x}" if ch in "/\\" or (ch == "%" and not _ESCAPED.match(name, i)) else ch
@@ -180,8 +196,13 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
         dc_doc = datacenters[[d["name"] for d in datacenters].index(dc)]
         if folder and not any(f == folder or f.startswith(folder + "/") for f in dc_doc["folders"]):
             raise entry.error("folder", f"{folder!r} is not declared", f"add it to {dc}'s `folders:`")
-        for i in range(1, entry("count", int, 1) + 1):
-            fmt = lambda s: str(s).format(n=i)  # noqa: E731 - `{n}` stamps out similar VMs
+        count = entry("count", int, 1)
+        if not 1 <= count <= MAX_COUNT:
+            raise entry.error("count", f"{count} is not from 1 to {MAX_COUNT}", "split the entry in two")
+        if len(vms) + count > MAX_VMS:
+            raise entry.error("count", f"the estate would hold more than {MAX_VMS} VMs", "make the counts smaller")
+        for i in range(1, count + 1):
+            fmt = lambda s: _stamp(s, i)  # noqa: E731 - `{n}` stamps out similar VMs
             name = inventory_name(fmt(entry("name", str)))
             if name in placed:
                 raise entry.error("name", f"VM name {name!r} is used twice", "use {n} in the name with count")
@@ -257,7 +278,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                 "tags": _tags(entry, fmt),
                 "extra_config": {str(k): str(v) for k, v in entry("extra_config", dict, {}).items()},
                 "hot_add": [str(k) for k in entry("hot_add", list, [])],
-                "cpu_affinity": [int(c) for c in entry("cpu_affinity", list, [])],
+                "cpu_affinity": _cpus(entry),
                 "hostname": fmt(entry("hostname", str, name)),  # what VMware Tools reports: the VM's name unless told
                 "consolidation_needed": entry("consolidation_needed", bool, False),
                 "fault_tolerance": entry("fault_tolerance", bool, False),

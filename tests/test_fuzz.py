@@ -160,6 +160,32 @@ def test_a_mutated_inventory_plans_or_is_one_clear_error(records, tmp_path, data
         clear_error(caught, str(path))
 
 
+@pytest.fixture(scope="module")
+def estate_doc():
+    return yaml.safe_load((REPO / "lab" / "estates" / "small.yaml").read_text())
+
+
+@given(data=st.data())
+@SETTINGS
+def test_a_mutated_lab_estate_is_an_estate_or_one_clear_error(estate_doc, data):
+    from vmwave_lab.estate import EstateError, expand
+
+    doc = mutated(estate_doc, data)
+    try:
+        expand(doc, "estate.yaml")
+    except EstateError as caught:
+        assert str(caught).startswith("estate.yaml: ")
+
+
+def test_an_estate_cannot_ask_for_a_billion_vms(estate_doc):
+    from vmwave_lab.estate import EstateError, expand
+
+    doc = copy.deepcopy(estate_doc)
+    doc["vms"][0]["count"] = 10 ** 9
+    with pytest.raises(EstateError, match="count"):
+        expand(doc, "estate.yaml")
+
+
 def test_a_written_plan_reads_back_as_it_was_parsed(plan_doc, tmp_path):
     path = tmp_path / "plan.yaml"
     path.write_text(dump_plan(plan_doc))
