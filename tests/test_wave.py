@@ -69,6 +69,8 @@ def test_a_wave_runs_reports_and_rolls_back(prefect_server, wave_lab, wave_env, 
     assert f"{windows['name']} (virt-v2v) needs the VirtIO drivers for Windows" in message
     assert "VMWAVE_VIRTIO_WIN" in message and "nothing was changed" in message
     assert ledger.rows(wave["id"]) == rows  # refused before anything changed
+    logs = run_logs(f"wave-{wave['id']}")  # what the Prefect UI shows for that run: the one line, no traceback
+    assert any("cannot start" in line for line in logs) and not any("Traceback" in line for line in logs), logs
 
     # ... and undoing the wave needs none of that.
     undone = subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], capture_output=True,
@@ -79,6 +81,23 @@ def test_a_wave_runs_reports_and_rolls_back(prefect_server, wave_lab, wave_env, 
     assert cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": wave["id"]}) == []
     assert all(e["steps"][-1]["step"] == "rollback" and e["steps"][-1]["status"] == "succeeded"
                for e in ledger.by_vm(wave["id"]))
+
+
+def run_logs(name: str) -> list[str]:
+    """The log lines of the newest flow run called ``name``, as the Prefect UI shows them."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            [run] = await client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])),
+                                                sort=FlowRunSort.START_TIME_DESC, limit=1)
+            found = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+            return [log.message for log in found]
+    return asyncio.run(read())
 
 
 def assert_cluster_holds(cluster: Cluster, written: Path) -> None:
