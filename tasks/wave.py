@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from prefect import get_client, task

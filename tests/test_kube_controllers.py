@@ -12,7 +12,6 @@ import time
 import urllib.error
 import urllib.request
 import ssl
-from pathlib import Path
 
 import pytest
 

@@ -13,7 +13,7 @@ import uuid
 from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from vmwave_lab.kube.resources import RESOURCES, Resource
 

@@ -101,7 +101,7 @@ def read_json(path: str | os.PathLike, what: str, limit: int = MAX_FILE_BYTES) -
     try:
         data = json.loads(text, object_pairs_hook=lambda pairs: _unique_pairs(pairs, str(path)))
     except RecursionError:
-        raise InputError(str(path), "", f"nests deeper than Python can read", f"write the {what} file flat") from None
+        raise InputError(str(path), "", "nests deeper than Python can read", f"write the {what} file flat") from None
     except json.JSONDecodeError as exc:
         raise InputError(str(path), f"line {exc.lineno}, column {exc.colno}", f"not valid JSON ({exc.msg})",
                          "fix the syntax at that position") from None

@@ -14,7 +14,6 @@ from rich.text import Text
 
 from vmwave.domain.names import printable
 from vmwave.domain.records import SourceVM
-from vmwave.errors import InputError
 from vmwave.settings import Settings
 
 app = typer.Typer(help="Move a VMware vSphere estate to KubeVirt in scheduled, retryable, reversible waves.",

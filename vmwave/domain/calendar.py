@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 from vmwave.domain.plan_file import PlanFile
 
 SLUG_PREFIX = "wave-"

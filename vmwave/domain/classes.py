@@ -21,14 +21,12 @@ Conditions (all keys in one ``when`` must hold; ``any``/``all``/``not`` nest)::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from vmwave.domain.concerns import Concern
 from vmwave.domain.names import label_value
 from vmwave.domain.records import SourceVM
-from vmwave.domain.validate import Node
 from vmwave.errors import InputError
 PROFILES = ("standard", "latency-sensitive")
 
@@ -137,23 +135,6 @@ class Policy:
                 return f"{self.group_by}={name}"
         value = vm.attributes.get(self.group_by, "").strip()
         return f"{self.group_by}={value}" if value else None
-
-
-_DURATION = re.compile(r"^(\d{1,9})([smhd])$")
-MAX_DURATION = 366 * 86400  # a year: a longer interval, window or cadence is a typo
-
-
-def parse_duration(node: Node, key: str, minimum: int = 1) -> int:
-    """'30s', '90m', '6h', '1d' -> seconds, between ``minimum`` and a year."""
-    text = node.get(key, str)
-    m = _DURATION.match(text)
-    if not m:
-        raise node.fail(key, f"{text!r} is not a duration", "write seconds, minutes, hours or days: 30s, 90m, 6h, 1d")
-    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    if not minimum <= seconds <= MAX_DURATION:
-        raise node.fail(key, f"{text!r} is {'shorter than ' + str(minimum) + 's' if seconds < minimum else 'over a year'}",
-                        f"write a duration from {minimum}s to 366d")
-    return seconds
 
 
 DEFAULT_RULES = """\

@@ -35,11 +35,10 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
-from pydantic_core import PydanticCustomError
 
 from vmwave.domain.names import is_k8s_name, is_label_key, is_label_value, is_subdomain
 from vmwave.domain.records import Disk, Nic
-from vmwave.domain.validate import Node, input_errors
+from vmwave.domain.validate import Node, input_errors, problem
 from vmwave.errors import InputError
 
 MAPS_VERSION = 1
@@ -135,7 +134,7 @@ class _Create(_Model):
     @model_validator(mode="after")
     def _bridge(self) -> "_Create":
         if self.type == "bridge" and not self.bridge:
-            raise _fail("a bridge NAD needs the node bridge name", "add `bridge: br-vm` (the Linux bridge on the nodes)",
+            raise problem("a bridge NAD needs the node bridge name", "add `bridge: br-vm` (the Linux bridge on the nodes)",
                         "bridge")
         return self
 
@@ -149,14 +148,14 @@ class _Network(_Model):
     @model_validator(mode="after")
     def _one_target(self) -> "_Network":
         if (self.portgroup is None) == (self.vlan is None):
-            raise _fail("give exactly one of portgroup or vlan", "match a portgroup by `portgroup: NAME` or by `vlan: ID`",
+            raise problem("give exactly one of portgroup or vlan", "match a portgroup by `portgroup: NAME` or by `vlan: ID`",
                         "portgroup")
         if self.network != "pod" and (self.network.count("/") != 1
                                       or not all(is_k8s_name(p) for p in self.network.split("/"))):
-            raise _fail(f"{self.network!r} is neither 'pod' nor namespace/name",
+            raise problem(f"{self.network!r} is neither 'pod' nor namespace/name",
                         "write the NetworkAttachmentDefinition as namespace/name, e.g. vmwave/vlan100", "network")
         if self.create is not None and self.network == "pod":
-            raise _fail("the pod network is not created by vmwave", "remove `create:`", "create")
+            raise problem("the pod network is not created by vmwave", "remove `create:`", "create")
         return self
 
 
@@ -187,7 +186,7 @@ class MapsFile(_Model):
             try:
                 parse_placement(Node(data["placement"], "", "placement"))
             except InputError as exc:
-                raise _fail(exc.problem, exc.fix, exc.field) from None
+                raise problem(exc.problem, exc.fix, exc.field) from None
         return data
 
     @model_validator(mode="after")
@@ -195,7 +194,7 @@ class MapsFile(_Model):
         seen: set[str] = set()
         for index, entry in enumerate(self.storage):
             if entry.datastore in seen:
-                raise _fail(f"{entry.datastore!r} is mapped twice", "keep one entry per datastore",
+                raise problem(f"{entry.datastore!r} is mapped twice", "keep one entry per datastore",
                             f"storage[{index}].datastore")
             seen.add(entry.datastore)
         return self
@@ -210,13 +209,9 @@ class MapsFile(_Model):
                     self.placement.affinity)
 
 
-def _fail(problem: str, fix: str, sub: str = "") -> PydanticCustomError:
-    return PydanticCustomError("vmwave", "{problem}", {"problem": problem, "fix": fix, "sub": sub})
-
-
 def _named(value: str, valid: Any, what: str, fix: str) -> str:
     if not valid(value):
-        raise _fail(f"{value!r} is not {what}", fix)
+        raise problem(f"{value!r} is not {what}", fix)
     return value
 
 

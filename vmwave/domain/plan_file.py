@@ -12,16 +12,13 @@ one ``PlannedEntry`` and one ``WavePlan``, never the file's dicts.
 
 from __future__ import annotations
 
-from datetime import datetime
 from string import Formatter
 from typing import Annotated, Any, Literal
 
 from pydantic import (AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StringConstraints,
                       ValidationError, field_validator, model_validator)
-from pydantic_core import PydanticCustomError
 
-from vmwave.domain.classes import CLASSES, PROFILES, parse_duration
-from vmwave.domain.concerns import SEVERITIES
+from vmwave.domain.classes import CLASSES
 from vmwave.domain.hooks import parse_hooks
 from vmwave.domain.manifests import Names
 from vmwave.domain.maps import parse_placement
@@ -29,14 +26,12 @@ from vmwave.domain.names import TARGET_MAX, WAVE_ID, WAVE_ID_FIX, is_k8s_name, i
     target_name
 from vmwave.domain.records import MOREF_PATTERN, UUID_PATTERN
 from vmwave.domain.smoke import parse_checks
-from vmwave.domain.validate import Node, input_errors
+from vmwave.domain.validate import MAX_DURATION, Node, aware_time, input_errors, node_checked, problem, seconds
 from vmwave.domain.warm import DEFAULT_PRECOPY_INTERVAL, MIN_PRECOPY
 from vmwave.errors import InputError
 
 PLAN_SCHEMA = "vmwave.io/plan/v1"
-MODES = tuple(dict.fromkeys(c.mode for c in CLASSES.values()))
 TOOLS = ("copy", "virt-v2v")  # how a VM's disks become KubeVirt disks (see vmwave.hookspecs.Conversion)
-POWER_STATES = ("on", "off", "source")  # after verification: running, stopped, or as the source was
 MAX_NAME, MAX_TEXT = 1024, 4096  # a VM's name (vSphere allows 80), a reason, message or preparation step
 DEFAULT_NAMES = Names()
 INDEX_SPEC = ("", "d", "02d", "03d", "04d", "2", "3", "4", "02", "03", "04")  # {index:02d}: zero-padded, no wider
@@ -46,32 +41,6 @@ Mode = Literal["offline-batch", "rebuild", "cold", "planned-window", "manual"]
 Migration = Literal["cold", "warm"]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Short = Annotated[str, StringConstraints(max_length=255)]
-
-
-def _fail(problem: str, fix: str, sub: str = "") -> PydanticCustomError:
-    """A problem with its fix (and, for a part checked by its own parser, the path below the field)."""
-    return PydanticCustomError("vmwave", "{problem}", {"problem": problem, "fix": fix, "sub": sub})
-
-
-def _node_check(parse, key: str):
-    """A value checked by one of the domain's own parsers (smoke checks, hooks, placement) that walk a ``Node``."""
-    def check(value: Any) -> Any:
-        try:
-            return parse(Node({key: value}, "", ""))
-        except InputError as exc:
-            raise _fail(exc.problem, exc.fix, exc.field) from None
-    return BeforeValidator(check)
-
-
-def _duration(minimum: int):
-    def check(value: Any) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        try:
-            return parse_duration(Node({"d": value}, "", ""), "d", minimum)
-        except InputError as exc:
-            raise _fail(exc.problem, exc.fix) from None
-    return BeforeValidator(check)
 
 
 class Model(BaseModel):
@@ -89,23 +58,12 @@ class Window(Model):
     start: AwareDatetime
     end: AwareDatetime
 
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _iso(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                found = datetime.fromisoformat(value)
-            except ValueError:
-                raise _fail(f"{value!r} is not an ISO date-time", "write e.g. 2026-12-05T22:00:00+00:00") from None
-            if found.tzinfo is None:
-                raise _fail(f"{value!r} has no time zone", "add one, e.g. 2026-12-05T22:00:00+00:00 or ...Z")
-            return found
-        return value
+    _iso = field_validator("start", "end", mode="before")(aware_time)
 
     @model_validator(mode="after")
     def _ordered(self) -> "Window":
         if self.end <= self.start:
-            raise _fail("the window's end is not after its start", "make the window end after it starts", "end")
+            raise problem("the window's end is not after its start", "make the window end after it starts", "end")
         return self
 
 
@@ -130,11 +88,11 @@ class NameTemplates(Model):
             try:
                 parts = [(f, s, c) for _, f, s, c in Formatter().parse(template) if f is not None]
             except ValueError as exc:
-                raise _fail(f"{template!r} is not a template ({exc})", "write e.g. {vm}-disk{index}", kind) from None
+                raise problem(f"{template!r} is not a template ({exc})", "write e.g. {vm}-disk{index}", kind) from None
             used = {f for f, _, _ in parts}
             odd = [f for f, s, c in parts if c or (s and not (f == "index" and s in INDEX_SPEC))]
             if odd or used - set(allowed) or "index" not in used:
-                raise _fail(f"{template!r} may use only {{{'}, {'.join(allowed)}}}, must use {{index}}, and no "
+                raise problem(f"{template!r} may use only {{{'}, {'.join(allowed)}}}, must use {{index}}, and no "
                             f"format but {{index:02d}}", "every disk or NIC of a VM needs its own name, e.g. "
                             "{vm}-disk{index}", kind)
         return self
@@ -144,8 +102,8 @@ class NameTemplates(Model):
 
 
 Placement = dict[str, Any]
-Checks = Annotated[list[dict[str, Any]], _node_check(lambda n: parse_checks(n, "smoke"), "smoke")]
-HooksField = Annotated[dict[str, dict[str, Any]], _node_check(parse_hooks, "hooks")]
+Checks = Annotated[list[dict[str, Any]], node_checked(lambda n: parse_checks(n, "smoke"), "smoke")]
+HooksField = Annotated[dict[str, dict[str, Any]], node_checked(parse_hooks, "hooks")]
 Labels = dict[Short, Short]
 
 
@@ -199,7 +157,7 @@ class PlannedEntry(Model):
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
         for key, value in labels.items():
             if not is_label_key(key) or not is_label_value(value):
-                raise _fail(f"{key}={value!r} is not a Kubernetes label",
+                raise problem(f"{key}={value!r} is not a Kubernetes label",
                             "keys are [prefix/]name, values at most 63 letters, digits, '-', '_' or '.'", key)
         return labels
 
@@ -211,11 +169,11 @@ class PlannedEntry(Model):
     @model_validator(mode="after")
     def _own(self) -> "PlannedEntry":
         if self.target_name is not None and (not is_k8s_name(self.target_name) or len(self.target_name) > TARGET_MAX):
-            raise _fail(f"{self.target_name!r} is not a Kubernetes name of at most {TARGET_MAX} characters",
+            raise problem(f"{self.target_name!r} is not a Kubernetes name of at most {TARGET_MAX} characters",
                         "use lower case letters, digits and '-', starting and ending with a letter or digit",
                         "target_name")
         if self.compatibility and self.convert != "copy":
-            raise _fail("compatibility mode boots the guest unconverted, on SATA disks and an e1000e NIC",
+            raise problem("compatibility mode boots the guest unconverted, on SATA disks and an e1000e NIC",
                         "set `convert: copy` next to it, or remove `compatibility:` to convert the guest",
                         "compatibility")
         return self
@@ -237,7 +195,9 @@ class WavePlan(Model):
     cls: ClassId = Field(alias="class")
     mode: Mode | None = None
     migration: Migration = "cold"
-    precopy_interval: Annotated[int, _duration(MIN_PRECOPY)] = DEFAULT_PRECOPY_INTERVAL
+    precopy_interval: Annotated[int, Field(ge=MIN_PRECOPY, le=MAX_DURATION),  # "30m", or seconds
+                                BeforeValidator(lambda v: v if isinstance(v, int) else seconds(v, MIN_PRECOPY))] \
+        = DEFAULT_PRECOPY_INTERVAL
     window: Window | None = None
     keep_for_debug: bool = False
     node_selector: dict[str, str] | None = None
@@ -270,7 +230,7 @@ class WavePlan(Model):
             vm._window, vm._precopy_interval = self.window, self.precopy_interval
         for index, vm in enumerate(self.vms):
             if vm.migration == "warm" and vm.mode == "rebuild":
-                raise _fail("a rebuilt VM is not copied, so it cannot be copied warm",
+                raise problem("a rebuilt VM is not copied, so it cannot be copied warm",
                             "remove `migration: warm`, or give the VM another mode", f"vms[{index}].migration")
         return self
 
@@ -301,10 +261,10 @@ class PlanFile(Model):
         names = self.names.names()
         for w, wave in enumerate(self.waves):
             if wave.id in waves:
-                raise _fail(f"wave id {wave.id!r} appears twice", "give every wave its own id", f"waves[{w}].id")
+                raise problem(f"wave id {wave.id!r} appears twice", "give every wave its own id", f"waves[{w}].id")
             waves[wave.id] = w
             if len(wave.vms) > self.limits.wave_size:
-                raise _fail(f"wave {wave.id} has {len(wave.vms)} VMs, more than limits.wave_size "
+                raise problem(f"wave {wave.id} has {len(wave.vms)} VMs, more than limits.wave_size "
                             f"{self.limits.wave_size}", "move VMs to another wave or raise limits.wave_size",
                             f"waves[{w}].vms")
             wave._per_host = self.limits.per_host
@@ -312,17 +272,17 @@ class PlanFile(Model):
                 where = f"waves[{w}].vms[{v}]"
                 vm._names = names
                 if vm.moref in vms:
-                    raise _fail(f"{vm.moref} is already in wave {vms[vm.moref]}", "keep each VM in exactly one wave",
+                    raise problem(f"{vm.moref} is already in wave {vms[vm.moref]}", "keep each VM in exactly one wave",
                                 f"{where}.moref")
                 vms[vm.moref] = wave.id
                 if vm.target in targets:
-                    raise _fail(f"{vm.target!r} is also the target name of {targets[vm.target]}",
+                    raise problem(f"{vm.target!r} is also the target name of {targets[vm.target]}",
                                 "give one of them another `target_name:`", f"{where}.target_name")
                 targets[vm.target] = vm.name
                 for kind in Names.FIELDS:
                     made = names.of(kind, vm.target, 0, wave.id)
                     if not is_k8s_name(made):
-                        raise _fail(f"the plan's names.{kind} makes {made!r} for it, not a Kubernetes name",
+                        raise problem(f"the plan's names.{kind} makes {made!r} for it, not a Kubernetes name",
                                     f"change names.{kind} or this VM's target_name (lower case letters, digits, "
                                     "'-', at most 63)", f"{where}.target_name")
         return self
@@ -341,7 +301,7 @@ def _checked_placement(data: Any) -> Any:
         try:
             parse_placement(Node({k: data[k] for k in ("node_selector", "affinity") if k in data}, "", ""))
         except InputError as exc:
-            raise _fail(exc.problem, exc.fix, exc.field) from None
+            raise problem(exc.problem, exc.fix, exc.field) from None
     return data
 
 

@@ -11,16 +11,15 @@ import fnmatch
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
-                      ValidationError, model_validator)
-from pydantic_core import PydanticCustomError
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator,
+                      model_validator)
 
-from vmwave.domain.classes import ClassRule, Matcher, Policy, parse_duration, tags_of
+from vmwave.domain.classes import ClassRule, Matcher, Policy, tags_of
 from vmwave.domain.guests import guest_os
 from vmwave.domain.names import is_label_key
 from vmwave.domain.patterns import compile_pattern
 from vmwave.domain.smoke import parse_checks
-from vmwave.domain.validate import Node, input_errors
+from vmwave.domain.validate import Node, aware_time, input_errors, node_checked, problem, seconds
 from vmwave.domain.warm import MIN_PRECOPY
 from vmwave.errors import InputError
 
@@ -29,30 +28,16 @@ Profile = Literal["standard", "latency-sensitive"]
 Short = Annotated[str, StringConstraints(max_length=255)]
 
 
-def _fail(problem: str, fix: str, sub: str = "") -> PydanticCustomError:
-    return PydanticCustomError("vmwave", "{problem}", {"problem": problem, "fix": fix, "sub": sub})
-
-
 def _pattern(value: str) -> str:
     try:
         compile_pattern(Node({"p": value}, "", ""), "p", value)
     except InputError as exc:
-        raise _fail(exc.problem, exc.fix) from None
+        raise problem(exc.problem, exc.fix) from None
     return value
 
 
-def _duration(minimum: int):
-    def check(value: Any) -> Any:
-        try:
-            parse_duration(Node({"d": value}, "", ""), "d", minimum)
-        except InputError as exc:
-            raise _fail(exc.problem, exc.fix) from None
-        return value
-    return BeforeValidator(check)
-
-
 Pattern = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_pattern)]
-Duration = Annotated[str, _duration(1)]
+Duration = Annotated[str, AfterValidator(lambda v: (seconds(v), v)[1])]  # kept as written, checked
 
 
 class _Model(BaseModel):
@@ -81,7 +66,7 @@ class Condition(_Model):
     @model_validator(mode="after")
     def _not_empty(self) -> "Condition":
         if not self.model_fields_set:
-            raise _fail("an empty condition matches every VM", "give at least one condition, e.g. `name: \"^db-\"`")
+            raise problem("an empty condition matches every VM", "give at least one condition, e.g. `name: \"^db-\"`")
         return self
 
     def matcher(self) -> Matcher:
@@ -147,14 +132,7 @@ class ProfileRule(_Model):
 
 class SmokeRule(_Model):
     when: Condition
-    checks: Annotated[list[dict[str, Any]], BeforeValidator(lambda v: _checks(v))]
-
-
-def _checks(value: Any) -> Any:
-    try:
-        return parse_checks(Node({"checks": value}, "", ""), "checks")
-    except InputError as exc:
-        raise _fail(exc.problem, exc.fix, exc.field) from None
+    checks: Annotated[list[dict[str, Any]], node_checked(lambda n: parse_checks(n, "checks"), "checks")]
 
 
 class Waves(_Model):
@@ -168,34 +146,17 @@ class Schedule(_Model):
     length: Duration
     waves_per_window: Annotated[int, Field(ge=1, le=1000)] = 1
 
-    @model_validator(mode="before")
-    @classmethod
-    def _start(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("start"), str):
-            text = data["start"]
-            try:
-                start = datetime.fromisoformat(text)
-            except ValueError:
-                raise _fail(f"{text!r} is not an ISO date-time", "write e.g. 2026-12-05T22:00:00+00:00",
-                            "start") from None
-            if start.tzinfo is None:
-                raise _fail(f"{text!r} has no time zone", "add one, e.g. 2026-12-05T22:00:00+00:00 or ...Z", "start")
-            return {**data, "start": start}
-        return data
+    _start = field_validator("start", mode="before")(aware_time)
 
     @model_validator(mode="after")
     def _fits(self) -> "Schedule":
-        if _seconds(self.length) > _seconds(self.every):
-            raise _fail("is longer than `every`: windows would overlap", "make length at most every", "length")
+        if seconds(self.length) > seconds(self.every):
+            raise problem("is longer than `every`: windows would overlap", "make length at most every", "length")
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "every": _seconds(self.every), "length": _seconds(self.length),
+        return {"start": self.start, "every": seconds(self.every), "length": seconds(self.length),
                 "waves_per_window": self.waves_per_window}
-
-
-def _seconds(text: str) -> int:
-    return parse_duration(Node({"d": text}, "", ""), "d")
 
 
 class RulesFile(_Model):
@@ -207,7 +168,7 @@ class RulesFile(_Model):
     group_by: Short = "app"
     waves: Waves = Field(default_factory=Waves)
     schedule: Schedule | None = None
-    precopy_interval: Annotated[str, _duration(MIN_PRECOPY)] | None = None
+    precopy_interval: Annotated[str, AfterValidator(lambda v: (seconds(v, MIN_PRECOPY), v)[1])] | None = None
     profiles: list[ProfileRule] = Field(default_factory=list)
     profile_overrides: dict[Short, Profile] = Field(default_factory=dict)
     smoke: list[SmokeRule] = Field(default_factory=list)
@@ -228,7 +189,7 @@ class RulesFile(_Model):
 
 def _label_key(value: str) -> str:
     if not is_label_key(value):
-        raise _fail(f"{value!r} is not a Kubernetes label key", "write [prefix/]name, e.g. example.com/tier")
+        raise problem(f"{value!r} is not a Kubernetes label key", "write [prefix/]name, e.g. example.com/tier")
     return value
 
 

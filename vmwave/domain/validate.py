@@ -1,12 +1,18 @@
-"""Walk a parsed YAML document and fail with errors that name the file, the field and the fix."""
+"""Checking what files say: a ``Node`` walk for the small parsers, the pieces the models share (a problem with
+its fix, times with their zone, durations), and pydantic's errors told as vmwave's (file, field, what, the fix)."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
+from datetime import datetime
 from typing import Any, Iterable
+
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from vmwave.errors import InputError
 
@@ -150,3 +156,48 @@ def _hints(kind: Any) -> dict[str, Any]:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def problem(what: str, fix: str, sub: str = "") -> PydanticCustomError:
+    """A model's problem as vmwave says it: what is wrong and the fix (and the path below the field, if any)."""
+    return PydanticCustomError("vmwave", "{problem}", {"problem": what, "fix": fix, "sub": sub})
+
+
+def node_checked(parse: Any, key: str) -> BeforeValidator:
+    """A value checked by one of the domain's ``Node``-walking parsers (smoke checks, hooks, placement, patterns),
+    its result used, its error told as the model's."""
+    def check(value: Any) -> Any:
+        try:
+            return parse(Node({key: value}, "", ""))
+        except InputError as exc:
+            raise problem(exc.problem, exc.fix, exc.field if exc.field != key else "") from None
+    return BeforeValidator(check)
+
+
+_DURATION = re.compile(r"^(\d{1,9})([smhd])$")
+MAX_DURATION = 366 * 86400  # a year: a longer interval, window or cadence is a typo
+
+
+def seconds(text: Any, minimum: int = 1) -> int:
+    """'30s', '90m', '6h', '1d' -> seconds, between ``minimum`` and a year."""
+    found = _DURATION.match(text) if isinstance(text, str) else None
+    if not found:
+        raise problem(f"{text!r} is not a duration", "write seconds, minutes, hours or days: 30s, 90m, 6h, 1d")
+    value = int(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[found.group(2)]
+    if not minimum <= value <= MAX_DURATION:
+        raise problem(f"{text!r} is {f'shorter than {minimum}s' if value < minimum else 'over a year'}",
+                      f"write a duration from {minimum}s to 366d")
+    return value
+
+
+def aware_time(value: Any) -> Any:
+    """An ISO 8601 date-time with its time zone (a naive one would mean another time on every worker)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        found = datetime.fromisoformat(value)
+    except ValueError:
+        raise problem(f"{value!r} is not an ISO date-time", "write e.g. 2026-12-05T22:00:00+00:00") from None
+    if found.tzinfo is None:
+        raise problem(f"{value!r} has no time zone", "add one, e.g. 2026-12-05T22:00:00+00:00 or ...Z")
+    return found
