@@ -26,7 +26,7 @@ from vmwave_tasks.hooks import post_boot_hook, pre_cutover_hook
 from vmwave_tasks.job import Job
 from vmwave_tasks.smoke import smoke
 from vmwave_tasks.snapshot import snapshot
-from vmwave_tasks.target import boot, guest_agent, network_attach, settle_power
+from vmwave_tasks.target import boot, guest_agent, mark_migrated, network_attach, settle_power
 from vmwave_tasks.undo import finish_rollback
 
 
@@ -88,6 +88,7 @@ def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
                 post_boot_hook(job)
             approved(job, "after-boot", approval_timeout)
             settle_power(job)
+            mark_migrated(job)  # the cluster now says it is done: no later run touches it
     except Exception as exc:
         outcome = finish_rollback(job)
         logger.error("%s failed: %s; rolled back %s", job.vm.name, exc, ", ".join(outcome["undone"]) or "nothing")

@@ -30,6 +30,8 @@ from vmwave_tasks.wave import end_wave, prepare_wave, progress, remove_credentia
 @task(name="migrate-one", task_run_name="{job.vm.name}", cache_policy=NONE, persist_result=False)
 def migrate_one(job: Job) -> str:
     """One VM, its host's and datastores' slots already taken; its outcome, never an exception."""
+    if job.migrated_before:  # verified by an earlier run: nothing is applied, converted, deleted or powered
+        return f"succeeded: already migrated ({job.migrated_before})"
     try:
         migrate_vm(job) if job.mode == "manual" else run_steps(job)  # only P5 pauses: its own flow run
         return "succeeded"

@@ -80,7 +80,7 @@ def _start_afresh(job: Job, name: str, only_failed: bool = True) -> None:
     whose changeId vCenter refused must start over from its first checkpoint."""
     cluster = job.cluster()
     found = cluster.get(CDI, "DataVolume", job.maps.namespace, name)
-    if found is not None and (not only_failed or _phase(found) == "Failed"):
+    if found is not None and job.owns(found) and (not only_failed or _phase(found) == "Failed"):
         cluster.delete(CDI, "DataVolume", job.maps.namespace, name)
         cluster.wait_for(CDI, "DataVolume", job.maps.namespace, name, lambda o: o is None, 60, "deleted")
 
@@ -105,7 +105,7 @@ def _import(job: Job, manifests: list[dict], until: tuple[str, ...], timeout: fl
     """
     cluster, names = job.cluster(), [m["metadata"]["name"] for m in manifests]
     progress = DiskProgress(job, names)
-    made = {name: cluster.apply(manifest) for name, manifest in zip(names, manifests)}
+    made = {name: cluster.apply_owned(manifest, job.run) for name, manifest in zip(names, manifests)}
     deadline = time.monotonic() + timeout
     for name in names:
         if checkpoint:

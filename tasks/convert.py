@@ -69,12 +69,17 @@ def convert(job: Job) -> dict:
                                          how.options, env, [dv["metadata"]["name"] for dv in job.objects.datavolumes],
                                          how.scripts, how.data)
     name = pod["metadata"]["name"]
-    if _phase(cluster.get("v1", "Pod", namespace, name)) in ("Failed", "Succeeded"):  # an earlier attempt's pod
+    earlier = cluster.get("v1", "Pod", namespace, name)
+    if job.owns(earlier) and _phase(earlier) in ("Failed", "Succeeded"):  # an earlier attempt's pod
         cluster.delete("v1", "Pod", namespace, name)
         cluster.wait_for("v1", "Pod", namespace, name, lambda o: o is None, 60, "deleted")
-    cluster.apply(config_map)
+    in_use = cluster.volume_users(namespace, [dv["metadata"]["name"] for dv in job.objects.datavolumes], name)
+    if in_use:
+        raise StepFailed("volume-in-use", f"{job.vm.name}: its volumes are in use by {', '.join(in_use)}; nothing "
+                                          "was converted")
+    cluster.apply_owned(config_map, job.run)
     started, seen = time.monotonic(), PodProgress(job)
-    made = cluster.apply(pod)
+    made = cluster.apply_owned(pod, job.run)
     done = job.wait_for("v1", "Pod", name,
                         lambda o: seen(o) in ("Succeeded", "Failed") or _waiting(o).get("reason") in PULL_FAILURES,
                         settings.timeouts.convert, "finished", since=made)

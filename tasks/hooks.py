@@ -23,7 +23,7 @@ def run_hook(job: Job, kind: str) -> dict:
     name = manifest["metadata"]["name"]
     if cluster.get("batch/v1", "Job", namespace, name) is None:
         cluster.apply(job.objects.namespace)  # a pre-cutover hook runs before anything else made it
-        cluster.apply(manifest)
+        cluster.apply_owned(manifest, job.run)
     try:
         done = job.wait_for("batch/v1", "Job", name, _finished, manifest["spec"]["activeDeadlineSeconds"] + 60,
                             "finished")

@@ -10,6 +10,7 @@ from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import fault_cause
 from vmwave.domain.build import VMObjects
 from vmwave.domain.diagnosis import cause as known_cause
+from vmwave.domain.manifests import LABEL_RUN
 from vmwave.domain.maps import Maps
 from vmwave.domain.plan_file import PlannedEntry, WavePlan
 from vmwave.domain.records import SourceVM
@@ -33,6 +34,16 @@ class Job:
     checks: tuple[dict, ...] = ()  # smoke checks from the plan and the guest-OS plugins
     keep_for_debug: bool = False  # a rollback labels the cluster objects instead of removing them
     cutover_now: bool = False  # the run ignores the window: a warm VM cuts over after its first copy
+    migrated_before: str = ""  # the migrated marker of its VirtualMachine, when a run verified it already
+
+    @property
+    def run(self) -> str:
+        """The run label of what this job makes: its ledger's id."""
+        return self.ledger().run_id
+
+    def owns(self, obj: dict | None) -> bool:
+        """Whether ``obj`` was made by this job's run (its ledger)."""
+        return (((obj or {}).get("metadata") or {}).get("labels") or {}).get(LABEL_RUN) == self.run
 
     @property
     def mode(self) -> str:

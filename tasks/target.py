@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
+from vmwave.domain.manifests import ANNOTATION_MIGRATED
 from vmwave.domain.steps import BOOT, GUEST_AGENT, NETWORK_ATTACH, SNAPSHOT
 from vmwave.errors import TimedOut
 from vmwave_tasks.job import Job, StepFailed
@@ -37,7 +39,7 @@ def _conditions(obj: dict | None) -> dict[str, str]:
 @step(BOOT)
 def boot(job: Job) -> dict:
     cluster, namespace = job.cluster(), job.maps.namespace
-    cluster.apply(job.objects.virtual_machine)
+    cluster.apply_owned(job.objects.virtual_machine, job.run)
     try:
         vmi = job.wait_for(KV, "VirtualMachineInstance", job.target,
                            lambda o: ((o or {}).get("status") or {}).get("phase") == "Running",
@@ -73,6 +75,15 @@ def guest_agent(job: Job) -> dict:
 
 def _has_ip(vmi: dict | None) -> bool:
     return any(i.get("ipAddress") for i in ((vmi or {}).get("status") or {}).get("interfaces", []))
+
+
+def mark_migrated(job: Job) -> str:
+    """The VirtualMachine says it is a verified migration (wave, time, run): the cluster, not only this run's
+    ledger, remembers it, so no later run (another plan, ledger or wave) touches it."""
+    marker = f"{job.wave} {datetime.now(timezone.utc).isoformat(timespec='seconds')} run {job.run}"
+    job.cluster().patch(KV, "VirtualMachine", job.maps.namespace, job.target,
+                        {"metadata": {"annotations": {ANNOTATION_MIGRATED: marker}}})
+    return marker
 
 
 def settle_power(job: Job) -> str:

@@ -20,7 +20,7 @@ from vmwave.adapters.files import inside
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_cbt import remove_snapshot
 from vmwave.adapters.vsphere_ops import power_on, snapshots, vm_ref
-from vmwave.domain.manifests import LABEL_UUID, LABEL_WAVE
+from vmwave.domain.manifests import LABEL_RUN, LABEL_UUID, LABEL_WAVE
 from vmwave.domain.steps import (BOOT, CDI_IMPORT, CONVERT, GUEST_AGENT, NETWORK_ATTACH, POST_BOOT_HOOK, PRE_CUTOVER_HOOK,
                                  PRECOPY, ROLLBACK, SMOKE_TEST, SNAPSHOT)
 from vmwave.domain.warm import round_prefix
@@ -35,7 +35,8 @@ def _cluster_objects(job: Job, kinds: list[tuple[str, str]]) -> dict:
     namespace = job.maps.namespace
     done = []
     for api_version, kind in kinds:
-        for obj in cluster.find(api_version, kind, namespace, {LABEL_UUID: job.vm.instance_uuid, LABEL_WAVE: job.wave}):
+        for obj in cluster.find(api_version, kind, namespace, {LABEL_UUID: job.vm.instance_uuid, LABEL_WAVE: job.wave,
+                                                               LABEL_RUN: job.run}):  # only what this run made
             name = obj["metadata"]["name"]
             if job.keep_for_debug:
                 cluster.patch(api_version, kind, namespace, name, {"metadata": {"labels": {KEPT: "true"}}})

@@ -9,6 +9,7 @@ plan's VM identities and what the ledger says was done.
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -23,7 +24,7 @@ from vmwave.adapters.files import inside, load_maps, load_plan, write_text_atomi
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.domain.build import credentials_name, vm_objects
 from vmwave.domain.diagnosis import cause
-from vmwave.domain.manifests import LABEL_UUID
+from vmwave.domain.manifests import ANNOTATION_MIGRATED, LABEL_UUID
 from vmwave.domain.names import limit_name, markdown_cell
 from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
@@ -68,6 +69,7 @@ def prepare_wave(plan_file: str, wave: str | int, records: list[SourceVM], setti
         jobs.append(Job(wave=wave_plan.id, vm=vm, entry=entry, settings=settings, maps=maps, objects=objects,
                         conversion=how, checks=tuple(entry.smoke) + tuple(smoke_checks(vm, settings.disable_plugins)),
                         keep_for_debug=keep_for_debug or bool(entry.keep_for_debug), cutover_now=ignore_window))
+    jobs = migrated_before(jobs, settings)
     problems += missing_preferences(jobs, settings) + taken_names(jobs, settings)
     if problems:
         raise VmwaveError(f"wave {wave_plan.id} cannot start; nothing was changed: " + "; ".join(problems),
@@ -75,6 +77,23 @@ def prepare_wave(plan_file: str, wave: str | int, records: list[SourceVM], setti
     wave_run = Wave(wave_plan, tuple(jobs), settings, maps)
     wave_run.ledger().begin_wave(wave_plan.id, wave_plan.cls, wave_plan.mode, {j.vm.moref: j.cls for j in jobs})
     return wave_run
+
+
+def migrated_before(jobs: list[Job], settings: Settings) -> list[Job]:
+    """Each job, marked when its VirtualMachine exists for the same source and says a run verified it: whatever
+    this run's plan, ledger or wave, that migration is done and is not touched."""
+    if not jobs:
+        return jobs
+    cluster = Cluster.shared(settings.need_kubeconfig())
+    marked = []
+    for job in jobs:
+        meta = job.objects.virtual_machine["metadata"]
+        there = (cluster.get("kubevirt.io/v1", "VirtualMachine", meta["namespace"], meta["name"]) or {}).get(
+            "metadata") or {}
+        marker = (there.get("annotations") or {}).get(ANNOTATION_MIGRATED, "")
+        same = (there.get("labels") or {}).get(LABEL_UUID) == job.vm.instance_uuid
+        marked.append(replace(job, migrated_before=f"wave {marker}") if marker and same else job)
+    return marked
 
 
 def taken_names(jobs: list[Job], settings: Settings) -> list[str]:

@@ -25,7 +25,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 
 from vmwave.adapters.documents import read_yaml
-from vmwave.domain.manifests import LABEL_UUID
+from vmwave.domain.manifests import LABEL_RUN, LABEL_UUID
 from vmwave.domain.records import ClusterVM
 from vmwave.errors import ConnectionFailed, InputError, TimedOut, VmwaveError
 
@@ -98,6 +98,37 @@ class Cluster:
                 if exc.status == 409 else "fix the object and apply again"
             raise VmwaveError(f"applying {where} failed ({exc.status}): {_reason(exc)}", fix,
                               cause="cluster-rejected") from None
+
+    def apply_owned(self, obj: dict[str, Any], run: str) -> dict[str, Any]:
+        """Apply one of a VM's own objects for the run ``run`` (labelled so), never taking over one that exists
+        and another run made (another ledger's, or no run's): that stops here, naming the object and its run."""
+        meta = obj["metadata"]
+        there = self.get(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        owner = (((there or {}).get("metadata") or {}).get("labels") or {}).get(LABEL_RUN)
+        if there is not None and owner != run:
+            made = f"run {owner}" if owner else "something else than a vmwave run"
+            raise VmwaveError(f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']} already exists and was made by "
+                              f"{made}, not this run ({run}); nothing of it was changed",
+                              "if it is a migration done with another ledger, leave it or roll it back with that "
+                              "ledger (`vmwave rollback` with its VMWAVE_LEDGER); else give this VM another "
+                              "`target_name:` in the plan", cause="owned-by-another-run")
+        return self.apply({**obj, "metadata": {**meta, "labels": {**(meta.get("labels") or {}), LABEL_RUN: run}}})
+
+    def volume_users(self, namespace: str, claims: list[str], but: str = "") -> list[str]:
+        """The running VMs (VirtualMachineInstances) and Pods, but the Pod ``but``, that use any of the PVCs
+        ``claims``: as Kubernetes sees them, by their volumes."""
+        wanted, users = set(claims), []
+        for vmi in self.find("kubevirt.io/v1", "VirtualMachineInstance", namespace, {}):
+            volumes = (vmi.get("spec") or {}).get("volumes") or []
+            if any(((v.get("dataVolume") or {}).get("name") or (v.get("persistentVolumeClaim") or {}).get("claimName"))
+                   in wanted for v in volumes):
+                users.append(f"VirtualMachineInstance {namespace}/{vmi['metadata']['name']}")
+        for pod in self.find("v1", "Pod", namespace, {}):
+            volumes = (pod.get("spec") or {}).get("volumes") or []
+            if pod["metadata"]["name"] != but and any((v.get("persistentVolumeClaim") or {}).get("claimName") in wanted
+                                                      for v in volumes):
+                users.append(f"Pod {namespace}/{pod['metadata']['name']}")
+        return users
 
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,13 @@ cutovers = Table(  # a person asked a warm VM (moref) or a whole wave ("*") to c
 )
 
 
+meta = Table(  # what the ledger is: its id, the run label of every object it made (vmwave.io/run)
+    "meta", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -101,6 +109,24 @@ class Ledger:
             raise ConnectionFailed(f"the ledger's database {shown} cannot be reached: {reason}",
                                    "start it, or point VMWAVE_LEDGER at one that runs", cause="ledger-unreachable") \
                 from None
+
+    @functools.cached_property
+    def run_id(self) -> str:
+        """This ledger's id: every object its runs make carries it (``vmwave.io/run``), so a run never takes over,
+        or undoes, what a run of another ledger made; a rerun with this ledger finds its own."""
+        def read() -> str | None:
+            with self.engine.connect() as conn:
+                return conn.execute(select(meta.c.value).where(meta.c.key == "run_id")).scalar()
+
+        found = read()
+        if found is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(meta.insert().values(key="run_id", value=uuid.uuid4().hex[:16]))
+            except IntegrityError:  # another worker made it first
+                pass
+            found = read()
+        return found
 
     @classmethod
     def shared(cls, url: str) -> "Ledger":

@@ -62,6 +62,11 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
           "see the task in vCenter: a busy host or a lock held by a backup usually clears by itself", transient=True),
     Cause("vcenter-unreachable", "vCenter could not be reached (by vmwave, or by CDI from the cluster)",
           "check the URL, the network (from the cluster's nodes too) and that vCenter is up", transient=True),
+    Cause("owned-by-another-run", "an object this VM needs already exists and another run (another ledger) made it",
+          "leave it if it is a migration done with another ledger, or roll it back with that ledger; else give the "
+          "VM another target_name in the plan"),
+    Cause("volume-in-use", "a volume the conversion would change is in use by a running VM or pod",
+          "stop what uses it (it may be a migration done before: then leave it), then run the wave again"),
     Cause("ledger-unreachable", "the ledger's database (VMWAVE_LEDGER) could not be reached",
           "start the database, or point VMWAVE_LEDGER at one that runs", transient=True),
     Cause("vcenter-refused", "vCenter refused the credentials or its certificate did not verify",

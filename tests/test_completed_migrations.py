@@ -1,0 +1,116 @@
+"""A completed migration is never touched by a later run, whatever its plan, ledger or wave id.
+
+The cluster remembers what is done (a verified VirtualMachine says so), every
+object carries the run (ledger) that made it, a run never takes over what
+another run made, a rollback removes only its own run's objects, and no
+conversion starts on a volume a running VM uses.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import VMWAVE, job_for
+from vmwave.adapters.kubernetes import Cluster
+from vmwave.adapters.ledger import Ledger
+from vmwave.domain.manifests import ANNOTATION_MIGRATED, LABEL_RUN
+from vmwave.settings import Settings
+
+pytestmark = pytest.mark.prefect
+CDI, KV = "cdi.kubevirt.io/v1beta1", "kubevirt.io/v1"
+
+
+def cluster_state(cluster: Cluster, names: list[str], volumes: Path) -> dict:
+    """Each VM's VirtualMachine and DataVolume (uid, resourceVersion) and its volume's bytes."""
+    state = {}
+    for name in names:
+        vm = cluster.get(KV, "VirtualMachine", "vmwave", name)
+        dv = cluster.get(CDI, "DataVolume", "vmwave", f"{name}-disk0")
+        state[name] = ((vm["metadata"]["uid"], vm["metadata"]["resourceVersion"]),
+                       (dv["metadata"]["uid"], dv["metadata"]["resourceVersion"]),
+                       (volumes / "vmwave" / f"{name}-disk0.img").read_bytes())
+    return state
+
+
+def test_another_plan_and_ledger_leave_a_completed_migration_alone(prefect_server, wave_lab, wave_env, planned,
+                                                                  tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    plan, doc, wave = planned
+    wave["vms"] = wave["vms"][:2]
+    plan.write_text(yaml.safe_dump(doc, sort_keys=False))
+    env = {**os.environ, **wave_env, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    first = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir", str(tmp_path)],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    cluster = Cluster(wave_lab["VMWAVE_KUBECONFIG"])
+    names = [vm["target_name"] for vm in wave["vms"]]
+    volumes = Path(wave_lab["VMWAVE_KUBECONFIG"]).parent / "volumes"
+    before = cluster_state(cluster, names, volumes)
+    first_run = Ledger(Settings.load(env=wave_env).ledger).run_id
+    vm = cluster.get(KV, "VirtualMachine", "vmwave", names[0])
+    assert vm["metadata"]["labels"][LABEL_RUN] == first_run
+    assert vm["metadata"]["annotations"][ANNOTATION_MIGRATED].startswith(f"{wave['id']} ")
+
+    # Another plan (the same VMs in another wave) with another ledger: a second machine, a wiped home directory.
+    other = {**doc, "waves": [{**wave, "id": "w777"}]}
+    other_plan = tmp_path / "other-plan.yaml"
+    other_plan.write_text(yaml.safe_dump(other, sort_keys=False))
+    env_b = {**env, "VMWAVE_LEDGER": str(tmp_path / "other-ledger.db")}
+    second = subprocess.run([VMWAVE, "migrate", "--plan", str(other_plan), "--wave", "w777", "--report-dir",
+                             str(tmp_path)], env=env_b, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    report = (tmp_path / "wave-w777-report.md").read_text()
+    assert report.count("already migrated \\(wave " + wave["id"]) == len(names), report
+    assert cluster_state(cluster, names, volumes) == before  # not applied, converted, relabelled or deleted
+
+    undone = subprocess.run([VMWAVE, "rollback", "--plan", str(other_plan), "--wave", "w777"], env=env_b,
+                            capture_output=True, text=True, timeout=600)
+    assert undone.returncode == 0, undone.stderr
+    assert cluster_state(cluster, names, volumes) == before  # the other ledger's rollback removes nothing of it
+
+    # A run of another ledger that finds the objects but no verified migration (one that never finished) stops at
+    # the first object it would take over, and its rollback leaves that object where it is.
+    cluster.patch(KV, "VirtualMachine", "vmwave", names[0], {"metadata": {"annotations": {ANNOTATION_MIGRATED: None}}})
+    env_c = {**env, "VMWAVE_LEDGER": str(tmp_path / "third-ledger.db")}
+    third = subprocess.run([VMWAVE, "migrate", "--plan", str(other_plan), "--wave", "w777", "--report-dir",
+                            str(tmp_path / "third")], env=env_c, capture_output=True, text=True, timeout=600)
+    assert third.returncode == 1, third.stdout + third.stderr
+    steps = {s["step"]: s for e in Ledger(Settings.load(env=env_c).ledger).by_vm("w777") if e["vm"] == wave["vms"][0]["name"]
+             for s in e["steps"]}
+    assert steps["cdi-import"]["cause"] == "owned-by-another-run"
+    assert f"made by run {first_run}" in steps["cdi-import"]["error"]
+    dv = cluster.get(CDI, "DataVolume", "vmwave", f"{names[0]}-disk0")
+    assert (dv["metadata"]["uid"], dv["metadata"]["resourceVersion"]) == before[names[0]][1]
+    assert (volumes / "vmwave" / f"{names[0]}-disk0.img").read_bytes() == before[names[0]][2]
+
+    # The first ledger undoes its own migration, as it always could.
+    rolled = subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert rolled.returncode == 0, rolled.stderr
+    assert cluster.find(KV, "VirtualMachine", "vmwave", {"vmwave.io/wave": wave["id"]}) == []
+
+
+def test_no_conversion_starts_on_a_volume_a_running_vm_uses(prefect_server, lab_settings, by_name, tmp_path):
+    from vmwave.errors import VmwaveError
+    from vmwave_tasks.convert import convert
+
+    job = job_for(by_name["batch-old-01"], lab_settings, tmp_path, "w950", convert="virt-v2v")
+    cluster = job.cluster()
+    claim = job.objects.datavolumes[0]["metadata"]["name"]
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vmwave"}})
+    user = {"apiVersion": KV, "kind": "VirtualMachineInstance", "metadata": {"name": "uses-it", "namespace": "vmwave"},
+            "spec": {"domain": {"devices": {}}, "volumes": [{"name": "disk0", "dataVolume": {"name": claim}}]}}
+    cluster.apply(user)
+    try:
+        with pytest.raises(VmwaveError) as stopped:
+            convert(job)
+        assert stopped.value.cause == "volume-in-use" and "VirtualMachineInstance vmwave/uses-it" in str(stopped.value)
+        assert cluster.find("v1", "Pod", "vmwave", {"vmwave.io/wave": "w950"}) == []  # nothing was converted
+    finally:
+        cluster.delete(KV, "VirtualMachineInstance", "vmwave", "uses-it")
