@@ -45,7 +45,8 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
                  workdir: str | None = None, keep_for_debug: bool = False, ignore_window: bool = False,
                  in_flight: int | None = None, per_host: int | None = None, per_datastore: int | None = None,
                  timeouts: Timeouts | None = None, report_dir: str = ".", vcenter_secret_block: str | None = None,
-                 kubeconfig_secret_block: str | None = None) -> dict[str, Any] | State:
+                 kubeconfig_secret_block: str | None = None,
+                 redo: list[str] | None = None) -> dict[str, Any] | State:
     """Migrate one wave of the plan file ``plan``: every VM through the seven steps, at most ``in_flight`` at once.
 
     The run ends Completed when every VM succeeded, Failed (its report still published) when one did not.
@@ -65,6 +66,7 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
         report_dir: where the wave's Markdown report is written
         vcenter_secret_block: the Prefect Secret block holding the vCenter password [VMWAVE_VCENTER_SECRET_BLOCK]
         kubeconfig_secret_block: the Prefect Secret block holding the target cluster's kubeconfig [VMWAVE_KUBECONFIG]
+        redo: VMs (by name) to migrate again although the ledger recorded them: their objects are gone
     """
     logger = get_run_logger()
     quiet_refusals()
@@ -73,7 +75,7 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
             settings = Settings.load(maps=maps, ledger=ledger, workdir=workdir, in_flight=in_flight, per_host=per_host,
                                      per_datastore=per_datastore, timeouts=timeouts, kubeconfig=kubeconfig,
                                      vcenter={"secret_block": vcenter_secret_block})
-            report = _run_wave(plan, wave, settings, ignore_window, keep_for_debug, report_dir)
+            report = _run_wave(plan, wave, settings, ignore_window, keep_for_debug, report_dir, redo or [])
     except VmwaveError as exc:  # refused before anything changed: its message says why and what to do
         return refused(exc, logger)
     logger.info("wave %s: %s/%s VMs succeeded; report %s", report["wave"], report["succeeded"], report["total"],
@@ -85,10 +87,10 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
 
 
 def _run_wave(plan: str, wave: str | int, settings: Settings, ignore_window: bool, keep_for_debug: bool,
-              report_dir: str) -> dict[str, Any]:
+              report_dir: str, redo: list[str]) -> dict[str, Any]:
     """Check the wave (refused here, before anything changes), run its VMs within the shared limits, report."""
     records = read_vcenter_inventory(settings.need_vcenter())
-    to_run = prepare_wave(plan, wave, records, settings, ignore_window, keep_for_debug)
+    to_run = prepare_wave(plan, wave, records, settings, ignore_window, keep_for_debug, redo)
     limits, caps = share_limits(to_run)
     bar = start_progress(to_run.id)
     with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:

@@ -20,7 +20,8 @@ from prefect.transactions import Transaction, get_transaction
 
 from vmwave.errors import VmwaveError
 from vmwave.plugins import diagnose
-from vmwave_tasks.job import Job, classify, retry_transient
+from vmwave.domain.steps import BOOT, CDI_IMPORT
+from vmwave_tasks.job import Job, StepFailed, classify, retry_transient
 from vmwave_tasks.undo import UNDO, undo
 
 DELAYS = [2, 10, 30]
@@ -33,6 +34,22 @@ def _plugins_diagnosis(job: Job, step_name: str, error: str) -> tuple[str, str] 
     except VmwaveError:  # a plugin that fails to diagnose must not hide the failure it was asked about
         return None
     return (found["cause"], f"{error} ({found['fix']})") if found else None
+
+
+MADE = {CDI_IMPORT: ("cdi.kubevirt.io/v1beta1", "DataVolume"), BOOT: ("kubevirt.io/v1", "VirtualMachine")}
+
+
+def still_there(job: Job, name: str, recorded: dict) -> None:
+    """A step the ledger says is done is skipped only when what it made is still in the cluster: the ledger is not
+    the only memory, and one from another cluster (or kept across a rebuilt one) must not pass for done."""
+    if name not in MADE or recorded["status"] != "succeeded" or job.objects is None:
+        return
+    api_version, kind = MADE[name]
+    made = job.objects.datavolumes if kind == "DataVolume" else (job.objects.virtual_machine,)
+    for obj in made:
+        if job.cluster().get(api_version, kind, job.maps.namespace, obj["metadata"]["name"]) is None:
+            raise StepFailed("recorded-but-gone", f"{job.vm.name}: recorded as migrated in wave {job.wave}, but "
+                                                  f"{kind} {job.maps.namespace}/{obj['metadata']['name']} is gone")
 
 
 def step(name: str, retries: int = len(DELAYS)) -> Callable:
@@ -49,6 +66,7 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
             ledger = job.ledger()
             recorded = ledger.get(job.wave, job.vm.moref, name)
             if recorded and recorded["status"] in ("succeeded", "skipped"):
+                still_there(job, name, recorded)
                 return recorded["detail"]
             ledger.start(job.wave, job.vm.moref, job.vm.name, name)
             try:

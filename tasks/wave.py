@@ -40,7 +40,7 @@ from vmwave_tasks.job import Job, Wave
 
 @task(name="prepare-wave", cache_policy=NONE, persist_result=False)
 def prepare_wave(plan_file: str, wave: str | int, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
-                 keep_for_debug: bool = False) -> Wave:
+                 keep_for_debug: bool = False, redo: list[str] = ()) -> Wave:
     """The wave with each VM's job; or, before anything changes, every reason the wave cannot run.
 
     A wave that can run is told to the ledger with its VMs, so the metrics count those not started as pending.
@@ -70,11 +70,18 @@ def prepare_wave(plan_file: str, wave: str | int, records: list[SourceVM], setti
                         conversion=how, checks=tuple(entry.smoke) + tuple(smoke_checks(vm, settings.disable_plugins)),
                         keep_for_debug=keep_for_debug or bool(entry.keep_for_debug), cutover_now=ignore_window))
     jobs = migrated_before(jobs, settings)
+    problems += [f"{name}: there is no such VM in wave {wave_plan.id}" for name in
+                 sorted(set(redo) - {job.vm.name for job in jobs})]
+    problems += [f"{job.vm.name} is a verified migration ({job.migrated_before}): roll it back first to move it again"
+                 for job in jobs if job.vm.name in redo and job.migrated_before]
     problems += missing_preferences(jobs, settings) + taken_names(jobs, settings)
     if problems:
         raise VmwaveError(f"wave {wave_plan.id} cannot start; nothing was changed: " + "; ".join(problems),
                           "fix what is named, then run the wave again")
     wave_run = Wave(wave_plan, tuple(jobs), settings, maps)
+    for job in jobs:
+        if job.vm.name in redo:  # what the ledger recorded of it is forgotten: it is migrated again
+            wave_run.ledger().forget(wave_plan.id, job.vm.moref)
     wave_run.ledger().begin_wave(wave_plan.id, wave_plan.cls, wave_plan.mode, {j.vm.moref: j.cls for j in jobs})
     return wave_run
 

@@ -89,6 +89,22 @@ def test_another_plan_and_ledger_leave_a_completed_migration_alone(prefect_serve
     assert (dv["metadata"]["uid"], dv["metadata"]["resourceVersion"]) == before[names[0]][1]
     assert (volumes / "vmwave" / f"{names[0]}-disk0.img").read_bytes() == before[names[0]][2]
 
+    # What the first ledger recorded as done but the cluster no longer has is said, not counted as done; --redo
+    # migrates it again.
+    gone = wave["vms"][1]
+    cluster.delete(KV, "VirtualMachine", "vmwave", names[1])
+    cluster.delete(CDI, "DataVolume", "vmwave", f"{names[1]}-disk0")
+    again = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
+                            str(tmp_path / "again")], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "recorded-but-gone" in (tmp_path / "again" / f"wave-{wave['id']}-report.md").read_text()
+    redone = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--redo", gone["name"],
+                             "--report-dir", str(tmp_path / "redo")], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert redone.returncode == 0, redone.stdout + redone.stderr
+    back = cluster.get(KV, "VirtualMachine", "vmwave", names[1])
+    assert back["metadata"]["annotations"][ANNOTATION_MIGRATED].startswith(f"{wave['id']} ")
+
     # The first ledger undoes its own migration, as it always could.
     rolled = subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], env=env,
                             capture_output=True, text=True, timeout=600)

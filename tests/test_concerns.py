@@ -76,7 +76,7 @@ def test_rule_fires_on_its_vm(found, rule_id, vm):
 
 def test_every_rule_is_covered_by_the_lab_or_a_record():
     assert {r.id for r in RULES} - set(EXPECTED) == {"rdm_disk", "no_disks", "disk_unusable", "cluster_mac_clash",
-                                                         "cluster_name_clash"}  # records; the cluster: test_lab_clashes
+                                                         "cluster_name_clash", "already_migrated"}  # records
 
 
 def test_a_clean_vm_has_no_warnings(found):
@@ -168,6 +168,10 @@ def test_macs_and_names_clash_with_vms_already_in_the_cluster_but_not_with_their
     assert "vmwave/web-01 already exists" in found["cluster_name_clash"].message
     ours = [ClusterVM("vmwave", "web-01", (mac,), web.instance_uuid)]  # migrated before: a rerun, not a clash
     (_, concerns), = assess([web], MAPS, existing=ours)
-    assert {"cluster_mac_clash", "cluster_name_clash"}.isdisjoint(c.id for c in concerns)
+    assert {"cluster_mac_clash", "cluster_name_clash", "already_migrated"}.isdisjoint(c.id for c in concerns)
+    verified = [ClusterVM("vmwave", "web-01", (mac,), web.instance_uuid, "w003 2026-12-06T02:00:00+00:00 run ab12")]
+    (_, concerns), = assess([web], MAPS, existing=verified)  # its migration is done: said, not a clash
+    found = {c.id: c for c in concerns}
+    assert "wave w003 2026-12-06" in found["already_migrated"].message and found["already_migrated"].severity == "info"
     (_, concerns), = assess([web], MAPS, existing=[ClusterVM("other-ns", "web-01")])  # another namespace: no clash
     assert "cluster_name_clash" not in {c.id for c in concerns}

@@ -25,7 +25,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 
 from vmwave.adapters.documents import read_yaml
-from vmwave.domain.manifests import LABEL_RUN, LABEL_UUID
+from vmwave.domain.manifests import ANNOTATION_MIGRATED, LABEL_RUN, LABEL_UUID
 from vmwave.domain.records import ClusterVM
 from vmwave.errors import ConnectionFailed, InputError, TimedOut, VmwaveError
 
@@ -145,7 +145,8 @@ class Cluster:
             macs = tuple(i["macAddress"] for i in (domain.get("devices") or {}).get("interfaces") or ()
                          if i.get("macAddress"))
             found.append(ClusterVM(meta.get("namespace", ""), meta["name"], macs,
-                                   (meta.get("labels") or {}).get(LABEL_UUID, "")))
+                                   (meta.get("labels") or {}).get(LABEL_UUID, ""),
+                                   (meta.get("annotations") or {}).get(ANNOTATION_MIGRATED, "")))
         return found
 
     def find(self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]) -> list[dict[str, Any]]:

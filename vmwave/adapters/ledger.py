@@ -207,6 +207,11 @@ class Ledger:
             conn.execute(claims.delete().where((claims.c.wave == wave) & (claims.c.moref == moref)
                                                & (claims.c.owner == owner)))
 
+    def forget(self, wave: str, moref: str) -> None:
+        """What this ledger recorded of the VM in the wave, gone: it is migrated again (``--redo``)."""
+        with self.engine.begin() as conn:
+            conn.execute(steps.delete().where((steps.c.wave == wave) & (steps.c.moref == moref)))
+
     def request_cancel(self, wave: str, moref: str) -> None:
         """Ask whichever worker runs the VM to stop and roll it back; asking twice is asking once."""
         with self.engine.begin() as conn:

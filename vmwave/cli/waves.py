@@ -16,6 +16,9 @@ def migrate(
     plan_file: Path = PLAN, wave: str = WAVE, maps: Optional[Path] = MAPS, ledger: Optional[str] = LEDGER,
     keep_for_debug: bool = typer.Option(False, "--keep-for-debug", help="keep a failed VM's cluster objects"),
     ignore_window: bool = typer.Option(False, "--ignore-window", help="run a P4 wave outside its maintenance window"),
+    redo: list[str] = typer.Option([], "--redo", help="migrate this VM again although the ledger recorded it (its "
+                                                      "objects are gone); a verified migration must be rolled back "
+                                                      "first"),
     in_flight: Optional[int] = typer.Option(None, "--in-flight", min=1, help="VMs at once [env VMWAVE_IN_FLIGHT, 10]"),
     report_dir: Path = typer.Option(Path("."), "--report-dir", help="where the wave's Markdown report goes"),
 ) -> None:
@@ -23,7 +26,7 @@ def migrate(
     from vmwave_flows.wave import migrate_wave
 
     state = migrate_wave(str(plan_file), wave, str(maps) if maps else None, ledger, keep_for_debug=keep_for_debug,
-                         ignore_window=ignore_window, in_flight=in_flight, report_dir=str(report_dir), return_state=True)
+                         ignore_window=ignore_window, redo=redo, in_flight=in_flight, report_dir=str(report_dir), return_state=True)
     report = state.result(raise_on_failure=False)  # a Failed wave still has its report
     if isinstance(report, BaseException):  # refused before anything changed, or broken
         raise report

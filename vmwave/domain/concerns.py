@@ -353,6 +353,13 @@ def _cluster_name_clash(vm, ctx):
         yield f"VirtualMachine {other.namespace}/{other.name} already exists in the cluster and is not this VM's"
 
 
+@rule("already_migrated", INFO, "Nothing to do: a run leaves a verified migration alone. To move it again, roll it back with the ledger that migrated it, or give it another `target_name:`.")
+def _already_migrated(vm, ctx):
+    other = ctx.cluster_names.get(target_name(vm.name))
+    if other is not None and other.source_uuid == vm.instance_uuid and other.migrated:
+        yield f"VirtualMachine {other.namespace}/{other.name} is its migration, verified (wave {other.migrated})"
+
+
 def concerns_for(vm: SourceVM, ctx: EstateContext) -> list[Concern]:
     """Every concern for one VM, in rule order (stable for the same input)."""
     return [Concern(r.id, r.severity, message, r.fix) for r in RULES for message in r.check(vm, ctx)]

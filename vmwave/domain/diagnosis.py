@@ -65,6 +65,8 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
     Cause("owned-by-another-run", "an object this VM needs already exists and another run (another ledger) made it",
           "leave it if it is a migration done with another ledger, or roll it back with that ledger; else give the "
           "VM another target_name in the plan"),
+    Cause("recorded-but-gone", "the ledger says the step was done, but what it made is no longer in the cluster",
+          "migrate the VM again: `vmwave migrate --plan PLAN --wave W --redo VM`"),
     Cause("volume-in-use", "a volume the conversion would change is in use by a running VM or pod",
           "stop what uses it (it may be a migration done before: then leave it), then run the wave again"),
     Cause("ledger-unreachable", "the ledger's database (VMWAVE_LEDGER) could not be reached",

@@ -140,3 +140,4 @@ class ClusterVM:
     name: str
     macs: tuple[str, ...] = ()
     source_uuid: str = ""  # vmwave's source label: "" when vmwave did not make it
+    migrated: str = ""  # vmwave's marker of a verified migration (wave, time, run): "" when none
