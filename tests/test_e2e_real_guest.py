@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from helpers import CONVERSION, VMWAVE, rbac_audit, service_account_kubeconfig
+from vmwave.adapters.files import dump_plan
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import connect
@@ -54,7 +55,7 @@ def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_ser
         moved += [vm for vm in wave["vms"] if vm["name"] in GUESTS]
         wave["vms"] = [vm for vm in wave["vms"] if vm["name"] not in GUESTS]
     doc["waves"] = [w for w in doc["waves"] if w["vms"]] + [{"id": "e2e", "class": "P3", "mode": "cold", "vms": moved}]
-    plan.write_text(yaml.safe_dump(doc, sort_keys=False))
+    plan.write_text(dump_plan(doc))  # as vmwave writes plans: every value written out, no YAML aliases
     assert sorted(vm["name"] for vm in moved) == sorted(GUESTS)
 
     run = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", "e2e", "--report-dir", str(tmp_path)],

@@ -81,14 +81,14 @@ def clear_error(caught: InputError, source: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def records():
+def estate_vms():
     return estate_records()
 
 
 @pytest.fixture(scope="module")
-def plan_doc(records):
+def plan_doc(estate_vms):
     """A plan of the small estate with every optional field somewhere, so mutations reach them all."""
-    doc = make_plan(records, load_policy(), load_maps(MAPS), "https://vc/sdk")
+    doc = make_plan(estate_vms, load_policy(), load_maps(MAPS), "https://vc/sdk")
     doc["names"] = {"pvc": "{vm}-{wave}-disk{index:02d}", "volume": "disk{index}", "interface": "nic{index}"}
     wave, vm = doc["waves"][0], doc["waves"][0]["vms"][0]
     wave.update(window={"start": "2026-12-05T22:00:00+00:00", "end": "2026-12-06T04:00:00+00:00"},
@@ -123,33 +123,33 @@ def test_a_mutated_plan_is_a_plan_or_one_clear_error(plan_doc, data):
 
 @given(data=st.data())
 @SETTINGS
-def test_mutated_rules_are_rules_or_one_clear_error(rules_doc, records, data):
+def test_mutated_rules_are_rules_or_one_clear_error(rules_doc, estate_vms, data):
     doc = mutated(rules_doc, data)
     try:
         policy = parse_rules(doc, "rules.yaml")
     except InputError as caught:
         clear_error(caught, "rules.yaml")
         return
-    make_plan(records, policy, None, "https://vc/sdk")  # what was accepted plans
+    make_plan(estate_vms, policy, None, "https://vc/sdk")  # what was accepted plans
 
 
 @given(data=st.data())
 @SETTINGS
-def test_mutated_maps_are_maps_or_one_clear_error(maps_doc, records, data):
+def test_mutated_maps_are_maps_or_one_clear_error(maps_doc, estate_vms, data):
     doc = mutated(maps_doc, data)
     try:
         maps = parse_maps(doc, "maps.yaml")
     except InputError as caught:
         clear_error(caught, "maps.yaml")
         return
-    make_plan(records, load_policy(), maps, "https://vc/sdk")
+    make_plan(estate_vms, load_policy(), maps, "https://vc/sdk")
 
 
 @given(data=st.data())
 @settings(max_examples=80, deadline=3000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
           derandomize=True)
-def test_a_mutated_inventory_plans_or_is_one_clear_error(records, tmp_path, data):
-    doc = {"source": "https://vc/sdk", "vms": [r.to_dict() for r in records[:4]]}
+def test_a_mutated_inventory_plans_or_is_one_clear_error(estate_vms, tmp_path, data):
+    doc = {"source": "https://vc/sdk", "vms": [r.to_dict() for r in estate_vms[:4]]}
     path = tmp_path / "inventory.json"
     path.write_text(json.dumps(mutated(doc, data), allow_nan=True))
     try:
@@ -183,6 +183,16 @@ def test_an_estate_cannot_ask_for_a_billion_vms(estate_doc):
     doc["vms"][0]["count"] = 10 ** 9
     with pytest.raises(EstateError, match="count"):
         expand(doc, "estate.yaml")
+
+
+def test_a_plan_whose_vms_share_checks_is_written_without_aliases_and_reads_back(plan_doc, tmp_path):
+    doc = copy.deepcopy(plan_doc)
+    shared = [{"tcp": 443}]  # one rule's checks, the same objects in every VM it matches
+    for vm in doc["waves"][1]["vms"]:
+        vm["smoke"] = shared
+    path = tmp_path / "plan.yaml"
+    path.write_text(dump_plan(doc))
+    assert "&id" not in path.read_text() and load_plan(path).waves[1].vms[0].smoke == shared
 
 
 def test_a_written_plan_reads_back_as_it_was_parsed(plan_doc, tmp_path):
@@ -263,10 +273,10 @@ def test_maps_once_silently_accepted_are_refused(maps_doc, name):
 
 @pytest.mark.parametrize("edit,field", [({"overrides": {"no-such-vm": "P1"}}, "overrides.no-such-vm"),
                                         ({"groups": {"g": ["nope-1", "nope-2"]}}, "groups.g")])
-def test_rules_naming_a_vm_the_estate_lacks_are_refused_when_planned(rules_doc, records, edit, field):
+def test_rules_naming_a_vm_the_estate_lacks_are_refused_when_planned(rules_doc, estate_vms, edit, field):
     policy = parse_rules({**rules_doc, **edit}, "rules.yaml")
     with pytest.raises(InputError) as caught:
-        make_plan(records, policy, None, "https://vc/sdk")
+        make_plan(estate_vms, policy, None, "https://vc/sdk")
     assert caught.value.field == field and str(caught.value).startswith("rules.yaml: ")
 
 

@@ -44,8 +44,8 @@ def test_a_wave_referencing_preferences_the_cluster_lacks_is_refused_before_anyt
             cluster.apply({"apiVersion": PREFERENCE_API, "kind": CLUSTER_PREFERENCE,
                            "metadata": {"name": name, "labels": {"instancetype.kubevirt.io/vendor": "kubevirt.io"}},
                            "spec": {}})
-        jobs, _ = prepare_wave.fn(str(plan), wave["id"], records, settings)
-        referenced = {job.objects.virtual_machine["spec"]["preference"]["name"] for job in jobs}
+        prepared = prepare_wave.fn(str(plan), wave["id"], records, settings)
+        referenced = {job.objects.virtual_machine["spec"]["preference"]["name"] for job in prepared.jobs}
         assert referenced == set(missing)
     finally:
         for name in missing:

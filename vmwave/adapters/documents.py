@@ -29,6 +29,8 @@ from yaml.resolver import Resolver
 from vmwave.errors import InputError
 
 MAX_FILE_BYTES = 64 << 20
+NO_ALIASES = ("write the value out: vmwave files refuse YAML anchors and aliases (a script that writes the file with "
+              "PyYAML: give yaml.dump a Dumper whose ignore_aliases returns True)")
 MAX_DEPTH = 64
 CORE = "tag:yaml.org,2002:"
 STR, MAP, SEQ = CORE + "str", CORE + "map", CORE + "seq"
@@ -45,6 +47,18 @@ _RESOLVER = _PlainResolver()
 _CONSTRUCT = {CORE + "null": SafeConstructor.construct_yaml_null, CORE + "bool": SafeConstructor.construct_yaml_bool,
               CORE + "int": SafeConstructor.construct_yaml_int, CORE + "float": SafeConstructor.construct_yaml_float}
 _CONSTRUCTOR = SafeConstructor()
+
+
+class _PlainDumper(yaml.CSafeDumper):
+    """Writes every value out: the files vmwave writes are files vmwave reads, and those refuse aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(data: Any, **options: Any) -> str:
+    """YAML as vmwave writes it (plans, manifests): libyaml, no anchors or aliases, Unicode kept."""
+    return yaml.dump(data, Dumper=_PlainDumper, allow_unicode=True, **options)
 
 
 def read_bytes(path: str | os.PathLike, what: str, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -152,8 +166,7 @@ def parse_yaml(text: str, source: str) -> Any:
                 stack.pop()
                 value = stack.pop()
             elif kind is ev.AliasEvent:
-                raise _error(source, event, f"uses the alias *{event.anchor}",
-                             "write the value out: vmwave files refuse YAML anchors and aliases")
+                raise _error(source, event, f"uses the alias *{event.anchor}", NO_ALIASES)
             elif kind is ev.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
@@ -218,8 +231,7 @@ def _scalar(event: ev.ScalarEvent, source: str) -> Any:
 
 def _no_anchor(event: ev.NodeEvent, source: str) -> None:
     if event.anchor is not None:
-        raise _error(source, event, f"defines the anchor &{event.anchor}",
-                     "write the value out: vmwave files refuse YAML anchors and aliases")
+        raise _error(source, event, f"defines the anchor &{event.anchor}", NO_ALIASES)
 
 
 def _standard_tag(event: ev.NodeEvent, expected: str, source: str) -> None:

@@ -7,9 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from vmwave.adapters.documents import MAX_FILE_BYTES, parse_yaml, read_yaml
+from vmwave.adapters.documents import MAX_FILE_BYTES, dump_yaml, parse_yaml, read_yaml
 from vmwave.domain.classes import DEFAULT_RULES, Policy
 from vmwave.domain.maps import Maps, parse_maps
 from vmwave.domain.names import printable
@@ -63,7 +62,7 @@ def load_plan(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> PlanFile:
 
 def dump_plan(doc: dict[str, Any]) -> str:
     header = "# vmwave wave plan: edit classes, modes, profiles or move VMs between waves, then `vmwave check` it.\n"
-    return header + yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
+    return header + dump_yaml(doc, sort_keys=False, width=120)
 
 
 def write_plan(doc: dict[str, Any], path: str | os.PathLike) -> None:

@@ -86,8 +86,7 @@ def manifests(
 
     Exits 1, naming each, when some VMs cannot be rendered; the others are written.
     """
-    import yaml
-
+    from vmwave.adapters.documents import dump_yaml
     from vmwave.adapters.files import inside, load_maps, load_plan, write_text_atomic
     from vmwave.domain.build import wave_objects
     from vmwave.plugins import customizer
@@ -101,7 +100,7 @@ def manifests(
     for obj in objects:
         meta = obj["metadata"]
         name = f"{obj['kind'].lower()}-{meta.get('namespace', 'cluster')}-{meta['name']}.yaml"
-        write_text_atomic(inside(out_dir, name), yaml.safe_dump(obj, sort_keys=False))
+        write_text_atomic(inside(out_dir, name), dump_yaml(obj, sort_keys=False))
         kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
     err.print(f"{len(objects)} objects written to {out_dir}: " + ", ".join(f"{n} {k}" for k, n in kinds.items()))
     if any(obj["kind"] == "Secret" for obj in objects):
