@@ -80,9 +80,14 @@ def _has_ip(vmi: dict | None) -> bool:
 def mark_migrated(job: Job) -> str:
     """The VirtualMachine says it is a verified migration (wave, time, run): the cluster, not only this run's
     ledger, remembers it, so no later run (another plan, ledger or wave) touches it."""
+    cluster = job.cluster()
+    there = cluster.get(KV, "VirtualMachine", job.maps.namespace, job.target) or {}
+    marker = ((there.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_MIGRATED)
+    if marker:  # verified before: it keeps the first time it was
+        return marker
     marker = f"{job.wave} {datetime.now(timezone.utc).isoformat(timespec='seconds')} run {job.run}"
-    job.cluster().patch(KV, "VirtualMachine", job.maps.namespace, job.target,
-                        {"metadata": {"annotations": {ANNOTATION_MIGRATED: marker}}})
+    cluster.patch(KV, "VirtualMachine", job.maps.namespace, job.target,
+                  {"metadata": {"annotations": {ANNOTATION_MIGRATED: marker}}})
     return marker
 
 

@@ -154,13 +154,18 @@ def agent_never_answers():
     """Make a VM's guest agent never connect, the lab's way: an annotation on the VirtualMachine, set first."""
     from vmwave.adapters.kubernetes import Cluster
 
-    def apply(kubeconfig: str, namespace: str, name: str, source_uuid: str = "") -> None:
-        """``source_uuid``: the VM's own, so a wave's pre-flight sees its VirtualMachine, not someone else's."""
+    def apply(kubeconfig: str, namespace: str, name: str, ledger: str, source_uuid: str = "") -> None:
+        """``ledger``: the one the migration runs with, whose run the VirtualMachine is then, as if it made it;
+        ``source_uuid``: the VM's own, so a wave's pre-flight sees its VirtualMachine, not someone else's."""
+        from vmwave.adapters.ledger import Ledger
+        from vmwave.settings import Settings
+
         cluster = Cluster(kubeconfig)
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        metadata = {"name": name, "namespace": namespace, "annotations": {"lab.vmwave.io/guest-agent": "never"}}
+        metadata = {"name": name, "namespace": namespace, "annotations": {"lab.vmwave.io/guest-agent": "never"},
+                    "labels": {"vmwave.io/run": Ledger(Settings.load(env={}, ledger=ledger).ledger).run_id}}
         if source_uuid:
-            metadata["labels"] = {"vmwave.io/source-uuid": source_uuid}
+            metadata["labels"]["vmwave.io/source-uuid"] = source_uuid
         cluster.dynamic.server_side_apply(
             cluster.resource("kubevirt.io/v1", "VirtualMachine"), field_manager="lab-test",
             body={"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": metadata})

@@ -70,7 +70,8 @@ def test_ci_runs_a_good_and_a_failing_wave_through_a_worker(prefect_server, wave
     doc["waves"].append(failing)
     plan.write_text(yaml.safe_dump(doc, sort_keys=False))
     stuck = failing["vms"][0]
-    agent_never_answers(wave_env["VMWAVE_KUBECONFIG"], "vmwave", stuck["target_name"], stuck["uuid"])
+    agent_never_answers(wave_env["VMWAVE_KUBECONFIG"], "vmwave", stuck["target_name"], wave_env["VMWAVE_LEDGER"],
+                        stuck["uuid"])
     env = {**os.environ, **wave_env, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_PLAN_DIR": str(tmp_path),
            "VMWAVE_TIMEOUTS": "agent=8", "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1"}
 

@@ -62,7 +62,7 @@ def test_a_failure_is_recorded_and_rolled_back(cause, prefect_server, lab_settin
         cluster.dynamic.server_side_apply(
             cluster.resource("kubevirt.io/v1", "VirtualMachine"), field_manager="lab-test",
             body={"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {
-                "name": vm.name, "namespace": "vmwave",
+                "name": vm.name, "namespace": "vmwave", "labels": {"vmwave.io/run": job.run},  # as if the run made it
                 "annotations": {"lab.vmwave.io/forward-ports": ",".join(str(c["tcp"]) for c in checks)}}})
     with pytest.raises(VmwaveError) as failed:  # each step's failure carries its cause in the diagnosis table
         migrate_vm(job)

@@ -9,6 +9,7 @@ from helpers import job_for
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import power_state, snapshots, vm_ref
 from vmwave_tasks.job import StepFailed
+from vmwave_tasks.undo import rollback
 
 pytestmark = pytest.mark.prefect
 
@@ -59,6 +60,8 @@ def test_a_vm_migrates_and_a_rerun_changes_nothing(prefect_server, lab_settings,
     assert [s["attempts"] for s in job.ledger().by_vm("w900")[0]["steps"]] == attempts
     assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "win-app-01")["metadata"]["resourceVersion"] == rv
     assert len(cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": "w900"})) == 1
+    rollback(job)  # a verified migration stays migrated for every later run: the tests after this one start afresh
+    assert cluster.find("kubevirt.io/v1", "VirtualMachine", "vmwave", {"vmwave.io/wave": "w900"}) == []
 
 
 def test_an_agent_that_never_connects_rolls_back(prefect_server, lab_settings, target, by_name, tmp_path,
@@ -68,7 +71,7 @@ def test_an_agent_that_never_connects_rolls_back(prefect_server, lab_settings, t
     vm = by_name["web-02"]
     job = job_for(vm, lab_settings, tmp_path, "w901")
     cluster = job.cluster()
-    agent_never_answers(lab_settings["VMWAVE_KUBECONFIG"], "vmwave", "web-02")
+    agent_never_answers(lab_settings["VMWAVE_KUBECONFIG"], "vmwave", "web-02", job.settings.ledger)
     with pytest.raises(StepFailed, match="guest agent of web-02 never connected"):
         migrate_vm(job)
     steps = {s["step"]: s for s in job.ledger().by_vm("w901")[0]["steps"]}
@@ -154,7 +157,7 @@ def test_keep_for_debug_labels_what_a_failed_migration_made(prefect_server, lab_
     vm = by_name["db-01"]
     job = job_for(vm, lab_settings, tmp_path, "w905", keep_for_debug=True)
     cluster = job.cluster()
-    agent_never_answers(lab_settings["VMWAVE_KUBECONFIG"], "vmwave", "db-01")
+    agent_never_answers(lab_settings["VMWAVE_KUBECONFIG"], "vmwave", "db-01", job.settings.ledger)
     try:
         with pytest.raises(StepFailed, match="never connected"):
             migrate_vm(job)

@@ -44,7 +44,8 @@ def test_prometheus_scrapes_the_exporter_and_the_lab_and_every_dashboard_query_h
 
     plan, _, wave = planned
     stuck = wave["vms"][0]
-    agent_never_answers(wave_env["VMWAVE_KUBECONFIG"], "vmwave", stuck["target_name"], stuck["uuid"])
+    agent_never_answers(wave_env["VMWAVE_KUBECONFIG"], "vmwave", stuck["target_name"], wave_env["VMWAVE_LEDGER"],
+                        stuck["uuid"])
     kubeconfig = yaml.safe_load(open(wave_env["VMWAVE_KUBECONFIG"]))["clusters"][0]["cluster"]
     exporter_port, prometheus_port = free_port(), free_port()
     shutil.copy(REPO / "grafana/alerts.yaml", tmp_path / "alerts.yaml")

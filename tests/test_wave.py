@@ -127,7 +127,8 @@ def test_one_vm_is_cancelled_while_the_rest_of_its_wave_goes_on(prefect_server, 
 
     plan, doc, wave = planned
     stuck = wave["vms"][0]
-    agent_never_answers(wave_env["VMWAVE_KUBECONFIG"], "vmwave", stuck["target_name"], stuck["uuid"])  # waits
+    agent_never_answers(wave_env["VMWAVE_KUBECONFIG"], "vmwave", stuck["target_name"], wave_env["VMWAVE_LEDGER"],
+                        stuck["uuid"])  # waits
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_TIMEOUTS": "agent=600"}
     worker = subprocess.Popen([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
                                str(tmp_path)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
