@@ -39,7 +39,7 @@ def test_a_wave_runs_reports_and_rolls_back(prefect_server, wave_lab, wave_env, 
     picture = ET.parse(tmp_path / f"wave-{wave['id']}-timeline.svg").getroot()
     assert {vm["name"] for vm in wave["vms"]} <= {t.text for t in picture.iter("{http://www.w3.org/2000/svg}text")}
     cluster = Cluster(wave_lab["VMWAVE_KUBECONFIG"])
-    assert_cluster_holds(cluster, written)
+    assert_cluster_holds(cluster, written, Ledger(Settings.load().ledger).run_id)
     assert cluster.get("v1", "Secret", "vmwave", credentials_name(wave["id"])) is None  # gone with the wave
     vms = cluster.find("kubevirt.io/v1", "VirtualMachine", "vmwave", {"vmwave.io/wave": wave["id"]})
     assert len(vms) == len(wave["vms"])
@@ -100,10 +100,11 @@ def run_logs(name: str) -> list[str]:
     return asyncio.run(read())
 
 
-def assert_cluster_holds(cluster: Cluster, written: Path) -> None:
+def assert_cluster_holds(cluster: Cluster, written: Path, run: str) -> None:
     """Every object `vmwave manifests` wrote is in the cluster with the same spec, labels and data.
 
-    But the wave's vCenter credentials: the run filled in the password, and removed them when the wave ended.
+    But the wave's vCenter credentials: the run filled in the password, and removed them when the wave ended; and
+    each VM's own objects carry the run that made them (``run``, its ledger's id), which a manifest cannot know.
     """
     files = sorted(written.glob("*.yaml"))
     assert {yaml.safe_load(f.read_text())["kind"] for f in files} >= {"VirtualMachine", "DataVolume", "Secret",
@@ -115,7 +116,10 @@ def assert_cluster_holds(cluster: Cluster, written: Path) -> None:
             continue
         got = cluster.get(want["apiVersion"], want["kind"], meta.get("namespace"), meta["name"])
         assert got is not None, path.name
-        assert got["metadata"].get("labels") == meta.get("labels"), path.name
+        labels = dict(got["metadata"].get("labels") or {})
+        if want["kind"] in ("DataVolume", "VirtualMachine"):
+            assert labels.pop("vmwave.io/run") == run, path.name
+        assert labels == (meta.get("labels") or {}), path.name
         assert got.get("spec") == want.get("spec"), path.name
         assert got.get("data") == want.get("data"), path.name
 
