@@ -193,8 +193,9 @@ def assert_shared_once_within_caps(rows: list[dict], hosts: dict[str, str], repo
 
 RBAC = REPO / "deployments" / "kubernetes" / "rbac.yaml"
 CONVERSION = {  # a guest conversion's: the e2e tier's real guest asks them under the same account
-    ("", "configmaps", "create"), ("", "configmaps", "delete"), ("", "pods", "create"), ("", "pods", "get"),
-    ("", "pods", "watch"), ("", "pods", "delete"), ("", "pods/log", "get")}
+    ("", "configmaps", "create"), ("", "configmaps", "delete"), ("", "configmaps", "get"), ("", "pods", "create"),
+    ("", "pods", "get"), ("", "pods", "watch"), ("", "pods", "delete"), ("", "pods/log", "get"),
+    ("kubevirt.io", "virtualmachineinstances", "list")}  # whether a running VM uses the volumes
 
 
 def service_account_kubeconfig(admin: str, out: Path, account: str = "vmwave-worker",
