@@ -13,6 +13,7 @@ import shutil
 import ssl
 import subprocess
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -125,7 +126,8 @@ def start(seed: dict[str, Any], state_dir: Path | None = None, listen: str = "12
     password.unlink(missing_ok=True)
     password.touch(mode=0o600)
     password.write_text(secrets.token_urlsafe(18) + "\n")
-    (state / "seed.json").write_text(json.dumps(dict(seed, listen=listen)))
+    # A new vCenter each time (its VMs are made afresh): its own instance UUID, as two real vCenters have.
+    (state / "seed.json").write_text(json.dumps(dict(seed, listen=listen, instance_uuid=str(uuid.uuid4()))))
     (state / "progress").unlink(missing_ok=True)
     info = spawn("vcenter", [str(exe), "-dir", str(state)], state, timeout,
                  on_wait=(lambda: progress(_seeded(state))) if progress else None)

@@ -67,7 +67,7 @@ class DiskProgress:
             self.disks[name] = seen
             get_run_logger().info("%s: %s %s", name, seen["phase"], seen["progress"])
             if time.monotonic() - self.noted > NOTE_SECONDS:  # the step's end records the last state anyway
-                self.job.ledger().mark(self.job.wave, self.job.vm.moref, CDI_IMPORT, detail={"disks": self.list()})
+                self.job.ledger().mark(self.job.wave, self.job.vm.key, CDI_IMPORT, detail={"disks": self.list()})
                 self.noted = time.monotonic()
         return seen["phase"]
 
@@ -142,14 +142,14 @@ def cdi_import(job: Job) -> dict:
 
 
 def _precopied(job: Job) -> dict:
-    return (job.ledger().get(job.wave, job.vm.moref, PRECOPY) or {}).get("detail") or {}
+    return (job.ledger().get(job.wave, job.vm.key, PRECOPY) or {}).get("detail") or {}
 
 
 def _final_checkpoints(job: Job) -> tuple[list[dict], int, bool]:
     """Each DataVolume with its final checkpoint, from the last round to the snapshot taken after shutdown; the
     bytes that changed; whether it is a whole copy again (vCenter reset the tracking since the last round)."""
     rounds = _precopied(job)
-    final = (job.ledger().get(job.wave, job.vm.moref, SNAPSHOT) or {}).get("detail", {}).get("snapshot")
+    final = (job.ledger().get(job.wave, job.vm.key, SNAPSHOT) or {}).get("detail", {}).get("snapshot")
     with connect(job.settings.need_vcenter()) as si:
         snap = find_snapshot(si, job.vm.moref, final or "")
         if snap is None:
@@ -220,7 +220,7 @@ def precopy(job: Job) -> dict:
                            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
             detail = {"rounds": rounds, "snapshot": round_snapshot(job.wave, n), "checkpoints": checkpoints,
                       "change_ids": change_ids}
-            ledger.mark(job.wave, job.vm.moref, PRECOPY, detail=detail)
+            ledger.mark(job.wave, job.vm.key, PRECOPY, detail=detail)
             get_run_logger().info("%s: precopy round %d copied %d bytes%s", job.vm.name, n, rounds[-1]["bytes"],
                                   " (the whole disks)" if full else "")
             if wait_for_cutover(job, interval):
@@ -238,7 +238,7 @@ def wait_for_cutover(job: Job, seconds: float | None = None) -> bool:
         job.check_cancelled()
         window = job.entry.window
         due = cutover_due(window.start if window else None, datetime.now(timezone.utc),
-                          job.cutover_now or job.ledger().cutover_requested(job.wave, job.vm.moref))
+                          job.cutover_now or job.ledger().cutover_requested(job.wave, job.vm.instance_uuid))
         if due or (deadline is not None and time.monotonic() >= deadline):
             return due
         time.sleep(CUTOVER_POLL_SECONDS)

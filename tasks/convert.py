@@ -48,7 +48,7 @@ class PodProgress:
         phase = _phase(pod)
         if phase != self.phase:
             self.phase = phase
-            self.job.ledger().mark(self.job.wave, self.job.vm.moref, CONVERT, detail={
+            self.job.ledger().mark(self.job.wave, self.job.vm.key, CONVERT, detail={
                 "pod": (pod or {}).get("metadata", {}).get("name", ""), "phase": phase,
                 "after_seconds": round(time.monotonic() - self.started, 1)})
         return phase

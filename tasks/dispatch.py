@@ -73,7 +73,7 @@ class WaveDispatcher:
         for job in list(self.pending):
             if len(self.running) + len(self.taking) >= self.in_flight:
                 return
-            names = self.limits[job.vm.moref]
+            names = self.limits[job.vm.key]
             if self.blocked.get(tuple(names), 0) > now or any(self.here[n] >= self.caps[n] for n in names):
                 continue
             self.pending.remove(job)
@@ -88,15 +88,15 @@ class WaveDispatcher:
         A VM another worker ran during this run is theirs (``elsewhere``), failed or not: it is not run again
         here; one whose worker went silent is taken over.
         """
-        claim = self.ledger.claim(job.wave, job.vm.moref, self.owner)
+        claim = self.ledger.claim(job.wave, job.vm.key, self.owner)
         if claim == "busy":  # it finishes there, or its worker died and its claim goes stale
             return "busy", None
-        if claim == "new" and self.ledger.worked_on_since(job.wave, job.vm.moref, self.since):  # done there
-            self.ledger.release_claim(job.wave, job.vm.moref, self.owner)
+        if claim == "new" and self.ledger.worked_on_since(job.wave, job.vm.key, self.since):  # done there
+            self.ledger.release_claim(job.wave, job.vm.key, self.owner)
             return "elsewhere", None
-        lease = self.slots.take(self.limits[job.vm.moref])
+        lease = self.slots.take(self.limits[job.vm.key])
         if lease is None:  # another worker holds the rest of a cap
-            self.ledger.release_claim(job.wave, job.vm.moref, self.owner)
+            self.ledger.release_claim(job.wave, job.vm.key, self.owner)
             return "full", None
         return "run", lease
 
@@ -112,7 +112,7 @@ class WaveDispatcher:
 
     def _slots_answered(self, future: Future) -> None:
         job = self.taking.pop(future)
-        names = self.limits[job.vm.moref]
+        names = self.limits[job.vm.key]
         answer, lease = future.result()
         if answer == "run":
             started = self.start(job)
@@ -121,7 +121,7 @@ class WaveDispatcher:
             return
         self.here.subtract(names)
         if answer == "elsewhere":
-            self.outcomes[job.vm.moref] = ELSEWHERE
+            self.outcomes[job.vm.key] = ELSEWHERE
             self.finished(len(self.outcomes), len(self.jobs))
             return
         self.blocked[tuple(names)] = time.monotonic() + POLL_SECONDS
@@ -129,18 +129,18 @@ class WaveDispatcher:
 
     def _vm_finished(self, future: PrefectFuture) -> None:
         job, lease = self.running.pop(future)
-        self.outcomes[job.vm.moref] = future.result()
+        self.outcomes[job.vm.key] = future.result()
         self.slots.give_back(lease)
-        self.here.subtract(self.limits[job.vm.moref])
+        self.here.subtract(self.limits[job.vm.key])
         self.blocked.clear()  # slots were freed: everything may be asked again
-        self.ledger.release_claim(job.wave, job.vm.moref, self.owner)
+        self.ledger.release_claim(job.wave, job.vm.key, self.owner)
         self.finished(len(self.outcomes), len(self.jobs))
 
 
 def run_wave(wave: Wave, limits: dict[str, list[str]], caps: dict[str, int], start: Callable[[Job], PrefectFuture],
              finished: Callable[[int, int], None]) -> dict[str, str]:
     """Run every job of the wave through ``start`` within this worker's ``in_flight`` and the shared ``caps``; each
-    VM's outcome by moref."""
+    VM's outcome by its key (SourceVM.key)."""
     if not wave.jobs:
         return {}
     return WaveDispatcher(wave, limits, caps, start, finished).run()

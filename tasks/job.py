@@ -64,9 +64,13 @@ class Job:
         """The VM's name in the cluster."""
         return self.entry.target
 
+    def start_step(self, step: str) -> int:
+        """Record an attempt of ``step`` in the ledger; its number."""
+        return self.ledger().start(self.wave, self.vm.key, self.vm.name, step, self.vm.moref, self.vm.instance_uuid)
+
     def check_cancelled(self) -> None:
         """Stop here, to be rolled back, if a person cancelled this VM's migration (`vmwave cancel`)."""
-        if self.ledger().take_cancel(self.wave, self.vm.moref):
+        if self.ledger().take_cancel(self.wave, self.vm.instance_uuid):
             raise Cancelled(f"{self.vm.name}: its migration was cancelled", "run the wave again to migrate it")
 
     def wait_for(self, api_version: str, kind: str, name: str, done: Callable[[dict | None], bool], timeout: float,

@@ -23,7 +23,7 @@ COLD_MODES = ("offline-batch", "cold", "planned-window", "manual")
 def snapshot(job: Job) -> dict:
     """Kept until the migration is verified; skipped for VMs that are already off."""
     detail = {"snapshot": None, "was_on": job.vm.power_state == "poweredOn", "shutdown": "already-off"}
-    job.ledger().mark(job.wave, job.vm.moref, SNAPSHOT, detail=detail)  # what a rollback needs, even if this fails
+    job.ledger().mark(job.wave, job.vm.key, SNAPSHOT, detail=detail)  # what a rollback needs, even if this fails
     name = snapshot_name(job.wave)
     with connect(job.settings.need_vcenter()) as si:
         if detail["was_on"] and not job.warm:

@@ -64,11 +64,11 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
             if txn is not None:  # what the on_rollback hook will undo
                 txn.set("job", job)
             ledger = job.ledger()
-            recorded = ledger.get(job.wave, job.vm.moref, name)
+            recorded = ledger.get(job.wave, job.vm.key, name)
             if recorded and recorded["status"] in ("succeeded", "skipped"):
                 still_there(job, name, recorded)
                 return recorded["detail"]
-            ledger.start(job.wave, job.vm.moref, job.vm.name, name)
+            job.start_step(name)
             try:
                 job.check_cancelled()  # between steps too: a VM still queued or between waits stops here
                 detail = fn(job, *args) or {}
@@ -77,11 +77,11 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
                 error = str(exc) if isinstance(exc, VmwaveError) else f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"
                 if cause == "unexpected":  # the table does not know it: perhaps a guest-OS plugin does
                     cause, error = _plugins_diagnosis(job, name, error) or (cause, error)
-                ledger.finish(job.wave, job.vm.moref, name, "failed", error=error, cause=cause)
+                ledger.finish(job.wave, job.vm.key, name, "failed", error=error, cause=cause)
                 if name in UNDO and (not transient or task_run.run_count > retries):
                     undo(job, name, mark=False)  # what this step left half-made; its failure stays in the ledger
                 raise
-            ledger.finish(job.wave, job.vm.moref, name, detail.pop("status", "succeeded"),
+            ledger.finish(job.wave, job.vm.key, name, detail.pop("status", "succeeded"),
                           bytes_done=int(detail.get("bytes", 0)), detail=detail)
             return detail
 

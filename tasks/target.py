@@ -61,7 +61,7 @@ def guest_agent(job: Job) -> dict:
                            lambda o: _conditions(o).get("AgentConnected") == "True", limit, "AgentConnected")
     except TimedOut:
         raise StepFailed("guest-agent-not-connected", f"the guest agent of {job.target} never connected") from None
-    went_down = ((job.ledger().get(job.wave, job.vm.moref, SNAPSHOT) or {}).get("detail") or {}).get("powered_off_at")
+    went_down = ((job.ledger().get(job.wave, job.vm.key, SNAPSHOT) or {}).get("detail") or {}).get("powered_off_at")
     downtime = round(time.time() - went_down, 3) if went_down else None  # source off until the agent answers
     try:  # an agent often answers before DHCP has given the guest an address
         vmi = job.wait_for(KV, "VirtualMachineInstance", job.target, _has_ip,

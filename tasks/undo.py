@@ -83,7 +83,7 @@ def work_folder(job: Job) -> Path:
 
 def undo_snapshot(job: Job) -> dict:
     """The source runs again if it ran before; its vmwave snapshot stays until someone verifies and removes it."""
-    recorded = job.ledger().get(job.wave, job.vm.moref, SNAPSHOT) or {}
+    recorded = job.ledger().get(job.wave, job.vm.key, SNAPSHOT) or {}
     if not (recorded.get("detail") or {}).get("was_on", job.vm.power_state == "poweredOn"):
         return {"source_powered_on": False}
     with connect(job.settings.need_vcenter()) as si:
@@ -99,42 +99,42 @@ ORDER = [POST_BOOT_HOOK, BOOT, CONVERT, CDI_IMPORT, SNAPSHOT, PRE_CUTOVER_HOOK, 
 def undo(job: Job, step: str, mark: bool = True) -> bool:
     """Undo ``step`` for ``job``, record it in the ledger's ``rollback`` row; False when the undo failed."""
     ledger = job.ledger()
-    row = ledger.get(job.wave, job.vm.moref, ROLLBACK)
+    row = ledger.get(job.wave, job.vm.key, ROLLBACK)
     detail = dict((row or {}).get("detail") or {})
     if row is None or row["status"] != "running":
-        ledger.start(job.wave, job.vm.moref, job.vm.name, ROLLBACK)
+        job.start_step(ROLLBACK)
         detail = {}
     try:
         detail[step] = UNDO[step](job)
     except Exception as exc:  # recorded, never raised: the remaining undos must still run
         detail[step] = {"error": f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"}
-        ledger.mark(job.wave, job.vm.moref, ROLLBACK, detail=detail)
+        ledger.mark(job.wave, job.vm.key, ROLLBACK, detail=detail)
         return False
-    ledger.mark(job.wave, job.vm.moref, ROLLBACK, detail=detail)
-    recorded = ledger.get(job.wave, job.vm.moref, step)
+    ledger.mark(job.wave, job.vm.key, ROLLBACK, detail=detail)
+    recorded = ledger.get(job.wave, job.vm.key, step)
     if mark and recorded and recorded["status"] == "succeeded":  # done again on a rerun (the snapshot is reused)
-        ledger.mark(job.wave, job.vm.moref, step, "rolled_back")
+        ledger.mark(job.wave, job.vm.key, step, "rolled_back")
     return True
 
 
 def finish_rollback(job: Job) -> dict:
     """Close the ledger's ``rollback`` row: failed, naming what a person must undo by hand, if any undo failed."""
     ledger = job.ledger()
-    row = ledger.get(job.wave, job.vm.moref, ROLLBACK)
+    row = ledger.get(job.wave, job.vm.key, ROLLBACK)
     if row is None:
-        ledger.start(job.wave, job.vm.moref, job.vm.name, ROLLBACK)
+        job.start_step(ROLLBACK)
         row = {"detail": {}}
     detail = dict(row.get("detail") or {})
     failed = [f"{step}: {d['error']}" for step, d in detail.items() if isinstance(d, dict) and "error" in d]
     if failed:
-        ledger.finish(job.wave, job.vm.moref, ROLLBACK, "failed", detail=detail, cause="rollback-failed",
+        ledger.finish(job.wave, job.vm.key, ROLLBACK, "failed", detail=detail, cause="rollback-failed",
                       error="; ".join(failed))
     else:
         for step in (NETWORK_ATTACH, GUEST_AGENT, SMOKE_TEST):  # nothing to undo, but no longer done
-            recorded = ledger.get(job.wave, job.vm.moref, step)
+            recorded = ledger.get(job.wave, job.vm.key, step)
             if recorded and recorded["status"] == "succeeded":
-                ledger.mark(job.wave, job.vm.moref, step, "rolled_back")
-        ledger.finish(job.wave, job.vm.moref, ROLLBACK, detail=detail)
+                ledger.mark(job.wave, job.vm.key, step, "rolled_back")
+        ledger.finish(job.wave, job.vm.key, ROLLBACK, detail=detail)
     return {"undone": sorted(detail), "failed": failed}
 
 
@@ -144,7 +144,7 @@ def rollback(job: Job) -> dict:
     for step in ORDER:
         if step in (PRE_CUTOVER_HOOK, POST_BOOT_HOOK) and not job.hooks:
             continue
-        if step == PRECOPY and job.ledger().get(job.wave, job.vm.moref, PRECOPY) is None:
+        if step == PRECOPY and job.ledger().get(job.wave, job.vm.key, PRECOPY) is None:
             continue  # it moved cold
         undo(job, step)
     return finish_rollback(job)

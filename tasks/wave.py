@@ -22,6 +22,7 @@ from prefect.exceptions import ObjectAlreadyExists
 
 from vmwave.adapters.files import inside, load_maps, load_plan, write_text_atomic
 from vmwave.adapters.kubernetes import Cluster
+from vmwave.adapters.vsphere import vcenter_id
 from vmwave.domain.build import credentials_name, vm_objects
 from vmwave.domain.diagnosis import cause
 from vmwave.domain.manifests import ANNOTATION_MIGRATED, LABEL_UUID
@@ -79,11 +80,19 @@ def prepare_wave(plan_file: str, wave: str | int, records: list[SourceVM], setti
         raise VmwaveError(f"wave {wave_plan.id} cannot start; nothing was changed: " + "; ".join(problems),
                           "fix what is named, then run the wave again")
     wave_run = Wave(wave_plan, tuple(jobs), settings, maps)
+    adopt_earlier_records(jobs)
     for job in jobs:
         if job.vm.name in redo:  # what the ledger recorded of it is forgotten: it is migrated again
-            wave_run.ledger().forget(wave_plan.id, job.vm.moref)
-    wave_run.ledger().begin_wave(wave_plan.id, wave_plan.cls, wave_plan.mode, {j.vm.moref: j.cls for j in jobs})
+            wave_run.ledger().forget(wave_plan.id, job.vm.key)
+    wave_run.ledger().begin_wave(wave_plan.id, wave_plan.cls, wave_plan.mode, {j.vm.key: j.cls for j in jobs})
     return wave_run
+
+
+def adopt_earlier_records(jobs: list[Job]) -> None:
+    """A ledger of an earlier vmwave knew VMs by moref alone: the first vCenter that runs with it keeps what it
+    recorded (``Ledger.adopt``)."""
+    if jobs:
+        jobs[0].ledger().adopt(jobs[0].vm.vcenter, {j.vm.moref: (j.vm.key, j.vm.instance_uuid) for j in jobs})
 
 
 def migrated_before(jobs: list[Job], settings: Settings) -> list[Job]:
@@ -138,13 +147,16 @@ def missing_preferences(jobs: list[Job], settings: Settings) -> list[str]:
 
 @task(name="rollback-jobs", cache_policy=NONE, persist_result=False)
 def rollback_jobs(plan_file: str, wave: str | int, settings: Settings, keep_for_debug: bool = False) -> Wave:
-    """A job for each VM of the wave that the ledger says was started: identities from the plan, nothing checked."""
+    """A job for each VM of the wave that the ledger says was started: identities from the plan and the vCenter's
+    id (the ledger knows a VM by both), nothing checked."""
     wave_plan = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
     maps = load_maps(settings.need_maps(), settings.max_file_bytes)
-    jobs = [Job(wave=wave_plan.id, vm=SourceVM(name=vm.name, moref=vm.moref, instance_uuid=vm.uuid),
+    center = vcenter_id(settings.need_vcenter())
+    jobs = [Job(wave=wave_plan.id, vm=SourceVM(name=vm.name, moref=vm.moref, instance_uuid=vm.uuid, vcenter=center),
                 entry=vm, settings=settings, maps=maps, keep_for_debug=keep_for_debug or bool(vm.keep_for_debug))
             for vm in wave_plan.vms]
-    started = tuple(job for job in jobs if job.ledger().get(job.wave, job.vm.moref, SNAPSHOT) is not None)
+    adopt_earlier_records(jobs)
+    started = tuple(job for job in jobs if job.ledger().get(job.wave, job.vm.key, SNAPSHOT) is not None)
     return Wave(wave_plan, started, settings, maps)
 
 
@@ -154,7 +166,7 @@ def share_limits(wave: Wave) -> tuple[dict[str, list[str]], dict[str, int]]:
 
     Returns each VM's limit names (by moref) and each limit's cap.
     """
-    names = {job.vm.moref: [limit_name("host", job.vm.host)] + sorted({limit_name("datastore", d.datastore)
+    names = {job.vm.key: [limit_name("host", job.vm.host)] + sorted({limit_name("datastore", d.datastore)
                                                                         for d in job.vm.disks})
              for job in wave.jobs}
     caps = {name: wave.per_host if name.startswith("vmwave-host-") else wave.settings.per_datastore
@@ -197,12 +209,12 @@ def wave_report(wave_run: Wave, outcomes: dict[str, str], out_dir: str) -> dict[
     both with the wave's timeline as a picture (an SVG beside the file, inline in the artifact)."""
     wave = wave_run.id
     entries = wave_run.ledger().by_vm(wave) if wave_run.jobs else []
-    steps = {e["moref"]: e["steps"] for e in entries}
+    steps = {e["key"]: e["steps"] for e in entries}
     rows = []
     for job in wave_run.jobs:
-        vm_steps = steps.get(job.vm.moref, [])
+        vm_steps = steps.get(job.vm.key, [])
         failed = next((s for s in vm_steps if s["status"] == "failed"), None)
-        result = outcomes.get(job.vm.moref, "not run")
+        result = outcomes.get(job.vm.key, "not run")
         if result == ELSEWHERE:  # the ledger holds what the other worker did
             result = ledger_result(vm_steps) + " on another worker"
         rows.append({"vm": job.vm.name, "class": job.cls, "result": result, "downtime": _downtime(job, vm_steps),

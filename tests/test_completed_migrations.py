@@ -130,3 +130,50 @@ def test_no_conversion_starts_on_a_volume_a_running_vm_uses(prefect_server, lab_
         assert cluster.find("v1", "Pod", "vmwave", {"vmwave.io/wave": "w950"}) == []  # nothing was converted
     finally:
         cluster.delete(KV, "VirtualMachineInstance", "vmwave", "uses-it")
+
+
+def test_a_ledger_from_another_lab_knows_none_of_its_vms(prefect_server, wave_lab, wave_env, planned, tmp_path):
+    """Two labs of one estate have the same morefs and VM UUIDs but not the same vCenter: a ledger that recorded a
+    wave in one migrates every VM of it in the other, and a rollback in one leaves the other's migration alone."""
+    from prefect.settings import PREFECT_API_URL
+    from vmwave.adapters.vsphere import VCenter, vcenter_id
+    from vmwave_lab import lab as lab_control
+
+    plan, doc, wave = planned
+    wave["vms"] = wave["vms"][:2]
+    plan.write_text(yaml.safe_dump(doc, sort_keys=False))
+    names = [vm["target_name"] for vm in wave["vms"]]
+    env = {**os.environ, **wave_env, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    first = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir", str(tmp_path)],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    here = Cluster(wave_lab["VMWAVE_KUBECONFIG"])
+    before = cluster_state(here, names, Path(wave_lab["VMWAVE_KUBECONFIG"]).parent / "volumes")
+
+    other_lab = lab_control.up(vms=12, state_dir=tmp_path / "other-lab")
+    try:
+        env_b = {**env, **other_lab}  # the same ledger
+        centers = {vcenter_id(Settings.load(env=e).need_vcenter()) for e in (wave_env, other_lab)}
+        assert len(centers) == 2 and "" not in centers
+        second = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
+                                 str(tmp_path / "other")], env=env_b, capture_output=True, text=True, timeout=600)
+        assert second.returncode == 0, second.stdout + second.stderr
+        report = (tmp_path / "other" / f"wave-{wave['id']}-report.md").read_text()
+        assert "already migrated" not in report and report.count("| succeeded |") == len(names), report
+        there = Cluster(other_lab["VMWAVE_KUBECONFIG"])
+        for name in names:  # migrated there, step by step: the ledger's record of the first lab skipped nothing
+            vm = there.get(KV, "VirtualMachine", "vmwave", name)
+            assert vm["metadata"]["annotations"][ANNOTATION_MIGRATED].startswith(f"{wave['id']} ")
+        assert {e["key"].split("/")[0] for e in Ledger(Settings.load(env=wave_env).ledger).by_vm(wave["id"])} == centers
+
+        undone = subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], env=env_b,
+                                capture_output=True, text=True, timeout=600)
+        assert undone.returncode == 0, undone.stderr
+        assert there.find(KV, "VirtualMachine", "vmwave", {"vmwave.io/wave": wave["id"]}) == []
+        assert cluster_state(here, names, Path(wave_lab["VMWAVE_KUBECONFIG"]).parent / "volumes") == before
+    finally:
+        lab_control.down(tmp_path / "other-lab")
+    rolled = subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert rolled.returncode == 0, rolled.stderr
+    assert here.find(KV, "VirtualMachine", "vmwave", {"vmwave.io/wave": wave["id"]}) == []

@@ -101,3 +101,58 @@ def test_a_vm_is_claimed_by_one_worker_until_released_or_its_worker_goes_silent(
     assert ledger.claim("w001", "vm-1", "worker-c") == "taken-over"
     ledger.refresh_claims("worker-c")
     assert ledger.claim("w001", "vm-1", "worker-a") == "busy"
+
+
+LEDGER_OF_AN_EARLIER_VMWAVE = """
+CREATE TABLE steps (wave VARCHAR(64) NOT NULL, moref VARCHAR(64) NOT NULL, step VARCHAR(32) NOT NULL,
+    vm VARCHAR(256) NOT NULL, status VARCHAR(16) NOT NULL, attempt INTEGER NOT NULL, started_at DATETIME,
+    finished_at DATETIME, bytes BIGINT, error TEXT, cause VARCHAR(64), detail JSON, PRIMARY KEY (wave, moref, step));
+CREATE TABLE claims (wave VARCHAR(64) NOT NULL, moref VARCHAR(64) NOT NULL, owner VARCHAR(64) NOT NULL,
+    heartbeat DATETIME NOT NULL, PRIMARY KEY (wave, moref));
+CREATE TABLE waves (wave VARCHAR(64) NOT NULL, cls VARCHAR(16) NOT NULL, mode VARCHAR(16) NOT NULL, members JSON,
+    started_at DATETIME, finished_at DATETIME, PRIMARY KEY (wave));
+CREATE TABLE cancels (wave VARCHAR(64) NOT NULL, moref VARCHAR(64) NOT NULL, requested_at DATETIME NOT NULL,
+    PRIMARY KEY (wave, moref));
+CREATE TABLE cutovers (wave VARCHAR(64) NOT NULL, moref VARCHAR(64) NOT NULL, requested_at DATETIME NOT NULL,
+    PRIMARY KEY (wave, moref));
+INSERT INTO steps VALUES ('w003', 'vm-137', 'snapshot', 'db-01', 'succeeded', 1, '2026-11-01 10:00:00',
+    '2026-11-01 10:01:00', 0, '', '', '{"snapshot": "vmwave-w003"}');
+INSERT INTO steps VALUES ('w003', 'vm-138', 'snapshot', 'db-02', 'succeeded', 1, '2026-11-01 10:00:00',
+    '2026-11-01 10:01:00', 0, '', '', '{}');
+INSERT INTO waves VALUES ('w003', 'P3', 'cold', '{"vm-137": "P3", "vm-138": "P3"}', '2026-11-01 10:00:00', NULL);
+INSERT INTO cancels VALUES ('w003', 'vm-138', '2026-11-01 10:02:00');
+"""
+
+
+def test_a_ledger_of_an_earlier_vmwave_is_upgraded_on_open_and_kept_by_the_vcenter_that_wrote_it(tmp_path):
+    """Morefs are unique only inside one vCenter: VMs are keyed by vCenter and instance UUID. What an earlier
+    ledger recorded by moref is kept for the first vCenter that runs with it, and for no other."""
+    import sqlite3
+
+    db = tmp_path / "earlier.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(LEDGER_OF_AN_EARLIER_VMWAVE)
+    ledger = Ledger(f"sqlite:///{db}")
+    assert {(e["key"], e["moref"], e["vm"]) for e in ledger.by_vm("w003")} == {
+        ("moref:vm-137", "vm-137", "db-01"), ("moref:vm-138", "vm-138", "db-02")}
+    assert Ledger(f"sqlite:///{db}").rows("w003") == ledger.rows("w003")  # opened again: nothing more changes
+
+    ledger.adopt("vc-a", {"vm-137": ("vc-a/u-137", "u-137")})  # the vCenter it was written with runs wave w003
+    assert ledger.done("w003", "vc-a/u-137", "snapshot")
+    assert ledger.get("w003", "vc-a/u-137", "snapshot")["detail"] == {"snapshot": "vmwave-w003"}
+    assert ledger.waves()[0]["members"] == {"vc-a/u-137": "P3", "moref:vm-138": "P3"}
+
+    ledger.adopt("vc-b", {"vm-138": ("vc-b/u-999", "u-999")})  # another vCenter's vm-138 is another VM
+    assert not ledger.done("w003", "vc-b/u-999", "snapshot") and not ledger.take_cancel("w003", "u-999")
+
+    ledger.adopt("vc-a", {"vm-138": ("vc-a/u-138", "u-138")})
+    assert ledger.done("w003", "vc-a/u-138", "snapshot") and ledger.take_cancel("w003", "u-138")
+    assert not ledger.done("w003", "vc-a/u-137", "boot") and ledger.by_vm("w004") == []
+
+
+def test_the_same_moref_in_two_vcenters_is_two_vms(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.start("w001", "vc-a/u-1", "web-01", "snapshot", "vm-137", "u-1")
+    ledger.finish("w001", "vc-a/u-1", "snapshot")
+    assert ledger.done("w001", "vc-a/u-1", "snapshot") and not ledger.done("w001", "vc-b/u-1", "snapshot")
+    assert ledger.claim("w001", "vc-a/u-1", "worker-a") == "new" and ledger.claim("w001", "vc-b/u-1", "worker-a") == "new"

@@ -40,7 +40,7 @@ def test_a_vm_migrates_and_a_rerun_changes_nothing(prefect_server, lab_settings,
     assert [(s["step"], s["status"]) for s in entry["steps"]] == [
         ("snapshot", "succeeded"), ("cdi-import", "succeeded"), ("convert", "skipped"), ("network-attach", "succeeded"),
         ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "skipped")]
-    imported = ledger.get("w900", vm.moref, "cdi-import")["detail"]
+    imported = ledger.get("w900", vm.key, "cdi-import")["detail"]
     assert imported["source"] == "vddk" and imported["disks"][0]["phase"] == "Succeeded"
     assert imported["disks"][0]["progress"] == "100.0%"  # status.progress was followed to the end
     cluster = job.cluster()
@@ -165,7 +165,7 @@ def test_keep_for_debug_labels_what_a_failed_migration_made(prefect_server, lab_
         assert kept["metadata"]["labels"]["vmwave.io/kept-for-debug"] == "true"
         disks = cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": "w905"})
         assert len(disks) == 2 and all(d["metadata"]["labels"]["vmwave.io/kept-for-debug"] == "true" for d in disks)
-        rollback = job.ledger().get("w905", vm.moref, "rollback")
+        rollback = job.ledger().get("w905", vm.key, "rollback")
         assert rollback["status"] == "succeeded" and "kept VirtualMachine/db-01" in rollback["detail"]["boot"]["cluster"]
         with connect(target) as si:
             assert power_state(si, vm.moref) == "poweredOn"  # kept objects or not, the source runs again
@@ -202,7 +202,7 @@ def test_a_512_mib_disk_streams_into_its_pvc_and_never_through_the_worker(prefec
     finally:
         done.set()
         watcher.join()
-    assert job.ledger().get("w906", vm.moref, "cdi-import")["detail"]["source"] == "http"
+    assert job.ledger().get("w906", vm.key, "cdi-import")["detail"]["source"] == "http"
     assert same_bytes(flat, volume(lab_settings, "web-03-disk0"))
     assert peak[0] < 4 << 20, peak[0]
     cluster = job.cluster()

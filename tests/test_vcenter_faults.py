@@ -32,7 +32,7 @@ def test_a_vcenter_fault_is_retried(fault, prefect_server, lab, lab_settings, ta
     job = job_for(vm, lab_settings, tmp_path, wave, mode="rebuild")  # a snapshot, no shutdown
     lab.inject(**SNAPSHOT_FAULTS[fault](vm))
     detail = snapshot(job)
-    row = job.ledger().get(wave, vm.moref, "snapshot")
+    row = job.ledger().get(wave, vm.key, "snapshot")
     assert row["status"] == "succeeded" and row["attempt"] == 2  # one failed attempt, then the retry
     assert detail["snapshot"] == f"vmwave-{wave}"
     with connect(target) as si:
@@ -48,7 +48,7 @@ def test_a_datastore_stream_cut_mid_way_restarts_the_importer(prefect_server, la
     job = job_for(vm, lab_settings, tmp_path, "wf-cut", env={"VMWAVE_VDDK_IMAGE": ""})  # over HTTPS from /folder
     lab.inject(cut_download_after=5 << 20)
     detail = cdi_import(job)
-    row = job.ledger().get("wf-cut", vm.moref, "cdi-import")
+    row = job.ledger().get("wf-cut", vm.key, "cdi-import")
     assert row["status"] == "succeeded" and row["attempt"] == 1 and detail["source"] == "http"
     dv = job.cluster().get("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "batch-old-01-disk0")
     assert dv["status"]["restartCount"] == 1  # CDI restarted its importer, as its pod would be

@@ -40,11 +40,11 @@ import (
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
-	vapi "github.com/vmware/govmomi/vapi/simulator"
 	"github.com/vmware/govmomi/vapi/rest"
+	vapi "github.com/vmware/govmomi/vapi/simulator"
 	"github.com/vmware/govmomi/vapi/tags"
-	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -150,11 +150,12 @@ type GuestDisk struct {
 }
 
 type Seed struct {
-	User        string       `json:"user"`
-	Listen      string       `json:"listen"`
-	Attributes  []string     `json:"attributes"`
-	Datacenters []Datacenter `json:"datacenters"`
-	VMs         []VM         `json:"vms"`
+	User         string       `json:"user"`
+	Listen       string       `json:"listen"`
+	InstanceUuid string       `json:"instance_uuid"` // this vCenter's about.instanceUuid: each lab vCenter is another one
+	Attributes   []string     `json:"attributes"`
+	Datacenters  []Datacenter `json:"datacenters"`
+	VMs          []VM         `json:"vms"`
 }
 
 // dcState remembers what was built in one datacenter, so VMs can be placed.
@@ -414,12 +415,12 @@ func (b *builder) vm(spec VM) {
 		}
 	}
 	cfg := types.VirtualMachineConfigSpec{
-		Name:     spec.Name,
-		GuestId:  spec.GuestID,
-		NumCPUs:  spec.CPUs,
-		MemoryMB: spec.MemoryMB,
-		Firmware: spec.Firmware,
-		Files:    &types.VirtualMachineFileInfo{VmPathName: fmt.Sprintf("[%s]", firstDS)},
+		Name:                  spec.Name,
+		GuestId:               spec.GuestID,
+		NumCPUs:               spec.CPUs,
+		MemoryMB:              spec.MemoryMB,
+		Firmware:              spec.Firmware,
+		Files:                 &types.VirtualMachineFileInfo{VmPathName: fmt.Sprintf("[%s]", firstDS)},
 		ChangeTrackingEnabled: types.NewBool(spec.CBT),
 	}
 	if dir != "" {
@@ -463,9 +464,9 @@ func (b *builder) vm(spec VM) {
 			must(os.MkdirAll(filepath.Join(b.dir, "datastores", spec.Datacenter, ds, path.Dir(file)), 0o755), "disk folder")
 		}
 		backing := &types.VirtualDiskFlatVer2BackingInfo{
-			DiskMode:        d.Mode,
-			ThinProvisioned: types.NewBool(d.Thin),
-			Sharing:         d.Sharing,
+			DiskMode:                     d.Mode,
+			ThinProvisioned:              types.NewBool(d.Thin),
+			Sharing:                      d.Sharing,
 			VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: d.File},
 		}
 		disk := &types.VirtualDisk{
@@ -727,6 +728,9 @@ func main() {
 	model.Datacenter, model.Portgroup, model.Host, model.Cluster = 0, 0, 0, 0
 	model.ClusterHost, model.Datastore, model.Machine = 0, 0, 0
 	must(model.Create(), "create model")
+	if seed.InstanceUuid != "" { // govmomi's VPX model gives every simulator the same one
+		simulator.Map.Get(vim25.ServiceInstance).(*simulator.ServiceInstance).Content.About.InstanceUuid = seed.InstanceUuid
+	}
 
 	ctx := context.Background()
 	client, err := vim25.NewClient(ctx, model.Service)

@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, create_engine,
-                        event, select)
+from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, bindparam,
+                        create_engine, event, inspect, select)
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from vmwave.errors import ConnectionFailed, InputError
 
@@ -30,9 +30,11 @@ metadata = MetaData()
 steps = Table(
     "steps", metadata,
     Column("wave", String(64), primary_key=True),
-    Column("moref", String(64), primary_key=True),
+    Column("vm_key", String(160), primary_key=True),  # which VM: its vCenter and its instance UUID (SourceVM.key)
     Column("step", String(32), primary_key=True),
     Column("vm", String(256), nullable=False),
+    Column("moref", String(80), default=""),  # shown, never a key: every vCenter has a vm-137
+    Column("uuid", String(64), default=""),  # the VM's instance UUID: what a person's request names
     Column("status", String(16), nullable=False),
     Column("attempt", Integer, nullable=False, default=1),
     Column("started_at", DateTime(timezone=True)),
@@ -45,7 +47,7 @@ steps = Table(
 claims = Table(  # which worker runs a VM now: several workers may run one wave, each VM runs on one
     "claims", metadata,
     Column("wave", String(64), primary_key=True),
-    Column("moref", String(64), primary_key=True),
+    Column("vm_key", String(160), primary_key=True),
     Column("owner", String(64), nullable=False),
     Column("heartbeat", DateTime(timezone=True), nullable=False),
 )
@@ -55,21 +57,21 @@ waves = Table(  # each wave's last run: what the metrics count its VMs against (
     Column("wave", String(64), primary_key=True),
     Column("cls", String(16), nullable=False),
     Column("mode", String(16), nullable=False),
-    Column("members", JSON, default=dict),  # moref -> the VM's class: a VM with no step yet is pending
+    Column("members", JSON, default=dict),  # VM key -> the VM's class: a VM with no step yet is pending
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
 )
-cancels = Table(  # a person asked to stop one VM's migration (`vmwave cancel`); the worker running it takes it
+cancels = Table(  # a person asked to stop one VM (the plan's, by its uuid) (`vmwave cancel`); its worker takes it
     "cancels", metadata,
     Column("wave", String(64), primary_key=True),
-    Column("moref", String(64), primary_key=True),
+    Column("uuid", String(96), primary_key=True),
     Column("requested_at", DateTime(timezone=True), nullable=False),
 )
 
-cutovers = Table(  # a person asked a warm VM (moref) or a whole wave ("*") to cut over now (`vmwave cutover`)
+cutovers = Table(  # a person asked a warm VM (uuid) or a whole wave ("*") to cut over now (`vmwave cutover`)
     "cutovers", metadata,
     Column("wave", String(64), primary_key=True),
-    Column("moref", String(64), primary_key=True),
+    Column("uuid", String(96), primary_key=True),
     Column("requested_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -103,6 +105,7 @@ class Ledger:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA busy_timeout=10000")
         try:
+            _upgrade(self.engine)
             metadata.create_all(self.engine)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no answer"
@@ -128,38 +131,67 @@ class Ledger:
             found = read()
         return found
 
+    def adopt(self, vcenter: str, vms: dict[str, tuple[str, str]]) -> None:
+        """What a ledger recorded before it knew vCenters (``moref:`` keys) becomes these VMs' (moref -> (key,
+        uuid)), for the first vCenter that runs with it: the one it was written with, as one ledger served one
+        vCenter then. Another vCenter adopts nothing: its vm-137 is another VM."""
+        with self.engine.begin() as conn:
+            if not conn.execute(select(steps.c.vm_key).where(steps.c.vm_key.startswith(LEGACY)).limit(1)).first():
+                return
+            claimed = conn.execute(meta.update().where((meta.c.key == "legacy") & (meta.c.value == "moref"))
+                                   .values(value=vcenter)).rowcount
+            owner = conn.execute(select(meta.c.value).where(meta.c.key == "legacy")).scalar()
+            if not (claimed or owner == vcenter):
+                return
+            moved = [{"old": LEGACY + moref, "key": key, "uuid": uuid} for moref, (key, uuid) in vms.items()]
+            if not moved:
+                return
+            conn.execute(steps.update().where(steps.c.vm_key == bindparam("old"))
+                         .values(vm_key=bindparam("key"), uuid=bindparam("uuid")), moved)
+            conn.execute(claims.update().where(claims.c.vm_key == bindparam("old")).values(vm_key=bindparam("key")),
+                         moved)
+            for table in (cancels, cutovers):
+                conn.execute(table.update().where(table.c.uuid == bindparam("old")).values(uuid=bindparam("uuid")),
+                             moved)
+            renamed = {m["old"]: m["key"] for m in moved}
+            for wave, members in conn.execute(select(waves.c.wave, waves.c.members)).all():
+                if any(k in renamed for k in members or {}):
+                    conn.execute(waves.update().where(waves.c.wave == wave)
+                                 .values(members={renamed.get(k, k): v for k, v in members.items()}))
+
     @classmethod
     def shared(cls, url: str) -> "Ledger":
         """This process's one ``Ledger`` for ``url``."""
         with _shared_lock:
             return _shared(url)
 
-    def _key(self, wave: str, moref: str, step: str):
-        return (steps.c.wave == wave) & (steps.c.moref == moref) & (steps.c.step == step)
+    def _key(self, wave: str, key: str, step: str):
+        return (steps.c.wave == wave) & (steps.c.vm_key == key) & (steps.c.step == step)
 
-    def get(self, wave: str, moref: str, step: str) -> dict[str, Any] | None:
+    def get(self, wave: str, key: str, step: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(steps).where(self._key(wave, moref, step))).mappings().first()
+            row = conn.execute(select(steps).where(self._key(wave, key, step))).mappings().first()
         return dict(row) if row else None
 
-    def done(self, wave: str, moref: str, step: str) -> bool:
-        row = self.get(wave, moref, step)
+    def done(self, wave: str, key: str, step: str) -> bool:
+        row = self.get(wave, key, step)
         return row is not None and row["status"] in ("succeeded", "skipped")
 
-    def start(self, wave: str, moref: str, vm: str, step: str) -> int:
-        """Record an attempt of ``step``; returns the attempt number (1 for the first)."""
+    def start(self, wave: str, key: str, vm: str, step: str, moref: str = "", uuid: str = "") -> int:
+        """Record an attempt of ``step`` of the VM ``key`` (named ``vm``); returns the attempt number (1 for the
+        first)."""
         with self.engine.begin() as conn:
-            row = conn.execute(select(steps.c.attempt).where(self._key(wave, moref, step))).first()
+            row = conn.execute(select(steps.c.attempt).where(self._key(wave, key, step))).first()
             attempt = (row[0] + 1) if row else 1
-            values = {"vm": vm, "status": "running", "attempt": attempt, "started_at": _now(), "finished_at": None,
-                      "error": "", "cause": ""}
+            values = {"vm": vm, "moref": moref, "uuid": uuid, "status": "running", "attempt": attempt,
+                      "started_at": _now(), "finished_at": None, "error": "", "cause": ""}
             if row:
-                conn.execute(steps.update().where(self._key(wave, moref, step)).values(**values))
+                conn.execute(steps.update().where(self._key(wave, key, step)).values(**values))
             else:
-                conn.execute(steps.insert().values(wave=wave, moref=moref, step=step, bytes=0, detail={}, **values))
+                conn.execute(steps.insert().values(wave=wave, vm_key=key, step=step, bytes=0, detail={}, **values))
         return attempt
 
-    def finish(self, wave: str, moref: str, step: str, status: str = "succeeded", bytes_done: int = 0,
+    def finish(self, wave: str, key: str, step: str, status: str = "succeeded", bytes_done: int = 0,
                detail: dict[str, Any] | None = None, error: str = "", cause: str = "") -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown step status {status!r}")
@@ -167,32 +199,32 @@ class Ledger:
         if detail is not None:  # a failure keeps what the step noted while it ran
             values["detail"] = detail
         with self.engine.begin() as conn:
-            conn.execute(steps.update().where(self._key(wave, moref, step)).values(**values))
+            conn.execute(steps.update().where(self._key(wave, key, step)).values(**values))
 
-    def mark(self, wave: str, moref: str, step: str, status: str | None = None,
+    def mark(self, wave: str, key: str, step: str, status: str | None = None,
              detail: dict[str, Any] | None = None) -> None:
         """Change a step's status or detail, keeping its times and bytes (a rollback, notes while one runs)."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"unknown step status {status!r}")
         values = {k: v for k, v in (("status", status), ("detail", detail)) if v is not None}
         with self.engine.begin() as conn:
-            conn.execute(steps.update().where(self._key(wave, moref, step)).values(**values))
+            conn.execute(steps.update().where(self._key(wave, key, step)).values(**values))
 
-    def claim(self, wave: str, moref: str, owner: str) -> str:
+    def claim(self, wave: str, key: str, owner: str) -> str:
         """Take the VM for ``owner``: ``new``, ``mine`` (already), ``taken-over`` (from a dead worker) or ``busy``."""
-        key = (claims.c.wave == wave) & (claims.c.moref == moref)
+        where = (claims.c.wave == wave) & (claims.c.vm_key == key)
         try:
             with self.engine.begin() as conn:
-                row = conn.execute(select(claims).where(key)).mappings().first()
+                row = conn.execute(select(claims).where(where)).mappings().first()
                 if row is None:
-                    conn.execute(claims.insert().values(wave=wave, moref=moref, owner=owner, heartbeat=_now()))
+                    conn.execute(claims.insert().values(wave=wave, vm_key=key, owner=owner, heartbeat=_now()))
                     return "new"
                 if row["owner"] == owner:
                     return "mine"
                 beat = row["heartbeat"] if row["heartbeat"].tzinfo else row["heartbeat"].replace(tzinfo=timezone.utc)
                 if (_now() - beat).total_seconds() < CLAIM_STALE_SECONDS:
                     return "busy"
-                taken = conn.execute(claims.update().where(key & (claims.c.owner == row["owner"]))
+                taken = conn.execute(claims.update().where(where & (claims.c.owner == row["owner"]))
                                      .values(owner=owner, heartbeat=_now()))
                 return "taken-over" if taken.rowcount == 1 else "busy"
         except IntegrityError:  # another worker inserted it first
@@ -202,44 +234,44 @@ class Ledger:
         with self.engine.begin() as conn:
             conn.execute(claims.update().where(claims.c.owner == owner).values(heartbeat=_now()))
 
-    def release_claim(self, wave: str, moref: str, owner: str) -> None:
+    def release_claim(self, wave: str, key: str, owner: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(claims.delete().where((claims.c.wave == wave) & (claims.c.moref == moref)
+            conn.execute(claims.delete().where((claims.c.wave == wave) & (claims.c.vm_key == key)
                                                & (claims.c.owner == owner)))
 
-    def forget(self, wave: str, moref: str) -> None:
+    def forget(self, wave: str, key: str) -> None:
         """What this ledger recorded of the VM in the wave, gone: it is migrated again (``--redo``)."""
         with self.engine.begin() as conn:
-            conn.execute(steps.delete().where((steps.c.wave == wave) & (steps.c.moref == moref)))
+            conn.execute(steps.delete().where((steps.c.wave == wave) & (steps.c.vm_key == key)))
 
-    def request_cancel(self, wave: str, moref: str) -> None:
+    def request_cancel(self, wave: str, uuid: str) -> None:
         """Ask whichever worker runs the VM to stop and roll it back; asking twice is asking once."""
         with self.engine.begin() as conn:
-            if conn.execute(select(cancels.c.moref).where((cancels.c.wave == wave) & (cancels.c.moref == moref))).first():
+            if conn.execute(select(cancels.c.uuid).where((cancels.c.wave == wave) & (cancels.c.uuid == uuid))).first():
                 return
-            conn.execute(cancels.insert().values(wave=wave, moref=moref, requested_at=datetime.now(timezone.utc)))
+            conn.execute(cancels.insert().values(wave=wave, uuid=uuid, requested_at=_now()))
 
-    def take_cancel(self, wave: str, moref: str) -> bool:
+    def take_cancel(self, wave: str, uuid: str) -> bool:
         """Whether a cancel was asked for the VM; it is taken (removed), so a rerun of the wave migrates it again."""
         with self.engine.begin() as conn:
-            taken = conn.execute(cancels.delete().where((cancels.c.wave == wave) & (cancels.c.moref == moref)))
+            taken = conn.execute(cancels.delete().where((cancels.c.wave == wave) & (cancels.c.uuid == uuid)))
             return taken.rowcount > 0
 
-    def request_cutover(self, wave: str, moref: str = "*") -> None:
+    def request_cutover(self, wave: str, uuid: str = "*") -> None:
         """Ask a warm VM (or every VM of the wave, "*") to stop its precopy and cut over; asking twice is once."""
-        key = (cutovers.c.wave == wave) & (cutovers.c.moref == moref)
+        where = (cutovers.c.wave == wave) & (cutovers.c.uuid == uuid)
         with self.engine.begin() as conn:
-            if conn.execute(select(cutovers.c.moref).where(key)).first() is None:
-                conn.execute(cutovers.insert().values(wave=wave, moref=moref, requested_at=_now()))
+            if conn.execute(select(cutovers.c.uuid).where(where)).first() is None:
+                conn.execute(cutovers.insert().values(wave=wave, uuid=uuid, requested_at=_now()))
 
-    def cutover_requested(self, wave: str, moref: str) -> bool:
-        query = select(cutovers.c.moref).where((cutovers.c.wave == wave) & cutovers.c.moref.in_([moref, "*"]))
+    def cutover_requested(self, wave: str, uuid: str) -> bool:
+        query = select(cutovers.c.uuid).where((cutovers.c.wave == wave) & cutovers.c.uuid.in_([uuid, "*"]))
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
-    def worked_on_since(self, wave: str, moref: str, since: datetime) -> bool:
+    def worked_on_since(self, wave: str, key: str, since: datetime) -> bool:
         """Whether any step of the VM started at or after ``since``: another worker ran it meanwhile."""
-        query = select(steps.c.step).where((steps.c.wave == wave) & (steps.c.moref == moref)
+        query = select(steps.c.step).where((steps.c.wave == wave) & (steps.c.vm_key == key)
                                            & (steps.c.started_at >= since)).limit(1)
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
@@ -247,10 +279,10 @@ class Ledger:
     def claimed(self, wave: str) -> int:
         """How many of the wave's VMs some worker runs now."""
         with self.engine.connect() as conn:
-            return len(conn.execute(select(claims.c.moref).where(claims.c.wave == wave)).all())
+            return len(conn.execute(select(claims.c.vm_key).where(claims.c.wave == wave)).all())
 
     def begin_wave(self, wave: str, cls: str, mode: str, members: dict[str, str]) -> None:
-        """A run of ``wave`` starts with these VMs (moref -> class); a second worker joining it keeps its start."""
+        """A run of ``wave`` starts with these VMs (key -> class); a second worker joining it keeps its start."""
         with self.engine.begin() as conn:
             row = conn.execute(select(waves.c.finished_at).where(waves.c.wave == wave)).first()
             values = {"cls": cls, "mode": mode, "members": members}
@@ -283,8 +315,9 @@ class Ledger:
         """Per VM, its steps in order: what `vmwave status --json` prints."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for row in self.rows(wave):
-            entry = found.setdefault((row["wave"], row["moref"]), {"wave": row["wave"], "vm": row["vm"],
-                                                                  "moref": row["moref"], "steps": []})
+            entry = found.setdefault((row["wave"], row["vm_key"]), {
+                "wave": row["wave"], "vm": row["vm"], "key": row["vm_key"], "moref": row["moref"], "uuid": row["uuid"],
+                "steps": []})
             entry["steps"].append({
                 "step": row["step"], "status": row["status"], "attempts": row["attempt"], "cause": row["cause"],
                 "error": row["error"], "bytes": row["bytes"], "detail": row["detail"] or {},
@@ -293,6 +326,48 @@ class Ledger:
                 "seconds": round((row["finished_at"] - row["started_at"]).total_seconds(), 3)
                 if row["finished_at"] and row["started_at"] else None})
         return list(found.values())
+
+
+LEGACY = "moref:"  # the key of a VM recorded before the ledger knew its vCenter: ``adopt`` gives it its own
+_KEYED_BY_MOREF = ("steps", "claims", "cancels", "cutovers")
+
+
+def _upgrade(engine: Engine) -> None:
+    """A ledger of an earlier vmwave, whose VMs were keyed by moref alone, rewritten in place on open: each VM's
+    rows keep ``moref:<moref>`` as their key until ``adopt``. A second worker opening it meanwhile finds it done."""
+    def legacy() -> list[str]:
+        found = inspect(engine)
+        names = set(found.get_table_names())
+        if "steps" not in names or "vm_key" in {c["name"] for c in found.get_columns("steps")}:
+            return []
+        return [name for name in _KEYED_BY_MOREF if name in names]
+
+    tables = legacy()
+    if not tables:
+        return
+    old = MetaData()
+    old.reflect(engine, only=tables)
+    try:
+        with engine.begin() as conn:
+            rows = {name: [dict(r) for r in conn.execute(select(old.tables[name])).mappings()] for name in tables}
+            old.drop_all(conn)
+            metadata.create_all(conn)
+            keyed = {"steps": lambda r: {**r, "vm_key": LEGACY + r["moref"], "uuid": ""},
+                     "claims": lambda r: {**{k: v for k, v in r.items() if k != "moref"}, "vm_key": LEGACY + r["moref"]},
+                     "cancels": lambda r: {"wave": r["wave"], "uuid": LEGACY + r["moref"],
+                                           "requested_at": r["requested_at"]},
+                     "cutovers": lambda r: {"wave": r["wave"], "uuid": r["moref"] if r["moref"] == "*"
+                                            else LEGACY + r["moref"], "requested_at": r["requested_at"]}}
+            for name, found in rows.items():
+                if found:
+                    conn.execute(metadata.tables[name].insert(), [keyed[name](r) for r in found])
+            for wave, members in conn.execute(select(waves.c.wave, waves.c.members)).all():
+                conn.execute(waves.update().where(waves.c.wave == wave)
+                             .values(members={LEGACY + k: v for k, v in (members or {}).items()}))
+            conn.execute(meta.insert().values(key="legacy", value="moref"))
+    except SQLAlchemyError:
+        if legacy():  # not another worker's upgrade meanwhile: a real failure
+            raise
 
 
 def dumps(entries: list[dict[str, Any]]) -> str:

@@ -49,7 +49,7 @@ class LedgerCollector(Collector):
     def _waves(self, waves: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> Iterator[Metric]:
         by_vm: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         for row in rows:
-            by_vm[row["wave"]][row["moref"]].append(row)
+            by_vm[row["wave"]][row["vm_key"]].append(row)
         vms = GaugeMetricFamily("vmwave_vms", "VMs of each wave by state (pending, running, succeeded, failed, "
                                 "rolled_back)", labels=["wave", "class", "state"])
         info = GaugeMetricFamily("vmwave_wave_info", "Each wave the ledger knows, with its class and mode",
@@ -64,8 +64,8 @@ class LedgerCollector(Collector):
         for wave in sorted(set(waves) | set(by_vm)):
             meta = waves.get(wave) or {"class": "unknown", "mode": "unknown", "members": {}}
             members = meta["members"] or {}
-            states = Counter((members.get(moref, meta["class"]), vm_state(steps)) for moref, steps in by_vm[wave].items())
-            states.update((cls, "pending") for moref, cls in members.items() if moref not in by_vm[wave])
+            states = Counter((members.get(key, meta["class"]), vm_state(steps)) for key, steps in by_vm[wave].items())
+            states.update((cls, "pending") for key, cls in members.items() if key not in by_vm[wave])
             for cls in sorted({cls for cls, _ in states} or {meta["class"]}):
                 for state in STATES:
                     vms.add_metric([wave, cls, state], states[(cls, state)])

@@ -200,6 +200,12 @@ def inventory(target: VCenter, page_size: int = PAGE_SIZE, progress: Progress | 
     return [replace(r, tags=found[r.moref]) if r.moref in found else r for r in records]
 
 
+def vcenter_id(target: VCenter) -> str:
+    """The vCenter's own id (``about.instanceUuid``): with a VM's instance UUID, what the ledger knows a VM by."""
+    with connect(target) as si:
+        return si.content.about.instanceUuid or ""
+
+
 Progress = Callable[[int], None]
 
 
@@ -384,7 +390,7 @@ def _ips(net: list[Any], primary: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ips))
 
 
-def to_record(moid: str, p: dict[str, Any], estate: _Estate, fields: dict[int, str]) -> SourceVM:
+def to_record(moid: str, p: dict[str, Any], estate: _Estate, fields: dict[int, str], vcenter: str = "") -> SourceVM:
     datacenter, folder, cluster = estate.placement(p.get("parent"), p.get("runtime.host"))
     cluster_features, host_rules = estate.cluster_facts(p.get("runtime.host"), moid)
     disks, nics, extra = _disks_and_nics(p.get("config.hardware.device") or [], estate)
@@ -393,7 +399,7 @@ def to_record(moid: str, p: dict[str, Any], estate: _Estate, fields: dict[int, s
     boot = p.get("config.bootOptions")
     gateway, dns = _gateway_and_dns(p.get("guest.ipStack"))
     return SourceVM(
-        name=p.get("name", ""), moref=moid, instance_uuid=p.get("config.instanceUuid") or "",
+        name=p.get("name", ""), moref=moid, instance_uuid=p.get("config.instanceUuid") or "", vcenter=vcenter,
         bios_uuid=p.get("config.uuid") or "", datacenter=datacenter, cluster=cluster,
         host=estate.name(p.get("runtime.host")), folder=folder, guest_id=p.get("config.guestId") or "",
         guest_family=guest_os(p.get("config.guestId") or "").family,
@@ -424,5 +430,6 @@ def read_inventory(si: vim.ServiceInstance, page_size: int = PAGE_SIZE,
     objects = retrieve(si, specs, page_size, progress)
     vm_objects = [o for o in objects if isinstance(o.obj, vim.VirtualMachine)]
     estate = _Estate([o for o in objects if not isinstance(o.obj, vim.VirtualMachine)])
-    records = [to_record(o.obj._moId, {p.name: p.val for p in o.propSet}, estate, fields) for o in vm_objects]
+    center = content.about.instanceUuid or ""
+    records = [to_record(o.obj._moId, {p.name: p.val for p in o.propSet}, estate, fields, center) for o in vm_objects]
     return sorted(records, key=lambda r: (r.name, r.moref))

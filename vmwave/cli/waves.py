@@ -103,12 +103,12 @@ def cancel(plan_file: Path = PLAN, wave: str = WAVE,
         raise InputError(str(plan_file), "waves", f"wave {entry.id} has no VM {vm!r}",
                          "use one of: " + ", ".join(v.name for v in entry.vms))
     book = Ledger(settings.ledger)
-    done = {s["step"] for e in book.by_vm(entry.id) if e["moref"] == found.moref for s in e["steps"]
+    done = {s["step"] for e in book.by_vm(entry.id) if e["uuid"] == found.uuid for s in e["steps"]
             if s["status"] in ("succeeded", "skipped")}
     if set(PIPELINE) <= done:
         raise InputError(str(plan_file), "", f"{vm} has already been migrated in wave {entry.id}",
                          f"undo it with `vmwave rollback --plan {plan_file} --wave {entry.id}` if it must go back")
-    book.request_cancel(entry.id, found.moref)
+    book.request_cancel(entry.id, found.uuid)
     err.print(f"{vm}: cancel requested; the worker running it stops within a few seconds and rolls it back "
               "(a VM not started yet stops at its first step)")
 
@@ -131,7 +131,7 @@ def cutover(plan_file: Path = PLAN, wave: str = WAVE,
         names = ", ".join(v.name for v in entry.vms if v.warm) or "none"
         raise InputError(str(plan_file), "waves", f"wave {entry.id} has no warm VM {vm or ''}".rstrip(),
                          f"its warm VMs: {names}; a cold VM goes down when its migration starts")
-    Ledger(settings.ledger).request_cutover(entry.id, warm[0].moref if vm else "*")
+    Ledger(settings.ledger).request_cutover(entry.id, warm[0].uuid if vm else "*")
     err.print(f"cutover requested for {vm or 'every warm VM of wave ' + entry.id}: each stops its precopy "
               "within a few seconds, shuts down, and copies its last changes")
 

@@ -77,6 +77,7 @@ class SourceVM:
     name: Name
     moref: Annotated[str, StringConstraints(pattern=MOREF_PATTERN)]
     instance_uuid: Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+    vcenter: Annotated[str, StringConstraints(pattern=UUID_PATTERN)] = ""  # its vCenter's about.instanceUuid
     bios_uuid: Annotated[str, StringConstraints(pattern=UUID_PATTERN)] = ""
     datacenter: Name = ""
     cluster: Name = ""
@@ -112,6 +113,12 @@ class SourceVM:
     guest_disks: tuple[GuestDisk, ...] = ()  # the guest's file systems, when VMware Tools reports them
     gateway: Name = ""  # the guest's default gateway (guest.ipStack), when VMware Tools reports it
     dns: tuple[Name, ...] = ()  # the guest's DNS servers (guest.ipStack)
+
+    @property
+    def key(self) -> str:
+        """Which VM this is in the ledger: its vCenter and its instance UUID, as a moref is unique only inside one
+        vCenter (every vCenter has a vm-137)."""
+        return f"{self.vcenter}/{self.instance_uuid or self.moref}"
 
     @property
     def shared_disks(self) -> tuple[Disk, ...]:
