@@ -61,14 +61,19 @@ def _vm_entry(p: PlannedVM, mode: str, target: str) -> dict[str, Any]:
     return entry
 
 
+def _identity(p: PlannedVM) -> str:
+    return p.vm.instance_uuid or p.vm.moref
+
+
 def target_names(planned: Iterable[PlannedVM]) -> dict[str, str]:
-    """moref -> target name; of VMs whose names collide, the first by name keeps it, the others get a suffix."""
+    """moref -> target name; of VMs whose names collide, the first by name keeps it, the others get a suffix: both
+    by the VM's instance UUID, which stays when it is re-registered or rehearsed in the lab, as a moref does not."""
     names: dict[str, str] = {}
     taken: set[str] = set()
-    for p in sorted(planned, key=lambda p: (p.vm.name, p.vm.moref)):
+    for p in sorted(planned, key=lambda p: (p.vm.name, _identity(p))):
         name = target_name(p.vm.name)
         if name in taken:  # the name_collision concern says so; the plan must still name each VM apart
-            name = f"{name[:TARGET_MAX - 6].rstrip('-')}-{hashlib.sha256(p.vm.moref.encode()).hexdigest()[:5]}"
+            name = f"{name[:TARGET_MAX - 6].rstrip('-')}-{hashlib.sha256(_identity(p).encode()).hexdigest()[:5]}"
         taken.add(name)
         names[p.vm.moref] = name
     return names
