@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import ipaddress
+import uuid
 from typing import Any
 
 import yaml
@@ -184,7 +185,8 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
         entry.known("name", "count", "datacenter", "cluster", "host", "folder", "guest_id", "firmware",
                     "secure_boot", "cpus", "memory_mb", "cbt", "disks", "nics", "devices", "power", "tools",
                     "ips", "attributes", "snapshots", "template", "tags", "extra_config", "hot_add", "cpu_affinity",
-                    "hostname", "consolidation_needed", "fault_tolerance", "guest_disks", "gateway", "dns")
+                    "hostname", "consolidation_needed", "fault_tolerance", "guest_disks", "gateway", "dns",
+                    "instance_uuid", "bios_uuid")
         dc = entry("datacenter", str, datacenters[0]["name"])
         if dc not in datastores_of:
             raise entry.error("datacenter", f"{dc!r} is not declared", "declare it under `datacenters:`")
@@ -213,7 +215,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
             controllers: list[dict] = []
             disks = []
             for d in entry.each("disks"):
-                d.known("size_gb", "datastore", "controller", "bus", "mode", "thin", "shared", "data_mb", "image")
+                d.known("size_gb", "datastore", "controller", "bus", "mode", "thin", "shared", "data_mb", "image", "path")
                 ds = d("datastore", str, datastores_of[dc][0])
                 if ds not in datastores_of[dc]:
                     raise d.error("datastore", f"{ds!r} is not a datastore of {dc}", "declare it under `datastores:`")
@@ -232,9 +234,10 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                                   f"set size_gb: {GUEST_IMAGE_GB} or more")
                 if image and d("data_mb", int, 0):
                     raise d.error("data_mb", "a disk holds either a guest image or synthetic bytes", "drop one of them")
+                given = _disk_path(d, fmt)
                 disk = {"controller": index, "unit": unit, "size_kb": size_kb, "mode": d("mode", str, "persistent", choices=DISK_MODES),
                         "thin": d("thin", bool, True), "sharing": "", "create": True, "data_mb": d("data_mb", int, 0),
-                        "image": image, "file": f"[{ds}] {folder_name(name)}/{folder_name(name)}_{len(disks)}.vmdk"}
+                        "image": image, "file": f"[{ds}] {given or f'{folder_name(name)}/{folder_name(name)}_{len(disks)}.vmdk'}"}
                 share = d("shared", str, None)
                 if share is not None:
                     share = fmt(share)
@@ -243,7 +246,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                     if share in shared:
                         disk.update(file=shared[share]["file"], size_kb=shared[share]["size_kb"], create=False)
                     else:
-                        disk["file"] = f"[{ds}] shared/{share}.vmdk"
+                        disk["file"] = f"[{ds}] {given or f'shared/{share}.vmdk'}"
                         shared[share] = disk
                 disks.append(disk)
             nics = []
@@ -266,6 +269,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
             if secure_boot and firmware != "efi":
                 raise entry.error("secure_boot", "secure boot needs EFI firmware", "set `firmware: efi`")
             vms.append({
+                **_identities(entry, count),
                 "name": name, "datacenter": dc, "cluster": cluster, "host": host, "folder": folder,
                 "guest_id": entry("guest_id", str, "otherGuest"), "firmware": firmware, "secure_boot": secure_boot,
                 "cpus": entry("cpus", int, 1), "memory_mb": entry("memory_mb", int, 1024), "cbt": entry("cbt", bool, False),
@@ -324,6 +328,33 @@ def _address(reader: _Reader, key: str, text: str) -> str:
         return str(ipaddress.ip_address(text)) if text else ""
     except ValueError:
         raise reader.error(key, f"{text!r} is not an IP address", "write it like 10.0.2.2") from None
+
+
+def _disk_path(disk: _Reader, fmt) -> str:
+    """Where a disk's file is on its datastore, when the estate says (an inventory does): a relative path, no '..'."""
+    found = fmt(disk("path", str, ""))
+    parts = found.split("/")
+    if found and (found.startswith("/") or ".." in parts or "" in parts or not found.endswith(".vmdk")
+                  or any(ord(ch) < 32 or ch in '"\\' for ch in found)):
+        raise disk.error("path", f"{found!r} is not a path on a datastore",
+                         "write it as vCenter shows it after the datastore, e.g. web-01/web-01_1.vmdk")
+    return found
+
+
+def _identities(entry: _Reader, count: int) -> dict[str, str]:
+    """A VM's instance and BIOS UUIDs when the estate keeps a real VM's (an inventory does); else vCenter's own."""
+    found = {}
+    for key in ("instance_uuid", "bios_uuid"):
+        value = entry(key, str, "")
+        if not value:
+            continue
+        if count > 1:
+            raise entry.error(key, "a UUID is one VM's", "drop it, or `count:`")
+        try:
+            found[key] = str(uuid.UUID(value))
+        except ValueError:
+            raise entry.error(key, f"{value!r} is not a UUID", "copy it from `vmwave inventory`") from None
+    return found
 
 
 def _cidr(reader: _Reader, text: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import yaml
 
 from vmwave_lab import estate as estates
+from vmwave_lab import from_inventory
 from vmwave_lab import guests, kubernetes, vcenter
 from vmwave_lab.kube.qemu import choose_accel, remembered_accel
 from vmwave_lab.process import LabError
@@ -55,10 +56,17 @@ def fill_registry(state: Path, maps_file: Path) -> list[Path]:
 
 
 def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path | None = None,
-       progress: Callable[[int], None] | None = None, kube_config: dict[str, Any] | None = None) -> dict[str, str]:
-    """Start the lab vCenter and the lab Kubernetes; return the VMWAVE_* settings for them."""
+       progress: Callable[[int], None] | None = None, kube_config: dict[str, Any] | None = None,
+       inventory: list[dict[str, Any]] | None = None, data_mb: int = 1) -> dict[str, str]:
+    """Start the lab vCenter and the lab Kubernetes; return the VMWAVE_* settings for them.
+
+    The estate is a file, ``vms`` generated ones, or the VMs of an ``inventory`` (records as `vmwave inventory`
+    writes them, each disk holding ``data_mb`` MiB)."""
     state = Path(state_dir or vcenter.default_state_dir())
-    if vms is not None:
+    if inventory is not None:
+        seed = estates.expand(from_inventory.estate(inventory, data_mb), "inventory")
+        maps_file = None
+    elif vms is not None:
         seed = estates.expand(estates.generated(vms), f"generated({vms})")
         maps_file = None
     else:

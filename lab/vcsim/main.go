@@ -109,37 +109,39 @@ type Nic struct {
 }
 
 type VM struct {
-	Name        string            `json:"name"`
-	Datacenter  string            `json:"datacenter"`
-	Folder      string            `json:"folder"`
-	Cluster     string            `json:"cluster"`
-	Host        string            `json:"host"`
-	GuestID     string            `json:"guest_id"`
-	Firmware    string            `json:"firmware"`
-	SecureBoot  bool              `json:"secure_boot"`
-	CPUs        int32             `json:"cpus"`
-	MemoryMB    int64             `json:"memory_mb"`
-	CBT         bool              `json:"cbt"`
-	Controllers []Controller      `json:"controllers"`
-	Disks       []Disk            `json:"disks"`
-	Nics        []Nic             `json:"nics"`
-	Devices     []string          `json:"devices"`
-	Power       string            `json:"power"`
-	Tools       string            `json:"tools"`
-	IPs         []string          `json:"ips"`
-	Attributes  map[string]string `json:"attributes"`
-	Snapshots   []string          `json:"snapshots"`
-	Template    bool              `json:"template"`
-	Tags        []string          `json:"tags"`
-	ExtraConfig map[string]string `json:"extra_config"`
-	HotAdd      []string          `json:"hot_add"`
-	CPUAffinity []int32           `json:"cpu_affinity"`
-	Hostname    string            `json:"hostname"`
-	Consolidate bool              `json:"consolidation_needed"`
-	FT          bool              `json:"fault_tolerance"`
-	GuestDisks  []GuestDisk       `json:"guest_disks"`
-	Gateway     string            `json:"gateway"`
-	DNS         []string          `json:"dns"`
+	Name         string            `json:"name"`
+	Datacenter   string            `json:"datacenter"`
+	Folder       string            `json:"folder"`
+	Cluster      string            `json:"cluster"`
+	Host         string            `json:"host"`
+	GuestID      string            `json:"guest_id"`
+	Firmware     string            `json:"firmware"`
+	SecureBoot   bool              `json:"secure_boot"`
+	CPUs         int32             `json:"cpus"`
+	MemoryMB     int64             `json:"memory_mb"`
+	CBT          bool              `json:"cbt"`
+	Controllers  []Controller      `json:"controllers"`
+	Disks        []Disk            `json:"disks"`
+	Nics         []Nic             `json:"nics"`
+	Devices      []string          `json:"devices"`
+	Power        string            `json:"power"`
+	Tools        string            `json:"tools"`
+	IPs          []string          `json:"ips"`
+	Attributes   map[string]string `json:"attributes"`
+	Snapshots    []string          `json:"snapshots"`
+	Template     bool              `json:"template"`
+	Tags         []string          `json:"tags"`
+	ExtraConfig  map[string]string `json:"extra_config"`
+	HotAdd       []string          `json:"hot_add"`
+	CPUAffinity  []int32           `json:"cpu_affinity"`
+	Hostname     string            `json:"hostname"`
+	Consolidate  bool              `json:"consolidation_needed"`
+	FT           bool              `json:"fault_tolerance"`
+	GuestDisks   []GuestDisk       `json:"guest_disks"`
+	Gateway      string            `json:"gateway"`
+	DNS          []string          `json:"dns"`
+	InstanceUUID string            `json:"instance_uuid"` // kept from a real inventory; else the simulator's own
+	BiosUUID     string            `json:"bios_uuid"`
 }
 
 // GuestDisk is a file system as VMware Tools reports it.
@@ -422,6 +424,8 @@ func (b *builder) vm(spec VM) {
 		Firmware:              spec.Firmware,
 		Files:                 &types.VirtualMachineFileInfo{VmPathName: fmt.Sprintf("[%s]", firstDS)},
 		ChangeTrackingEnabled: types.NewBool(spec.CBT),
+		InstanceUuid:          spec.InstanceUUID,
+		Uuid:                  spec.BiosUUID,
 	}
 	if dir != "" {
 		cfg.Files.VmPathName = fmt.Sprintf("[%s] %s/%s.vmx", firstDS, dir, dir)

@@ -38,19 +38,30 @@ def lab_up(
     estate: Optional[Path] = typer.Option(None, "--estate", help="estate YAML to seed (default: the small example); "
                                                                   "its maps are NAME.maps.yaml beside it"),
     vms: Optional[int] = typer.Option(None, "--vms", help="generate an estate of this many VMs instead"),
+    inventory: Optional[Path] = typer.Option(None, "--inventory", help="seed the VMs `vmwave inventory` read from a "
+                                                                        "real vCenter instead, to rehearse them"),
+    data_mb: int = typer.Option(1, "--data-mb", min=0, max=1024, help="with --inventory: MiB of real bytes in each "
+                                                                     "disk, sparse beyond"),
     state_dir: Optional[Path] = STATE_DIR,
 ) -> None:
     """Start the lab vCenter and lab Kubernetes in the background and print their VMWAVE_* settings."""
-    if estate and vms:
-        raise VmwaveError("--estate and --vms both given", "choose one")
+    if sum(given is not None for given in (estate, vms, inventory)) > 1:
+        raise VmwaveError("more than one of --estate, --vms and --inventory given", "choose one")
     if vms is not None and vms < 1:
         raise VmwaveError(f"--vms must be at least 1, got {vms}", "give a positive number")
+    records = None
+    if inventory is not None:
+        from vmwave.cli.common import saved_inventory
+        from vmwave.settings import Settings
+
+        records = [vm.to_dict() for vm in saved_inventory(inventory, Settings.load())[1]]
     with lab_errors():
-        total = vms or len(estates.load(str(estate or lab.ESTATES / "small.yaml"))["vms"])
+        total = vms or (len(records) if records is not None else
+                        len(estates.load(str(estate or lab.ESTATES / "small.yaml"))["vms"]))
         with working("building the lab vCenter (first run only, ~20 s)"):
             vcenter.binary()
         with working("seeding the lab vCenter: VMs", total=total) as progress:
-            settings = lab.up(estate, vms, state_dir, progress)
+            settings = lab.up(estate, vms, state_dir, progress, inventory=records, data_mb=data_mb)
     err.print(f"lab vCenter {settings['VMWAVE_VCENTER_URL']} with {total} VMs and lab Kubernetes "
               f"({settings['VMWAVE_KUBECONFIG']}) are running; load them with: set -a; eval \"$(vmwave lab env)\"; set +a")
     _print_env(settings)
