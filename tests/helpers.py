@@ -125,9 +125,9 @@ def job_for(vm: SourceVM, lab_settings: dict, tmp_path: Path, wave: str, mode: s
 
 def small_disk(vm: SourceVM, lab, data_mb: int = 4) -> Path:
     """Give the VM's first disk a small flat file (32 MiB), so CDI streams it over HTTPS in a moment; the data file."""
-    from vmwave_lab.vcenter import disk_image, seed_disk
+    from vmwave_lab.vcenter import write_disk
 
-    return seed_disk(lab, vm.datacenter, vm.disks[0].file, disk_image(data_mb, 32 << 10, f"small/{vm.name}"))
+    return write_disk(lab, vm.datacenter, vm.disks[0].file, data_mb, 32 << 10, f"small/{vm.name}")
 
 
 def kubevirt_metrics_text(kube) -> str:

@@ -183,10 +183,10 @@ def test_a_512_mib_disk_streams_into_its_pvc_and_never_through_the_worker(prefec
 
     from vmwave.adapters.vsphere_ops import power_on
     from vmwave_flows.migrate import migrate_vm
-    from vmwave_lab.vcenter import disk_image, seed_disk
+    from vmwave_lab.vcenter import write_disk
 
     vm = by_name["web-03"]
-    flat = seed_disk(lab, vm.datacenter, vm.disks[0].file, disk_image(512, 512 << 10, "web-03/512"))
+    flat = write_disk(lab, vm.datacenter, vm.disks[0].file, 512, 512 << 10, "web-03/512")
     vm = replace(vm, disks=(replace(vm.disks[0], capacity_bytes=512 << 20),))
     job = job_for(vm, lab_settings, tmp_path, "w906", env={"VMWAVE_VDDK_IMAGE": ""})
     work, peak, done = tmp_path / "work", [0], threading.Event()
