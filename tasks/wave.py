@@ -25,7 +25,7 @@ from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.vsphere import vcenter_id
 from vmwave.domain.build import credentials_name, vm_objects
 from vmwave.domain.diagnosis import cause
-from vmwave.domain.manifests import ANNOTATION_MIGRATED, LABEL_UUID
+from vmwave.domain.manifests import ANNOTATION_MIGRATED, same_source
 from vmwave.domain.names import limit_name, markdown_cell
 from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
@@ -104,11 +104,9 @@ def migrated_before(jobs: list[Job], settings: Settings) -> list[Job]:
     marked = []
     for job in jobs:
         meta = job.objects.virtual_machine["metadata"]
-        there = (cluster.get("kubevirt.io/v1", "VirtualMachine", meta["namespace"], meta["name"]) or {}).get(
-            "metadata") or {}
-        marker = (there.get("annotations") or {}).get(ANNOTATION_MIGRATED, "")
-        same = (there.get("labels") or {}).get(LABEL_UUID) == job.vm.instance_uuid
-        marked.append(replace(job, migrated_before=f"wave {marker}") if marker and same else job)
+        there = cluster.get("kubevirt.io/v1", "VirtualMachine", meta["namespace"], meta["name"])
+        marker = (((there or {}).get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_MIGRATED, "")
+        marked.append(replace(job, migrated_before=f"wave {marker}") if marker and same_source(there, job.vm) else job)
     return marked
 
 
@@ -121,8 +119,7 @@ def taken_names(jobs: list[Job], settings: Settings) -> list[str]:
     for job in jobs:
         meta = job.objects.virtual_machine["metadata"]
         there = cluster.get("kubevirt.io/v1", "VirtualMachine", meta["namespace"], meta["name"])
-        owner = ((there or {}).get("metadata", {}).get("labels") or {}).get(LABEL_UUID, "")
-        if there is not None and owner != job.vm.instance_uuid:
+        if there is not None and not same_source(there, job.vm):
             taken.append(f"{job.vm.name}: VirtualMachine {meta['namespace']}/{meta['name']} already exists and is "
                          f"not this VM's; set another `target_name:` in the plan")
     return taken

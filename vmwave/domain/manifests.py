@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the plan's models build on the manifests' Names
 MANAGED_BY = {"app.kubernetes.io/managed-by": "vmwave"}
 LABEL_UUID = "vmwave.io/source-uuid"
 LABEL_MOREF = "vmwave.io/source-moref"
+LABEL_VCENTER = "vmwave.io/source-vcenter"  # the source's vCenter (about.instanceUuid): a moref is only unique there
 LABEL_WAVE = "vmwave.io/wave"
 LABEL_RUN = "vmwave.io/run"  # the ledger whose run made the object (set when it is applied)
 ANNOTATION_MIGRATED = "vmwave.io/migrated"  # on a verified VirtualMachine: "<wave> <time UTC> run <run>"
@@ -36,7 +37,15 @@ Source = dict[str, Any]  # a CDI DataVolume source, e.g. {"upload": {}} or {"htt
 
 
 def source_labels(vm: SourceVM, wave: str) -> dict[str, str]:
-    return {**MANAGED_BY, LABEL_UUID: vm.instance_uuid, LABEL_MOREF: vm.moref, LABEL_WAVE: wave}
+    vcenter = {LABEL_VCENTER: vm.vcenter} if vm.vcenter else {}
+    return {**MANAGED_BY, LABEL_UUID: vm.instance_uuid, LABEL_MOREF: vm.moref, **vcenter, LABEL_WAVE: wave}
+
+
+def same_source(obj: dict | None, vm: SourceVM) -> bool:
+    """Whether a cluster object was made for ``vm``: its instance UUID, and its vCenter when both say which."""
+    labels = ((obj or {}).get("metadata") or {}).get("labels") or {}
+    vcenter = labels.get(LABEL_VCENTER, "")
+    return labels.get(LABEL_UUID) == vm.instance_uuid and (not vcenter or not vm.vcenter or vcenter == vm.vcenter)
 
 
 def _meta(name: str, namespace: str, vm: SourceVM, wave: str) -> dict[str, Any]:
