@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, bindparam,
-                        create_engine, event, inspect, select)
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
+                        create_engine, event, func, inspect, select)
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
 
 from vmwave.errors import ConnectionFailed, InputError
 
@@ -105,8 +105,7 @@ class Ledger:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA busy_timeout=10000")
         try:
-            _upgrade(self.engine)
-            metadata.create_all(self.engine)
+            _create(self.engine)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no answer"
             raise ConnectionFailed(f"the ledger's database {shown} cannot be reached: {reason}",
@@ -332,42 +331,52 @@ LEGACY = "moref:"  # the key of a VM recorded before the ledger knew its vCenter
 _KEYED_BY_MOREF = ("steps", "claims", "cancels", "cutovers")
 
 
-def _upgrade(engine: Engine) -> None:
-    """A ledger of an earlier vmwave, whose VMs were keyed by moref alone, rewritten in place on open: each VM's
-    rows keep ``moref:<moref>`` as their key until ``adopt``. A second worker opening it meanwhile finds it done."""
-    def legacy() -> list[str]:
-        found = inspect(engine)
-        names = set(found.get_table_names())
-        if "steps" not in names or "vm_key" in {c["name"] for c in found.get_columns("steps")}:
-            return []
-        return [name for name in _KEYED_BY_MOREF if name in names]
+SCHEMA_LOCK = 0x766D77617665  # "vmwave": PostgreSQL's advisory lock while one worker makes the tables
 
-    tables = legacy()
-    if not tables:
+
+def _create(engine: Engine) -> None:
+    """The tables, made once however many workers open a new ledger at the same moment (PostgreSQL makes a
+    table's type before it checks IF NOT EXISTS, so two at once collide): one at a time, under a lock."""
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+                elif engine.dialect.name == "sqlite":  # its tables made or rewritten in one transaction, one at a time
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                _upgrade(conn)
+                metadata.create_all(conn)
+            return
+        except (IntegrityError, ProgrammingError):  # another database's race: try again
+            if attempt == 2:
+                raise
+
+
+def _upgrade(conn: Connection) -> None:
+    """A ledger of an earlier vmwave, whose VMs were keyed by moref alone, rewritten in place on open: each VM's
+    rows keep ``moref:<moref>`` as their key until ``adopt``."""
+    found = inspect(conn)
+    names = set(found.get_table_names())
+    if "steps" not in names or "vm_key" in {c["name"] for c in found.get_columns("steps")}:
         return
+    tables = [name for name in _KEYED_BY_MOREF if name in names]
     old = MetaData()
-    old.reflect(engine, only=tables)
-    try:
-        with engine.begin() as conn:
-            rows = {name: [dict(r) for r in conn.execute(select(old.tables[name])).mappings()] for name in tables}
-            old.drop_all(conn)
-            metadata.create_all(conn)
-            keyed = {"steps": lambda r: {**r, "vm_key": LEGACY + r["moref"], "uuid": ""},
-                     "claims": lambda r: {**{k: v for k, v in r.items() if k != "moref"}, "vm_key": LEGACY + r["moref"]},
-                     "cancels": lambda r: {"wave": r["wave"], "uuid": LEGACY + r["moref"],
-                                           "requested_at": r["requested_at"]},
-                     "cutovers": lambda r: {"wave": r["wave"], "uuid": r["moref"] if r["moref"] == "*"
-                                            else LEGACY + r["moref"], "requested_at": r["requested_at"]}}
-            for name, found in rows.items():
-                if found:
-                    conn.execute(metadata.tables[name].insert(), [keyed[name](r) for r in found])
-            for wave, members in conn.execute(select(waves.c.wave, waves.c.members)).all():
-                conn.execute(waves.update().where(waves.c.wave == wave)
-                             .values(members={LEGACY + k: v for k, v in (members or {}).items()}))
-            conn.execute(meta.insert().values(key="legacy", value="moref"))
-    except SQLAlchemyError:
-        if legacy():  # not another worker's upgrade meanwhile: a real failure
-            raise
+    old.reflect(conn, only=tables)
+    rows = {name: [dict(r) for r in conn.execute(select(old.tables[name])).mappings()] for name in tables}
+    old.drop_all(conn)
+    metadata.create_all(conn)
+    keyed = {"steps": lambda r: {**r, "vm_key": LEGACY + r["moref"], "uuid": ""},
+             "claims": lambda r: {**{k: v for k, v in r.items() if k != "moref"}, "vm_key": LEGACY + r["moref"]},
+             "cancels": lambda r: {"wave": r["wave"], "uuid": LEGACY + r["moref"], "requested_at": r["requested_at"]},
+             "cutovers": lambda r: {"wave": r["wave"], "uuid": r["moref"] if r["moref"] == "*" else LEGACY + r["moref"],
+                                    "requested_at": r["requested_at"]}}
+    for name, found_rows in rows.items():
+        if found_rows:
+            conn.execute(metadata.tables[name].insert(), [keyed[name](r) for r in found_rows])
+    for wave, members in conn.execute(select(waves.c.wave, waves.c.members)).all():
+        conn.execute(waves.update().where(waves.c.wave == wave)
+                     .values(members={LEGACY + k: v for k, v in (members or {}).items()}))
+    conn.execute(meta.insert().values(key="legacy", value="moref"))
 
 
 def dumps(entries: list[dict[str, Any]]) -> str:
