@@ -1,4 +1,4 @@
-"""Real servers a test starts for itself: PostgreSQL (Debian's postgresql-15) and a Prefect server on it.
+"""Real servers a rehearsal or a test starts for itself: PostgreSQL (Debian's postgresql-15) and a Prefect server.
 
 PostgreSQL refuses to run as root, so as root its commands run as the
 ``postgres`` user the Debian package creates, in a folder of its own under the
@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -18,11 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from helpers import VMWAVE
 from vmwave_lab.process import wait_for
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PREFECT = str(Path(VMWAVE).parent / "prefect")
+PREFECT = str(Path(sys.executable).parent / "prefect")  # the environment's own
 
 
 def free_port() -> int:

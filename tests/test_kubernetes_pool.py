@@ -20,7 +20,7 @@ import yaml
 
 import schema_check
 from helpers import RBAC, REPO
-from servers import PREFECT
+from vmwave_lab.servers import PREFECT
 from vmwave_lab.kube.resources import BY_PATH
 
 HERE = REPO / "deployments" / "kubernetes"

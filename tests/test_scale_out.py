@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from helpers import REPO, VMWAVE, assert_shared_once_within_caps, share_a_wave
-from servers import PREFECT, postgres, prefect_server_on
+from vmwave_lab.servers import PREFECT, postgres, prefect_server_on
 from vmwave.adapters.ledger import Ledger
 
 
