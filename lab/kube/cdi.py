@@ -41,6 +41,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from vmwave_lab.kube.controllers import R, condition, event, quantity_gi
+from vmwave_lab.kube.faults import Faults
 from vmwave_lab.kube.server import Api
 
 FS_OVERHEAD = 0.055  # CDI's default filesystem overhead for Filesystem-mode PVCs
@@ -213,6 +214,7 @@ class Cdi:
         self._lock = threading.Lock()
         self.registry = Path(config.get("registry_dir") or state / "registry")
         self.link = Link(config.get("copy_mib_per_s"))  # vddk reads over the lab's idea of the network
+        self.faults = Faults(state)
         self.uploads: dict[str, tuple[str, str]] = {}  # upload token -> (namespace, pvc)
         self.upload_done: dict[tuple[str, str], asyncio.Event] = {}
         api.on_create[R["uploadtokenrequests"].key] = self.token_request
@@ -261,6 +263,9 @@ class Cdi:
         source = dv["spec"].get("source") or {}
         target = self.backing(ns, name)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if self.faults.of(dv) == "import-stalls":
+            self._scheduled(ns, name)  # and no byte more, ever
+            return
         try:
             if "blank" in source:
                 with open(target, "wb") as handle:

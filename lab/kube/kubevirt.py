@@ -25,6 +25,7 @@ from typing import Callable
 
 from vmwave_lab.kube.cdi import parse_quantity
 from vmwave_lab.kube.controllers import R, condition, event
+from vmwave_lab.kube.faults import Faults
 from vmwave_lab.kube.qemu import QemuGuest, bootable, choose_accel, free_port, qemu_binary
 from vmwave_lab.kube.server import Api
 
@@ -48,6 +49,7 @@ class KubeVirt:
         self.agent_timeout = float(config.get("agent_timeout", 600))
         self.guests: dict[tuple[str, str], QemuGuest] = {}
         self.answering: asyncio.Server | None = None  # the simulated guests' SSH or RDP
+        self.faults = Faults(state)
 
     async def close(self) -> None:
         for guest in list(self.guests.values()):
@@ -338,12 +340,15 @@ class KubeVirt:
 
     async def guest_agent(self, ns: str, name: str, vmi: dict, interfaces: list[dict]) -> None:
         annotations = vmi["metadata"].get("annotations") or {}
-        if annotations.get(AGENT, "connected") != "connected":
+        fault = self.faults.of(self.api.store.get(R["virtualmachines"], ns, name))
+        if annotations.get(AGENT, "connected") != "connected" or fault == "agent-never":
             return  # a guest whose agent never answers: no AgentConnected condition, ever
         await asyncio.sleep(self.delay * 4)
         closed = [p.strip() for p in annotations.get(FORWARD, "").split(",") if p.strip()]
         windows = annotations.get(ANNOTATION_GUEST_ID, "").startswith("win")
         remote = str(RDP if windows else SSH)
+        if fault == "unreachable":  # a NAD on the wrong VLAN: the guest runs, nothing reaches it
+            closed.append(remote)
         forwards = {p: f"127.0.0.1:{free_port()}" for p in closed}  # the ports named lead nowhere
         if remote not in forwards:
             forwards[remote] = f"127.0.0.1:{await self.answering_port()}"

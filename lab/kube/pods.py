@@ -25,6 +25,7 @@ from pathlib import Path
 from starlette.responses import PlainTextResponse, Response
 
 from vmwave_lab.kube.controllers import R, condition, event
+from vmwave_lab.kube.faults import Faults
 from vmwave_lab.kube.server import Api, ApiError
 from vmwave_lab.kube.store import now
 
@@ -39,6 +40,7 @@ def _repository(image: str) -> str:
 class Pods:
     def __init__(self, api: Api, state: Path, config: dict):
         self.api, self.root, self.volumes = api, state / "pods", state / "volumes"
+        self.faults = Faults(state)
         self.images = {_repository(i) for i in (config.get("images") or DEFAULT_IMAGES)}
         api.subresources[("pods", "log")] = self.log
 
@@ -133,6 +135,12 @@ class Pods:
                **{e["name"]: self._rewrite(str(e.get("value", "")), paths) for e in container.get("env") or []}}
         started = now()
         log = self.root / ns / f"{name}.log"
+        if self.faults.of(pod) == "conversion-fails" and (pod["metadata"].get("labels") or {}).get(
+                "app.kubernetes.io/component") == "guest-conversion":
+            log.write_text("virt-v2v-in-place: error: inspection could not detect the source guest (or physical "
+                           "machine). (planted by the lab's faults.json)\n")
+            self._finished(pod, 1, "Error", started)
+            return
         try:
             with open(log, "wb") as out:
                 process = await asyncio.create_subprocess_exec(*argv, stdout=out, stderr=asyncio.subprocess.STDOUT,
