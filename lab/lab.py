@@ -57,21 +57,21 @@ def fill_registry(state: Path, maps_file: Path) -> list[Path]:
 
 def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path | None = None,
        progress: Callable[[int], None] | None = None, kube_config: dict[str, Any] | None = None,
-       inventory: list[dict[str, Any]] | None = None, data_mb: int = 1) -> dict[str, str]:
+       inventory: list[dict[str, Any]] | None = None, data_mb: int = 1,
+       maps_file: Path | None = None) -> dict[str, str]:
     """Start the lab vCenter and the lab Kubernetes; return the VMWAVE_* settings for them.
 
     The estate is a file, ``vms`` generated ones, or the VMs of an ``inventory`` (records as `vmwave inventory`
-    writes them, each disk holding ``data_mb`` MiB)."""
+    writes them, each disk holding ``data_mb`` MiB); the maps (StorageClasses, images) are ``maps_file``, else
+    the estate's own beside it, else generated."""
     state = Path(state_dir or vcenter.default_state_dir())
     if inventory is not None:
         seed = estates.expand(from_inventory.estate(inventory, data_mb), "inventory")
-        maps_file = None
     elif vms is not None:
         seed = estates.expand(estates.generated(vms), f"generated({vms})")
-        maps_file = None
     else:
         estate_file = Path(estate_file or ESTATES / "small.yaml")
-        seed, maps_file = estates.load(str(estate_file)), maps_beside(estate_file)
+        seed, maps_file = estates.load(str(estate_file)), maps_file or maps_beside(estate_file)
     state.mkdir(parents=True, exist_ok=True)
     if maps_file is None:
         maps_file = state / "maps.yaml"

@@ -44,7 +44,8 @@ def schedule_waves(plan: Path, starts: dict[str, WaveStart], deployment: str, po
     return asyncio.run(_schedule(plan.resolve(), starts, deployment, pool, parameter_schema))
 
 
-async def _deployment(client: Any, plan: Path, name: str, pool: str, schema: dict[str, Any]) -> Any:
+async def ensure_deployment(client: Any, plan: Path, name: str, pool: str, schema: dict[str, Any]) -> Any:
+    """The migrate-wave deployment ``name``, made (with its process work pool) when missing."""
     try:
         return await client.read_deployment_by_name(f"{FLOW}/{name}")
     except ObjectNotFound:
@@ -65,7 +66,7 @@ async def _deployment(client: Any, plan: Path, name: str, pool: str, schema: dic
 async def _schedule(plan: Path, starts: dict[str, WaveStart], name: str, pool: str, schema: dict[str, Any]) -> Changes:
     changes = Changes(f"{FLOW}/{name}")
     async with get_client() as client:
-        deployment = await _deployment(client, plan, name, pool, schema)
+        deployment = await ensure_deployment(client, plan, name, pool, schema)
         existing = {s.slug: s for s in await client.read_deployment_schedules(deployment.id)
                     if (s.slug or "").startswith(SLUG_PREFIX)}
         for slug, start in sorted(starts.items()):

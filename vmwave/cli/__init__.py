@@ -9,7 +9,7 @@ from vmwave.cli.common import app, err, styled
 from vmwave.errors import VmwaveError
 
 try:
-    from vmwave.cli import lab  # noqa: F401
+    from vmwave.cli import lab, rehearse  # noqa: F401
 except ModuleNotFoundError as missing:  # a product install without the lab: every other command works
     if not (missing.name or "").startswith("vmwave_lab"):
         raise
