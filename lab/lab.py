@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import subprocess
 from pathlib import Path
 from typing import Any, Callable
@@ -35,9 +36,10 @@ def generated_maps(seed: dict[str, Any]) -> dict[str, Any]:
             "network": network + [{"vlan": 0, "network": "pod"}] if 0 in vlans else network}
 
 
-def storage_classes(maps_file: Path) -> list[dict[str, Any]]:
+def storage_classes(maps_file: Path, room_gi: int = 0) -> list[dict[str, Any]]:
+    """The maps' StorageClasses, each of 100 TiB, or ``room_gi`` when that is more."""
     names = sorted({entry["storage_class"] for entry in yaml.safe_load(maps_file.read_text()).get("storage", [])})
-    return [{"name": n, "capacity_gi": 100 * 1024, "default": i == 0} for i, n in enumerate(names)]
+    return [{"name": n, "capacity_gi": max(100 * 1024, room_gi), "default": i == 0} for i, n in enumerate(names)]
 
 
 def fill_registry(state: Path, maps_file: Path) -> list[Path]:
@@ -58,12 +60,14 @@ def fill_registry(state: Path, maps_file: Path) -> list[Path]:
 def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path | None = None,
        progress: Callable[[int], None] | None = None, kube_config: dict[str, Any] | None = None,
        inventory: list[dict[str, Any]] | None = None, data_mb: int = 1,
-       maps_file: Path | None = None) -> dict[str, str]:
+       maps_file: Path | None = None, room_for_all: bool = False) -> dict[str, str]:
     """Start the lab vCenter and the lab Kubernetes; return the VMWAVE_* settings for them.
 
     The estate is a file, ``vms`` generated ones, or the VMs of an ``inventory`` (records as `vmwave inventory`
     writes them, each disk holding ``data_mb`` MiB); the maps (StorageClasses, images) are ``maps_file``, else
-    the estate's own beside it, else generated."""
+    the estate's own beside it, else generated. ``room_for_all`` adds nodes and storage until every VM of the
+    estate fits at once (a rehearsal migrates them all; the estate's own nodes keep their labels, hugepages and CPU
+    manager)."""
     state = Path(state_dir or vcenter.default_state_dir())
     if inventory is not None:
         seed = estates.expand(from_inventory.estate(inventory, data_mb), "inventory")
@@ -79,8 +83,12 @@ def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path 
     center = vcenter.start(seed, state, progress=progress)
     try:
         vcenter.seed_disks(center, seed)
-        nodes = {"nodes": seed["nodes"]} if seed.get("nodes") else {}
-        cluster = kubernetes.start(state, {"storage_classes": storage_classes(maps_file), **nodes, **(kube_config or {})})
+        declared = seed.get("nodes") or (kubernetes.DEFAULT_NODES if room_for_all else None)
+        nodes = {"nodes": with_room(declared, seed["vms"]) if room_for_all else declared} if declared else {}
+        room_gi = math.ceil(sum(d["size_kb"] for vm in seed["vms"] for d in vm["disks"]) / 2**20 * 1.25) \
+            if room_for_all else 0  # every disk of the estate migrated at once
+        cluster = kubernetes.start(state, {"storage_classes": storage_classes(maps_file, room_gi), **nodes,
+                                           **(kube_config or {})})
     except LabError:
         vcenter.stop(state)
         raise
@@ -89,6 +97,18 @@ def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path 
     if remembered_accel() is None:  # once per machine: does KVM boot a guest here, or must QEMU use TCG?
         asyncio.run(choose_accel(state, guests.tiny_guest(vcenter.cache_dir() / "guests")))
     return settings(center, cluster, maps_file)
+
+
+NODE_CPU, NODE_MEMORY_GI = 128, 1024  # a node added for room: a large one, as clusters hosting VMs have
+
+
+def with_room(nodes: list[dict[str, Any]], vms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``nodes`` and as many more as every VM of the estate needs to run at once, with a quarter to spare."""
+    cpu = sum(vm["cpus"] for vm in vms) * 1.25 - sum(n["cpu"] for n in nodes)
+    memory = sum(vm["memory_mb"] for vm in vms) / 1024 * 1.25 - sum(n["memory_gi"] for n in nodes)
+    extra = math.ceil(max(cpu / NODE_CPU, memory / NODE_MEMORY_GI, 0))
+    return nodes + [{"name": f"room-{n:03d}", "cpu": NODE_CPU, "memory_gi": NODE_MEMORY_GI, "hugepages_1gi": 0,
+                     "labels": {"kubevirt.io/schedulable": "true"}} for n in range(1, extra + 1)]
 
 
 VDDK_IMAGE = "localhost/vmwave-lab/vddk:8.0"  # any name will do: the lab CDI is its own VDDK

@@ -124,3 +124,15 @@ def test_a_rehearsal_runs_every_wave_and_reports_the_estate(tmp_path):
     assert (out / "estate-timeline.svg").read_text().startswith("<svg")
     assert set(yaml.safe_load((out / "lab" / "faults.json").read_text()).values()) == {
         "agent-never", "unreachable", "import-stalls"}
+
+
+def test_a_rehearsal_lab_has_room_for_every_vm_of_the_estate():
+    from vmwave_lab import estate as estates
+    from vmwave_lab.lab import with_room
+
+    seed = estates.load(str(REPO / "examples" / "estate-2000.yaml"))
+    nodes = with_room(seed["nodes"], seed["vms"])
+    assert nodes[:len(seed["nodes"])] == seed["nodes"]  # the estate's own, with their hugepages and CPU manager
+    assert sum(n["cpu"] for n in nodes) >= sum(vm["cpus"] for vm in seed["vms"])
+    assert sum(n["memory_gi"] for n in nodes) * 1024 >= sum(vm["memory_mb"] for vm in seed["vms"])
+    assert with_room(nodes, seed["vms"][:10]) == nodes  # room enough already: nothing added

@@ -88,8 +88,8 @@ def rehearse(
                "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1"}
         plan, plan_path = _plan(out_dir, given, policy, env, ratio)
         injected = _plant(plan, planned_failures, out_dir / "lab")
-        runs = _run(plan, plan_path, out_dir, env, workers, in_flight)
-        figures = _report(plan, runs, injected, out_dir, env, ratio, time.monotonic() - began, workers)
+        runs, calendar = _run(plan, plan_path, out_dir, env, workers, in_flight)
+        figures = _report(plan, runs, injected, out_dir, env, ratio, time.monotonic() - began, workers, calendar)
     err.print(f"the rehearsal's report: {out_dir / 'estate-report.md'}")
     print(figures["line"])
     if figures["unplanned_failures"]:
@@ -128,7 +128,7 @@ def _lab(state: Path, estate: Path | None, records: list[dict] | None, data_mb: 
             vcenter.binary()
         with working("seeding the lab: VMs", total=total) as progress:
             settings = lab.up(estate, None, state, progress, inventory=records, data_mb=data_mb,
-                              maps_file=maps.resolve() if maps else None)
+                              maps_file=maps.resolve() if maps else None, room_for_all=True)
     try:
         yield settings
     finally:
@@ -201,7 +201,8 @@ def _plant(plan, failures, lab_state: Path) -> dict[str, str]:
 
 
 def _run(plan, plan_path: Path, out_dir: Path, env: dict[str, str], workers: int, in_flight: int):
-    """Every wave's run through the deployment, taken by the workers when due; manual gates approved."""
+    """Every wave's run through the deployment, taken by the workers when due, manual gates approved; the runs as
+    they ended, and how long the calendar held the last wave back (seconds from now to its start)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from vmwave.adapters.wave_runs import start_runs, watch
@@ -216,6 +217,7 @@ def _run(plan, plan_path: Path, out_dir: Path, env: dict[str, str], workers: int
     launched = [(s.wave, s.at, {"report_dir": str(reports), "in_flight": in_flight,
                                 "ignore_window": s.wave in cold_windows})  # the rehearsal's clock opened it
                 for s in starts(plan, now)]
+    calendar = max((at - now).total_seconds() for _, at, _ in launched) if launched else 0.0
     logs = out_dir / "workers"
     logs.mkdir(exist_ok=True)
     with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
@@ -230,7 +232,8 @@ def _run(plan, plan_path: Path, out_dir: Path, env: dict[str, str], workers: int
                               migrate_wave.parameters.model_dump(mode="json"))
             deadline = time.monotonic() + span(plan, now).total_seconds() + 1800 + 5 * sum(len(w.vms) for w in plan.waves)
             with working("waves finished", total=len(runs)) as progress:
-                return watch(runs, deadline, APPROVAL_NOTE, lambda now_runs: progress(sum(r.done for r in now_runs)))
+                ended = watch(runs, deadline, APPROVAL_NOTE, lambda now_runs: progress(sum(r.done for r in now_runs)))
+            return ended, calendar
         finally:
             for proc in procs:
                 proc.terminate()
@@ -241,7 +244,8 @@ def _run(plan, plan_path: Path, out_dir: Path, env: dict[str, str], workers: int
                     proc.kill()
 
 
-def _report(plan, runs, injected: dict[str, str], out_dir: Path, env: dict[str, str], ratio: float, wall: float, workers: int) -> dict:
+def _report(plan, runs, injected: dict[str, str], out_dir: Path, env: dict[str, str], ratio: float, wall: float,
+            workers: int, calendar: float) -> dict:
     """DIR/estate.json, DIR/estate-report.md and its picture, from the ledger and the cluster."""
     from vmwave.adapters.files import write_text_atomic
     from vmwave.adapters.kubernetes import Cluster
@@ -274,5 +278,5 @@ def _report(plan, runs, injected: dict[str, str], out_dir: Path, env: dict[str, 
     unplanned = sum(r.state != "succeeded" and not r.injected for r in found)
     line = (f"vms={total.vms} waves={len(plan.waves)} workers={workers} succeeded={total.succeeded} "
             f"injected={total.injected} attributed={total.attributed} wall_seconds={wall:.0f} "
-            f"runs_failed={sum(r.state != 'Completed' for r in runs)}")
+            f"calendar_seconds={calendar:.0f} runs_failed={sum(r.state != 'Completed' for r in runs)}")
     return {"line": line, "unplanned_failures": unplanned}
