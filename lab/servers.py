@@ -74,12 +74,13 @@ def postgres() -> Iterator[Postgres]:
 
 
 @contextmanager
-def prefect_server_on(database_url: str, home: Path) -> Iterator[str]:
-    """`prefect server start` on ``database_url``; yields its API URL once it answers its health check."""
+def prefect_server_on(database_url: str, home: Path, settings: dict[str, str] | None = None) -> Iterator[str]:
+    """`prefect server start` on ``database_url`` (with ``settings``, PREFECT_* variables); yields its API URL once
+    it answers its health check."""
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false", **(settings or {})}
     env.pop("PREFECT_API_URL", None)
     api = f"http://127.0.0.1:{port}/api"
     with open(home / "server.log", "w") as log:
