@@ -65,6 +65,7 @@ def rehearse(
     from vmwave.cli.lab import lab_errors
     from vmwave.adapters.documents import read_yaml
     from vmwave.domain.rehearsal import SEED_FAILURES, clock_ratio, parse_failures
+    from vmwave.settings import Settings
     from vmwave_lab import estate as estates
 
     if (inventory is None) == (estate is None):
@@ -73,8 +74,9 @@ def rehearse(
     if plan_file and rules:
         raise VmwaveError("--plan and --rules both given", "a plan already has its classes: drop --rules")
     ratio = clock_ratio(clock)  # every input is read and checked before anything changes
-    limit = _settings().max_file_bytes
-    records = [vm.to_dict() for vm in saved_inventory(inventory, _settings())[1]] if inventory else None
+    settings = Settings.load()
+    limit = settings.max_file_bytes
+    records = [vm.to_dict() for vm in saved_inventory(inventory, settings)[1]] if inventory else None
     if estate:
         with lab_errors():
             estates.load(str(estate))
@@ -100,12 +102,6 @@ def rehearse(
     print(figures["line"])
     if figures["unplanned_failures"]:
         raise typer.Exit(1)
-
-
-def _settings():
-    from vmwave.settings import Settings
-
-    return Settings.load()
 
 
 def _afresh(out_dir: Path) -> None:

@@ -7,7 +7,6 @@ real migration read the same way; pure, so 2000 VMs take milliseconds.
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
