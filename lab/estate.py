@@ -141,7 +141,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
     datacenters, hosts_of, datastores_of, networks_of = [], {}, {}, {}
     for dc in root.each("datacenters"):
         dc.known("name", "folders", "datastores", "portgroups", "switches", "clusters")
-        name = dc("name", str)
+        name = _directory_name(dc, "name", dc("name", str))
         clusters = []
         for cl in dc.each("clusters"):
             cl.known("name", "hosts", "drs", "dpm", "maintenance", "disconnected", "vm_host_rules")
@@ -167,7 +167,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
         switches = [{"name": s.known("name", "portgroups")("name", str),
                      "portgroups": [{"name": p("name", str), "vlan": p("vlan", int, 0)} for p in s.each("portgroups")]}
                     for s in dc.each("switches")]
-        datastores = [str(d) for d in dc("datastores", list)]
+        datastores = [_directory_name(dc, "datastores", str(d)) for d in dc("datastores", list)]
         if not clusters or not datastores:
             raise dc.error("clusters", "a datacenter needs at least one cluster and one datastore",
                            "add `clusters:` and `datastores:`")
@@ -328,6 +328,14 @@ def _address(reader: _Reader, key: str, text: str) -> str:
         return str(ipaddress.ip_address(text)) if text else ""
     except ValueError:
         raise reader.error(key, f"{text!r} is not an IP address", "write it like 10.0.2.2") from None
+
+
+def _directory_name(reader: _Reader, key: str, name: str) -> str:
+    """A datacenter's or datastore's name, which the lab vCenter keeps as a directory: never '.', '..' or a path
+    (vCenter itself reports a '/' in a name as %2f)."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise reader.error(key, f"{name!r} is not a name", "write it as vCenter shows it, '/' as %2f")
+    return name
 
 
 def _disk_path(disk: _Reader, fmt) -> str:

@@ -178,6 +178,8 @@ def _datastore_file(lab: LabVCenter, datacenter: str, datastore_path: str) -> Pa
     """Where ``[datastore] path`` of ``datacenter`` is on this machine, its directory made and any old files gone."""
     datastore, _, path = datastore_path.partition("] ")
     target = lab.datastore_root / datacenter / datastore.lstrip("[") / path
+    if not target.resolve().is_relative_to(lab.datastore_root.resolve()):  # names from an estate or an inventory
+        raise LabError(f"{datacenter} {datastore_path} is not a path on a lab datastore: a name holds '..' or '/'")
     target.parent.mkdir(parents=True, exist_ok=True)
     for old in (target, target.with_name(target.stem + "-flat.vmdk")):
         old.unlink(missing_ok=True)
