@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from vmwave.adapters.kubernetes import Cluster
+from vmwave.adapters.kubernetes import Cluster, connection_cause
 from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import fault_cause
 from vmwave.domain.build import VMObjects
@@ -125,7 +125,7 @@ class StepFailed(VmwaveError):
 
 def classify(exc: BaseException) -> tuple[str, bool]:
     """(cause for the ledger, whether a retry can fix it) for anything a step raises."""
-    cause = exc.cause if isinstance(exc, VmwaveError) else fault_cause(exc) or "unexpected"
+    cause = exc.cause if isinstance(exc, VmwaveError) else fault_cause(exc) or connection_cause(exc) or "unexpected"
     return cause, known_cause(cause).transient
 
 

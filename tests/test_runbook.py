@@ -10,3 +10,17 @@ def test_the_runbook_lists_every_cause_with_its_fix():
     rows = re.findall(r"^\| `([a-z0-9-]+)` \| (.+?) \| (.+?) \| (yes|no) \|$", (REPO / "docs/runbook.md").read_text(), re.M)
     assert [(cause, meaning, fix, retried == "yes") for cause, meaning, fix, retried in rows] == [
         (c.id, c.meaning, c.fix, c.transient) for c in CAUSES.values()]
+
+
+def test_a_connection_the_kubernetes_api_dropped_is_retried_not_unexpected():
+    """The 2000-VM rehearsal met it: the API server closed a connection mid-step, and the VM failed 'unexpected'."""
+    import http.client
+
+    import urllib3
+
+    from vmwave_tasks.job import classify
+
+    dropped = urllib3.exceptions.ProtocolError(
+        "Connection aborted.", http.client.RemoteDisconnected("Remote end closed connection without response"))
+    assert classify(dropped) == ("cluster-unreachable", True)
+    assert classify(ValueError("a bug")) == ("unexpected", False)

@@ -36,6 +36,12 @@ ABORT_CHECK_SECONDS = 5  # how soon a wait notices that its migration was cancel
 _shared_lock = threading.Lock()
 
 
+def connection_cause(exc: BaseException) -> str | None:
+    """The diagnosis cause of a connection to the Kubernetes API that dropped or was refused mid-step (the
+    client's urllib3 errors): a retry may well find the API server back; None for anything else."""
+    return UNREACHABLE if isinstance(exc, urllib3.exceptions.HTTPError) else None
+
+
 def _reason(exc: Exception) -> str:
     body = getattr(exc, "body", None)
     try:
