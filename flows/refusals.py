@@ -12,6 +12,7 @@ unexpected exception keeps its traceback.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from prefect.states import Failed, State
 
@@ -42,3 +43,17 @@ def refused(exc: VmwaveError, logger: logging.Logger | logging.LoggerAdapter) ->
     """The run's end when ``exc`` refused it: one error line, and a Failed state holding the error for the caller."""
     logger.error("%s", exc)
     return Failed(message=str(exc), data=exc)
+
+
+class Incomplete(VmwaveError):
+    """A run that went through but did not reach its end for every VM; ``result`` is what it did (its report)."""
+
+    def __init__(self, what: str, fix: str, result: Any):
+        super().__init__(what, fix)
+        self.result = result
+
+
+def incomplete(what: str, fix: str, result: Any) -> State:
+    """The run's end when some VM did not make it: Failed with ``what``, its report kept on the error (a Failed
+    state's data must be an exception for Prefect's engine to read it back)."""
+    return Failed(message=what, data=Incomplete(what, fix, result))

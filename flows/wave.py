@@ -11,14 +11,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
-from prefect.states import Failed, State
+from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vmwave.adapters.secrets import kubeconfig_file
 from vmwave.errors import VmwaveError
 from vmwave.settings import Settings, Timeouts
 from vmwave_flows.migrate import migrate_vm, run_steps
-from vmwave_flows.refusals import quiet_refusals, refused
+from vmwave_flows.refusals import incomplete, quiet_refusals, refused
 from vmwave_tasks.inventory import read_vcenter_inventory
 from vmwave_tasks.dispatch import run_wave
 from vmwave_tasks.job import Job, classify
@@ -81,8 +81,9 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
     logger.info("wave %s: %s/%s VMs succeeded; report %s", report["wave"], report["succeeded"], report["total"],
                 report["report"])
     if report["succeeded"] != report["total"]:  # the run's state is the wave's result (the UI, `--watch` in CI)
-        return Failed(message=f"wave {report['wave']}: {report['total'] - report['succeeded']} of {report['total']} "
-                              f"VMs did not succeed; the report says why: {report['report']}", data=report)
+        return incomplete(f"wave {report['wave']}: {report['total'] - report['succeeded']} of {report['total']} VMs "
+                          f"did not succeed; the report says why: {report['report']}",
+                          "fix each cause as the report says, then run the wave again", report)
     return report
 
 
@@ -143,6 +144,7 @@ def _roll_back(plan: str, wave: str | int, settings: Settings, keep_for_debug: b
     result = {"wave": to_undo.id,
               "rolled_back": len([name for name in done if name not in failed]), "failed": failed}
     if failed:  # what a person must undo by hand: the run ends Failed, as a wave with a failed VM does
-        return Failed(message=f"wave {result['wave']}: the rollback is incomplete: "
-                              + "; ".join(f"{name}: {', '.join(why)}" for name, why in failed.items()), data=result)
+        return incomplete(f"wave {result['wave']}: the rollback is incomplete: "
+                          + "; ".join(f"{name}: {', '.join(why)}" for name, why in failed.items()),
+                          "undo what is named by hand, or fix it and run the rollback again", result)
     return result
