@@ -264,8 +264,9 @@ class Cdi:
         target = self.backing(ns, name)
         target.parent.mkdir(parents=True, exist_ok=True)
         if self.faults.of(dv) == "import-stalls":
-            self._scheduled(ns, name)  # and no byte more, ever
-            return
+            if dv.get("status", {}).get("phase") != "ImportInProgress":  # once: a status written wakes this again
+                self._scheduled(ns, name)
+            return  # and no byte more, ever
         try:
             if "blank" in source:
                 with open(target, "wb") as handle:
