@@ -14,7 +14,8 @@ import yaml
 from helpers import REPO, VMWAVE
 from vmwave.domain.estate_report import results, summary
 from vmwave.domain.plan import make_plan, parse_plan
-from vmwave.domain.rehearsal import (SEED_FAILURES, clock_ratio, compressed, parse_failures, planted, starts)
+from vmwave.domain.rehearsal import (MIN_WINDOW, SEED_FAILURES, clock_ratio, compressed, parse_failures, planted,
+                                     starts)
 from vmwave.domain.records import Disk, Nic, SourceVM
 from vmwave.domain.rules_file import parse_rules
 from vmwave.domain.classes import DEFAULT_RULES
@@ -50,7 +51,8 @@ def test_the_clock_compresses_the_calendar_in_order_and_proportion():
     for real, rehearsed in zip(plan.waves, fast.waves):
         if real.window:
             assert rehearsed.window.start - now == pytest.approx((real.window.start - now) / 3600, abs=timedelta(seconds=1))
-            assert (rehearsed.window.end - rehearsed.window.start) == (real.window.end - real.window.start) / 3600
+            assert (rehearsed.window.end - rehearsed.window.start) == max(
+                (real.window.end - real.window.start) / 3600, MIN_WINDOW)
     order = [s.wave for s in starts(fast, now) if fast.wave(s.wave).window and not fast.wave(s.wave).warm]
     assert order == sorted(order, key=lambda w: fast.wave(w).window.start)
     assert all(s.at >= now for s in starts(fast, now))

@@ -3,8 +3,8 @@
 `vmwave rehearse --clock 1h=1s` runs an hour of the real calendar in a second
 of the rehearsal: a maintenance window's start moves as far from the
 rehearsal's start as it was from the plan's, divided by the ratio, and so does
-its length and a warm wave's precopy interval (never under the plan's
-minimum). Waves without a window start at once, in the plan's order, as a
+its length (never under 15 minutes, so a busy worker still starts its run in
+it) and a warm wave's precopy interval (never under the plan's minimum). Waves without a window start at once, in the plan's order, as a
 person would start them from the UI or CI one after another; warm waves start
 at once too and precopy until their window opens, as on the real calendar.
 """
@@ -23,6 +23,9 @@ from vmwave.domain.plan_file import MIN_PRECOPY, PlanFile, parse_plan
 from vmwave.domain.validate import input_errors, problem
 from vmwave.errors import InputError
 
+# A window, however compressed, stays long enough for its wave's run to start in it: a busy worker takes a due run
+# within minutes, and a real window (hours) never closes on a run that late.
+MIN_WINDOW = timedelta(minutes=15)
 _CLOCK = re.compile(r"^(\d{1,6})([smhd])=(\d{1,6})([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -54,7 +57,7 @@ def compressed(plan: PlanFile, now: datetime, ratio: float) -> PlanFile:
     for wave, model in zip(doc["waves"], plan.waves):
         if model.window:
             start = now + (model.window.start - now) / ratio
-            length = (model.window.end - model.window.start) / ratio
+            length = max((model.window.end - model.window.start) / ratio, MIN_WINDOW)
             wave["window"] = {"start": start.isoformat(), "end": (start + length).isoformat()}
         if "precopy_interval" in wave:
             wave["precopy_interval"] = max(MIN_PRECOPY, round(model.precopy_interval / ratio))
