@@ -4,11 +4,20 @@ the Prefect calendar, undo it or one VM, cut warm VMs over, read the ledger."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from vmwave.cli.common import ANY_WAVE, LEDGER, MAPS, PLAN, WAVE, app, err, styled, table
+
+
+def finished(state: Any) -> Any:
+    """What a wave's or rollback's run ended with: its report (on the error when some VM did not make it), or the
+    error that refused or broke it."""
+    from vmwave_flows.refusals import Incomplete
+
+    found = state.result(raise_on_failure=False)
+    return found.result if isinstance(found, Incomplete) else found
 
 
 @app.command()
@@ -27,7 +36,7 @@ def migrate(
 
     state = migrate_wave(str(plan_file), wave, str(maps) if maps else None, ledger, keep_for_debug=keep_for_debug,
                          ignore_window=ignore_window, redo=redo, in_flight=in_flight, report_dir=str(report_dir), return_state=True)
-    report = state.result(raise_on_failure=False)  # a Failed wave still has its report
+    report = finished(state)  # a Failed wave still has its report
     if isinstance(report, BaseException):  # refused before anything changed, or broken
         raise report
     table(f"wave {report['wave']}: {report['succeeded']}/{report['total']} succeeded",
@@ -73,7 +82,7 @@ def rollback(plan_file: Path = PLAN, wave: str = WAVE, maps: Optional[Path] = MA
     from vmwave_flows.wave import rollback_wave
 
     state = rollback_wave(str(plan_file), wave, str(maps) if maps else None, ledger, return_state=True)
-    done = state.result(raise_on_failure=False)
+    done = finished(state)
     if isinstance(done, BaseException):  # refused before anything changed, or broken
         raise done
     err.print(f"wave {done['wave']}: {done['rolled_back']} VM(s) rolled back")
