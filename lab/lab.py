@@ -103,12 +103,15 @@ NODE_CPU, NODE_MEMORY_GI = 128, 1024  # a node added for room: a large one, as c
 
 
 def with_room(nodes: list[dict[str, Any]], vms: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``nodes`` and as many more as every VM of the estate needs to run at once, with a quarter to spare."""
+    """``nodes`` and as many more as every VM of the estate needs to run at once, with a quarter to spare. The lab
+    cannot know which VMs the plan will give hugepages or dedicated CPUs (its P4 class does), so each node added
+    offers both: its memory again as 1 GiB hugepages, and the CPU manager's label."""
     cpu = sum(vm["cpus"] for vm in vms) * 1.25 - sum(n["cpu"] for n in nodes)
     memory = sum(vm["memory_mb"] for vm in vms) / 1024 * 1.25 - sum(n["memory_gi"] for n in nodes)
     extra = math.ceil(max(cpu / NODE_CPU, memory / NODE_MEMORY_GI, 0))
-    return nodes + [{"name": f"room-{n:03d}", "cpu": NODE_CPU, "memory_gi": NODE_MEMORY_GI, "hugepages_1gi": 0,
-                     "labels": {"kubevirt.io/schedulable": "true"}} for n in range(1, extra + 1)]
+    return nodes + [{"name": f"room-{n:03d}", "cpu": NODE_CPU, "memory_gi": NODE_MEMORY_GI,
+                     "hugepages_1gi": NODE_MEMORY_GI, "labels": {"kubevirt.io/schedulable": "true", "cpumanager": "true"}}
+                    for n in range(1, extra + 1)]
 
 
 VDDK_IMAGE = "localhost/vmwave-lab/vddk:8.0"  # any name will do: the lab CDI is its own VDDK

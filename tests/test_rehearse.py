@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from helpers import REPO, VMWAVE
-from vmwave.domain.estate_report import results, summary
+from vmwave.domain.estate_report import cost_lines, markdown, migrated_svg, results, summary
 from vmwave.domain.plan import make_plan, parse_plan
 from vmwave.domain.rehearsal import (MIN_WINDOW, SEED_FAILURES, clock_ratio, compressed, parse_failures, planted,
                                      starts)
@@ -91,6 +91,19 @@ def test_the_estate_results_count_every_vm_once_with_its_cause():
     assert "qemu-guest-agent" in second.fix
     total = summary(found, 10.0, 3600)
     assert (total.succeeded, total.injected, total.attributed) == (1, 1, 1)
+    report = markdown(found, total, [], "t.svg", incidents=["12 s: worker rehearsal-1 ended (signal 9); started again"],
+                      migrated="m.svg", cost=cost_lines([("task runs per second", "41.5")], {"worker": (3, 180.4)}))
+    assert "## Interruptions" in report and "- 12 s: worker rehearsal-1 ended \\(signal 9\\); started again" in report
+    assert "![VMs migrated over time, as Prometheus scraped them](m.svg)" in report
+    assert "| task runs per second | 41.5 |" in report and "| worker | 3 | 180 MiB |" in report
+
+
+def test_the_migrated_picture_follows_the_scraped_samples():
+    picture = migrated_svg([(100.0, 0.0), (110.0, 5.0), (130.0, 10.0)], 10, 86400.0, "10 of 10 VMs migrated")
+    line = picture.split('<polyline points="')[1].split('"')[0].split()
+    assert line[0] == "50.0,230.0" and line[-1] == "770.0,30.0"  # from none at the start to all at the end
+    assert "30 s of rehearsal, 30.0 real days" in picture
+    assert "no samples" in migrated_svg([], 10, 1.0, "t")
 
 
 @pytest.mark.lab
@@ -136,4 +149,7 @@ def test_a_rehearsal_lab_has_room_for_every_vm_of_the_estate():
     assert nodes[:len(seed["nodes"])] == seed["nodes"]  # the estate's own, with their hugepages and CPU manager
     assert sum(n["cpu"] for n in nodes) >= sum(vm["cpus"] for vm in seed["vms"])
     assert sum(n["memory_gi"] for n in nodes) * 1024 >= sum(vm["memory_mb"] for vm in seed["vms"])
+    ready_for_p4 = [n for n in nodes if n["labels"].get("cpumanager") == "true"]  # any VM may be given hugepages
+    assert sum(n["hugepages_1gi"] for n in ready_for_p4) * 1024 >= sum(vm["memory_mb"] for vm in seed["vms"])
+    assert sum(n["cpu"] for n in ready_for_p4) >= sum(vm["cpus"] for vm in seed["vms"])
     assert with_room(nodes, seed["vms"][:10]) == nodes  # room enough already: nothing added
