@@ -7,6 +7,7 @@ import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 from typing import Any
 
 import yaml
@@ -48,7 +49,8 @@ def start(state: Path, config: dict[str, Any] | None = None, listen: str = "127.
     if not tokens_file.exists():
         tokens_file.touch(mode=0o600)
         tokens_file.write_text(json.dumps({"admin": secrets.token_urlsafe(24), "viewer": secrets.token_urlsafe(24)}))
-    (state / "kube-config.json").write_text(json.dumps({"nodes": DEFAULT_NODES, **(config or {})}))
+    if config is not None or not (state / "kube-config.json").exists():  # a restart keeps what it was started with
+        (state / "kube-config.json").write_text(json.dumps({"nodes": DEFAULT_NODES, **(config or {})}))
     info = spawn("kube", [sys.executable, "-m", "vmwave_lab.kube", "--dir", str(state), "--listen", listen],
                  state, timeout)
     tokens = json.loads(tokens_file.read_text())
@@ -71,3 +73,13 @@ def write_kubeconfig(path: Path, url: str, ca: Path, token: str) -> None:
 
 def stop(state: Path) -> bool:
     return stop_process(state, "kube")
+
+
+def restart(state: Path) -> LabKubernetes:
+    """The API stopped and started again on its address, with its objects and settings: what a control plane's
+    restart looks like to its clients (watches end, connections drop, nothing else changes)."""
+    was = running(state)
+    if was is None:
+        raise LabError(f"no lab Kubernetes runs from {state}")
+    stop(state)
+    return start(state, listen=urlparse(was.url).netloc)

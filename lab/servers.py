@@ -1,4 +1,5 @@
-"""Real servers a rehearsal or a test starts for itself: PostgreSQL (Debian's postgresql-15) and a Prefect server.
+"""Real servers a rehearsal or a test starts for itself: PostgreSQL (Debian's postgresql-15), a Prefect server
+and Prometheus.
 
 PostgreSQL refuses to run as root, so as root its commands run as the
 ``postgres`` user the Debian package creates, in a folder of its own under the
@@ -7,6 +8,7 @@ system's temporary directory (pytest's are private to root).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,26 +76,50 @@ def postgres() -> Iterator[Postgres]:
         server.stop()
 
 
+class PrefectServer:
+    """`prefect server start` on a database, on a port of its own that it keeps across restarts: a rehearsal
+    restarts it where it died, as systemd would, and its clients reconnect to the same address."""
+
+    def __init__(self, database_url: str, home: Path, settings: dict[str, str] | None = None):
+        self.home, self.port = home, free_port()
+        self.api = f"http://127.0.0.1:{self.port}/api"
+        self.env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false", **(settings or {})}
+        self.env.pop("PREFECT_API_URL", None)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "PrefectServer":
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "server.log", "a") as log:
+            self.process = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        if not wait_for(lambda: self.running() and _healthy(self.api), time.monotonic() + 180, poll=0.5):
+            self.stop()
+            raise RuntimeError(f"the Prefect server did not start: {(self.home / 'server.log').read_text()[-2000:]}")
+        return self
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.running():
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 @contextmanager
-def prefect_server_on(database_url: str, home: Path, settings: dict[str, str] | None = None) -> Iterator[str]:
-    """`prefect server start` on ``database_url`` (with ``settings``, PREFECT_* variables); yields its API URL once
-    it answers its health check."""
-    port = free_port()
-    home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false", **(settings or {})}
-    env.pop("PREFECT_API_URL", None)
-    api = f"http://127.0.0.1:{port}/api"
-    with open(home / "server.log", "w") as log:
-        server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+def prefect_server_on(database_url: str, home: Path, settings: dict[str, str] | None = None) -> Iterator[PrefectServer]:
+    """A Prefect server on ``database_url`` (with ``settings``, PREFECT_* variables), once it answers its health
+    check; its API URL is ``.api``."""
+    server = PrefectServer(database_url, home, settings).start()
     try:
-        if not wait_for(lambda: server.poll() is None and _healthy(api), time.monotonic() + 180, poll=0.5):
-            raise RuntimeError(f"the Prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
-        yield api
+        yield server
     finally:
-        server.terminate()
-        server.wait(30)
+        server.stop()
 
 
 def _healthy(api: str) -> bool:
@@ -101,3 +128,49 @@ def _healthy(api: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+class Prometheus:
+    """A real Prometheus (Debian's) scraping ``targets`` every ``interval``, its data in ``folder``; ``query_range``
+    asks it what it recorded."""
+
+    def __init__(self, folder: Path, targets: dict[str, str], interval: str = "2s"):
+        self.folder, self.port = folder, free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        folder.mkdir(parents=True, exist_ok=True)
+        scrapes = [{"job_name": job, "static_configs": [{"targets": [address]}]} for job, address in targets.items()]
+        (folder / "prometheus.yml").write_text(json.dumps({  # JSON is YAML
+            "global": {"scrape_interval": interval, "scrape_timeout": interval}, "scrape_configs": scrapes}))
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Prometheus":
+        with open(self.folder / "prometheus.log", "w") as log:
+            self.process = subprocess.Popen(
+                ["prometheus", f"--config.file={self.folder / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={self.folder / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.port}",
+                 "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT)
+        if not wait_for(lambda: self.process.poll() is None and self._ready(), time.monotonic() + 60, poll=0.2):
+            self.__exit__()
+            raise RuntimeError(f"Prometheus did not start: {(self.folder / 'prometheus.log').read_text()[-2000:]}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base}/-/ready", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def query_range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
+        """(time, value) of the query's first series, or [] when it has none."""
+        params = urllib.parse.urlencode({"query": query, "start": start, "end": end, "step": step})
+        with urllib.request.urlopen(f"{self.base}/api/v1/query_range?{params}", timeout=60) as answer:
+            series = json.loads(answer.read())["data"]["result"]
+        return [(float(t), float(v)) for t, v in series[0]["values"]] if series else []

@@ -30,7 +30,8 @@ def test_two_workers_share_one_wave_on_postgresql(wave_env, planned, tmp_path):
         pg.create("prefect")
         pg.create("vmwave")
         ledger_url = pg.url("psycopg", "vmwave")
-        with prefect_server_on(pg.url("asyncpg", "prefect"), tmp_path / "prefect-home") as api:
+        with prefect_server_on(pg.url("asyncpg", "prefect"), tmp_path / "prefect-home") as server:
+            api = server.api
             env = {**os.environ, **wave_env, "PREFECT_API_URL": api, "VMWAVE_LEDGER": ledger_url,
                    "VMWAVE_PLAN_DIR": str(tmp_path), "VMWAVE_PER_HOST": "1", "VMWAVE_IN_FLIGHT": "1",
                    "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1"}
