@@ -3,11 +3,10 @@ cannot fix, roll back.
 
 Manual (P5) migrations pause for a person's approval before cutover and again after boot.
 
-The seven steps run inside one Prefect transaction: on a failure retries
-cannot fix, each finished step's ``on_rollback`` hook undoes it (newest
-first): the cluster objects go (or stay, labelled, when the plan says
-keep-for-debug), the source runs again if it ran, its vmwave snapshot stays.
-The source VM is never deleted.
+On a failure retries cannot fix, each step the ledger says finished is undone
+(newest first, ``vmwave_tasks.undo``): the cluster objects go (or stay,
+labelled, when the plan says keep-for-debug), the source runs again if it
+ran, its vmwave snapshot stays. The source VM is never deleted.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.transactions import transaction
 
 from vmwave.errors import VmwaveError
 from vmwave_tasks.cdi_import import cdi_import, precopy, wait_for_cutover
@@ -27,7 +25,7 @@ from vmwave_tasks.job import Job
 from vmwave_tasks.smoke import smoke
 from vmwave_tasks.snapshot import snapshot
 from vmwave_tasks.target import boot, guest_agent, mark_migrated, network_attach, settle_power
-from vmwave_tasks.undo import finish_rollback
+from vmwave_tasks.undo import undo_finished
 
 
 class Approval(RunInput):
@@ -61,7 +59,7 @@ def migrate_vm(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
 
 
 def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
-    """The seven steps in one transaction; called by ``migrate_vm`` or, for a wave, straight from its task.
+    """The seven steps, undone if one fails for good; called by ``migrate_vm`` or, for a wave, straight from its task.
 
     A wave runs non-manual VMs this way: subflows started from a wave's threads
     run almost one at a time (measured: 20 one-second subflows on 10 threads
@@ -69,28 +67,27 @@ def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
     """
     logger = get_run_logger()
     try:
-        with transaction():  # a failure rolls back every finished step through its on_rollback hook
-            if job.entry.warm:
-                precopy(job)  # copies while the source runs, until the cutover is due (or skipped: cold)
-            elif job.entry.window:
-                wait_for_cutover(job)  # a wave with warm VMs starts before its window; the rest wait for it
-            approved(job, "before-cutover", approval_timeout)
-            if "pre_cutover" in job.hooks:
-                pre_cutover_hook(job)
-            snapshot(job)
-            cdi_import(job)
-            convert(job)
-            network_attach(job)
-            boot(job)
-            agent = guest_agent(job)
-            smoke(job, agent)
-            if "post_boot" in job.hooks:
-                post_boot_hook(job)
-            approved(job, "after-boot", approval_timeout)
-            settle_power(job)
-            mark_migrated(job)  # the cluster now says it is done: no later run touches it
+        if job.entry.warm:
+            precopy(job)  # copies while the source runs, until the cutover is due (or skipped: cold)
+        elif job.entry.window:
+            wait_for_cutover(job)  # a wave with warm VMs starts before its window; the rest wait for it
+        approved(job, "before-cutover", approval_timeout)
+        if "pre_cutover" in job.hooks:
+            pre_cutover_hook(job)
+        snapshot(job)
+        cdi_import(job)
+        convert(job)
+        network_attach(job)
+        boot(job)
+        agent = guest_agent(job)
+        smoke(job, agent)
+        if "post_boot" in job.hooks:
+            post_boot_hook(job)
+        approved(job, "after-boot", approval_timeout)
+        settle_power(job)
+        mark_migrated(job)  # the cluster now says it is done: no later run touches it
     except Exception as exc:
-        outcome = finish_rollback(job)
+        outcome = undo_finished(job)
         logger.error("%s failed: %s; rolled back %s", job.vm.name, exc, ", ".join(outcome["undone"]) or "nothing")
         if outcome["failed"]:
             logger.error("%s: the rollback is incomplete, undo by hand: %s", job.vm.name, "; ".join(outcome["failed"]))

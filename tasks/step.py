@@ -1,11 +1,11 @@
-"""The ledger and the transaction around each step of a VM's migration.
+"""The ledger around each step of a VM's migration.
 
 A step is a Prefect task that first asks the ledger whether it already
 finished (a rerun skips it and returns what it recorded), records each
 attempt, and retries only what a retry can fix, with backoff and jitter.
-A step that makes something has an undo (``vmwave_tasks.undo``): registered
-as the task's transaction ``on_rollback`` hook, so a later failure in
-``migrate_vm`` unwinds it, and run by the step itself when it gives up.
+A step that makes something has an undo (``vmwave_tasks.undo``): run by the
+step itself when it gives up, and by ``migrate_vm`` for every finished step
+when a later one fails for good.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any, Callable
 from prefect import task
 from prefect.cache_policies import NONE
 from prefect.runtime import task_run
-from prefect.transactions import Transaction, get_transaction
 
 from vmwave.errors import VmwaveError
 from vmwave.plugins import diagnose
@@ -53,16 +52,14 @@ def still_there(job: Job, name: str, recorded: dict) -> None:
 
 
 def step(name: str, retries: int = len(DELAYS)) -> Callable:
-    """A migration step: ledger-checked, recorded, retried on transient errors, undone on rollback."""
+    """A migration step: ledger-checked, recorded, retried on transient errors, its half-made work undone when
+    it gives up."""
 
     def wrap(fn: Callable[..., dict[str, Any]]):
         @task(name=name, task_run_name="{job.vm.name} / " + name, retries=retries, retry_delay_seconds=DELAYS[:retries],
               retry_jitter_factor=0.5, retry_condition_fn=retry_transient, cache_policy=NONE, persist_result=False)
         @functools.wraps(fn)
         def run(job: Job, *args: Any) -> dict[str, Any]:
-            txn = get_transaction()
-            if txn is not None:  # what the on_rollback hook will undo
-                txn.set("job", job)
             ledger = job.ledger()
             recorded = ledger.get(job.wave, job.vm.key, name)
             if recorded and recorded["status"] in ("succeeded", "skipped"):
@@ -85,11 +82,5 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
                           bytes_done=int(detail.get("bytes", 0)), detail=detail)
             return detail
 
-        if name in UNDO:
-            def rolled_back(txn: Transaction) -> None:
-                undo(txn.get("job"), name)
-
-            rolled_back.__name__ = f"undo_{name.replace('-', '_')}"
-            run.on_rollback(rolled_back)
         return run
     return wrap

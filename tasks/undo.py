@@ -1,11 +1,14 @@
 """What undoes each step: removes what the step made; the source VM is never deleted.
 
-``migrate_vm`` runs these as Prefect transaction ``on_rollback`` hooks of the
-steps that finished, and a failing step runs its own before it gives up;
-``rollback_wave`` runs them all on request. Each records its outcome in the
-ledger and never raises: one failed undo must not stop the others (Prefect
-stops running hooks at the first exception). An undo needs only what was
-done (the ledger and the objects' labels), never what a migration checks first.
+``migrate_vm`` runs them for the steps the ledger says finished when a VM
+fails for good (``undo_finished``), and a failing step runs its own before it
+gives up; ``rollback_wave`` runs them all on request. Not Prefect's
+transactions: there a failed attempt rolls back every finished step even when
+a retry follows (``Transaction.reset`` rolls back the parent), so a transient
+error mid-migration undid its DataVolumes and the retry went on without them.
+Each undo records its outcome in the ledger and never raises: one failed undo
+must not stop the others. An undo needs only what was done (the ledger and
+the objects' labels), never what a migration checks first.
 """
 
 from __future__ import annotations
@@ -136,6 +139,16 @@ def finish_rollback(job: Job) -> dict:
                 ledger.mark(job.wave, job.vm.key, step, "rolled_back")
         ledger.finish(job.wave, job.vm.key, ROLLBACK, detail=detail)
     return {"undone": sorted(detail), "failed": failed}
+
+
+def undo_finished(job: Job) -> dict:
+    """After a failure retries cannot fix: undo each step the ledger says this VM finished, newest first."""
+    ledger = job.ledger()
+    for step in ORDER:
+        recorded = ledger.get(job.wave, job.vm.key, step)
+        if recorded and recorded["status"] in ("succeeded", "skipped"):
+            undo(job, step)
+    return finish_rollback(job)
 
 
 @task(name=ROLLBACK, task_run_name="{job.vm.name} / " + ROLLBACK, cache_policy=NONE, persist_result=False)
