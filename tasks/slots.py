@@ -27,7 +27,8 @@ from prefect.context import SettingsContext, get_settings_context
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
 
 LEASE_SECONDS = 60  # a killed worker frees its slots within this
-BUSY_TRIES = 40  # 503s or dropped connections in a row before a take gives up: ~6 s of a server that cannot write
+BUSY_TRIES = 40  # 503s in a row before a take gives up: ~6 s of a server that cannot write
+GONE_SECONDS = 120  # how long a take waits for a server that does not answer at all (restarting) before giving up
 
 
 class SharedSlots:
@@ -58,7 +59,8 @@ class SharedSlots:
 
     def take(self, names: list[str]) -> UUID | None:
         """One slot of each limit in ``names`` under one lease, or None when any of them is full."""
-        for tries_left in reversed(range(BUSY_TRIES)):
+        busy, gone_until = 0, time.monotonic() + GONE_SECONDS
+        while True:
             try:
                 with SettingsContext(profile=self._profile, settings=self._no_retries):
                     response = self._client.increment_concurrency_slots_with_lease(
@@ -67,21 +69,27 @@ class SharedSlots:
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code == 423:
                     return None
-                if exc.response.status_code != 503 or not tries_left:
+                busy += 1
+                if exc.response.status_code != 503 or busy >= BUSY_TRIES:
                     raise
-            except httpx.TransportError:  # a connection the busy server dropped
-                if not tries_left:
+                time.sleep(random.uniform(0.05, 0.25))  # another writer won the server's database: ask again
+            except httpx.TransportError:  # a connection dropped, or a server restarting: it comes back
+                if time.monotonic() > gone_until:
                     raise
-            time.sleep(random.uniform(0.05, 0.25))  # another writer won the server's database: ask again
+                time.sleep(random.uniform(0.5, 1.0))
         lease = UUID(response.json()["lease_id"])
         with self._lock:
             self._held.add(lease)
         return lease
 
     def give_back(self, lease: UUID) -> None:
+        """Release a lease; one the server cannot take back now (restarting) expires by itself within its term."""
         with self._lock:
             self._held.discard(lease)
-        self._client.release_concurrency_slots_with_lease(lease)
+        try:
+            self._client.release_concurrency_slots_with_lease(lease)
+        except httpx.TransportError:  # after the client's own retries
+            pass
 
     def _renew(self) -> None:
         with get_client(sync_client=True) as client:

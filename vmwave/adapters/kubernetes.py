@@ -205,11 +205,16 @@ class Cluster:
                                f"last status: {json.dumps(state)[:400]}", "see the object's conditions and events")
             version = (current or {}).get("metadata", {}).get("resourceVersion")
             chunk = min(left, ABORT_CHECK_SECONDS) if abort is not None else left
-            for event in self.dynamic.watch(r, namespace=namespace, field_selector=f"metadata.name={name}",
-                                            resource_version=version, timeout=max(1, int(chunk))):
-                current = None if event["type"] == "DELETED" else event["raw_object"]
-                if done(current):
-                    return current
+            try:
+                for event in self.dynamic.watch(r, namespace=namespace, field_selector=f"metadata.name={name}",
+                                                resource_version=version, timeout=max(1, int(chunk))):
+                    current = None if event["type"] == "DELETED" else event["raw_object"]
+                    if done(current):
+                        return current
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise
+                current = self.get(api_version, kind, namespace, name)  # history gone (an API restart): from now on
 
 
 @functools.cache
