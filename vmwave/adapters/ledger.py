@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, bindparam,
-                        create_engine, event, func, inspect, select)
+                        create_engine, event, func, inspect, select, text)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
 
@@ -298,6 +298,14 @@ class Ledger:
         if not self.claimed(wave):
             with self.engine.begin() as conn:
                 conn.execute(waves.update().where(waves.c.wave == wave).values(finished_at=_now()))
+
+    def size_bytes(self) -> int:
+        """What the ledger takes on disk: its SQLite file (and write-ahead log), or its PostgreSQL database."""
+        if self.engine.dialect.name == "sqlite":
+            base = Path(self.engine.url.database or "")
+            return sum(f.stat().st_size for f in (base, base.with_name(base.name + "-wal")) if f.is_file())
+        with self.engine.connect() as conn:
+            return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
 
     def waves(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

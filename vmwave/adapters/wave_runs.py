@@ -4,19 +4,23 @@ A run is created Scheduled at its start, so a worker takes it when it is due,
 exactly as a schedule in the calendar fires. While they run, a manual (P5)
 migration that pauses for a person's approval is approved through Prefect's
 API when asked to, and said so in its note: a rehearsal records that it, not
-a person, approved.
+a person, approved. A run whose process died (its worker killed with it, or
+crashed) is scheduled again, up to ``RERUNS`` times: the wave resumes from its
+ledger on whichever worker takes it. The Prefect server may restart meanwhile:
+a poll it cannot answer is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
@@ -25,6 +29,7 @@ from prefect.states import Scheduled
 from vmwave.adapters.calendar import ensure_deployment
 
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+RERUNS = 3  # a wave whose run dies this often is left Crashed: something kills it that a rerun will not fix
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class WaveRun:
     state: str = "Scheduled"  # its state's name: Completed, Failed (a VM failed), Crashed, ...
     done: bool = False
     message: str = ""  # why, for a run that failed or was refused
+    reruns: int = 0  # times it was scheduled again after its process died
 
 
 def start_runs(plan: Path, starts: list[tuple[str, datetime, dict[str, Any]]], deployment: str, pool: str,
@@ -53,24 +59,44 @@ def start_runs(plan: Path, starts: list[tuple[str, datetime, dict[str, Any]]], d
 
 
 def watch(runs: list[WaveRun], deadline: float, approval_note: str | None,
-          tick: Callable[[list[WaveRun]], None] = lambda runs: None, poll: float = 2.0) -> list[WaveRun]:
+          tick: Callable[[list[WaveRun]], None] = lambda runs: None, poll: float = 2.0,
+          alive: Callable[[int], bool] = lambda pid: True, note: Callable[[str], None] = lambda what: None
+          ) -> list[WaveRun]:
     """Each run in its final state (or its state at ``deadline``); paused migrations approved with
-    ``approval_note`` when given."""
+    ``approval_note`` when given; a run whose process is not ``alive`` (by its pid) or that crashed, scheduled
+    again and ``note``d."""
     async def follow() -> list[WaveRun]:
+        dead: set[tuple[UUID, str]] = set()  # (run, pid) already scheduled again: that pid is stale until replaced
         async with get_client() as client:
             current = runs
             while True:
-                read = [(r, (await client.read_flow_run(r.id)).state) for r in current]
-                current = [WaveRun(r.wave, r.id, state.name, state.type in FINAL, state.message or "")
-                           for r, state in read]
-                tick(current)
-                if all(r.done for r in current) or time.monotonic() > deadline:
-                    return current
-                if approval_note is not None:
-                    paused = await client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
-                        type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
-                    for run in paused:
-                        await client.resume_flow_run(run.id, run_input={"approve": True, "note": approval_note})
+                try:
+                    current = [await _follow(client, r, alive, dead, note) for r in current]
+                    tick(current)
+                    if all(r.done for r in current) or time.monotonic() > deadline:
+                        return current
+                    if approval_note is not None:
+                        paused = await client.read_flow_runs(flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                            type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+                        for run in paused:
+                            await client.resume_flow_run(run.id, run_input={"approve": True, "note": approval_note})
+                except httpx.HTTPError:  # the server restarting (its client already retried): ask again next poll
+                    tick(current)
                 await asyncio.sleep(poll)
     return asyncio.run(follow())
 
+
+async def _follow(client, run: WaveRun, alive: Callable[[int], bool], dead: set[tuple[UUID, str]],
+                  note: Callable[[str], None]) -> WaveRun:
+    """The run as it is now; scheduled again when its process died."""
+    flow_run = await client.read_flow_run(run.id)
+    state, pid = flow_run.state, flow_run.infrastructure_pid or ""
+    lost = state.type == StateType.RUNNING and pid.isdigit() and (run.id, pid) not in dead and not alive(int(pid))
+    if (lost or state.type == StateType.CRASHED) and run.reruns < RERUNS:
+        why = f"its process {pid} ended without a word" if lost else f"it crashed: {state.message or ''}".rstrip(": ")
+        dead.add((run.id, pid))
+        await client.set_flow_run_state(run.id, Scheduled(message=f"scheduled again by the rehearsal: {why}"),
+                                        force=True)
+        note(f"wave {run.wave}'s run: {why}; scheduled again to resume from its ledger")
+        return replace(run, state="Scheduled", done=False, reruns=run.reruns + 1)
+    return replace(run, state=state.name, done=state.type in FINAL, message=state.message or "")

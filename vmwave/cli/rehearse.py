@@ -18,17 +18,21 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
+import httpx
 import typer
 
 from vmwave.cli.common import MAPS, app, err, saved_inventory, working
 from vmwave.errors import InputError, VmwaveError
 
+if TYPE_CHECKING:
+    from vmwave_lab.servers import PrefectServer, Prometheus
+
 LAB_TIMEOUTS = "agent=60,boot=120,import=120,convert=600"  # a lab VM answers in seconds; a stuck one fails soon
-WAVES_PER_WORKER = 2  # wave runs one worker runs at once: more only share its CPU
 # A Prefect server for thousands of VMs records task runs and events in batches, not one transaction each: measured
 # on benchmarks/wave_50.py, server CPU 23.0 s -> 16.0 s and the wave 27.8 s -> 19.7 s (deployments/README.md).
 SERVER_AT_SCALE = {"PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
@@ -36,6 +40,7 @@ SERVER_AT_SCALE = {"PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200"
                    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
                    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_READ_BATCH_SIZE": "200"}
 POOL, DEPLOYMENT = "rehearsal", "rehearsal"
+SCRAPE_INTERVAL = "2s"  # the rehearsal's clock runs fast: a day of the calendar may be a second
 APPROVAL_NOTE = "approved by vmwave rehearse"
 
 
@@ -64,6 +69,7 @@ def rehearse(
     from vmwave.adapters.files import load_maps, load_plan, load_policy
     from vmwave.cli.lab import lab_errors
     from vmwave.adapters.documents import read_yaml
+    from vmwave.cli.crew import PeakMemory
     from vmwave.domain.rehearsal import SEED_FAILURES, clock_ratio, parse_failures
     from vmwave.settings import Settings
     from vmwave_lab import estate as estates
@@ -90,14 +96,18 @@ def rehearse(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: its lab, servers and workers stop too
     _afresh(out_dir)
     began = time.monotonic()
-    with _lab(out_dir / "lab", estate, records, data_mb, maps) as lab_env, _servers(out_dir, workers) as (api, ledger):
-        env = {**os.environ, **lab_env, "VMWAVE_LEDGER": ledger, "PREFECT_API_URL": api,
+    with PeakMemory(os.getpid()) as memory, _lab(out_dir / "lab", estate, records, data_mb, maps) as lab_env, \
+            _servers(out_dir, workers) as (server, ledger):
+        env = {**os.environ, **lab_env, "VMWAVE_LEDGER": ledger, "PREFECT_API_URL": server.api,
                "VMWAVE_WORKDIR": str(out_dir / "work"), "VMWAVE_TIMEOUTS": os.environ.get("VMWAVE_TIMEOUTS", LAB_TIMEOUTS),
                "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1"}
         plan, plan_path = _plan(out_dir, given, policy, env, ratio)
         injected = _plant(plan, planned_failures, out_dir / "lab")
-        runs, calendar = _run(plan, plan_path, out_dir, env, workers, in_flight)
-        figures = _report(plan, runs, injected, out_dir, env, ratio, time.monotonic() - began, workers, calendar)
+        with _watched(out_dir, env) as prometheus:
+            run = _run(plan, plan_path, out_dir, env, server, workers, in_flight)
+            watched = _scraped(prometheus, run)
+        figures = _report(plan, run, watched, injected, out_dir, env, ratio, time.monotonic() - began, workers,
+                          memory.by_role())
     err.print(f"the rehearsal's report: {out_dir / 'estate-report.md'}")
     print(figures["line"])
     if figures["unplanned_failures"]:
@@ -138,8 +148,9 @@ def _lab(state: Path, estate: Path | None, records: list[dict] | None, data_mb: 
 
 
 @contextlib.contextmanager
-def _servers(out_dir: Path, workers: int) -> Iterator[tuple[str, str]]:
-    """(Prefect API URL, ledger URL): on SQLite files for one worker, on a PostgreSQL of their own for more."""
+def _servers(out_dir: Path, workers: int) -> Iterator[tuple[PrefectServer, str]]:
+    """(the Prefect server, the ledger's URL): on SQLite files for one worker, on a PostgreSQL of their own for
+    more."""
     from vmwave_lab.servers import postgres, prefect_server_on
 
     with working(f"starting the Prefect server{' on PostgreSQL' if workers > 1 else ''}"), \
@@ -152,8 +163,7 @@ def _servers(out_dir: Path, workers: int) -> Iterator[tuple[str, str]]:
         else:
             database = f"sqlite+aiosqlite:///{out_dir / 'prefect' / 'prefect.db'}"
             ledger = f"sqlite:///{out_dir / 'ledger.db'}"
-        api = stack.enter_context(prefect_server_on(database, out_dir / "prefect", SERVER_AT_SCALE))
-        yield api, ledger
+        yield stack.enter_context(prefect_server_on(database, out_dir / "prefect", SERVER_AT_SCALE)), ledger
 
 
 def _plan(out_dir: Path, given, policy, env: dict[str, str], ratio: float):
@@ -202,14 +212,30 @@ def _plant(plan, failures, lab_state: Path) -> dict[str, str]:
     return chosen
 
 
-def _run(plan, plan_path: Path, out_dir: Path, env: dict[str, str], workers: int, in_flight: int):
-    """Every wave's run through the deployment, taken by the workers when due, manual gates approved; the runs as
-    they ended, and how long the calendar held the last wave back (seconds from now to its start)."""
+@dataclass(frozen=True)
+class Ran:
+    """What running the waves gave: their runs as they ended, how long the calendar held the last wave back
+    (seconds), what died and was started again, and when (epoch seconds) the runs began and ended."""
+
+    runs: list
+    calendar: float
+    incidents: list[str]
+    began: float
+    ended: float
+    task_runs: int
+
+
+def _run(plan, plan_path: Path, out_dir: Path, env: dict[str, str], server: PrefectServer, workers: int,
+         in_flight: int) -> Ran:
+    """Every wave's run through the deployment, taken by the workers when due, manual gates approved, the workers
+    and server kept running."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from vmwave.adapters.wave_runs import start_runs, watch
+    from vmwave.cli.crew import Crew
     from vmwave.domain.rehearsal import span, starts
     from vmwave_flows.wave import migrate_wave
+    from vmwave_lab.process import alive
     from vmwave_lab.servers import PREFECT
 
     now = datetime.now(timezone.utc)
@@ -220,44 +246,72 @@ def _run(plan, plan_path: Path, out_dir: Path, env: dict[str, str], workers: int
                                 "ignore_window": s.wave in cold_windows})  # the rehearsal's clock opened it
                 for s in starts(plan, now)]
     calendar = max((at - now).total_seconds() for _, at, _ in launched) if launched else 0.0
-    logs = out_dir / "workers"
-    logs.mkdir(exist_ok=True)
-    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
+    began = time.time()
+    with temporary_settings({PREFECT_API_URL: server.api}):
         subprocess.run([PREFECT, "work-pool", "create", POOL, "--type", "process", "--overwrite"], env=env,
                        check=True, capture_output=True, timeout=120)
-        procs = [subprocess.Popen([PREFECT, "worker", "start", "--pool", POOL, "--type", "process", "--limit", str(WAVES_PER_WORKER),
-                                   "--name", f"rehearsal-{n}"], env={**env, "VMWAVE_PLAN_DIR": str(out_dir)},
-                                  cwd=out_dir, stdout=open(logs / f"worker-{n}.log", "w"), stderr=subprocess.STDOUT)
-                 for n in range(1, workers + 1)]
-        try:
-            runs = start_runs(plan_path, launched, DEPLOYMENT, POOL,
-                              migrate_wave.parameters.model_dump(mode="json"))
+        with Crew(server, POOL, workers, {**env, "VMWAVE_PLAN_DIR": str(out_dir)}, out_dir, out_dir / "workers") as crew:
+            runs = start_runs(plan_path, launched, DEPLOYMENT, POOL, migrate_wave.parameters.model_dump(mode="json"))
             deadline = time.monotonic() + span(plan, now).total_seconds() + 1800 + 5 * sum(len(w.vms) for w in plan.waves)
             with working("waves finished", total=len(runs)) as progress:
-                ended = watch(runs, deadline, APPROVAL_NOTE, lambda now_runs: progress(sum(r.done for r in now_runs)))
-            return ended, calendar
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                ended = watch(runs, deadline, APPROVAL_NOTE, lambda now_runs: progress(sum(r.done for r in now_runs)),
+                              alive=alive, note=crew.note)
+            task_runs = httpx.post(f"{server.api}/task_runs/count", json={}, timeout=120).json()
+            return Ran(ended, calendar, crew.incidents, began, time.time(), int(task_runs))
 
 
-def _report(plan, runs, injected: dict[str, str], out_dir: Path, env: dict[str, str], ratio: float, wall: float,
-            workers: int, calendar: float) -> dict:
-    """DIR/estate.json, DIR/estate-report.md and its picture, from the ledger and the cluster."""
+@contextlib.contextmanager
+def _watched(out_dir: Path, env: dict[str, str]) -> Iterator[Prometheus | None]:
+    """`vmwave exporter` on the rehearsal's ledger and a real Prometheus scraping it, as a migration is watched;
+    None where Prometheus is not installed (the report then says so)."""
+    from vmwave_lab.servers import Prometheus, free_port
+
+    if not shutil.which("prometheus"):
+        yield None
+        return
+    port = free_port()
+    with open(out_dir / "exporter.log", "w") as log:
+        exporter = subprocess.Popen([str(Path(sys.executable).parent / "vmwave"), "exporter", "--port", str(port),
+                                     "--listen", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with Prometheus(out_dir / "prometheus", {"vmwave": f"127.0.0.1:{port}"}, SCRAPE_INTERVAL) as prometheus:
+            yield prometheus
+    finally:
+        exporter.terminate()
+        exporter.wait(30)
+
+
+@dataclass(frozen=True)
+class Scraped:
+    """What Prometheus recorded: VMs migrated over time, and how long each scrape of the exporter took."""
+
+    migrated: list[tuple[float, float]]
+    scrape_seconds: list[float]
+
+
+def _scraped(prometheus: Prometheus | None, ran: Ran) -> Scraped | None:
+    if prometheus is None:
+        return None
+    step = max(1.0, (ran.ended - ran.began) / 400)
+    return Scraped(prometheus.query_range('sum(vmwave_vms{state="succeeded"})', ran.began, ran.ended, step),
+                   [v for _, v in prometheus.query_range('scrape_duration_seconds{job="vmwave"}', ran.began,
+                                                          ran.ended, step)])
+
+
+def _report(plan, ran: Ran, scraped: Scraped | None, injected: dict[str, str], out_dir: Path, env: dict[str, str],
+            ratio: float, wall: float, workers: int, memory: dict[str, tuple[int, float]]) -> dict:
+    """DIR/estate.json, DIR/estate-report.md and its pictures, from the ledger, the cluster and Prometheus."""
     from vmwave.adapters.files import write_text_atomic
     from vmwave.adapters.kubernetes import Cluster
     from vmwave.adapters.ledger import Ledger
-    from vmwave.domain.estate_report import markdown, records_json, results, summary, waves_svg
+    from vmwave.domain.estate_report import (cost_lines, markdown, migrated_svg, records_json, results, summary,
+                                             waves_svg)
     from vmwave.domain.manifests import MANAGED_BY
     from vmwave.settings import Settings
 
     settings = Settings.load(env=env)
-    entries = Ledger(settings.ledger).by_vm()
+    ledger = Ledger(settings.ledger)
+    entries = ledger.by_vm()
     cluster = Cluster(settings.need_kubeconfig())
     uids = {vm["metadata"]["name"]: vm["metadata"]["uid"]
             for vm in cluster.find("kubevirt.io/v1", "VirtualMachine", None, MANAGED_BY)}
@@ -270,15 +324,32 @@ def _report(plan, runs, injected: dict[str, str], out_dir: Path, env: dict[str, 
             first, last = min(t[0] for t in times), max(t[1] for t in times)
             old = spans.get(entry["wave"], (first, last))
             spans[entry["wave"]] = (min(old[0], first), max(old[1], last))
+    title = f"{total.succeeded} of {total.vms} VMs migrated"
     picture = waves_svg(found, {w: (datetime.fromisoformat(a), datetime.fromisoformat(b)) for w, (a, b) in spans.items()},
-                        f"{total.succeeded} of {total.vms} VMs migrated")
+                        title)
     write_text_atomic(out_dir / "estate-timeline.svg", picture)
+    if scraped:
+        write_text_atomic(out_dir / "estate-migrated.svg", migrated_svg(scraped.migrated, total.vms, ratio, title))
+    seconds = max(ran.ended - ran.began, 1.0)
+    scrapes = scraped.scrape_seconds if scraped else []
+    ledger_mb = ledger.size_bytes() / 2**20
+    peak = max((mib for _, mib in memory.values()), default=0.0)
+    figures = [("task runs per second (the Prefect server, while the waves ran)", f"{ran.task_runs / seconds:.1f}"),
+               ("task runs in all", str(ran.task_runs)),
+               ("the ledger's size", f"{ledger_mb:.1f} MiB ({settings.ledger.split(':')[0]})"),
+               ("a scrape of the exporter (mean, max)", f"{sum(scrapes) / len(scrapes):.3f} s, {max(scrapes):.3f} s"
+                if scrapes else "not measured: Prometheus is not installed (apt-get install prometheus)"),
+               ("workers", str(workers))]
     reports = sorted(f"waves/{p.name}" for p in (out_dir / "waves").glob("wave-*-report.md"))
-    stopped = [(r.wave, r.state, r.message) for r in runs if r.state != "Completed"]
-    write_text_atomic(out_dir / "estate-report.md", markdown(found, total, reports, "estate-timeline.svg", stopped))
+    stopped = [(r.wave, r.state, r.message) for r in ran.runs if r.state != "Completed"]
+    write_text_atomic(out_dir / "estate-report.md", markdown(
+        found, total, reports, "estate-timeline.svg", stopped, ran.incidents,
+        "estate-migrated.svg" if scraped else "", cost_lines(figures, memory)))
     write_text_atomic(out_dir / "estate.json", json.dumps(records_json(found), indent=1))
     unplanned = sum(r.state != "succeeded" and not r.injected for r in found)
     line = (f"vms={total.vms} waves={len(plan.waves)} workers={workers} succeeded={total.succeeded} "
             f"injected={total.injected} attributed={total.attributed} wall_seconds={wall:.0f} "
-            f"calendar_seconds={calendar:.0f} runs_failed={sum(r.state != 'Completed' for r in runs)}")
+            f"calendar_seconds={ran.calendar:.0f} runs_failed={sum(r.state != 'Completed' for r in ran.runs)} "
+            f"task_runs_per_s={ran.task_runs / seconds:.1f} ledger_mb={ledger_mb:.1f} "
+            f"scrape_s_max={max(scrapes, default=0):.3f} peak_rss_mb={peak:.0f}")
     return {"line": line, "unplanned_failures": unplanned}

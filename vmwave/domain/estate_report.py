@@ -98,9 +98,11 @@ def summary(found: list[VMResult], wall_seconds: float, ratio: float) -> Summary
 
 
 def markdown(found: list[VMResult], total: Summary, wave_reports: list[str], picture: str,
-             stopped: list[tuple[str, str, str]] = ()) -> str:
-    """The seed's results table for this estate, the waves whose runs did not complete (wave, state, why), and
-    where each wave's own report is."""
+             stopped: list[tuple[str, str, str]] = (), incidents: list[str] = (), migrated: str = "",
+             cost: list[str] = ()) -> str:
+    """The seed's results table for this estate, the waves whose runs did not complete (wave, state, why), what
+    happened to the rehearsal's processes unasked, its pictures (``migrated``: VMs migrated over time, when
+    Prometheus watched), where each wave's own report is, and the ``cost`` lines."""
     lines = ["# Estate rehearsal", "",
              f"**{total.succeeded} of {total.vms} VMs migrated ({total.rate:.2f}%)**, {total.failed} failed "
              f"({total.injected} on purpose, {total.attributed} of them attributed to the cause they were given), in "
@@ -130,12 +132,18 @@ def markdown(found: list[VMResult], total: Summary, wave_reports: list[str], pic
     if stopped:
         lines += ["", "## Waves whose runs did not complete", "", "| wave | run | why |", "|---|---|---|"]
         lines += [f"| {markdown_cell(w)} | {markdown_cell(state)} | {markdown_cell(why)} |" for w, state, why in stopped]
+    if incidents:
+        lines += ["", "## Interruptions", "", "What ended unasked during the rehearsal, and what it did about it:", ""]
+        lines += [f"- {markdown_cell(what)}" for what in incidents]
     warm = [r for r in found if r.precopy_rounds]
     lines += ["", "## Precopy", "",
               f"{len(warm)} VMs moved warm: {sum(r.precopy_rounds for r in warm)} rounds, "
               f"{sum(r.precopy_bytes for r in warm) / 2**20:.1f} MiB copied while their sources ran.", "",
               "## Waves", "", f"![the waves along the calendar]({picture})", ""]
+    if migrated:
+        lines += [f"![VMs migrated over time, as Prometheus scraped them]({migrated})", ""]
     lines += [f"- [{name}]({name})" for name in wave_reports]
+    lines += list(cost)
     return "\n".join(lines) + "\n"
 
 
@@ -168,3 +176,38 @@ def waves_svg(found: list[VMResult], spans: dict[str, tuple[datetime, datetime]]
         out.append(f'<text x="{label + width + 6}" y="{y + 11}">{counts[wave]["succeeded"]} done, '
                    f'{counts[wave]["failed"] + counts[wave]["rolled_back"]} failed</text>')
     return "\n".join(out + ["</svg>"]) + "\n"
+
+
+def migrated_svg(points: list[tuple[float, float]], total: int, ratio: float, title: str) -> str:
+    """VMs migrated over the rehearsal, as Prometheus recorded the exporter's ``vmwave_vms``: a line from the first
+    sample, its axis in rehearsal seconds and, below, the real calendar's days they stand for."""
+    left, width, height, top = 50, 720, 200, 30
+    if not points:
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width}" height="60" font-family="sans-serif" '
+                f'font-size="11"><text x="4" y="20">{escape(title)}: no samples</text></svg>\n')
+    start, length = points[0][0], max(points[-1][0] - points[0][0], 1.0)
+    x = lambda t: left + (t - start) / length * width  # noqa: E731
+    y = lambda v: top + height - v / max(total, 1) * height  # noqa: E731
+    line = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 20}" height="{top + height + 40}" '
+           f'font-family="sans-serif" font-size="11">', f"<title>{escape(title)}</title>",
+           f'<text x="4" y="14" font-weight="bold">{escape(title)}</text>',
+           f'<line x1="{left}" y1="{top + height}" x2="{left + width}" y2="{top + height}" stroke="#999"/>',
+           f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + height}" stroke="#999"/>',
+           f'<text x="4" y="{top + 4}">{total}</text><text x="4" y="{top + height}">0</text>',
+           f'<polyline points="{line}" fill="none" stroke="#4e79a7" stroke-width="2"/>',
+           f'<text x="{left}" y="{top + height + 16}">0 s</text>',
+           f'<text x="{left + width - 160}" y="{top + height + 16}">{length:.0f} s of rehearsal, '
+           f'{length * ratio / 86400:.1f} real days</text>', "</svg>"]
+    return "\n".join(out) + "\n"
+
+
+def cost_lines(figures: list[tuple[str, str]], memory: dict[str, tuple[int, float]]) -> list[str]:
+    """The rehearsal's own cost at this estate's scale: throughput and sizes, and each role's largest process."""
+    lines = ["", "## Cost at scale", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {markdown_cell(what)} | {markdown_cell(value)} |" for what, value in figures]
+    if memory:
+        lines += ["", "| process | seen | largest peak memory |", "|---|---|---|"]
+        lines += [f"| {markdown_cell(role)} | {count} | {peak:.0f} MiB |"
+                  for role, (count, peak) in sorted(memory.items(), key=lambda item: -item[1][1])]
+    return lines
