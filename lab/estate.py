@@ -105,8 +105,24 @@ MAX_ESTATE_BYTES = 64 << 20  # an estate of 100,000 VMs with `count:` takes a fe
 
 
 def load(path: str) -> dict[str, Any]:
-    """Read and expand an estate file: at most 64 MiB of UTF-8 YAML, without anchors or aliases (a few lines of
-    aliases can expand to gigabytes), read by libyaml."""
+    """Read and expand an estate file."""
+    return expand(_read(path), path)
+
+
+def load_nodes(path: str) -> list[dict[str, Any]]:
+    """The lab Kubernetes nodes a file declares (``nodes:``, as an estate writes them), to size the lab as the real
+    cluster is."""
+    root = _Reader(path, "", _read(path)).known("version", "nodes")
+    root("version", int, choices=(1,))
+    nodes = _nodes(root)
+    if not nodes:
+        raise EstateError(path, "nodes", "declares no nodes", "list them: - {name: n1, cpu: 32, memory_gi: 128}")
+    return nodes
+
+
+def _read(path: str) -> Any:
+    """At most 64 MiB of UTF-8 YAML, without anchors or aliases (a few lines of aliases can expand to gigabytes),
+    read by libyaml."""
     try:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_ESTATE_BYTES + 1)
@@ -127,7 +143,7 @@ def load(path: str) -> dict[str, Any]:
         raise EstateError(path, f"byte {exc.start}", "is not UTF-8 text", "save the estate as UTF-8") from None
     except (yaml.YAMLError, RecursionError) as exc:
         raise EstateError(path, "(file)", f"not valid YAML: {exc}", "fix the syntax") from None
-    return expand(data, path)
+    return data
 
 
 def _mac(counter: int) -> str:

@@ -60,7 +60,8 @@ def fill_registry(state: Path, maps_file: Path) -> list[Path]:
 def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path | None = None,
        progress: Callable[[int], None] | None = None, kube_config: dict[str, Any] | None = None,
        inventory: list[dict[str, Any]] | None = None, data_mb: int = 1,
-       maps_file: Path | None = None, room_for_all: bool = False) -> dict[str, str]:
+       maps_file: Path | None = None, room_for_all: bool = False,
+       nodes: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """Start the lab vCenter and the lab Kubernetes; return the VMWAVE_* settings for them.
 
     The estate is a file, ``vms`` generated ones, or the VMs of an ``inventory`` (records as `vmwave inventory`
@@ -83,7 +84,7 @@ def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path 
     center = vcenter.start(seed, state, progress=progress)
     try:
         vcenter.seed_disks(center, seed)
-        declared = seed.get("nodes") or (kubernetes.DEFAULT_NODES if room_for_all else None)
+        declared = nodes or seed.get("nodes") or (kubernetes.DEFAULT_NODES if room_for_all else None)
         nodes = {"nodes": with_room(declared, seed["vms"]) if room_for_all else declared} if declared else {}
         room_gi = math.ceil(sum(d["size_kb"] for vm in seed["vms"] for d in vm["disks"]) / 2**20 * 1.25) \
             if room_for_all else 0  # every disk of the estate migrated at once

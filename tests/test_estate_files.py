@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from vmwave_lab.estate import EstateError, expand, generated, load
+from vmwave_lab.estate import EstateError, expand, generated, load, load_nodes
 from helpers import REPO
 
 BASE = """
@@ -61,3 +61,15 @@ def test_nodes_for_the_lab_cluster():
     assert expand(yaml.safe_load(BASE))["nodes"] is None
     with pytest.raises(EstateError, match=r"nodes\[0\].cpu: is missing"):
         expand(yaml.safe_load(BASE + "nodes: [{name: n1, memory_gi: 32}]"), "estate.yaml")
+
+
+def test_nodes_alone_size_a_lab_as_the_real_cluster(tmp_path):
+    given = tmp_path / "nodes.yaml"
+    given.write_text("version: 1\nnodes: [{name: db-1, cpu: 96, memory_gi: 768, hugepages_1gi: 512}]\n")
+    assert load_nodes(str(given)) == [{"name": "db-1", "cpu": 96, "memory_gi": 768, "hugepages_1gi": 512, "labels": {}}]
+    given.write_text("version: 1\nnodes: []\n")
+    with pytest.raises(EstateError, match="declares no nodes"):
+        load_nodes(str(given))
+    given.write_text("version: 1\nvms: []\n")
+    with pytest.raises(EstateError, match="vms"):  # a nodes file holds nodes only
+        load_nodes(str(given))

@@ -7,9 +7,9 @@ import json
 import subprocess
 
 import yaml
+from kubernetes import client, config
 
 from helpers import VMWAVE
-
 
 
 def planned(inventory, maps, out, env) -> dict:
@@ -27,8 +27,11 @@ def test_the_lab_seeded_from_an_inventory_plans_as_the_estate_it_was_read_from(l
     subprocess.run([VMWAVE, "inventory", "--out", str(read)], env=lab_env, check=True, capture_output=True, timeout=120)
     state = tmp_path / "lab"
     env = {k: v for k, v in lab_env.items() if not k.startswith("VMWAVE_")}
-    up = subprocess.run([VMWAVE, "lab", "up", "--inventory", str(read), "--state-dir", str(state)], env=env,
-                        capture_output=True, text=True, timeout=300)
+    (tmp_path / "nodes.yaml").write_text(yaml.safe_dump({"version": 1, "nodes": [  # the real cluster's, say
+        {"name": "worker-a", "cpu": 48, "memory_gi": 384},
+        {"name": "worker-db", "cpu": 96, "memory_gi": 768, "hugepages_1gi": 512, "labels": {"cpumanager": "true"}}]}))
+    up = subprocess.run([VMWAVE, "lab", "up", "--inventory", str(read), "--nodes", str(tmp_path / "nodes.yaml"),
+                         "--state-dir", str(state)], env=env, capture_output=True, text=True, timeout=300)
     assert up.returncode == 0, up.stderr
     try:
         rehearsal = {**env, **dict(line.split("=", 1) for line in up.stdout.splitlines())}
@@ -51,5 +54,9 @@ def test_the_lab_seeded_from_an_inventory_plans_as_the_estate_it_was_read_from(l
                     vm.pop(key, None)
         assert rehearsed == original
         assert {vm["name"]: vm["instance_uuid"] for vm in lab} == {vm["name"]: vm["instance_uuid"] for vm in real}
+        nodes = client.CoreV1Api(config.new_client_from_config(rehearsal["VMWAVE_KUBECONFIG"])).list_node().items
+        assert {n.metadata.name: (n.status.allocatable["cpu"], n.status.allocatable["hugepages-1Gi"],
+                                  (n.metadata.labels or {}).get("cpumanager")) for n in nodes} == {
+            "worker-a": ("48", "0Gi", None), "worker-db": ("96", "512Gi", "true")}
     finally:
         subprocess.run([VMWAVE, "lab", "down", "--state-dir", str(state)], env=env, capture_output=True, timeout=120)

@@ -42,6 +42,9 @@ def lab_up(
                                                                         "real vCenter instead, to rehearse them"),
     data_mb: int = typer.Option(1, "--data-mb", min=0, max=1024, help="with --inventory: MiB of real bytes in each "
                                                                      "disk, sparse beyond"),
+    nodes: Optional[Path] = typer.Option(None, "--nodes", help="YAML of the lab Kubernetes nodes (`nodes:` as an "
+                                                                "estate writes them: name, cpu, memory_gi, "
+                                                                "hugepages_1gi, labels); default: the estate's"),
     state_dir: Optional[Path] = STATE_DIR,
 ) -> None:
     """Start the lab vCenter and lab Kubernetes in the background and print their VMWAVE_* settings."""
@@ -56,12 +59,13 @@ def lab_up(
 
         records = [vm.to_dict() for vm in saved_inventory(inventory, Settings.load())[1]]
     with lab_errors():
+        declared = estates.load_nodes(str(nodes)) if nodes else None
         total = vms or (len(records) if records is not None else
                         len(estates.load(str(estate or lab.ESTATES / "small.yaml"))["vms"]))
         with working("building the lab vCenter (first run only, ~20 s)"):
             vcenter.binary()
         with working("seeding the lab vCenter: VMs", total=total) as progress:
-            settings = lab.up(estate, vms, state_dir, progress, inventory=records, data_mb=data_mb)
+            settings = lab.up(estate, vms, state_dir, progress, inventory=records, data_mb=data_mb, nodes=declared)
     err.print(f"lab vCenter {settings['VMWAVE_VCENTER_URL']} with {total} VMs and lab Kubernetes "
               f"({settings['VMWAVE_KUBECONFIG']}) are running; load them with: set -a; eval \"$(vmwave lab env)\"; set +a")
     _print_env(settings)
