@@ -92,10 +92,10 @@ def test_the_estate_results_count_every_vm_once_with_its_cause():
     total = summary(found, 10.0, 3600)
     assert (total.succeeded, total.injected, total.attributed) == (1, 1, 1)
     report = markdown(found, total, [], "t.svg", incidents=["12 s: worker rehearsal-1 ended (signal 9); started again"],
-                      migrated="m.svg", cost=cost_lines([("task runs per second", "41.5")], {"worker": (3, 180.4)}))
+                      migrated="m.svg", cost=cost_lines([("task runs per second", "41.5")], {"worker": (3, 180.4, 12.3)}))
     assert "## Interruptions" in report and "- 12 s: worker rehearsal-1 ended \\(signal 9\\); started again" in report
     assert "![VMs migrated over time, as Prometheus scraped them](m.svg)" in report
-    assert "| task runs per second | 41.5 |" in report and "| worker | 3 | 180 MiB |" in report
+    assert "| task runs per second | 41.5 |" in report and "| worker | 3 | 180 MiB | 12 s |" in report
 
 
 def test_the_migrated_picture_follows_the_scraped_samples():

@@ -1,6 +1,6 @@
 """The rehearsal's own processes, kept running as a service manager keeps a real migration's: a Prefect worker or
 the Prefect server that dies is started again where it was, and what happened is written down for the report;
-and each process's peak memory, which the report gives by role.
+and what each process cost (peak memory, CPU time), which the report gives by role.
 
 A rehearsal is the place to find out what a killed worker or a restarted
 server does to a wave; it must not end there. The waves' runs that died with
@@ -9,6 +9,7 @@ a worker are rescheduled by ``wave_runs.watch``; this keeps the processes.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -85,15 +86,16 @@ ROLES = (("prefect server start", "Prefect server"), ("prefect worker start", "w
          ("qemu", "QEMU guest"), ("vmwave rehearse", "the rehearsal"))
 
 
-class PeakMemory:
-    """The largest resident memory (VmHWM) each process under this one reached, sampled every second, by role."""
+class Usage:
+    """What each process under this one cost, sampled every second: its largest resident memory (VmHWM) and the
+    CPU time it had used when last seen, by role."""
 
     def __init__(self, root: int):
-        self.root, self.peaks, self.roles = root, {}, {}
+        self.root, self.peaks, self.cpu, self.roles = root, {}, {}, {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name="vmwave-peak-memory", daemon=True)
+        self._thread = threading.Thread(target=self._sample, name="vmwave-usage", daemon=True)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> "Usage":
         self._thread.start()
         return self
 
@@ -105,18 +107,19 @@ class PeakMemory:
         while True:
             for pid, line in _descendants(self.root).items():
                 role = next((name for part, name in ROLES if part in line), None)
-                kb = _peak_kb(pid)
+                kb, cpu = _peak_kb(pid), _cpu_seconds(pid)
                 if role and kb:
                     self.peaks[pid], self.roles[pid] = max(self.peaks.get(pid, 0), kb), role
+                    self.cpu[pid] = max(self.cpu.get(pid, 0.0), cpu)
             if self._stop.wait(1.0):
                 return
 
-    def by_role(self) -> dict[str, tuple[int, float]]:
-        """Role -> (processes seen, the largest peak of one of them in MiB)."""
-        found: dict[str, tuple[int, float]] = {}
+    def by_role(self) -> dict[str, tuple[int, float, float]]:
+        """Role -> (processes seen, the largest peak of one of them in MiB, their CPU seconds together)."""
+        found: dict[str, tuple[int, float, float]] = {}
         for pid, kb in self.peaks.items():
-            count, peak = found.get(self.roles[pid], (0, 0.0))
-            found[self.roles[pid]] = (count + 1, max(peak, kb / 1024))
+            count, peak, cpu = found.get(self.roles[pid], (0, 0.0, 0.0))
+            found[self.roles[pid]] = (count + 1, max(peak, kb / 1024), cpu + self.cpu[pid])
         return found
 
 
@@ -146,3 +149,11 @@ def _peak_kb(pid: int) -> int:
     except OSError:
         return 0
     return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime

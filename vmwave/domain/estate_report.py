@@ -202,12 +202,13 @@ def migrated_svg(points: list[tuple[float, float]], total: int, ratio: float, ti
     return "\n".join(out) + "\n"
 
 
-def cost_lines(figures: list[tuple[str, str]], memory: dict[str, tuple[int, float]]) -> list[str]:
-    """The rehearsal's own cost at this estate's scale: throughput and sizes, and each role's largest process."""
+def cost_lines(figures: list[tuple[str, str]], usage: dict[str, tuple[int, float, float]]) -> list[str]:
+    """The rehearsal's own cost at this estate's scale: throughput and sizes, and per kind of process its largest
+    peak memory and the CPU time they used."""
     lines = ["", "## Cost at scale", "", "| figure | value |", "|---|---|"]
     lines += [f"| {markdown_cell(what)} | {markdown_cell(value)} |" for what, value in figures]
-    if memory:
-        lines += ["", "| process | seen | largest peak memory |", "|---|---|---|"]
-        lines += [f"| {markdown_cell(role)} | {count} | {peak:.0f} MiB |"
-                  for role, (count, peak) in sorted(memory.items(), key=lambda item: -item[1][1])]
+    if usage:
+        lines += ["", "| process | seen | largest peak memory | CPU time |", "|---|---|---|---|"]
+        lines += [f"| {markdown_cell(role)} | {count} | {peak:.0f} MiB | {cpu:.0f} s |"
+                  for role, (count, peak, cpu) in sorted(usage.items(), key=lambda item: -item[1][2])]
     return lines
