@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from vmwave.adapters.secrets import kubeconfig_file
 from vmwave.errors import VmwaveError
@@ -23,7 +24,7 @@ from vmwave_tasks.inventory import read_vcenter_inventory
 from vmwave_tasks.dispatch import run_wave
 from vmwave_tasks.job import Job, classify
 from vmwave_tasks.undo import rollback
-from vmwave_tasks.wave import end_wave, prepare_wave, progress, remove_credentials, rollback_jobs, share_limits, \
+from vmwave_tasks.wave import end_wave, planned_wave, prepare_wave, progress, remove_credentials, rollback_jobs, share_limits, \
     start_progress, wave_report
 
 
@@ -90,16 +91,17 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
 def _run_wave(plan: str, wave: str | int, settings: Settings, ignore_window: bool, keep_for_debug: bool,
               report_dir: str, redo: list[str]) -> dict[str, Any]:
     """Check the wave (refused here, before anything changes), run its VMs within the shared limits, report."""
-    records = read_vcenter_inventory(settings.need_vcenter())
-    to_run = prepare_wave(plan, wave, records, settings, ignore_window, keep_for_debug, redo)
-    limits, caps = share_limits(to_run)
+    wave_plan = planned_wave(plan, wave, settings, ignore_window)  # refused outside its window: nothing read yet
+    records = read_vcenter_inventory(settings.need_vcenter(), [vm.moref for vm in wave_plan.vms])
+    to_run = prepare_wave(wave_plan, records, settings, ignore_window, keep_for_debug, redo)
+    limits, caps = share_limits(quote(to_run))  # a Wave walked for futures costs as much as its VMs
     bar = start_progress(to_run.id)
     with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-        outcomes = run_wave(to_run, limits, caps, start=lambda job: runner.submit(migrate_one, {"job": job}),
+        outcomes = run_wave(to_run, limits, caps, start=lambda job: runner.submit(migrate_one, {"job": quote(job)}),
                             finished=lambda done, total: progress(bar, done, total))
     remove_credentials(to_run)
-    end_wave(to_run)
-    return wave_report(to_run, outcomes, report_dir)
+    end_wave(quote(to_run))
+    return wave_report(quote(to_run), outcomes, report_dir)
 
 
 @flow(name="rollback-wave", flow_run_name="rollback-{wave}", log_prints=True)
@@ -135,7 +137,7 @@ def _roll_back(plan: str, wave: str | int, settings: Settings, keep_for_debug: b
     """Every VM the ledger knows in the wave rolled back, then the wave's credentials removed."""
     to_undo = rollback_jobs(plan, wave, settings, keep_for_debug)
     with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-        done = {job.vm.name: runner.submit(rollback, {"job": job}) for job in to_undo.jobs}
+        done = {job.vm.name: runner.submit(rollback, {"job": quote(job)}) for job in to_undo.jobs}
         failed = {name: outcome["failed"] for name, f in done.items() if (outcome := f.result())["failed"]}
     try:
         remove_credentials(to_undo)

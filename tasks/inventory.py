@@ -11,6 +11,7 @@ from vmwave_tasks.job import retry_transient
 
 @task(retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, retry_condition_fn=retry_transient,
       persist_result=False)
-def read_vcenter_inventory(target: VCenter) -> list[SourceVM]:
-    """Network trouble is retried; a wrong password or a bad certificate is not."""
-    return inventory(target)
+def read_vcenter_inventory(target: VCenter, only: list[str] | None = None) -> list[SourceVM]:
+    """Every VM, or ``only`` those (by moref); network trouble is retried, a wrong password or a bad certificate
+    is not."""
+    return inventory(target, only=only)

@@ -28,6 +28,7 @@ from vmwave.domain.diagnosis import cause
 from vmwave.domain.manifests import ANNOTATION_MIGRATED, same_source
 from vmwave.domain.names import limit_name, markdown_cell
 from vmwave.domain.plan import check_window, find_wave
+from vmwave.domain.plan_file import WavePlan
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
 from vmwave.domain.steps import GUEST_AGENT, PIPELINE, PRECOPY, ROLLBACK, SNAPSHOT
@@ -39,15 +40,21 @@ from vmwave_tasks.dispatch import ELSEWHERE
 from vmwave_tasks.job import Job, Wave
 
 
+def planned_wave(plan_file: str, wave: str | int, settings: Settings, ignore_window: bool = False) -> WavePlan:
+    """The wave as the plan has it; refused outside its window unless told otherwise."""
+    wave_plan = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
+    check_window(wave_plan, datetime.now(timezone.utc), ignore_window)
+    return wave_plan
+
+
 @task(name="prepare-wave", cache_policy=NONE, persist_result=False)
-def prepare_wave(plan_file: str, wave: str | int, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
+def prepare_wave(wave_plan: WavePlan, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
                  keep_for_debug: bool = False, redo: list[str] = ()) -> Wave:
-    """The wave with each VM's job; or, before anything changes, every reason the wave cannot run.
+    """The wave with each VM's job from what vCenter says of its VMs (``records``); or, before anything changes,
+    every reason the wave cannot run.
 
     A wave that can run is told to the ledger with its VMs, so the metrics count those not started as pending.
     """
-    wave_plan = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
-    check_window(wave_plan, datetime.now(timezone.utc), ignore_window)
     maps = load_maps(settings.need_maps(), settings.max_file_bytes)
     by_moref = {r.moref: r for r in records}
     unknown = [vm.name for vm in wave_plan.vms if vm.moref not in by_moref]

@@ -13,6 +13,14 @@ def test_paging_gives_the_same_records_as_one_page(target):
     assert inventory(target, page_size=3) == inventory(target, page_size=1000)  # both fresh: other tests change VMs
 
 
+def test_a_wave_reads_only_its_own_vms_as_the_whole_inventory_has_them(target, records):
+    every = {r.moref: r for r in inventory(target)}
+    wanted = [records[3].moref, records[0].moref, "vm-999999"]  # the last is gone since it was planned
+    these = inventory(target, page_size=1, only=wanted)
+    assert sorted(r.moref for r in these) == sorted(wanted[:2])
+    assert all(r == every[r.moref] for r in these)  # placement, networks, tags: the same record
+
+
 def test_identity_and_placement(by_name):
     db = by_name["db-01"]
     assert db.moref.startswith("vm-")

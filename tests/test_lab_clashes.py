@@ -10,7 +10,7 @@ from helpers import VMWAVE
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.errors import VmwaveError
 from vmwave.settings import Settings
-from vmwave_tasks.wave import prepare_wave
+from vmwave_tasks.wave import planned_wave, prepare_wave
 
 
 def foreign_vm(name: str, mac: str) -> dict:
@@ -45,7 +45,7 @@ def test_the_plan_and_the_wave_see_vms_already_in_the_cluster(lab_settings, reco
         wave = next(w for w in waves if any(v["name"] == "gpu-render-01" for v in w["vms"]))
         settings = Settings.load(env=lab_settings)
         with pytest.raises(VmwaveError, match="VirtualMachine vmwave/gpu-render-01 already exists and is not"):
-            prepare_wave.fn(str(plan), wave["id"], records, settings, ignore_window=True)
+            prepare_wave.fn(planned_wave(str(plan), wave["id"], settings, True), records, settings, ignore_window=True)
     finally:
         for name in ("gpu-render-01", "hand-made"):
             cluster.delete("kubevirt.io/v1", "VirtualMachine", "vmwave", name)

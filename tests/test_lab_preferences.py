@@ -14,7 +14,7 @@ from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.errors import VmwaveError
 from vmwave.plugins import for_planning
 from vmwave.settings import Settings
-from vmwave_tasks.wave import prepare_wave
+from vmwave_tasks.wave import planned_wave, prepare_wave
 
 
 def test_a_wave_referencing_preferences_the_cluster_lacks_is_refused_before_anything_changes(lab_settings, records,
@@ -32,7 +32,7 @@ def test_a_wave_referencing_preferences_the_cluster_lacks_is_refused_before_anyt
     vms_before = cluster.find("kubevirt.io/v1", "VirtualMachine", "vmwave", {"vmwave.io/wave": wave["id"]})
 
     with pytest.raises(VmwaveError) as refused:
-        prepare_wave.fn(str(plan), wave["id"], records, settings)
+        prepare_wave.fn(planned_wave(str(plan), wave["id"], settings), records, settings)
     said = re.search(rf"has no {CLUSTER_PREFERENCE} ([\w., -]+): deploy them", str(refused.value))
     assert said and "set `preferences: inline` in the maps" in str(refused.value)
     missing = said.group(1).split(", ")
@@ -44,7 +44,7 @@ def test_a_wave_referencing_preferences_the_cluster_lacks_is_refused_before_anyt
             cluster.apply({"apiVersion": PREFERENCE_API, "kind": CLUSTER_PREFERENCE,
                            "metadata": {"name": name, "labels": {"instancetype.kubevirt.io/vendor": "kubevirt.io"}},
                            "spec": {}})
-        prepared = prepare_wave.fn(str(plan), wave["id"], records, settings)
+        prepared = prepare_wave.fn(planned_wave(str(plan), wave["id"], settings), records, settings)
         referenced = {job.objects.virtual_machine["spec"]["preference"]["name"] for job in prepared.jobs}
         assert referenced == set(missing)
     finally:
