@@ -136,7 +136,7 @@ def test_a_ledger_from_another_lab_knows_none_of_its_vms(prefect_server, wave_la
     """Two labs of one estate have the same morefs and VM UUIDs but not the same vCenter: a ledger that recorded a
     wave in one migrates every VM of it in the other, and a rollback in one leaves the other's migration alone."""
     from prefect.settings import PREFECT_API_URL
-    from vmwave.adapters.vsphere import VCenter, vcenter_id
+    from vmwave.adapters.vsphere import vcenter_id
     from vmwave_lab import lab as lab_control
 
     plan, doc, wave = planned
