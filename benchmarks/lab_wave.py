@@ -14,6 +14,7 @@ import yaml
 from vmwave.adapters.files import load_maps, load_policy, write_plan
 from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import inventory
+from vmwave.cli.rehearse import SERVER_AT_SCALE
 from vmwave.domain.plan import make_plan
 from vmwave.plugins import for_planning
 from vmwave.settings import Settings
@@ -42,8 +43,10 @@ def lab_for(estate: dict[str, Any], work: Path, kube_config: dict[str, Any] | No
 
 
 def run_first_wave(work: Path, wave_size: int, before: Callable[[], None] = lambda: None) -> WaveRun:
-    """Plan the lab's estate into waves of ``wave_size`` and run the first one; ``before`` runs just before it."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    """Plan the lab's estate into waves of ``wave_size`` and run the first one; ``before`` runs just before it.
+
+    Its Prefect server records task runs in batches, as deployments/README.md tells a real one to."""
+    os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", **SERVER_AT_SCALE)
     from prefect.testing.utilities import prefect_test_harness
 
     from vmwave_flows.wave import migrate_wave
