@@ -50,16 +50,33 @@ def _reason(exc: Exception) -> str:
         return getattr(exc, "reason", None) or str(exc)
 
 
+def _renews_token(document: Any, context: str | None) -> bool:
+    """Whether the context's user gets its token from a plugin (``exec``, ``auth-provider``), which expires.
+
+    The client re-sets the kubeconfig's token and server before every request, for a static token too, and setting
+    the server re-reads the proxy environment: 2 ms of CPU a request, a tenth of a wave's. A static token has nothing
+    to renew, so its client skips that; anything unexpected keeps it."""
+    try:
+        name = context or document["current-context"]
+        user = next(c["context"]["user"] for c in document["contexts"] if c["name"] == name)
+        entry = next(u.get("user") or {} for u in document["users"] if u["name"] == user)
+        return bool({"exec", "auth-provider"} & set(entry))
+    except (TypeError, KeyError, AttributeError, StopIteration):
+        return True
+
+
 class Cluster:
     def __init__(self, kubeconfig: str | Path, context: str | None = None):
         path = Path(kubeconfig)
         if not path.is_file():
             raise InputError(str(path), "", "kubeconfig not found", "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)")
-        read_yaml(path, "kubeconfig", 4 << 20)  # bounded, UTF-8, no aliases: checked before the client parses it
+        document = read_yaml(path, "kubeconfig", 4 << 20)  # bounded, UTF-8, no aliases: checked before the client parses it
         try:
             configuration = Configuration()
             kube_config.load_kube_config(str(path), context=context, client_configuration=configuration)
             configuration.connection_pool_maxsize = POOL_SIZE
+            if not _renews_token(document, context):
+                configuration.refresh_api_key_hook = None
             client = ApiClient(configuration)
             VersionApi(client).get_code()  # discovery may come from a cache: ask the server once
             self.dynamic = DynamicClient(client)
