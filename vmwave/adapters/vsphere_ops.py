@@ -8,11 +8,24 @@ reads (govmomi's simulator drops the connection on unset properties).
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any, Callable
 
 from pyVmomi import vim, vmodl
 
 from vmwave.errors import VmwaveError
+
+
+_collectors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def property_collector(si: vim.ServiceInstance) -> vmodl.query.PropertyCollector:
+    """The session's PropertyCollector, read once per connection: ``si.content`` is a round trip on every access
+    (251 in a 50-VM wave, 11 ms of CPU each)."""
+    found = _collectors.get(si._stub)
+    if found is None:
+        found = _collectors[si._stub] = si.content.propertyCollector
+    return found
 
 
 def vm_ref(si: vim.ServiceInstance, moref: str) -> vim.VirtualMachine:
@@ -23,7 +36,7 @@ def read(si: vim.ServiceInstance, obj: Any, *paths: str) -> dict[str, Any]:
     pc = vmodl.query.PropertyCollector
     spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=obj)], propSet=[pc.PropertySpec(type=type(obj), pathSet=list(paths))])
     try:
-        result = si.content.propertyCollector.RetrieveContents([spec])
+        result = property_collector(si).RetrieveContents([spec])
     except vmodl.fault.ManagedObjectNotFound:
         raise VmwaveError(f"{obj._moId} no longer exists in vCenter", "re-plan: the VM was removed or re-registered") from None
     return {p.name: p.val for p in result[0].propSet} if result else {}
@@ -32,7 +45,7 @@ def read(si: vim.ServiceInstance, obj: Any, *paths: str) -> dict[str, Any]:
 def wait_for(si: vim.ServiceInstance, obj: Any, path: str, done: Callable[[Any], bool], timeout: float, what: str) -> Any:
     """Wait until ``done(value of path)`` using a property filter and WaitForUpdatesEx."""
     pc = vmodl.query.PropertyCollector
-    collector = si.content.propertyCollector.CreatePropertyCollector()
+    collector = property_collector(si).CreatePropertyCollector()
     spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=obj)], propSet=[pc.PropertySpec(type=type(obj), pathSet=[path])])
     collector.CreateFilter(spec, partialUpdates=False)
     deadline = time.monotonic() + timeout
