@@ -251,10 +251,16 @@ class Ledger:
             conn.execute(cancels.insert().values(wave=wave, uuid=uuid, requested_at=_now()))
 
     def take_cancel(self, wave: str, uuid: str) -> bool:
-        """Whether a cancel was asked for the VM; it is taken (removed), so a rerun of the wave migrates it again."""
+        """Whether a cancel was asked for the VM; it is taken (removed), so a rerun of the wave migrates it again.
+
+        Asked before every step and every few seconds of a wait: a read, which never waits on the ledger's writers;
+        only a cancel found is taken in a write."""
+        where = (cancels.c.wave == wave) & (cancels.c.uuid == uuid)
+        with self.engine.connect() as conn:
+            if conn.execute(select(cancels.c.uuid).where(where)).first() is None:
+                return False
         with self.engine.begin() as conn:
-            taken = conn.execute(cancels.delete().where((cancels.c.wave == wave) & (cancels.c.uuid == uuid)))
-            return taken.rowcount > 0
+            return conn.execute(cancels.delete().where(where)).rowcount > 0
 
     def request_cutover(self, wave: str, uuid: str = "*") -> None:
         """Ask a warm VM (or every VM of the wave, "*") to stop its precopy and cut over; asking twice is once."""
