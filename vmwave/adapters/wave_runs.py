@@ -22,7 +22,7 @@ from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
 from prefect.states import Scheduled
 
@@ -71,7 +71,7 @@ def watch(runs: list[WaveRun], deadline: float, approval_note: str | None,
             current = runs
             while True:
                 try:
-                    current = [await _follow(client, r, alive, dead, note) for r in current]
+                    current = await _poll(client, current, alive, dead, note)
                     tick(current)
                     if all(r.done for r in current) or time.monotonic() > deadline:
                         return current
@@ -86,10 +86,19 @@ def watch(runs: list[WaveRun], deadline: float, approval_note: str | None,
     return asyncio.run(follow())
 
 
-async def _follow(client, run: WaveRun, alive: Callable[[int], bool], dead: set[tuple[UUID, str]],
+async def _poll(client, runs: list[WaveRun], alive: Callable[[int], bool], dead: set[tuple[UUID, str]],
+                note: Callable[[str], None]) -> list[WaveRun]:
+    """The runs as they are now, read in one request; an ended one is not asked again (a 2000-VM rehearsal read
+    its 41 runs one by one every 2 s, ended ones too, from start to end)."""
+    open_ids = [r.id for r in runs if not r.done]
+    found = {fr.id: fr for fr in await client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=open_ids)), limit=len(open_ids))} if open_ids else {}
+    return [await _follow(client, r, found[r.id], alive, dead, note) if r.id in found else r for r in runs]
+
+
+async def _follow(client, run: WaveRun, flow_run, alive: Callable[[int], bool], dead: set[tuple[UUID, str]],
                   note: Callable[[str], None]) -> WaveRun:
-    """The run as it is now; scheduled again when its process died."""
-    flow_run = await client.read_flow_run(run.id)
+    """The run as ``flow_run`` says it is now; scheduled again when its process died."""
     state, pid = flow_run.state, flow_run.infrastructure_pid or ""
     lost = state.type == StateType.RUNNING and pid.isdigit() and (run.id, pid) not in dead and not alive(int(pid))
     if (lost or state.type == StateType.CRASHED) and run.reruns < RERUNS:
