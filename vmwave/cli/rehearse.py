@@ -100,7 +100,8 @@ def rehearse(
             _servers(out_dir, workers) as (server, ledger):
         env = {**os.environ, **lab_env, "VMWAVE_LEDGER": ledger, "PREFECT_API_URL": server.api,
                "VMWAVE_WORKDIR": str(out_dir / "work"), "VMWAVE_TIMEOUTS": os.environ.get("VMWAVE_TIMEOUTS", LAB_TIMEOUTS),
-               "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1"}
+               "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+               "PREFECT_LOGGING_COLORS": "false"}  # the workers' logs are files: no terminal colours to work out
         plan, plan_path = _plan(out_dir, given, policy, env, ratio)
         injected = _plant(plan, planned_failures, out_dir / "lab")
         with _watched(out_dir, env) as prometheus:
