@@ -67,11 +67,10 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
         @functools.wraps(fn)
         def run(job: Job, *args: Any) -> dict[str, Any]:
             ledger = job.ledger()
-            recorded = ledger.get(job.wave, job.vm.key, name)
-            if recorded and recorded["status"] in ("succeeded", "skipped"):
+            recorded = ledger.begin(job.wave, job.vm.key, job.vm.name, name, job.vm.moref, job.vm.instance_uuid)
+            if recorded is not None:
                 still_there(job, name, recorded)
                 return recorded["detail"]
-            job.start_step(name)
             try:
                 job.check_cancelled()  # between steps too: a VM still queued or between waits stops here
                 detail = fn(job, *args) or {}

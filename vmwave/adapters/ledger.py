@@ -24,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 from vmwave.errors import ConnectionFailed, InputError
 
 STATUSES = ("running", "succeeded", "failed", "skipped", "rolled_back")
+DONE = ("succeeded", "skipped")  # a step recorded so is not run again
 _shared_lock = threading.Lock()
 
 metadata = MetaData()
@@ -174,20 +175,34 @@ class Ledger:
 
     def done(self, wave: str, key: str, step: str) -> bool:
         row = self.get(wave, key, step)
-        return row is not None and row["status"] in ("succeeded", "skipped")
+        return row is not None and row["status"] in DONE
 
     def start(self, wave: str, key: str, vm: str, step: str, moref: str = "", uuid: str = "") -> int:
         """Record an attempt of ``step`` of the VM ``key`` (named ``vm``); returns the attempt number (1 for the
         first)."""
         with self.engine.begin() as conn:
             row = conn.execute(select(steps.c.attempt).where(self._key(wave, key, step))).first()
-            attempt = (row[0] + 1) if row else 1
-            values = {"vm": vm, "moref": moref, "uuid": uuid, "status": "running", "attempt": attempt,
-                      "started_at": _now(), "finished_at": None, "error": "", "cause": ""}
-            if row:
-                conn.execute(steps.update().where(self._key(wave, key, step)).values(**values))
-            else:
-                conn.execute(steps.insert().values(wave=wave, vm_key=key, step=step, bytes=0, detail={}, **values))
+            return self._attempt(conn, row[0] if row else None, wave, key, vm, step, moref, uuid)
+
+    def begin(self, wave: str, key: str, vm: str, step: str, moref: str = "", uuid: str = "") -> dict[str, Any] | None:
+        """What ``step`` recorded when it already finished (a rerun skips it), else None with a new attempt of it
+        recorded: one transaction where asking, then starting, took two for every step of every VM."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(steps).where(self._key(wave, key, step))).mappings().first()
+            if row is not None and row["status"] in DONE:
+                return dict(row)
+            self._attempt(conn, row["attempt"] if row else None, wave, key, vm, step, moref, uuid)
+        return None
+
+    def _attempt(self, conn: Connection, last: int | None, wave: str, key: str, vm: str, step: str, moref: str,
+                 uuid: str) -> int:
+        attempt = (last or 0) + 1
+        values = {"vm": vm, "moref": moref, "uuid": uuid, "status": "running", "attempt": attempt,
+                  "started_at": _now(), "finished_at": None, "error": "", "cause": ""}
+        if last is not None:
+            conn.execute(steps.update().where(self._key(wave, key, step)).values(**values))
+        else:
+            conn.execute(steps.insert().values(wave=wave, vm_key=key, step=step, bytes=0, detail={}, **values))
         return attempt
 
     def finish(self, wave: str, key: str, step: str, status: str = "succeeded", bytes_done: int = 0,
