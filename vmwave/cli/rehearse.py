@@ -32,7 +32,7 @@ from vmwave.errors import InputError, VmwaveError
 if TYPE_CHECKING:
     from vmwave_lab.servers import PrefectServer, Prometheus
 
-LAB_TIMEOUTS = "agent=60,boot=120,import=120,convert=600"  # a lab VM answers in seconds; a stuck one fails soon
+
 # A Prefect server for thousands of VMs records task runs and events in batches, not one transaction each: measured
 # on benchmarks/wave_50.py, server CPU 23.0 s -> 16.0 s and the wave 27.8 s -> 19.7 s (deployments/README.md).
 SERVER_AT_SCALE = {"PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
@@ -46,6 +46,12 @@ REHEARSAL_SERVER = {**SERVER_AT_SCALE, "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_
 POOL, DEPLOYMENT = "rehearsal", "rehearsal"
 SCRAPE_INTERVAL = "10s"  # a scrape reads the whole ledger: 0.6 s at 2000 VMs, every 2 s took a third of a core
 APPROVAL_NOTE = "approved by vmwave rehearse"
+
+
+def lab_timeouts(data_mb: int) -> str:
+    """A lab VM answers in seconds, so a stuck one fails within a minute: at 2000 VMs the slowest import of 1 MiB
+    disks took 4.7 s; each MiB more of a disk gives its import a second more."""
+    return f"agent=60,boot=120,import={60 + data_mb},convert=600"
 
 
 @app.command()
@@ -103,7 +109,7 @@ def rehearse(
     with Usage(os.getpid()) as usage, _lab(out_dir / "lab", estate, records, data_mb, maps) as lab_env, \
             _servers(out_dir, workers) as (server, ledger):
         env = {**os.environ, **lab_env, "VMWAVE_LEDGER": ledger, "PREFECT_API_URL": server.api,
-               "VMWAVE_WORKDIR": str(out_dir / "work"), "VMWAVE_TIMEOUTS": os.environ.get("VMWAVE_TIMEOUTS", LAB_TIMEOUTS),
+               "VMWAVE_WORKDIR": str(out_dir / "work"), "VMWAVE_TIMEOUTS": os.environ.get("VMWAVE_TIMEOUTS", lab_timeouts(data_mb)),
                "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
                "PREFECT_LOGGING_COLORS": "false"}  # the workers' logs are files: no terminal colours to work out
         plan, plan_path = _plan(out_dir, given, policy, env, ratio)
