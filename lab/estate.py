@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import hashlib
 import ipaddress
 import uuid
 from typing import Any
@@ -264,6 +265,7 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                     else:
                         disk["file"] = f"[{ds}] {given or f'shared/{share}.vmdk'}"
                         shared[share] = disk
+                disk["uuid"] = disk_uuid(dc, disk["file"])
                 disks.append(disk)
             nics = []
             for n in entry.each("nics"):
@@ -379,6 +381,13 @@ def _identities(entry: _Reader, count: int) -> dict[str, str]:
         except ValueError:
             raise entry.error(key, f"{value!r} is not a UUID", "copy it from `vmwave inventory`") from None
     return found
+
+
+def disk_uuid(datacenter: str, file: str) -> str:
+    """A disk's vSphere UUID as vCenter writes one (6000C29...): the same for the same file, as a shared disk has."""
+    digest = hashlib.sha256(f"{datacenter}\0{file}".encode()).hexdigest().upper()
+    text = "6000C29" + digest[:25]
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:32]}"
 
 
 def _cidr(reader: _Reader, text: str) -> str:

@@ -48,7 +48,7 @@ def estate_records(path: Path = SMALL) -> list[SourceVM]:
             Disk(key=2000 + i, label=f"Hard disk {i + 1}", file=d["file"], datastore=d["file"][1:].split("]")[0],
                  capacity_bytes=d["size_kb"] * 1024, controller=vm["controllers"][d["controller"]]["type"],
                  bus=vm["controllers"][d["controller"]]["bus"], unit=d["unit"],
-                 sharing="multiwriter" if d["sharing"] else "none", mode=d["mode"], thin=d["thin"])
+                 sharing="multiwriter" if d["sharing"] else "none", mode=d["mode"], thin=d["thin"], uuid=d["uuid"])
             for i, d in enumerate(vm["disks"]))
         powered_on = vm["power"] == "poweredOn"
         reported = powered_on and vm["tools"] == "running" and not vm["template"]  # what VMware Tools tells vCenter

@@ -76,7 +76,8 @@ def test_rule_fires_on_its_vm(found, rule_id, vm):
 
 def test_every_rule_is_covered_by_the_lab_or_a_record():
     assert {r.id for r in RULES} - set(EXPECTED) == {"rdm_disk", "no_disks", "disk_unusable", "cluster_mac_clash",
-                                                         "cluster_name_clash", "already_migrated"}  # records
+                                                         "cluster_name_clash", "already_migrated",
+                                                         "disk_serial_lost"}  # records
 
 
 def test_a_clean_vm_has_no_warnings(found):
@@ -123,7 +124,7 @@ def test_small_estate_file_is_what_the_lab_served(records, estate):
         return ([getattr(r, f) for f in ("guest_id", "guest_family", "power_state", "tools", "cpus", "memory_mb",
                                          "firmware", "secure_boot", "cbt", "ips", "devices", "tags", "attributes",
                                          "datacenter", "cluster", "host", "folder", "template")],
-                [(d.file, d.datastore, d.capacity_bytes, d.controller, d.bus, d.unit, d.sharing, d.mode, d.thin)
+                [(d.file, d.datastore, d.capacity_bytes, d.controller, d.bus, d.unit, d.sharing, d.mode, d.thin, d.uuid)
                  for d in r.disks],
                 [(n.mac, n.adapter, n.portgroup, n.vlan, n.distributed, n.addresses, n.address_origin) for n in r.nics],
                 [s.name for s in r.snapshots], r.gateway, r.dns)
@@ -144,6 +145,9 @@ def test_forklifts_vm_checks_trip_on_what_vcenter_reports_and_only_then(estate_b
     assert "disk_cbt_off" not in ids(replace(web, cbt=False, extra_config={"scsi0:0.ctkEnabled": "FALSE"}))
     assert "disk_cbt_off" in ids(replace(web, cbt=True, extra_config={"scsi0:0.ctkEnabled": "false"}))
     assert "disk_enable_uuid" not in ids(replace(web, extra_config={"disk.EnableUUID": "FALSE"}))
+    seen = {"disk.EnableUUID": "TRUE"}
+    assert "disk_serial_lost" in ids(replace(web, extra_config=seen, disks=(replace(web.disks[0], uuid=""),)))
+    assert "disk_serial_lost" not in ids(replace(web, extra_config=seen, disks=(replace(web.disks[0], uuid="6000C29a-1"),)))
     assert "default_hostname" in ids(replace(web, hostname="")) and "default_hostname" in ids(replace(web, hostname="localhost"))
     assert "default_hostname" not in ids(replace(web, hostname="", tools="not_running"))  # Tools cannot tell
     assert "no_guest_ip" not in ids(replace(web, ips=(), power_state="poweredOff"))

@@ -88,6 +88,25 @@ def test_shared_disks_are_shareable_without_cache():
     assert disk["shareable"] is True and disk["cache"] == "none"
 
 
+@needs_schemas
+def test_disks_keep_their_serials_and_boot_order():
+    """Each disk keeps its identity (the serial a guest with disk.EnableUUID saw), in source order, booting from the
+    disk vCenter booted it from."""
+    disks = (replace(vm().disks[0], uuid="6000C291-aaaa-bbbb-cccc-000000000001"),
+             replace(vm().disks[1], uuid="6000C292-aaaa-bbbb-cccc-000000000002"))
+    seen = vm(disks=disks, extra_config={"disk.EnableUUID": "TRUE"}, boot_order=(2, 1))
+    manifest = virtual_machine(seen, MAPS, "w1")
+    rendered = manifest["spec"]["template"]["spec"]["domain"]["devices"]["disks"]
+    assert [d.get("serial") for d in rendered] == ["6000c291aaaabbbbcccc000000000001",
+                                                   "6000c292aaaabbbbcccc000000000002"]
+    assert [d.get("bootOrder") for d in rendered] == [2, 1]
+    assert schema_check.problems(manifest) == []
+    unknown = virtual_machine(replace(seen, disks=vm().disks, boot_order=()), MAPS, "w1")
+    rendered = unknown["spec"]["template"]["spec"]["domain"]["devices"]["disks"]
+    assert [d.get("serial") for d in rendered] == [None, None]  # vCenter reported no UUID: none is invented
+    assert [d.get("bootOrder") for d in rendered] == [1, None]
+
+
 @pytest.mark.parametrize("change,problem", [
     (lambda d: d["cpu"].update(dedicatedCpuPlacement=True), "Guaranteed resources"),
     (lambda d: d["cpu"].update(isolateEmulatorThread=True), "isolateEmulatorThread needs dedicatedCpuPlacement"),

@@ -98,6 +98,7 @@ type Disk struct {
 	Sharing    string `json:"sharing"`
 	Mode       string `json:"mode"`
 	Thin       bool   `json:"thin"`
+	UUID       string `json:"uuid"` // backing.uuid, the serial a guest sees with disk.EnableUUID
 }
 
 type Nic struct {
@@ -471,6 +472,7 @@ func (b *builder) vm(spec VM) {
 			DiskMode:                     d.Mode,
 			ThinProvisioned:              types.NewBool(d.Thin),
 			Sharing:                      d.Sharing,
+			Uuid:                         d.UUID,
 			VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: d.File},
 		}
 		disk := &types.VirtualDisk{

@@ -358,7 +358,7 @@ def _disks_and_nics(devices: list[Any], estate: _Estate) -> tuple[list[Disk], li
                 unit=d.unitNumber if d.unitNumber is not None else -1,
                 sharing="multiwriter" if getattr(b, "sharing", None) == "sharingMultiWriter" else "none",
                 mode=b.diskMode or "persistent", thin=bool(getattr(b, "thinProvisioned", False)), rdm=rdm,
-                change_id=getattr(b, "changeId", None) or ""))
+                change_id=getattr(b, "changeId", None) or "", uuid=getattr(b, "uuid", None) or ""))
         elif isinstance(d, vim.vm.device.VirtualEthernetCard):
             b = d.backing
             if isinstance(b, vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo):
@@ -443,6 +443,8 @@ def to_record(moid: str, p: dict[str, Any], estate: _Estate, fields: dict[int, s
         fault_tolerance=str(p.get("runtime.faultToleranceState") or "notConfigured") != "notConfigured",
         host_state=estate.host_state(p.get("runtime.host")), cluster_features=cluster_features, host_rules=host_rules,
         guest_disks=tuple(GuestDisk(d.diskPath or "", d.capacity or 0, d.freeSpace or 0) for d in p.get("guest.disk") or ()),
+        boot_order=tuple(d.deviceKey for d in getattr(boot, "bootOrder", None) or ()
+                         if isinstance(d, vim.vm.BootOptions.BootableDiskDevice)),
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 from vmwave.domain.guests import guest_os
+from vmwave.domain.manifests import disk_serial
 from vmwave.domain.maps import Maps
 from vmwave.domain.names import is_k8s_name, target_name
 from vmwave.domain.records import ClusterVM, SourceVM
@@ -289,6 +290,14 @@ def _disk_unusable(vm, ctx):
             yield f"disk {d.label} ({d.file}) has a capacity of 0"
         elif not d.datastore:
             yield f"disk {d.label} ({d.file}) is on no datastore vCenter knows"
+
+
+@rule("disk_serial_lost", WARNING, "Read the disk's UUID in vSphere (re-read the inventory) or have the guest find the disk by file system UUID or label: vmwave gives each target disk the serial the guest saw, and has none for this one.")
+def _disk_serial_lost(vm, ctx):
+    if vm.extra_config.get("disk.EnableUUID", "").lower() == "true":
+        for d in vm.disks:
+            if not disk_serial(vm, d):
+                yield f"the guest sees a serial on disk {d.label}, but vCenter reports no UUID to keep it by"
 
 
 flag("disk_enable_uuid", INFO, "Nothing to do unless the guest identifies disks by serial: KubeVirt truncates disk serials to 20 characters; use file system UUIDs or labels.",

@@ -75,6 +75,26 @@ def disk_name(target: str, index: int, names: Names = Names(), wave: str = "") -
     return names.of("pvc", target, index, wave)
 
 
+SERIAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")  # KubeVirt's
+
+
+def disk_serial(vm: SourceVM, disk: Disk) -> str:
+    """The disk's serial: its vSphere UUID without dashes, as a SCSI disk reports it to a guest with
+    ``disk.EnableUUID`` set; every disk that has a UUID carries it, so its identity is the same from its first boot
+    in KubeVirt whether or not the guest looked at it before. "" when vCenter reports none (a concern says when the
+    guest saw one)."""
+    serial = disk.uuid.replace("-", "").lower()
+    return serial if serial and set(serial) <= SERIAL_CHARS else ""
+
+
+def boot_orders(vm: SourceVM) -> list[int | None]:
+    """Each disk's place in the firmware's boot order, in source order: vCenter's order when it names disks,
+    else the first disk alone."""
+    if vm.boot_order:
+        return [vm.boot_order.index(d.key) + 1 if d.key in vm.boot_order else None for d in vm.disks]
+    return [1 if index == 0 else None for index in range(len(vm.disks))]
+
+
 def requested_size(disk: Disk, volume_mode: str) -> str:
     """Capacity plus CDI's filesystem overhead for Filesystem volumes, rounded up to MiB."""
     size = disk.capacity_bytes / (1 - FS_OVERHEAD) if volume_mode == "Filesystem" else disk.capacity_bytes
@@ -189,11 +209,13 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, target: Target | None =
     labels = source_labels(vm, wave)
     interfaces, networks = _interfaces(vm, maps, "e1000e" if target.compatibility else "virtio", target)
     disks, volumes = [], []
-    for index, disk in enumerate(vm.disks):
+    for index, (disk, order) in enumerate(zip(vm.disks, boot_orders(vm))):
         volume = target.names.of("volume", name, index)
         entry: dict[str, Any] = {"name": volume, "disk": {"bus": bus}}
-        if index == 0:
-            entry["bootOrder"] = 1
+        if order is not None:
+            entry["bootOrder"] = order
+        if serial := disk_serial(vm, disk):
+            entry["serial"] = serial
         if disk.sharing == "multiwriter":
             entry.update(shareable=True, cache="none")
         disks.append(entry)

@@ -38,6 +38,7 @@ class Disk:
     thin: bool = True
     rdm: Literal["", "physical", "virtual"] = ""
     change_id: Name = ""
+    uuid: Name = ""  # the vSphere disk UUID (backing.uuid): the serial the guest sees when disk.EnableUUID is set
 
 
 @with_config(STRICT_FIELDS)
@@ -113,6 +114,7 @@ class SourceVM:
     guest_disks: tuple[GuestDisk, ...] = ()  # the guest's file systems, when VMware Tools reports them
     gateway: Name = ""  # the guest's default gateway (guest.ipStack), when VMware Tools reports it
     dns: tuple[Name, ...] = ()  # the guest's DNS servers (guest.ipStack)
+    boot_order: tuple[int, ...] = ()  # the disks' keys in the firmware's boot order (config.bootOptions.bootOrder)
 
     @property
     def key(self) -> str:
