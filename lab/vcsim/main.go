@@ -768,7 +768,8 @@ func main() {
 	server := model.Service.NewServer()
 	injector := &faults{user: user}
 	changes := &tracking{dir: *dir, marks: map[string][]int{}}
-	server.Config.Handler = injector.wrap(changes.wrap(server.Config.Handler)) // before any client but ours connects
+	fields := &fieldValues{}
+	server.Config.Handler = injector.wrap(changes.wrap(fields.wrap(server.Config.Handler))) // before any client but ours connects
 	b.seedTags(server, user)
 	u := *server.URL
 	u.User = nil
