@@ -17,11 +17,14 @@ from prefect import flow, get_run_logger
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 
+from vmwave.domain.steps import SMOKE_TEST
 from vmwave.errors import VmwaveError
 from vmwave_tasks.cdi_import import cdi_import, precopy, wait_for_cutover
 from vmwave_tasks.convert import convert
+from vmwave_tasks.fence import fence
 from vmwave_tasks.hooks import post_boot_hook, pre_cutover_hook
 from vmwave_tasks.job import Job
+from vmwave_tasks.shared import wait_for_group
 from vmwave_tasks.smoke import smoke
 from vmwave_tasks.snapshot import snapshot
 from vmwave_tasks.target import boot, guest_agent, mark_migrated, network_attach, settle_power
@@ -69,8 +72,8 @@ def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
     try:
         if job.entry.warm:
             precopy(job)  # copies while the source runs, until the cutover is due (or skipped: cold)
-        elif job.entry.window:
-            wait_for_cutover(job)  # a wave with warm VMs starts before its window; the rest wait for it
+        elif job.entry.cutover_at or job.entry.window:
+            wait_for_cutover(job)  # its cutover time; or none started after its window ended
         approved(job, "before-cutover", approval_timeout)
         if "pre_cutover" in job.hooks:
             pre_cutover_hook(job)
@@ -85,6 +88,8 @@ def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
             post_boot_hook(job)
         approved(job, "after-boot", approval_timeout)
         settle_power(job)
+        wait_for_group(job, SMOKE_TEST, "verified", job.settings.timeouts.until_verified)
+        fence(job)  # the source cannot come back beside its copy
         mark_migrated(job)  # the cluster now says it is done: no later run touches it
     except Exception as exc:
         outcome = undo_finished(job)

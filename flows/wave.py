@@ -16,6 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from vmwave.adapters.secrets import kubeconfig_file
+from vmwave.domain.steps import stopped_by
 from vmwave.errors import VmwaveError
 from vmwave.settings import Settings, Timeouts
 from vmwave_flows.migrate import migrate_vm, run_steps
@@ -37,8 +38,7 @@ def migrate_one(job: Job) -> str:
         migrate_vm(job) if job.mode == "manual" else run_steps(job)  # only P5 pauses: its own flow run
         return "succeeded"
     except Exception as exc:  # recorded in the ledger by its step; the rest of the wave goes on
-        found = classify(exc)[0]
-        return "cancelled" if found == "cancelled" else f"failed: {found}"
+        return stopped_by(classify(exc)[0])
 
 
 @flow(name="migrate-wave", flow_run_name="wave-{wave}", log_prints=True)
@@ -47,7 +47,7 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
                  in_flight: int | None = None, per_host: int | None = None, per_datastore: int | None = None,
                  timeouts: Timeouts | None = None, report_dir: str = ".", vcenter_secret_block: str | None = None,
                  kubeconfig_secret_block: str | None = None,
-                 redo: list[str] | None = None) -> dict[str, Any] | State:
+                 redo: list[str] | None = None, retry: list[str] | None = None) -> dict[str, Any] | State:
     """Migrate one wave of the plan file ``plan``: every VM through the seven steps, at most ``in_flight`` at once.
 
     The run ends Completed when every VM succeeded, Failed (its report still published) when one did not.
@@ -68,6 +68,8 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
         vcenter_secret_block: the Prefect Secret block holding the vCenter password [VMWAVE_VCENTER_SECRET_BLOCK]
         kubeconfig_secret_block: the Prefect Secret block holding the target cluster's kubeconfig [VMWAVE_KUBECONFIG]
         redo: VMs (by name) to migrate again although the ledger recorded them: their objects are gone
+        retry: run only the VMs that failed (those named; [] for all), from their first failed step, on the copy
+            their failure kept when their source did not change since (`vmwave retry`)
     """
     logger = get_run_logger()
     quiet_refusals()
@@ -76,7 +78,7 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
             settings = Settings.load(maps=maps, ledger=ledger, workdir=workdir, in_flight=in_flight, per_host=per_host,
                                      per_datastore=per_datastore, timeouts=timeouts, kubeconfig=kubeconfig,
                                      vcenter={"secret_block": vcenter_secret_block})
-            report = _run_wave(plan, wave, settings, ignore_window, keep_for_debug, report_dir, redo or [])
+            report = _run_wave(plan, wave, settings, ignore_window, keep_for_debug, report_dir, redo or [], retry)
     except VmwaveError as exc:  # refused before anything changed: its message says why and what to do
         return refused(exc, logger)
     logger.info("wave %s: %s/%s VMs succeeded; report %s", report["wave"], report["succeeded"], report["total"],
@@ -89,11 +91,11 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
 
 
 def _run_wave(plan: str, wave: str | int, settings: Settings, ignore_window: bool, keep_for_debug: bool,
-              report_dir: str, redo: list[str]) -> dict[str, Any]:
+              report_dir: str, redo: list[str], retry: list[str] | None) -> dict[str, Any]:
     """Check the wave (refused here, before anything changes), run its VMs within the shared limits, report."""
     wave_plan = planned_wave(plan, wave, settings, ignore_window)  # refused outside its window: nothing read yet
     records = read_vcenter_inventory(settings.need_vcenter(), [vm.moref for vm in wave_plan.vms])
-    to_run = prepare_wave(wave_plan, records, settings, ignore_window, keep_for_debug, redo)
+    to_run = prepare_wave(wave_plan, records, settings, ignore_window, keep_for_debug, redo, retry)
     limits, caps = share_limits(quote(to_run))  # a Wave walked for futures costs as much as its VMs
     bar = start_progress(to_run.id)
     with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
@@ -107,8 +109,8 @@ def _run_wave(plan: str, wave: str | int, settings: Settings, ignore_window: boo
 @flow(name="rollback-wave", flow_run_name="rollback-{wave}", log_prints=True)
 def rollback_wave(plan: str, wave: str | int, maps: str | None = None, ledger: str | None = None,
                   keep_for_debug: bool = False, vcenter_secret_block: str | None = None,
-                  kubeconfig_secret_block: str | None = None) -> dict[str, Any] | State:
-    """Undo a wave on request: every VM the ledger knows in it is rolled back; sources are kept.
+                  kubeconfig_secret_block: str | None = None, vms: list[str] | None = None) -> dict[str, Any] | State:
+    """Undo a wave on request: every VM the ledger knows in it (or only ``vms``) is rolled back; sources are kept.
 
     The run ends Failed when an undo failed for some VM, naming what is left to undo by hand.
 
@@ -122,25 +124,28 @@ def rollback_wave(plan: str, wave: str | int, maps: str | None = None, ledger: s
         keep_for_debug: label the VMs' cluster objects instead of removing them
         vcenter_secret_block: the Prefect Secret block holding the vCenter password [VMWAVE_VCENTER_SECRET_BLOCK]
         kubeconfig_secret_block: the Prefect Secret block holding the target cluster's kubeconfig [VMWAVE_KUBECONFIG]
+        vms: only these VMs (by name); the wave's credentials stay while others of it remain
     """
     quiet_refusals()
     try:
         with kubeconfig_file(kubeconfig_secret_block) as kubeconfig:
             settings = Settings.load(maps=maps, ledger=ledger, kubeconfig=kubeconfig,
                                      vcenter={"secret_block": vcenter_secret_block})
-            return _roll_back(plan, wave, settings, keep_for_debug)
+            return _roll_back(plan, wave, settings, keep_for_debug, vms or [])
     except VmwaveError as exc:  # refused before anything changed
         return refused(exc, get_run_logger())
 
 
-def _roll_back(plan: str, wave: str | int, settings: Settings, keep_for_debug: bool) -> dict[str, Any] | State:
-    """Every VM the ledger knows in the wave rolled back, then the wave's credentials removed."""
-    to_undo = rollback_jobs(plan, wave, settings, keep_for_debug)
+def _roll_back(plan: str, wave: str | int, settings: Settings, keep_for_debug: bool,
+               vms: list[str]) -> dict[str, Any] | State:
+    """Every VM the ledger knows in the wave (or those named) rolled back, then the wave's credentials removed."""
+    to_undo = rollback_jobs(plan, wave, settings, keep_for_debug, vms)
     with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
         done = {job.vm.name: runner.submit(rollback, {"job": quote(job)}) for job in to_undo.jobs}
         failed = {name: outcome["failed"] for name, f in done.items() if (outcome := f.result())["failed"]}
     try:
-        remove_credentials(to_undo)
+        if not vms:
+            remove_credentials(to_undo)
     except Exception as exc:  # named with the VMs' undos, which all ran: the person fixes and reruns once
         failed["the wave's credentials Secret"] = [f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"]
     result = {"wave": to_undo.id,

@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 from prefect import get_run_logger
 
 from vmwave.adapters.vsphere import connect
+from vmwave.adapters.vsphere_ops import disk_change_ids
 from vmwave.adapters.vsphere_cbt import changed_bytes, find_snapshot, remove_snapshot, snapshot_disks, take_snapshot
 from vmwave.domain.build import credentials_secret
 from vmwave.domain.diagnosis import import_cause
+from vmwave.domain.manifests import KEPT_FOR_RETRY
 from vmwave.domain.steps import CDI_IMPORT, PRECOPY, SNAPSHOT
-from vmwave.domain.warm import cold_because, cutover_due, round_snapshot, staged
+from vmwave.domain.warm import cold_because, cutover_state, round_snapshot, staged
 from vmwave_tasks.job import Job, StepFailed
+from vmwave_tasks.shared import wait_for_group
 from vmwave_tasks.step import step
 
 CDI = "cdi.kubevirt.io/v1beta1"
@@ -50,7 +54,9 @@ class DiskProgress:
     """
 
     def __init__(self, job: Job, names: list[str]):
-        self.job, self.disks = job, {name: {"datavolume": name, "phase": "", "progress": "N/A"} for name in names}
+        own = set(job.own_volumes)  # a shared disk's is said so: its undo waits for the group
+        self.job, self.disks = job, {name: {"datavolume": name, "phase": "", "progress": "N/A",
+                                            **({} if name in own else {"shared": True})} for name in names}
         self.noted = 0.0
 
     def __call__(self, obj: dict | None) -> str:
@@ -76,11 +82,13 @@ class DiskProgress:
 
 
 def _start_afresh(job: Job, name: str, only_failed: bool = True) -> None:
-    """Remove the DataVolume so CDI imports it again: one that failed stays failed in CDI, and a warm copy
-    whose changeId vCenter refused must start over from its first checkpoint."""
+    """Remove the DataVolume so CDI imports it again: one that failed stays failed in CDI, a warm copy whose
+    changeId vCenter refused must start over from its first checkpoint, and a copy a failure kept is reused only
+    by `vmwave retry`, which checks the source did not change since."""
     cluster = job.cluster()
     found = cluster.get(CDI, "DataVolume", job.maps.namespace, name)
-    if found is not None and job.owns(found) and (not only_failed or _phase(found) == "Failed"):
+    kept = KEPT_FOR_RETRY in ((found or {}).get("metadata") or {}).get("labels", {})
+    if found is not None and job.owns(found) and (not only_failed or kept or _phase(found) == "Failed"):
         cluster.delete(CDI, "DataVolume", job.maps.namespace, name)
         cluster.wait_for(CDI, "DataVolume", job.maps.namespace, name, lambda o: o is None, 60, "deleted")
 
@@ -124,6 +132,7 @@ def _import(job: Job, manifests: list[dict], until: tuple[str, ...], timeout: fl
 
 @step(CDI_IMPORT)
 def cdi_import(job: Job) -> dict:
+    wait_for_group(job, SNAPSHOT, "shut down", job.settings.timeouts.shutdown)  # a shared disk copies once all are off
     names = _apply_sources(job)
     for name in names:
         _start_afresh(job, name)
@@ -133,9 +142,11 @@ def cdi_import(job: Job) -> dict:
         manifests, copied, full = _final_checkpoints(job)
         warm = {"final_checkpoint": True, "full": full}
     progress = _import(job, manifests, ("Succeeded",), job.settings.timeouts.import_)
-    if job.warm:
-        with connect(job.settings.need_vcenter()) as si:  # the last round's snapshot; the final one stays
-            remove_snapshot(si, job.vm.moref, _precopied(job)["snapshot"])
+    if job.mode != "rebuild":
+        with connect(job.settings.need_vcenter()) as si:
+            if job.warm:  # the last round's snapshot; the final one stays
+                remove_snapshot(si, job.vm.moref, _precopied(job)["snapshot"])
+            warm["change_ids"] = disk_change_ids(si, job.vm.moref)  # what a retry compares to reuse this copy
     sources = [next(iter(m["spec"]["source"])) for m in job.objects.datavolumes]
     return {"disks": progress.list(), "source": sources[0] if sources else "",
             "bytes": copied if job.mode != "rebuild" else 0, **warm}
@@ -189,10 +200,8 @@ def precopy(job: Job) -> dict:
         return {"status": "skipped", "cold": why, "fix": fix}
     names = _apply_sources(job)
     ledger, interval = job.ledger(), job.entry.precopy_interval
-    rounds: list[dict] = []
-    checkpoints: dict[str, list[dict]] = {name: [] for name in names}
-    change_ids: dict[str, str] = {}
     with connect(job.settings.need_vcenter()) as si:
+        rounds, checkpoints, change_ids = _resumed(job, si, names)
         while True:
             n, started = len(rounds) + 1, time.monotonic()
             snap = take_snapshot(si, job.vm.moref, round_snapshot(job.wave, n))
@@ -223,22 +232,43 @@ def precopy(job: Job) -> dict:
             ledger.mark(job.wave, job.vm.key, PRECOPY, detail=detail)
             get_run_logger().info("%s: precopy round %d copied %d bytes%s", job.vm.name, n, rounds[-1]["bytes"],
                                   " (the whole disks)" if full else "")
-            if wait_for_cutover(job, interval):
+            try:
+                due = wait_for_cutover(job, interval)
+            except StepFailed as exc:  # what it copied stays for the next window (vmwave_tasks.step.KEEP)
+                if exc.cause == "missed-window":
+                    ledger.mark(job.wave, job.vm.key, PRECOPY, detail={**detail, "missed_window": True})
+                raise
+            if due:
                 return {**detail, "bytes": sum(r["bytes"] for r in rounds)}
 
 
+def _resumed(job: Job, si: Any, names: list[str]) -> tuple[list[dict], dict[str, list[dict]], dict[str, str]]:
+    """The rounds, checkpoints and changeIds a precopy goes on from: those of one that missed its window, when its
+    last round's snapshot is still there to copy the next delta from; else none (a whole copy first)."""
+    detail = (job.ledger().get(job.wave, job.vm.key, PRECOPY) or {}).get("detail") or {}
+    if not detail.get("missed_window") or not detail.get("rounds") or \
+            find_snapshot(si, job.vm.moref, detail.get("snapshot", "")) is None:
+        return [], {name: [] for name in names}, {}
+    get_run_logger().info("%s: its precopy goes on from round %d", job.vm.name, len(detail["rounds"]))
+    return list(detail["rounds"]), dict(detail["checkpoints"]), dict(detail["change_ids"])
+
+
 def wait_for_cutover(job: Job, seconds: float | None = None) -> bool:
-    """Wait until the VM's cutover is due (its window opened, or a person asked) or ``seconds`` passed.
+    """Wait until the VM's cutover is due (its cutover time or its window's start came, or a person asked) or
+    ``seconds`` passed; raise ``missed-window`` once its window ended first.
 
     Returns whether the cutover is due. Without ``seconds``, waits for the cutover itself: how a cold VM of a
-    wave that starts before its window waits for it.
+    wave that starts before its window (or with a cutover time) waits for it.
     """
     deadline = None if seconds is None else time.monotonic() + seconds
+    window = job.entry.window
     while True:
         job.check_cancelled()
-        window = job.entry.window
-        due = cutover_due(window.start if window else None, datetime.now(timezone.utc),
-                          job.cutover_now or job.ledger().cutover_requested(job.wave, job.vm.instance_uuid))
-        if due or (deadline is not None and time.monotonic() >= deadline):
-            return due
+        state = cutover_state(job.entry.cutover_at, window.end if window else None, datetime.now(timezone.utc),
+                              job.cutover_now or job.ledger().cutover_requested(job.wave, job.vm.instance_uuid))
+        if state == "missed":
+            raise StepFailed("missed-window", f"{job.vm.name} was not cut over: its wave's window ended at "
+                                              f"{window.end.isoformat()} before its cutover could start")
+        if state == "due" or (deadline is not None and time.monotonic() >= deadline):
+            return state == "due"
         time.sleep(CUTOVER_POLL_SECONDS)

@@ -12,6 +12,7 @@ its volumes on any node.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from vmwave.domain.conversion_pod import conversion_objects
 from vmwave.domain.static_ips import static_ips
@@ -65,15 +66,15 @@ def convert(job: Job) -> dict:
     env = dict(how.env)
     if settings.v2v_accel == "tcg":
         env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
-    config_map, pod = conversion_objects(job.vm, job.target, job.wave, job.maps, settings.conversion_image,
-                                         how.options, env, [dv["metadata"]["name"] for dv in job.objects.datavolumes],
-                                         how.scripts, how.data)
+    own = replace(job.vm, disks=tuple(d for d in job.vm.disks if d.sharing != "multiwriter"))  # never a shared one
+    config_map, pod = conversion_objects(own, job.target, job.wave, job.maps, settings.conversion_image,
+                                         how.options, env, job.own_volumes, how.scripts, how.data)
     name = pod["metadata"]["name"]
     earlier = cluster.get("v1", "Pod", namespace, name)
     if job.owns(earlier) and _phase(earlier) in ("Failed", "Succeeded"):  # an earlier attempt's pod
         cluster.delete("v1", "Pod", namespace, name)
         cluster.wait_for("v1", "Pod", namespace, name, lambda o: o is None, 60, "deleted")
-    in_use = cluster.volume_users(namespace, [dv["metadata"]["name"] for dv in job.objects.datavolumes], name)
+    in_use = cluster.volume_users(namespace, job.own_volumes, name)
     if in_use:
         raise StepFailed("volume-in-use", f"{job.vm.name}: its volumes are in use by {', '.join(in_use)}; nothing "
                                           "was converted")

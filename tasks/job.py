@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable
 
 from vmwave.adapters.kubernetes import Cluster, connection_cause
@@ -10,7 +11,7 @@ from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import fault_cause
 from vmwave.domain.build import VMObjects
 from vmwave.domain.diagnosis import cause as known_cause
-from vmwave.domain.manifests import LABEL_RUN
+from vmwave.domain.manifests import LABEL_RUN, LABEL_SHARED
 from vmwave.domain.maps import Maps
 from vmwave.domain.plan_file import PlannedEntry, WavePlan
 from vmwave.domain.records import SourceVM
@@ -35,6 +36,15 @@ class Job:
     keep_for_debug: bool = False  # a rollback labels the cluster objects instead of removing them
     cutover_now: bool = False  # the run ignores the window: a warm VM cuts over after its first copy
     migrated_before: str = ""  # the migrated marker of its VirtualMachine, when a run verified it already
+    note: str = ""  # what its wave's report says beside its result (a retry: whether its kept copy was reused)
+    shares_with: tuple[tuple[str, str], ...] = ()  # (key, name) of the wave's VMs that share a disk with it
+    since: datetime | None = None  # when this run prepared it: what its group did before is another run's
+
+    @property
+    def own_volumes(self) -> list[str]:
+        """Its DataVolumes but the ones it shares with other VMs: what its conversion may open and write."""
+        return [dv["metadata"]["name"] for dv in (self.objects.datavolumes if self.objects else ())
+                if LABEL_SHARED not in dv["metadata"]["labels"]]
 
     @property
     def run(self) -> str:

@@ -21,12 +21,13 @@ COLD_MODES = ("offline-batch", "cold", "planned-window", "manual")
 
 @step(SNAPSHOT)
 def snapshot(job: Job) -> dict:
-    """Kept until the migration is verified; skipped for VMs that are already off."""
+    """Kept until the migration is verified; skipped for VMs that are already off, and for VMs with a shared
+    (multi-writer) disk, which vSphere does not snapshot: those are shut down only."""
     detail = {"snapshot": None, "was_on": job.vm.power_state == "poweredOn", "shutdown": "already-off"}
     job.ledger().mark(job.wave, job.vm.key, SNAPSHOT, detail=detail)  # what a rollback needs, even if this fails
     name = snapshot_name(job.wave)
     with connect(job.settings.need_vcenter()) as si:
-        if detail["was_on"] and not job.warm:
+        if detail["was_on"] and not job.warm and not job.vm.shared_disks:  # vSphere cannot snapshot multi-writer
             ensure_snapshot(si, job.vm.moref, name)
             detail["snapshot"] = name
         if job.warm or job.mode in COLD_MODES:

@@ -25,6 +25,7 @@ from vmwave_tasks.job import Job, StepFailed, classify, retry_transient
 from vmwave_tasks.undo import UNDO, undo
 
 DELAYS = [2, 10, 30]
+KEEP = ("missed-window",)  # a step that stops for these keeps what it made: the next run goes on from it
 
 
 def _plugins_diagnosis(job: Job, step_name: str, error: str) -> tuple[str, str] | None:
@@ -80,7 +81,7 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
                 if cause == "unexpected":  # the table does not know it: perhaps a guest-OS plugin does
                     cause, error = _plugins_diagnosis(job, name, error) or (cause, error)
                 ledger.finish(job.wave, job.vm.key, name, "failed", error=error, cause=cause)
-                if name in UNDO and (not transient or task_run.run_count > retries):
+                if name in UNDO and (not transient or task_run.run_count > retries) and cause not in KEEP:
                     undo(job, name, mark=False)  # what this step left half-made; its failure stays in the ledger
                 raise
             ledger.finish(job.wave, job.vm.key, name, detail.pop("status", "succeeded"),

@@ -22,7 +22,8 @@ from prefect.exceptions import ObjectAlreadyExists
 
 from vmwave.adapters.files import inside, load_maps, load_plan, write_text_atomic
 from vmwave.adapters.kubernetes import Cluster
-from vmwave.adapters.vsphere import vcenter_id
+from vmwave.adapters.vsphere import connect, vcenter_id
+from vmwave.adapters.vsphere_fence import folder
 from vmwave.domain.build import credentials_name, vm_objects
 from vmwave.domain.diagnosis import cause
 from vmwave.domain.manifests import ANNOTATION_MIGRATED, same_source
@@ -31,13 +32,15 @@ from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.plan_file import WavePlan
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
-from vmwave.domain.steps import GUEST_AGENT, PIPELINE, PRECOPY, ROLLBACK, SNAPSHOT
+from vmwave.domain.steps import DONE, FENCED_ATTRIBUTE, GUEST_AGENT, PIPELINE, PRECOPY, ROLLBACK, SNAPSHOT, \
+    stopped_by
 from vmwave.domain.timeline import timeline_svg
 from vmwave.errors import VmwaveError
 from vmwave.plugins import conversion, customizer, smoke_checks
 from vmwave.settings import Settings
 from vmwave_tasks.dispatch import ELSEWHERE
 from vmwave_tasks.job import Job, Wave
+from vmwave_tasks.retry import to_retry
 
 
 def planned_wave(plan_file: str, wave: str | int, settings: Settings, ignore_window: bool = False) -> WavePlan:
@@ -49,9 +52,10 @@ def planned_wave(plan_file: str, wave: str | int, settings: Settings, ignore_win
 
 @task(name="prepare-wave", cache_policy=NONE, persist_result=False)
 def prepare_wave(wave_plan: WavePlan, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
-                 keep_for_debug: bool = False, redo: list[str] = ()) -> Wave:
+                 keep_for_debug: bool = False, redo: list[str] = (), retry: list[str] | None = None) -> Wave:
     """The wave with each VM's job from what vCenter says of its VMs (``records``); or, before anything changes,
-    every reason the wave cannot run.
+    every reason the wave cannot run. A retry (``retry``: the VMs named, or [] for every one that failed) runs
+    only the failed VMs (``vmwave_tasks.retry``).
 
     A wave that can run is told to the ledger with its VMs, so the metrics count those not started as pending.
     """
@@ -65,7 +69,7 @@ def prepare_wave(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
     access = settings.source_access() if copied else None
     jobs, problems = [], []
     for entry in wave_plan.vms:
-        vm = by_moref[entry.moref]
+        vm = replace(by_moref[entry.moref], name=entry.name)  # as the plan knows it: fencing renames the source
         try:
             objects = vm_objects(vm, entry, wave_plan.id, maps, access, customizer(settings))
         except VmwaveError as exc:
@@ -77,22 +81,39 @@ def prepare_wave(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
         jobs.append(Job(wave=wave_plan.id, vm=vm, entry=entry, settings=settings, maps=maps, objects=objects,
                         conversion=how, checks=tuple(entry.smoke) + tuple(smoke_checks(vm, settings.disable_plugins)),
                         keep_for_debug=keep_for_debug or bool(entry.keep_for_debug), cutover_now=ignore_window))
-    jobs = migrated_before(jobs, settings)
+    jobs = migrated_before(sharing(jobs, datetime.now(timezone.utc)), settings)
     problems += [f"{name}: there is no such VM in wave {wave_plan.id}" for name in
                  sorted(set(redo) - {job.vm.name for job in jobs})]
     problems += [f"{job.vm.name} is a verified migration ({job.migrated_before}): roll it back first to move it again"
                  for job in jobs if job.vm.name in redo and job.migrated_before]
-    problems += missing_preferences(jobs, settings) + taken_names(jobs, settings)
+    problems += missing_preferences(jobs, settings) + taken_names(jobs, settings) + missing_folders(jobs, settings)
+    problems += [f"{job.vm.name} shares a disk with {len(job.shares_with)} VM(s) of the wave, which move together: "
+                 f"run the wave with --in-flight {len(job.shares_with) + 1} or more" for job in jobs
+                 if len(job.shares_with) + 1 > settings.in_flight and not job.migrated_before][:1]
     if problems:
         raise VmwaveError(f"wave {wave_plan.id} cannot start; nothing was changed: " + "; ".join(problems),
                           "fix what is named, then run the wave again")
-    wave_run = Wave(wave_plan, tuple(jobs), settings, maps)
     adopt_earlier_records(jobs)
+    if retry is not None:
+        jobs = to_retry(jobs, retry)
+    wave_run = Wave(wave_plan, tuple(jobs), settings, maps)
     for job in jobs:
         if job.vm.name in redo:  # what the ledger recorded of it is forgotten: it is migrated again
             wave_run.ledger().forget(wave_plan.id, job.vm.key)
     wave_run.ledger().begin_wave(wave_plan.id, wave_plan.cls, wave_plan.mode, {j.vm.key: j.cls for j in jobs})
     return wave_run
+
+
+def sharing(jobs: list[Job], since: datetime) -> list[Job]:
+    """Each job with the wave's other VMs that share one of its disks (``vmwave_tasks.shared``), and when this run
+    prepared it."""
+    by_file: dict[str, list[Job]] = {}
+    for job in jobs:
+        for disk in job.vm.shared_disks:
+            by_file.setdefault(disk.file, []).append(job)
+    return [replace(job, since=since, shares_with=tuple(sorted(
+        {(other.vm.key, other.vm.name) for d in job.vm.shared_disks for other in by_file[d.file] if other is not job})))
+        for job in jobs]
 
 
 def adopt_earlier_records(jobs: list[Job]) -> None:
@@ -103,8 +124,9 @@ def adopt_earlier_records(jobs: list[Job]) -> None:
 
 
 def migrated_before(jobs: list[Job], settings: Settings) -> list[Job]:
-    """Each job, marked when its VirtualMachine exists for the same source and says a run verified it: whatever
-    this run's plan, ledger or wave, that migration is done and is not touched."""
+    """Each job, marked when its source is fenced (``vmwave.migrated`` in vCenter) or its VirtualMachine exists for
+    the same source and says a run verified it: whatever this run's plan, ledger or wave, that migration is done
+    and is not touched."""
     if not jobs:
         return jobs
     cluster = Cluster.shared(settings.need_kubeconfig())
@@ -113,8 +135,28 @@ def migrated_before(jobs: list[Job], settings: Settings) -> list[Job]:
         meta = job.objects.virtual_machine["metadata"]
         there = cluster.get("kubevirt.io/v1", "VirtualMachine", meta["namespace"], meta["name"])
         marker = (((there or {}).get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_MIGRATED, "")
-        marked.append(replace(job, migrated_before=f"wave {marker}") if marker and same_source(there, job.vm) else job)
+        if marker and same_source(there, job.vm):
+            job = replace(job, migrated_before=f"wave {marker}")
+        elif fenced := job.vm.attributes.get(FENCED_ATTRIBUTE, ""):
+            job = replace(job, migrated_before=f"its source is fenced, migrated to {fenced}")
+        marked.append(job)
     return marked
+
+
+def missing_folders(jobs: list[Job], settings: Settings) -> list[str]:
+    """The folders the plan fences sources into that vCenter lacks: found out before a VM moves, not after."""
+    wanted = {job.entry.fencing.folder: job.vm.moref for job in jobs
+              if job.entry.fencing.enabled and job.entry.fencing.folder and not job.migrated_before}
+    if not wanted:
+        return []
+    problems = []
+    with connect(settings.need_vcenter()) as si:
+        for path, moref in sorted(wanted.items()):
+            try:
+                folder(si, moref, path)
+            except VmwaveError as exc:
+                problems.append(f"{exc.what}: {exc.fix}")
+    return problems
 
 
 def taken_names(jobs: list[Job], settings: Settings) -> list[str]:
@@ -150,15 +192,19 @@ def missing_preferences(jobs: list[Job], settings: Settings) -> list[str]:
 
 
 @task(name="rollback-jobs", cache_policy=NONE, persist_result=False)
-def rollback_jobs(plan_file: str, wave: str | int, settings: Settings, keep_for_debug: bool = False) -> Wave:
-    """A job for each VM of the wave that the ledger says was started: identities from the plan and the vCenter's
-    id (the ledger knows a VM by both), nothing checked."""
+def rollback_jobs(plan_file: str, wave: str | int, settings: Settings, keep_for_debug: bool = False,
+                  only: list[str] = ()) -> Wave:
+    """A job for each VM of the wave (or each of ``only``) that the ledger says was started: identities from the
+    plan and the vCenter's id (the ledger knows a VM by both), nothing checked."""
     wave_plan = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
+    unknown = sorted(set(only) - {vm.name for vm in wave_plan.vms})
+    if unknown:
+        raise VmwaveError(f"wave {wave_plan.id} has no VM {', '.join(unknown)}", "name VMs as the plan has them")
     maps = load_maps(settings.need_maps(), settings.max_file_bytes)
     center = vcenter_id(settings.need_vcenter())
     jobs = [Job(wave=wave_plan.id, vm=SourceVM(name=vm.name, moref=vm.moref, instance_uuid=vm.uuid, vcenter=center),
                 entry=vm, settings=settings, maps=maps, keep_for_debug=keep_for_debug or bool(vm.keep_for_debug))
-            for vm in wave_plan.vms]
+            for vm in wave_plan.vms if not only or vm.name in only]
     adopt_earlier_records(jobs)
     started = tuple(job for job in jobs if job.ledger().get(job.wave, job.vm.key, SNAPSHOT) is not None)
     return Wave(wave_plan, started, settings, maps)
@@ -221,6 +267,8 @@ def wave_report(wave_run: Wave, outcomes: dict[str, str], out_dir: str) -> dict[
         result = outcomes.get(job.vm.key, "not run")
         if result == ELSEWHERE:  # the ledger holds what the other worker did
             result = ledger_result(vm_steps) + " on another worker"
+        if job.note:
+            result = f"{result} ({job.note})"
         rows.append({"vm": job.vm.name, "class": job.cls, "result": result, "downtime": _downtime(job, vm_steps),
                      "steps": ", ".join(f"{s['step']} {s['seconds'] or 0:.1f}s" for s in vm_steps if s["step"] != ROLLBACK),
                      "cause": failed["cause"] if failed else "",
@@ -259,8 +307,8 @@ def ledger_result(vm_steps: list[dict[str, Any]]) -> str:
     """A VM's outcome as the ledger tells it: what `migrate_one` returned on the worker that ran it."""
     failed = next((s for s in vm_steps if s["status"] == "failed"), None)
     if failed:
-        return "cancelled" if failed["cause"] == "cancelled" else f"failed: {failed['cause']}"
-    done = {s["step"] for s in vm_steps if s["status"] in ("succeeded", "skipped")}
+        return stopped_by(failed["cause"])
+    done = {s["step"] for s in vm_steps if s["status"] in DONE}
     return "succeeded" if set(PIPELINE) <= done else "not finished"
 
 

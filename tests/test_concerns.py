@@ -74,6 +74,20 @@ def test_rule_fires_on_its_vm(found, rule_id, vm):
     assert concern.message and concern.fix
 
 
+def test_a_shared_disk_is_a_warning_only_when_vmwave_can_move_it(estate):
+    maps = parse_maps(__import__("yaml").safe_load((REPO / "lab/estates/small.maps.yaml").read_text()), "maps.yaml")
+    nodes = [vm for vm in estate if vm.shared_disks]
+    assert len(nodes) == 2
+
+    def severity(vms, maps):
+        return {c.severity for vm, cs in assess(vms, maps) for c in cs if c.id == "shared_disk"}
+
+    assert severity(nodes, maps) == {"warning"}  # both in the inventory, a ReadWriteMany Block class
+    assert severity(nodes[:1], maps) == {"critical"}  # the other VM is not in this inventory
+    filesystem = replace(maps, storage=tuple(replace(m, volume_mode="Filesystem") for m in maps.storage))
+    assert severity(nodes, filesystem) == {"critical"}
+
+
 def test_every_rule_is_covered_by_the_lab_or_a_record():
     assert {r.id for r in RULES} - set(EXPECTED) == {"rdm_disk", "no_disks", "disk_unusable", "cluster_mac_clash",
                                                          "cluster_name_clash", "already_migrated",

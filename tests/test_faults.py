@@ -9,6 +9,7 @@ from helpers import job_for, small_disk
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import power_state
 from vmwave.domain.diagnosis import cause as cause_of
+from vmwave_tasks.undo import rollback
 
 pytestmark = pytest.mark.prefect
 
@@ -71,6 +72,11 @@ def test_a_failure_is_recorded_and_rolled_back(cause, prefect_server, lab_settin
     assert steps[failing_step]["status"] == "failed" and steps[failing_step]["cause"] == cause
     assert steps["rollback"]["status"] == "succeeded"
     assert all(s["status"] in ("rolled_back", "failed", "succeeded", "skipped") for s in steps.values())
+    kept = cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": wave})
+    copied = steps.get("cdi-import", {}).get("status") == "rolled_back"  # a failure after the copy keeps it
+    assert len(kept) == (len(vm.disks) if copied else 0)
+    assert all(dv["metadata"]["labels"]["vmwave.io/kept-for-retry"] == "true" for dv in kept)
+    rollback(job)  # a person's `vmwave rollback` removes the kept copy too
     for api_version, kind in (("kubevirt.io/v1", "VirtualMachine"), ("cdi.kubevirt.io/v1beta1", "DataVolume"),
                               ("v1", "Pod")):
         assert cluster.find(api_version, kind, "vmwave", {"vmwave.io/wave": wave}) == [], kind  # all undone

@@ -88,6 +88,21 @@ def test_shared_disks_are_shareable_without_cache():
     assert disk["shareable"] is True and disk["cache"] == "none"
 
 
+def test_a_shared_disk_is_one_datavolume_for_every_vm_that_has_it():
+    quorum = replace(vm().disks[1], sharing="multiwriter", file="[ds-ssd-01] shared/quorum.vmdk")
+    first, second = vm(disks=(vm().disks[0], quorum)), vm(name="db-02", moref="vm-43", disks=(vm().disks[0], quorum))
+    made = [datavolume(v, 1, MAPS, "w1", {"blank": {}}) for v in (first, second)]
+    assert made[0] == made[1]  # the same object, whichever VM renders it
+    assert made[0]["metadata"]["name"].startswith("shared-quorum-") and LABEL_UUID not in made[0]["metadata"]["labels"]
+    assert made[0]["spec"]["storage"]["accessModes"] == ["ReadWriteMany"]
+    attached = {v["dataVolume"]["name"] for v in virtual_machine(second, MAPS, "w1")["spec"]["template"]["spec"]["volumes"]}
+    assert made[0]["metadata"]["name"] in attached
+    filesystem = replace(MAPS, storage=tuple(replace(m, volume_mode="Filesystem") for m in MAPS.storage))
+    with pytest.raises(VmwaveError, match="needs a ReadWriteMany volume in Block mode") as refused:
+        datavolume(first, 1, filesystem, "w1", {"blank": {}})
+    assert "volume_mode: Block" in refused.value.fix
+
+
 @needs_schemas
 def test_disks_keep_their_serials_and_boot_order():
     """Each disk keeps its identity (the serial a guest with disk.EnableUUID saw), in source order, booting from the
@@ -105,6 +120,24 @@ def test_disks_keep_their_serials_and_boot_order():
     rendered = unknown["spec"]["template"]["spec"]["domain"]["devices"]["disks"]
     assert [d.get("serial") for d in rendered] == [None, None]  # vCenter reported no UUID: none is invented
     assert [d.get("bootOrder") for d in rendered] == [1, None]
+
+
+@needs_schemas
+def test_every_vm_of_the_estate_carries_its_disks_serials_and_validates(estate):
+    maps = parse_maps(yaml.safe_load((REPO / "lab/estates/small.maps.yaml").read_text()), "maps.yaml")
+    rendered = 0
+    for source in estate:
+        if source.template or not source.disks:
+            continue
+        try:
+            manifest = virtual_machine(source, maps, "w1")
+        except VmwaveError:  # a VM the maps cannot place (an unmapped network): its concern says so
+            continue
+        disks = manifest["spec"]["template"]["spec"]["domain"]["devices"]["disks"]
+        assert [d["serial"] for d in disks] == [d.uuid.replace("-", "").lower() for d in source.disks], source.name
+        assert schema_check.problems(manifest) == [], source.name
+        rendered += 1
+    assert rendered >= 10
 
 
 @pytest.mark.parametrize("change,problem", [

@@ -39,7 +39,7 @@ def test_a_vm_migrates_and_a_rerun_changes_nothing(prefect_server, lab_settings,
     [entry] = ledger.by_vm("w900")
     assert [(s["step"], s["status"]) for s in entry["steps"]] == [
         ("snapshot", "succeeded"), ("cdi-import", "succeeded"), ("convert", "skipped"), ("network-attach", "succeeded"),
-        ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "skipped")]
+        ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "skipped"), ("fence", "succeeded")]
     imported = ledger.get("w900", vm.key, "cdi-import")["detail"]
     assert imported["source"] == "vddk" and imported["disks"][0]["phase"] == "Succeeded"
     assert imported["disks"][0]["progress"] == "100.0%"  # status.progress was followed to the end
@@ -78,22 +78,29 @@ def test_an_agent_that_never_connects_rolls_back(prefect_server, lab_settings, t
     assert steps["guest-agent"]["status"] == "failed" and steps["guest-agent"]["cause"] == "guest-agent-not-connected"
     assert steps["rollback"]["status"] == "succeeded" and steps["boot"]["status"] == "rolled_back"
     assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "web-02") is None
-    assert cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": "w901"}) == []
+    [kept] = cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": "w901"})
+    assert kept["metadata"]["labels"]["vmwave.io/kept-for-retry"] == "true"  # its copy, for `vmwave retry`
+    assert steps["cdi-import"]["status"] == "rolled_back" and steps["cdi-import"]["detail"]["kept_for_retry"]
     with connect(target) as si:
         assert power_state(si, vm.moref) == "poweredOn"  # the source is back
         assert "vmwave-w901" in snapshots(si, vm_ref(si, vm.moref))  # and its snapshot kept
+    rollback(job)  # a person's rollback removes the kept copy too
+    assert cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": "w901"}) == []
 
 
 def test_a_rebuild_takes_the_template_image_instead_of_copying(prefect_server, lab_settings, target, by_name, tmp_path):
     from vmwave_flows.migrate import migrate_vm
 
     job = job_for(by_name["static-1"], lab_settings, tmp_path, "w902", mode="rebuild")
-    migrate_vm(job)
-    steps = {s["step"]: s["status"] for s in job.ledger().by_vm("w902")[0]["steps"]}
-    assert steps["convert"] == "skipped" and steps["cdi-import"] == "succeeded"
-    dv = job.cluster().get("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "static-1-disk0")
-    assert dv["spec"]["source"] == {"registry": {"url": "docker://registry.lab/debian12:latest"}}
-    assert dv["status"]["phase"] == "Succeeded"
+    try:
+        migrate_vm(job)
+        steps = {s["step"]: s["status"] for s in job.ledger().by_vm("w902")[0]["steps"]}
+        assert steps["convert"] == "skipped" and steps["cdi-import"] == "succeeded"
+        dv = job.cluster().get("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "static-1-disk0")
+        assert dv["spec"]["source"] == {"registry": {"url": "docker://registry.lab/debian12:latest"}}
+        assert dv["status"]["phase"] == "Succeeded"
+    finally:
+        rollback(job)  # the tests after this one find static-1 as the lab made it
 
 
 def test_a_vm_whose_plan_says_off_is_verified_running_then_left_stopped(prefect_server, lab_settings, by_name,
@@ -109,8 +116,7 @@ def test_a_vm_whose_plan_says_off_is_verified_running_then_left_stopped(prefect_
         assert cluster.get("kubevirt.io/v1", "VirtualMachine", "vmwave", "static-2")["spec"]["runStrategy"] == "Halted"
         assert cluster.get("kubevirt.io/v1", "VirtualMachineInstance", "vmwave", "static-2") is None
     finally:
-        cluster.delete("kubevirt.io/v1", "VirtualMachine", "vmwave", "static-2")
-        cluster.delete("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "static-2-disk0")
+        rollback(job)
 
 
 def test_a_manual_migration_waits_for_a_person(prefect_server, lab_settings, target, by_name, tmp_path):

@@ -191,6 +191,20 @@ def test_group_class_is_strongest_member():
     assert {p.cls for p in classify([a, b], load_policy())} == {"P4"}
 
 
+def test_vms_sharing_a_disk_are_one_group():
+    from vmwave.domain.records import Disk
+
+    quorum = Disk(9, "Hard disk 2", "[ds-01] shared/quorum.vmdk", "ds-01", 1 << 30, "pvscsi", 1, 0,
+                  sharing="multiwriter")
+    a, b, c = (replace(vm, attributes={}, disks=(*vm.disks, quorum)) for vm in synthetic(3))
+    planned = {p.vm.name: p.group for p in classify([a, b, c], load_policy())}
+    assert len(set(planned.values())) == 1 and planned[a.name] == "shared-disk=shared/quorum.vmdk"
+    b = replace(b, attributes={"app": "one"})
+    assert {p.group for p in classify([a, b, c], load_policy())} == {"app=one"}  # the group one of them has
+    with pytest.raises(VmwaveError, match="share disk .* but are in groups app=one, app=two"):
+        classify([a, b, replace(c, attributes={"app": "two"})], load_policy())
+
+
 def test_planned_window_waves_run_only_in_their_window():
     from datetime import datetime, timezone
 
@@ -241,6 +255,20 @@ def test_edited_values_are_honoured_never_recomputed(estate):
         ("latency-sensitive", "renamed-by-hand", "copy")
 
 
+def test_fence_cutover_and_on_failure_come_from_the_plan_wave_or_vm(estate):
+    doc = plan_to_dict(build_plan(estate, load_policy()))
+    wave = next(w for w in doc["waves"] if len(w["vms"]) > 2)
+    doc["fence"] = {"folder": "migrated"}
+    doc["on_failure"] = "delete"
+    wave["vms"][1]["fence"] = False
+    wave["vms"][2].update(fence={"rename": "gone-{wave}-{name}"}, on_failure="keep", cutover="2026-12-12T23:30:00+01:00")
+    vms = find_wave(parse_plan(doc, "plan.yaml"), wave["id"]).vms
+    assert (vms[0].fencing.enabled, vms[0].fencing.rename, vms[0].fencing.folder) == (True, "{name}-migrated", "migrated")
+    assert not vms[1].fencing.enabled and vms[0].on_failure == "delete" and vms[2].on_failure == "keep"
+    assert vms[2].fencing.rename == "gone-{wave}-{name}" and vms[2].fencing.folder is None
+    assert vms[2].cutover_at.isoformat() == "2026-12-12T23:30:00+01:00" and vms[0].cutover_at is None
+
+
 @pytest.mark.parametrize("edit,field,fix", [
     (lambda w: w.update(mode="warm"), "mode", "use one of: offline-batch"),
     (lambda w: w["vms"][0].update(mode="fast"), "vms[0].mode", "use one of"),
@@ -248,6 +276,14 @@ def test_edited_values_are_honoured_never_recomputed(estate):
     (lambda w: w["vms"][0].update(convert="v2v"), "vms[0].convert", "copy, virt-v2v"),
     (lambda w: w["vms"][0].update(target_name="Not_A_Name"), "vms[0].target_name", "lower case"),
     (lambda w: w["vms"][1].update(target_name=w["vms"][0]["target_name"]), "vms[1].target_name", "another"),
+    (lambda w: w.update(fence={"rename": "old-vm"}), "fence.rename", "{name}-migrated"),
+    (lambda w: w["vms"][0].update(fence={"rename": "{name!r}"}), "vms[0].fence.rename", "{name}-migrated"),
+    (lambda w: w["vms"][0].update(fence={"folder": "../elsewhere"}), "vms[0].fence.folder", "migrated/2026"),
+    (lambda w: w["vms"][0].update(fence="yes"), "vms[0].fence", ""),
+    (lambda w: w["vms"][0].update(cutover="2026-12-12T23:30:00"), "vms[0].cutover", "time zone"),
+    (lambda w: w.update(window={"start": "2026-12-12T22:00:00Z", "end": "2026-12-13T02:00:00Z"},
+                        vms=[{**w["vms"][0], "cutover": "2026-12-13T03:00:00Z"}]), "vms[0].cutover", "window"),
+    (lambda w: w["vms"][0].update(on_failure="forget"), "vms[0].on_failure", "keep, delete"),
 ])
 def test_invalid_edits_are_refused_with_the_field(estate, edit, field, fix):
     doc = plan_to_dict(build_plan(estate, load_policy()))

@@ -13,7 +13,7 @@ from vmwave.domain.classes import DEFAULT_RULES
 from vmwave.domain.rules_file import parse_rules
 from vmwave.domain.plan import check_window, make_plan, parse_plan
 from vmwave.domain.plan_file import WavePlan
-from vmwave.domain.warm import DEFAULT_PRECOPY_INTERVAL, cold_because, cutover_due, staged, tracks_changes
+from vmwave.domain.warm import DEFAULT_PRECOPY_INTERVAL, cold_because, cutover_state, staged, tracks_changes
 from vmwave.errors import InputError, VmwaveError
 
 MAPS = REPO / "lab/estates/small.maps.yaml"
@@ -76,10 +76,13 @@ def test_a_warm_wave_starts_before_its_window_and_not_after_it():
     with pytest.raises(VmwaveError, match="may only run in its window"):
         check_window(warm, datetime(2026, 12, 6, 5, 0, tzinfo=timezone.utc), ignore=False)
     start = warm.window.start
-    assert not cutover_due(start, now, requested=False)
-    assert cutover_due(start, now, requested=True)
-    assert cutover_due(start, datetime(2026, 12, 5, 22, 0, tzinfo=timezone.utc), requested=False)
-    assert not cutover_due(None, now, requested=False)  # no window: a person cuts it over
+    end = datetime(2026, 12, 6, 2, 0, tzinfo=timezone.utc)
+    assert cutover_state(start, end, now, requested=False) == "wait"
+    assert cutover_state(start, end, now, requested=True) == "due"
+    assert cutover_state(start, end, datetime(2026, 12, 5, 22, 0, tzinfo=timezone.utc), requested=False) == "due"
+    assert cutover_state(None, None, now, requested=False) == "wait"  # no window or time: a person cuts it over
+    assert cutover_state(start, end, end, requested=False) == "missed"  # the window ended before it could start
+    assert cutover_state(start, end, end, requested=True) == "due"  # a person asked: it goes now
 
 
 @pytest.mark.skipif(not schema_check.available(), reason="../shared/schemas is not beside the repo")

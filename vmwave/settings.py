@@ -36,6 +36,12 @@ class Timeouts(BaseModel):
     boot: float = Field(600, gt=0, le=MAX_TIMEOUT, description="the VirtualMachine reaching Running")
     agent: float = Field(600, gt=0, le=MAX_TIMEOUT, description="the guest agent connecting")
 
+    @property
+    def until_verified(self) -> float:
+        """The longest a VM may take from its shutdown to its verification: how long a VM sharing a disk waits for
+        the others of its group."""
+        return self.shutdown + self.import_ + self.convert + self.boot + self.agent
+
     @classmethod
     def parse(cls, text: str) -> "Timeouts":
         """``agent=180,boot=300`` over the defaults."""

@@ -138,14 +138,16 @@ class Cluster:
         return self.apply({**obj, "metadata": {**meta, "labels": {**(meta.get("labels") or {}), LABEL_RUN: run}}})
 
     def volume_users(self, namespace: str, claims: list[str], but: str = "") -> list[str]:
-        """The running VMs (VirtualMachineInstances) and Pods, but the Pod ``but``, that use any of the PVCs
-        ``claims``: as Kubernetes sees them, by their volumes."""
+        """The VirtualMachines (which start on them), running VMs (VirtualMachineInstances) and Pods, but the Pod
+        ``but``, that use any of the PVCs ``claims``: as Kubernetes sees them, by their volumes."""
         wanted, users = set(claims), []
-        for vmi in self.find("kubevirt.io/v1", "VirtualMachineInstance", namespace, {}):
-            volumes = (vmi.get("spec") or {}).get("volumes") or []
-            if any(((v.get("dataVolume") or {}).get("name") or (v.get("persistentVolumeClaim") or {}).get("claimName"))
-                   in wanted for v in volumes):
-                users.append(f"VirtualMachineInstance {namespace}/{vmi['metadata']['name']}")
+        for kind, spec_of in (("VirtualMachine", lambda o: ((o.get("spec") or {}).get("template") or {}).get("spec")),
+                              ("VirtualMachineInstance", lambda o: o.get("spec"))):
+            for vm in self.find("kubevirt.io/v1", kind, namespace, {}):
+                volumes = (spec_of(vm) or {}).get("volumes") or []
+                if any(((v.get("dataVolume") or {}).get("name")
+                        or (v.get("persistentVolumeClaim") or {}).get("claimName")) in wanted for v in volumes):
+                    users.append(f"{kind} {namespace}/{vm['metadata']['name']}")
         for pod in self.find("v1", "Pod", namespace, {}):
             volumes = (pod.get("spec") or {}).get("volumes") or []
             if pod["metadata"]["name"] != but and any((v.get("persistentVolumeClaim") or {}).get("claimName") in wanted

@@ -21,10 +21,10 @@ from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData, S
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
 
+from vmwave.domain.steps import DONE
 from vmwave.errors import ConnectionFailed, InputError
 
 STATUSES = ("running", "succeeded", "failed", "skipped", "rolled_back")
-DONE = ("succeeded", "skipped")  # a step recorded so is not run again
 _shared_lock = threading.Lock()
 
 metadata = MetaData()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from datetime import datetime
 from typing import Any, Callable
 
 from pyVmomi import vim, vmodl
@@ -16,16 +17,20 @@ from pyVmomi import vim, vmodl
 from vmwave.errors import VmwaveError
 
 
-_collectors: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_contents: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def service_content(si: vim.ServiceInstance) -> vim.ServiceInstanceContent:
+    """The session's ServiceInstanceContent, read once per connection: ``si.content`` is a round trip on every
+    access (251 in a 50-VM wave, 11 ms of CPU each)."""
+    found = _contents.get(si._stub)
+    if found is None:
+        found = _contents[si._stub] = si.content
+    return found
 
 
 def property_collector(si: vim.ServiceInstance) -> vmodl.query.PropertyCollector:
-    """The session's PropertyCollector, read once per connection: ``si.content`` is a round trip on every access
-    (251 in a 50-VM wave, 11 ms of CPU each)."""
-    found = _collectors.get(si._stub)
-    if found is None:
-        found = _collectors[si._stub] = si.content.propertyCollector
-    return found
+    return service_content(si).propertyCollector
 
 
 def vm_ref(si: vim.ServiceInstance, moref: str) -> vim.VirtualMachine:
@@ -136,3 +141,20 @@ def power_on(si: vim.ServiceInstance, moref: str, timeout: float = 300) -> bool:
         return False
     run_task(si, vm_ref(si, moref).PowerOnVM_Task(), timeout, "power on")
     return True
+
+
+def disk_change_ids(si: vim.ServiceInstance, moref: str) -> dict[str, str]:
+    """Each disk's changeId (by its device key: a snapshot changes its file) as vCenter reports it now; "" for a
+    disk it does not track."""
+    devices = read(si, vm_ref(si, moref), "config.hardware.device")["config.hardware.device"]
+    return {str(d.key): getattr(d.backing, "changeId", None) or "" for d in devices
+            if isinstance(d, vim.vm.device.VirtualDisk)}
+
+
+def powered_on_since(si: vim.ServiceInstance, moref: str, since: datetime) -> bool:
+    """Whether vCenter's events say the VM was powered on after ``since``."""
+    spec = vim.event.EventFilterSpec(entity=vim.event.EventFilterSpec.ByEntity(entity=vm_ref(si, moref),
+                                                                               recursion="self"),
+                                     eventTypeId=["VmPoweredOnEvent"])
+    events = service_content(si).eventManager.QueryEvents(spec)  # filtered by time here: not every vCenter honours it
+    return any(e.createdTime >= since for e in events or ())

@@ -1,5 +1,5 @@
-"""`vmwave migrate`, `schedule`, `rollback`, `cancel`, `cutover` and `status`: run a wave of the plan or put it in
-the Prefect calendar, undo it or one VM, cut warm VMs over, read the ledger."""
+"""`vmwave migrate`, `retry`, `schedule`, `rollback`, `cancel`, `cutover` and `status`: run a wave of the plan (or
+its failed VMs again) or put it in the Prefect calendar, undo it or one VM, cut warm VMs over, read the ledger."""
 
 from __future__ import annotations
 
@@ -36,7 +36,11 @@ def migrate(
 
     state = migrate_wave(str(plan_file), wave, str(maps) if maps else None, ledger, keep_for_debug=keep_for_debug,
                          ignore_window=ignore_window, redo=redo, in_flight=in_flight, report_dir=str(report_dir), return_state=True)
-    report = finished(state)  # a Failed wave still has its report
+    show(finished(state))
+
+
+def show(report: Any) -> None:
+    """A wave run's report as a table (exit 1 unless every VM succeeded); its refusal or error raised."""
     if isinstance(report, BaseException):  # refused before anything changed, or broken
         raise report
     table(f"wave {report['wave']}: {report['succeeded']}/{report['total']} succeeded",
@@ -45,6 +49,20 @@ def migrate(
     err.print(f"report: {report['report']}")
     if report["succeeded"] != report["total"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def retry(
+    plan_file: Path = PLAN, wave: str = WAVE, maps: Optional[Path] = MAPS, ledger: Optional[str] = LEDGER,
+    vm: list[str] = typer.Option([], "--vm", help="only this VM (its name as the plan has it); repeatable"),
+    report_dir: Path = typer.Option(Path("."), "--report-dir", help="where the wave's Markdown report goes"),
+) -> None:
+    """Run the failed VMs of a wave again from their first failed step, with the plan as edited since: a copy
+    their failure kept is converted again without copying when the source did not change."""
+    from vmwave_flows.wave import migrate_wave
+
+    show(finished(migrate_wave(str(plan_file), wave, str(maps) if maps else None, ledger, retry=vm,
+                               report_dir=str(report_dir), return_state=True)))
 
 
 @app.command()
@@ -77,11 +95,14 @@ def schedule(
 
 @app.command()
 def rollback(plan_file: Path = PLAN, wave: str = WAVE, maps: Optional[Path] = MAPS,
-             ledger: Optional[str] = LEDGER) -> None:
-    """Undo a wave: remove what it created in the cluster, power sources on again; snapshots are kept."""
+             ledger: Optional[str] = LEDGER,
+             vm: list[str] = typer.Option([], "--vm", help="only this VM (its name as the plan has it); repeatable")
+             ) -> None:
+    """Undo a wave (or its VMs named): remove what it created in the cluster, unfence the sources and power them
+    on again; snapshots are kept."""
     from vmwave_flows.wave import rollback_wave
 
-    state = rollback_wave(str(plan_file), wave, str(maps) if maps else None, ledger, return_state=True)
+    state = rollback_wave(str(plan_file), wave, str(maps) if maps else None, ledger, vms=vm, return_state=True)
     done = finished(state)
     if isinstance(done, BaseException):  # refused before anything changed, or broken
         raise done
@@ -101,7 +122,7 @@ def cancel(plan_file: Path = PLAN, wave: str = WAVE,
     from vmwave.adapters.files import load_plan
     from vmwave.adapters.ledger import Ledger
     from vmwave.domain.plan import find_wave
-    from vmwave.domain.steps import PIPELINE
+    from vmwave.domain.steps import DONE, PIPELINE
     from vmwave.errors import InputError
     from vmwave.settings import Settings
 
@@ -113,7 +134,7 @@ def cancel(plan_file: Path = PLAN, wave: str = WAVE,
                          "use one of: " + ", ".join(v.name for v in entry.vms))
     book = Ledger(settings.ledger)
     done = {s["step"] for e in book.by_vm(entry.id) if e["uuid"] == found.uuid for s in e["steps"]
-            if s["status"] in ("succeeded", "skipped")}
+            if s["status"] in DONE}
     if set(PIPELINE) <= done:
         raise InputError(str(plan_file), "", f"{vm} has already been migrated in wave {entry.id}",
                          f"undo it with `vmwave rollback --plan {plan_file} --wave {entry.id}` if it must go back")

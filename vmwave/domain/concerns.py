@@ -17,6 +17,7 @@ from vmwave.domain.maps import Maps
 from vmwave.domain.names import is_k8s_name, target_name
 from vmwave.domain.records import ClusterVM, SourceVM
 from vmwave.domain.static_ips import dhcp_nics, not_kept
+from vmwave.domain.steps import FENCED_ATTRIBUTE
 
 CRITICAL, WARNING, INFO = "critical", "warning", "info"
 SEVERITIES = (CRITICAL, WARNING, INFO)
@@ -46,6 +47,7 @@ class EstateContext:
     name_count: Counter = field(default_factory=Counter)
     cluster_macs: dict[str, ClusterVM] = field(default_factory=dict)  # MACs of VMs already in the target cluster
     cluster_names: dict[str, ClusterVM] = field(default_factory=dict)  # VMs already in the target namespace
+    sharers: Counter = field(default_factory=Counter)  # how many VMs have each multi-writer disk file
 
     @classmethod
     def of(cls, vms: Iterable[SourceVM], maps: Maps | None = None, thresholds: Thresholds | None = None,
@@ -57,10 +59,11 @@ class EstateContext:
         namespace = maps.namespace if maps else None
         return cls(maps, thresholds or Thresholds(), macs, names,
                    {mac.lower(): e for e in existing for mac in e.macs},
-                   {e.name: e for e in existing if namespace is None or e.namespace == namespace})
+                   {e.name: e for e in existing if namespace is None or e.namespace == namespace},
+                   Counter(d.file for vm in vms for d in vm.shared_disks))
 
 
-Check = Callable[[SourceVM, EstateContext], Iterable[str]]
+Check = Callable[[SourceVM, EstateContext], Iterable[str | tuple[str, str]]]  # a message, or (severity, message)
 
 
 @dataclass(frozen=True)
@@ -97,9 +100,28 @@ def _rdm(vm, ctx):
     return [f"disk {d.label} is a {d.rdm}-mode RDM ({d.file})" for d in vm.disks if d.rdm]
 
 
-@rule("shared_disk", CRITICAL, "Move the whole cluster together in a planned window: one DataVolume with accessModes ReadWriteMany and shareable disks on every member; verify the cluster by hand.")
+def _shared_ready(vm: SourceVM, ctx: "EstateContext") -> list[tuple[bool, str]]:
+    """Each shared disk, with whether vmwave can move it (one ReadWriteMany Block volume, every VM sharing it in
+    this inventory, so moved in one wave) and what is said of it."""
+    found = []
+    for d in vm.shared_disks:
+        mapping = ctx.maps.storage_for(d) if ctx.maps else None
+        others = ctx.sharers[d.file] - 1
+        if mapping is None or "ReadWriteMany" not in mapping.access_modes or mapping.volume_mode != "Block":
+            found.append((False, f"disk {d.label} ({d.file}) is multi-writer shared, and its storage map gives no "
+                                 "ReadWriteMany volume in Block mode"))
+        elif others < 1:
+            found.append((False, f"disk {d.label} ({d.file}) is multi-writer shared, but no other VM of this "
+                                 "inventory has it"))
+        else:
+            found.append((True, f"disk {d.label} ({d.file}) is shared with {others} other VM(s): one DataVolume, "
+                                "attached to each, all of them cut over together"))
+    return found
+
+
+@rule("shared_disk", CRITICAL, "vmwave moves the VMs sharing a disk in one wave, all shut down before its one copy onto a shareable ReadWriteMany Block DataVolume (a warning: verify the cluster after cutover); when it cannot (critical), map the datastore to a StorageClass with `volume_mode: Block` and `access_modes: [ReadWriteMany]` and plan from an inventory holding every VM that shares it.")
 def _shared(vm, ctx):
-    return [f"disk {d.label} ({d.file}) is multi-writer shared" for d in vm.shared_disks]
+    return [(WARNING if ready else CRITICAL, message) for ready, message in _shared_ready(vm, ctx)]
 
 
 @rule("independent_disk", WARNING, "Independent disks are skipped by snapshots; switch them to dependent mode or power the VM off before copying.")
@@ -367,11 +389,14 @@ def _already_migrated(vm, ctx):
     other = ctx.cluster_names.get(target_name(vm.name))
     if other is not None and other.source_uuid == vm.instance_uuid and other.migrated:
         yield f"VirtualMachine {other.namespace}/{other.name} is its migration, verified (wave {other.migrated})"
+    elif fenced := vm.attributes.get(FENCED_ATTRIBUTE):
+        yield f"its source is fenced: it was migrated to {fenced}"
 
 
 def concerns_for(vm: SourceVM, ctx: EstateContext) -> list[Concern]:
     """Every concern for one VM, in rule order (stable for the same input)."""
-    return [Concern(r.id, r.severity, message, r.fix) for r in RULES for message in r.check(vm, ctx)]
+    return [Concern(r.id, *(found if isinstance(found, tuple) else (r.severity, found)), r.fix)
+            for r in RULES for found in r.check(vm, ctx)]
 
 
 def assess(vms: Iterable[SourceVM], maps: Maps | None = None, thresholds: Thresholds | None = None,

@@ -48,6 +48,14 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
           "configure what the error names (e.g. VMWAVE_VIRTIO_WIN for Windows), then run the wave again"),
     Cause("cancelled", "a person cancelled this VM's migration (`vmwave cancel`); it was rolled back",
           "nothing is broken: run the wave again to migrate it"),
+    Cause("missed-window", "its cutover could not start before its wave's window ended, so it did not start; "
+          "the source still runs, and a warm VM's copy so far is kept",
+          "give the wave its next window (`window:`, or `cutover:` for the VM) in the plan and run the wave again: "
+          "a warm VM goes on copying from where it was; or cut it over now with `vmwave cutover`"),
+    Cause("shared-disk-group-failed", "a VM that shares a disk with this one failed (or did not get as far in time), "
+          "and VMs sharing a disk move together or not at all",
+          "fix what failed the other VM (its own row says), then run the wave again: the group moves again, with "
+          "every VM of it able to run at once (--in-flight, per-host caps)"),
     Cause("hook-failed", "a hook the plan names (a Kubernetes Job) failed or ran past its deadline",
           "read the hook's last lines in the error and `kubectl logs job/<name>`; fix the hook or the service it "
           "checks, then run the wave again"),

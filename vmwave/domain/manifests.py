@@ -7,13 +7,14 @@ to remove. Field names follow KubeVirt v1 and CDI v1beta1.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from vmwave.domain.maps import Maps, NetworkMapping
-from vmwave.domain.names import target_name
+from vmwave.domain.names import k8s_name, target_name
 from vmwave.domain.profiles import apply_profile, prerequisites
 from vmwave.domain.records import Disk, SourceVM
 from vmwave.errors import VmwaveError
@@ -26,9 +27,12 @@ LABEL_UUID = "vmwave.io/source-uuid"
 LABEL_MOREF = "vmwave.io/source-moref"
 LABEL_VCENTER = "vmwave.io/source-vcenter"  # the source's vCenter (about.instanceUuid): a moref is only unique there
 LABEL_WAVE = "vmwave.io/wave"
+LABEL_SHARED = "vmwave.io/shared-disk"  # on the one DataVolume of a disk several source VMs share (multi-writer)
 LABEL_RUN = "vmwave.io/run"  # the ledger whose run made the object (set when it is applied)
+KEPT_FOR_RETRY = "vmwave.io/kept-for-retry"  # on the volumes of a VM that failed after its copy: `vmwave retry`
 ANNOTATION_MIGRATED = "vmwave.io/migrated"  # on a verified VirtualMachine: "<wave> <time UTC> run <run>"
 ANNOTATION_SOURCE = "vmwave.io/source-name"
+ANNOTATION_SHARED_FILE = "vmwave.io/shared-disk-file"  # the datastore file of a shared disk's DataVolume
 ANNOTATION_GUEST_ID = "vmwave.io/source-guest-id"  # what vCenter said the guest is
 FS_OVERHEAD = 0.055  # CDI's default filesystem overhead
 MI = 1024**2
@@ -101,16 +105,44 @@ def requested_size(disk: Disk, volume_mode: str) -> str:
     return f"{max(1, math.ceil(size / MI))}Mi"
 
 
+def shared_disk_name(disk: Disk) -> str:
+    """The one DataVolume of a disk several VMs share: named after its file, not after any one of them."""
+    stem = disk.file.split("]", 1)[-1].strip().rsplit("/", 1)[-1].removesuffix(".vmdk")
+    return f"{k8s_name('shared-' + stem, 54)}-{_file_id(disk)}"
+
+
+def _file_id(disk: Disk) -> str:
+    return hashlib.sha256(disk.file.encode()).hexdigest()[:8]
+
+
+def volume_name(vm: SourceVM, index: int, target: str, names: Names, wave: str) -> str:
+    """The DataVolume (and PVC) that holds a VM's disk: its own, or the shared one."""
+    disk = vm.disks[index]
+    return shared_disk_name(disk) if disk.sharing == "multiwriter" else disk_name(target, index, names, wave)
+
+
 def datavolume(vm: SourceVM, index: int, maps: Maps, wave: str, source: Source, target: str | None = None,
                names: Names = Names()) -> dict[str, Any]:
+    """A disk's DataVolume; a shared (multi-writer) disk's is one for all the VMs that share it, ReadWriteMany in
+    Block mode as KubeVirt's shareable disks need, and belongs to none of them."""
     disk = vm.disks[index]
     mapping = maps.storage_for(disk)
     if mapping is None:
         raise VmwaveError(f"{vm.name}: datastore {disk.datastore} of {disk.label} has no storage mapping",
                           "add it to the maps file under `storage:`")
+    metadata = _meta(volume_name(vm, index, target or target_name(vm.name), names, wave), maps.namespace, vm, wave)
+    if disk.sharing == "multiwriter":
+        if "ReadWriteMany" not in mapping.access_modes or mapping.volume_mode != "Block":
+            raise VmwaveError(
+                f"{vm.name}: {disk.label} is shared (multi-writer) and needs a ReadWriteMany volume in Block mode, "
+                f"but the storage map gives {mapping.storage_class} {', '.join(mapping.access_modes)} "
+                f"{mapping.volume_mode}", f"map datastore {disk.datastore} to a StorageClass that can (e.g. Ceph "
+                "RBD) with `volume_mode: Block` and `access_modes: [ReadWriteMany]`")
+        metadata["labels"] = {**MANAGED_BY, LABEL_WAVE: wave, LABEL_SHARED: _file_id(disk)}
+        metadata["annotations"] = {ANNOTATION_SHARED_FILE: disk.file}
     return {
         "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
-        "metadata": _meta(disk_name(target or target_name(vm.name), index, names, wave), maps.namespace, vm, wave),
+        "metadata": metadata,
         "spec": {"source": source, "storage": {
             "accessModes": list(mapping.access_modes), "volumeMode": mapping.volume_mode,
             "storageClassName": mapping.storage_class,
@@ -219,7 +251,7 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, target: Target | None =
         if disk.sharing == "multiwriter":
             entry.update(shareable=True, cache="none")
         disks.append(entry)
-        volumes.append({"name": volume, "dataVolume": {"name": disk_name(name, index, target.names, wave)}})
+        volumes.append({"name": volume, "dataVolume": {"name": volume_name(vm, index, name, target.names, wave)}})
     firmware: dict[str, Any] = {"bootloader": {"efi": {"secureBoot": vm.secure_boot, "persistent": True}}
                                 if vm.firmware == "efi" else {"bios": {}}}
     if vm.bios_uuid:

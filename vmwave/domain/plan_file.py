@@ -12,6 +12,7 @@ one ``PlannedEntry`` and one ``WavePlan``, never the file's dicts.
 
 from __future__ import annotations
 
+from datetime import datetime
 from string import Formatter
 from typing import Annotated, Any, Literal
 
@@ -60,11 +61,56 @@ class Window(Model):
 
     _iso = field_validator("start", "end", mode="before")(aware_time)
 
+    def ended(self, now: datetime) -> bool:
+        return now >= self.end
+
     @model_validator(mode="after")
     def _ordered(self) -> "Window":
         if self.end <= self.start:
             raise problem("the window's end is not after its start", "make the window end after it starts", "end")
         return self
+
+
+class Fence(Model):
+    """What becomes of a source once its migration is verified, so it cannot come back beside its copy: it stays
+    off, is renamed (``{name}`` its name, ``{wave}`` the wave), marked ``vmwave.migrated``, its NICs disconnected
+    and not connecting at power on, and moved into ``folder`` (a path below its datacenter's VM folder) if given."""
+
+    enabled: bool = True
+    rename: Short = "{name}-migrated"
+    folder: Short | None = None
+
+    @field_validator("rename")
+    @classmethod
+    def _rename(cls, template: str) -> str:
+        try:
+            parts = [(f, s, c) for _, f, s, c in Formatter().parse(template) if f is not None]
+        except ValueError as exc:
+            raise problem(f"{template!r} is not a template ({exc})", "write e.g. {name}-migrated") from None
+        used = {f for f, _, _ in parts}
+        if "name" not in used or used - {"name", "wave"} or any(s or c for _, s, c in parts):
+            raise problem(f"{template!r} must use {{name}} and may use {{wave}}, without a format",
+                          "write e.g. {name}-migrated or migrated-{wave}-{name}")
+        return template
+
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, folder: str | None) -> str | None:
+        parts = (folder or "").split("/")
+        if folder is not None and any(not p or p in (".", "..") or len(p) > 80 or any(ord(ch) < 32 for ch in p)
+                                      for p in parts):
+            raise problem(f"{folder!r} is not a folder path", "write the folders below the datacenter's VM folder, "
+                          "e.g. migrated or migrated/2026, each at most 80 characters")
+        return folder
+
+
+def _fence_shorthand(value: Any) -> Any:
+    """``fence: false`` (or true) for the whole mapping: fencing off (or on, as the defaults say)."""
+    return {"enabled": value} if isinstance(value, bool) else value
+
+
+FenceField = Annotated[Fence, BeforeValidator(_fence_shorthand)]
+OnFailure = Literal["keep", "delete"]  # a failed VM's copied volumes: kept for `vmwave retry`, or deleted
 
 
 class Limits(Model):
@@ -110,6 +156,8 @@ Labels = dict[Short, Short]
 class PlannedEntry(Model):
     """One VM of the plan, as the file says it and completed from its wave (see the module's docstring)."""
 
+    _cutover_iso = field_validator("cutover", mode="before")(aware_time)
+
     name: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
     moref: Annotated[str, StringConstraints(pattern=MOREF_PATTERN)]
     uuid: Annotated[str, StringConstraints(pattern=UUID_PATTERN)] = ""
@@ -132,6 +180,9 @@ class PlannedEntry(Model):
     smoke: Checks = Field(default_factory=list)
     preparation: Annotated[list[Text], Field(max_length=100)] = Field(default_factory=list)
     keep_for_debug: bool | None = None
+    fence: FenceField | None = None
+    cutover: AwareDatetime | None = None  # when its cutover is due, before its wave's window ends
+    on_failure: OnFailure | None = None
     # filled in from the wave and the plan when the file is read, never written in a VM's entry:
     _window: Window | None = PrivateAttr(None)
     _precopy_interval: int = PrivateAttr(DEFAULT_PRECOPY_INTERVAL)
@@ -146,6 +197,16 @@ class PlannedEntry(Model):
     def precopy_interval(self) -> int:
         """Seconds between its wave's warm precopy rounds."""
         return self._precopy_interval
+
+    @property
+    def fencing(self) -> Fence:
+        """How its source is fenced once verified: its own, else its wave's, else the plan's (on by default)."""
+        return self.fence or Fence()
+
+    @property
+    def cutover_at(self) -> datetime | None:
+        """When its cutover is due: its own time, else its wave's window start (None: as soon as it can)."""
+        return self.cutover or (self._window.start if self._window else None)
 
     @property
     def object_names(self) -> Names:
@@ -200,10 +261,15 @@ class WavePlan(Model):
         = DEFAULT_PRECOPY_INTERVAL
     window: Window | None = None
     keep_for_debug: bool = False
+    fence: FenceField | None = None
+    cutover: AwareDatetime | None = None
+    on_failure: OnFailure | None = None
     node_selector: dict[str, str] | None = None
     affinity: Placement | None = None
     hooks: HooksField = Field(default_factory=dict)
     vms: Annotated[list[PlannedEntry], Field(min_length=1)]
+
+    _cutover_iso = field_validator("cutover", mode="before")(aware_time)
     _per_host: int = PrivateAttr(10)  # the plan's limit, filled in when the file is read
 
     @property
@@ -225,6 +291,9 @@ class WavePlan(Model):
             vm.migration = vm.migration or self.migration
             vm.keep_for_debug = self.keep_for_debug if vm.keep_for_debug is None else vm.keep_for_debug
             vm.hooks = {**self.hooks, **vm.hooks}
+            vm.fence = vm.fence or self.fence
+            vm.cutover = vm.cutover or self.cutover
+            vm.on_failure = vm.on_failure or self.on_failure
             if vm.node_selector is None and vm.affinity is None:
                 vm.node_selector, vm.affinity = self.node_selector, self.affinity
             vm._window, vm._precopy_interval = self.window, self.precopy_interval
@@ -232,6 +301,10 @@ class WavePlan(Model):
             if vm.migration == "warm" and vm.mode == "rebuild":
                 raise problem("a rebuilt VM is not copied, so it cannot be copied warm",
                             "remove `migration: warm`, or give the VM another mode", f"vms[{index}].migration")
+            if vm.cutover and self.window and vm.cutover >= self.window.end:
+                raise problem(f"its cutover {vm.cutover.isoformat()} is not before its wave's window ends "
+                              f"({self.window.end.isoformat()})", "cut over within the window, or move the window",
+                              f"vms[{index}].cutover")
         return self
 
     @property
@@ -250,6 +323,8 @@ class PlanFile(Model):
     source: Short = ""
     limits: Limits
     names: NameTemplates = Field(default_factory=NameTemplates)
+    fence: FenceField = Field(default_factory=Fence)
+    on_failure: OnFailure = "keep"
     waves: Annotated[list[WavePlan], Field(min_length=1)]
     skipped: list[Skipped] = Field(default_factory=list)
 
@@ -271,6 +346,7 @@ class PlanFile(Model):
             for v, vm in enumerate(wave.vms):
                 where = f"waves[{w}].vms[{v}]"
                 vm._names = names
+                vm.fence, vm.on_failure = vm.fence or self.fence, vm.on_failure or self.on_failure
                 if vm.moref in vms:
                     raise problem(f"{vm.moref} is already in wave {vms[vm.moref]}", "keep each VM in exactly one wave",
                                 f"{where}.moref")

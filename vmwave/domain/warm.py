@@ -33,6 +33,9 @@ def planned_migration(cls: str, vm: SourceVM) -> str:
 
 def cold_because(vm: SourceVM, vddk: bool) -> tuple[str, str] | None:
     """(why, fix) when a VM the plan moves warm must move cold; None when it can move warm."""
+    if vm.shared_disks:
+        return (f"{vm.name}: it shares a disk (multi-writer), which vSphere does not snapshot",
+                "nothing to do: it moves cold with the VMs that share the disk, all of them down for the copy")
     if not tracks_changes(vm):
         return (f"{vm.name}: vCenter does not track the changes of all its disks (Changed Block Tracking is off)",
                 "enable it: with the VM powered off, or followed by taking and removing a snapshot, set "
@@ -62,7 +65,14 @@ def staged(datavolume: dict[str, Any], checkpoints: list[dict[str, str]], final:
     return {**datavolume, "spec": {**datavolume["spec"], "checkpoints": checkpoints, "finalCheckpoint": final}}
 
 
-def cutover_due(window_start: datetime | None, now: datetime, requested: bool) -> bool:
-    """A warm VM cuts over when a person asks (`vmwave cutover`, or a run that ignores the window) or its wave's
-    window opens."""
-    return requested or (window_start is not None and window_start <= now)
+def cutover_state(cutover_at: datetime | None, window_end: datetime | None, now: datetime, requested: bool) -> str:
+    """Whether a VM's cutover is ``due`` (a person asked: `vmwave cutover`, or a run that ignores the window; or its
+    cutover time came), must ``wait``, or ``missed`` its window: a cutover that cannot start before the window
+    ends does not start."""
+    if requested:
+        return "due"
+    if window_end is not None and now >= window_end:
+        return "missed"
+    return "due" if cutover_at is not None and cutover_at <= now else "wait"
+
+

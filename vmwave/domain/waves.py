@@ -74,6 +74,7 @@ def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
         concerns = [*concerns, *(more_concerns(vm, maps) if more_concerns and not vm.template else ())]
         cls, reason = policy.classify(vm, concerns)
         planned.append(PlannedVM(vm, cls, reason, policy.group_of(vm), tuple(concerns)))
+    planned = _shared_disk_groups(planned)
     strongest: dict[str, str] = {}
     for p in planned:
         if p.group and not p.vm.template:
@@ -88,6 +89,27 @@ def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
                     convert=convert(p.vm) if convert and not p.vm.template else None,
                     preparation=tuple(prepare(p.vm)) if prepare and not p.vm.template else (),
                     labels=policy.labels(p.vm)) for p in planned]
+
+
+def _shared_disk_groups(planned: list[PlannedVM]) -> list[PlannedVM]:
+    """VMs that share a disk are one group (they move in one wave, together): the group one of them has, else one
+    named after the disk; two different groups for one disk are refused."""
+    by_file: dict[str, list[PlannedVM]] = defaultdict(list)
+    for p in planned:
+        for disk in p.vm.shared_disks:
+            by_file[disk.file].append(p)
+    group_of: dict[str, str] = {}
+    for file, sharers in sorted(by_file.items()):
+        named = sorted({p.group for p in sharers if p.group} | {group_of[p.vm.key] for p in sharers
+                                                                  if p.vm.key in group_of})
+        if len(named) > 1:
+            raise VmwaveError(f"{', '.join(p.vm.name for p in sharers)} share disk {file} but are in groups "
+                              f"{', '.join(named)}", "put them in one group (the rules file's `groups:`): VMs "
+                              "sharing a disk move together")
+        group = named[0] if named else "shared-disk=" + file.split("]", 1)[-1].strip()
+        group_of.update({p.vm.key: group for p in sharers})
+    return [replace(p, group=group_of[p.vm.key]) if p.vm.key in group_of and not p.vm.template else p
+            for p in planned]
 
 
 def _units(members: list[PlannedVM]) -> list[list[PlannedVM]]:
