@@ -51,7 +51,8 @@ CAUSES: dict[str, Cause] = {c.id: c for c in (
     Cause("missed-window", "its cutover could not start before its wave's window ended, so it did not start; "
           "the source still runs, and a warm VM's copy so far is kept",
           "give the wave its next window (`window:`, or `cutover:` for the VM) in the plan and run the wave again: "
-          "a warm VM goes on copying from where it was; or cut it over now with `vmwave cutover`"),
+          "a warm VM goes on copying from where it was; or cut it over now, outside the window, with "
+          "`vmwave migrate --ignore-window`"),
     Cause("shared-disk-group-failed", "a VM that shares a disk with this one failed (or did not get as far in time), "
           "and VMs sharing a disk move together or not at all",
           "fix what failed the other VM (its own row says), then run the wave again: the group moves again, with "
