@@ -68,7 +68,8 @@ def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_ser
     good, broken = ledger["debian-12"], ledger["debian-12-noagent"]
     assert [(name, s["status"]) for name, s in good.items()] == [
         ("snapshot", "succeeded"), ("cdi-import", "succeeded"), ("convert", "succeeded"), ("network-attach", "succeeded"),
-        ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "succeeded")]
+        ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "succeeded"), ("fence", "succeeded")]
+    assert good["fence"]["detail"]["renamed"] == "debian-12-migrated"  # it cannot come back beside its copy
     denied, used = rbac_audit(lab_settings["VMWAVE_KUBECONFIG"])  # the shipped RBAC's account did all of it
     assert denied == [] and CONVERSION <= used
     converted = good["convert"]["detail"]
