@@ -24,7 +24,6 @@ from typing import Any
 from prefect import get_run_logger
 
 from vmwave.adapters.vsphere import connect
-from vmwave.adapters.vsphere_ops import disk_change_ids
 from vmwave.adapters.vsphere_cbt import changed_bytes, find_snapshot, remove_snapshot, snapshot_disks, take_snapshot
 from vmwave.domain.build import credentials_secret
 from vmwave.domain.diagnosis import import_cause
@@ -142,11 +141,9 @@ def cdi_import(job: Job) -> dict:
         manifests, copied, full = _final_checkpoints(job)
         warm = {"final_checkpoint": True, "full": full}
     progress = _import(job, manifests, ("Succeeded",), job.settings.timeouts.import_)
-    if job.mode != "rebuild":
-        with connect(job.settings.need_vcenter()) as si:
-            if job.warm:  # the last round's snapshot; the final one stays
-                remove_snapshot(si, job.vm.moref, _precopied(job)["snapshot"])
-            warm["change_ids"] = disk_change_ids(si, job.vm.moref)  # what a retry compares to reuse this copy
+    if job.warm:
+        with connect(job.settings.need_vcenter()) as si:  # the last round's snapshot; the final one stays
+            remove_snapshot(si, job.vm.moref, _precopied(job)["snapshot"])
     sources = [next(iter(m["spec"]["source"])) for m in job.objects.datavolumes]
     return {"disks": progress.list(), "source": sources[0] if sources else "",
             "bytes": copied if job.mode != "rebuild" else 0, **warm}

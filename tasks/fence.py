@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_fence import folder, move, reconfigure, set_attribute, source
-from vmwave.adapters.vsphere_ops import power_state, shut_down
+from vmwave.adapters.vsphere_ops import shut_down
 from vmwave.domain.steps import FENCE, FENCED_ATTRIBUTE
 from vmwave_tasks.job import Job
 from vmwave_tasks.step import step
@@ -35,12 +35,12 @@ def fence(job: Job) -> dict:
     before = ((ledger.get(job.wave, job.vm.key, FENCE) or {}).get("detail") or {}).get("before")  # an earlier try's
     moref = job.vm.moref
     with connect(job.settings.need_vcenter()) as si:
+        found = source(si, moref, FENCED_ATTRIBUTE)
         if before is None:  # what a rollback restores, recorded before anything changes
-            found = source(si, moref, FENCED_ATTRIBUTE)
             before = {"name": found.name, "folder": found.folder, "nics": found.nics, "attribute": found.attribute}
             ledger.mark(job.wave, job.vm.key, FENCE, detail={"before": before})
         done: dict = {"before": before}
-        if power_state(si, moref) != "poweredOff":  # someone started it since its cutover
+        if found.power_state != "poweredOff":  # someone started it since its cutover
             done["shutdown"] = shut_down(si, moref, job.vm.tools == "running", job.settings.timeouts.shutdown)
         done["renamed"] = how.rename.format(name=before["name"], wave=job.wave)[:VSPHERE_NAME_MAX]
         reconfigure(si, moref, done["renamed"], {key: [False, False] for key in before["nics"]})

@@ -6,7 +6,7 @@ its source runs again (``vmwave_tasks.undo.keep_import``). A retry cuts the
 source over again (the shutdown) and reuses that copy, as the same
 DataVolumes, when the source did not change since: vCenter's changeId of
 each disk is the one recorded after the copy, or, for a VM whose disks vCenter
-does not track, vCenter's events show no power-on since. Otherwise it copies
+does not track, vCenter's events show no power-on since its copy. Otherwise it copies
 again and says why. Whatever it decides is decided here, before anything
 changes.
 """
@@ -19,7 +19,7 @@ from datetime import timezone
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import powered_on_since
 from vmwave.domain.manifests import KEPT_FOR_RETRY
-from vmwave.domain.steps import CDI_IMPORT, PRECOPY, vm_state
+from vmwave.domain.steps import CDI_IMPORT, PRECOPY, SNAPSHOT, vm_state
 from vmwave.errors import VmwaveError
 from vmwave_tasks.job import Job
 
@@ -73,8 +73,9 @@ def reuse_or_recopy(job: Job) -> str:
 
 
 def source_changed(job: Job, row: dict) -> str:
-    """Why the source's disks may differ from the kept copy; "" when they cannot."""
-    recorded = (row.get("detail") or {}).get("change_ids") or {}
+    """Why the source's disks may differ from the kept copy (whose import is ``row``); "" when they cannot."""
+    cutover = job.ledger().get(job.wave, job.vm.key, SNAPSHOT) or {}
+    recorded = (cutover.get("detail") or {}).get("change_ids") or {}  # read once it was down, before its copy
     if job.vm.cbt and recorded and all(recorded.get(str(d.key)) for d in job.vm.disks):
         moved = [d.label for d in job.vm.disks if recorded[str(d.key)] != d.change_id]
         return f"vCenter's changeId of {', '.join(moved)} moved since its copy" if moved else ""

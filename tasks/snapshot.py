@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from vmwave.adapters.vsphere import connect
-from vmwave.adapters.vsphere_ops import ensure_snapshot, shut_down
+from vmwave.adapters.vsphere_ops import disk_change_ids, ensure_snapshot, shut_down
 from vmwave.domain.steps import SNAPSHOT, snapshot_name
 from vmwave_tasks.job import Job
 from vmwave_tasks.step import step
@@ -37,4 +37,6 @@ def snapshot(job: Job) -> dict:
         if detail["was_on"] and job.warm:
             ensure_snapshot(si, job.vm.moref, name)
             detail["snapshot"] = name
+        if job.mode != "rebuild":  # down now: what its copy will hold, which a retry compares (vmwave_tasks.retry)
+            detail["change_ids"] = disk_change_ids(si, job.vm.moref)
     return detail

@@ -26,9 +26,8 @@ def source(env: dict, moref: str) -> dict:
     """The source VM as the lab vCenter has it now."""
     with connect(Settings.load(env=env).need_vcenter()) as si:
         found = fence_view(si, moref, FENCED_ATTRIBUTE)
-        power = read(si, vm_ref(si, moref), "runtime.powerState")["runtime.powerState"]
         return {"name": found.name, "folder": read(si, vim.Folder(found.folder, si._stub), "name")["name"],
-                "power": str(power), "nics": sorted(found.nics.values()), "attribute": found.attribute}
+                "power": found.power_state, "nics": sorted(found.nics.values()), "attribute": found.attribute}
 
 
 def make_folder(env: dict, moref: str, name: str) -> None:

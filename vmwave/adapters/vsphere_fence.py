@@ -26,16 +26,19 @@ class Source:
     folder: str  # its parent folder's moref
     nics: NicStates
     attribute: str  # its value of the custom attribute asked for; "" when it has none
+    power_state: str
 
 
 def source(si: vim.ServiceInstance, moref: str, attribute: str) -> Source:
-    found = read(si, vm_ref(si, moref), "name", "parent", "config.hardware.device", "customValue")
+    found = read(si, vm_ref(si, moref), "name", "parent", "config.hardware.device", "customValue",
+                 "runtime.powerState")
     key = _field_key(si, attribute, create=False)
     return Source(found["name"], found["parent"]._moId,
                   {str(d.key): [bool(d.connectable.connected), bool(d.connectable.startConnected)]
                    for d in found["config.hardware.device"]
                    if isinstance(d, vim.vm.device.VirtualEthernetCard) and d.connectable},
-                  next((v.value for v in reversed(found.get("customValue") or ()) if v.key == key), ""))
+                  next((v.value for v in reversed(found.get("customValue") or ()) if v.key == key), ""),
+                  str(found["runtime.powerState"]))
 
 
 def reconfigure(si: vim.ServiceInstance, moref: str, name: str, nics: NicStates, timeout: float = 120) -> None:
