@@ -7,14 +7,12 @@ attributes cost a round trip each (18 s for 2000 VMs locally, minutes over a WAN
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import http.client
 import logging
 import re
 import socket
 import ssl
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -114,45 +112,9 @@ def _check_pin(host: str, port: int, pin: str, where: str) -> None:
                                "check --thumbprint against the vCenter's certificate", cause=REFUSED)
 
 
-_sessions: dict[VCenter, vim.ServiceInstance] = {}
-_sessions_lock = threading.Lock()
-
-
 @contextmanager
 def connect(target: VCenter) -> Iterator[vim.ServiceInstance]:
-    """A logged-in session, this process's one for ``target``: a login (TLS, the service content, Login) cost
-    each step of each VM about as much CPU as the work it logged in for. pyVmomi's stub serves threads from a
-    pool of connections. A failure inside drops the session, so the next use (a retry) logs in anew: it may have
-    been the session's (expired, vCenter restarted). Sessions are logged out when the process ends."""
-    with _sessions_lock:
-        si = _sessions.get(target)
-    if si is None:
-        si = _login(target)
-        with _sessions_lock:
-            _sessions[target] = si
-    try:
-        yield si
-    except BaseException:
-        with _sessions_lock:
-            if _sessions.get(target) is si:
-                del _sessions[target]
-        raise
-
-
-@atexit.register
-def _log_out() -> None:
-    with _sessions_lock:
-        sessions = list(_sessions.values())
-        _sessions.clear()
-    for si in sessions:
-        try:
-            Disconnect(si)
-        except Exception:  # vCenter may be gone first; its session then ends with its idle timeout
-            pass
-
-
-def _login(target: VCenter) -> vim.ServiceInstance:
-    """A new session; every way of failing becomes one ConnectionFailed line."""
+    """A logged-in session; every way of failing becomes one ConnectionFailed line."""
     url = urlparse(target.url if "://" in target.url else f"https://{target.url}")
     if url.scheme not in ("https", "http") or not url.hostname:
         raise InputError("vCenter URL", "", f"{target.url!r} is not a vCenter URL", "write https://HOST[:PORT]/sdk")
@@ -187,7 +149,10 @@ def _login(target: VCenter) -> vim.ServiceInstance:
             raise ConnectionFailed(f"vCenter {where} did not answer its API ({exc}): starting, restarting or overloaded",
                                    "wait and run again (steps retry this by themselves)", cause=UNAVAILABLE) from None
         raise
-    return si
+    try:
+        yield si
+    finally:
+        Disconnect(si)
 
 
 def fault_cause(exc: BaseException) -> str | None:
