@@ -24,6 +24,7 @@ from vmwave.adapters.files import inside, load_maps, load_plan, write_text_atomi
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.vsphere import connect, vcenter_id
 from vmwave.adapters.vsphere_fence import folder
+from vmwave.adapters.vsphere_ops import disk_holders
 from vmwave.domain.build import credentials_name, vm_objects
 from vmwave.domain.diagnosis import cause
 from vmwave.domain.manifests import ANNOTATION_MIGRATED, same_source
@@ -87,6 +88,7 @@ def prepare_wave(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
     problems += [f"{job.vm.name} is a verified migration ({job.migrated_before}): roll it back first to move it again"
                  for job in jobs if job.vm.name in redo and job.migrated_before]
     problems += missing_preferences(jobs, settings) + taken_names(jobs, settings) + missing_folders(jobs, settings)
+    problems += sharers_elsewhere(jobs, settings)
     problems += [f"{job.vm.name} shares a disk with {len(job.shares_with)} VM(s) of the wave, which move together: "
                  f"run the wave with --in-flight {len(job.shares_with) + 1} or more" for job in jobs
                  if len(job.shares_with) + 1 > settings.in_flight and not job.migrated_before][:1]
@@ -141,6 +143,23 @@ def migrated_before(jobs: list[Job], settings: Settings) -> list[Job]:
             job = replace(job, migrated_before=f"its source is fenced, migrated to {fenced}")
         marked.append(job)
     return marked
+
+
+def sharers_elsewhere(jobs: list[Job], settings: Settings) -> list[str]:
+    """VMs outside the wave that share a disk with one of its VMs: cutting one over while another still writes the
+    disk in vSphere would split it in two."""
+    wanted = {job.vm.moref: {d.file for d in job.vm.shared_disks} for job in jobs
+              if job.vm.shared_disks and not job.migrated_before}
+    if not wanted:
+        return []
+    here, problems = {job.vm.moref for job in jobs}, []
+    with connect(settings.need_vcenter()) as si:
+        for moref, files in sorted(wanted.items()):
+            for file, holders in sorted(disk_holders(si, moref, files).items()):
+                if holders - here:
+                    problems.append(f"{file} is shared with VM(s) {', '.join(sorted(holders - here))} outside wave "
+                                    f"{jobs[0].wave}: plan them into one group (one wave), they move together")
+    return sorted(set(problems))
 
 
 def missing_folders(jobs: list[Job], settings: Settings) -> list[str]:

@@ -35,7 +35,13 @@ def test_a_shared_disk_is_copied_once_and_attached_to_both(prefect_server, lab, 
     [wave] = [w for w in doc["waves"] if {vm["name"] for vm in w["vms"]} & set(NODES)]
     assert {vm["name"] for vm in wave["vms"]} >= set(NODES)  # the planner keeps the group in one wave
     entries = [{**vm, "mode": "cold", "convert": "copy"} for vm in wave["vms"] if vm["name"] in NODES]
-    doc["waves"] = [{"id": "shared", "class": "P3", "mode": "cold", "vms": entries}]
+    doc["waves"] = [{"id": "shared", "class": "P3", "mode": "cold", "vms": entries[:1]}]  # a hand edit splits them
+    plan.write_text(yaml.safe_dump(doc, sort_keys=False))
+    alone = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", "shared"], env=env, capture_output=True,
+                           text=True, timeout=300, cwd=tmp_path)
+    assert alone.returncode == 2 and f"is shared with VM(s) {by_name['sql-node-2'].moref} outside wave shared" \
+        in alone.stderr, alone.stderr  # refused before anything changed
+    doc["waves"][0]["vms"] = entries
     plan.write_text(yaml.safe_dump(doc, sort_keys=False))
     write_disk(lab.state_dir, "sql-node-1", 1, 0, 3)  # the quorum disk holds data, written through one node
     cluster = Cluster(lab_settings["VMWAVE_KUBECONFIG"])

@@ -158,3 +158,21 @@ def powered_on_since(si: vim.ServiceInstance, moref: str, since: datetime) -> bo
                                      eventTypeId=["VmPoweredOnEvent"])
     events = service_content(si).eventManager.QueryEvents(spec)  # filtered by time here: not every vCenter honours it
     return any(e.createdTime >= since for e in events or ())
+
+
+def disk_holders(si: vim.ServiceInstance, moref: str, files: set[str]) -> dict[str, set[str]]:
+    """For each of ``files`` (disks of the VM ``moref``), every VM that has it (morefs), found among the VMs on the
+    datastores of ``moref``: who shares a multi-writer disk, which the wave's own records cannot tell."""
+    pc = vmodl.query.PropertyCollector
+    stores = read(si, vm_ref(si, moref), "datastore").get("datastore") or []
+    vms = {vm._moId: vm for store in stores for vm in read(si, store, "vm").get("vm") or []}
+    spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=vm) for vm in vms.values()],
+                         propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=["config.hardware.device"])])
+    holders: dict[str, set[str]] = {file: set() for file in files}
+    for found in property_collector(si).RetrieveContents([spec]) if vms else ():
+        for prop in found.propSet:
+            for device in prop.val or ():
+                name = getattr(getattr(device, "backing", None), "fileName", None)
+                if isinstance(device, vim.vm.device.VirtualDisk) and name in holders:
+                    holders[name].add(found.obj._moId)
+    return holders
