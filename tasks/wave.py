@@ -148,18 +148,15 @@ def migrated_before(jobs: list[Job], settings: Settings) -> list[Job]:
 def sharers_elsewhere(jobs: list[Job], settings: Settings) -> list[str]:
     """VMs outside the wave that share a disk with one of its VMs: cutting one over while another still writes the
     disk in vSphere would split it in two."""
-    wanted = {job.vm.moref: {d.file for d in job.vm.shared_disks} for job in jobs
-              if job.vm.shared_disks and not job.migrated_before}
-    if not wanted:
+    sharing = [job for job in jobs if job.vm.shared_disks and not job.migrated_before]
+    if not sharing:
         return []
-    here, problems = {job.vm.moref for job in jobs}, []
+    here = {job.vm.moref for job in jobs}
     with connect(settings.need_vcenter()) as si:
-        for moref, files in sorted(wanted.items()):
-            for file, holders in sorted(disk_holders(si, moref, files).items()):
-                if holders - here:
-                    problems.append(f"{file} is shared with VM(s) {', '.join(sorted(holders - here))} outside wave "
-                                    f"{jobs[0].wave}: plan them into one group (one wave), they move together")
-    return sorted(set(problems))
+        holders = disk_holders(si, [job.vm.moref for job in sharing],
+                               {d.file for job in sharing for d in job.vm.shared_disks})
+    return [f"{file} is shared with VM(s) {', '.join(sorted(found - here))} outside wave {jobs[0].wave}: plan them "
+            f"into one group (one wave), they move together" for file, found in sorted(holders.items()) if found - here]
 
 
 def missing_folders(jobs: list[Job], settings: Settings) -> list[str]:

@@ -160,12 +160,16 @@ def powered_on_since(si: vim.ServiceInstance, moref: str, since: datetime) -> bo
     return any(e.createdTime >= since for e in events or ())
 
 
-def disk_holders(si: vim.ServiceInstance, moref: str, files: set[str]) -> dict[str, set[str]]:
-    """For each of ``files`` (disks of the VM ``moref``), every VM that has it (morefs), found among the VMs on the
-    datastores of ``moref``: who shares a multi-writer disk, which the wave's own records cannot tell."""
+def disk_holders(si: vim.ServiceInstance, morefs: list[str], files: set[str]) -> dict[str, set[str]]:
+    """For each of ``files`` (disks of the VMs ``morefs``), every VM that has it (morefs), found among the VMs on
+    the datastores that hold those files: who shares a multi-writer disk, which a wave's own records cannot tell.
+    One read of those VMs' devices, whatever the number of files."""
     pc = vmodl.query.PropertyCollector
-    stores = read(si, vm_ref(si, moref), "datastore").get("datastore") or []
-    vms = {vm._moId: vm for store in stores for vm in read(si, store, "vm").get("vm") or []}
+    names = {file[1:].split("]", 1)[0] for file in files if file.startswith("[")}
+    stores = {store._moId: store for moref in morefs for store in read(si, vm_ref(si, moref), "datastore")
+              .get("datastore") or []}
+    vms = {vm._moId: vm for store in stores.values() if read(si, store, "name").get("name") in names
+           for vm in read(si, store, "vm").get("vm") or []}
     spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=vm) for vm in vms.values()],
                          propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=["config.hardware.device"])])
     holders: dict[str, set[str]] = {file: set() for file in files}
