@@ -68,7 +68,8 @@ def convert(job: Job) -> dict:
         env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
     own = replace(job.vm, disks=tuple(d for d in job.vm.disks if d.sharing != "multiwriter"))  # never a shared one
     config_map, pod = conversion_objects(own, job.target, job.wave, job.maps, settings.conversion_image,
-                                         how.options, env, job.own_volumes, how.scripts, how.data)
+                                         how.options, env, job.own_volumes, how.scripts, how.data,
+                                         job.entry.conversion_pods or job.maps.conversion_pods)
     name = pod["metadata"]["name"]
     earlier = cluster.get("v1", "Pod", namespace, name)
     if job.owns(earlier) and _phase(earlier) in ("Failed", "Succeeded"):  # an earlier attempt's pod

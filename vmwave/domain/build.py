@@ -21,6 +21,7 @@ from vmwave.domain.manifests import (LABEL_WAVE, MANAGED_BY, Customize, Source, 
                                      virtual_machine)
 from vmwave.domain.maps import Maps
 from vmwave.domain.names import k8s_name
+from vmwave.domain.pod_placement import with_transfer_network
 from vmwave.domain.plan import find_wave
 from vmwave.domain.plan_file import PlanFile, PlannedEntry
 from vmwave.domain.records import SourceVM
@@ -108,8 +109,10 @@ def vm_objects(vm: SourceVM, entry: PlannedEntry, wave: str, maps: Maps, access:
     """The objects of one VM of the plan; raises, naming the VM, when one of them cannot be made."""
     target, mode = Target.of(entry, maps), entry.mode
     copied = mode != "rebuild" and access is not None
-    datavolumes = tuple(datavolume(vm, i, maps, wave, disk_source(mode, vm, i, maps, wave, access), target.name,
-                                   target.names) for i in range(len(vm.disks)))
+    network = entry.transfer_network or maps.transfer_network if copied else None  # a registry image: no vCenter
+    datavolumes = tuple(with_transfer_network(datavolume(vm, i, maps, wave, disk_source(mode, vm, i, maps, wave, access),
+                                                         target.name, target.names), network)
+                        for i in range(len(vm.disks)))
     secrets = (credentials_secret(wave, maps.namespace, access.user),) if copied else ()
     config_maps = (ca_config_map(maps.namespace, access.ca_pem),) if copied and access.ca_pem \
         and not access.vddk_image else ()

@@ -21,6 +21,7 @@ from xml.sax.saxutils import quoteattr
 from vmwave.domain.manifests import source_labels
 from vmwave.domain.maps import Maps
 from vmwave.domain.names import k8s_name
+from vmwave.domain.pod_placement import ConversionPods
 from vmwave.domain.records import SourceVM
 from vmwave.domain.static_ips import mac_options
 from vmwave.errors import VmwaveError
@@ -81,9 +82,11 @@ def command(scripts: dict[str, str], data: dict[str, str], modes: list[str]) -> 
 def conversion_objects(vm: SourceVM, target: str, wave: str, maps: Maps, image: str, options: tuple[str, ...],
                        env: dict[str, str], claims: list[str],
                        scripts: dict[str, str] | None = None,
-                       data: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                       data: dict[str, str] | None = None,
+                       placement: ConversionPods = ConversionPods()) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ConfigMap holding the libvirt XML (and the scripts) and the Pod that converts the guest (on the PVCs
-    ``claims``, one per disk, as the builder named them); both labelled for the rollback."""
+    ``claims``, one per disk, as the builder named them), placed as the plan or maps say; both labelled for the
+    rollback."""
     name, labels = conversion_name(target), {**source_labels(vm, wave), **COMPONENT}
     modes = [maps.storage_for(disk).volume_mode for disk in vm.disks]
     scripts, data = scripts or {}, data or {}
@@ -111,4 +114,4 @@ def conversion_objects(vm: SourceVM, target: str, wave: str, maps: Maps, image: 
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": name, "namespace": maps.namespace, "labels": labels},
            "spec": {"restartPolicy": "Never", "containers": [container], "volumes": volumes}}
-    return config_map, pod
+    return config_map, placement.place(pod)

@@ -24,6 +24,12 @@ Format (``--maps FILE``, default ``$VMWAVE_MAPS``)::
     placement:                        # where migrated VMs may run, unless the plan says otherwise per wave or VM
       node_selector: {node-role.kubernetes.io/worker: ""}
       affinity: {nodeAffinity: {...}} # a Kubernetes Affinity, as written in a Pod
+    conversion_pods:                  # where conversion pods run (vmwave.domain.pod_placement), unless the plan says
+      node_selector: {vmwave.io/converter: "true"}
+      tolerations: [{key: dedicated, operator: Equal, value: migration, effect: NoSchedule}]
+      labels: {cost-center: migration}
+      scratch: {storage_class: local-nvme, size: 50Gi}   # a scratch volume for virt-v2v's temporary files
+    transfer_network: vmwave/storage-net   # a NAD CDI's importers copy disks over, not the pod network
     images:                           # P2 (rebuild) boot disks: a guest id or family -> a registry image
       rhel8_64Guest: docker://registry.example/vm-images/rhel8:latest
       linux: docker://registry.example/vm-images/debian12:latest
@@ -37,6 +43,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from vmwave.domain.names import is_k8s_name, is_label_key, is_label_value, is_subdomain
+from vmwave.domain.pod_placement import AFFINITY_KINDS, ConversionPods, NadRef
 from vmwave.domain.records import Disk, Nic
 from vmwave.domain.validate import Node, input_errors, problem
 from vmwave.errors import InputError
@@ -87,6 +94,8 @@ class Maps:
     cpu_model: str = ""  # the standard profile's CPU model; "" leaves KubeVirt's default (host-model)
     node_selector: tuple[tuple[str, str], ...] = ()  # the default placement of migrated VMs
     affinity: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    conversion_pods: ConversionPods = field(default_factory=ConversionPods, hash=False, compare=False)
+    transfer_network: str = ""  # the NAD (namespace/name) CDI's importers copy disks over; "" the pod network
 
     def image_for(self, guest_id: str, family: str) -> str | None:
         found = dict(self.images)
@@ -178,6 +187,8 @@ class MapsFile(_Model):
     preferences: Literal["inline", "cluster"] = "inline"
     cpu_model: Short = ""
     placement: _Placement = Field(default_factory=_Placement)
+    conversion_pods: ConversionPods = Field(default_factory=ConversionPods)
+    transfer_network: NadRef = ""
 
     @model_validator(mode="before")
     @classmethod
@@ -206,7 +217,7 @@ class MapsFile(_Model):
         return Maps(tuple(StorageMapping(s.datastore, s.storage_class, s.volume_mode, tuple(s.access_modes))
                           for s in self.storage), network, self.namespace, tuple(self.images.items()),
                     self.preferences, self.cpu_model, tuple(sorted(self.placement.node_selector.items())),
-                    self.placement.affinity)
+                    self.placement.affinity, self.conversion_pods, self.transfer_network)
 
 
 def _named(value: str, valid: Any, what: str, fix: str) -> str:
@@ -225,9 +236,6 @@ def parse_maps(data: object, source: str) -> Maps:
         return MapsFile.model_validate(data).maps()
     except ValidationError as exc:
         raise input_errors(exc, source, MapsFile, FIXES) from None
-
-
-AFFINITY_KINDS = ("nodeAffinity", "podAffinity", "podAntiAffinity")
 
 
 def parse_placement(node: Node) -> tuple[dict[str, str], dict[str, Any] | None]:

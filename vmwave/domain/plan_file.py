@@ -23,6 +23,7 @@ from vmwave.domain.classes import CLASSES
 from vmwave.domain.hooks import parse_hooks
 from vmwave.domain.manifests import Names
 from vmwave.domain.maps import parse_placement
+from vmwave.domain.pod_placement import ConversionPods, NadRef
 from vmwave.domain.names import TARGET_MAX, WAVE_ID, WAVE_ID_FIX, is_k8s_name, is_label_key, is_label_value, \
     target_name
 from vmwave.domain.records import MOREF_PATTERN, UUID_PATTERN
@@ -183,6 +184,8 @@ class PlannedEntry(Model):
     fence: FenceField | None = None
     cutover: AwareDatetime | None = None  # when its cutover is due, before its wave's window ends
     on_failure: OnFailure | None = None
+    conversion_pods: ConversionPods | None = None  # where its conversion pod runs: else its wave's, else the maps'
+    transfer_network: NadRef | None = None  # the NAD its disks are copied over: else its wave's, else the maps'
     # filled in from the wave and the plan when the file is read, never written in a VM's entry:
     _window: Window | None = PrivateAttr(None)
     _precopy_interval: int = PrivateAttr(DEFAULT_PRECOPY_INTERVAL)
@@ -264,6 +267,8 @@ class WavePlan(Model):
     fence: FenceField | None = None
     cutover: AwareDatetime | None = None
     on_failure: OnFailure | None = None
+    conversion_pods: ConversionPods | None = None
+    transfer_network: NadRef | None = None
     node_selector: dict[str, str] | None = None
     affinity: Placement | None = None
     hooks: HooksField = Field(default_factory=dict)
@@ -294,6 +299,8 @@ class WavePlan(Model):
             vm.fence = vm.fence or self.fence
             vm.cutover = vm.cutover or self.cutover
             vm.on_failure = vm.on_failure or self.on_failure
+            vm.conversion_pods = vm.conversion_pods or self.conversion_pods
+            vm.transfer_network = vm.transfer_network or self.transfer_network
             if vm.node_selector is None and vm.affinity is None:
                 vm.node_selector, vm.affinity = self.node_selector, self.affinity
             vm._window, vm._precopy_interval = self.window, self.precopy_interval
