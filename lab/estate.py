@@ -72,6 +72,7 @@ class _Reader:
 
 
 MAX_VMS, MAX_COUNT = 100_000, 10_000  # in an estate, and stamped out by one entry
+MAX_HOSTS = 1_000  # in one cluster: vSphere allows 96, a typo or a hostile file asks for millions
 _N = re.compile(r"\{n(?::(0?)([1-9]|1[0-2])d)?\}")
 
 
@@ -164,6 +165,9 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
             cl.known("name", "hosts", "drs", "dpm", "maintenance", "disconnected", "vm_host_rules")
             cname = cl("name", str)
             hosts = cl("hosts", (int, list))
+            if (len(hosts) if isinstance(hosts, list) else hosts) > MAX_HOSTS:
+                raise cl.error("hosts", f"more than {MAX_HOSTS} hosts in one cluster", "vSphere allows 96: "
+                               "split the cluster")
             names = [f"{cname}-esx{i:02d}" for i in range(1, hosts + 1)] if isinstance(hosts, int) else [str(h) for h in hosts]
             if not names:
                 raise cl.error("hosts", "a cluster needs at least one host", "give a count or a list of names")

@@ -356,3 +356,13 @@ def test_a_password_file_is_one_line_everywhere(tmp_path, text, ok):
 def test_timestamps_stay_text_for_the_models_to_check():
     assert parse_yaml("start: 2026-12-05T22:00:00\nday: 2026-12-05\n", "x.yaml") == \
         {"start": "2026-12-05T22:00:00", "day": "2026-12-05"}
+
+
+def test_an_estate_cannot_ask_for_millions_of_hosts(estate_doc):
+    """Hypothesis found it: `hosts: 3284661` took minutes and gigabytes to refuse nothing."""
+    from vmwave_lab.estate import EstateError, expand
+
+    doc = copy.deepcopy(estate_doc)
+    doc["datacenters"][0]["clusters"][0]["hosts"] = 3284661
+    with pytest.raises(EstateError, match="hosts"):
+        expand(doc, "estate.yaml")
