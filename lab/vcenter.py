@@ -83,16 +83,23 @@ class LabVCenter:
     def inject(self, **faults: Any) -> None:
         """Arm faults (see lab/vcsim/faults.go): sdk_status, cut_download_after, fail_task, expire_sessions,
         datastore_fail."""
+        self._post("/lab/faults", faults)
+
+    def set_role(self, without: list[str]) -> None:
+        """Give the lab user a role without these privileges (see lab/vcsim/privileges.go); [] gives them back."""
+        self._post("/lab/role", {"without": list(without)})
+
+    def _post(self, path: str, body: dict[str, Any]) -> None:
         base = urlparse(self.url)
-        request = urllib.request.Request(f"{base.scheme}://{base.netloc}/lab/faults", method="POST",
-                                         data=json.dumps(faults).encode(), headers={
+        request = urllib.request.Request(f"{base.scheme}://{base.netloc}{path}", method="POST",
+                                         data=json.dumps(body).encode(), headers={
                                              "Content-Type": "application/json", "Authorization": "Basic " +
                                              base64.b64encode(f"{self.user}:{self.password_file.read_text().strip()}"
                                                               .encode()).decode()})
         context = ssl.create_default_context(cafile=str(self.ca_file))
         with urllib.request.urlopen(request, context=context, timeout=10) as response:
             if response.status != 204:
-                raise LabError(f"the lab vCenter did not arm {faults}: {response.status}")
+                raise LabError(f"the lab vCenter did not take {path} {body}: {response.status}")
 
 
 def running(state_dir: Path | None = None) -> LabVCenter | None:

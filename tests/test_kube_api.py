@@ -233,3 +233,39 @@ def test_kubectl_works_with_the_kubeconfig(kube, ns):
     assert got.stdout == "b"
     assert run("get", "storageclass", "-o", "name").stdout.split() == ["storageclass.storage.k8s.io/rook-ceph-block-vm",
                                                                        "storageclass.storage.k8s.io/tiny"]
+
+
+def test_every_write_with_dry_run_answers_as_the_real_one_and_stores_nothing(core, ns, kube):
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dry"}, "data": {"a": "1"}}
+    code, made = raw(kube, "POST", f"/api/v1/namespaces/{ns}/configmaps?dryRun=All", body)
+    assert code == 201 and made["metadata"]["name"] == "dry"
+    code, _ = raw(kube, "PATCH", f"/api/v1/namespaces/{ns}/configmaps/dry-applied?dryRun=All&fieldManager=t", body |
+                  {"metadata": {"name": "dry-applied"}}, "application/apply-patch+yaml")
+    assert code == 201
+    assert [c.metadata.name for c in core.list_namespaced_config_map(ns).items if c.metadata.name.startswith("dry")] == []
+    core.create_namespaced_config_map(ns, body)
+    code, _ = raw(kube, "PUT", f"/api/v1/namespaces/{ns}/configmaps/dry?dryRun=All", body | {"data": {"a": "2"}})
+    assert code == 200
+    code, _ = raw(kube, "DELETE", f"/api/v1/namespaces/{ns}/configmaps/dry?dryRun=All")
+    assert code == 200 and core.read_namespaced_config_map("dry", ns).data == {"a": "1"}
+    code, refused = raw(kube, "POST", "/api/v1/namespaces/no-such-ns/configmaps?dryRun=All", body)
+    assert code == 404 and refused["reason"] == "NotFound"
+
+
+def test_a_resource_quota_counts_what_the_namespace_holds_and_refuses_what_passes_it(core, kube):
+    core.create_namespace({"metadata": {"name": "quota-test"}})
+    core.create_namespaced_resource_quota("quota-test", {"metadata": {"name": "q"},
+                                                         "spec": {"hard": {"requests.storage": "10Gi", "pods": "5"}}})
+    claim = {"metadata": {"name": "c1"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                                                  "resources": {"requests": {"storage": "8Gi"}}}}
+    core.create_namespaced_persistent_volume_claim("quota-test", claim)
+    quota = core.read_namespaced_resource_quota("q", "quota-test")
+    assert quota.status.used == {"requests.storage": str(8 * 2**30), "pods": "0"}
+    assert quota.status.hard == {"requests.storage": "10Gi", "pods": "5"}
+    second = {**claim, "metadata": {"name": "c2"}}
+    for dry in ("All", None):  # admission answers a dry run as it answers the write
+        with pytest.raises(ApiException) as caught:
+            core.create_namespaced_persistent_volume_claim("quota-test", second, dry_run=dry)
+        assert caught.value.status == 403
+        assert "exceeded quota: q, requested: requests.storage=" in status_of(caught.value)["message"]
+    assert [c.metadata.name for c in core.list_namespaced_persistent_volume_claim("quota-test").items] == ["c1"]

@@ -42,11 +42,10 @@ from starlette.routing import Route
 
 from vmwave_lab.kube.controllers import R, condition, event, quantity_gi
 from vmwave_lab.kube.faults import Faults
-from vmwave_lab.kube.server import Api
+from vmwave_lab.kube.server import Api, ApiError
+from vmwave_lab.kube.quantity import parse_quantity
 
 FS_OVERHEAD = 0.055  # CDI's default filesystem overhead for Filesystem-mode PVCs
-_UNITS = {"": 1, "k": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3,
-          "Ti": 1024**4}
 
 
 CHUNK = 4 << 20
@@ -191,13 +190,6 @@ def _snapshot_disk(snapshot, backing: str):
     raise ImportFailed(f"Could not find matching disk in current snapshot: {backing}")
 
 
-def parse_quantity(text: str | int) -> int:
-    m = re.match(r"^(\d+(?:\.\d+)?)([kMGT]i?|)$", str(text))
-    if not m:
-        raise ValueError(f"bad quantity {text!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
-
-
 def image_info(path: Path) -> dict:
     result = subprocess.run(["qemu-img", "info", "--output=json", str(path)], capture_output=True, text=True)
     if result.returncode != 0:
@@ -323,14 +315,13 @@ class Cdi:
         mode = spec.get("volumeMode") or "Filesystem"
         pvc = self.api.store.get(R["persistentvolumeclaims"], ns, name)
         if pvc is None:
-            pvc = self.api.create(R["persistentvolumeclaims"], ns, {
-                "metadata": {"name": name, "labels": {"app": "containerized-data-importer"},
-                             "annotations": {"cdi.kubevirt.io/storage.contentType": "kubevirt"},
-                             "ownerReferences": [{"apiVersion": dv["apiVersion"], "kind": "DataVolume", "name": name,
-                                                  "uid": dv["metadata"]["uid"], "controller": True,
-                                                  "blockOwnerDeletion": True}]},
-                "spec": {"accessModes": spec.get("accessModes") or ["ReadWriteOnce"], "volumeMode": mode,
-                         "storageClassName": wanted, "resources": {"requests": {"storage": str(size)}}}})
+            try:
+                pvc = self._create_claim(dv, ns, name, spec, mode, wanted, size)
+            except ApiError as exc:
+                if exc.code != 403:
+                    raise
+                event(self.api, dv, "ErrExceededQuota", exc.message, "Warning")  # as CDI says it
+                return None
         if pvc.get("status", {}).get("phase") == "Bound":
             return {"size": size, "usable": int(size * (1 - FS_OVERHEAD)) if mode == "Filesystem" else size}
         sc = next((c for c in classes if c["metadata"]["name"] == wanted), None)
@@ -354,6 +345,17 @@ class Cdi:
         self.api.set_status(R["persistentvolumeclaims"], ns, name, lambda s: s.update(
             phase="Bound", accessModes=pvc["spec"]["accessModes"], capacity={"storage": str(size)}))
         return {"size": size, "usable": int(size * (1 - FS_OVERHEAD)) if mode == "Filesystem" else size}
+
+    def _create_claim(self, dv: dict, ns: str, name: str, spec: dict, mode: str, storage_class: str,
+                      size: int) -> dict:
+        return self.api.create(R["persistentvolumeclaims"], ns, {
+            "metadata": {"name": name, "labels": {"app": "containerized-data-importer"},
+                         "annotations": {"cdi.kubevirt.io/storage.contentType": "kubevirt"},
+                         "ownerReferences": [{"apiVersion": dv["apiVersion"], "kind": "DataVolume", "name": name,
+                                              "uid": dv["metadata"]["uid"], "controller": True,
+                                              "blockOwnerDeletion": True}]},
+            "spec": {"accessModes": spec.get("accessModes") or ["ReadWriteOnce"], "volumeMode": mode,
+                     "storageClassName": storage_class, "resources": {"requests": {"storage": str(size)}}}})
 
     # ---- sources ----
 

@@ -23,7 +23,7 @@ import hashlib
 from pathlib import Path
 from typing import Callable
 
-from vmwave_lab.kube.cdi import parse_quantity
+from vmwave_lab.kube.quantity import parse_quantity
 from vmwave_lab.kube.controllers import R, condition, event
 from vmwave_lab.kube.faults import Faults
 from vmwave_lab.kube.qemu import QemuGuest, bootable, choose_accel, free_port, qemu_binary

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from vmwave_lab.kube.cdi import parse_quantity
+from vmwave_lab.kube.quantity import parse_quantity
 from vmwave_lab.kube.controllers import R
 from vmwave_lab.kube.migrations import Migrations
 from vmwave_lab.kube.qemu import QemuGuest, qmp_call

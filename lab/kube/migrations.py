@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timezone
 
-from vmwave_lab.kube.cdi import parse_quantity
+from vmwave_lab.kube.quantity import parse_quantity
 from vmwave_lab.kube.controllers import R, condition, event
 from vmwave_lab.kube.server import Api
 from vmwave_lab.kube.store import now

@@ -37,6 +37,7 @@ RESOURCES = (
     Resource("", "v1", "Event", "events", short=("ev",)),
     Resource("", "v1", "Pod", "pods", status=True, short=("po",)),
     Resource("batch", "v1", "Job", "jobs", status=True),
+    Resource("", "v1", "ResourceQuota", "resourcequotas", status=True, short=("quota",)),
     Resource("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", status=True, short=("pvc",)),
     Resource("storage.k8s.io", "v1", "StorageClass", "storageclasses", namespaced=False, short=("sc",)),
     Resource("k8s.cni.cncf.io", "v1", "NetworkAttachmentDefinition", "network-attachment-definitions",

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from vmwave_lab.kube import rbac
+from vmwave_lab.kube import quota, rbac
 from vmwave_lab.kube.patch import ApplyConflict, PatchError, apply, json_patch, merge_patch
 from vmwave_lab.kube.resources import BY_PATH, RESOURCES, Resource, groups
 from vmwave_lab.kube.selectors import SelectorError, field_selector, label_selector
@@ -107,6 +107,10 @@ class Api:
             obj.pop("status", None)
         if r.kind == "Namespace":
             obj["status"] = {"phase": "Active"}
+        try:
+            quota.admit(self.store, r, ns, obj)  # admission runs for a dry run too: its answer is the same
+        except quota.Exceeded as exc:
+            raise ApiError(403, str(exc), "Forbidden", {"name": name, "kind": r.plural}) from None
         if r.key in self.on_create:
             return self.on_create[r.key](obj)
         if dry_run:
@@ -118,6 +122,10 @@ class Api:
         if obj is None:
             raise not_found(r, name)
         return obj
+
+    def view(self, r: Resource, obj: dict) -> dict:
+        """An object as a read answers it: a ResourceQuota with the usage its controller would have recorded."""
+        return quota.with_status(self.store, obj) if r.kind == "ResourceQuota" else obj
 
     def replace(self, r: Resource, ns: str, name: str, body: dict, subresource: str = "", dry_run: bool = False) -> dict:
         live = self.current(r, ns, name)
@@ -304,7 +312,7 @@ class Api:
         if request.method == "GET" and not name:
             return await self.list_or_watch(r, ns if r.namespaced else None, params)
         if request.method == "GET":
-            return JSONResponse(self.current(r, scope, name))
+            return JSONResponse(self.view(r, self.current(r, scope, name)))
         if request.method == "POST" and not name:
             return JSONResponse(self.create(r, scope, await _json(request), dry), status_code=201)
         if request.method == "PUT" and name:
@@ -331,7 +339,7 @@ class Api:
         wanted = lambda o: (ns is None or o["metadata"].get("namespace") == ns) and labels(o) and fields(o)  # noqa: E731
         if params.get("watch") in ("true", "1"):
             return self.watch(r, wanted, params)
-        items = [o for o in self.store.list(r, ns) if wanted(o)]
+        items = [self.view(r, o) for o in self.store.list(r, ns) if wanted(o)]
         limit, start = int(params.get("limit") or 0), int(params.get("continue") or 0)
         meta: dict[str, Any] = {"resourceVersion": str(self.store.rv)}
         if limit and start + limit < len(items):

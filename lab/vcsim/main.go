@@ -769,7 +769,8 @@ func main() {
 	injector := &faults{user: user}
 	changes := &tracking{dir: *dir, marks: map[string][]int{}}
 	fields := &fieldValues{}
-	server.Config.Handler = injector.wrap(changes.wrap(fields.wrap(server.Config.Handler))) // before any client but ours connects
+	privileges := &role{user: user, without: map[string]bool{}}
+	server.Config.Handler = injector.wrap(privileges.wrap(changes.wrap(fields.wrap(server.Config.Handler)))) // before any client but ours connects
 	b.seedTags(server, user)
 	u := *server.URL
 	u.User = nil
