@@ -22,7 +22,7 @@ from prefect.exceptions import ObjectAlreadyExists
 
 from vmwave.adapters.files import inside, load_maps, load_plan, write_text_atomic
 from vmwave.adapters.kubernetes import Cluster
-from vmwave.adapters.vsphere import connect, vcenter_id
+from vmwave.adapters.vsphere import connect, inventory, vcenter_id
 from vmwave.adapters.vsphere_fence import folder
 from vmwave.adapters.vsphere_ops import disk_holders
 from vmwave.domain.build import credentials_name, vm_objects
@@ -31,6 +31,7 @@ from vmwave.domain.manifests import ANNOTATION_MIGRATED, same_source
 from vmwave.domain.names import limit_name, markdown_cell
 from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.plan_file import WavePlan
+from vmwave.domain.preflight import Problem, Room
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
 from vmwave.domain.steps import DONE, FENCED_ATTRIBUTE, GUEST_AGENT, PIPELINE, PRECOPY, ROLLBACK, SNAPSHOT, \
@@ -41,6 +42,7 @@ from vmwave.plugins import conversion, customizer, smoke_checks
 from vmwave.settings import Settings
 from vmwave_tasks.dispatch import ELSEWHERE
 from vmwave_tasks.job import Job, Wave
+from vmwave_tasks.preflight import node_room, preflight
 from vmwave_tasks.retry import to_retry
 
 
@@ -55,47 +57,18 @@ def planned_wave(plan_file: str, wave: str | int, settings: Settings, ignore_win
 def prepare_wave(wave_plan: WavePlan, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
                  keep_for_debug: bool = False, redo: list[str] = (), retry: list[str] | None = None) -> Wave:
     """The wave with each VM's job from what vCenter says of its VMs (``records``); or, before anything changes,
-    every reason the wave cannot run. A retry (``retry``: the VMs named, or [] for every one that failed) runs
-    only the failed VMs (``vmwave_tasks.retry``).
+    every reason the wave cannot run (``checked_jobs``, the preflight's). A retry (``retry``: the VMs named, or []
+    for every one that failed) runs only the failed VMs (``vmwave_tasks.retry``).
 
     A wave that can run is told to the ledger with its VMs, so the metrics count those not started as pending.
     """
-    maps = load_maps(settings.need_maps(), settings.max_file_bytes)
-    by_moref = {r.moref: r for r in records}
-    unknown = [vm.name for vm in wave_plan.vms if vm.moref not in by_moref]
-    if unknown:
-        raise VmwaveError(f"wave {wave_plan.id} names VMs vCenter does not have: {', '.join(unknown[:5])}",
-                          "re-plan with `vmwave plan`: they were removed or re-registered")
-    copied = any(vm.mode != "rebuild" for vm in wave_plan.vms)
-    access = settings.source_access() if copied else None
-    jobs, problems = [], []
-    for entry in wave_plan.vms:
-        vm = replace(by_moref[entry.moref], name=entry.name)  # as the plan knows it: fencing renames the source
-        try:
-            objects = vm_objects(vm, entry, wave_plan.id, maps, access, customizer(settings))
-        except VmwaveError as exc:
-            problems.append(str(exc))
-            continue
-        how = None if entry.mode == "rebuild" else conversion(vm, settings, entry.convert)
-        if how is not None and how.needs:
-            problems.append(f"{vm.name} ({how.tool}) needs {how.needs}")
-        jobs.append(Job(wave=wave_plan.id, vm=vm, entry=entry, settings=settings, maps=maps, objects=objects,
-                        conversion=how, checks=tuple(entry.smoke) + tuple(smoke_checks(vm, settings.disable_plugins)),
-                        keep_for_debug=keep_for_debug or bool(entry.keep_for_debug), cutover_now=ignore_window))
-    jobs = migrated_before(sharing(jobs, datetime.now(timezone.utc)), settings)
-    problems += [f"{name}: there is no such VM in wave {wave_plan.id}" for name in
-                 sorted(set(redo) - {job.vm.name for job in jobs})]
-    problems += [f"{job.vm.name} is a verified migration ({job.migrated_before}): roll it back first to move it again"
-                 for job in jobs if job.vm.name in redo and job.migrated_before]
-    problems += missing_preferences(jobs, settings) + taken_names(jobs, settings) + missing_folders(jobs, settings)
-    problems += sharers_elsewhere(jobs, settings)
-    problems += [f"{job.vm.name} shares a disk with {len(job.shares_with)} VM(s) of the wave, which move together: "
-                 f"run the wave with --in-flight {len(job.shares_with) + 1} or more" for job in jobs
-                 if len(job.shares_with) + 1 > settings.in_flight and not job.migrated_before][:1]
+    jobs, problems = checked_jobs(wave_plan, records, settings, ignore_window, keep_for_debug, redo)
     if problems:
-        raise VmwaveError(f"wave {wave_plan.id} cannot start; nothing was changed: " + "; ".join(problems),
-                          "fix what is named, then run the wave again")
+        raise VmwaveError(f"wave {wave_plan.id} cannot start; nothing was changed: "
+                          + "; ".join(str(p) for p in problems), "fix what is named, then run the wave again "
+                          "(`vmwave preflight` checks a plan's waves without running them)")
     adopt_earlier_records(jobs)
+    maps = jobs[0].maps  # a wave has a VM, and a VM that could not be built is a problem
     if retry is not None:
         jobs = to_retry(jobs, retry)
     wave_run = Wave(wave_plan, tuple(jobs), settings, maps)
@@ -104,6 +77,62 @@ def prepare_wave(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
             wave_run.ledger().forget(wave_plan.id, job.vm.key)
     wave_run.ledger().begin_wave(wave_plan.id, wave_plan.cls, wave_plan.mode, {j.vm.key: j.cls for j in jobs})
     return wave_run
+
+
+def checked_jobs(wave_plan: WavePlan, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
+                 keep_for_debug: bool = False, redo: list[str] = (),
+                 free: list[Room] | None = None) -> tuple[list[Job], list[Problem]]:
+    """Each VM's job, and every problem of the wave, reading vCenter and the cluster but changing neither: what
+    the plan, the maps and the plugins say, then the preflight's questions to the cluster and vCenter."""
+    maps = load_maps(settings.need_maps(), settings.max_file_bytes)
+    by_moref = {r.moref: r for r in records}
+    wave = wave_plan.id
+    unknown = [vm.name for vm in wave_plan.vms if vm.moref not in by_moref]
+    if unknown:
+        return [], [Problem(wave, name, "vCenter does not have it", "re-plan with `vmwave plan`: it was removed or "
+                                                                    "re-registered") for name in unknown]
+    copied = any(vm.mode != "rebuild" for vm in wave_plan.vms)
+    access = settings.source_access() if copied else None
+    jobs, problems = [], []
+    for entry in wave_plan.vms:
+        vm = replace(by_moref[entry.moref], name=entry.name)  # as the plan knows it: fencing renames the source
+        try:
+            objects = vm_objects(vm, entry, wave, maps, access, customizer(settings))
+        except VmwaveError as exc:
+            problems.append(Problem(wave, "", exc.what, exc.fix))
+            continue
+        how = None if entry.mode == "rebuild" else conversion(vm, settings, entry.convert)
+        if how is not None and how.needs:
+            problems.append(Problem(wave, vm.name, f"its conversion ({how.tool}) needs {how.needs}",
+                                    "install it on the worker, or plan the VM with `convert: copy`"))
+        jobs.append(Job(wave=wave, vm=vm, entry=entry, settings=settings, maps=maps, objects=objects,
+                        conversion=how, checks=tuple(entry.smoke) + tuple(smoke_checks(vm, settings.disable_plugins)),
+                        keep_for_debug=keep_for_debug or bool(entry.keep_for_debug), cutover_now=ignore_window))
+    jobs = migrated_before(sharing(jobs, datetime.now(timezone.utc)), settings)
+    told = [f"{name}: there is no such VM in wave {wave}" for name in sorted(set(redo) - {job.vm.name for job in jobs})]
+    told += [f"{job.vm.name} is a verified migration ({job.migrated_before}): roll it back first to move it again"
+             for job in jobs if job.vm.name in redo and job.migrated_before]
+    told += missing_preferences(jobs, settings) + taken_names(jobs, settings) + missing_folders(jobs, settings)
+    told += sharers_elsewhere(jobs, settings)
+    told += [f"{job.vm.name} shares a disk with {len(job.shares_with)} VM(s) of the wave, which move together: "
+             f"run the wave with --in-flight {len(job.shares_with) + 1} or more" for job in jobs
+             if len(job.shares_with) + 1 > settings.in_flight and not job.migrated_before][:1]
+    problems += [Problem(wave, "", text) for text in told]
+    return jobs, problems + preflight(wave, jobs, settings, free)
+
+
+def check_plan(plan_file: str, waves: list[str], settings: Settings) -> list[tuple[WavePlan, int, list[Problem]]]:
+    """`vmwave preflight`: each chosen wave (all when none is named) with its VMs to move and its problems, in
+    plan order; the nodes' room carries from one wave to the next, as their VMs will still run."""
+    plan = load_plan(plan_file, settings.max_file_bytes)
+    chosen = [find_wave(plan, wave) for wave in waves] if waves else list(plan.waves)
+    records = inventory(settings.need_vcenter(), only=[vm.moref for w in chosen for vm in w.vms])
+    free = node_room(Cluster.shared(settings.need_kubeconfig()))
+    found = []
+    for wave_plan in sorted(chosen, key=plan.waves.index):
+        jobs, problems = checked_jobs(wave_plan, records, settings, free=free)
+        found.append((wave_plan, len([job for job in jobs if not job.migrated_before]), problems))
+    return found
 
 
 def sharing(jobs: list[Job], since: datetime) -> list[Job]:

@@ -24,3 +24,12 @@ def test_a_connection_the_kubernetes_api_dropped_is_retried_not_unexpected():
         "Connection aborted.", http.client.RemoteDisconnected("Remote end closed connection without response"))
     assert classify(dropped) == ("cluster-unreachable", True)
     assert classify(ValueError("a bug")) == ("unexpected", False)
+
+
+def test_the_runbook_lists_the_vcenter_privileges_each_step_needs():
+    from vmwave.domain.preflight import PRIVILEGES
+
+    rows = re.findall(r"^\| ([a-z][a-z() -]+) \| (VirtualMachine|Datastore|HostSystem) \| (`.+`) \|$",
+                      (REPO / "docs/runbook.md").read_text(), re.M)
+    assert [(step, on, tuple(re.findall(r"`([^`]+)`", privs))) for step, on, privs in rows] == \
+        [(step, on, privs) for step, (on, privs) in PRIVILEGES.items()]

@@ -122,6 +122,26 @@ class Cluster:
             raise VmwaveError(f"applying {where} failed ({exc.status}): {_reason(exc)}", fix,
                               cause="cluster-rejected") from None
 
+    def refusal(self, obj: dict[str, Any]) -> str | None:
+        """Why the cluster would refuse ``obj`` (its validation, admission webhooks, quotas), asked with a
+        server-side dry run that stores nothing; None when it would take it."""
+        try:
+            r = self.resource(obj["apiVersion"], obj["kind"])
+            self.dynamic.server_side_apply(r, body=obj, namespace=obj["metadata"].get("namespace"),
+                                           field_manager=FIELD_MANAGER, dry_run="All")
+            return None
+        except VmwaveError as exc:  # the kind is not served
+            return exc.what
+        except DynamicApiError as exc:
+            return f"{exc.status}: {_reason(exc)}"
+
+    def items(self, api_version: str, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object of a kind (in ``namespace``, or in all), or [] when the cluster does not serve it."""
+        try:
+            return self.resource(api_version, kind).get(namespace=namespace).to_dict().get("items") or []
+        except VmwaveError:
+            return []
+
     def apply_owned(self, obj: dict[str, Any], run: str) -> dict[str, Any]:
         """Apply one of a VM's own objects for the run ``run`` (labelled so), never taking over one that exists
         and another run made (another ledger's, or no run's): that stops here, naming the object and its run."""
