@@ -103,8 +103,7 @@ def checked_jobs(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
             continue
         how = None if entry.mode == "rebuild" else conversion(vm, settings, entry.convert)
         if how is not None and how.needs:
-            problems.append(Problem(wave, vm.name, f"its conversion ({how.tool}) needs {how.needs}",
-                                    "install it on the worker, or plan the VM with `convert: copy`"))
+            problems.append(Problem(wave, "", f"{vm.name} ({how.tool}) needs {how.needs}"))
         jobs.append(Job(wave=wave, vm=vm, entry=entry, settings=settings, maps=maps, objects=objects,
                         conversion=how, checks=tuple(entry.smoke) + tuple(smoke_checks(vm, settings.disable_plugins)),
                         keep_for_debug=keep_for_debug or bool(entry.keep_for_debug), cutover_now=ignore_window))
