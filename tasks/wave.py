@@ -89,8 +89,8 @@ def checked_jobs(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
     wave = wave_plan.id
     unknown = [vm.name for vm in wave_plan.vms if vm.moref not in by_moref]
     if unknown:
-        return [], [Problem(wave, name, "vCenter does not have it", "re-plan with `vmwave plan`: it was removed or "
-                                                                    "re-registered") for name in unknown]
+        return [], [Problem(wave, "", f"wave {wave} names VMs vCenter does not have: {', '.join(unknown[:5])}",
+                            "re-plan with `vmwave plan`: they were removed or re-registered")]
     copied = any(vm.mode != "rebuild" for vm in wave_plan.vms)
     access = settings.source_access() if copied else None
     jobs, problems = [], []

@@ -131,6 +131,8 @@ ELSEWHERE = CONVERSION | {
     ("", "persistentvolumeclaims", "get"), ("", "persistentvolumeclaims", "watch"),  # warm copies' rounds
     ("instancetype.kubevirt.io", "virtualmachineclusterpreferences", "create"),  # the Windows and latency-
     ("instancetype.kubevirt.io", "virtualmachineclusterpreferences", "patch"),  # sensitive profiles' preferences
+    ("", "persistentvolumeclaims", "list"),  # the preflight, in a namespace with a ResourceQuota
+    ("", "events", "list"),  # `vmwave bundle`
 }
 
 
