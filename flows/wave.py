@@ -15,6 +15,7 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
+from vmwave.adapters.notifications import emit_window_missed
 from vmwave.adapters.secrets import kubeconfig_file
 from vmwave.domain.steps import stopped_by
 from vmwave.errors import VmwaveError
@@ -83,9 +84,14 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
         return refused(exc, logger)
     logger.info("wave %s: %s/%s VMs succeeded; report %s", report["wave"], report["succeeded"], report["total"],
                 report["report"])
+    missed = [r["vm"] for r in report["rows"] if r["result"].startswith(stopped_by("missed-window"))]
+    if missed:  # the automation `vmwave notify set` made tells the platform team
+        emit_window_missed(report["wave"], missed, report["report"])
     if report["succeeded"] != report["total"]:  # the run's state is the wave's result (the UI, `--watch` in CI)
-        return incomplete(f"wave {report['wave']}: {report['total'] - report['succeeded']} of {report['total']} VMs "
-                          f"did not succeed; the report says why: {report['report']}",
+        others = [r["vm"] for r in report["rows"] if not r["result"].startswith("succeeded")]
+        return incomplete(f"wave {report['wave']}: {len(others)} of {report['total']} VMs did not succeed "
+                          f"({', '.join(others[:20])}{', ...' if len(others) > 20 else ''}); the report says why: "
+                          f"{report['report']}",
                           "fix each cause as the report says, then run the wave again", report)
     return report
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from vmwave.cli import bundle, cluster, observe, planning, plugins, preflight, secrets, waves  # noqa: F401 - each registers its commands on the app
+from vmwave.cli import bundle, cluster, notify, observe, planning, plugins, preflight, secrets, waves  # noqa: F401 - each registers its commands on the app
 from vmwave.cli.common import app, err, styled
 from vmwave.errors import VmwaveError
 
