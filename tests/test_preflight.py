@@ -9,8 +9,12 @@ import subprocess
 import pytest
 import yaml
 
+from pyVmomi import vim
+
 from helpers import VMWAVE
 from vmwave.adapters.kubernetes import Cluster
+from vmwave.adapters.vsphere import connect
+from vmwave.settings import Settings
 from vmwave_lab import lab as lab_control
 from vmwave_lab import vcenter
 
@@ -81,6 +85,10 @@ def test_preflight_names_each_problem_once_changes_nothing_and_passes_once_fixed
         assert "VirtualMachine.State.CreateSnapshot" in refused.stderr and "gold-missing" in refused.stderr
         assert cluster_state(cluster) == before  # neither the preflight nor the refused wave wrote anything
         assert not list((state / "datastores").rglob("*.vmsn"))  # and no snapshot was taken
+        with connect(Settings.load(env=env).need_vcenter()) as si:  # the lab's vCenter refuses what the role lacks
+            with pytest.raises(vim.fault.NoPermission):
+                vim.VirtualMachine(wave["vms"][0]["moref"], si._stub).CreateSnapshot_Task(
+                    name="x", description="", memory=False, quiesce=False)
     finally:
         center.set_role(without=[])
 

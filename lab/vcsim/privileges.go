@@ -34,7 +34,7 @@ var needs = map[string]string{
 }
 
 const noPermission = `<?xml version="1.0" encoding="UTF-8"?>
-<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>Permission to perform this operation was denied.</faultstring><detail><NoPermissionFault xmlns="urn:vim25" xsi:type="NoPermission"><object type="%s">%s</object><privilegeId>%s</privilegeId><missingPrivileges><entity type="%s">%s</entity><privileges>%s</privileges></missingPrivileges></NoPermissionFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>`
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>Permission to perform this operation was denied.</faultstring><detail><NoPermissionFault xmlns="urn:vim25" xsi:type="NoPermission"><object type="%s">%s</object><privilegeId>%s</privilegeId></NoPermissionFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>`
 
 var thisTyped = regexp.MustCompile(`<_this type="([^"]+)">([^<]+)</_this>`)
 
@@ -109,7 +109,7 @@ func (p *role) wrap(next http.Handler) http.Handler {
 				}
 				w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 				w.WriteHeader(http.StatusInternalServerError)
-				fmt.Fprintf(w, noPermission, kind, ref, id, kind, ref, id)
+				fmt.Fprintf(w, noPermission, kind, ref, id)
 				return
 			}
 		}
