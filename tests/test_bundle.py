@@ -1,5 +1,5 @@
 """`vmwave bundle` of a failed VM: its logs, objects, events and ledger rows, and no secret, even one a person
-wrote into the plan."""
+wrote into the plan; its conversion pod and DataVolumes, read back from the lab cluster, placed as the maps say."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from helpers import VMWAVE
+from vmwave.adapters.kubernetes import Cluster
 
 
 def test_the_bundle_of_a_failed_vm_holds_what_explains_it_and_no_secret(prefect_server, wave_env, planned, tmp_path):
@@ -25,7 +26,18 @@ def test_the_bundle_of_a_failed_vm_holds_what_explains_it_and_no_secret(prefect_
     failing["reason"] = f"someone pasted the vCenter password here: {password}"  # a secret where none belongs
     failing["convert"] = "virt-v2v"  # the lab's disks hold no guest: the real virt-v2v-in-place fails on them
     plan.write_text(yaml.safe_dump(doc, sort_keys=False))
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    maps = yaml.safe_load(Path(wave_env["VMWAVE_MAPS"]).read_text())
+    placed = tmp_path / "maps.yaml"  # conversion pods placed, disks copied over a network of their own
+    placed.write_text(yaml.safe_dump({**maps, "transfer_network": "vmwave/storage-net", "conversion_pods": {
+        "node_selector": {"kubernetes.io/os": "linux"}, "labels": {"cost-center": "migration"},
+        "tolerations": [{"key": "dedicated", "value": "migration", "effect": "NoSchedule"}],
+        "scratch": {"storage_class": maps["storage"][0]["storage_class"], "size": "10Gi"}}}))
+    cluster = Cluster(wave_env["VMWAVE_KUBECONFIG"])
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vmwave"}})
+    cluster.apply({"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+                   "metadata": {"name": "storage-net", "namespace": "vmwave"},
+                   "spec": {"config": '{"cniVersion": "0.3.1", "type": "macvlan", "master": "eth1"}'}})
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_MAPS": str(placed)}
     try:
         ran = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--keep-for-debug",
                               "--report-dir", str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
@@ -47,6 +59,14 @@ def test_the_bundle_of_a_failed_vm_holds_what_explains_it_and_no_secret(prefect_
     objects = yaml.safe_load(files[f"{where}/objects.yaml"])
     kinds = {o["kind"] for o in objects}
     assert {"DataVolume", "PersistentVolumeClaim", "Pod", "ConfigMap"} <= kinds and "Secret" not in kinds
+    [pod] = [o for o in objects if o["kind"] == "Pod"]  # the conversion pod as the lab cluster holds it
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert pod["spec"]["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "migration",
+                                           "effect": "NoSchedule"}]
+    assert pod["metadata"]["labels"]["cost-center"] == "migration"
+    assert any(v["name"] == "scratch" and "ephemeral" in v for v in pod["spec"]["volumes"])
+    assert all(dv["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] == "vmwave/storage-net"
+               for dv in objects if dv["kind"] == "DataVolume")
     assert files[f"{where}/events.txt"].strip()  # CDI's and KubeVirt's events about its objects
     assert json.loads(files[f"{where}/vcenter.json"])["instance_uuid"] == failing["uuid"]
     assert "virt-v2v" in files[f"{where}/conversion.log"]  # what the worker kept of the conversion
