@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
 
 from vmwave.adapters.kubernetes import Cluster
@@ -24,10 +25,19 @@ from vmwave_tasks.job import Job
 DRY_RUNS_AT_ONCE = 8
 
 
-def node_room(cluster: Cluster) -> list[Room]:
-    """What the cluster's nodes have left for VMs now: read once for every wave a preflight checks."""
-    return rooms(cluster.items("v1", "Node"), cluster.items("v1", "Pod"),
-                 cluster.items("kubevirt.io/v1", "VirtualMachineInstance"))
+@dataclass
+class NodeRoom:
+    """What the cluster's nodes have left for VMs, and the VMs running there (namespace, name): read once for every
+    wave a preflight checks."""
+
+    free: list[Room]
+    running: set[tuple[str, str]]
+
+
+def node_room(cluster: Cluster) -> NodeRoom:
+    instances = cluster.items("kubevirt.io/v1", "VirtualMachineInstance")
+    return NodeRoom(rooms(cluster.items("v1", "Node"), cluster.items("v1", "Pod"), instances),
+                    {(i["metadata"].get("namespace", ""), i["metadata"]["name"]) for i in instances})
 
 
 def _to_check(jobs: list[Job]) -> list[Job]:
@@ -123,10 +133,13 @@ def quota_shortfalls(wave: str, jobs: list[Job], cluster: Cluster) -> list[Probl
     return problems
 
 
-def node_shortfall(wave: str, jobs: list[Job], free: list[Room]) -> list[Problem]:
-    """The wave's VMs that fit on no node, once they all run; ``free`` keeps what they took for the next wave."""
-    needs = [need_of(job.vm.name, job.objects.virtual_machine) for job in jobs]
-    found = fit_problem(wave, place(free, needs), len(needs), free)
+def node_shortfall(wave: str, jobs: list[Job], room: NodeRoom) -> list[Problem]:
+    """The wave's VMs that fit on no node once they all run (one running already, from an earlier run of the wave,
+    is counted where it runs); ``room`` keeps what they took for the next wave."""
+    vms = [(job.vm.name, job.objects.virtual_machine) for job in jobs]
+    needs = [need_of(name, vm) for name, vm in vms
+             if (vm["metadata"]["namespace"], vm["metadata"]["name"]) not in room.running]
+    found = fit_problem(wave, place(room.free, needs), len(needs), room.free)
     return [found] if found else []
 
 
@@ -161,14 +174,14 @@ def lacking_privileges(wave: str, jobs: list[Job], settings: Settings) -> list[P
     return problems
 
 
-def preflight(wave: str, jobs: list[Job], settings: Settings, free: list[Room] | None = None) -> list[Problem]:
-    """Every cluster and vCenter problem of a wave whose jobs are built; ``free`` is the nodes' room, shared by the
+def preflight(wave: str, jobs: list[Job], settings: Settings, room: NodeRoom | None = None) -> list[Problem]:
+    """Every cluster and vCenter problem of a wave whose jobs are built; ``room`` is the nodes', shared by the
     waves of one preflight (read now when not given)."""
     jobs = _to_check(jobs)
     if not jobs:
         return []
     cluster = Cluster.shared(settings.need_kubeconfig())
-    free = node_room(cluster) if free is None else free
+    room = node_room(cluster) if room is None else room
     return (refused_objects(wave, jobs, cluster) + missing_references(wave, jobs, cluster)
-            + quota_shortfalls(wave, jobs, cluster) + node_shortfall(wave, jobs, free)
+            + quota_shortfalls(wave, jobs, cluster) + node_shortfall(wave, jobs, room)
             + lacking_privileges(wave, jobs, settings))

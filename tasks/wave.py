@@ -31,7 +31,7 @@ from vmwave.domain.manifests import ANNOTATION_MIGRATED, same_source
 from vmwave.domain.names import limit_name, markdown_cell
 from vmwave.domain.plan import check_window, find_wave
 from vmwave.domain.plan_file import WavePlan
-from vmwave.domain.preflight import Problem, Room
+from vmwave.domain.preflight import Problem
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
 from vmwave.domain.steps import DONE, FENCED_ATTRIBUTE, GUEST_AGENT, PIPELINE, PRECOPY, ROLLBACK, SNAPSHOT, \
@@ -42,7 +42,7 @@ from vmwave.plugins import conversion, customizer, smoke_checks
 from vmwave.settings import Settings
 from vmwave_tasks.dispatch import ELSEWHERE
 from vmwave_tasks.job import Job, Wave
-from vmwave_tasks.preflight import node_room, preflight
+from vmwave_tasks.preflight import NodeRoom, node_room, preflight
 from vmwave_tasks.retry import to_retry
 
 
@@ -81,7 +81,7 @@ def prepare_wave(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
 
 def checked_jobs(wave_plan: WavePlan, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
                  keep_for_debug: bool = False, redo: list[str] = (),
-                 free: list[Room] | None = None) -> tuple[list[Job], list[Problem]]:
+                 room: NodeRoom | None = None) -> tuple[list[Job], list[Problem]]:
     """Each VM's job, and every problem of the wave, reading vCenter and the cluster but changing neither: what
     the plan, the maps and the plugins say, then the preflight's questions to the cluster and vCenter."""
     maps = load_maps(settings.need_maps(), settings.max_file_bytes)
@@ -117,7 +117,7 @@ def checked_jobs(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
              f"run the wave with --in-flight {len(job.shares_with) + 1} or more" for job in jobs
              if len(job.shares_with) + 1 > settings.in_flight and not job.migrated_before][:1]
     problems += [Problem(wave, "", text) for text in told]
-    return jobs, problems + preflight(wave, jobs, settings, free)
+    return jobs, problems + preflight(wave, jobs, settings, room)
 
 
 def check_plan(plan_file: str, waves: list[str], settings: Settings) -> list[tuple[WavePlan, int, list[Problem]]]:
@@ -126,10 +126,10 @@ def check_plan(plan_file: str, waves: list[str], settings: Settings) -> list[tup
     plan = load_plan(plan_file, settings.max_file_bytes)
     chosen = [find_wave(plan, wave) for wave in waves] if waves else list(plan.waves)
     records = inventory(settings.need_vcenter(), only=[vm.moref for w in chosen for vm in w.vms])
-    free = node_room(Cluster.shared(settings.need_kubeconfig()))
+    room = node_room(Cluster.shared(settings.need_kubeconfig()))
     found = []
     for wave_plan in sorted(chosen, key=plan.waves.index):
-        jobs, problems = checked_jobs(wave_plan, records, settings, free=free)
+        jobs, problems = checked_jobs(wave_plan, records, settings, room=room)
         found.append((wave_plan, len([job for job in jobs if not job.migrated_before]), problems))
     return found
 
