@@ -25,6 +25,8 @@ from vmwave.domain.build import credentials_name
 from vmwave.domain.conversion_pod import conversion_name
 from vmwave.domain.manifests import LABEL_UUID
 from vmwave.domain.plan import find_wave
+from vmwave.domain.plan_file import PlannedEntry
+from vmwave.domain.records import SourceVM
 from vmwave.domain.redact import redacted
 from vmwave.errors import VmwaveError
 from vmwave.settings import Settings
@@ -123,8 +125,9 @@ def debug_bundle(plan_file: str, wave: str, vm_names: list[str], settings: Setti
     return {"bundle": str(out), "vms": held}
 
 
-def _add_vm(bundle: Bundle, entry: Any, ledger_rows: dict | None, record: Any, cluster: Cluster, namespace: str,
-            events: list[dict[str, Any]], settings: Settings, wave: str) -> list[str]:
+def _add_vm(bundle: Bundle, entry: PlannedEntry, ledger_rows: dict | None, record: SourceVM | None, cluster: Cluster,
+            namespace: str, events: list[dict[str, Any]], settings: Settings, wave: str) -> list[str]:
+    """One VM's part of the bundle, under ``vms/<its instance UUID>``; the files it got."""
     where = f"vms/{entry.uuid or entry.moref}"
     added = ["ledger.json"]
     bundle.add(f"{where}/ledger.json", json.dumps(ledger_rows or {"vm": entry.name, "steps": []}, indent=2,

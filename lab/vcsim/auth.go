@@ -6,6 +6,7 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 )
 
@@ -34,4 +35,16 @@ func (f *faults) authenticated(next http.Handler, r *http.Request) bool {
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="VMware HTTP server"`)
 	http.Error(w, "401 Unauthorized", http.StatusUnauthorized)
+}
+
+// fromLabUser lets a request to the lab's own endpoints (/lab/faults, /lab/role) through only with the lab user's
+// password (basic auth); else it answers 401.
+func fromLabUser(w http.ResponseWriter, r *http.Request, user *url.Userinfo) bool {
+	name, pass, ok := r.BasicAuth()
+	want, _ := user.Password()
+	if !ok || name != user.Username() || pass != want {
+		w.WriteHeader(http.StatusUnauthorized)
+		return false
+	}
+	return true
 }

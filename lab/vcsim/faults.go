@@ -59,10 +59,7 @@ type faults struct {
 var thisRef = regexp.MustCompile(`<_this[^>]*>([^<]+)</_this>`)
 
 func (f *faults) configure(w http.ResponseWriter, r *http.Request) {
-	user, pass, ok := r.BasicAuth()
-	want, _ := f.user.Password()
-	if !ok || user != f.user.Username() || pass != want {
-		w.WriteHeader(http.StatusUnauthorized)
+	if !fromLabUser(w, r, f.user) {
 		return
 	}
 	var plan faultPlan

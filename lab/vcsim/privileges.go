@@ -45,10 +45,7 @@ type role struct {
 }
 
 func (p *role) configure(w http.ResponseWriter, r *http.Request) {
-	user, pass, ok := r.BasicAuth()
-	want, _ := p.user.Password()
-	if !ok || user != p.user.Username() || pass != want {
-		w.WriteHeader(http.StatusUnauthorized)
+	if !fromLabUser(w, r, p.user) {
 		return
 	}
 	var asked struct {
