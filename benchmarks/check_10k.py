@@ -61,8 +61,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         records = estate_records(scaled_estate(args.scale, Path(folder) / "estate.yaml"))
         plan = Path(folder) / "plan.yaml"
-        write_plan(make_plan(records, load_policy(), load_maps(REPO / "examples/estate-2000.maps.yaml"), "lab",
-                             **for_planning()), plan)
+        write_plan(
+            make_plan(
+                records, load_policy(), load_maps(REPO / "examples/estate-2000.maps.yaml"), "lab", **for_planning()
+            ),
+            plan,
+        )
         size_mb = plan.stat().st_size / 1e6
 
         def check() -> None:
@@ -75,8 +79,10 @@ def main() -> None:
     print(f"plan: {len(records)} VMs, {size_mb:.1f} MB")
     print(f"vmwave check: {checking:.3f}s (the whole command)")
     print(f"PyYAML CSafeLoader alone: {baseline:.3f}s")
-    print(f"vms={len(records)} check_seconds={checking:.3f} peak_rss_mb={peak:.0f} baseline_seconds={baseline:.3f} "
-          f"check_vs_baseline={checking / baseline:.2f}")
+    print(
+        f"vms={len(records)} check_seconds={checking:.3f} peak_rss_mb={peak:.0f} baseline_seconds={baseline:.3f} "
+        f"check_vs_baseline={checking / baseline:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,10 @@ def main() -> None:
                 client.upsert_global_concurrency_limit_by_name(name, args.slots)
         bare, _ = run(False)
         limited, acquire = run(True)
-    print(f"holds={args.holds} slots={args.slots} bare_seconds={bare:.1f} limited_seconds={limited:.1f} "
-          f"ratio={limited / bare:.2f} mean_acquire_seconds={acquire:.2f}")
+    print(
+        f"holds={args.holds} slots={args.slots} bare_seconds={bare:.1f} limited_seconds={limited:.1f} "
+        f"ratio={limited / bare:.2f} mean_acquire_seconds={acquire:.2f}"
+    )
 
 
 if __name__ == "__main__":

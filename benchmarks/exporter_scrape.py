@@ -35,12 +35,34 @@ def fill(ledger: Ledger, vms: int, wave_count: int) -> int:
         for w in range(wave_count):
             wave = f"w{w + 1:03d}"
             members = {f"vm-{w}-{n}": "P3" for n in range(per_wave)}
-            conn.execute(insert(waves).values(wave=wave, cls="P3", mode="cold", members=members, started_at=start,
-                                              finished_at=start + timedelta(hours=2)))
-            batch = [{"wave": wave, "moref": moref, "step": step, "vm": moref, "status": "succeeded", "attempt": 1,
-                      "started_at": start + timedelta(seconds=30 * i), "finished_at": start + timedelta(seconds=30 * i + 25),
-                      "bytes": 40 << 30 if step == "cdi-import" else 0, "error": "", "cause": "", "detail": {}}
-                     for moref in members for i, step in enumerate(PIPELINE)]
+            conn.execute(
+                insert(waves).values(
+                    wave=wave,
+                    cls="P3",
+                    mode="cold",
+                    members=members,
+                    started_at=start,
+                    finished_at=start + timedelta(hours=2),
+                )
+            )
+            batch = [
+                {
+                    "wave": wave,
+                    "moref": moref,
+                    "step": step,
+                    "vm": moref,
+                    "status": "succeeded",
+                    "attempt": 1,
+                    "started_at": start + timedelta(seconds=30 * i),
+                    "finished_at": start + timedelta(seconds=30 * i + 25),
+                    "bytes": 40 << 30 if step == "cdi-import" else 0,
+                    "error": "",
+                    "cause": "",
+                    "detail": {},
+                }
+                for moref in members
+                for i, step in enumerate(PIPELINE)
+            ]
             conn.execute(insert(steps), batch)
             rows += len(batch)
     return rows
@@ -63,8 +85,10 @@ def main() -> None:
         for _ in range(ROUNDS):
             text = generate_latest(scrape)
         took = (time.perf_counter() - took) / ROUNDS
-    print(f"vms={args.vms} rows={rows} read_seconds={read:.3f} scrape_seconds={took:.3f} ratio={took / read:.2f} "
-          f"bytes={len(text)}")
+    print(
+        f"vms={args.vms} rows={rows} read_seconds={read:.3f} scrape_seconds={took:.3f} ratio={took / read:.2f} "
+        f"bytes={len(text)}"
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def main() -> None:
             began = time.perf_counter()
             for i in range(args.objects):
                 name = f"vm-{i:05d}"
-                core.create_namespaced_config_map("bench", {"metadata": {"name": name, "labels": {"wave": f"w{i // 50:03d}"}},
-                                                            "data": {"disk0": "x" * 200}})
+                core.create_namespaced_config_map(
+                    "bench",
+                    {"metadata": {"name": name, "labels": {"wave": f"w{i // 50:03d}"}}, "data": {"disk0": "x" * 200}},
+                )
                 created[name] = time.perf_counter()
                 stamps.append(created[name])
             total = time.perf_counter() - began
@@ -68,9 +70,13 @@ def main() -> None:
     last_rate = tenth / (stamps[-1] - stamps[-tenth - 1])
     latencies = sorted((arrived[n] - created[n]) * 1000 for n in created if n in arrived)
     p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan")
-    print(f"first {tenth} creates: {first_rate:.0f}/s, last {tenth}: {last_rate:.0f}/s "
-          f"(last/first = {last_rate / first_rate:.2f})")
-    print(f"watch events received: {len(latencies)}/{args.objects}, median latency {statistics.median(latencies):.1f} ms")
+    print(
+        f"first {tenth} creates: {first_rate:.0f}/s, last {tenth}: {last_rate:.0f}/s "
+        f"(last/first = {last_rate / first_rate:.2f})"
+    )
+    print(
+        f"watch events received: {len(latencies)}/{args.objects}, median latency {statistics.median(latencies):.1f} ms"
+    )
     print(f"objects={args.objects} create_per_s={args.objects / total:.0f} watch_latency_ms={p99:.1f}")
 
 

@@ -30,8 +30,9 @@ class WaveRun:
 
 
 @contextmanager
-def lab_for(estate: dict[str, Any], work: Path, kube_config: dict[str, Any] | None = None,
-            **env: str) -> Iterator[dict[str, str]]:
+def lab_for(
+    estate: dict[str, Any], work: Path, kube_config: dict[str, Any] | None = None, **env: str
+) -> Iterator[dict[str, str]]:
     """The lab up for ``estate`` (its VMWAVE_* settings exported, with ``env`` over them), down afterwards."""
     (work / "bench.yaml").write_text(yaml.safe_dump(estate))
     settings = lab.up(work / "bench.yaml", state_dir=work / "lab", kube_config=kube_config)
@@ -52,8 +53,13 @@ def run_first_wave(work: Path, wave_size: int, before: Callable[[], None] = lamb
     from vmwave_flows.wave import migrate_wave
 
     target = Settings.load().need_vcenter()
-    doc = make_plan(inventory(target), load_policy(wave_size=wave_size, per_host=10),
-                    load_maps(os.environ["VMWAVE_MAPS"]), target.url, **for_planning())
+    doc = make_plan(
+        inventory(target),
+        load_policy(wave_size=wave_size, per_host=10),
+        load_maps(os.environ["VMWAVE_MAPS"]),
+        target.url,
+        **for_planning(),
+    )
     write_plan(doc, work / "plan.yaml")
     wave = doc["waves"][0]
     with prefect_test_harness(server_startup_timeout=120):

@@ -38,8 +38,13 @@ def bare_retrieval(si) -> int:
     view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
     pc = vmodl.query.PropertyCollector
     spec = pc.FilterSpec(
-        objectSet=[pc.ObjectSpec(obj=view, skip=True, selectSet=[pc.TraversalSpec(name="v", path="view", type=vim.view.ContainerView)])],
-        propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=VM_PROPERTIES)])
+        objectSet=[
+            pc.ObjectSpec(
+                obj=view, skip=True, selectSet=[pc.TraversalSpec(name="v", path="view", type=vim.view.ContainerView)]
+            )
+        ],
+        propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=VM_PROPERTIES)],
+    )
     result = content.propertyCollector.RetrievePropertiesEx([spec], pc.RetrieveOptions(maxObjects=500))
     count = 0
     while result is not None:
@@ -68,6 +73,7 @@ def main() -> None:
         lab = vcenter.start(seed, Path(state))
         try:
             target = VCenter(url=lab.url, user=lab.user, password_file=lab.password_file, ca_file=lab.ca_file)
+
             def bare() -> int:
                 with connect(target) as si:
                     return bare_retrieval(si)
@@ -85,8 +91,10 @@ def main() -> None:
     print(f"vmwave inventory: {len(records)} records in {ours:.3f}s")
     print(f"plan: {len(plan.planned)} VMs in {len(plan.waves)} waves in {planning:.3f}s")
     print(f"plan with the built-in plugins: {with_plugins:.3f}s")
-    print(f"vms={len(records)} inventory_ratio={ours / baseline:.2f} plan_seconds={planning:.3f} "
-          f"plugins_ratio={with_plugins / planning:.2f} peak_rss_mb={peak:.0f}")
+    print(
+        f"vms={len(records)} inventory_ratio={ours / baseline:.2f} plan_seconds={planning:.3f} "
+        f"plugins_ratio={with_plugins / planning:.2f} peak_rss_mb={peak:.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,13 +21,26 @@ from pathlib import Path
 from lab_wave import lab_for, run_first_wave
 from vmwave_lab import debian_guest
 
-ESTATE = {"version": 1, "datacenters": [{
-    "name": "dc-bench", "datastores": ["ds-01"],
-    "switches": [{"name": "dvs", "portgroups": [{"name": "pg-vlan100", "vlan": 100}]}],
-    "clusters": [{"name": "cl-01", "hosts": 1}]}],
-    "vms": [{"name": "debian-12", "guest_id": "debian12_64Guest", "memory_mb": 1024,
-             "disks": [{"image": "debian12", "datastore": "ds-01"}],
-             "nics": [{"portgroup": "pg-vlan100", "mac": "00:50:56:aa:00:20"}]}]}
+ESTATE = {
+    "version": 1,
+    "datacenters": [
+        {
+            "name": "dc-bench",
+            "datastores": ["ds-01"],
+            "switches": [{"name": "dvs", "portgroups": [{"name": "pg-vlan100", "vlan": 100}]}],
+            "clusters": [{"name": "cl-01", "hosts": 1}],
+        }
+    ],
+    "vms": [
+        {
+            "name": "debian-12",
+            "guest_id": "debian12_64Guest",
+            "memory_mb": 1024,
+            "disks": [{"image": "debian12", "datastore": "ds-01"}],
+            "nics": [{"portgroup": "pg-vlan100", "mac": "00:50:56:aa:00:20"}],
+        }
+    ],
+}
 
 
 def baseline_v2v(work: Path) -> float:
@@ -37,8 +50,12 @@ def baseline_v2v(work: Path) -> float:
     if os.environ.get("VMWAVE_V2V_ACCEL") == "tcg":
         env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
     started = time.perf_counter()
-    subprocess.run(["virt-v2v", "-i", "disk", str(debian_guest.image()), "-o", "local", "-os", str(out), "-of", "raw"],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        ["virt-v2v", "-i", "disk", str(debian_guest.image()), "-o", "local", "-os", str(out), "-of", "raw"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
@@ -57,10 +74,14 @@ def main() -> None:
     steps = {r["step"]: r for r in run.rows}
     ours = seconds(steps["cdi-import"]) + seconds(steps["convert"])
     boot_to_agent = (steps["guest-agent"]["finished_at"] - steps["boot"]["started_at"]).total_seconds()
-    print(f"cdi-import {seconds(steps['cdi-import']):.1f}s, convert (virt-v2v-in-place pod) "
-          f"{seconds(steps['convert']):.1f}s; plain virt-v2v -i disk of the same VMDK {baseline:.1f}s")
-    print(f"import_convert_seconds={ours:.1f} baseline_v2v_seconds={baseline:.1f} ratio={ours / baseline:.2f} "
-          f"boot_to_agent_seconds={boot_to_agent:.1f} total_seconds={run.seconds:.1f}")
+    print(
+        f"cdi-import {seconds(steps['cdi-import']):.1f}s, convert (virt-v2v-in-place pod) "
+        f"{seconds(steps['convert']):.1f}s; plain virt-v2v -i disk of the same VMDK {baseline:.1f}s"
+    )
+    print(
+        f"import_convert_seconds={ours:.1f} baseline_v2v_seconds={baseline:.1f} ratio={ours / baseline:.2f} "
+        f"boot_to_agent_seconds={boot_to_agent:.1f} total_seconds={run.seconds:.1f}"
+    )
 
 
 if __name__ == "__main__":

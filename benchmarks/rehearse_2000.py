@@ -48,7 +48,7 @@ def descendants(root: int) -> set[int]:
 
 def peak_kb(pid: int) -> int:
     try:
-        line = next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("VmHWM:"))
+        line = next(row for row in Path(f"/proc/{pid}/status").read_text().splitlines() if row.startswith("VmHWM:"))
         return int(line.split()[1])
     except (OSError, StopIteration):
         return 0
@@ -62,15 +62,33 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vmwave-rehearse-"))
     start = (datetime.now(timezone.utc) + timedelta(days=1)).replace(hour=22, minute=0, second=0, microsecond=0)
-    rules = {**yaml.safe_load(DEFAULT_RULES),
-             "schedule": {"start": start.isoformat(), "every": "7d", "length": "6h"}}  # Saturday nights, weekly
+    rules = {
+        **yaml.safe_load(DEFAULT_RULES),
+        "schedule": {"start": start.isoformat(), "every": "7d", "length": "6h"},
+    }  # Saturday nights, weekly
     (work / "rules.yaml").write_text(yaml.safe_dump(rules, sort_keys=False))
     maps = yaml.safe_load((Path(args.estate).with_name(Path(args.estate).stem + ".maps.yaml")).read_text())
-    maps["images"] = {"linux": "docker://registry.lab/rhel8:latest",  # P2 rebuilds boot from these
-                      "windows": "docker://registry.lab/windows2019:latest"}
+    maps["images"] = {
+        "linux": "docker://registry.lab/rhel8:latest",  # P2 rebuilds boot from these
+        "windows": "docker://registry.lab/windows2019:latest",
+    }
     (work / "maps.yaml").write_text(yaml.safe_dump(maps, sort_keys=False))
-    argv = [VMWAVE, "rehearse", "--estate", args.estate, "--maps", str(work / "maps.yaml"), "--rules",
-            str(work / "rules.yaml"), "--workers", str(args.workers), "--clock", args.clock, "--out", str(work / "out")]
+    argv = [
+        VMWAVE,
+        "rehearse",
+        "--estate",
+        args.estate,
+        "--maps",
+        str(work / "maps.yaml"),
+        "--rules",
+        str(work / "rules.yaml"),
+        "--workers",
+        str(args.workers),
+        "--clock",
+        args.clock,
+        "--out",
+        str(work / "out"),
+    ]
     began = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     peaks: dict[int, int] = {}
@@ -89,9 +107,11 @@ def main() -> None:
     vms = int(figures["vms"])
     overhead = (wall - float(figures["calendar_seconds"])) / max(vms, 1)
     print(f"report: {work / 'out' / 'estate-report.md'}; rehearse exited {proc.returncode}")
-    print(f"vms={vms} waves={figures['waves']} workers={args.workers} succeeded={figures['succeeded']} "
-          f"injected={figures['injected']} attributed={figures['attributed']} wall_seconds={wall:.0f} "
-          f"overhead_per_vm_s={overhead:.3f} peak_rss_mb={max(peaks.values(), default=0) / 1024:.0f}")
+    print(
+        f"vms={vms} waves={figures['waves']} workers={args.workers} succeeded={figures['succeeded']} "
+        f"injected={figures['injected']} attributed={figures['attributed']} wall_seconds={wall:.0f} "
+        f"overhead_per_vm_s={overhead:.3f} peak_rss_mb={max(peaks.values(), default=0) / 1024:.0f}"
+    )
 
 
 if __name__ == "__main__":

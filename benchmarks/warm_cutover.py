@@ -29,13 +29,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_wave import lab_for  # noqa: E402
 
 DATA_MB, CHANGED_MB = 1024, 32
-ESTATE = {"version": 1, "datacenters": [{
-    "name": "dc-lab", "datastores": ["ds-01"],
-    "switches": [{"name": "dvs-lab", "portgroups": [{"name": "pg-vlan100", "vlan": 100}]}],
-    "clusters": [{"name": "cl-01", "hosts": 1}]}],
-    "vms": [{"name": "erp-01", "cluster": "cl-01", "guest_id": "rhel8_64Guest", "cpus": 2, "memory_mb": 4096, "cbt": True,
-             "disks": [{"size_gb": 4, "datastore": "ds-01", "data_mb": DATA_MB}], "nics": [{"portgroup": "pg-vlan100"}],
-             "attributes": {"tier": "erp"}}]}
+ESTATE = {
+    "version": 1,
+    "datacenters": [
+        {
+            "name": "dc-lab",
+            "datastores": ["ds-01"],
+            "switches": [{"name": "dvs-lab", "portgroups": [{"name": "pg-vlan100", "vlan": 100}]}],
+            "clusters": [{"name": "cl-01", "hosts": 1}],
+        }
+    ],
+    "vms": [
+        {
+            "name": "erp-01",
+            "cluster": "cl-01",
+            "guest_id": "rhel8_64Guest",
+            "cpus": 2,
+            "memory_mb": 4096,
+            "cbt": True,
+            "disks": [{"size_gb": 4, "datastore": "ds-01", "data_mb": DATA_MB}],
+            "nics": [{"portgroup": "pg-vlan100"}],
+            "attributes": {"tier": "erp"},
+        }
+    ],
+}
 
 
 def plan_with(work: Path, wave: str, migration: str) -> str:
@@ -47,11 +64,20 @@ def plan_with(work: Path, wave: str, migration: str) -> str:
     from vmwave.settings import Settings
 
     target = Settings.load().need_vcenter()
-    doc = make_plan(inventory(target), load_policy(), load_maps(os.environ["VMWAVE_MAPS"]), target.url,
-                    **for_planning())
+    doc = make_plan(
+        inventory(target), load_policy(), load_maps(os.environ["VMWAVE_MAPS"]), target.url, **for_planning()
+    )
     vm = {**doc["waves"][0]["vms"][0], "mode": "cold"}
-    doc["waves"] = [{"id": wave, "class": "P3", "mode": "cold", "migration": migration, "precopy_interval": "1h",
-                     "vms": [{**vm, "migration": migration}]}]
+    doc["waves"] = [
+        {
+            "id": wave,
+            "class": "P3",
+            "mode": "cold",
+            "migration": migration,
+            "precopy_interval": "1h",
+            "vms": [{**vm, "migration": migration}],
+        }
+    ]
     write_plan(doc, work / f"plan-{wave}.yaml")
     return str(work / f"plan-{wave}.yaml")
 
@@ -79,8 +105,10 @@ def main() -> None:
     parser.add_argument("--link-mib-s", type=float, default=100.0, help="the lab CDI's vddk read rate (0: unlimited)")
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    with tempfile.TemporaryDirectory(prefix="vmwave-bench-") as tmp, \
-            lab_for(ESTATE, Path(tmp), kube_config={"copy_mib_per_s": args.link_mib_s or None}):
+    with (
+        tempfile.TemporaryDirectory(prefix="vmwave-bench-") as tmp,
+        lab_for(ESTATE, Path(tmp), kube_config={"copy_mib_per_s": args.link_mib_s or None}),
+    ):
         from prefect.testing.utilities import prefect_test_harness
 
         from vmwave.adapters.ledger import Ledger
@@ -106,10 +134,14 @@ def main() -> None:
             run.join()
             warm = downtime("warm1")
             final = next(r for r in Ledger(Settings.load().ledger).rows("warm1") if r["step"] == "cdi-import")
-    print(f"link_mib_s={args.link_mib_s:g} first_round_mb={first[0]['bytes'] >> 20} "
-          f"first_round_s={first[0]['seconds']:.2f} final_delta_mb={final['bytes'] >> 20}")
-    print(f"disk_mb={DATA_MB} changed_mb={CHANGED_MB} cold_downtime_s={cold:.2f} warm_downtime_s={warm:.2f} "
-          f"downtime_ratio={warm / cold:.3f}")
+    print(
+        f"link_mib_s={args.link_mib_s:g} first_round_mb={first[0]['bytes'] >> 20} "
+        f"first_round_s={first[0]['seconds']:.2f} final_delta_mb={final['bytes'] >> 20}"
+    )
+    print(
+        f"disk_mb={DATA_MB} changed_mb={CHANGED_MB} cold_downtime_s={cold:.2f} warm_downtime_s={warm:.2f} "
+        f"downtime_ratio={warm / cold:.3f}"
+    )
 
 
 if __name__ == "__main__":

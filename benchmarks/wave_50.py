@@ -31,14 +31,30 @@ from lab_wave import busy_seconds, lab_for, run_first_wave
 
 
 def estate(vms: int, data_mb: int) -> dict:
-    return {"version": 1, "nodes": [{"name": f"worker-{i}", "cpu": 64, "memory_gi": 256} for i in range(1, 5)],
-            "datacenters": [{
-        "name": "dc-bench", "datastores": ["ds-01", "ds-02"],
-        "switches": [{"name": "dvs", "portgroups": [{"name": "pg-vlan100", "vlan": 100}]}],
-        "clusters": [{"name": "cl-01", "hosts": 5}]}],
-        "vms": [{"name": "app-{n:03d}", "count": vms, "guest_id": "rhel8_64Guest", "cpus": 2, "memory_mb": 2048,
-                 "disks": [{"size_gb": 1, "datastore": "ds-01", "data_mb": data_mb}], "nics": [{"portgroup": "pg-vlan100"}],
-                 "attributes": {"tier": "app"}}]}
+    return {
+        "version": 1,
+        "nodes": [{"name": f"worker-{i}", "cpu": 64, "memory_gi": 256} for i in range(1, 5)],
+        "datacenters": [
+            {
+                "name": "dc-bench",
+                "datastores": ["ds-01", "ds-02"],
+                "switches": [{"name": "dvs", "portgroups": [{"name": "pg-vlan100", "vlan": 100}]}],
+                "clusters": [{"name": "cl-01", "hosts": 5}],
+            }
+        ],
+        "vms": [
+            {
+                "name": "app-{n:03d}",
+                "count": vms,
+                "guest_id": "rhel8_64Guest",
+                "cpus": 2,
+                "memory_mb": 2048,
+                "disks": [{"size_gb": 1, "datastore": "ds-01", "data_mb": data_mb}],
+                "nics": [{"portgroup": "pg-vlan100"}],
+                "attributes": {"tier": "app"},
+            }
+        ],
+    }
 
 
 class DiskWatch:
@@ -53,8 +69,11 @@ class DiskWatch:
     def _audit(self, event: str, args: tuple) -> None:
         names = [args[0]] if event == "open" else list(args[1] or []) if event == "subprocess.Popen" else []
         for name in names:
-            if isinstance(name, (str, os.PathLike)) and any(str(name).startswith(r) for r in self.roots) \
-                    and not str(name).endswith(".log"):
+            if (
+                isinstance(name, (str, os.PathLike))
+                and any(str(name).startswith(r) for r in self.roots)
+                and not str(name).endswith(".log")
+            ):
                 self.touched.add(str(name))
 
     def _sample(self) -> None:
@@ -76,12 +95,20 @@ def data_spans(rows: list[dict]) -> list[tuple[datetime, datetime]]:
     spans = []
     for row in rows:
         if row["step"] == "cdi-import":
-            spans += [(datetime.fromtimestamp(d["copy_started"], timezone.utc),
-                       datetime.fromtimestamp(d["copy_finished"], timezone.utc))
-                      for d in (row["detail"] or {}).get("disks", []) if "copy_started" in d and "copy_finished" in d]
+            spans += [
+                (
+                    datetime.fromtimestamp(d["copy_started"], timezone.utc),
+                    datetime.fromtimestamp(d["copy_finished"], timezone.utc),
+                )
+                for d in (row["detail"] or {}).get("disks", [])
+                if "copy_started" in d and "copy_finished" in d
+            ]
         elif row["step"] == "convert" and row["status"] == "succeeded":
-            spans.append(tuple(t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-                               for t in (row["started_at"], row["finished_at"])))
+            spans.append(
+                tuple(
+                    t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in (row["started_at"], row["finished_at"])
+                )
+            )
     return spans
 
 
@@ -93,14 +120,29 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        with lab_for(estate(args.vms, args.data_mb), work, VMWAVE_IN_FLIGHT="10",
-                     **({"VMWAVE_VDDK_IMAGE": ""} if args.https else {})):
+        with lab_for(
+            estate(args.vms, args.data_mb),
+            work,
+            VMWAVE_IN_FLIGHT="10",
+            **({"VMWAVE_VDDK_IMAGE": ""} if args.https else {}),
+        ):
             disks = sorted((work / "lab" / "datastores" / "dc-bench" / "ds-01").glob("app-*/app-*_0-flat.vmdk"))
             (work / "baseline").mkdir()
             started = time.perf_counter()
             for n, disk in enumerate(disks):  # one raw file each, as the wave writes one PVC each
-                subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "raw", str(disk),
-                                str(work / "baseline" / f"disk{n}.raw")], check=True)
+                subprocess.run(
+                    [
+                        "qemu-img",
+                        "convert",
+                        "-f",
+                        "raw",
+                        "-O",
+                        "raw",
+                        str(disk),
+                        str(work / "baseline" / f"disk{n}.raw"),
+                    ],
+                    check=True,
+                )
             baseline = time.perf_counter() - started
             shutil.rmtree(work / "baseline")
             data_bytes = len(disks) * (args.data_mb << 20)
@@ -113,12 +155,16 @@ def main() -> None:
         per_step.setdefault(r["step"], []).append((r["finished_at"] - r["started_at"]).total_seconds())
     vms = len(run.wave["vms"])
     print("mean seconds per step: " + ", ".join(f"{k} {sum(v) / len(v):.2f}" for k, v in per_step.items()))
-    print(f"wave {run.wave['id']}: {vms} VMs, {run.report['succeeded']} succeeded in {run.seconds:.1f}s; "
-          f"baseline qemu-img of the same {len(disks)} disks {baseline:.1f}s")
-    print(f"vms={vms} succeeded={run.report['succeeded']} wave_seconds={run.seconds:.1f} "
-          f"overhead_per_vm_s={(run.seconds - baseline) / max(vms, 1):.2f} "
-          f"convert_mb_s={data_bytes / 1e6 / span:.0f} baseline_qemu_img_mb_s={data_bytes / 1e6 / baseline:.0f} "
-          f"worker_bytes={worker_bytes} peak_workdir_mb={watch.peak / 2**20:.2f}")
+    print(
+        f"wave {run.wave['id']}: {vms} VMs, {run.report['succeeded']} succeeded in {run.seconds:.1f}s; "
+        f"baseline qemu-img of the same {len(disks)} disks {baseline:.1f}s"
+    )
+    print(
+        f"vms={vms} succeeded={run.report['succeeded']} wave_seconds={run.seconds:.1f} "
+        f"overhead_per_vm_s={(run.seconds - baseline) / max(vms, 1):.2f} "
+        f"convert_mb_s={data_bytes / 1e6 / span:.0f} baseline_qemu_img_mb_s={data_bytes / 1e6 / baseline:.0f} "
+        f"worker_bytes={worker_bytes} peak_workdir_mb={watch.peak / 2**20:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,10 @@ def approved(job: Job, moment: str, timeout: int) -> None:
     get_run_logger().warning("%s waits for approval %s (resume the flow run with approve: true)", job.vm.name, moment)
     answer = pause_flow_run(wait_for_input=Approval, timeout=timeout, poll_interval=2, key=f"{moment}")
     if not answer.approve:
-        raise NotApproved(f"{job.vm.name}: not approved {moment}: {answer.note}".rstrip(": "),
-                          "resolve what the reviewer noted, then run the wave again")
+        raise NotApproved(
+            f"{job.vm.name}: not approved {moment}: {answer.note}".rstrip(": "),
+            "resolve what the reviewer noted, then run the wave again",
+        )
 
 
 @flow(name="migrate-vm", flow_run_name="{job.wave}-{job.vm.name}", log_prints=True)

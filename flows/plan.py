@@ -17,9 +17,16 @@ from vmwave_tasks.plan import build_plan_document, publish_summary
 
 
 @flow(name="plan-migration", log_prints=True)
-def plan_migration(out: str = "plan.yaml", rules: str | None = None, maps: str | None = None,
-                   vcenter_url: str | None = None, user: str | None = None, password_file: str | None = None,
-                   secret_block: str | None = None, ca_file: str | None = None) -> dict[str, Any]:
+def plan_migration(
+    out: str = "plan.yaml",
+    rules: str | None = None,
+    maps: str | None = None,
+    vcenter_url: str | None = None,
+    user: str | None = None,
+    password_file: str | None = None,
+    secret_block: str | None = None,
+    ca_file: str | None = None,
+) -> dict[str, Any]:
     """Read every VM from vCenter, classify it, cut the estate into waves and write the plan to ``out``.
 
     Args:
@@ -32,9 +39,20 @@ def plan_migration(out: str = "plan.yaml", rules: str | None = None, maps: str |
         secret_block: the Prefect Secret block holding the vCenter password [VMWAVE_VCENTER_SECRET_BLOCK]
         ca_file: the CA bundle that signed vCenter's certificate [VMWAVE_VCENTER_CA]
     """
-    settings = Settings.load(maps=maps, vcenter={"url": vcenter_url, "user": user, "password_file": password_file,
-                                                 "secret_block": secret_block, "ca_file": ca_file})
-    policy, mapping = load_policy(rules, limit=settings.max_file_bytes), load_maps(settings.maps, settings.max_file_bytes)  # bad files fail before vCenter is asked
+    settings = Settings.load(
+        maps=maps,
+        vcenter={
+            "url": vcenter_url,
+            "user": user,
+            "password_file": password_file,
+            "secret_block": secret_block,
+            "ca_file": ca_file,
+        },
+    )
+    policy, mapping = (
+        load_policy(rules, limit=settings.max_file_bytes),
+        load_maps(settings.maps, settings.max_file_bytes),
+    )  # bad files fail before vCenter is asked
     target = settings.need_vcenter()
     records = read_vcenter_inventory(target)
     kubeconfig = settings.need_kubeconfig() if settings.kubeconfig else None

@@ -26,8 +26,17 @@ from vmwave_tasks.inventory import read_vcenter_inventory
 from vmwave_tasks.dispatch import run_wave
 from vmwave_tasks.job import Job, classify
 from vmwave_tasks.undo import rollback
-from vmwave_tasks.wave import end_wave, planned_wave, prepare_wave, progress, remove_credentials, rollback_jobs, share_limits, \
-    start_progress, wave_report
+from vmwave_tasks.wave import (
+    end_wave,
+    planned_wave,
+    prepare_wave,
+    progress,
+    remove_credentials,
+    rollback_jobs,
+    share_limits,
+    start_progress,
+    wave_report,
+)
 
 
 @task(name="migrate-one", task_run_name="{job.vm.name}", cache_policy=NONE, persist_result=False)
@@ -43,12 +52,24 @@ def migrate_one(job: Job) -> str:
 
 
 @flow(name="migrate-wave", flow_run_name="wave-{wave}", log_prints=True)
-def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: str | None = None,
-                 workdir: str | None = None, keep_for_debug: bool = False, ignore_window: bool = False,
-                 in_flight: int | None = None, per_host: int | None = None, per_datastore: int | None = None,
-                 timeouts: Timeouts | None = None, report_dir: str = ".", vcenter_secret_block: str | None = None,
-                 kubeconfig_secret_block: str | None = None,
-                 redo: list[str] | None = None, retry: list[str] | None = None) -> dict[str, Any] | State:
+def migrate_wave(
+    plan: str,
+    wave: str | int,
+    maps: str | None = None,
+    ledger: str | None = None,
+    workdir: str | None = None,
+    keep_for_debug: bool = False,
+    ignore_window: bool = False,
+    in_flight: int | None = None,
+    per_host: int | None = None,
+    per_datastore: int | None = None,
+    timeouts: Timeouts | None = None,
+    report_dir: str = ".",
+    vcenter_secret_block: str | None = None,
+    kubeconfig_secret_block: str | None = None,
+    redo: list[str] | None = None,
+    retry: list[str] | None = None,
+) -> dict[str, Any] | State:
     """Migrate one wave of the plan file ``plan``: every VM through the seven steps, at most ``in_flight`` at once.
 
     The run ends Completed when every VM succeeded, Failed (its report still published) when one did not.
@@ -76,28 +97,52 @@ def migrate_wave(plan: str, wave: str | int, maps: str | None = None, ledger: st
     quiet_refusals()
     try:
         with kubeconfig_file(kubeconfig_secret_block) as kubeconfig:
-            settings = Settings.load(maps=maps, ledger=ledger, workdir=workdir, in_flight=in_flight, per_host=per_host,
-                                     per_datastore=per_datastore, timeouts=timeouts, kubeconfig=kubeconfig,
-                                     vcenter={"secret_block": vcenter_secret_block})
+            settings = Settings.load(
+                maps=maps,
+                ledger=ledger,
+                workdir=workdir,
+                in_flight=in_flight,
+                per_host=per_host,
+                per_datastore=per_datastore,
+                timeouts=timeouts,
+                kubeconfig=kubeconfig,
+                vcenter={"secret_block": vcenter_secret_block},
+            )
             report = _run_wave(plan, wave, settings, ignore_window, keep_for_debug, report_dir, redo or [], retry)
     except VmwaveError as exc:  # refused before anything changed: its message says why and what to do
         return refused(exc, logger)
-    logger.info("wave %s: %s/%s VMs succeeded; report %s", report["wave"], report["succeeded"], report["total"],
-                report["report"])
+    logger.info(
+        "wave %s: %s/%s VMs succeeded; report %s",
+        report["wave"],
+        report["succeeded"],
+        report["total"],
+        report["report"],
+    )
     missed = [r["vm"] for r in report["rows"] if r["result"].startswith(stopped_by("missed-window"))]
     if missed:  # the automation `vmwave notify set` made tells the platform team
         emit_window_missed(report["wave"], missed, report["report"])
     if report["succeeded"] != report["total"]:  # the run's state is the wave's result (the UI, `--watch` in CI)
         others = [r["vm"] for r in report["rows"] if not r["result"].startswith("succeeded")]
-        return incomplete(f"wave {report['wave']}: {len(others)} of {report['total']} VMs did not succeed "
-                          f"({', '.join(others[:20])}{', ...' if len(others) > 20 else ''}); the report says why: "
-                          f"{report['report']}",
-                          "fix each cause as the report says, then run the wave again", report)
+        return incomplete(
+            f"wave {report['wave']}: {len(others)} of {report['total']} VMs did not succeed "
+            f"({', '.join(others[:20])}{', ...' if len(others) > 20 else ''}); the report says why: "
+            f"{report['report']}",
+            "fix each cause as the report says, then run the wave again",
+            report,
+        )
     return report
 
 
-def _run_wave(plan: str, wave: str | int, settings: Settings, ignore_window: bool, keep_for_debug: bool,
-              report_dir: str, redo: list[str], retry: list[str] | None) -> dict[str, Any]:
+def _run_wave(
+    plan: str,
+    wave: str | int,
+    settings: Settings,
+    ignore_window: bool,
+    keep_for_debug: bool,
+    report_dir: str,
+    redo: list[str],
+    retry: list[str] | None,
+) -> dict[str, Any]:
     """Check the wave (refused here, before anything changes), run its VMs within the shared limits, report."""
     wave_plan = planned_wave(plan, wave, settings, ignore_window)  # refused outside its window: nothing read yet
     records = read_vcenter_inventory(settings.need_vcenter(), [vm.moref for vm in wave_plan.vms])
@@ -105,17 +150,29 @@ def _run_wave(plan: str, wave: str | int, settings: Settings, ignore_window: boo
     limits, caps = share_limits(quote(to_run))  # a Wave walked for futures costs as much as its VMs
     bar = start_progress(to_run.id)
     with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-        outcomes = run_wave(to_run, limits, caps, start=lambda job: runner.submit(migrate_one, {"job": quote(job)}),
-                            finished=lambda done, total: progress(bar, done, total))
+        outcomes = run_wave(
+            to_run,
+            limits,
+            caps,
+            start=lambda job: runner.submit(migrate_one, {"job": quote(job)}),
+            finished=lambda done, total: progress(bar, done, total),
+        )
     remove_credentials(to_run)
     end_wave(quote(to_run))
     return wave_report(quote(to_run), outcomes, report_dir)
 
 
 @flow(name="rollback-wave", flow_run_name="rollback-{wave}", log_prints=True)
-def rollback_wave(plan: str, wave: str | int, maps: str | None = None, ledger: str | None = None,
-                  keep_for_debug: bool = False, vcenter_secret_block: str | None = None,
-                  kubeconfig_secret_block: str | None = None, vms: list[str] | None = None) -> dict[str, Any] | State:
+def rollback_wave(
+    plan: str,
+    wave: str | int,
+    maps: str | None = None,
+    ledger: str | None = None,
+    keep_for_debug: bool = False,
+    vcenter_secret_block: str | None = None,
+    kubeconfig_secret_block: str | None = None,
+    vms: list[str] | None = None,
+) -> dict[str, Any] | State:
     """Undo a wave on request: every VM the ledger knows in it (or only ``vms``) is rolled back; sources are kept.
 
     The run ends Failed when an undo failed for some VM, naming what is left to undo by hand.
@@ -135,15 +192,17 @@ def rollback_wave(plan: str, wave: str | int, maps: str | None = None, ledger: s
     quiet_refusals()
     try:
         with kubeconfig_file(kubeconfig_secret_block) as kubeconfig:
-            settings = Settings.load(maps=maps, ledger=ledger, kubeconfig=kubeconfig,
-                                     vcenter={"secret_block": vcenter_secret_block})
+            settings = Settings.load(
+                maps=maps, ledger=ledger, kubeconfig=kubeconfig, vcenter={"secret_block": vcenter_secret_block}
+            )
             return _roll_back(plan, wave, settings, keep_for_debug, vms or [])
     except VmwaveError as exc:  # refused before anything changed
         return refused(exc, get_run_logger())
 
 
-def _roll_back(plan: str, wave: str | int, settings: Settings, keep_for_debug: bool,
-               vms: list[str]) -> dict[str, Any] | State:
+def _roll_back(
+    plan: str, wave: str | int, settings: Settings, keep_for_debug: bool, vms: list[str]
+) -> dict[str, Any] | State:
     """Every VM the ledger knows in the wave (or those named) rolled back, then the wave's credentials removed."""
     to_undo = rollback_jobs(plan, wave, settings, keep_for_debug, vms)
     with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
@@ -154,10 +213,12 @@ def _roll_back(plan: str, wave: str | int, settings: Settings, keep_for_debug: b
             remove_credentials(to_undo)
     except Exception as exc:  # named with the VMs' undos, which all ran: the person fixes and reruns once
         failed["the wave's credentials Secret"] = [f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"]
-    result = {"wave": to_undo.id,
-              "rolled_back": len([name for name in done if name not in failed]), "failed": failed}
+    result = {"wave": to_undo.id, "rolled_back": len([name for name in done if name not in failed]), "failed": failed}
     if failed:  # what a person must undo by hand: the run ends Failed, as a wave with a failed VM does
-        return incomplete(f"wave {result['wave']}: the rollback is incomplete: "
-                          + "; ".join(f"{name}: {', '.join(why)}" for name, why in failed.items()),
-                          "undo what is named by hand, or fix it and run the rollback again", result)
+        return incomplete(
+            f"wave {result['wave']}: the rollback is incomplete: "
+            + "; ".join(f"{name}: {', '.join(why)}" for name, why in failed.items()),
+            "undo what is named by hand, or fix it and run the rollback again",
+            result,
+        )
     return result

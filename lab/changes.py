@@ -50,12 +50,15 @@ def write_disk(state: Path, name: str, disk: int, offset_mb: int, mb: int) -> di
         raise LabError(f"{name} has {len(vm['disks'])} disk(s): --disk is 0 to {len(vm['disks']) - 1}")
     spec = vm["disks"][disk]
     if offset_mb < 0 or mb < 1 or (offset_mb + mb) * MB > spec["size_kb"] * 1024:
-        raise LabError(f"{name}'s disk {disk} holds {spec['size_kb'] // 1024} MiB: write inside it "
-                       "(--offset-mb and --mb from 0 and 1)")
+        raise LabError(
+            f"{name}'s disk {disk} holds {spec['size_kb'] // 1024} MiB: write inside it "
+            "(--offset-mb and --mb from 0 and 1)"
+        )
     data = flat_file(state, vm, spec["file"])
     if not data.exists():
-        raise LabError(f"{spec['file']} has no data on the lab datastore: give the disk data_mb or an image "
-                       "in the estate")
+        raise LabError(
+            f"{spec['file']} has no data on the lab datastore: give the disk data_mb or an image in the estate"
+        )
     with open(data, "r+b") as handle:
         handle.seek(offset_mb * MB)
         for _ in range(mb):

@@ -33,8 +33,10 @@ from vmwave_lab.process import LabError
 
 SUITE = "bookworm"
 MIRROR = os.environ.get("VMWAVE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-INCLUDE = ("systemd-sysv,udev,dbus,linux-image-amd64,grub-pc,qemu-guest-agent,iproute2,e2fsprogs,kmod,"
-           "initramfs-tools,openssh-server")
+INCLUDE = (
+    "systemd-sysv,udev,dbus,linux-image-amd64,grub-pc,qemu-guest-agent,iproute2,e2fsprogs,kmod,"
+    "initramfs-tools,openssh-server"
+)
 DISK_GB = 2
 START_SECTOR = 2048
 SMOKE_PORT = 8080
@@ -46,22 +48,22 @@ FILES = {
     "etc/hostname": "vmwave-debian\n",
     "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 vmwave-debian\n",
     "etc/default/grub": 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=1\nGRUB_DISTRIBUTOR=Debian\nGRUB_TERMINAL="console serial"\n'
-                        'GRUB_SERIAL_COMMAND="serial --speed=115200"\n'
-                        'GRUB_CMDLINE_LINUX_DEFAULT=""\nGRUB_CMDLINE_LINUX="console=ttyS0,115200n8"\n',
+    'GRUB_SERIAL_COMMAND="serial --speed=115200"\n'
+    'GRUB_CMDLINE_LINUX_DEFAULT=""\nGRUB_CMDLINE_LINUX="console=ttyS0,115200n8"\n',
     "etc/initramfs-tools/conf.d/vmwave": "MODULES=dep\n",
     "etc/initramfs-tools/modules": "virtio_pci\nvirtio_blk\nvirtio_scsi\nsd_mod\nahci\next4\n",
     "etc/systemd/network/20-dhcp.network": "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n",
     "etc/systemd/system/vmwave-smoke.socket": f"[Unit]\nDescription=vmwave smoke service\n\n[Socket]\n"
-                                               f"ListenStream={SMOKE_PORT}\nAccept=yes\n\n"
-                                               f"[Install]\nWantedBy=sockets.target\n",
+    f"ListenStream={SMOKE_PORT}\nAccept=yes\n\n"
+    f"[Install]\nWantedBy=sockets.target\n",
     "etc/systemd/system/vmwave-smoke@.service": "[Unit]\nDescription=vmwave smoke answer\n\n[Service]\n"
-                                                "ExecStart=/usr/bin/printf 'HTTP/1.0 200 OK\\r\\n"
-                                                "Content-Type: text/plain\\r\\n\\r\\nvmwave-debian ok\\n'\n"
-                                                "StandardInput=socket\n"
-                                                "StandardOutput=socket\n",
+    "ExecStart=/usr/bin/printf 'HTTP/1.0 200 OK\\r\\n"
+    "Content-Type: text/plain\\r\\n\\r\\nvmwave-debian ok\\n'\n"
+    "StandardInput=socket\n"
+    "StandardOutput=socket\n",
 }
 ENABLE = {  # what `systemctl enable` would link, done by hand: no systemd runs in the build chroot
-    "etc/systemd/system/multi-user.target.wants/systemd-networkd.service": "/lib/systemd/system/systemd-networkd.service",
+    "etc/systemd/system/multi-user.target.wants/systemd-networkd.service": "/lib/systemd/system/systemd-networkd.service",  # noqa: E501 - a file's line as written
     "etc/systemd/system/sockets.target.wants/vmwave-smoke.socket": "/etc/systemd/system/vmwave-smoke.socket",
 }
 
@@ -188,7 +190,8 @@ def _disk(rootfs: Path, raw: Path, variant: str) -> None:
             (mnt / "etc/systemd/network/20-dhcp.network").unlink()
             (mnt / f"etc/systemd/network/20-{STATIC['interface']}.network").write_text(
                 f"[Match]\nName={STATIC['interface']}\n\n[Network]\nAddress={STATIC['address']}\n"
-                f"Gateway={STATIC['gateway']}\nDNS={STATIC['dns']}\n")
+                f"Gateway={STATIC['gateway']}\nDNS={STATIC['dns']}\n"
+            )
         for sub in ("dev", "proc", "sys"):
             _run("mount", "--bind", f"/{sub}", str(mnt / sub))
         _run("chroot", str(mnt), "update-grub")
@@ -197,8 +200,20 @@ def _disk(rootfs: Path, raw: Path, variant: str) -> None:
         if "menuentry 'Debian" not in grub_cfg.read_text():
             raise LabError(f"update-grub wrote no boot entry into {grub_cfg}")
         shutil.copytree(mnt / "usr/lib/grub/i386-pc", mnt / "boot/grub/i386-pc", dirs_exist_ok=True)
-        _run("chroot", str(mnt), "grub-mkimage", "-O", "i386-pc", "-o", "/boot/grub/i386-pc/core.img",
-             "-p", "(hd0,msdos1)/boot/grub", "biosdisk", "part_msdos", "ext2")
+        _run(
+            "chroot",
+            str(mnt),
+            "grub-mkimage",
+            "-O",
+            "i386-pc",
+            "-o",
+            "/boot/grub/i386-pc/core.img",
+            "-p",
+            "(hd0,msdos1)/boot/grub",
+            "biosdisk",
+            "part_msdos",
+            "ext2",
+        )
         core = (mnt / "boot/grub/i386-pc/core.img").read_bytes()
         boot = (mnt / "usr/lib/grub/i386-pc/boot.img").read_bytes()
     if len(core) > (START_SECTOR - 1) * 512:

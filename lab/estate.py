@@ -62,7 +62,9 @@ class _Reader:
         return value
 
     def each(self, key: str) -> list["_Reader"]:
-        return [_Reader(self.source, f"{self.path}.{key}[{i}]".lstrip("."), d) for i, d in enumerate(self(key, list, []))]
+        return [
+            _Reader(self.source, f"{self.path}.{key}[{i}]".lstrip("."), d) for i, d in enumerate(self(key, list, []))
+        ]
 
     def known(self, *keys: str) -> "_Reader":
         extra = sorted(set(self.data) - set(keys))
@@ -90,8 +92,10 @@ def _cpus(entry: "_Reader") -> list[int]:
 
 def inventory_name(name: str) -> str:
     """A name as vCenter keeps it: '%', '/' and '\\' escaped (``a/b`` is ``a%2fb``), as the API then reports it."""
-    return "".join(f"%{ord(ch):02x}" if ch in "/\\" or (ch == "%" and not _ESCAPED.match(name, i)) else ch
-                   for i, ch in enumerate(name))
+    return "".join(
+        f"%{ord(ch):02x}" if ch in "/\\" or (ch == "%" and not _ESCAPED.match(name, i)) else ch
+        for i, ch in enumerate(name)
+    )
 
 
 _ESCAPED = re.compile(r"%(25|2f|5c)", re.IGNORECASE)
@@ -100,7 +104,9 @@ _ESCAPED = re.compile(r"%(25|2f|5c)", re.IGNORECASE)
 def folder_name(name: str) -> str:
     """A VM's directory on its datastore: its inventory name with control characters and '"' escaped too (a VMDK
     descriptor names its extent file in double quotes)."""
-    return "".join(f"%{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 or ch == '"' else ch for ch in inventory_name(name))
+    return "".join(
+        f"%{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127 or ch == '"' else ch for ch in inventory_name(name)
+    )
 
 
 MAX_ESTATE_BYTES = 64 << 20  # an estate of 100,000 VMs with `count:` takes a few KiB
@@ -166,54 +172,118 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
             cname = cl("name", str)
             hosts = cl("hosts", (int, list))
             if (len(hosts) if isinstance(hosts, list) else hosts) > MAX_HOSTS:
-                raise cl.error("hosts", f"more than {MAX_HOSTS} hosts in one cluster", "vSphere allows 96: "
-                               "split the cluster")
-            names = [f"{cname}-esx{i:02d}" for i in range(1, hosts + 1)] if isinstance(hosts, int) else [str(h) for h in hosts]
+                raise cl.error(
+                    "hosts", f"more than {MAX_HOSTS} hosts in one cluster", "vSphere allows 96: split the cluster"
+                )
+            names = (
+                [f"{cname}-esx{i:02d}" for i in range(1, hosts + 1)]
+                if isinstance(hosts, int)
+                else [str(h) for h in hosts]
+            )
             if not names:
                 raise cl.error("hosts", "a cluster needs at least one host", "give a count or a list of names")
             states = {key: [str(h) for h in cl(key, list, [])] for key in ("maintenance", "disconnected")}
             rules = []
             for rule in cl.each("vm_host_rules"):
                 rule.known("name", "vms", "hosts")
-                rules.append({"name": rule("name", str), "vms": [str(v) for v in rule("vms", list)],
-                              "hosts": [str(h) for h in rule("hosts", list)]})
+                rules.append(
+                    {
+                        "name": rule("name", str),
+                        "vms": [str(v) for v in rule("vms", list)],
+                        "hosts": [str(h) for h in rule("hosts", list)],
+                    }
+                )
             for key, listed in [*states.items(), *(("vm_host_rules", r["hosts"]) for r in rules)]:
                 unknown = sorted(set(listed) - set(names))
                 if unknown:
                     raise cl.error(key, f"{unknown[0]!r} is not a host of {cname}", "use: " + ", ".join(names))
-            clusters.append({"name": cname, "hosts": names, "drs": cl("drs", bool, False), "dpm": cl("dpm", bool, False),
-                             **states, "vm_host_rules": rules})
+            clusters.append(
+                {
+                    "name": cname,
+                    "hosts": names,
+                    "drs": cl("drs", bool, False),
+                    "dpm": cl("dpm", bool, False),
+                    **states,
+                    "vm_host_rules": rules,
+                }
+            )
             hosts_of[(name, cname)] = names
         standard = [{"name": p("name", str), "vlan": p("vlan", int, 0)} for p in dc.each("portgroups")]
-        switches = [{"name": s.known("name", "portgroups")("name", str),
-                     "portgroups": [{"name": p("name", str), "vlan": p("vlan", int, 0)} for p in s.each("portgroups")]}
-                    for s in dc.each("switches")]
+        switches = [
+            {
+                "name": s.known("name", "portgroups")("name", str),
+                "portgroups": [{"name": p("name", str), "vlan": p("vlan", int, 0)} for p in s.each("portgroups")],
+            }
+            for s in dc.each("switches")
+        ]
         datastores = [_directory_name(dc, "datastores", str(d)) for d in dc("datastores", list)]
         if not clusters or not datastores:
-            raise dc.error("clusters", "a datacenter needs at least one cluster and one datastore",
-                           "add `clusters:` and `datastores:`")
+            raise dc.error(
+                "clusters",
+                "a datacenter needs at least one cluster and one datastore",
+                "add `clusters:` and `datastores:`",
+            )
         datastores_of[name] = datastores
         networks_of[name] = {p["name"] for p in standard} | {p["name"] for s in switches for p in s["portgroups"]}
-        datacenters.append({"name": name, "folders": [str(f) for f in dc("folders", list, [])],
-                            "datastores": datastores, "standard_portgroups": standard,
-                            "switches": switches, "clusters": clusters})
+        datacenters.append(
+            {
+                "name": name,
+                "folders": [str(f) for f in dc("folders", list, [])],
+                "datastores": datastores,
+                "standard_portgroups": standard,
+                "switches": switches,
+                "clusters": clusters,
+            }
+        )
     if not datacenters:
         raise root.error("datacenters", "no datacenter", "add at least one under `datacenters:`")
 
     vms, attributes, shared, placed = [], set(), {}, {}
     mac_counter = 0
     for entry in root.each("vms"):
-        entry.known("name", "count", "datacenter", "cluster", "host", "folder", "guest_id", "firmware",
-                    "secure_boot", "cpus", "memory_mb", "cbt", "disks", "nics", "devices", "power", "tools",
-                    "ips", "attributes", "snapshots", "template", "tags", "extra_config", "hot_add", "cpu_affinity",
-                    "hostname", "consolidation_needed", "fault_tolerance", "guest_disks", "gateway", "dns",
-                    "instance_uuid", "bios_uuid")
+        entry.known(
+            "name",
+            "count",
+            "datacenter",
+            "cluster",
+            "host",
+            "folder",
+            "guest_id",
+            "firmware",
+            "secure_boot",
+            "cpus",
+            "memory_mb",
+            "cbt",
+            "disks",
+            "nics",
+            "devices",
+            "power",
+            "tools",
+            "ips",
+            "attributes",
+            "snapshots",
+            "template",
+            "tags",
+            "extra_config",
+            "hot_add",
+            "cpu_affinity",
+            "hostname",
+            "consolidation_needed",
+            "fault_tolerance",
+            "guest_disks",
+            "gateway",
+            "dns",
+            "instance_uuid",
+            "bios_uuid",
+        )
         dc = entry("datacenter", str, datacenters[0]["name"])
         if dc not in datastores_of:
             raise entry.error("datacenter", f"{dc!r} is not declared", "declare it under `datacenters:`")
         cluster = entry("cluster", str, datacenters[[d["name"] for d in datacenters].index(dc)]["clusters"][0]["name"])
         if (dc, cluster) not in hosts_of:
-            raise entry.error("cluster", f"{cluster!r} is not a cluster of {dc}", "declare it under the datacenter's `clusters:`")
+            raise entry.error(
+                "cluster", f"{cluster!r} is not a cluster of {dc}", "declare it under the datacenter's `clusters:`"
+            )
         cluster_hosts = hosts_of[(dc, cluster)]
         folder = entry("folder", str, "")
         dc_doc = datacenters[[d["name"] for d in datacenters].index(dc)]
@@ -232,11 +302,15 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
             placed[name] = True
             host = entry("host", str, cluster_hosts[(len(vms)) % len(cluster_hosts)])
             if host not in cluster_hosts:
-                raise entry.error("host", f"{host!r} is not in cluster {cluster}", "pick one of: " + ", ".join(cluster_hosts))
+                raise entry.error(
+                    "host", f"{host!r} is not in cluster {cluster}", "pick one of: " + ", ".join(cluster_hosts)
+                )
             controllers: list[dict] = []
             disks = []
             for d in entry.each("disks"):
-                d.known("size_gb", "datastore", "controller", "bus", "mode", "thin", "shared", "data_mb", "image", "path")
+                d.known(
+                    "size_gb", "datastore", "controller", "bus", "mode", "thin", "shared", "data_mb", "image", "path"
+                )
                 ds = d("datastore", str, datastores_of[dc][0])
                 if ds not in datastores_of[dc]:
                     raise d.error("datastore", f"{ds!r} is not a datastore of {dc}", "declare it under `datastores:`")
@@ -251,14 +325,26 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                 image = d("image", str, "", choices=("",) + GUEST_IMAGES)
                 size_kb = int(float(d("size_gb", (int, float), *([GUEST_IMAGE_GB] if image else []))) * 1024 * 1024)
                 if image and size_kb < GUEST_IMAGE_GB << 20:
-                    raise d.error("size_gb", f"the {image} image needs a disk of at least {GUEST_IMAGE_GB} GB",
-                                  f"set size_gb: {GUEST_IMAGE_GB} or more")
+                    raise d.error(
+                        "size_gb",
+                        f"the {image} image needs a disk of at least {GUEST_IMAGE_GB} GB",
+                        f"set size_gb: {GUEST_IMAGE_GB} or more",
+                    )
                 if image and d("data_mb", int, 0):
                     raise d.error("data_mb", "a disk holds either a guest image or synthetic bytes", "drop one of them")
                 given = _disk_path(d, fmt)
-                disk = {"controller": index, "unit": unit, "size_kb": size_kb, "mode": d("mode", str, "persistent", choices=DISK_MODES),
-                        "thin": d("thin", bool, True), "sharing": "", "create": True, "data_mb": d("data_mb", int, 0),
-                        "image": image, "file": f"[{ds}] {given or f'{folder_name(name)}/{folder_name(name)}_{len(disks)}.vmdk'}"}
+                disk = {
+                    "controller": index,
+                    "unit": unit,
+                    "size_kb": size_kb,
+                    "mode": d("mode", str, "persistent", choices=DISK_MODES),
+                    "thin": d("thin", bool, True),
+                    "sharing": "",
+                    "create": True,
+                    "data_mb": d("data_mb", int, 0),
+                    "image": image,
+                    "file": f"[{ds}] {given or f'{folder_name(name)}/{folder_name(name)}_{len(disks)}.vmdk'}",
+                }
                 share = d("shared", str, None)
                 if share is not None:
                     share = fmt(share)
@@ -276,12 +362,21 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
                 n.known("portgroup", "mac", "type", "ips", "origin")
                 pg = n("portgroup", str)
                 if pg not in networks_of[dc]:
-                    raise n.error("portgroup", f"{pg!r} is not a portgroup of {dc}", "declare it under `portgroups:` or `switches:`")
+                    raise n.error(
+                        "portgroup",
+                        f"{pg!r} is not a portgroup of {dc}",
+                        "declare it under `portgroups:` or `switches:`",
+                    )
                 mac_counter += 1
-                nics.append({"portgroup": pg, "type": n("type", str, "vmxnet3", choices=("vmxnet3", "e1000e", "e1000", "sriov")),
-                             "mac": fmt(n("mac", str, _mac(mac_counter))).lower(),
-                             "ips": [_cidr(n, fmt(ip)) for ip in n("ips", list, [])],
-                             "origin": n("origin", str, "manual", choices=("manual", "dhcp"))})
+                nics.append(
+                    {
+                        "portgroup": pg,
+                        "type": n("type", str, "vmxnet3", choices=("vmxnet3", "e1000e", "e1000", "sriov")),
+                        "mac": fmt(n("mac", str, _mac(mac_counter))).lower(),
+                        "ips": [_cidr(n, fmt(ip)) for ip in n("ips", list, [])],
+                        "origin": n("origin", str, "manual", choices=("manual", "dhcp")),
+                    }
+                )
             attrs = {str(k): fmt(v) for k, v in entry("attributes", dict, {}).items()}
             if not any(disk["image"] for disk in disks):  # no operating system on its disks for virt-v2v to convert
                 attrs.setdefault(CONVERT_ATTRIBUTE, "copy")
@@ -290,29 +385,47 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
             secure_boot = entry("secure_boot", bool, False)
             if secure_boot and firmware != "efi":
                 raise entry.error("secure_boot", "secure boot needs EFI firmware", "set `firmware: efi`")
-            vms.append({
-                **_identities(entry, count),
-                "name": name, "datacenter": dc, "cluster": cluster, "host": host, "folder": folder,
-                "guest_id": entry("guest_id", str, "otherGuest"), "firmware": firmware, "secure_boot": secure_boot,
-                "cpus": entry("cpus", int, 1), "memory_mb": entry("memory_mb", int, 1024), "cbt": entry("cbt", bool, False),
-                "controllers": controllers, "disks": disks, "nics": nics,
-                "devices": [str(x) for x in entry("devices", list, [])],
-                "power": entry("power", str, "poweredOn", choices=POWER),
-                "tools": entry("tools", str, "running", choices=TOOLS),
-                "ips": [fmt(ip) for ip in entry("ips", list, [])], "attributes": attrs,
-                "snapshots": [fmt(s) for s in entry("snapshots", list, [])], "template": entry("template", bool, False),
-                "tags": _tags(entry, fmt),
-                "extra_config": {str(k): str(v) for k, v in entry("extra_config", dict, {}).items()},
-                "hot_add": [str(k) for k in entry("hot_add", list, [])],
-                "cpu_affinity": _cpus(entry),
-                "hostname": fmt(entry("hostname", str, name)),  # what VMware Tools reports: the VM's name unless told
-                "consolidation_needed": entry("consolidation_needed", bool, False),
-                "fault_tolerance": entry("fault_tolerance", bool, False),
-                "guest_disks": [{"path": g("path", str), "capacity_mb": g("capacity_mb", int), "free_mb": g("free_mb", int)}
-                                for g in (g.known("path", "capacity_mb", "free_mb") for g in entry.each("guest_disks"))],
-                "gateway": _address(entry, "gateway", fmt(entry("gateway", str, ""))),  # the guest's default route
-                "dns": [_address(entry, "dns", fmt(a)) for a in entry("dns", list, [])],
-            })
+            vms.append(
+                {
+                    **_identities(entry, count),
+                    "name": name,
+                    "datacenter": dc,
+                    "cluster": cluster,
+                    "host": host,
+                    "folder": folder,
+                    "guest_id": entry("guest_id", str, "otherGuest"),
+                    "firmware": firmware,
+                    "secure_boot": secure_boot,
+                    "cpus": entry("cpus", int, 1),
+                    "memory_mb": entry("memory_mb", int, 1024),
+                    "cbt": entry("cbt", bool, False),
+                    "controllers": controllers,
+                    "disks": disks,
+                    "nics": nics,
+                    "devices": [str(x) for x in entry("devices", list, [])],
+                    "power": entry("power", str, "poweredOn", choices=POWER),
+                    "tools": entry("tools", str, "running", choices=TOOLS),
+                    "ips": [fmt(ip) for ip in entry("ips", list, [])],
+                    "attributes": attrs,
+                    "snapshots": [fmt(s) for s in entry("snapshots", list, [])],
+                    "template": entry("template", bool, False),
+                    "tags": _tags(entry, fmt),
+                    "extra_config": {str(k): str(v) for k, v in entry("extra_config", dict, {}).items()},
+                    "hot_add": [str(k) for k in entry("hot_add", list, [])],
+                    "cpu_affinity": _cpus(entry),
+                    "hostname": fmt(
+                        entry("hostname", str, name)
+                    ),  # what VMware Tools reports: the VM's name unless told
+                    "consolidation_needed": entry("consolidation_needed", bool, False),
+                    "fault_tolerance": entry("fault_tolerance", bool, False),
+                    "guest_disks": [
+                        {"path": g("path", str), "capacity_mb": g("capacity_mb", int), "free_mb": g("free_mb", int)}
+                        for g in (g.known("path", "capacity_mb", "free_mb") for g in entry.each("guest_disks"))
+                    ],
+                    "gateway": _address(entry, "gateway", fmt(entry("gateway", str, ""))),  # the guest's default route
+                    "dns": [_address(entry, "dns", fmt(a)) for a in entry("dns", list, [])],
+                }
+            )
             bad_hot = set(vms[-1]["hot_add"]) - {"cpu", "cpu-remove", "memory"}
             if bad_hot:
                 raise entry.error("hot_add", f"unknown hot add {sorted(bad_hot)[0]!r}", "use: cpu, cpu-remove, memory")
@@ -324,11 +437,19 @@ def expand(data: Any, source: str = "estate") -> dict[str, Any]:
         for cl in dc["clusters"]:
             for rule in cl["vm_host_rules"]:
                 if set(rule["vms"]) - known:
-                    raise root.error("datacenters", f"rule {rule['name']} of {cl['name']} names VM "
-                                     f"{sorted(set(rule['vms']) - known)[0]!r}, which the estate does not have",
-                                     "name VMs as they are after `count:` expansion, e.g. web-01")
-    return {"user": root("user", str, DEFAULT_USER), "attributes": sorted(attributes),
-            "datacenters": datacenters, "vms": vms, "nodes": _nodes(root)}
+                    raise root.error(
+                        "datacenters",
+                        f"rule {rule['name']} of {cl['name']} names VM "
+                        f"{sorted(set(rule['vms']) - known)[0]!r}, which the estate does not have",
+                        "name VMs as they are after `count:` expansion, e.g. web-01",
+                    )
+    return {
+        "user": root("user", str, DEFAULT_USER),
+        "attributes": sorted(attributes),
+        "datacenters": datacenters,
+        "vms": vms,
+        "nodes": _nodes(root),
+    }
 
 
 def _nodes(root: _Reader) -> list[dict[str, Any]] | None:
@@ -338,9 +459,15 @@ def _nodes(root: _Reader) -> list[dict[str, Any]] | None:
     nodes = []
     for node in root.each("nodes"):
         node.known("name", "cpu", "memory_gi", "hugepages_1gi", "labels")
-        nodes.append({"name": node("name", str), "cpu": node("cpu", int), "memory_gi": node("memory_gi", int),
-                      "hugepages_1gi": node("hugepages_1gi", int, 0),
-                      "labels": {str(k): str(v) for k, v in node("labels", dict, {}).items()}})
+        nodes.append(
+            {
+                "name": node("name", str),
+                "cpu": node("cpu", int),
+                "memory_gi": node("memory_gi", int),
+                "hugepages_1gi": node("hugepages_1gi", int, 0),
+                "labels": {str(k): str(v) for k, v in node("labels", dict, {}).items()},
+            }
+        )
     return nodes
 
 
@@ -364,10 +491,18 @@ def _disk_path(disk: _Reader, fmt) -> str:
     """Where a disk's file is on its datastore, when the estate says (an inventory does): a relative path, no '..'."""
     found = fmt(disk("path", str, ""))
     parts = found.split("/")
-    if found and (found.startswith("/") or ".." in parts or "" in parts or not found.endswith(".vmdk")
-                  or any(ord(ch) < 32 or ch in '"\\' for ch in found)):
-        raise disk.error("path", f"{found!r} is not a path on a datastore",
-                         "write it as vCenter shows it after the datastore, e.g. web-01/web-01_1.vmdk")
+    if found and (
+        found.startswith("/")
+        or ".." in parts
+        or "" in parts
+        or not found.endswith(".vmdk")
+        or any(ord(ch) < 32 or ch in '"\\' for ch in found)
+    ):
+        raise disk.error(
+            "path",
+            f"{found!r} is not a path on a datastore",
+            "write it as vCenter shows it after the datastore, e.g. web-01/web-01_1.vmdk",
+        )
     return found
 
 
@@ -428,11 +563,36 @@ def generated(n: int) -> dict[str, Any]:
         count = left if index == len(tiers) - 1 else min(left, round(n * share))
         left -= count
         if count:
-            vms.append({"name": prefix + "-{n:05d}", "count": count, "cluster": f"cl-{index % 2 + 1:02d}",
-                        "guest_id": guest, "cpus": cpus, "memory_mb": mem, "power": power,
-                        "disks": [{"size_gb": s, "datastore": f"ds-{(index + j) % 2 + 1:02d}"} for j, s in enumerate(sizes)],
-                        "nics": [{"portgroup": pg}], "attributes": {"tier": tier}})
-    return {"version": 1, "datacenters": [{
-        "name": "dc-lab", "datastores": ["ds-01", "ds-02"],
-        "switches": [{"name": "dvs-lab", "portgroups": [{"name": "pg-vlan100", "vlan": 100}, {"name": "pg-vlan200", "vlan": 200}]}],
-        "clusters": [{"name": "cl-01", "hosts": 4}, {"name": "cl-02", "hosts": 4}]}], "vms": vms}
+            vms.append(
+                {
+                    "name": prefix + "-{n:05d}",
+                    "count": count,
+                    "cluster": f"cl-{index % 2 + 1:02d}",
+                    "guest_id": guest,
+                    "cpus": cpus,
+                    "memory_mb": mem,
+                    "power": power,
+                    "disks": [
+                        {"size_gb": s, "datastore": f"ds-{(index + j) % 2 + 1:02d}"} for j, s in enumerate(sizes)
+                    ],
+                    "nics": [{"portgroup": pg}],
+                    "attributes": {"tier": tier},
+                }
+            )
+    return {
+        "version": 1,
+        "datacenters": [
+            {
+                "name": "dc-lab",
+                "datastores": ["ds-01", "ds-02"],
+                "switches": [
+                    {
+                        "name": "dvs-lab",
+                        "portgroups": [{"name": "pg-vlan100", "vlan": 100}, {"name": "pg-vlan200", "vlan": 200}],
+                    }
+                ],
+                "clusters": [{"name": "cl-01", "hosts": 4}, {"name": "cl-02", "hosts": 4}],
+            }
+        ],
+        "vms": vms,
+    }

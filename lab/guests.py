@@ -23,9 +23,17 @@ from pathlib import Path
 
 from vmwave_lab.process import LabError
 
-MODULES = ["drivers/virtio/virtio_ring", "drivers/virtio/virtio", "drivers/virtio/virtio_pci_modern_dev",
-           "drivers/virtio/virtio_pci_legacy_dev", "drivers/virtio/virtio_pci", "drivers/char/virtio_console",
-           "net/core/failover", "drivers/net/net_failover", "drivers/net/virtio_net"]
+MODULES = [
+    "drivers/virtio/virtio_ring",
+    "drivers/virtio/virtio",
+    "drivers/virtio/virtio_pci_modern_dev",
+    "drivers/virtio/virtio_pci_legacy_dev",
+    "drivers/virtio/virtio_pci",
+    "drivers/char/virtio_console",
+    "net/core/failover",
+    "drivers/net/net_failover",
+    "drivers/net/virtio_net",
+]
 PACKAGES = "linux-image-amd64 extlinux syslinux-common busybox-static qemu-system-x86"
 DISK_MB = 64
 SMOKE_PORT = 8080
@@ -89,14 +97,18 @@ def _cpio(files: dict[str, tuple[int, bytes]]) -> bytes:
 
 
 def initramfs(kver: str) -> bytes:
-    files: dict[str, tuple[int, bytes]] = {d: (0o40755, b"") for d in ("bin", "dev", "proc", "sys", "lib", "lib/modules", "tmp")}
+    files: dict[str, tuple[int, bytes]] = {
+        d: (0o40755, b"") for d in ("bin", "dev", "proc", "sys", "lib", "lib/modules", "tmp")
+    }
     files["bin/busybox"] = (0o100755, Path("/bin/busybox").read_bytes())
     files["bin/dhcp-script"] = (0o100755, DHCP_SCRIPT.encode())
     names = " ".join(m.rsplit("/", 1)[-1] for m in MODULES)
     files["init"] = (0o100755, INIT.replace("MODULES", names).replace("SMOKE_PORT", str(SMOKE_PORT)).encode())
     for module in MODULES:
         files[f"lib/modules/{module.rsplit('/', 1)[-1]}.ko"] = (
-            0o100644, Path(f"/lib/modules/{kver}/kernel/{module}.ko").read_bytes())
+            0o100644,
+            Path(f"/lib/modules/{kver}/kernel/{module}.ko").read_bytes(),
+        )
     return gzip.compress(_cpio(files), compresslevel=6)
 
 
@@ -145,7 +157,8 @@ def tiny_guest(cache: Path) -> Path:
                 (mnt / "boot" / "initrd.gz").write_bytes(initramfs(kver))
                 (mnt / "boot" / "extlinux.conf").write_text(
                     "DEFAULT tiny\nTIMEOUT 1\nPROMPT 0\nLABEL tiny\n  KERNEL /boot/vmlinuz\n"
-                    "  APPEND initrd=/boot/initrd.gz console=ttyS0,115200 quiet panic=5\n")
+                    "  APPEND initrd=/boot/initrd.gz console=ttyS0,115200 quiet panic=5\n"
+                )
                 _run("extlinux", "--install", str(mnt / "boot"))
             finally:
                 _run("umount", str(mnt))

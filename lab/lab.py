@@ -27,13 +27,21 @@ def maps_beside(estate_file: Path) -> Path | None:
 
 def generated_maps(seed: dict[str, Any]) -> dict[str, Any]:
     """Maps for an estate without its own: every datastore on one StorageClass, every VLAN to a localnet NAD."""
-    vlans = sorted({pg["vlan"] for dc in seed["datacenters"] for sw in dc["switches"] for pg in sw["portgroups"]}
-                   | {pg["vlan"] for dc in seed["datacenters"] for pg in dc["standard_portgroups"]})
-    network = [{"vlan": v, "network": f"vmwave/vlan{v}", "create": {"type": "ovn-localnet", "vlan": v, "mtu": 9000}}
-               for v in vlans if v]
-    return {"version": 1, "namespace": "vmwave",
-            "storage": [{"datastore": "*", "storage_class": "rook-ceph-block-vm"}],
-            "network": network + [{"vlan": 0, "network": "pod"}] if 0 in vlans else network}
+    vlans = sorted(
+        {pg["vlan"] for dc in seed["datacenters"] for sw in dc["switches"] for pg in sw["portgroups"]}
+        | {pg["vlan"] for dc in seed["datacenters"] for pg in dc["standard_portgroups"]}
+    )
+    network = [
+        {"vlan": v, "network": f"vmwave/vlan{v}", "create": {"type": "ovn-localnet", "vlan": v, "mtu": 9000}}
+        for v in vlans
+        if v
+    ]
+    return {
+        "version": 1,
+        "namespace": "vmwave",
+        "storage": [{"datastore": "*", "storage_class": "rook-ceph-block-vm"}],
+        "network": network + [{"vlan": 0, "network": "pod"}] if 0 in vlans else network,
+    }
 
 
 def storage_classes(maps_file: Path, room_gi: int = 0) -> list[dict[str, Any]]:
@@ -57,11 +65,18 @@ def fill_registry(state: Path, maps_file: Path) -> list[Path]:
     return made
 
 
-def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path | None = None,
-       progress: Callable[[int], None] | None = None, kube_config: dict[str, Any] | None = None,
-       inventory: list[dict[str, Any]] | None = None, data_mb: int = 1,
-       maps_file: Path | None = None, room_for_all: bool = False,
-       nodes: list[dict[str, Any]] | None = None) -> dict[str, str]:
+def up(
+    estate_file: Path | None = None,
+    vms: int | None = None,
+    state_dir: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+    kube_config: dict[str, Any] | None = None,
+    inventory: list[dict[str, Any]] | None = None,
+    data_mb: int = 1,
+    maps_file: Path | None = None,
+    room_for_all: bool = False,
+    nodes: list[dict[str, Any]] | None = None,
+) -> dict[str, str]:
     """Start the lab vCenter and the lab Kubernetes; return the VMWAVE_* settings for them.
 
     The estate is a file, ``vms`` generated ones, or the VMs of an ``inventory`` (records as `vmwave inventory`
@@ -86,10 +101,14 @@ def up(estate_file: Path | None = None, vms: int | None = None, state_dir: Path 
         vcenter.seed_disks(center, seed)
         declared = nodes or seed.get("nodes") or (kubernetes.DEFAULT_NODES if room_for_all else None)
         nodes = {"nodes": with_room(declared, seed["vms"]) if room_for_all else declared} if declared else {}
-        room_gi = math.ceil(sum(d["size_kb"] for vm in seed["vms"] for d in vm["disks"]) / 2**20 * 1.25) \
-            if room_for_all else 0  # every disk of the estate migrated at once
-        cluster = kubernetes.start(state, {"storage_classes": storage_classes(maps_file, room_gi), **nodes,
-                                           **(kube_config or {})})
+        room_gi = (
+            math.ceil(sum(d["size_kb"] for vm in seed["vms"] for d in vm["disks"]) / 2**20 * 1.25)
+            if room_for_all
+            else 0
+        )  # every disk of the estate migrated at once
+        cluster = kubernetes.start(
+            state, {"storage_classes": storage_classes(maps_file, room_gi), **nodes, **(kube_config or {})}
+        )
     except LabError:
         vcenter.stop(state)
         raise
@@ -110,9 +129,16 @@ def with_room(nodes: list[dict[str, Any]], vms: list[dict[str, Any]]) -> list[di
     cpu = sum(vm["cpus"] for vm in vms) * 1.25 - sum(n["cpu"] for n in nodes)
     memory = sum(vm["memory_mb"] for vm in vms) / 1024 * 1.25 - sum(n["memory_gi"] for n in nodes)
     extra = math.ceil(max(cpu / NODE_CPU, memory / NODE_MEMORY_GI, 0))
-    return nodes + [{"name": f"room-{n:03d}", "cpu": NODE_CPU, "memory_gi": NODE_MEMORY_GI,
-                     "hugepages_1gi": NODE_MEMORY_GI, "labels": {"kubevirt.io/schedulable": "true", "cpumanager": "true"}}
-                    for n in range(1, extra + 1)]
+    return nodes + [
+        {
+            "name": f"room-{n:03d}",
+            "cpu": NODE_CPU,
+            "memory_gi": NODE_MEMORY_GI,
+            "hugepages_1gi": NODE_MEMORY_GI,
+            "labels": {"kubevirt.io/schedulable": "true", "cpumanager": "true"},
+        }
+        for n in range(1, extra + 1)
+    ]
 
 
 VDDK_IMAGE = "localhost/vmwave-lab/vddk:8.0"  # any name will do: the lab CDI is its own VDDK
@@ -120,9 +146,13 @@ VDDK_IMAGE = "localhost/vmwave-lab/vddk:8.0"  # any name will do: the lab CDI is
 
 def settings(center, cluster, maps_file: Path) -> dict[str, str]:
     """What vmwave needs to migrate in the lab: disks read through (the lab's) VDDK, as Forklift reads them."""
-    return {**center.env(), "VMWAVE_KUBECONFIG": str(cluster.kubeconfig), "VMWAVE_MAPS": str(maps_file),
-            "VMWAVE_VDDK_IMAGE": VDDK_IMAGE,
-            "VMWAVE_V2V_ACCEL": (remembered_accel() or ("tcg", ""))[0]}  # virt-v2v's appliance: KVM only where it boots
+    return {
+        **center.env(),
+        "VMWAVE_KUBECONFIG": str(cluster.kubeconfig),
+        "VMWAVE_MAPS": str(maps_file),
+        "VMWAVE_VDDK_IMAGE": VDDK_IMAGE,
+        "VMWAVE_V2V_ACCEL": (remembered_accel() or ("tcg", ""))[0],
+    }  # virt-v2v's appliance: KVM only where it boots
 
 
 def env(state_dir: Path | None = None) -> dict[str, str] | None:

@@ -37,15 +37,22 @@ def wait_for(condition: Callable[[], bool], deadline: float, poll: float = 0.05)
     return bool(condition())
 
 
-def spawn(name: str, argv: list[str], state: Path, timeout: float,
-          on_wait: Callable[[], None] | None = None, env: dict | None = None) -> dict:
+def spawn(
+    name: str,
+    argv: list[str],
+    state: Path,
+    timeout: float,
+    on_wait: Callable[[], None] | None = None,
+    env: dict | None = None,
+) -> dict:
     """Start ``argv`` detached, logging to STATE/NAME.log; return STATE/NAME.ready.json once it appears."""
     ready = state / f"{name}.ready.json"
     ready.unlink(missing_ok=True)
     log_path = state / f"{name}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
+        )
     (state / f"{name}.pid").write_text(str(proc.pid))
 
     def done() -> bool:

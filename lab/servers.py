@@ -52,8 +52,17 @@ class Postgres:
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-w", "-o",
-                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=200", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "server.log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            "start",
+        )
         return self
 
     def stop(self) -> None:
@@ -83,16 +92,26 @@ class PrefectServer:
     def __init__(self, database_url: str, home: Path, settings: dict[str, str] | None = None):
         self.home, self.port = home, free_port()
         self.api = f"http://127.0.0.1:{self.port}/api"
-        self.env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false", **(settings or {})}
+        self.env = {
+            **os.environ,
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            **(settings or {}),
+        }
         self.env.pop("PREFECT_API_URL", None)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "PrefectServer":
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / "server.log", "a") as log:
-            self.process = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
-                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         if not wait_for(lambda: self.running() and _healthy(self.api), time.monotonic() + 180, poll=0.5):
             self.stop()
             raise RuntimeError(f"the Prefect server did not start: {(self.home / 'server.log').read_text()[-2000:]}")
@@ -139,16 +158,29 @@ class Prometheus:
         self.base = f"http://127.0.0.1:{self.port}"
         folder.mkdir(parents=True, exist_ok=True)
         scrapes = [{"job_name": job, "static_configs": [{"targets": [address]}]} for job, address in targets.items()]
-        (folder / "prometheus.yml").write_text(json.dumps({  # JSON is YAML
-            "global": {"scrape_interval": interval, "scrape_timeout": interval}, "scrape_configs": scrapes}))
+        (folder / "prometheus.yml").write_text(
+            json.dumps(
+                {  # JSON is YAML
+                    "global": {"scrape_interval": interval, "scrape_timeout": interval},
+                    "scrape_configs": scrapes,
+                }
+            )
+        )
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "Prometheus":
         with open(self.folder / "prometheus.log", "w") as log:
             self.process = subprocess.Popen(
-                ["prometheus", f"--config.file={self.folder / 'prometheus.yml'}",
-                 f"--storage.tsdb.path={self.folder / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.port}",
-                 "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT)
+                [
+                    "prometheus",
+                    f"--config.file={self.folder / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={self.folder / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         if not wait_for(lambda: self.process.poll() is None and self._ready(), time.monotonic() + 60, poll=0.2):
             self.__exit__()
             raise RuntimeError(f"Prometheus did not start: {(self.folder / 'prometheus.log').read_text()[-2000:]}")

@@ -42,7 +42,9 @@ def binary() -> Path:
     if go is None or not GOVMOMI.is_dir():
         raise LabError(f"the lab vCenter needs Go and govmomi from Debian; {APT_HINT}")
     sources = sorted(SOURCE.parent.glob("*.go"))
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sources) + str(GOVMOMI.resolve()).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sources) + str(GOVMOMI.resolve()).encode()).hexdigest()[
+        :16
+    ]
     target = cache_dir() / f"vcsim-lab-{digest}"
     if target.exists():
         return target
@@ -50,11 +52,17 @@ def binary() -> Path:
     with open(cache_dir() / "vcsim-build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent test workers build once
         if not target.exists():
-            env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode",
-                       GOCACHE=str(cache_dir() / "go-build"), GOFLAGS="")
+            env = dict(
+                os.environ,
+                GO111MODULE="off",
+                GOPATH="/usr/share/gocode",
+                GOCACHE=str(cache_dir() / "go-build"),
+                GOFLAGS="",
+            )
             tmp = target.with_suffix(".tmp")
-            result = subprocess.run([go, "build", "-o", str(tmp), *map(str, sources)], env=env,
-                                    capture_output=True, text=True)
+            result = subprocess.run(
+                [go, "build", "-o", str(tmp), *map(str, sources)], env=env, capture_output=True, text=True
+            )
             if result.returncode != 0:
                 raise LabError(f"building the lab vCenter failed:\n{result.stderr.strip()}\n{APT_HINT}")
             tmp.rename(target)
@@ -73,8 +81,12 @@ class LabVCenter:
 
     def env(self) -> dict[str, str]:
         """What `vmwave` reads to connect; the password stays in its file."""
-        return {"VMWAVE_VCENTER_URL": self.url, "VMWAVE_VCENTER_USER": self.user,
-                "VMWAVE_VCENTER_PASSWORD_FILE": str(self.password_file), "VMWAVE_VCENTER_CA": str(self.ca_file)}
+        return {
+            "VMWAVE_VCENTER_URL": self.url,
+            "VMWAVE_VCENTER_USER": self.user,
+            "VMWAVE_VCENTER_PASSWORD_FILE": str(self.password_file),
+            "VMWAVE_VCENTER_CA": str(self.ca_file),
+        }
 
     @property
     def datastore_root(self) -> Path:
@@ -91,11 +103,16 @@ class LabVCenter:
 
     def _post(self, path: str, body: dict[str, Any]) -> None:
         base = urlparse(self.url)
-        request = urllib.request.Request(f"{base.scheme}://{base.netloc}{path}", method="POST",
-                                         data=json.dumps(body).encode(), headers={
-                                             "Content-Type": "application/json", "Authorization": "Basic " +
-                                             base64.b64encode(f"{self.user}:{self.password_file.read_text().strip()}"
-                                                              .encode()).decode()})
+        request = urllib.request.Request(
+            f"{base.scheme}://{base.netloc}{path}",
+            method="POST",
+            data=json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": "Basic "
+                + base64.b64encode(f"{self.user}:{self.password_file.read_text().strip()}".encode()).decode(),
+            },
+        )
         context = ssl.create_default_context(cafile=str(self.ca_file))
         with urllib.request.urlopen(request, context=context, timeout=10) as response:
             if response.status != 204:
@@ -117,8 +134,13 @@ def _seeded(state: Path) -> int:
         return 0
 
 
-def start(seed: dict[str, Any], state_dir: Path | None = None, listen: str = "127.0.0.1:0",
-          timeout: float = 300.0, progress: Callable[[int], None] | None = None) -> LabVCenter:
+def start(
+    seed: dict[str, Any],
+    state_dir: Path | None = None,
+    listen: str = "127.0.0.1:0",
+    timeout: float = 300.0,
+    progress: Callable[[int], None] | None = None,
+) -> LabVCenter:
     """Start a simulator for an expanded estate (see ``estate.expand``) and wait until it serves.
 
     ``progress`` is called with the number of VMs created so far while it seeds.
@@ -136,8 +158,13 @@ def start(seed: dict[str, Any], state_dir: Path | None = None, listen: str = "12
     # A new vCenter each time (its VMs are made afresh): its own instance UUID, as two real vCenters have.
     (state / "seed.json").write_text(json.dumps(dict(seed, listen=listen, instance_uuid=str(uuid.uuid4()))))
     (state / "progress").unlink(missing_ok=True)
-    info = spawn("vcenter", [str(exe), "-dir", str(state)], state, timeout,
-                 on_wait=(lambda: progress(_seeded(state))) if progress else None)
+    info = spawn(
+        "vcenter",
+        [str(exe), "-dir", str(state)],
+        state,
+        timeout,
+        on_wait=(lambda: progress(_seeded(state))) if progress else None,
+    )
     return LabVCenter(info["url"], seed["user"], password, state / "ca.pem", info["pid"], state, info)
 
 
@@ -146,8 +173,9 @@ def stop(state_dir: Path | None = None) -> bool:
     return stop_process(Path(state_dir or default_state_dir()), "vcenter")
 
 
-def write_disk(lab: LabVCenter, datacenter: str, datastore_path: str, data_mb: int, capacity_kb: int,
-               seed: str) -> Path:
+def write_disk(
+    lab: LabVCenter, datacenter: str, datastore_path: str, data_mb: int, capacity_kb: int, seed: str
+) -> Path:
     """A disk as ESXi stores a VMFS one (a descriptor ``NAME.vmdk`` and its raw, sparse ``NAME-flat.vmdk``), its first
     ``data_mb`` MiB bytes derived from ``seed``, written directly: thousands of disks take seconds. Returns the data
     file."""
@@ -203,7 +231,9 @@ def seed_disks(lab: LabVCenter, seed: dict[str, Any]) -> int:
                 seed_disk(lab, vm["datacenter"], disk["file"], debian_guest.image(variant))
                 filled += 1
             elif disk.get("data_mb") and disk["create"]:
-                write_disk(lab, vm["datacenter"], disk["file"], disk["data_mb"], disk["size_kb"], f"{vm['name']}/{index}")
+                write_disk(
+                    lab, vm["datacenter"], disk["file"], disk["data_mb"], disk["size_kb"], f"{vm['name']}/{index}"
+                )
                 filled += 1
     return filled
 
@@ -216,8 +246,11 @@ def seed_disk(lab: LabVCenter, datacenter: str, datastore_path: str, source: Pat
     """
     target = _datastore_file(lab, datacenter, datastore_path)
     flat = target.with_name(target.stem + "-flat.vmdk")
-    result = subprocess.run(["qemu-img", "convert", "-q", "-O", "vmdk", "-o", "subformat=monolithicFlat",
-                             str(source), str(target)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["qemu-img", "convert", "-q", "-O", "vmdk", "-o", "subformat=monolithicFlat", str(source), str(target)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise LabError(f"qemu-img could not write {datastore_path}: {result.stderr.strip()}")
     return flat

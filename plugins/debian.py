@@ -44,10 +44,15 @@ def vmwave_concerns(vm: SourceVM) -> list[Concern]:
     if not renamed:
         return []
     where = "netplan (/etc/netplan/*.yaml)" if ubuntu(vm) else "/etc/network/interfaces"
-    return [Concern("interface_renamed", WARNING,
-                    f"{', '.join(f'{n.label} ({n.adapter})' for n in renamed)} gets a new interface name on KubeVirt "
-                    f"(virtio: enp1s0 instead of ens192); {where} naming the old one leaves it down",
-                    "match the interface by MAC address in the guest before cutover (vmwave keeps the MACs)")]
+    return [
+        Concern(
+            "interface_renamed",
+            WARNING,
+            f"{', '.join(f'{n.label} ({n.adapter})' for n in renamed)} gets a new interface name on KubeVirt "
+            f"(virtio: enp1s0 instead of ens192); {where} naming the old one leaves it down",
+            "match the interface by MAC address in the guest before cutover (vmwave keeps the MACs)",
+        )
+    ]
 
 
 @hookimpl
@@ -55,7 +60,11 @@ def vmwave_preparation(vm: SourceVM) -> list[str]:
     if not family(vm) or not vm.nics:
         return []
     if ubuntu(vm):
-        return ["in netplan, match each interface by MAC (match: {macaddress: ...} with set-name) instead of by "
-                "its name, then netplan apply"]
-    return ["name each interface by MAC in /etc/systemd/network/10-<name>.link ([Match] MACAddress=, [Link] Name=) "
-            "and use that name in /etc/network/interfaces"]
+        return [
+            "in netplan, match each interface by MAC (match: {macaddress: ...} with set-name) instead of by "
+            "its name, then netplan apply"
+        ]
+    return [
+        "name each interface by MAC in /etc/systemd/network/10-<name>.link ([Match] MACAddress=, [Link] Name=) "
+        "and use that name in /etc/network/interfaces"
+    ]

@@ -52,6 +52,11 @@ def vmwave_virtual_machine(vm: SourceVM, manifest: dict, target: Target) -> None
 def vmwave_smoke_checks(vm: SourceVM) -> list[dict]:
     if vm.guest_family != "linux":
         return []
-    return [{"agent": "os", "expect": {"id": "^([^m]|m[^s])", "kernelRelease": "."},  # an id, not ms(windows)
-             "why": "the guest agent reports a running Linux kernel"},
-            {"tcp": 22, "why": "SSH answers"}]
+    return [
+        {
+            "agent": "os",
+            "expect": {"id": "^([^m]|m[^s])", "kernelRelease": "."},  # an id, not ms(windows)
+            "why": "the guest agent reports a running Linux kernel",
+        },
+        {"tcp": 22, "why": "SSH answers"},
+    ]

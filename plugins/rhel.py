@@ -25,19 +25,41 @@ PREFERENCES = (  # vSphere guest id -> kubevirt/common-instancetypes preference
     (r"^oracleLinux", "oraclelinux"),
 )
 REBUILDS = re.compile(r"^(rockylinux|almalinux)_64Guest", re.IGNORECASE)  # vSphere gives these no version
-BELOW_V2 = frozenset({"qemu64", "qemu32", "kvm64", "kvm32", "486", "pentium", "pentium2", "pentium3", "athlon",
-                      "coreduo", "core2duo", "n270", "Conroe", "Penryn", "Opteron_G1", "Opteron_G2", "phenom"})
+BELOW_V2 = frozenset(
+    {
+        "qemu64",
+        "qemu32",
+        "kvm64",
+        "kvm32",
+        "486",
+        "pentium",
+        "pentium2",
+        "pentium3",
+        "athlon",
+        "coreduo",
+        "core2duo",
+        "n270",
+        "Conroe",
+        "Penryn",
+        "Opteron_G1",
+        "Opteron_G2",
+        "phenom",
+    }
+)
 
 
 def major(vm: SourceVM) -> int | None:
     """The release: from the guest id (rhel9_64Guest), else from what VMware Tools reports (Rocky Linux 9.3)."""
-    found = re.search(r"(?:rhel|centos|oracleLinux)(\d+)", vm.guest_id) or re.search(r"\b(\d+)(\.\d+)*\b", vm.guest_name)
+    found = re.search(r"(?:rhel|centos|oracleLinux)(\d+)", vm.guest_id) or re.search(
+        r"\b(\d+)(\.\d+)*\b", vm.guest_name
+    )
     return int(found.group(1)) if found else None
 
 
 def family(vm: SourceVM) -> bool:
-    return vm.guest_family == "linux" and (preference_for(vm.guest_id, PREFERENCES) is not None
-                                           or bool(REBUILDS.match(vm.guest_id)))
+    return vm.guest_family == "linux" and (
+        preference_for(vm.guest_id, PREFERENCES) is not None or bool(REBUILDS.match(vm.guest_id))
+    )
 
 
 @hookimpl
@@ -56,8 +78,13 @@ def vmwave_concerns(vm: SourceVM, maps: Maps | None) -> list[Concern]:
     model = maps.cpu_model if maps else ""
     if not family(vm) or release is None or release < 9 or model not in BELOW_V2:
         return []
-    return [Concern("x86_64_v2_cpu", CRITICAL,
-                    f"runs release {release} of the RHEL family, which needs an x86-64-v2 CPU, but the maps' "
-                    f"cpu_model {model} is older: it would stop at boot",
-                    "set cpu_model in the maps to a v2 model (Nehalem or later) or remove it for host-model, "
-                    "or give the VM the latency-sensitive profile (host-passthrough)")]
+    return [
+        Concern(
+            "x86_64_v2_cpu",
+            CRITICAL,
+            f"runs release {release} of the RHEL family, which needs an x86-64-v2 CPU, but the maps' "
+            f"cpu_model {model} is older: it would stop at boot",
+            "set cpu_model in the maps to a v2 model (Nehalem or later) or remove it for host-model, "
+            "or give the VM the latency-sensitive profile (host-passthrough)",
+        )
+    ]

@@ -26,9 +26,11 @@ from vmwave.domain.records import SourceVM
 from vmwave.hookspecs import Conversion
 from vmwave.settings import Settings
 
-DRIVERS = ("the VirtIO drivers for Windows (virtio-win.iso from Fedora's virtio-win project, or its unpacked "
-           "directory): set VMWAVE_VIRTIO_WIN to its path in the conversion image (VMWAVE_CONVERSION_IMAGE), or "
-           "boot it unconverted on SATA and e1000e with `convert: copy` and `compatibility: true` in the plan")
+DRIVERS = (
+    "the VirtIO drivers for Windows (virtio-win.iso from Fedora's virtio-win project, or its unpacked "
+    "directory): set VMWAVE_VIRTIO_WIN to its path in the conversion image (VMWAVE_CONVERSION_IMAGE), or "
+    "boot it unconverted on SATA and e1000e with `convert: copy` and `compatibility: true` in the plan"
+)
 GRACE_SECONDS = 3600  # as the Windows preferences: updates can make a shutdown take long
 VALUES = {**HYPERV, "terminationGracePeriodSeconds": GRACE_SECONDS}
 
@@ -58,8 +60,9 @@ EDITIONS = (  # vSphere calls each newer Windows the previous one plus "Next" (F
 
 
 def edition(vm: SourceVM) -> Edition | None:
-    return next((e for e in EDITIONS if re.match(e.pattern, vm.guest_id)), None) if vm.guest_family == "windows" \
-        else None
+    return (
+        next((e for e in EDITIONS if re.match(e.pattern, vm.guest_id)), None) if vm.guest_family == "windows" else None
+    )
 
 
 @hookimpl
@@ -88,22 +91,37 @@ def vmwave_concerns(vm: SourceVM) -> list[Concern]:
         return []
     found = []
     if "tpm" in vm.devices:
-        found.append(Concern("windows_bitlocker_vtpm", WARNING,
-                             "has a vTPM, whose keys do not move: BitLocker bound to it asks for the recovery key "
-                             "after cutover, and virt-v2v cannot convert an encrypted C:",
-                             "suspend BitLocker before cutover (manage-bde -protectors -disable C: -RebootCount 3) "
-                             "and keep the recovery key at hand"))
+        found.append(
+            Concern(
+                "windows_bitlocker_vtpm",
+                WARNING,
+                "has a vTPM, whose keys do not move: BitLocker bound to it asks for the recovery key "
+                "after cutover, and virt-v2v cannot convert an encrypted C:",
+                "suspend BitLocker before cutover (manage-bde -protectors -disable C: -RebootCount 3) "
+                "and keep the recovery key at hand",
+            )
+        )
     if (found_edition := edition(vm)) is not None and found_edition.desktop:
-        found.append(Concern("windows_fast_startup", WARNING,
-                             "is a Windows client edition, where Fast Startup is on by default: a shutdown leaves "
-                             "C: hibernated and virt-v2v refuses to convert it",
-                             "turn Fast Startup and hibernation off in the guest (powercfg /h off) before cutover"))
+        found.append(
+            Concern(
+                "windows_fast_startup",
+                WARNING,
+                "is a Windows client edition, where Fast Startup is on by default: a shutdown leaves "
+                "C: hibernated and virt-v2v refuses to convert it",
+                "turn Fast Startup and hibernation off in the guest (powercfg /h off) before cutover",
+            )
+        )
     if len(vm.disks) > 1:
-        found.append(Concern("windows_dynamic_disks", INFO,
-                             f"has {len(vm.disks)} disks: a system volume spanned or mirrored across them is on "
-                             "dynamic disks, which virt-v2v cannot convert",
-                             "check Disk Management shows the system disk as Basic; convert it, or move the VM "
-                             "with `convert: copy` and its drivers installed beforehand"))
+        found.append(
+            Concern(
+                "windows_dynamic_disks",
+                INFO,
+                f"has {len(vm.disks)} disks: a system volume spanned or mirrored across them is on "
+                "dynamic disks, which virt-v2v cannot convert",
+                "check Disk Management shows the system disk as Basic; convert it, or move the VM "
+                "with `convert: copy` and its drivers installed beforehand",
+            )
+        )
     return found
 
 
@@ -117,10 +135,12 @@ def vmwave_preparation(vm: SourceVM) -> list[str]:
     if vm.attributes.get("vmwave.convert", "").strip() == "copy":  # not converted: the drivers must be there
         found = edition(vm)
         folder = found.drivers if found else "<version>"
-        steps += [f"with virtio-win.iso mounted as E: install the disk drivers: pnputil /add-driver "
-                  f"E:\\viostor\\{folder}\\amd64\\*.inf /install (and E:\\vioscsi\\{folder}\\amd64\\*.inf)",
-                  f"install the network driver: pnputil /add-driver E:\\NetKVM\\{folder}\\amd64\\*.inf /install",
-                  "install the QEMU guest agent: msiexec /i E:\\guest-agent\\qemu-ga-x86_64.msi /qn"]
+        steps += [
+            f"with virtio-win.iso mounted as E: install the disk drivers: pnputil /add-driver "
+            f"E:\\viostor\\{folder}\\amd64\\*.inf /install (and E:\\vioscsi\\{folder}\\amd64\\*.inf)",
+            f"install the network driver: pnputil /add-driver E:\\NetKVM\\{folder}\\amd64\\*.inf /install",
+            "install the QEMU guest agent: msiexec /i E:\\guest-agent\\qemu-ga-x86_64.msi /qn",
+        ]
     return steps
 
 
@@ -128,5 +148,7 @@ def vmwave_preparation(vm: SourceVM) -> list[str]:
 def vmwave_smoke_checks(vm: SourceVM) -> list[dict]:
     if vm.guest_family != "windows":
         return []
-    return [{"agent": "os", "expect": {"id": "^mswindows$"}, "why": "the guest agent reports Windows"},
-            {"tcp": 3389, "why": "Remote Desktop answers"}]
+    return [
+        {"agent": "os", "expect": {"id": "^mswindows$"}, "why": "the guest agent reports Windows"},
+        {"tcp": 3389, "why": "Remote Desktop answers"},
+    ]

@@ -31,9 +31,14 @@ from vmwave.domain.redact import redacted
 from vmwave.errors import VmwaveError
 from vmwave.settings import Settings
 
-KINDS = [("kubevirt.io/v1", "VirtualMachine"), ("kubevirt.io/v1", "VirtualMachineInstance"),
-         ("cdi.kubevirt.io/v1beta1", "DataVolume"), ("v1", "Pod"),
-         ("v1", "ConfigMap"), ("batch/v1", "Job")]  # a VM's own objects, by its source label; never a Secret
+KINDS = [
+    ("kubevirt.io/v1", "VirtualMachine"),
+    ("kubevirt.io/v1", "VirtualMachineInstance"),
+    ("cdi.kubevirt.io/v1beta1", "DataVolume"),
+    ("v1", "Pod"),
+    ("v1", "ConfigMap"),
+    ("batch/v1", "Job"),
+]  # a VM's own objects, by its source label; never a Secret
 LOG_LINES = 2000
 
 
@@ -48,8 +53,11 @@ def known_secrets(settings: Settings, cluster: Cluster | None, namespace: str, w
         document = read_yaml(settings.kubeconfig, "kubeconfig", 4 << 20) or {}
         for user in document.get("users") or []:
             entry = (user or {}).get("user") or {}
-            found += [str(entry[k]) for k in ("token", "password", "client-key-data", "client-certificate-data")
-                      if entry.get(k)]
+            found += [
+                str(entry[k])
+                for k in ("token", "password", "client-key-data", "client-certificate-data")
+                if entry.get(k)
+            ]
     if cluster is not None:
         secret = cluster.get("v1", "Secret", namespace, credentials_name(wave)) or {}
         found += [base64.b64decode(v).decode(errors="replace") for v in (secret.get("data") or {}).values()]
@@ -82,13 +90,17 @@ def _vm_objects(cluster: Cluster, namespace: str, uuid: str) -> list[dict[str, A
         except VmwaveError:  # a kind the cluster does not serve
             continue
     labelled = {o["metadata"]["name"] for o in found if o["kind"] == "PersistentVolumeClaim"}
-    claims = [cluster.get("v1", "PersistentVolumeClaim", namespace, o["metadata"]["name"]) for o in found
-              if o["kind"] == "DataVolume" and o["metadata"]["name"] not in labelled]
+    claims = [
+        cluster.get("v1", "PersistentVolumeClaim", namespace, o["metadata"]["name"])
+        for o in found
+        if o["kind"] == "DataVolume" and o["metadata"]["name"] not in labelled
+    ]
     return found + [c for c in claims if c is not None]
 
 
-def debug_bundle(plan_file: str, wave: str, vm_names: list[str], settings: Settings, report_dir: str,
-                 out: Path) -> dict[str, Any]:
+def debug_bundle(
+    plan_file: str, wave: str, vm_names: list[str], settings: Settings, report_dir: str, out: Path
+) -> dict[str, Any]:
     """Write the bundle of ``vm_names`` of the wave (every VM the ledger knows in it when none is named) to
     ``out``; what it holds, per VM."""
     wave_plan = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
@@ -102,8 +114,9 @@ def debug_bundle(plan_file: str, wave: str, vm_names: list[str], settings: Setti
     cluster = Cluster.shared(settings.need_kubeconfig())
     records = {r.moref: r for r in inventory(settings.need_vcenter(), only=[e.moref for e in entries])}
     partial = out.with_name(out.name + ".part")
-    bundle = Bundle(partial, f"vmwave-bundle-{wave_plan.id}", known_secrets(settings, cluster, maps.namespace,
-                                                                            wave_plan.id))
+    bundle = Bundle(
+        partial, f"vmwave-bundle-{wave_plan.id}", known_secrets(settings, cluster, maps.namespace, wave_plan.id)
+    )
     held: dict[str, list[str]] = {}
     try:
         plan_doc = wave_plan.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -115,8 +128,17 @@ def debug_bundle(plan_file: str, wave: str, vm_names: list[str], settings: Setti
                 bundle.add(report.name, report.read_text(errors="replace"))
         events = cluster.items("v1", "Event", maps.namespace)
         for entry in entries:
-            held[entry.name] = _add_vm(bundle, entry, recorded.get(entry.name), records.get(entry.moref), cluster,
-                                       maps.namespace, events, settings, wave_plan.id)
+            held[entry.name] = _add_vm(
+                bundle,
+                entry,
+                recorded.get(entry.name),
+                records.get(entry.moref),
+                cluster,
+                maps.namespace,
+                events,
+                settings,
+                wave_plan.id,
+            )
         bundle.add("index.json", json.dumps({e.name: f"vms/{e.uuid or e.moref}" for e in entries}, indent=2))
     finally:
         bundle.close()
@@ -125,13 +147,23 @@ def debug_bundle(plan_file: str, wave: str, vm_names: list[str], settings: Setti
     return {"bundle": str(out), "vms": held}
 
 
-def _add_vm(bundle: Bundle, entry: PlannedEntry, ledger_rows: dict | None, record: SourceVM | None, cluster: Cluster,
-            namespace: str, events: list[dict[str, Any]], settings: Settings, wave: str) -> list[str]:
+def _add_vm(
+    bundle: Bundle,
+    entry: PlannedEntry,
+    ledger_rows: dict | None,
+    record: SourceVM | None,
+    cluster: Cluster,
+    namespace: str,
+    events: list[dict[str, Any]],
+    settings: Settings,
+    wave: str,
+) -> list[str]:
     """One VM's part of the bundle, under ``vms/<its instance UUID>``; the files it got."""
     where = f"vms/{entry.uuid or entry.moref}"
     added = ["ledger.json"]
-    bundle.add(f"{where}/ledger.json", json.dumps(ledger_rows or {"vm": entry.name, "steps": []}, indent=2,
-                                                  default=str))
+    bundle.add(
+        f"{where}/ledger.json", json.dumps(ledger_rows or {"vm": entry.name, "steps": []}, indent=2, default=str)
+    )
     if record is not None:
         bundle.add(f"{where}/vcenter.json", json.dumps(record.to_dict(), indent=2, default=str))
         added.append("vcenter.json")
@@ -139,17 +171,25 @@ def _add_vm(bundle: Bundle, entry: PlannedEntry, ledger_rows: dict | None, recor
     bundle.add(f"{where}/objects.yaml", dump_yaml(objects, sort_keys=False))
     names = {o["metadata"]["name"] for o in objects}
     mine = [e for e in events if ((e.get("involvedObject") or {}).get("name")) in names]
-    bundle.add(f"{where}/events.txt", "".join(
-        f"{e.get('lastTimestamp') or e.get('eventTime') or ''} {e.get('type', '')} "
-        f"{(e.get('involvedObject') or {}).get('kind', '')}/{(e.get('involvedObject') or {}).get('name', '')} "
-        f"{e.get('reason', '')}: {e.get('message', '')}\n" for e in mine))
+    bundle.add(
+        f"{where}/events.txt",
+        "".join(
+            f"{e.get('lastTimestamp') or e.get('eventTime') or ''} {e.get('type', '')} "
+            f"{(e.get('involvedObject') or {}).get('kind', '')}/{(e.get('involvedObject') or {}).get('name', '')} "
+            f"{e.get('reason', '')}: {e.get('message', '')}\n"
+            for e in mine
+        ),
+    )
     added += ["objects.yaml", "events.txt"]
     kept = inside(settings.workdir, wave, entry.uuid, "virt-v2v.log") if entry.uuid else None
     if kept is not None and kept.is_file():
         bundle.add(f"{where}/conversion.log", kept.read_text(errors="replace"))
         added.append("conversion.log")
-    pods = {conversion_name(entry.target)} | {o["metadata"]["name"] for o in objects if o["kind"] == "Pod"} | \
-        {f"importer-{o['metadata']['name']}" for o in objects if o["kind"] == "DataVolume"}
+    pods = (
+        {conversion_name(entry.target)}
+        | {o["metadata"]["name"] for o in objects if o["kind"] == "Pod"}
+        | {f"importer-{o['metadata']['name']}" for o in objects if o["kind"] == "DataVolume"}
+    )
     for pod in sorted(pods):
         text = cluster.pod_log(namespace, pod, tail_lines=LOG_LINES)
         if text:

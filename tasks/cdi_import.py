@@ -54,8 +54,13 @@ class DiskProgress:
 
     def __init__(self, job: Job, names: list[str]):
         own = set(job.own_volumes)  # a shared disk's is said so: its undo waits for the group
-        self.job, self.disks = job, {name: {"datavolume": name, "phase": "", "progress": "N/A",
-                                            **({} if name in own else {"shared": True})} for name in names}
+        self.job, self.disks = (
+            job,
+            {
+                name: {"datavolume": name, "phase": "", "progress": "N/A", **({} if name in own else {"shared": True})}
+                for name in names
+            },
+        )
         self.noted = 0.0
 
     def __call__(self, obj: dict | None) -> str:
@@ -103,8 +108,9 @@ def _apply_sources(job: Job) -> list[str]:
     return [m["metadata"]["name"] for m in objects.datavolumes]
 
 
-def _import(job: Job, manifests: list[dict], until: tuple[str, ...], timeout: float,
-            checkpoint: str = "") -> DiskProgress:
+def _import(
+    job: Job, manifests: list[dict], until: tuple[str, ...], timeout: float, checkpoint: str = ""
+) -> DiskProgress:
     """Apply the DataVolumes and wait until each is in one of ``until``; a Failed one fails the step.
 
     A precopy round waits first for CDI's note on the PVC that it copied ``checkpoint``: the DataVolume was
@@ -116,12 +122,26 @@ def _import(job: Job, manifests: list[dict], until: tuple[str, ...], timeout: fl
     deadline = time.monotonic() + timeout
     for name in names:
         if checkpoint:
-            job.wait_for("v1", "PersistentVolumeClaim", name, lambda o: f"{COPIED}.{checkpoint}" in (
-                ((o or {}).get("metadata") or {}).get("annotations") or {}) or progress(
-                cluster.get(CDI, "DataVolume", job.maps.namespace, name)) == "Failed",
-                max(1.0, deadline - time.monotonic()), f"checkpoint {checkpoint} copied")
-        done = job.wait_for(CDI, "DataVolume", name, lambda o: progress(o) in (*until, "Failed"),
-                            max(1.0, deadline - time.monotonic()), " or ".join(until), since=made[name])
+            job.wait_for(
+                "v1",
+                "PersistentVolumeClaim",
+                name,
+                lambda o: (
+                    f"{COPIED}.{checkpoint}" in (((o or {}).get("metadata") or {}).get("annotations") or {})
+                    or progress(cluster.get(CDI, "DataVolume", job.maps.namespace, name)) == "Failed"
+                ),
+                max(1.0, deadline - time.monotonic()),
+                f"checkpoint {checkpoint} copied",
+            )
+        done = job.wait_for(
+            CDI,
+            "DataVolume",
+            name,
+            lambda o: progress(o) in (*until, "Failed"),
+            max(1.0, deadline - time.monotonic()),
+            " or ".join(until),
+            since=made[name],
+        )
         if _phase(done) == "Failed":
             running = next((c for c in done["status"].get("conditions", []) if c["type"] == "Running"), {})
             message = running.get("message") or "unknown error"
@@ -145,8 +165,12 @@ def cdi_import(job: Job) -> dict:
         with connect(job.settings.need_vcenter()) as si:  # the last round's snapshot; the final one stays
             remove_snapshot(si, job.vm.moref, _precopied(job)["snapshot"])
     sources = [next(iter(m["spec"]["source"])) for m in job.objects.datavolumes]
-    return {"disks": progress.list(), "source": sources[0] if sources else "",
-            "bytes": copied if job.mode != "rebuild" else 0, **warm}
+    return {
+        "disks": progress.list(),
+        "source": sources[0] if sources else "",
+        "bytes": copied if job.mode != "rebuild" else 0,
+        **warm,
+    }
 
 
 def _precopied(job: Job) -> dict:
@@ -161,11 +185,16 @@ def _final_checkpoints(job: Job) -> tuple[list[dict], int, bool]:
     with connect(job.settings.need_vcenter()) as si:
         snap = find_snapshot(si, job.vm.moref, final or "")
         if snap is None:
-            raise StepFailed("unexpected", f"{job.vm.name}: its cutover snapshot {final} is gone",
-                             "roll the wave back and run it again: the precopy starts over")
+            raise StepFailed(
+                "unexpected",
+                f"{job.vm.name}: its cutover snapshot {final} is gone",
+                "roll the wave back and run it again: the precopy starts over",
+            )
         disks = snapshot_disks(si, snap)
-        deltas = {file: changed_bytes(si, job.vm.moref, snap, disks[file], since)
-                  for file, since in rounds["change_ids"].items()}
+        deltas = {
+            file: changed_bytes(si, job.vm.moref, snap, disks[file], since)
+            for file, since in rounds["change_ids"].items()
+        }
         full = None in deltas.values()
         if full:
             deltas = {file: changed_bytes(si, job.vm.moref, snap, disk, "*") or 0 for file, disk in disks.items()}
@@ -174,8 +203,11 @@ def _final_checkpoints(job: Job) -> tuple[list[dict], int, bool]:
         name, disk = manifest["metadata"]["name"], disks[_backing(manifest)]
         if full:
             _start_afresh(job, name, only_failed=False)
-        checkpoints = [{"previous": "", "current": snap._moId}] if full else \
-            rounds["checkpoints"][name] + [{"previous": rounds["change_ids"][disk.file], "current": snap._moId}]
+        checkpoints = (
+            [{"previous": "", "current": snap._moId}]
+            if full
+            else rounds["checkpoints"][name] + [{"previous": rounds["change_ids"][disk.file], "current": snap._moId}]
+        )
         manifests.append(staged(manifest, checkpoints, final=True))
     return manifests, sum(deltas[_backing(m)] for m in manifests), full
 
@@ -203,8 +235,9 @@ def precopy(job: Job) -> dict:
             n, started = len(rounds) + 1, time.monotonic()
             snap = take_snapshot(si, job.vm.moref, round_snapshot(job.wave, n))
             disks = snapshot_disks(si, snap)
-            deltas = {file: changed_bytes(si, job.vm.moref, snap, disks[file], since)
-                      for file, since in change_ids.items()}
+            deltas = {
+                file: changed_bytes(si, job.vm.moref, snap, disks[file], since) for file, since in change_ids.items()
+            }
             full = not change_ids or None in deltas.values()  # the first round, or vCenter reset the tracking
             if full:
                 for name in names:
@@ -214,21 +247,37 @@ def precopy(job: Job) -> dict:
             for manifest in job.objects.datavolumes:
                 name, disk = manifest["metadata"]["name"], disks[_backing(manifest)]
                 previous = "" if full else change_ids[disk.file]
-                checkpoints[name] = ([] if full else checkpoints[name]) + [{"previous": previous,
-                                                                            "current": snap._moId}]
+                checkpoints[name] = ([] if full else checkpoints[name]) + [
+                    {"previous": previous, "current": snap._moId}
+                ]
                 change_ids[disk.file] = disk.change_id
                 manifests.append(staged(manifest, checkpoints[name], final=False))
             _import(job, manifests, ("Paused",), job.settings.timeouts.import_, checkpoint=snap._moId)
             if n > 1:
                 remove_snapshot(si, job.vm.moref, round_snapshot(job.wave, n - 1))
-            rounds.append({"round": n, "full": full, "bytes": sum(deltas[_backing(m)] or 0 for m in manifests),
-                           "seconds": round(time.monotonic() - started, 3),
-                           "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-            detail = {"rounds": rounds, "snapshot": round_snapshot(job.wave, n), "checkpoints": checkpoints,
-                      "change_ids": change_ids}
+            rounds.append(
+                {
+                    "round": n,
+                    "full": full,
+                    "bytes": sum(deltas[_backing(m)] or 0 for m in manifests),
+                    "seconds": round(time.monotonic() - started, 3),
+                    "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+            )
+            detail = {
+                "rounds": rounds,
+                "snapshot": round_snapshot(job.wave, n),
+                "checkpoints": checkpoints,
+                "change_ids": change_ids,
+            }
             ledger.mark(job.wave, job.vm.key, PRECOPY, detail=detail)
-            get_run_logger().info("%s: precopy round %d copied %d bytes%s", job.vm.name, n, rounds[-1]["bytes"],
-                                  " (the whole disks)" if full else "")
+            get_run_logger().info(
+                "%s: precopy round %d copied %d bytes%s",
+                job.vm.name,
+                n,
+                rounds[-1]["bytes"],
+                " (the whole disks)" if full else "",
+            )
             try:
                 due = wait_for_cutover(job, interval)
             except StepFailed as exc:  # what it copied stays for the next window (vmwave_tasks.step.KEEP)
@@ -243,8 +292,11 @@ def _resumed(job: Job, si: Any, names: list[str]) -> tuple[list[dict], dict[str,
     """The rounds, checkpoints and changeIds a precopy goes on from: those of one that missed its window, when its
     last round's snapshot is still there to copy the next delta from; else none (a whole copy first)."""
     detail = (job.ledger().get(job.wave, job.vm.key, PRECOPY) or {}).get("detail") or {}
-    if not detail.get("missed_window") or not detail.get("rounds") or \
-            find_snapshot(si, job.vm.moref, detail.get("snapshot", "")) is None:
+    if (
+        not detail.get("missed_window")
+        or not detail.get("rounds")
+        or find_snapshot(si, job.vm.moref, detail.get("snapshot", "")) is None
+    ):
         return [], {name: [] for name in names}, {}
     get_run_logger().info("%s: its precopy goes on from round %d", job.vm.name, len(detail["rounds"]))
     return list(detail["rounds"]), dict(detail["checkpoints"]), dict(detail["change_ids"])
@@ -261,11 +313,18 @@ def wait_for_cutover(job: Job, seconds: float | None = None) -> bool:
     window = job.entry.window
     while True:
         job.check_cancelled()
-        state = cutover_state(job.entry.cutover_at, window.end if window else None, datetime.now(timezone.utc),
-                              job.cutover_now or job.ledger().cutover_requested(job.wave, job.vm.instance_uuid))
+        state = cutover_state(
+            job.entry.cutover_at,
+            window.end if window else None,
+            datetime.now(timezone.utc),
+            job.cutover_now or job.ledger().cutover_requested(job.wave, job.vm.instance_uuid),
+        )
         if state == "missed":
-            raise StepFailed("missed-window", f"{job.vm.name} was not cut over: its wave's window ended at "
-                                              f"{window.end.isoformat()} before its cutover could start")
+            raise StepFailed(
+                "missed-window",
+                f"{job.vm.name} was not cut over: its wave's window ended at "
+                f"{window.end.isoformat()} before its cutover could start",
+            )
         if state == "due" or (deadline is not None and time.monotonic() >= deadline):
             return state == "due"
         time.sleep(CUTOVER_POLL_SECONDS)

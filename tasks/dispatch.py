@@ -42,8 +42,14 @@ def largest_first(jobs: list[Job]) -> list[Job]:
 class WaveDispatcher:
     """One worker's share of a wave: which VMs wait, which take their slots, which run."""
 
-    def __init__(self, wave: Wave, limits: dict[str, list[str]], caps: dict[str, int],
-                 start: Callable[[Job], PrefectFuture], finished: Callable[[int, int], None]):
+    def __init__(
+        self,
+        wave: Wave,
+        limits: dict[str, list[str]],
+        caps: dict[str, int],
+        start: Callable[[Job], PrefectFuture],
+        finished: Callable[[int, int], None],
+    ):
         self.jobs, self.limits, self.caps, self.in_flight = list(wave.jobs), limits, caps, wave.settings.in_flight
         self.start, self.finished = start, finished
         self.owner, self.ledger = uuid.uuid4().hex, wave.ledger()
@@ -137,8 +143,13 @@ class WaveDispatcher:
         self.finished(len(self.outcomes), len(self.jobs))
 
 
-def run_wave(wave: Wave, limits: dict[str, list[str]], caps: dict[str, int], start: Callable[[Job], PrefectFuture],
-             finished: Callable[[int, int], None]) -> dict[str, str]:
+def run_wave(
+    wave: Wave,
+    limits: dict[str, list[str]],
+    caps: dict[str, int],
+    start: Callable[[Job], PrefectFuture],
+    finished: Callable[[int, int], None],
+) -> dict[str, str]:
     """Run every job of the wave through ``start`` within this worker's ``in_flight`` and the shared ``caps``; each
     VM's outcome by its key (SourceVM.key)."""
     if not wave.jobs:

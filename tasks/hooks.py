@@ -25,8 +25,9 @@ def run_hook(job: Job, kind: str) -> dict:
         cluster.apply(job.objects.namespace)  # a pre-cutover hook runs before anything else made it
         cluster.apply_owned(manifest, job.run)
     try:
-        done = job.wait_for("batch/v1", "Job", name, _finished, manifest["spec"]["activeDeadlineSeconds"] + 60,
-                            "finished")
+        done = job.wait_for(
+            "batch/v1", "Job", name, _finished, manifest["spec"]["activeDeadlineSeconds"] + 60, "finished"
+        )
     except TimedOut:
         raise StepFailed("hook-failed", f"the {kind} hook Job {name} did not finish in its deadline") from None
     pods = cluster.find("v1", "Pod", namespace, {"job-name": name})

@@ -9,8 +9,13 @@ from vmwave.domain.records import SourceVM
 from vmwave_tasks.job import retry_transient
 
 
-@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, retry_condition_fn=retry_transient,
-      persist_result=False)
+@task(
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    persist_result=False,
+)
 def read_vcenter_inventory(target: VCenter, only: list[str] | None = None) -> list[SourceVM]:
     """Every VM, or ``only`` those (by moref); network trouble is retried, a wrong password or a bad certificate
     is not."""

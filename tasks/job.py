@@ -1,4 +1,5 @@
-"""What every step of a VM's migration needs (its job, its wave), as plain values, and which failures a retry can fix."""
+"""What every step of a VM's migration needs (its job, its wave), as plain values, and which failures a retry
+can fix."""
 
 from __future__ import annotations
 
@@ -43,8 +44,11 @@ class Job:
     @property
     def own_volumes(self) -> list[str]:
         """Its DataVolumes but the ones it shares with other VMs: what its conversion may open and write."""
-        return [dv["metadata"]["name"] for dv in (self.objects.datavolumes if self.objects else ())
-                if LABEL_SHARED not in dv["metadata"]["labels"]]
+        return [
+            dv["metadata"]["name"]
+            for dv in (self.objects.datavolumes if self.objects else ())
+            if LABEL_SHARED not in dv["metadata"]["labels"]
+        ]
 
     @property
     def run(self) -> str:
@@ -83,11 +87,20 @@ class Job:
         if self.ledger().take_cancel(self.wave, self.vm.instance_uuid):
             raise Cancelled(f"{self.vm.name}: its migration was cancelled", "run the wave again to migrate it")
 
-    def wait_for(self, api_version: str, kind: str, name: str, done: Callable[[dict | None], bool], timeout: float,
-                 what: str, since: dict | None = None) -> dict | None:
+    def wait_for(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        done: Callable[[dict | None], bool],
+        timeout: float,
+        what: str,
+        since: dict | None = None,
+    ) -> dict | None:
         """Wait on one of this VM's objects in its namespace, stopping early if its migration is cancelled."""
-        return self.cluster().wait_for(api_version, kind, self.maps.namespace, name, done, timeout, what, since,
-                                       abort=self.check_cancelled)
+        return self.cluster().wait_for(
+            api_version, kind, self.maps.namespace, name, done, timeout, what, since, abort=self.check_cancelled
+        )
 
     @property
     def hooks(self) -> dict:

@@ -17,8 +17,18 @@ from decimal import Decimal
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_privileges import missing_privileges
-from vmwave.domain.preflight import PRIVILEGES, Problem, Room, Usage, fit_problem, need_of, place, quantity, \
-    quota_problems, rooms
+from vmwave.domain.preflight import (
+    PRIVILEGES,
+    Problem,
+    Room,
+    Usage,
+    fit_problem,
+    need_of,
+    place,
+    quantity,
+    quota_problems,
+    rooms,
+)
 from vmwave.settings import Settings
 from vmwave_tasks.job import Job
 
@@ -36,8 +46,10 @@ class NodeRoom:
 
 def node_room(cluster: Cluster) -> NodeRoom:
     instances = cluster.items("kubevirt.io/v1", "VirtualMachineInstance")
-    return NodeRoom(rooms(cluster.items("v1", "Node"), cluster.items("v1", "Pod"), instances),
-                    {(i["metadata"].get("namespace", ""), i["metadata"]["name"]) for i in instances})
+    return NodeRoom(
+        rooms(cluster.items("v1", "Node"), cluster.items("v1", "Pod"), instances),
+        {(i["metadata"].get("namespace", ""), i["metadata"]["name"]) for i in instances},
+    )
 
 
 def _to_check(jobs: list[Job]) -> list[Job]:
@@ -61,8 +73,14 @@ def refused_objects(wave: str, jobs: list[Job], cluster: Cluster) -> list[Proble
     problems = []
     for ((kind, ns, name), (vm, _)), why in zip(objects.items(), answers):
         if why is not None:
-            problems.append(Problem(wave, vm, f"the cluster refuses its {kind} {ns + '/' if ns else ''}{name}: {why}",
-                                    "change the plan or maps so the object is admitted, or the cluster's policy"))
+            problems.append(
+                Problem(
+                    wave,
+                    vm,
+                    f"the cluster refuses its {kind} {ns + '/' if ns else ''}{name}: {why}",
+                    "change the plan or maps so the object is admitted, or the cluster's policy",
+                )
+            )
     return problems
 
 
@@ -89,16 +107,27 @@ def missing_references(wave: str, jobs: list[Job], cluster: Cluster) -> list[Pro
     problems = []
     for sc, vms in sorted(classes.items()):
         if sc and cluster.get("storage.k8s.io/v1", "StorageClass", None, sc) is None:
-            problems.append(Problem(wave, "", f"StorageClass {sc} does not exist; {len(vms)} VM(s) need it "
-                                              f"({', '.join(sorted(vms)[:5])})",
-                                    f"create StorageClass {sc}, or map their datastores (or scratch) to one "
-                                    "`kubectl get storageclass` lists"))
+            problems.append(
+                Problem(
+                    wave,
+                    "",
+                    f"StorageClass {sc} does not exist; {len(vms)} VM(s) need it ({', '.join(sorted(vms)[:5])})",
+                    f"create StorageClass {sc}, or map their datastores (or scratch) to one "
+                    "`kubectl get storageclass` lists",
+                )
+            )
     for nad, vms in sorted(networks.items()):
         ns, _, name = nad.partition("/")
         if nad not in made and cluster.get("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition", ns, name) is None:
-            problems.append(Problem(wave, "", f"NetworkAttachmentDefinition {nad} does not exist; {len(vms)} VM(s) "
-                                              f"use it ({', '.join(sorted(vms)[:5])})",
-                                    "create it, or let vmwave make it (`create:` in the maps' network entry)"))
+            problems.append(
+                Problem(
+                    wave,
+                    "",
+                    f"NetworkAttachmentDefinition {nad} does not exist; {len(vms)} VM(s) "
+                    f"use it ({', '.join(sorted(vms)[:5])})",
+                    "create it, or let vmwave make it (`create:` in the maps' network entry)",
+                )
+            )
     return problems
 
 
@@ -137,8 +166,11 @@ def node_shortfall(wave: str, jobs: list[Job], room: NodeRoom) -> list[Problem]:
     """The wave's VMs that fit on no node once they all run (one running already, from an earlier run of the wave,
     is counted where it runs); ``room`` keeps what they took for the next wave."""
     vms = [(job.vm.name, job.objects.virtual_machine) for job in jobs]
-    needs = [need_of(name, vm) for name, vm in vms
-             if (vm["metadata"]["namespace"], vm["metadata"]["name"]) not in room.running]
+    needs = [
+        need_of(name, vm)
+        for name, vm in vms
+        if (vm["metadata"]["namespace"], vm["metadata"]["name"]) not in room.running
+    ]
     found = fit_problem(wave, place(room.free, needs), len(needs), room.free)
     return [found] if found else []
 
@@ -152,12 +184,16 @@ def lacking_privileges(wave: str, jobs: list[Job], settings: Settings) -> list[P
     step_of = {p: step for step, (_, privs) in PRIVILEGES.items() for p in privs}
     vms = {}
     for job in copied:
-        wanted = {"inventory", "snapshot", "cdi-import"} | ({"precopy (warm)"} if job.warm else set()) \
+        wanted = (
+            {"inventory", "snapshot", "cdi-import"}
+            | ({"precopy (warm)"} if job.warm else set())
             | ({"fence"} if job.entry.fencing.enabled else set())
+        )
         vms[job.vm.moref] = {p for step in wanted for p in PRIVILEGES[step][1]}
     with connect(settings.need_vcenter()) as si:
-        short = missing_privileges(si, vms, set(PRIVILEGES["cdi-import (datastore files)"][1]),
-                                   set(PRIVILEGES["cdi-import (host)"][1]))
+        short = missing_privileges(
+            si, vms, set(PRIVILEGES["cdi-import (datastore files)"][1]), set(PRIVILEGES["cdi-import (host)"][1])
+        )
     names = {job.vm.moref: job.vm.name for job in copied}
     grouped: dict[tuple[str, str, tuple[str, ...]], list[str]] = defaultdict(list)
     for moref, kind, name, privileges in short:
@@ -165,12 +201,20 @@ def lacking_privileges(wave: str, jobs: list[Job], settings: Settings) -> list[P
     problems = []
     for (kind, name, privileges), vm_names in sorted(grouped.items()):
         steps = sorted({step_of.get(p, "?") for p in privileges})
-        where = f"{len(vm_names)} VM(s) ({', '.join(sorted(vm_names)[:5])})" if kind == "VM" else \
-            f"{kind} {name} (holding disks of {len(set(vm_names))} VM(s))"
-        problems.append(Problem(wave, "", f"the vCenter user lacks {', '.join(privileges)} on {where}, which "
-                                          f"{', '.join(steps)} need(s)",
-                                f"grant vmwave's vCenter role these privileges on the {kind}s "
-                                "(docs/runbook.md lists them per step), or propagate them from a parent folder"))
+        where = (
+            f"{len(vm_names)} VM(s) ({', '.join(sorted(vm_names)[:5])})"
+            if kind == "VM"
+            else f"{kind} {name} (holding disks of {len(set(vm_names))} VM(s))"
+        )
+        problems.append(
+            Problem(
+                wave,
+                "",
+                f"the vCenter user lacks {', '.join(privileges)} on {where}, which {', '.join(steps)} need(s)",
+                f"grant vmwave's vCenter role these privileges on the {kind}s "
+                "(docs/runbook.md lists them per step), or propagate them from a parent folder",
+            )
+        )
     return problems
 
 
@@ -182,6 +226,10 @@ def preflight(wave: str, jobs: list[Job], settings: Settings, room: NodeRoom | N
         return []
     cluster = Cluster.shared(settings.need_kubeconfig())
     room = node_room(cluster) if room is None else room
-    return (refused_objects(wave, jobs, cluster) + missing_references(wave, jobs, cluster)
-            + quota_shortfalls(wave, jobs, cluster) + node_shortfall(wave, jobs, room)
-            + lacking_privileges(wave, jobs, settings))
+    return (
+        refused_objects(wave, jobs, cluster)
+        + missing_references(wave, jobs, cluster)
+        + quota_shortfalls(wave, jobs, cluster)
+        + node_shortfall(wave, jobs, room)
+        + lacking_privileges(wave, jobs, settings)
+    )

@@ -29,20 +29,28 @@ CDI = "cdi.kubevirt.io/v1beta1"
 def to_retry(jobs: list[Job], only: list[str]) -> list[Job]:
     """The jobs of the VMs that failed (of those named, when names are given), each with what its retry does."""
     ledger = jobs[0].ledger() if jobs else None
-    failed = {entry["key"] for entry in (ledger.by_vm(jobs[0].wave) if ledger else [])
-              if vm_state({"step": s["step"], "status": s["status"], "cause": s["cause"]} for s in entry["steps"])
-              == "failed"}
+    failed = {
+        entry["key"]
+        for entry in (ledger.by_vm(jobs[0].wave) if ledger else [])
+        if vm_state({"step": s["step"], "status": s["status"], "cause": s["cause"]} for s in entry["steps"]) == "failed"
+    }
     named = {job.vm.name for job in jobs}
     unknown = sorted(set(only) - named)
     if unknown:
-        raise VmwaveError(f"wave {jobs[0].wave if jobs else ''} has no VM {', '.join(unknown)}",
-                          "name VMs as the plan has them")
+        raise VmwaveError(
+            f"wave {jobs[0].wave if jobs else ''} has no VM {', '.join(unknown)}", "name VMs as the plan has them"
+        )
     not_failed = sorted(job.vm.name for job in jobs if job.vm.name in only and job.vm.key not in failed)
     if not_failed:
-        raise VmwaveError(f"{', '.join(not_failed)} did not fail in this wave, so there is nothing to retry",
-                          "run `vmwave migrate` for VMs not started, or `vmwave status` to see where each is")
-    return [replace(job, note=reuse_or_recopy(job)) for job in jobs
-            if job.vm.key in failed and (not only or job.vm.name in only)]
+        raise VmwaveError(
+            f"{', '.join(not_failed)} did not fail in this wave, so there is nothing to retry",
+            "run `vmwave migrate` for VMs not started, or `vmwave status` to see where each is",
+        )
+    return [
+        replace(job, note=reuse_or_recopy(job))
+        for job in jobs
+        if job.vm.key in failed and (not only or job.vm.name in only)
+    ]
 
 
 def reuse_or_recopy(job: Job) -> str:
@@ -55,8 +63,9 @@ def reuse_or_recopy(job: Job) -> str:
     if job.vm.shared_disks:
         return "copied again: it shares a disk, which its group copies again together"
     if not kept:
-        return "copied again: no copy was kept (it failed before its copy finished, or the plan says " \
-               "`on_failure: delete`)"
+        return (
+            "copied again: no copy was kept (it failed before its copy finished, or the plan says `on_failure: delete`)"
+        )
     if any(dv is None or not job.owns(dv) for dv in found):
         return "copied again: its kept volumes are gone"
     why = source_changed(job, row)
@@ -64,8 +73,13 @@ def reuse_or_recopy(job: Job) -> str:
         return f"copied again: {why}"
     for dv in found:
         for api_version, kind in ((CDI, "DataVolume"), ("v1", "PersistentVolumeClaim")):
-            cluster.patch(api_version, kind, job.maps.namespace, dv["metadata"]["name"],
-                          {"metadata": {"labels": {KEPT_FOR_RETRY: None}}})
+            cluster.patch(
+                api_version,
+                kind,
+                job.maps.namespace,
+                dv["metadata"]["name"],
+                {"metadata": {"labels": {KEPT_FOR_RETRY: None}}},
+            )
     ledger.mark(job.wave, job.vm.key, CDI_IMPORT, "succeeded")
     if (ledger.get(job.wave, job.vm.key, PRECOPY) or {}).get("status") == "rolled_back":
         ledger.mark(job.wave, job.vm.key, PRECOPY, "succeeded")

@@ -33,9 +33,11 @@ def wait_for_group(job: Job, step: str, what: str, timeout: float) -> None:
         broken = [name for name, row in rows.items() if _broken(job, row)]
         if broken or time.monotonic() > deadline:
             why = f"{', '.join(broken)} failed" if broken else f"not all of them were {what} within {timeout:.0f}s"
-            raise StepFailed("shared-disk-group-failed",
-                             f"{job.vm.name} shares a disk with {', '.join(rows)}, and {why}: the group moves "
-                             "together or not at all")
+            raise StepFailed(
+                "shared-disk-group-failed",
+                f"{job.vm.name} shares a disk with {', '.join(rows)}, and {why}: the group moves "
+                "together or not at all",
+            )
         time.sleep(POLL_SECONDS)
 
 

@@ -12,8 +12,9 @@ task starts, retrying a 503 within a quarter second; a refusal (423) means
 "not now, start another VM". The request goes out past Prefect's client's
 retry loop, which sleeps ~2 s after a 503 even with no retries allowed
 (``_send_with_retry`` sleeps before it checks the count): in a 50-VM wave on
-SQLite, 112 such 503s made a slot take last 3.7 s on average, up to 12.8 s. Each lease is renewed while its VM runs; a killed
-worker's leases expire, freeing its slots.
+SQLite, 112 such 503s made a slot take last 3.7 s on average, up to 12.8 s.
+Each lease is renewed while its VM runs; a killed worker's leases expire,
+freeing its slots.
 """
 
 from __future__ import annotations
@@ -81,8 +82,11 @@ class SharedSlots:
     def _increment(self, names: list[str]) -> httpx.Response:
         """One request: Prefect's httpx client (its address, auth and TLS) without its retry loop."""
         http = self._client._client
-        request = http.build_request("POST", "/v2/concurrency_limits/increment-with-lease", json={
-            "names": names, "slots": 1, "mode": "concurrency", "lease_duration": self.lease_seconds})
+        request = http.build_request(
+            "POST",
+            "/v2/concurrency_limits/increment-with-lease",
+            json={"names": names, "slots": 1, "mode": "concurrency", "lease_duration": self.lease_seconds},
+        )
         return httpx.Client.send(http, request).raise_for_status()
 
     def give_back(self, lease: UUID) -> None:

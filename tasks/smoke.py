@@ -59,7 +59,8 @@ KINDS = {"tcp": _tcp, "http": _http, "agent": _agent}
 
 @step(SMOKE_TEST)
 def smoke(job: Job, agent: dict) -> dict:
-    """Each check is tried until it passes or its ``timeout`` (default 60 s) runs out: services start after the agent."""
+    """Each check is tried until it passes or its ``timeout`` (default 60 s) runs out: services start after the
+    agent."""
     if not job.checks:
         return {"status": "skipped", "checks": []}
     cluster = job.cluster()
@@ -72,12 +73,18 @@ def smoke(job: Job, agent: dict) -> dict:
             vmi = cluster.get("kubevirt.io/v1", "VirtualMachineInstance", job.maps.namespace, job.target) or {}
             left = deadline - time.monotonic()
             try:
-                results.append({"check": describe(check), "ok": True,
-                                "detail": KINDS[kind](check, vmi, guest_ip, max(0.5, min(ATTEMPT_SECONDS, left)))})
+                results.append(
+                    {
+                        "check": describe(check),
+                        "ok": True,
+                        "detail": KINDS[kind](check, vmi, guest_ip, max(0.5, min(ATTEMPT_SECONDS, left))),
+                    }
+                )
                 break
             except probes.Unreachable as exc:
                 if left <= 0:
-                    raise StepFailed("smoke-check-failed",
-                                     f"smoke check {describe(check)} on {job.vm.name} failed ({exc})") from None
+                    raise StepFailed(
+                        "smoke-check-failed", f"smoke check {describe(check)} on {job.vm.name} failed ({exc})"
+                    ) from None
                 time.sleep(min(RETRY_SECONDS, max(left, 0)))  # nothing to watch: a port opens when it opens
     return {"checks": results}

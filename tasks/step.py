@@ -49,8 +49,11 @@ def still_there(job: Job, name: str, recorded: dict) -> None:
     made = job.objects.datavolumes if kind == "DataVolume" else (job.objects.virtual_machine,)
     for obj in made:
         if job.cluster().get(api_version, kind, job.maps.namespace, obj["metadata"]["name"]) is None:
-            raise StepFailed("recorded-but-gone", f"{job.vm.name}: recorded as migrated in wave {job.wave}, but "
-                                                  f"{kind} {job.maps.namespace}/{obj['metadata']['name']} is gone")
+            raise StepFailed(
+                "recorded-but-gone",
+                f"{job.vm.name}: recorded as migrated in wave {job.wave}, but "
+                f"{kind} {job.maps.namespace}/{obj['metadata']['name']} is gone",
+            )
 
 
 def step(name: str, retries: int = len(DELAYS)) -> Callable:
@@ -63,8 +66,16 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
     """
 
     def wrap(fn: Callable[..., dict[str, Any]]):
-        @task(name=name, task_run_name="{job.vm.name} / " + name, retries=retries, retry_delay_seconds=DELAYS[:retries],
-              retry_jitter_factor=0.5, retry_condition_fn=retry_transient, cache_policy=NONE, persist_result=False)
+        @task(
+            name=name,
+            task_run_name="{job.vm.name} / " + name,
+            retries=retries,
+            retry_delay_seconds=DELAYS[:retries],
+            retry_jitter_factor=0.5,
+            retry_condition_fn=retry_transient,
+            cache_policy=NONE,
+            persist_result=False,
+        )
         @functools.wraps(fn)
         def run(job: Job, *args: Any) -> dict[str, Any]:
             ledger = job.ledger()
@@ -77,19 +88,29 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
                 detail = fn(job, *args) or {}
             except Exception as exc:
                 cause, transient = classify(exc)
-                error = str(exc) if isinstance(exc, VmwaveError) else f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"
+                error = (
+                    str(exc) if isinstance(exc, VmwaveError) else f"{type(exc).__name__}: {getattr(exc, 'msg', exc)}"
+                )
                 if cause == "unexpected":  # the table does not know it: perhaps a guest-OS plugin does
                     cause, error = _plugins_diagnosis(job, name, error) or (cause, error)
                 ledger.finish(job.wave, job.vm.key, name, "failed", error=error, cause=cause)
                 if name in UNDO and (not transient or task_run.run_count > retries) and cause not in KEEP:
                     undo(job, name, mark=False)  # what this step left half-made; its failure stays in the ledger
                 raise
-            ledger.finish(job.wave, job.vm.key, name, detail.pop("status", "succeeded"),
-                          bytes_done=int(detail.get("bytes", 0)), detail=detail)
+            ledger.finish(
+                job.wave,
+                job.vm.key,
+                name,
+                detail.pop("status", "succeeded"),
+                bytes_done=int(detail.get("bytes", 0)),
+                detail=detail,
+            )
             return detail
 
         @functools.wraps(fn)
         def call(job: Job, *args: Any) -> dict[str, Any]:
             return run(quote(job), *args)
+
         return call
+
     return wrap

@@ -41,15 +41,23 @@ def boot(job: Job) -> dict:
     cluster, namespace = job.cluster(), job.maps.namespace
     cluster.apply_owned(job.objects.virtual_machine, job.run)
     try:
-        vmi = job.wait_for(KV, "VirtualMachineInstance", job.target,
-                           lambda o: ((o or {}).get("status") or {}).get("phase") == "Running",
-                           job.settings.timeouts.boot, "Running")
+        vmi = job.wait_for(
+            KV,
+            "VirtualMachineInstance",
+            job.target,
+            lambda o: ((o or {}).get("status") or {}).get("phase") == "Running",
+            job.settings.timeouts.boot,
+            "Running",
+        )
     except TimedOut:
         vm = cluster.get(KV, "VirtualMachine", namespace, job.target) or {}
         status = vm.get("status") or {}
         failure = next((c for c in status.get("conditions", []) if c["type"] == "Failure"), {})
-        raise StepFailed("vmi-not-running", f"VM {job.target} did not start: {status.get('printableStatus', 'no status')} "
-                                            f"{failure.get('message', '')}".strip()) from None
+        raise StepFailed(
+            "vmi-not-running",
+            f"VM {job.target} did not start: {status.get('printableStatus', 'no status')} "
+            f"{failure.get('message', '')}".strip(),
+        ) from None
     return {"vm": job.target, "node": vmi["status"].get("nodeName", "")}
 
 
@@ -57,20 +65,35 @@ def boot(job: Job) -> dict:
 def guest_agent(job: Job) -> dict:
     limit = job.settings.timeouts.agent
     try:
-        vmi = job.wait_for(KV, "VirtualMachineInstance", job.target,
-                           lambda o: _conditions(o).get("AgentConnected") == "True", limit, "AgentConnected")
+        vmi = job.wait_for(
+            KV,
+            "VirtualMachineInstance",
+            job.target,
+            lambda o: _conditions(o).get("AgentConnected") == "True",
+            limit,
+            "AgentConnected",
+        )
     except TimedOut:
         raise StepFailed("guest-agent-not-connected", f"the guest agent of {job.target} never connected") from None
     went_down = ((job.ledger().get(job.wave, job.vm.key, SNAPSHOT) or {}).get("detail") or {}).get("powered_off_at")
     downtime = round(time.time() - went_down, 3) if went_down else None  # source off until the agent answers
     try:  # an agent often answers before DHCP has given the guest an address
-        vmi = job.wait_for(KV, "VirtualMachineInstance", job.target, _has_ip,
-                           min(limit, IP_GRACE_SECONDS), "an IP from the guest agent")
+        vmi = job.wait_for(
+            KV,
+            "VirtualMachineInstance",
+            job.target,
+            _has_ip,
+            min(limit, IP_GRACE_SECONDS),
+            "an IP from the guest agent",
+        )
     except TimedOut:
         pass  # recorded without an address; smoke checks that need one say so
     status = vmi["status"]
-    return {"os": status.get("guestOSInfo", {}), "downtime_seconds": downtime,
-            "interfaces": [{"mac": i.get("mac"), "ip": i.get("ipAddress")} for i in status.get("interfaces", [])]}
+    return {
+        "os": status.get("guestOSInfo", {}),
+        "downtime_seconds": downtime,
+        "interfaces": [{"mac": i.get("mac"), "ip": i.get("ipAddress")} for i in status.get("interfaces", [])],
+    }
 
 
 def _has_ip(vmi: dict | None) -> bool:
@@ -86,8 +109,13 @@ def mark_migrated(job: Job) -> str:
     if marker:  # verified before: it keeps the first time it was
         return marker
     marker = f"{job.wave} {datetime.now(timezone.utc).isoformat(timespec='seconds')} run {job.run}"
-    cluster.patch(KV, "VirtualMachine", job.maps.namespace, job.target,
-                  {"metadata": {"annotations": {ANNOTATION_MIGRATED: marker}}})
+    cluster.patch(
+        KV,
+        "VirtualMachine",
+        job.maps.namespace,
+        job.target,
+        {"metadata": {"annotations": {ANNOTATION_MIGRATED: marker}}},
+    )
     return marker
 
 
@@ -99,6 +127,7 @@ def settle_power(job: Job) -> str:
         return "Always"
     cluster, namespace = job.cluster(), job.maps.namespace
     cluster.patch(KV, "VirtualMachine", namespace, job.target, {"spec": {"runStrategy": "Halted"}})
-    cluster.wait_for(KV, "VirtualMachineInstance", namespace, job.target, lambda o: o is None,
-                     job.settings.timeouts.boot, "stopped")
+    cluster.wait_for(
+        KV, "VirtualMachineInstance", namespace, job.target, lambda o: o is None, job.settings.timeouts.boot, "stopped"
+    )
     return "Halted"

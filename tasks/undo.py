@@ -26,8 +26,22 @@ from vmwave.adapters.vsphere_cbt import remove_snapshot
 from vmwave.adapters.vsphere_fence import move, reconfigure, set_attribute
 from vmwave.adapters.vsphere_ops import power_on, snapshots, vm_ref
 from vmwave.domain.manifests import KEPT_FOR_RETRY, LABEL_RUN, LABEL_UUID, LABEL_WAVE
-from vmwave.domain.steps import (BOOT, CDI_IMPORT, CONVERT, FENCE, GUEST_AGENT, NETWORK_ATTACH, POST_BOOT_HOOK,
-                                 PRE_CUTOVER_HOOK, PRECOPY, ROLLBACK, SMOKE_TEST, SNAPSHOT, FENCED_ATTRIBUTE, DONE)
+from vmwave.domain.steps import (
+    BOOT,
+    CDI_IMPORT,
+    CONVERT,
+    FENCE,
+    GUEST_AGENT,
+    NETWORK_ATTACH,
+    POST_BOOT_HOOK,
+    PRE_CUTOVER_HOOK,
+    PRECOPY,
+    ROLLBACK,
+    SMOKE_TEST,
+    SNAPSHOT,
+    FENCED_ATTRIBUTE,
+    DONE,
+)
 from vmwave.domain.warm import round_prefix
 from vmwave.errors import VmwaveError
 from vmwave_tasks.job import Job
@@ -41,8 +55,9 @@ def _cluster_objects(job: Job, kinds: list[tuple[str, str]]) -> dict:
     namespace = job.maps.namespace
     done = []
     for api_version, kind in kinds:
-        for obj in cluster.find(api_version, kind, namespace, {LABEL_UUID: job.vm.instance_uuid, LABEL_WAVE: job.wave,
-                                                               LABEL_RUN: job.run}):  # only what this run made
+        for obj in cluster.find(
+            api_version, kind, namespace, {LABEL_UUID: job.vm.instance_uuid, LABEL_WAVE: job.wave, LABEL_RUN: job.run}
+        ):  # only what this run made
             name = obj["metadata"]["name"]
             if job.keep_for_debug:
                 cluster.patch(api_version, kind, namespace, name, {"metadata": {"labels": {KEPT: "true"}}})
@@ -58,8 +73,15 @@ def undo_boot(job: Job) -> dict:
     done = _cluster_objects(job, [("kubevirt.io/v1", "VirtualMachine")])
     if any(what.startswith("removed") for what in done["cluster"]):
         for kind in ("VirtualMachine", "VirtualMachineInstance"):
-            job.cluster().wait_for("kubevirt.io/v1", kind, job.maps.namespace, job.target, lambda o: o is None,
-                                   job.settings.timeouts.boot, "deleted")
+            job.cluster().wait_for(
+                "kubevirt.io/v1",
+                kind,
+                job.maps.namespace,
+                job.target,
+                lambda o: o is None,
+                job.settings.timeouts.boot,
+                "deleted",
+            )
     return done
 
 
@@ -70,8 +92,15 @@ def undo_import(job: Job) -> dict:
     cluster, namespace = job.cluster(), job.maps.namespace
     for what in done["cluster"]:  # deleted once CDI let its PVC go: a rerun then starts from nothing
         if what.startswith("removed DataVolume/"):
-            cluster.wait_for("cdi.kubevirt.io/v1beta1", "DataVolume", namespace, what.split("/", 1)[1],
-                             lambda o: o is None, 60, "deleted")
+            cluster.wait_for(
+                "cdi.kubevirt.io/v1beta1",
+                "DataVolume",
+                namespace,
+                what.split("/", 1)[1],
+                lambda o: o is None,
+                60,
+                "deleted",
+            )
     for name in shared_volumes(job):
         found = cluster.get("cdi.kubevirt.io/v1beta1", "DataVolume", namespace, name)
         if found is None or not job.owns(found):
@@ -79,8 +108,9 @@ def undo_import(job: Job) -> dict:
         if users := cluster.volume_users(namespace, [name]):
             done["cluster"].append(f"kept shared DataVolume/{name}: {', '.join(users)} uses it")
         elif job.keep_for_debug:
-            cluster.patch("cdi.kubevirt.io/v1beta1", "DataVolume", namespace, name,
-                          {"metadata": {"labels": {KEPT: "true"}}})
+            cluster.patch(
+                "cdi.kubevirt.io/v1beta1", "DataVolume", namespace, name, {"metadata": {"labels": {KEPT: "true"}}}
+            )
             done["cluster"].append(f"kept DataVolume/{name}")
         elif cluster.delete("cdi.kubevirt.io/v1beta1", "DataVolume", namespace, name):
             done["cluster"].append(f"removed shared DataVolume/{name}")
@@ -111,15 +141,20 @@ def keep_import(job: Job) -> dict:
     """A copy that finished, kept for `vmwave retry` when a later step failed: its DataVolumes and their PVCs are
     labelled, not removed, so a retry converts them again without copying (if the source did not change)."""
     cluster, namespace, kept = job.cluster(), job.maps.namespace, []
-    for dv in cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", namespace,
-                           {LABEL_UUID: job.vm.instance_uuid, LABEL_WAVE: job.wave, LABEL_RUN: job.run}):
+    for dv in cluster.find(
+        "cdi.kubevirt.io/v1beta1",
+        "DataVolume",
+        namespace,
+        {LABEL_UUID: job.vm.instance_uuid, LABEL_WAVE: job.wave, LABEL_RUN: job.run},
+    ):
         name = dv["metadata"]["name"]
         for api_version, kind in (("cdi.kubevirt.io/v1beta1", "DataVolume"), ("v1", "PersistentVolumeClaim")):
             cluster.patch(api_version, kind, namespace, name, {"metadata": {"labels": {KEPT_FOR_RETRY: "true"}}})
         kept.append(name)
     recorded = job.ledger().get(job.wave, job.vm.key, CDI_IMPORT) or {}
-    job.ledger().mark(job.wave, job.vm.key, CDI_IMPORT, detail={**(recorded.get("detail") or {}),
-                                                                "kept_for_retry": kept})
+    job.ledger().mark(
+        job.wave, job.vm.key, CDI_IMPORT, detail={**(recorded.get("detail") or {}), "kept_for_retry": kept}
+    )
     return {"kept_for_retry": kept}
 
 
@@ -165,8 +200,10 @@ def undo_snapshot(job: Job) -> dict:
     if not (recorded.get("detail") or {}).get("was_on", job.vm.power_state == "poweredOn"):
         return {"source_powered_on": False}
     if users := _still_used(job, shared_volumes(job)):
-        raise VmwaveError(f"its source stays off: {', '.join(users)} still uses the copy of the disk it shares",
-                          "roll back that VM too (or finish its migration), then power this source on")
+        raise VmwaveError(
+            f"its source stays off: {', '.join(users)} still uses the copy of the disk it shares",
+            "roll back that VM too (or finish its migration), then power this source on",
+        )
     with connect(job.settings.need_vcenter()) as si:
         return {"source_powered_on": power_on(si, job.vm.moref)}
 
@@ -186,9 +223,16 @@ def undo_fence(job: Job) -> dict:
     return {"restored": True, "name": before["name"]}
 
 
-UNDO: dict[str, Callable[[Job], dict]] = {SNAPSHOT: undo_snapshot, CONVERT: undo_convert, CDI_IMPORT: undo_import,
-                                          BOOT: undo_boot, PRE_CUTOVER_HOOK: undo_hook, POST_BOOT_HOOK: undo_hook,
-                                          PRECOPY: undo_precopy, FENCE: undo_fence}
+UNDO: dict[str, Callable[[Job], dict]] = {
+    SNAPSHOT: undo_snapshot,
+    CONVERT: undo_convert,
+    CDI_IMPORT: undo_import,
+    BOOT: undo_boot,
+    PRE_CUTOVER_HOOK: undo_hook,
+    POST_BOOT_HOOK: undo_hook,
+    PRECOPY: undo_precopy,
+    FENCE: undo_fence,
+}
 ORDER = [FENCE, POST_BOOT_HOOK, BOOT, CONVERT, CDI_IMPORT, SNAPSHOT, PRE_CUTOVER_HOOK, PRECOPY]  # newest first
 
 
@@ -224,8 +268,9 @@ def finish_rollback(job: Job) -> dict:
     detail = dict(row.get("detail") or {})
     failed = [f"{step}: {d['error']}" for step, d in detail.items() if isinstance(d, dict) and "error" in d]
     if failed:
-        ledger.finish(job.wave, job.vm.key, ROLLBACK, "failed", detail=detail, cause="rollback-failed",
-                      error="; ".join(failed))
+        ledger.finish(
+            job.wave, job.vm.key, ROLLBACK, "failed", detail=detail, cause="rollback-failed", error="; ".join(failed)
+        )
     else:
         for step in (NETWORK_ATTACH, GUEST_AGENT, SMOKE_TEST):  # nothing to undo, but no longer done
             recorded = ledger.get(job.wave, job.vm.key, step)
@@ -244,8 +289,13 @@ def undo_finished(job: Job) -> dict:
     everything). The source runs again either way."""
     ledger = job.ledger()
     copied = (ledger.get(job.wave, job.vm.key, CDI_IMPORT) or {}).get("status") == "succeeded"
-    keep = copied and job.entry.on_failure != "delete" and not job.keep_for_debug and job.mode != "rebuild" \
-        and not job.vm.shared_disks  # a group's shared disk is copied again, together
+    keep = (
+        copied
+        and job.entry.on_failure != "delete"
+        and not job.keep_for_debug
+        and job.mode != "rebuild"
+        and not job.vm.shared_disks
+    )  # a group's shared disk is copied again, together
     for step in ORDER:
         recorded = ledger.get(job.wave, job.vm.key, step)
         if recorded and recorded["status"] in DONE:

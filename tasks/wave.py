@@ -15,8 +15,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from prefect import get_client, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
-    update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NONE
 from prefect.exceptions import ObjectAlreadyExists
 
@@ -34,8 +38,7 @@ from vmwave.domain.plan_file import WavePlan
 from vmwave.domain.preflight import Problem
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
-from vmwave.domain.steps import DONE, FENCED_ATTRIBUTE, GUEST_AGENT, PIPELINE, PRECOPY, ROLLBACK, SNAPSHOT, \
-    stopped_by
+from vmwave.domain.steps import DONE, FENCED_ATTRIBUTE, GUEST_AGENT, PIPELINE, PRECOPY, ROLLBACK, SNAPSHOT, stopped_by
 from vmwave.domain.timeline import timeline_svg
 from vmwave.errors import VmwaveError
 from vmwave.plugins import conversion, customizer, smoke_checks
@@ -54,8 +57,15 @@ def planned_wave(plan_file: str, wave: str | int, settings: Settings, ignore_win
 
 
 @task(name="prepare-wave", cache_policy=NONE, persist_result=False)
-def prepare_wave(wave_plan: WavePlan, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
-                 keep_for_debug: bool = False, redo: list[str] = (), retry: list[str] | None = None) -> Wave:
+def prepare_wave(
+    wave_plan: WavePlan,
+    records: list[SourceVM],
+    settings: Settings,
+    ignore_window: bool = False,
+    keep_for_debug: bool = False,
+    redo: list[str] = (),
+    retry: list[str] | None = None,
+) -> Wave:
     """The wave with each VM's job from what vCenter says of its VMs (``records``); or, before anything changes,
     every reason the wave cannot run (``checked_jobs``, the preflight's). A retry (``retry``: the VMs named, or []
     for every one that failed) runs only the failed VMs (``vmwave_tasks.retry``).
@@ -64,9 +74,11 @@ def prepare_wave(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
     """
     jobs, problems = checked_jobs(wave_plan, records, settings, ignore_window, keep_for_debug, redo)
     if problems:
-        raise VmwaveError(f"wave {wave_plan.id} cannot start; nothing was changed: "
-                          + "; ".join(str(p) for p in problems), "fix what is named, then run the wave again "
-                          "(`vmwave preflight` checks a plan's waves without running them)")
+        raise VmwaveError(
+            f"wave {wave_plan.id} cannot start; nothing was changed: " + "; ".join(str(p) for p in problems),
+            "fix what is named, then run the wave again "
+            "(`vmwave preflight` checks a plan's waves without running them)",
+        )
     adopt_earlier_records(jobs)
     maps = jobs[0].maps  # a wave has a VM, and a VM that could not be built is a problem
     if retry is not None:
@@ -79,9 +91,15 @@ def prepare_wave(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
     return wave_run
 
 
-def checked_jobs(wave_plan: WavePlan, records: list[SourceVM], settings: Settings, ignore_window: bool = False,
-                 keep_for_debug: bool = False, redo: list[str] = (),
-                 room: NodeRoom | None = None) -> tuple[list[Job], list[Problem]]:
+def checked_jobs(
+    wave_plan: WavePlan,
+    records: list[SourceVM],
+    settings: Settings,
+    ignore_window: bool = False,
+    keep_for_debug: bool = False,
+    redo: list[str] = (),
+    room: NodeRoom | None = None,
+) -> tuple[list[Job], list[Problem]]:
     """Each VM's job, and every problem of the wave, reading vCenter and the cluster but changing neither: what
     the plan, the maps and the plugins say, then the preflight's questions to the cluster and vCenter."""
     maps = load_maps(settings.need_maps(), settings.max_file_bytes)
@@ -89,8 +107,14 @@ def checked_jobs(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
     wave = wave_plan.id
     unknown = [vm.name for vm in wave_plan.vms if vm.moref not in by_moref]
     if unknown:
-        return [], [Problem(wave, "", f"wave {wave} names VMs vCenter does not have: {', '.join(unknown[:5])}",
-                            "re-plan with `vmwave plan`: they were removed or re-registered")]
+        return [], [
+            Problem(
+                wave,
+                "",
+                f"wave {wave} names VMs vCenter does not have: {', '.join(unknown[:5])}",
+                "re-plan with `vmwave plan`: they were removed or re-registered",
+            )
+        ]
     copied = any(vm.mode != "rebuild" for vm in wave_plan.vms)
     access = settings.source_access() if copied else None
     jobs, problems = [], []
@@ -104,18 +128,35 @@ def checked_jobs(wave_plan: WavePlan, records: list[SourceVM], settings: Setting
         how = None if entry.mode == "rebuild" else conversion(vm, settings, entry.convert)
         if how is not None and how.needs:
             problems.append(Problem(wave, "", f"{vm.name} ({how.tool}) needs {how.needs}"))
-        jobs.append(Job(wave=wave, vm=vm, entry=entry, settings=settings, maps=maps, objects=objects,
-                        conversion=how, checks=tuple(entry.smoke) + tuple(smoke_checks(vm, settings.disable_plugins)),
-                        keep_for_debug=keep_for_debug or bool(entry.keep_for_debug), cutover_now=ignore_window))
+        jobs.append(
+            Job(
+                wave=wave,
+                vm=vm,
+                entry=entry,
+                settings=settings,
+                maps=maps,
+                objects=objects,
+                conversion=how,
+                checks=tuple(entry.smoke) + tuple(smoke_checks(vm, settings.disable_plugins)),
+                keep_for_debug=keep_for_debug or bool(entry.keep_for_debug),
+                cutover_now=ignore_window,
+            )
+        )
     jobs = migrated_before(sharing(jobs, datetime.now(timezone.utc)), settings)
     told = [f"{name}: there is no such VM in wave {wave}" for name in sorted(set(redo) - {job.vm.name for job in jobs})]
-    told += [f"{job.vm.name} is a verified migration ({job.migrated_before}): roll it back first to move it again"
-             for job in jobs if job.vm.name in redo and job.migrated_before]
+    told += [
+        f"{job.vm.name} is a verified migration ({job.migrated_before}): roll it back first to move it again"
+        for job in jobs
+        if job.vm.name in redo and job.migrated_before
+    ]
     told += missing_preferences(jobs, settings) + taken_names(jobs, settings) + missing_folders(jobs, settings)
     told += sharers_elsewhere(jobs, settings)
-    told += [f"{job.vm.name} shares a disk with {len(job.shares_with)} VM(s) of the wave, which move together: "
-             f"run the wave with --in-flight {len(job.shares_with) + 1} or more" for job in jobs
-             if len(job.shares_with) + 1 > settings.in_flight and not job.migrated_before][:1]
+    told += [
+        f"{job.vm.name} shares a disk with {len(job.shares_with)} VM(s) of the wave, which move together: "
+        f"run the wave with --in-flight {len(job.shares_with) + 1} or more"
+        for job in jobs
+        if len(job.shares_with) + 1 > settings.in_flight and not job.migrated_before
+    ][:1]
     problems += [Problem(wave, "", text) for text in told]
     return jobs, problems + preflight(wave, jobs, settings, room)
 
@@ -141,9 +182,23 @@ def sharing(jobs: list[Job], since: datetime) -> list[Job]:
     for job in jobs:
         for disk in job.vm.shared_disks:
             by_file.setdefault(disk.file, []).append(job)
-    return [replace(job, since=since, shares_with=tuple(sorted(
-        {(other.vm.key, other.vm.name) for d in job.vm.shared_disks for other in by_file[d.file] if other is not job})))
-        for job in jobs]
+    return [
+        replace(
+            job,
+            since=since,
+            shares_with=tuple(
+                sorted(
+                    {
+                        (other.vm.key, other.vm.name)
+                        for d in job.vm.shared_disks
+                        for other in by_file[d.file]
+                        if other is not job
+                    }
+                )
+            ),
+        )
+        for job in jobs
+    ]
 
 
 def adopt_earlier_records(jobs: list[Job]) -> None:
@@ -181,16 +236,24 @@ def sharers_elsewhere(jobs: list[Job], settings: Settings) -> list[str]:
         return []
     here = {job.vm.moref for job in jobs}
     with connect(settings.need_vcenter()) as si:
-        holders = disk_holders(si, [job.vm.moref for job in sharing],
-                               {d.file for job in sharing for d in job.vm.shared_disks})
-    return [f"{file} is shared with VM(s) {', '.join(sorted(found - here))} outside wave {jobs[0].wave}: plan them "
-            f"into one group (one wave), they move together" for file, found in sorted(holders.items()) if found - here]
+        holders = disk_holders(
+            si, [job.vm.moref for job in sharing], {d.file for job in sharing for d in job.vm.shared_disks}
+        )
+    return [
+        f"{file} is shared with VM(s) {', '.join(sorted(found - here))} outside wave {jobs[0].wave}: plan them "
+        f"into one group (one wave), they move together"
+        for file, found in sorted(holders.items())
+        if found - here
+    ]
 
 
 def missing_folders(jobs: list[Job], settings: Settings) -> list[str]:
     """The folders the plan fences sources into that vCenter lacks: found out before a VM moves, not after."""
-    wanted = {job.entry.fencing.folder: job.vm.moref for job in jobs
-              if job.entry.fencing.enabled and job.entry.fencing.folder and not job.migrated_before}
+    wanted = {
+        job.entry.fencing.folder: job.vm.moref
+        for job in jobs
+        if job.entry.fencing.enabled and job.entry.fencing.folder and not job.migrated_before
+    }
     if not wanted:
         return []
     problems = []
@@ -213,14 +276,18 @@ def taken_names(jobs: list[Job], settings: Settings) -> list[str]:
         meta = job.objects.virtual_machine["metadata"]
         there = cluster.get("kubevirt.io/v1", "VirtualMachine", meta["namespace"], meta["name"])
         if there is not None and not same_source(there, job.vm):
-            taken.append(f"{job.vm.name}: VirtualMachine {meta['namespace']}/{meta['name']} already exists and is "
-                         f"not this VM's; set another `target_name:` in the plan")
+            taken.append(
+                f"{job.vm.name}: VirtualMachine {meta['namespace']}/{meta['name']} already exists and is "
+                f"not this VM's; set another `target_name:` in the plan"
+            )
     return taken
 
 
 def missing_preferences(jobs: list[Job], settings: Settings) -> list[str]:
     """The preferences the wave's VMs reference that the cluster lacks: a VM with one cannot start."""
-    names = sorted({(job.objects.virtual_machine["spec"].get("preference") or {}).get("name", "") for job in jobs} - {""})
+    names = sorted(
+        {(job.objects.virtual_machine["spec"].get("preference") or {}).get("name", "") for job in jobs} - {""}
+    )
     if not names:
         return []
     cluster = Cluster.shared(settings.need_kubeconfig())
@@ -230,14 +297,17 @@ def missing_preferences(jobs: list[Job], settings: Settings) -> list[str]:
         missing = names
     if not missing:
         return []
-    return [f"the maps say the cluster has kubevirt/common-instancetypes (preferences: cluster) but it has no "
-            f"{CLUSTER_PREFERENCE} {', '.join(missing)}: deploy them (KubeVirt 1.4 and later does by default) "
-            f"or set `preferences: inline` in the maps"]
+    return [
+        f"the maps say the cluster has kubevirt/common-instancetypes (preferences: cluster) but it has no "
+        f"{CLUSTER_PREFERENCE} {', '.join(missing)}: deploy them (KubeVirt 1.4 and later does by default) "
+        f"or set `preferences: inline` in the maps"
+    ]
 
 
 @task(name="rollback-jobs", cache_policy=NONE, persist_result=False)
-def rollback_jobs(plan_file: str, wave: str | int, settings: Settings, keep_for_debug: bool = False,
-                  only: list[str] = ()) -> Wave:
+def rollback_jobs(
+    plan_file: str, wave: str | int, settings: Settings, keep_for_debug: bool = False, only: list[str] = ()
+) -> Wave:
     """A job for each VM of the wave (or each of ``only``) that the ledger says was started: identities from the
     plan and the vCenter's id (the ledger knows a VM by both), nothing checked."""
     wave_plan = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
@@ -246,9 +316,18 @@ def rollback_jobs(plan_file: str, wave: str | int, settings: Settings, keep_for_
         raise VmwaveError(f"wave {wave_plan.id} has no VM {', '.join(unknown)}", "name VMs as the plan has them")
     maps = load_maps(settings.need_maps(), settings.max_file_bytes)
     center = vcenter_id(settings.need_vcenter())
-    jobs = [Job(wave=wave_plan.id, vm=SourceVM(name=vm.name, moref=vm.moref, instance_uuid=vm.uuid, vcenter=center),
-                entry=vm, settings=settings, maps=maps, keep_for_debug=keep_for_debug or bool(vm.keep_for_debug))
-            for vm in wave_plan.vms if not only or vm.name in only]
+    jobs = [
+        Job(
+            wave=wave_plan.id,
+            vm=SourceVM(name=vm.name, moref=vm.moref, instance_uuid=vm.uuid, vcenter=center),
+            entry=vm,
+            settings=settings,
+            maps=maps,
+            keep_for_debug=keep_for_debug or bool(vm.keep_for_debug),
+        )
+        for vm in wave_plan.vms
+        if not only or vm.name in only
+    ]
     adopt_earlier_records(jobs)
     started = tuple(job for job in jobs if job.ledger().get(job.wave, job.vm.key, SNAPSHOT) is not None)
     return Wave(wave_plan, started, settings, maps)
@@ -260,11 +339,16 @@ def share_limits(wave: Wave) -> tuple[dict[str, list[str]], dict[str, int]]:
 
     Returns each VM's limit names (by moref) and each limit's cap.
     """
-    names = {job.vm.key: [limit_name("host", job.vm.host)] + sorted({limit_name("datastore", d.datastore)
-                                                                        for d in job.vm.disks})
-             for job in wave.jobs}
-    caps = {name: wave.per_host if name.startswith("vmwave-host-") else wave.settings.per_datastore
-            for wanted in names.values() for name in wanted}
+    names = {
+        job.vm.key: [limit_name("host", job.vm.host)]
+        + sorted({limit_name("datastore", d.datastore) for d in job.vm.disks})
+        for job in wave.jobs
+    }
+    caps = {
+        name: wave.per_host if name.startswith("vmwave-host-") else wave.settings.per_datastore
+        for wanted in names.values()
+        for name in wanted
+    }
     with get_client(sync_client=True) as client:
         for name in sorted(caps):
             try:
@@ -313,15 +397,30 @@ def wave_report(wave_run: Wave, outcomes: dict[str, str], out_dir: str) -> dict[
             result = ledger_result(vm_steps) + " on another worker"
         if job.note:
             result = f"{result} ({job.note})"
-        rows.append({"vm": job.vm.name, "class": job.cls, "result": result, "downtime": _downtime(job, vm_steps),
-                     "steps": ", ".join(f"{s['step']} {s['seconds'] or 0:.1f}s" for s in vm_steps if s["step"] != ROLLBACK),
-                     "cause": failed["cause"] if failed else "",
-                     "fix": _fix(failed) if failed else "",
-                     "preparation": "; ".join(job.entry.preparation)})
+        rows.append(
+            {
+                "vm": job.vm.name,
+                "class": job.cls,
+                "result": result,
+                "downtime": _downtime(job, vm_steps),
+                "steps": ", ".join(f"{s['step']} {s['seconds'] or 0:.1f}s" for s in vm_steps if s["step"] != ROLLBACK),
+                "cause": failed["cause"] if failed else "",
+                "fix": _fix(failed) if failed else "",
+                "preparation": "; ".join(job.entry.preparation),
+            }
+        )
     ok = sum(r["result"].startswith("succeeded") for r in rows)
-    create_table_artifact(rows, key=f"wave-{wave}-report".lower(), description=f"wave {wave}: {ok}/{len(rows)} succeeded")
-    lines = [f"# Wave {wave}", "", f"{ok} of {len(rows)} VMs succeeded ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC).", "",
-             "| VM | class | result | downtime | steps | cause | fix | preparation |", "|---|---|---|---|---|---|---|---|"]
+    create_table_artifact(
+        rows, key=f"wave-{wave}-report".lower(), description=f"wave {wave}: {ok}/{len(rows)} succeeded"
+    )
+    lines = [
+        f"# Wave {wave}",
+        "",
+        f"{ok} of {len(rows)} VMs succeeded ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC).",
+        "",
+        "| VM | class | result | downtime | steps | cause | fix | preparation |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     columns = ("vm", "class", "result", "downtime", "steps", "cause", "fix", "preparation")
     lines += ["| " + " | ".join(markdown_cell(str(r[c])) for c in columns) + " |" for r in rows]
     picture = timeline_svg(entries, datetime.now(timezone.utc), f"wave {wave}: {ok} of {len(rows)} VMs succeeded")
@@ -330,10 +429,18 @@ def wave_report(wave_run: Wave, outcomes: dict[str, str], out_dir: str) -> dict[
     path = inside(out_dir, f"wave-{wave}-report.md")
     write_text_atomic(path, "\n".join([*lines, "", f"![timeline of wave {wave}]({image.name})"]) + "\n")
     inline = base64.b64encode(picture.encode()).decode()  # the artifact has no file beside it
-    create_markdown_artifact("\n".join([*lines, "", f"![timeline of wave {wave}](data:image/svg+xml;base64,{inline})"]),
-                             key=f"wave-{wave}-summary".lower())
-    return {"wave": wave, "succeeded": ok, "total": len(rows), "rows": rows, "report": str(path),
-            "finished": time.time()}
+    create_markdown_artifact(
+        "\n".join([*lines, "", f"![timeline of wave {wave}](data:image/svg+xml;base64,{inline})"]),
+        key=f"wave-{wave}-summary".lower(),
+    )
+    return {
+        "wave": wave,
+        "succeeded": ok,
+        "total": len(rows),
+        "rows": rows,
+        "report": str(path),
+        "finished": time.time(),
+    }
 
 
 def _downtime(job: Job, vm_steps: list[dict[str, Any]]) -> str:

@@ -90,11 +90,21 @@ def kube(tmp_path_factory):
     from vmwave_lab import kubernetes as lab_kube
 
     state = tmp_path_factory.mktemp("kube")
-    nodes = [{"name": "lab-node-1", "cpu": 8, "memory_gi": 32, "hugepages_1gi": 0, "labels": {}},
-             {"name": "lab-node-2", "cpu": 16, "memory_gi": 64, "hugepages_1gi": 16, "labels": {"cpumanager": "true"}}]
-    started = lab_kube.start(state, {"nodes": nodes, "storage_classes": [
-        {"name": "rook-ceph-block-vm", "capacity_gi": 40, "default": True},
-        {"name": "tiny", "capacity_gi": 1}], "phase_delay": 0.02})
+    nodes = [
+        {"name": "lab-node-1", "cpu": 8, "memory_gi": 32, "hugepages_1gi": 0, "labels": {}},
+        {"name": "lab-node-2", "cpu": 16, "memory_gi": 64, "hugepages_1gi": 16, "labels": {"cpumanager": "true"}},
+    ]
+    started = lab_kube.start(
+        state,
+        {
+            "nodes": nodes,
+            "storage_classes": [
+                {"name": "rook-ceph-block-vm", "capacity_gi": 40, "default": True},
+                {"name": "tiny", "capacity_gi": 1},
+            ],
+            "phase_delay": 0.02,
+        },
+    )
     yield started
     lab_kube.stop(state)
 
@@ -144,7 +154,9 @@ def wave_env(wave_lab, tmp_path, monkeypatch) -> dict[str, str]:
 def planned(wave_env, tmp_path):
     """`vmwave plan` of the wave lab: (the plan file, its document, its first P3 wave)."""
     plan = tmp_path / "plan.yaml"
-    subprocess.run([VMWAVE, "plan", "--out", str(plan)], check=True, capture_output=True, env={**os.environ, **wave_env})
+    subprocess.run(
+        [VMWAVE, "plan", "--out", str(plan)], check=True, capture_output=True, env={**os.environ, **wave_env}
+    )
     doc = yaml.safe_load(plan.read_text())
     return plan, doc, next(w for w in doc["waves"] if w["class"] == "P3")
 
@@ -162,19 +174,27 @@ def agent_never_answers():
 
         cluster = Cluster(kubeconfig)
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        metadata = {"name": name, "namespace": namespace, "annotations": {"lab.vmwave.io/guest-agent": "never"},
-                    "labels": {"vmwave.io/run": Ledger(Settings.load(env={}, ledger=ledger).ledger).run_id}}
+        metadata = {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {"lab.vmwave.io/guest-agent": "never"},
+            "labels": {"vmwave.io/run": Ledger(Settings.load(env={}, ledger=ledger).ledger).run_id},
+        }
         if source_uuid:
             metadata["labels"]["vmwave.io/source-uuid"] = source_uuid
         cluster.dynamic.server_side_apply(
-            cluster.resource("kubevirt.io/v1", "VirtualMachine"), field_manager="lab-test",
-            body={"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": metadata})
+            cluster.resource("kubevirt.io/v1", "VirtualMachine"),
+            field_manager="lab-test",
+            body={"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": metadata},
+        )
+
     return apply
 
 
 @pytest.fixture
 def secrets_stay_secret():
-    """A check that the vCenter password and the lab's tokens never reached argv, a log, a report or a flow parameter."""
+    """A check that the vCenter password and the lab's tokens never reached argv, a log, a report or a flow
+    parameter."""
     import asyncio
     import json
 
@@ -200,4 +220,5 @@ def secrets_stay_secret():
 
         found = asyncio.run(parameters())
         assert found and not any(secret in params for params in found for secret in secrets)
+
     return check

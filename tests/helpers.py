@@ -45,59 +45,122 @@ def estate_records(path: Path = SMALL) -> list[SourceVM]:
     for number, vm in enumerate(seed["vms"], start=1):
         digest = hashlib.sha256(vm["name"].encode()).digest()
         disks = tuple(
-            Disk(key=2000 + i, label=f"Hard disk {i + 1}", file=d["file"], datastore=d["file"][1:].split("]")[0],
-                 capacity_bytes=d["size_kb"] * 1024, controller=vm["controllers"][d["controller"]]["type"],
-                 bus=vm["controllers"][d["controller"]]["bus"], unit=d["unit"],
-                 sharing="multiwriter" if d["sharing"] else "none", mode=d["mode"], thin=d["thin"], uuid=d["uuid"])
-            for i, d in enumerate(vm["disks"]))
+            Disk(
+                key=2000 + i,
+                label=f"Hard disk {i + 1}",
+                file=d["file"],
+                datastore=d["file"][1:].split("]")[0],
+                capacity_bytes=d["size_kb"] * 1024,
+                controller=vm["controllers"][d["controller"]]["type"],
+                bus=vm["controllers"][d["controller"]]["bus"],
+                unit=d["unit"],
+                sharing="multiwriter" if d["sharing"] else "none",
+                mode=d["mode"],
+                thin=d["thin"],
+                uuid=d["uuid"],
+            )
+            for i, d in enumerate(vm["disks"])
+        )
         powered_on = vm["power"] == "poweredOn"
         reported = powered_on and vm["tools"] == "running" and not vm["template"]  # what VMware Tools tells vCenter
-        nics = tuple(Nic(key=4000 + i, label=f"Network adapter {i + 1}", mac=n["mac"], adapter=n["type"],
-                         portgroup=n["portgroup"], vlan=vlans.get(n["portgroup"]),
-                         distributed=n["portgroup"] in distributed, addresses=tuple(n["ips"]) if reported else (),
-                         address_origin=n["origin"] if reported and n["ips"] else "") for i, n in enumerate(vm["nics"]))
+        nics = tuple(
+            Nic(
+                key=4000 + i,
+                label=f"Network adapter {i + 1}",
+                mac=n["mac"],
+                adapter=n["type"],
+                portgroup=n["portgroup"],
+                vlan=vlans.get(n["portgroup"]),
+                distributed=n["portgroup"] in distributed,
+                addresses=tuple(n["ips"]) if reported else (),
+                address_origin=n["origin"] if reported and n["ips"] else "",
+            )
+            for i, n in enumerate(vm["nics"])
+        )
         nic_ips = tuple(ip.split("/")[0] for n in vm["nics"] for ip in n["ips"]) if reported else ()
         cluster = clusters[(vm["datacenter"], vm["cluster"])]
-        records.append(SourceVM(
-            name=vm["name"], moref=f"vm-{number}", instance_uuid=str(uuid.UUID(bytes=digest[:16])),
-            bios_uuid=str(uuid.UUID(bytes=digest[16:])), datacenter=vm["datacenter"], cluster=vm["cluster"],
-            host=vm["host"], folder=vm["folder"], guest_id=vm["guest_id"], guest_family=guest_os(vm["guest_id"]).family,
-            firmware=vm["firmware"], secure_boot=vm["secure_boot"], cpus=vm["cpus"], memory_mb=vm["memory_mb"],
-            cbt=vm["cbt"], power_state=vm["power"],
-            tools="not_installed" if vm["template"] else vm["tools"] if powered_on or vm["tools"] == "not_installed"
-            else "not_running",  # as vCenter reports them: a template's tools are never installed, an off VM's not running
-            ips=tuple(vm["ips"]) if powered_on and vm["ips"] else nic_ips, template=vm["template"], disks=disks, nics=nics,
-            snapshots=tuple(Snapshot(name, "") for name in vm["snapshots"]), devices=tuple(sorted(set(vm["devices"]))),
-            tags=tuple(sorted(vm["tags"])), attributes=dict(vm["attributes"]), hot_add=tuple(vm["hot_add"]),
-            cpu_affinity=tuple(vm["cpu_affinity"]),
-            extra_config={k: v for k, v in vm["extra_config"].items() if CHECKED_EXTRA_CONFIG.match(k)},
-            hostname=vm["hostname"] if reported else "", gateway=vm["gateway"] if reported else "",
-            dns=tuple(vm["dns"]) if reported else (),
-            consolidation_needed=vm["consolidation_needed"], fault_tolerance=vm["fault_tolerance"],
-            host_state="maintenance" if vm["host"] in cluster["maintenance"] else
-            "disconnected" if vm["host"] in cluster["disconnected"] else "connected",
-            cluster_features=tuple(f for f in ("drs", "dpm") if cluster[f]),
-            host_rules=tuple(sorted(r["name"] for r in cluster["vm_host_rules"] if vm["name"] in r["vms"])),
-            guest_disks=tuple(GuestDisk(g["path"], g["capacity_mb"] << 20, g["free_mb"] << 20) for g in vm["guest_disks"])
-            if reported else ()))
+        records.append(
+            SourceVM(
+                name=vm["name"],
+                moref=f"vm-{number}",
+                instance_uuid=str(uuid.UUID(bytes=digest[:16])),
+                bios_uuid=str(uuid.UUID(bytes=digest[16:])),
+                datacenter=vm["datacenter"],
+                cluster=vm["cluster"],
+                host=vm["host"],
+                folder=vm["folder"],
+                guest_id=vm["guest_id"],
+                guest_family=guest_os(vm["guest_id"]).family,
+                firmware=vm["firmware"],
+                secure_boot=vm["secure_boot"],
+                cpus=vm["cpus"],
+                memory_mb=vm["memory_mb"],
+                cbt=vm["cbt"],
+                power_state=vm["power"],
+                tools="not_installed"
+                if vm["template"]
+                else vm["tools"]
+                if powered_on or vm["tools"] == "not_installed"
+                else "not_running",  # as vCenter says: a template's tools never installed, an off VM's not running
+                ips=tuple(vm["ips"]) if powered_on and vm["ips"] else nic_ips,
+                template=vm["template"],
+                disks=disks,
+                nics=nics,
+                snapshots=tuple(Snapshot(name, "") for name in vm["snapshots"]),
+                devices=tuple(sorted(set(vm["devices"]))),
+                tags=tuple(sorted(vm["tags"])),
+                attributes=dict(vm["attributes"]),
+                hot_add=tuple(vm["hot_add"]),
+                cpu_affinity=tuple(vm["cpu_affinity"]),
+                extra_config={k: v for k, v in vm["extra_config"].items() if CHECKED_EXTRA_CONFIG.match(k)},
+                hostname=vm["hostname"] if reported else "",
+                gateway=vm["gateway"] if reported else "",
+                dns=tuple(vm["dns"]) if reported else (),
+                consolidation_needed=vm["consolidation_needed"],
+                fault_tolerance=vm["fault_tolerance"],
+                host_state="maintenance"
+                if vm["host"] in cluster["maintenance"]
+                else "disconnected"
+                if vm["host"] in cluster["disconnected"]
+                else "connected",
+                cluster_features=tuple(f for f in ("drs", "dpm") if cluster[f]),
+                host_rules=tuple(sorted(r["name"] for r in cluster["vm_host_rules"] if vm["name"] in r["vms"])),
+                guest_disks=tuple(
+                    GuestDisk(g["path"], g["capacity_mb"] << 20, g["free_mb"] << 20) for g in vm["guest_disks"]
+                )
+                if reported
+                else (),
+            )
+        )
     return sorted(records, key=lambda r: (r.name, r.moref))
 
 
-def planned_entry(vm: SourceVM, wave: str = "w001", names: dict | None = None, window: dict | None = None,
-                  **fields):
+def planned_entry(vm: SourceVM, wave: str = "w001", names: dict | None = None, window: dict | None = None, **fields):
     """``vm``'s entry as a plan file gives it (class P3, cold, unless ``fields`` say otherwise), read through the
     plan's models as a run reads it: complete, with the plan's ``names`` and its wave's ``window``."""
     from vmwave.domain.plan_file import PLAN_SCHEMA, parse_plan
 
     data = {"name": vm.name, "moref": vm.moref, "uuid": vm.instance_uuid, "class": "P3", "mode": "cold", **fields}
     wave_doc = {"id": wave, "class": data["class"], "vms": [data], **({"window": window} if window else {})}
-    plan = parse_plan({"schema": PLAN_SCHEMA, "limits": {"wave_size": 50, "per_host": 10}, "names": names or {},
-                       "waves": [wave_doc]}, "test plan")
+    plan = parse_plan(
+        {"schema": PLAN_SCHEMA, "limits": {"wave_size": 50, "per_host": 10}, "names": names or {}, "waves": [wave_doc]},
+        "test plan",
+    )
     return plan.waves[0].vms[0]
 
 
-def job_for(vm: SourceVM, lab_settings: dict, tmp_path: Path, wave: str, mode: str = "cold", checks: tuple = (),
-            timeouts: dict | None = None, keep_for_debug: bool = False, env: dict | None = None, **entry):
+def job_for(
+    vm: SourceVM,
+    lab_settings: dict,
+    tmp_path: Path,
+    wave: str,
+    mode: str = "cold",
+    checks: tuple = (),
+    timeouts: dict | None = None,
+    keep_for_debug: bool = False,
+    env: dict | None = None,
+    **entry,
+):
     """One VM's job as `prepare_wave` builds it from a plan entry, for a wave the test names, without a plan file.
 
     ``env`` changes settings, e.g. ``{"VMWAVE_VDDK_IMAGE": ""}`` reads the disks over HTTPS instead of VDDK.
@@ -109,18 +172,42 @@ def job_for(vm: SourceVM, lab_settings: dict, tmp_path: Path, wave: str, mode: s
     from vmwave.settings import Settings, Timeouts
     from vmwave_tasks.job import Job
 
-    env = {**lab_settings, "VMWAVE_LEDGER": str(tmp_path / "ledger.db"), "VMWAVE_WORKDIR": str(tmp_path / "work"),
-           **(env or {})}
-    settings = Settings.load(env=env, timeouts=Timeouts(**(timeouts or {"shutdown": 60, "import": 120, "boot": 60,
-                                                                         "agent": 5})))
+    env = {
+        **lab_settings,
+        "VMWAVE_LEDGER": str(tmp_path / "ledger.db"),
+        "VMWAVE_WORKDIR": str(tmp_path / "work"),
+        **(env or {}),
+    }
+    settings = Settings.load(
+        env=env, timeouts=Timeouts(**(timeouts or {"shutdown": 60, "import": 120, "boot": 60, "agent": 5}))
+    )
     maps = load_maps(settings.need_maps())
-    plan_entry = planned_entry(vm, wave, **{"mode": mode, "convert": planned_tool(vm), "target_name": target_name(vm.name),
-                                            "keep_for_debug": keep_for_debug, **entry})
-    objects = vm_objects(vm, plan_entry, wave, maps, None if mode == "rebuild" else settings.source_access(),
-                         customizer(settings))
+    plan_entry = planned_entry(
+        vm,
+        wave,
+        **{
+            "mode": mode,
+            "convert": planned_tool(vm),
+            "target_name": target_name(vm.name),
+            "keep_for_debug": keep_for_debug,
+            **entry,
+        },
+    )
+    objects = vm_objects(
+        vm, plan_entry, wave, maps, None if mode == "rebuild" else settings.source_access(), customizer(settings)
+    )
     how = None if mode == "rebuild" else conversion(vm, settings, plan_entry.convert)
-    return Job(wave=wave, vm=vm, entry=plan_entry, settings=settings, maps=maps, objects=objects, conversion=how,
-               checks=tuple(checks), keep_for_debug=keep_for_debug)
+    return Job(
+        wave=wave,
+        vm=vm,
+        entry=plan_entry,
+        settings=settings,
+        maps=maps,
+        objects=objects,
+        conversion=how,
+        checks=tuple(checks),
+        keep_for_debug=keep_for_debug,
+    )
 
 
 def small_disk(vm: SourceVM, lab, data_mb: int = 4) -> Path:
@@ -140,11 +227,17 @@ def kubevirt_metrics_text(kube) -> str:
 def kubevirt_metrics(kube, **wanted) -> dict:
     """The lab KubeVirt's /metrics, its samples by (name, labels), only those whose labels include ``wanted``."""
     text = kubevirt_metrics_text(kube)
-    return {(s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(text)
-            for s in family.samples if wanted.items() <= s.labels.items()}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if wanted.items() <= s.labels.items()
+    }
 
 
-DASHBOARDS = {path.name: json.loads(path.read_text()) for path in sorted((REPO / "grafana" / "dashboards").glob("*.json"))}
+DASHBOARDS = {
+    path.name: json.loads(path.read_text()) for path in sorted((REPO / "grafana" / "dashboards").glob("*.json"))
+}
 
 
 def expressions(board: dict) -> list[str]:
@@ -167,8 +260,12 @@ def share_a_wave(doc: dict, wave: dict, barrier: Path) -> dict[str, str]:
     web = next(w for w in doc["waves"] if w["class"] == "P2")
     wave["vms"] += [{**vm, "mode": "cold"} for vm in web["vms"]]
     doc["waves"].remove(web)
-    wave["hooks"] = {"pre_cutover": {"image": "registry.access.redhat.com/ubi9/ubi-minimal:latest",
-                                     "command": ["/bin/sh", "-c", f"while [ ! -e {barrier} ]; do sleep 0.2; done"]}}
+    wave["hooks"] = {
+        "pre_cutover": {
+            "image": "registry.access.redhat.com/ubi9/ubi-minimal:latest",
+            "command": ["/bin/sh", "-c", f"while [ ! -e {barrier} ]; do sleep 0.2; done"],
+        }
+    }
     hosts = {vm["moref"]: vm["host"] for vm in wave["vms"]}
     assert max(list(hosts.values()).count(h) for h in hosts.values()) >= 2  # the cap has something to hold back
     return hosts
@@ -184,8 +281,9 @@ def assert_shared_once_within_caps(rows: list[dict], hosts: dict[str, str], repo
     spans: dict[str, list[tuple]] = {}
     for moref in hosts:
         mine = [r for r in rows if r["moref"] == moref]
-        spans.setdefault(hosts[moref], []).append((min(r["started_at"] for r in mine),
-                                                  max(r["finished_at"] for r in mine)))
+        spans.setdefault(hosts[moref], []).append(
+            (min(r["started_at"] for r in mine), max(r["finished_at"] for r in mine))
+        )
     for host, intervals in spans.items():
         intervals.sort()
         assert all(later[0] >= earlier[1] for earlier, later in zip(intervals, intervals[1:])), host  # never two
@@ -193,14 +291,23 @@ def assert_shared_once_within_caps(rows: list[dict], hosts: dict[str, str], repo
 
 RBAC = REPO / "deployments" / "kubernetes" / "rbac.yaml"
 CONVERSION = {  # a guest conversion's: the e2e tier's real guest asks them under the same account
-    ("", "configmaps", "create"), ("", "configmaps", "delete"), ("", "configmaps", "get"), ("", "pods", "create"),
-    ("", "pods", "get"), ("", "pods", "watch"), ("", "pods", "delete"), ("", "pods/log", "get"),
-    ("kubevirt.io", "virtualmachineinstances", "list")}  # whether a running VM uses the volumes
+    ("", "configmaps", "create"),
+    ("", "configmaps", "delete"),
+    ("", "configmaps", "get"),
+    ("", "pods", "create"),
+    ("", "pods", "get"),
+    ("", "pods", "watch"),
+    ("", "pods", "delete"),
+    ("", "pods/log", "get"),
+    ("kubevirt.io", "virtualmachineinstances", "list"),
+}  # whether a running VM uses the volumes
 
 
-def service_account_kubeconfig(admin: str, out: Path, account: str = "vmwave-worker",
-                               namespace: str = "vmwave-system") -> Path:
+def service_account_kubeconfig(
+    admin: str, out: Path, account: str = "vmwave-worker", namespace: str = "vmwave-system"
+) -> Path:
     """Apply vmwave's shipped RBAC as an admin would, and write a kubeconfig that acts as ``account`` only."""
+
     def kubectl(*argv: str) -> str:
         done = subprocess.run(["kubectl", "--kubeconfig", admin, *argv], capture_output=True, text=True)
         assert done.returncode == 0, f"kubectl {' '.join(argv)}: {done.stderr}"
@@ -220,13 +327,17 @@ def rbac_audit(admin: str, account: str = "system:serviceaccount:vmwave-system:v
     audit = Path(admin).parent / "kube-audit.jsonl"
     asked = [json.loads(line) for line in audit.read_text().splitlines()] if audit.exists() else []
     mine = [a for a in asked if a["user"] == account]
-    used = {(a["group"], "/".join(p for p in (a["resource"], a["subresource"]) if p), a["verb"]) for a in mine
-            if a["allowed"]}
+    used = {
+        (a["group"], "/".join(p for p in (a["resource"], a["subresource"]) if p), a["verb"])
+        for a in mine
+        if a["allowed"]
+    }
     return [a for a in mine if not a["allowed"]], used
 
 
 def granted(role: str = "vmwave-worker") -> set:
     """The (group, resource, verb) the shipped ClusterRole grants."""
-    rules = next(d for d in yaml.safe_load_all(RBAC.read_text()) if d["kind"] == "ClusterRole"
-                 and d["metadata"]["name"] == role)["rules"]
+    rules = next(
+        d for d in yaml.safe_load_all(RBAC.read_text()) if d["kind"] == "ClusterRole" and d["metadata"]["name"] == role
+    )["rules"]
     return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}

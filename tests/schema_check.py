@@ -11,9 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
-ROOTS = {("kubevirt.io/v1", "VirtualMachine"): ("kubevirt-swagger.json", "v1.VirtualMachine"),
-         ("kubevirt.io/v1", "KubeVirt"): ("kubevirt-swagger.json", "v1.KubeVirt"),
-         ("cdi.kubevirt.io/v1beta1", "DataVolume"): ("cdi-swagger.json", "v1beta1.DataVolume")}
+ROOTS = {
+    ("kubevirt.io/v1", "VirtualMachine"): ("kubevirt-swagger.json", "v1.VirtualMachine"),
+    ("kubevirt.io/v1", "KubeVirt"): ("kubevirt-swagger.json", "v1.KubeVirt"),
+    ("cdi.kubevirt.io/v1beta1", "DataVolume"): ("cdi-swagger.json", "v1beta1.DataVolume"),
+}
 _TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict, "number": (int, float)}
 
 

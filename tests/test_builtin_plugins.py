@@ -32,18 +32,29 @@ needs_schemas = pytest.mark.skipif(not schema_check.available(), reason="../shar
 
 
 def guest(guest_id: str, **changes) -> SourceVM:
-    base = SourceVM(name="app-01", moref="vm-7", instance_uuid="u-7", bios_uuid="b-7", datacenter="dc",
-                    guest_id=guest_id, guest_family=guest_os(guest_id).family, cpus=2,
-                    memory_mb=4096, power_state="poweredOn", tools="running",
-                    disks=(Disk(1, "Hard disk 1", "[ds-ssd-01] app/app.vmdk", "ds-ssd-01", 40 * 1024**3, "pvscsi", 0, 0),),
-                    nics=(Nic(2, "Network adapter 1", "00:50:56:aa:00:01", "vmxnet3", "VM Network", 0),))
+    base = SourceVM(
+        name="app-01",
+        moref="vm-7",
+        instance_uuid="u-7",
+        bios_uuid="b-7",
+        datacenter="dc",
+        guest_id=guest_id,
+        guest_family=guest_os(guest_id).family,
+        cpus=2,
+        memory_mb=4096,
+        power_state="poweredOn",
+        tools="running",
+        disks=(Disk(1, "Hard disk 1", "[ds-ssd-01] app/app.vmdk", "ds-ssd-01", 40 * 1024**3, "pvscsi", 0, 0),),
+        nics=(Nic(2, "Network adapter 1", "00:50:56:aa:00:01", "vmxnet3", "VM Network", 0),),
+    )
     return replace(base, **changes)
 
 
 def machine(vm: SourceVM, maps=INLINE_MAPS, **entry) -> dict:
     """The VirtualMachine the builder makes for ``vm`` with every built-in plugin, as a migration would."""
-    manifest = vm_objects(vm, planned_entry(vm, target_name="app-01", **entry), "w1", maps, VCENTER,
-                          customizer(CONFIG)).virtual_machine
+    manifest = vm_objects(
+        vm, planned_entry(vm, target_name="app-01", **entry), "w1", maps, VCENTER, customizer(CONFIG)
+    ).virtual_machine
     if schema_check.available():
         assert schema_check.problems(manifest) == []
     return manifest
@@ -55,13 +66,22 @@ def domain(manifest: dict) -> dict:
 
 # --- Windows ---------------------------------------------------------------------------------------------------
 
+
 @needs_schemas
-@pytest.mark.parametrize("guest_id,preference", [
-    ("windows2022srvNext_64Guest", "windows.2k25"), ("windows2019srvNext_64Guest", "windows.2k22"),
-    ("windows2019srv_64Guest", "windows.2k19"), ("windows9Server64Guest", "windows.2k16"),
-    ("windows8Server64Guest", "windows.2k12"), ("windows7Server64Guest", "windows.2k8"),
-    ("windows11_64Guest", "windows.11"), ("windows9_64Guest", "windows.10"), ("windows7_64Guest", "windows.7"),
-])
+@pytest.mark.parametrize(
+    "guest_id,preference",
+    [
+        ("windows2022srvNext_64Guest", "windows.2k25"),
+        ("windows2019srvNext_64Guest", "windows.2k22"),
+        ("windows2019srv_64Guest", "windows.2k19"),
+        ("windows9Server64Guest", "windows.2k16"),
+        ("windows8Server64Guest", "windows.2k12"),
+        ("windows7Server64Guest", "windows.2k8"),
+        ("windows11_64Guest", "windows.11"),
+        ("windows9_64Guest", "windows.10"),
+        ("windows7_64Guest", "windows.7"),
+    ],
+)
 def test_each_windows_edition_gets_its_preference_virtio_when_converted(guest_id, preference):
     converted = machine(guest(guest_id), CLUSTER_MAPS, convert="virt-v2v")
     assert converted["spec"]["preference"] == {"kind": CLUSTER_PREFERENCE, "name": f"{preference}.virtio"}
@@ -75,8 +95,15 @@ def test_windows_without_cluster_preferences_gets_the_same_values_inline():
     assert "preference" not in manifest["spec"]
     assert manifest["spec"]["template"]["metadata"]["annotations"][INLINE] == "windows.2k22.virtio"
     d = domain(manifest)
-    assert d["clock"] == {"utc": {}, "timer": {"hpet": {"present": False}, "pit": {"tickPolicy": "delay"},
-                                               "rtc": {"tickPolicy": "catchup"}, "hyperv": {}}}
+    assert d["clock"] == {
+        "utc": {},
+        "timer": {
+            "hpet": {"present": False},
+            "pit": {"tickPolicy": "delay"},
+            "rtc": {"tickPolicy": "catchup"},
+            "hyperv": {},
+        },
+    }
     assert d["features"]["hyperv"]["spinlocks"] == {"spinlocks": 8191} and "synictimer" in d["features"]["hyperv"]
     assert manifest["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 3600
     assert "tpm" not in d["devices"]  # inline: nothing to switch off
@@ -115,8 +142,9 @@ def test_windows_firmware_secure_boot_and_vtpm_come_from_the_source(maps):
     plain = domain(machine(guest("windows2019srvNext_64Guest"), maps))
     assert plain["firmware"]["bootloader"] == {"bios": {}} and "smm" not in plain.get("features", {})
     assert plain["devices"].get("tpm", {"enabled": False}) == {"enabled": False}  # windows.2k22 prefers one: off
-    secure = domain(machine(guest("windows2019srvNext_64Guest", firmware="efi", secure_boot=True, devices=("tpm",)),
-                            maps))
+    secure = domain(
+        machine(guest("windows2019srvNext_64Guest", firmware="efi", secure_boot=True, devices=("tpm",)), maps)
+    )
     assert secure["firmware"]["bootloader"]["efi"] == {"secureBoot": True, "persistent": True}
     assert secure["features"]["smm"] == {"enabled": True}
     assert secure["devices"]["tpm"] == {"persistent": True}
@@ -144,16 +172,26 @@ def test_windows_preparation_names_the_seeds_driver_steps_when_it_is_not_convert
 
 # --- Linux families --------------------------------------------------------------------------------------------
 
+
 @needs_schemas
-@pytest.mark.parametrize("guest_id,guest_name,preference", [
-    ("rhel9_64Guest", "", "rhel.9"), ("rhel8_64Guest", "", "rhel.8"), ("rhel10_64Guest", "", "rhel.10"),
-    ("centos7_64Guest", "", "rhel.7"), ("centos9_64Guest", "", "centos.stream9"),
-    ("oracleLinux8_64Guest", "", "oraclelinux"), ("rockylinux_64Guest", "Rocky Linux 9.3 (Blue Onyx)", "rhel.9"),
-    ("almalinux_64Guest", "", "linux"),  # no release known: the generic preference
-    ("debian12_64Guest", "", "debian"), ("ubuntu64Guest", "", "ubuntu"),
-    ("sles15_64Guest", "", "sles"), ("opensuse64Guest", "", "opensuse.leap"),
-    ("other5xLinux64Guest", "", "linux"),
-])
+@pytest.mark.parametrize(
+    "guest_id,guest_name,preference",
+    [
+        ("rhel9_64Guest", "", "rhel.9"),
+        ("rhel8_64Guest", "", "rhel.8"),
+        ("rhel10_64Guest", "", "rhel.10"),
+        ("centos7_64Guest", "", "rhel.7"),
+        ("centos9_64Guest", "", "centos.stream9"),
+        ("oracleLinux8_64Guest", "", "oraclelinux"),
+        ("rockylinux_64Guest", "Rocky Linux 9.3 (Blue Onyx)", "rhel.9"),
+        ("almalinux_64Guest", "", "linux"),  # no release known: the generic preference
+        ("debian12_64Guest", "", "debian"),
+        ("ubuntu64Guest", "", "ubuntu"),
+        ("sles15_64Guest", "", "sles"),
+        ("opensuse64Guest", "", "opensuse.leap"),
+        ("other5xLinux64Guest", "", "linux"),
+    ],
+)
 def test_each_linux_family_gets_its_preference(guest_id, guest_name, preference):
     vm = guest(guest_id, guest_name=guest_name)
     assert machine(vm, CLUSTER_MAPS)["spec"]["preference"] == {"kind": CLUSTER_PREFERENCE, "name": preference}
@@ -167,12 +205,19 @@ def test_an_efi_linux_guest_no_family_knows_gets_linux_efi():
     assert preferred(machine(guest("other5xLinux64Guest", firmware="efi"), CLUSTER_MAPS)) == "linux.efi"
 
 
-@pytest.mark.parametrize("guest_id,guest_name,cpu_model,flagged", [
-    ("rhel9_64Guest", "", "Penryn", True), ("rhel10_64Guest", "", "qemu64", True),
-    ("rockylinux_64Guest", "Rocky Linux 9.3", "kvm64", True), ("oracleLinux9_64Guest", "", "Conroe", True),
-    ("rhel8_64Guest", "", "Penryn", False), ("rhel9_64Guest", "", "", False),
-    ("rhel9_64Guest", "", "Cascadelake-Server", False), ("debian12_64Guest", "", "qemu64", False),
-])
+@pytest.mark.parametrize(
+    "guest_id,guest_name,cpu_model,flagged",
+    [
+        ("rhel9_64Guest", "", "Penryn", True),
+        ("rhel10_64Guest", "", "qemu64", True),
+        ("rockylinux_64Guest", "Rocky Linux 9.3", "kvm64", True),
+        ("oracleLinux9_64Guest", "", "Conroe", True),
+        ("rhel8_64Guest", "", "Penryn", False),
+        ("rhel9_64Guest", "", "", False),
+        ("rhel9_64Guest", "", "Cascadelake-Server", False),
+        ("debian12_64Guest", "", "qemu64", False),
+    ],
+)
 def test_rhel_9_and_later_need_an_x86_64_v2_cpu_model(guest_id, guest_name, cpu_model, flagged):
     maps = parse_maps({**MAPS_DOC, "cpu_model": cpu_model}, "maps.yaml")
     found = [c for c in concerns(guest(guest_id, guest_name=guest_name), maps) if c.id == "x86_64_v2_cpu"]
@@ -187,7 +232,8 @@ def test_debian_and_ubuntu_say_the_interface_name_changes_and_how_to_keep_it():
     renamed = [c for c in concerns(debian) if c.id == "interface_renamed"]
     assert len(renamed) == 1 and "Network adapter 1 (vmxnet3)" in renamed[0].message
     assert "/etc/network/interfaces" in renamed[0].message and "netplan" in next(
-        c.message for c in concerns(ubuntu) if c.id == "interface_renamed")
+        c.message for c in concerns(ubuntu) if c.id == "interface_renamed"
+    )
     assert "MACAddress=" in preparation(debian)[0] and "macaddress" in preparation(ubuntu)[0]
     assert preparation(guest("debian12_64Guest", nics=())) == [] and concerns(guest("rhel9_64Guest")) == []
 
@@ -198,6 +244,7 @@ def test_linux_smoke_checks_are_the_agent_and_ssh():
 
 
 # --- no plugin -------------------------------------------------------------------------------------------------
+
 
 def test_a_guest_no_plugin_knows_is_a_critical_concern_and_goes_to_p5():
     found = [c for c in concerns(guest("solaris11_64Guest", guest_family="other")) if c.id == UNKNOWN_GUEST]

@@ -29,12 +29,17 @@ def runs_by_wave(deployment: str) -> dict[str, list[datetime]]:
             found = await client.read_deployment_by_name(deployment)
             answer = await client._client.post(f"/deployments/{found.id}/schedule", json={})
             answer.raise_for_status()
-            runs = await client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id])))
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[found.id]))
+            )
             waves: dict[str, list[datetime]] = {}
             for run in runs:
                 if run.state_type.value == "SCHEDULED":
-                    waves.setdefault(run.parameters["wave"], []).append(run.expected_start_time.astimezone(timezone.utc))
+                    waves.setdefault(run.parameters["wave"], []).append(
+                        run.expected_start_time.astimezone(timezone.utc)
+                    )
             return waves
+
     return asyncio.run(read())
 
 
@@ -45,15 +50,22 @@ def test_windows_become_one_run_each_and_a_rerun_moves_or_removes_them(prefect_s
     first, second, third = doc["waves"][:3]
     soon = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=2)
     for wave, days in ((first, 0), (second, 1)):
-        wave["window"] = {"start": (soon + timedelta(days=days)).isoformat(),
-                          "end": (soon + timedelta(days=days, hours=4)).isoformat()}
+        wave["window"] = {
+            "start": (soon + timedelta(days=days)).isoformat(),
+            "end": (soon + timedelta(days=days, hours=4)).isoformat(),
+        }
     plan = tmp_path / "plan.yaml"
     write_plan(doc, plan)
     env = {"PREFECT_API_URL": PREFECT_API_URL.value(), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
 
     def schedule():
-        run = subprocess.run([VMWAVE, "schedule", "--plan", str(plan), "--pool", "calendar-test", "--deployment",
-                              "calendar-test"], capture_output=True, text=True, env=env, timeout=120)
+        run = subprocess.run(
+            [VMWAVE, "schedule", "--plan", str(plan), "--pool", "calendar-test", "--deployment", "calendar-test"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert run.returncode == 0, run.stdout + run.stderr
         return run.stdout + run.stderr
 
@@ -62,7 +74,10 @@ def test_windows_become_one_run_each_and_a_rerun_moves_or_removes_them(prefect_s
     assert runs_by_wave("migrate-wave/calendar-test") == {first["id"]: [soon], second["id"]: [soon + timedelta(days=1)]}
     assert "unchanged" in schedule() and len(runs_by_wave("migrate-wave/calendar-test")[first["id"]]) == 1  # idempotent
 
-    first["window"] = {"start": (soon + timedelta(days=5)).isoformat(), "end": (soon + timedelta(days=5, hours=4)).isoformat()}
+    first["window"] = {
+        "start": (soon + timedelta(days=5)).isoformat(),
+        "end": (soon + timedelta(days=5, hours=4)).isoformat(),
+    }
     del second["window"]
     write_plan(doc, plan)
     said = schedule()

@@ -19,8 +19,19 @@ def run(*args, env=None, check=True):
 
 
 def test_help_on_every_command():
-    for args in ([], ["lab"], ["lab", "up"], ["lab", "down"], ["lab", "env"], ["plan"], ["inventory"], ["check"],
-                 ["manifests"], ["cluster"], ["cluster", "migration-config"]):
+    for args in (
+        [],
+        ["lab"],
+        ["lab", "up"],
+        ["lab", "down"],
+        ["lab", "env"],
+        ["plan"],
+        ["inventory"],
+        ["check"],
+        ["manifests"],
+        ["cluster"],
+        ["cluster", "migration-config"],
+    ):
         assert "Usage" in run(*args, "--help").stdout
 
 
@@ -29,13 +40,25 @@ def test_lab_up_prints_settings_and_down_stops_it(tmp_path):
     state = tmp_path / "lab"
     up = run("lab", "up", "--vms", "30", "--state-dir", str(state))
     settings = dict(line.split("=", 1) for line in up.stdout.splitlines())
-    assert set(settings) == {"VMWAVE_VCENTER_URL", "VMWAVE_VCENTER_USER", "VMWAVE_VCENTER_PASSWORD_FILE", "VMWAVE_VCENTER_CA",
-                             "VMWAVE_KUBECONFIG", "VMWAVE_MAPS", "VMWAVE_VDDK_IMAGE", "VMWAVE_V2V_ACCEL"}
+    assert set(settings) == {
+        "VMWAVE_VCENTER_URL",
+        "VMWAVE_VCENTER_USER",
+        "VMWAVE_VCENTER_PASSWORD_FILE",
+        "VMWAVE_VCENTER_CA",
+        "VMWAVE_KUBECONFIG",
+        "VMWAVE_MAPS",
+        "VMWAVE_VDDK_IMAGE",
+        "VMWAVE_V2V_ACCEL",
+    }
     assert settings["VMWAVE_V2V_ACCEL"] in ("kvm", "tcg")
     assert yaml.safe_load(Path(settings["VMWAVE_MAPS"]).read_text())["network"][0]["network"] == "vmwave/vlan100"
     if shutil.which("kubectl"):  # the kubeconfig works for people's tools too
-        nodes = subprocess.run(["kubectl", "--kubeconfig", settings["VMWAVE_KUBECONFIG"], "get", "nodes", "-o", "name"],
-                               capture_output=True, text=True, timeout=60)
+        nodes = subprocess.run(
+            ["kubectl", "--kubeconfig", settings["VMWAVE_KUBECONFIG"], "get", "nodes", "-o", "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert nodes.stdout.split() == ["node/lab-node-1", "node/lab-node-2"], nodes.stderr
     assert settings["VMWAVE_VCENTER_URL"].startswith("https://127.0.0.1:")
     password = Path(settings["VMWAVE_VCENTER_PASSWORD_FILE"]).read_text().strip()
@@ -76,12 +99,15 @@ def test_inventory_file_plans_offline(lab_env, tmp_path):
     assert plan.read_text() == online.read_text()
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["plan", "--rules", "missing.yaml"], "missing.yaml: rules file not found"),
-    (["plan", "--maps", "{bad}"], "maps file not found"),
-    (["check", "missing.yaml"], "plan file not found"),
-    (["lab", "up", "--vms", "0"], "--vms must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["plan", "--rules", "missing.yaml"], "missing.yaml: rules file not found"),
+        (["plan", "--maps", "{bad}"], "maps file not found"),
+        (["check", "missing.yaml"], "plan file not found"),
+        (["lab", "up", "--vms", "0"], "--vms must be at least 1"),
+    ],
+)
 def test_bad_input_is_one_clear_line(tmp_path, args, expected):
     result = subprocess.run([VMWAVE, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
@@ -106,8 +132,9 @@ def test_manifests_for_a_wave_without_touching_the_cluster(lab_env, tmp_path):
     result = run("manifests", "--plan", str(plan), "--wave", wave["id"], "--out", str(out), env=lab_env)
     assert "objects written" in result.stderr
     files = sorted(p.name for p in out.iterdir())
-    assert [f for f in files if f.startswith("virtualmachine-")] == \
-        sorted(f"virtualmachine-vmwave-{vm['target_name']}.yaml" for vm in wave["vms"])
+    assert [f for f in files if f.startswith("virtualmachine-")] == sorted(
+        f"virtualmachine-vmwave-{vm['target_name']}.yaml" for vm in wave["vms"]
+    )
     for path in out.iterdir():
         obj = yaml.safe_load(path.read_text())
         if schema_check.available() and obj["kind"] in ("VirtualMachine", "DataVolume"):
@@ -120,10 +147,13 @@ def test_manifests_for_a_wave_without_touching_the_cluster(lab_env, tmp_path):
     gone["moref"] = "vm-999999"
     plan.write_text(yaml.safe_dump(doc, sort_keys=False))
     partial = tmp_path / "partial"
-    result = run("manifests", "--plan", str(plan), "--wave", wave["id"], "--out", str(partial), env=lab_env, check=False)
+    result = run(
+        "manifests", "--plan", str(plan), "--wave", wave["id"], "--out", str(partial), env=lab_env, check=False
+    )
     assert result.returncode == 1 and f"not rendered: {gone['name']}: vCenter no longer has it" in result.stderr
-    assert sorted(p.name for p in partial.glob("virtualmachine-*")) == \
-        sorted(f"virtualmachine-vmwave-{vm['target_name']}.yaml" for vm in kept)
+    assert sorted(p.name for p in partial.glob("virtualmachine-*")) == sorted(
+        f"virtualmachine-vmwave-{vm['target_name']}.yaml" for vm in kept
+    )
 
 
 def test_cluster_migration_config(lab_env):
@@ -134,8 +164,13 @@ def test_cluster_migration_config(lab_env):
     run("cluster", "migration-config", "--apply", env=lab_env)
     cr = Cluster(lab_env["VMWAVE_KUBECONFIG"]).get("kubevirt.io/v1", "KubeVirt", "kubevirt", "kubevirt")
     assert cr["spec"]["configuration"]["migrations"] == {
-        "parallelMigrationsPerCluster": 10, "parallelOutboundMigrationsPerNode": 4, "bandwidthPerMigration": "1Gi",
-        "allowAutoConverge": True, "completionTimeoutPerGiB": 800, "progressTimeout": 150}
+        "parallelMigrationsPerCluster": 10,
+        "parallelOutboundMigrationsPerNode": 4,
+        "bandwidthPerMigration": "1Gi",
+        "allowAutoConverge": True,
+        "completionTimeoutPerGiB": 800,
+        "progressTimeout": 150,
+    }
 
 
 def test_vmwave_runs_without_the_lab_package(tmp_path):
@@ -150,12 +185,19 @@ def test_vmwave_runs_without_the_lab_package(tmp_path):
         "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
         "sys.meta_path.insert(0, NoLab())\n"
         "from vmwave.cli import main\n"
-        "main()\n")
+        "main()\n"
+    )
     import sys
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-c", blocker, *args], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("VMWAVE_")})
+        return subprocess.run(
+            [sys.executable, "-c", blocker, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={k: v for k, v in os.environ.items() if not k.startswith("VMWAVE_")},
+        )
 
     shown = cli("--help")
     assert shown.returncode == 0 and "plan" in shown.stdout and " lab " not in shown.stdout, shown.stdout + shown.stderr

@@ -89,9 +89,15 @@ def test_a_shared_disk_is_a_warning_only_when_vmwave_can_move_it(estate):
 
 
 def test_every_rule_is_covered_by_the_lab_or_a_record():
-    assert {r.id for r in RULES} - set(EXPECTED) == {"rdm_disk", "no_disks", "disk_unusable", "cluster_mac_clash",
-                                                         "cluster_name_clash", "already_migrated",
-                                                         "disk_serial_lost"}  # records
+    assert {r.id for r in RULES} - set(EXPECTED) == {
+        "rdm_disk",
+        "no_disks",
+        "disk_unusable",
+        "cluster_mac_clash",
+        "cluster_name_clash",
+        "already_migrated",
+        "disk_serial_lost",
+    }  # records
 
 
 def test_a_clean_vm_has_no_warnings(found):
@@ -117,9 +123,9 @@ def test_rdm_and_diskless_vms(estate_by_name):
     """The simulator crashes on RDM backings, so these two are checked on records."""
     web = estate_by_name["web-01"]
     rdm = replace(web, disks=(Disk(**{**web.disks[0].__dict__, "rdm": "physical"}),))
-    (_, concerns), = assess([rdm])
+    ((_, concerns),) = assess([rdm])
     assert [c.id for c in concerns if c.severity == "critical"] == ["rdm_disk"]
-    (_, concerns), = assess([replace(web, disks=())])
+    ((_, concerns),) = assess([replace(web, disks=())])
     assert "no_disks" in {c.id for c in concerns}
 
 
@@ -135,13 +141,39 @@ def test_small_estate_file_is_what_the_lab_served(records, estate):
         return {vm.name: sorted((c.id, c.severity) for c in cs) for vm, cs in assess(vms, maps)}
 
     def shape(r):
-        return ([getattr(r, f) for f in ("guest_id", "guest_family", "power_state", "tools", "cpus", "memory_mb",
-                                         "firmware", "secure_boot", "cbt", "ips", "devices", "tags", "attributes",
-                                         "datacenter", "cluster", "host", "folder", "template")],
-                [(d.file, d.datastore, d.capacity_bytes, d.controller, d.bus, d.unit, d.sharing, d.mode, d.thin, d.uuid)
-                 for d in r.disks],
-                [(n.mac, n.adapter, n.portgroup, n.vlan, n.distributed, n.addresses, n.address_origin) for n in r.nics],
-                [s.name for s in r.snapshots], r.gateway, r.dns)
+        return (
+            [
+                getattr(r, f)
+                for f in (
+                    "guest_id",
+                    "guest_family",
+                    "power_state",
+                    "tools",
+                    "cpus",
+                    "memory_mb",
+                    "firmware",
+                    "secure_boot",
+                    "cbt",
+                    "ips",
+                    "devices",
+                    "tags",
+                    "attributes",
+                    "datacenter",
+                    "cluster",
+                    "host",
+                    "folder",
+                    "template",
+                )
+            ],
+            [
+                (d.file, d.datastore, d.capacity_bytes, d.controller, d.bus, d.unit, d.sharing, d.mode, d.thin, d.uuid)
+                for d in r.disks
+            ],
+            [(n.mac, n.adapter, n.portgroup, n.vlan, n.distributed, n.addresses, n.address_origin) for n in r.nics],
+            [s.name for s in r.snapshots],
+            r.gateway,
+            r.dns,
+        )
 
     assert concerns(estate) == concerns(records)
     assert {r.name: shape(r) for r in estate} == {r.name: shape(r) for r in records}
@@ -152,7 +184,7 @@ def test_forklifts_vm_checks_trip_on_what_vcenter_reports_and_only_then(estate_b
     web = estate_by_name["web-01"]
 
     def ids(vm):
-        (_, concerns), = assess([vm])
+        ((_, concerns),) = assess([vm])
         return {c.id for c in concerns}
 
     assert "hot_plug" in ids(replace(web, hot_add=("memory",))) and "hot_plug" not in ids(web)
@@ -161,8 +193,12 @@ def test_forklifts_vm_checks_trip_on_what_vcenter_reports_and_only_then(estate_b
     assert "disk_enable_uuid" not in ids(replace(web, extra_config={"disk.EnableUUID": "FALSE"}))
     seen = {"disk.EnableUUID": "TRUE"}
     assert "disk_serial_lost" in ids(replace(web, extra_config=seen, disks=(replace(web.disks[0], uuid=""),)))
-    assert "disk_serial_lost" not in ids(replace(web, extra_config=seen, disks=(replace(web.disks[0], uuid="6000C29a-1"),)))
-    assert "default_hostname" in ids(replace(web, hostname="")) and "default_hostname" in ids(replace(web, hostname="localhost"))
+    assert "disk_serial_lost" not in ids(
+        replace(web, extra_config=seen, disks=(replace(web.disks[0], uuid="6000C29a-1"),))
+    )
+    assert "default_hostname" in ids(replace(web, hostname="")) and "default_hostname" in ids(
+        replace(web, hostname="localhost")
+    )
     assert "default_hostname" not in ids(replace(web, hostname="", tools="not_running"))  # Tools cannot tell
     assert "no_guest_ip" not in ids(replace(web, ips=(), power_state="poweredOff"))
     zero = replace(web, disks=(replace(web.disks[0], capacity_bytes=0),))
@@ -180,16 +216,16 @@ def test_macs_and_names_clash_with_vms_already_in_the_cluster_but_not_with_their
     mac = web.nics[0].mac.upper()  # vCenter and KubeVirt may differ in case
     foreign = ClusterVM("apps", "legacy-web", (mac,))
     same_name = ClusterVM("vmwave", "web-01")
-    (_, concerns), = assess([web], MAPS, existing=[foreign, same_name])
+    ((_, concerns),) = assess([web], MAPS, existing=[foreign, same_name])
     found = {c.id: c for c in concerns}
     assert "apps/legacy-web" in found["cluster_mac_clash"].message and found["cluster_mac_clash"].severity == "critical"
     assert "vmwave/web-01 already exists" in found["cluster_name_clash"].message
     ours = [ClusterVM("vmwave", "web-01", (mac,), web.instance_uuid)]  # migrated before: a rerun, not a clash
-    (_, concerns), = assess([web], MAPS, existing=ours)
+    ((_, concerns),) = assess([web], MAPS, existing=ours)
     assert {"cluster_mac_clash", "cluster_name_clash", "already_migrated"}.isdisjoint(c.id for c in concerns)
     verified = [ClusterVM("vmwave", "web-01", (mac,), web.instance_uuid, "w003 2026-12-06T02:00:00+00:00 run ab12")]
-    (_, concerns), = assess([web], MAPS, existing=verified)  # its migration is done: said, not a clash
+    ((_, concerns),) = assess([web], MAPS, existing=verified)  # its migration is done: said, not a clash
     found = {c.id: c for c in concerns}
     assert "wave w003 2026-12-06" in found["already_migrated"].message and found["already_migrated"].severity == "info"
-    (_, concerns), = assess([web], MAPS, existing=[ClusterVM("other-ns", "web-01")])  # another namespace: no clash
+    ((_, concerns),) = assess([web], MAPS, existing=[ClusterVM("other-ns", "web-01")])  # another namespace: no clash
     assert "cluster_name_clash" not in {c.id for c in concerns}

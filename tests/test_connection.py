@@ -50,7 +50,7 @@ def _thumbprint(url: str) -> str:
 
 def test_pinned_thumbprint(target):
     pin = _thumbprint(target.url)
-    with connect(replace(target, ca_file=None, thumbprint=":".join(pin[i:i + 2] for i in range(0, 64, 2)))) as si:
+    with connect(replace(target, ca_file=None, thumbprint=":".join(pin[i : i + 2] for i in range(0, 64, 2)))) as si:
         assert si.content.about.apiType == "VirtualCenter"
     with pytest.raises(ConnectionFailed, match="pinned thumbprint"):
         with connect(replace(target, ca_file=None, thumbprint="00" * 32)):
@@ -79,16 +79,24 @@ def test_missing_password_file(target, tmp_path):
             pass
 
 
-@pytest.mark.parametrize("env_change,expected", [
-    ({"VMWAVE_VCENTER_PASSWORD_FILE": "/dev/null"}, "must hold exactly one line"),  # empty: refused before a login
-    ({"VMWAVE_VCENTER_PASSWORD_FILE": str(Path(__file__).parent / "helpers.py")}, "must hold exactly one line"),
-    ({"VMWAVE_VCENTER_CA": ""}, "does not verify"),
-    ({"VMWAVE_VCENTER_URL": "https://127.0.0.1:1/sdk"}, "cannot reach vCenter"),
-    ({"VMWAVE_VCENTER_URL": ""}, "url: is not set"),
-])
+@pytest.mark.parametrize(
+    "env_change,expected",
+    [
+        ({"VMWAVE_VCENTER_PASSWORD_FILE": "/dev/null"}, "must hold exactly one line"),  # empty: refused before a login
+        ({"VMWAVE_VCENTER_PASSWORD_FILE": str(Path(__file__).parent / "helpers.py")}, "must hold exactly one line"),
+        ({"VMWAVE_VCENTER_CA": ""}, "does not verify"),
+        ({"VMWAVE_VCENTER_URL": "https://127.0.0.1:1/sdk"}, "cannot reach vCenter"),
+        ({"VMWAVE_VCENTER_URL": ""}, "url: is not set"),
+    ],
+)
 def test_cli_failures_are_one_line_without_traceback(lab_env, tmp_path, env_change, expected):
-    result = subprocess.run([VMWAVE, "plan", "--out", str(tmp_path / "plan.yaml")], env={**lab_env, **env_change},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [VMWAVE, "plan", "--out", str(tmp_path / "plan.yaml")],
+        env={**lab_env, **env_change},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert expected in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error:")

@@ -39,16 +39,23 @@ def plan_of(slow_lab, prefect_server, tmp_path):
     """A plan of the slow lab with one wave of the VMs named; (plan file, environment, write(wave))."""
     from prefect.settings import PREFECT_API_URL
 
-    env = {**os.environ, **slow_lab, "VMWAVE_LEDGER": str(tmp_path / "ledger.db"),
-           "VMWAVE_WORKDIR": str(tmp_path / "work"), "PREFECT_API_URL": PREFECT_API_URL.value()}
+    env = {
+        **os.environ,
+        **slow_lab,
+        "VMWAVE_LEDGER": str(tmp_path / "ledger.db"),
+        "VMWAVE_WORKDIR": str(tmp_path / "work"),
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+    }
     plan = tmp_path / "plan.yaml"
     subprocess.run([VMWAVE, "plan", "--out", str(plan)], env=env, check=True, capture_output=True)
     planned = yaml.safe_load(plan.read_text())
     entries = {vm["name"]: {**vm, "mode": "cold"} for w in planned["waves"] for vm in w["vms"]}
 
     def write(wave: dict, names: tuple[str, ...], **per_vm) -> None:
-        doc = {**planned, "waves": [{"class": "P3", "mode": "cold", **wave,
-                                     "vms": [{**entries[name], **per_vm} for name in names]}]}
+        doc = {
+            **planned,
+            "waves": [{"class": "P3", "mode": "cold", **wave, "vms": [{**entries[name], **per_vm} for name in names]}],
+        }
         plan.write_text(yaml.safe_dump(doc, sort_keys=False))
 
     yield plan, env, write
@@ -61,8 +68,13 @@ def iso(moment: datetime) -> str:
 
 
 def migrate(plan: Path, env: dict, wave: str, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave, "--report-dir", str(out)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [VMWAVE, "migrate", "--plan", str(plan), "--wave", wave, "--report-dir", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def steps(env: dict, wave: str) -> dict:
@@ -72,9 +84,15 @@ def steps(env: dict, wave: str) -> dict:
 def test_a_warm_vm_whose_window_ends_while_it_copies_is_not_cut_over(plan_of, tmp_path):
     plan, env, write = plan_of
     now = datetime.now(timezone.utc)
-    write({"id": "late", "migration": "warm", "precopy_interval": "10s",
-           "window": {"start": iso(now + timedelta(seconds=10)), "end": iso(now + timedelta(seconds=25))}},
-          ("web-01",))
+    write(
+        {
+            "id": "late",
+            "migration": "warm",
+            "precopy_interval": "10s",
+            "window": {"start": iso(now + timedelta(seconds=10)), "end": iso(now + timedelta(seconds=25))},
+        },
+        ("web-01",),
+    )
     missed = migrate(plan, env, "late", tmp_path / "first")
     assert missed.returncode == 1, missed.stdout + missed.stderr
     report = (tmp_path / "first" / "wave-late-report.md").read_text()
@@ -90,9 +108,15 @@ def test_a_warm_vm_whose_window_ends_while_it_copies_is_not_cut_over(plan_of, tm
     assert kept is not None  # its copy so far stays for the next window
 
     now = datetime.now(timezone.utc)
-    write({"id": "late", "migration": "warm", "precopy_interval": "10s",
-           "window": {"start": iso(now - timedelta(seconds=1)), "end": iso(now + timedelta(minutes=10))}},
-          ("web-01",))
+    write(
+        {
+            "id": "late",
+            "migration": "warm",
+            "precopy_interval": "10s",
+            "window": {"start": iso(now - timedelta(seconds=1)), "end": iso(now + timedelta(minutes=10))},
+        },
+        ("web-01",),
+    )
     again = migrate(plan, env, "late", tmp_path / "next")
     assert again.returncode == 0, again.stdout + again.stderr
     done = steps(env, "late")
@@ -112,8 +136,9 @@ def test_a_vms_cutover_time_is_honoured(plan_of, tmp_path):
     assert went_down >= agreed
 
 
-def test_a_cold_vm_not_started_by_its_windows_end_does_not_start(prefect_server, lab_settings, target, by_name,
-                                                                 tmp_path):
+def test_a_cold_vm_not_started_by_its_windows_end_does_not_start(
+    prefect_server, lab_settings, target, by_name, tmp_path
+):
     from vmwave.errors import VmwaveError
     from vmwave_flows.migrate import migrate_vm
 

@@ -50,32 +50,53 @@ def test_the_failure_panel_says_the_fix_of_every_cause():
     assert all(f"**{c.id}**: {c.fix}" in panel["description"] for c in CAUSES.values())
 
 
-@pytest.mark.skipif(not (SCHEMAS / "kubevirt-metrics-current.txt").is_file(), reason="../shared/schemas is not beside the repo")
+@pytest.mark.skipif(
+    not (SCHEMAS / "kubevirt-metrics-current.txt").is_file(), reason="../shared/schemas is not beside the repo"
+)
 def test_every_kubevirt_name_is_current_and_listed_with_where_upstream_defines_it():
     used = {m for expr in expressions(DASHBOARDS["kubevirt-vms.json"]) for m in re.findall(r"\bkubevirt_[a-z_]+", expr)}
     used = {re.sub(r"_bucket$", "", m) for m in used}
     current = set((SCHEMAS / "kubevirt-metrics-current.txt").read_text().split())
     deprecated = set((SCHEMAS / "kubevirt-metrics-deprecated.txt").read_text().split())
     assert used and used <= current and not used & deprecated
-    listed = dict(re.findall(r"^\| `(kubevirt_[a-z_]+)` \|.*\| `(pkg/[^`]+\.go)` \|$",
-                             (GRAFANA / "kubevirt-metrics.md").read_text(), re.M))
+    listed = dict(
+        re.findall(
+            r"^\| `(kubevirt_[a-z_]+)` \|.*\| `(pkg/[^`]+\.go)` \|$",
+            (GRAFANA / "kubevirt-metrics.md").read_text(),
+            re.M,
+        )
+    )
     assert set(listed) == used
 
 
 @needs_promtool
 def test_every_dashboard_expression_parses(tmp_path):
-    rules = {"groups": [{"name": board["uid"], "rules": [
-        {"record": f"dashboard:query_{n}", "expr": as_promql(expr)} for n, expr in enumerate(expressions(board))]}
-        for board in DASHBOARDS.values()]}
+    rules = {
+        "groups": [
+            {
+                "name": board["uid"],
+                "rules": [
+                    {"record": f"dashboard:query_{n}", "expr": as_promql(expr)}
+                    for n, expr in enumerate(expressions(board))
+                ],
+            }
+            for board in DASHBOARDS.values()
+        ]
+    }
     (tmp_path / "queries.yaml").write_text(yaml.safe_dump(rules))
-    check = subprocess.run(["promtool", "check", "rules", str(tmp_path / "queries.yaml")], capture_output=True, text=True)
+    check = subprocess.run(
+        ["promtool", "check", "rules", str(tmp_path / "queries.yaml")], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
 
 
 @needs_promtool
 def test_the_alert_rules_and_the_prometheus_example_pass_promtool():
-    for argv in (["check", "rules", "alerts.yaml"], ["test", "rules", "alerts.test.yaml"],
-                 ["check", "config", "prometheus.yml"]):
+    for argv in (
+        ["check", "rules", "alerts.yaml"],
+        ["test", "rules", "alerts.test.yaml"],
+        ["check", "config", "prometheus.yml"],
+    ):
         run = subprocess.run(["promtool", *argv], cwd=GRAFANA, capture_output=True, text=True)
         assert run.returncode == 0 and "SUCCESS" in run.stdout + run.stderr, run.stdout + run.stderr
 

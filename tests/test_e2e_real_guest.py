@@ -27,9 +27,15 @@ from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import power_state, snapshots, vm_ref
 from vmwave.settings import Settings
 
-pytestmark = [pytest.mark.e2e, pytest.mark.prefect, pytest.mark.timeout(1800), pytest.mark.skipif(
-    not (shutil.which("virt-v2v-in-place") and shutil.which("qemu-system-x86_64") and os.geteuid() == 0),
-    reason="needs root and: apt-get install -y virt-v2v libguestfs-tools nbdkit libnbd-bin qemu-system-x86")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.prefect,
+    pytest.mark.timeout(1800),
+    pytest.mark.skipif(
+        not (shutil.which("virt-v2v-in-place") and shutil.which("qemu-system-x86_64") and os.geteuid() == 0),
+        reason="needs root and: apt-get install -y virt-v2v libguestfs-tools nbdkit libnbd-bin qemu-system-x86",
+    ),
+]
 
 GUESTS = ("debian-12", "debian-12-noagent")
 RULES = """\
@@ -40,15 +46,24 @@ smoke:
 """
 
 
-def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_server, lab, lab_settings, target,
-                                                                      by_name, tmp_path):
+def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(
+    prefect_server, lab, lab_settings, target, by_name, tmp_path
+):
     worker = service_account_kubeconfig(lab_settings["VMWAVE_KUBECONFIG"], tmp_path / "vmwave-worker.kubeconfig")
-    env = {**os.environ, **lab_settings, "VMWAVE_LEDGER": str(tmp_path / "ledger.db"), "VMWAVE_KUBECONFIG": str(worker),
-           "VMWAVE_WORKDIR": str(tmp_path / "work"), "VMWAVE_TIMEOUTS": "agent=150,boot=300"}
+    env = {
+        **os.environ,
+        **lab_settings,
+        "VMWAVE_LEDGER": str(tmp_path / "ledger.db"),
+        "VMWAVE_KUBECONFIG": str(worker),
+        "VMWAVE_WORKDIR": str(tmp_path / "work"),
+        "VMWAVE_TIMEOUTS": "agent=150,boot=300",
+    }
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     plan = tmp_path / "plan.yaml"
-    subprocess.run([VMWAVE, "plan", "--rules", str(rules), "--out", str(plan)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [VMWAVE, "plan", "--rules", str(rules), "--out", str(plan)], env=env, check=True, capture_output=True
+    )
     doc = yaml.safe_load(plan.read_text())
     moved = []
     for wave in doc["waves"]:  # a person moves the two guests into a wave of their own
@@ -58,8 +73,13 @@ def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_ser
     plan.write_text(dump_plan(doc))  # as vmwave writes plans: every value written out, no YAML aliases
     assert sorted(vm["name"] for vm in moved) == sorted(GUESTS)
 
-    run = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", "e2e", "--report-dir", str(tmp_path)],
-                         env=env, capture_output=True, text=True, timeout=1500)
+    run = subprocess.run(
+        [VMWAVE, "migrate", "--plan", str(plan), "--wave", "e2e", "--report-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert run.returncode == 1, run.stdout + run.stderr  # not every VM succeeded: the broken twin did not
 
     ledger: dict[str, dict] = {}
@@ -67,8 +87,15 @@ def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_ser
         ledger.setdefault(row["vm"], {})[row["step"]] = row
     good, broken = ledger["debian-12"], ledger["debian-12-noagent"]
     assert [(name, s["status"]) for name, s in good.items()] == [
-        ("snapshot", "succeeded"), ("cdi-import", "succeeded"), ("convert", "succeeded"), ("network-attach", "succeeded"),
-        ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "succeeded"), ("fence", "succeeded")]
+        ("snapshot", "succeeded"),
+        ("cdi-import", "succeeded"),
+        ("convert", "succeeded"),
+        ("network-attach", "succeeded"),
+        ("boot", "succeeded"),
+        ("guest-agent", "succeeded"),
+        ("smoke-test", "succeeded"),
+        ("fence", "succeeded"),
+    ]
     assert good["fence"]["detail"]["renamed"] == "debian-12-migrated"  # it cannot come back beside its copy
     denied, used = rbac_audit(lab_settings["VMWAVE_KUBECONFIG"])  # the shipped RBAC's account did all of it
     assert denied == [] and CONVERSION <= used
@@ -76,20 +103,32 @@ def test_a_real_debian_guest_migrates_and_its_broken_twin_rolls_back(prefect_ser
     assert converted["tool"] == "virt-v2v" and converted["exit_code"] == 0  # a guest conversion, not a copy
     assert converted["static_ips"] == ["00:50:56:aa:00:20:ip:10.0.2.15,10.0.2.2,24,10.0.2.3"]  # virt-v2v's --mac
     assert converted["scripts"] == ["pin-nic-names.sh"]
-    assert "the NIC 00:50:56:aa:00:20 keeps the interface name ens192, which holds 10.0.2.15" in \
-        Path(converted["log"]).read_text()
+    assert (
+        "the NIC 00:50:56:aa:00:20 keeps the interface name ens192, which holds 10.0.2.15"
+        in Path(converted["log"]).read_text()
+    )
     assert du(tmp_path / "work") < 1 << 20  # the worker kept a log, never a disk
-    assert good["guest-agent"]["detail"]["os"]["id"] == "debian" and good["guest-agent"]["detail"]["os"]["versionId"] == "12"
+    assert (
+        good["guest-agent"]["detail"]["os"]["id"] == "debian"
+        and good["guest-agent"]["detail"]["os"]["versionId"] == "12"
+    )
     checks = [c["check"] for c in good["smoke-test"]["detail"]["checks"]]
-    assert checks == ["tcp/8080", "http http://{ip}:8080/ -> 200", "agent os id~/^([^m]|m[^s])/,kernelRelease~/./",
-                      "tcp/22"]  # the Linux plugin's SSH check, answered by the guest's own sshd
+    assert checks == [
+        "tcp/8080",
+        "http http://{ip}:8080/ -> 200",
+        "agent os id~/^([^m]|m[^s])/,kernelRelease~/./",
+        "tcp/22",
+    ]  # the Linux plugin's SSH check, answered by the guest's own sshd
 
     cluster = Cluster(lab_settings["VMWAVE_KUBECONFIG"])
     assert cluster.get("v1", "Pod", "vmwave", converted["pod"]) is None  # the conversion pod is gone once done
     vmi = cluster.get("kubevirt.io/v1", "VirtualMachineInstance", "vmwave", "debian-12")
     assert vmi["status"]["phase"] == "Running"
-    started = [e.message for e in cluster.resource("v1", "Event").get(namespace="vmwave").items
-               if e.reason == "QemuStarted" and e.involvedObject.name == "debian-12"]
+    started = [
+        e.message
+        for e in cluster.resource("v1", "Event").get(namespace="vmwave").items
+        if e.reason == "QemuStarted" and e.involvedObject.name == "debian-12"
+    ]
     assert started and "accel=" in started[-1]  # a real QEMU process, and the lab says which accelerator
     nic = vmi["status"]["interfaces"][0]
     assert (nic["mac"], nic["interfaceName"], nic["ipAddress"]) == ("00:50:56:aa:00:20", "ens192", "10.0.2.15")

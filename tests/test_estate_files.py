@@ -25,16 +25,19 @@ def test_count_stamps_out_vms_with_unique_macs_and_round_robin_hosts():
     assert len({v["nics"][0]["mac"] for v in seed["vms"]}) == 3
 
 
-@pytest.mark.parametrize("change,field,fix", [
-    ("version: 1", "datacenters", "add at least one"),
-    (BASE.replace("portgroup: pg1", "portgroup: pg9"), "vms[0].nics[0].portgroup", "declare it"),
-    (BASE.replace("size_gb: 1", "size_gb: 1, controller: scsi"), "vms[0].disks[0].controller", "use one of"),
-    (BASE.replace("count: 3", "count: 3, power: off"), "vms[0].power", "quote it"),
-    (BASE.replace("count: 3", "count: 3, colour: red"), "vms[0].colour", "use one of"),
-    (BASE.replace('"vm-{n}", count: 3', '"vm", count: 2'), "vms[0].name", "{n}"),
-    (BASE.replace("count: 3", "count: 3, secure_boot: true"), "vms[0].secure_boot", "firmware: efi"),
-    (BASE.replace("count: 3", "count: 3, cluster: c2"), "vms[0].cluster", "declare it"),
-])
+@pytest.mark.parametrize(
+    "change,field,fix",
+    [
+        ("version: 1", "datacenters", "add at least one"),
+        (BASE.replace("portgroup: pg1", "portgroup: pg9"), "vms[0].nics[0].portgroup", "declare it"),
+        (BASE.replace("size_gb: 1", "size_gb: 1, controller: scsi"), "vms[0].disks[0].controller", "use one of"),
+        (BASE.replace("count: 3", "count: 3, power: off"), "vms[0].power", "quote it"),
+        (BASE.replace("count: 3", "count: 3, colour: red"), "vms[0].colour", "use one of"),
+        (BASE.replace('"vm-{n}", count: 3', '"vm", count: 2'), "vms[0].name", "{n}"),
+        (BASE.replace("count: 3", "count: 3, secure_boot: true"), "vms[0].secure_boot", "firmware: efi"),
+        (BASE.replace("count: 3", "count: 3, cluster: c2"), "vms[0].cluster", "declare it"),
+    ],
+)
 def test_estate_errors_name_field_and_fix(change, field, fix):
     with pytest.raises(EstateError) as caught:
         expand(yaml.safe_load(change), "estate.yaml")
@@ -56,8 +59,14 @@ def test_examples_are_valid_and_the_big_one_is_seed_shaped():
 
 
 def test_nodes_for_the_lab_cluster():
-    seed = expand(yaml.safe_load(BASE + "nodes: [{name: n1, cpu: 8, memory_gi: 32, hugepages_1gi: 4, labels: {cpumanager: 'true'}}]"))
-    assert seed["nodes"] == [{"name": "n1", "cpu": 8, "memory_gi": 32, "hugepages_1gi": 4, "labels": {"cpumanager": "true"}}]
+    seed = expand(
+        yaml.safe_load(
+            BASE + "nodes: [{name: n1, cpu: 8, memory_gi: 32, hugepages_1gi: 4, labels: {cpumanager: 'true'}}]"
+        )
+    )
+    assert seed["nodes"] == [
+        {"name": "n1", "cpu": 8, "memory_gi": 32, "hugepages_1gi": 4, "labels": {"cpumanager": "true"}}
+    ]
     assert expand(yaml.safe_load(BASE))["nodes"] is None
     with pytest.raises(EstateError, match=r"nodes\[0\].cpu: is missing"):
         expand(yaml.safe_load(BASE + "nodes: [{name: n1, memory_gi: 32}]"), "estate.yaml")

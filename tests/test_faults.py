@@ -22,6 +22,7 @@ def armed(fault: dict):
         small_disk(vm, lab)
         lab.inject(**fault)
         return vm
+
     return prepare
 
 
@@ -32,22 +33,47 @@ def missing_data_file(vm, lab, tmp):
 
 CASES = {  # cause: (VM, the step that fails, what breaks it, smoke checks, settings, plan entry)
     "vmi-not-running": ("web-01", "boot", lambda vm, lab, tmp: replace(vm, memory_mb=4 << 20), None, {}, {}),
-    "cdi-import-failed": ("web-03", "cdi-import", lambda vm, lab, tmp: replace(
-        vm, disks=(replace(vm.disks[0], capacity_bytes=1 << 20),)), None, {}, {}),
-    "conversion-failed": ("batch-old-01", "convert", lambda vm, lab, tmp: vm, None, {},
-                          {"convert": "virt-v2v"}),  # random bytes, no OS: virt-v2v-in-place finds no guest
+    "cdi-import-failed": (
+        "web-03",
+        "cdi-import",
+        lambda vm, lab, tmp: replace(vm, disks=(replace(vm.disks[0], capacity_bytes=1 << 20),)),
+        None,
+        {},
+        {},
+    ),
+    "conversion-failed": (
+        "batch-old-01",
+        "convert",
+        lambda vm, lab, tmp: vm,
+        None,
+        {},
+        {"convert": "virt-v2v"},
+    ),  # random bytes, no OS: virt-v2v-in-place finds no guest
     "smoke-check-failed": ("web-02", "smoke-test", lambda vm, lab, tmp: vm, [{"tcp": 9, "timeout": 2}], {}, {}),
-    "source-auth-failed": ("app-01", "cdi-import", armed({"datastore_fail": {"status": 401, "times": 1}}), None,
-                           HTTPS, {}),
+    "source-auth-failed": (
+        "app-01",
+        "cdi-import",
+        armed({"datastore_fail": {"status": 401, "times": 1}}),
+        None,
+        HTTPS,
+        {},
+    ),
     "source-disk-missing": ("App_01", "cdi-import", missing_data_file, None, {}, {}),
-    "vcenter-unreachable": ("static-2", "cdi-import", armed({"datastore_fail": {"status": 0, "times": 16}}), None,
-                            HTTPS, {}),  # every attempt of every importer restart: the connection drops
+    "vcenter-unreachable": (
+        "static-2",
+        "cdi-import",
+        armed({"datastore_fail": {"status": 0, "times": 16}}),
+        None,
+        HTTPS,
+        {},
+    ),  # every attempt of every importer restart: the connection drops
 }
 NEEDS_V2V = pytest.mark.skipif(not shutil.which("virt-v2v-in-place"), reason="apt-get install -y virt-v2v")
 
 
-@pytest.mark.parametrize("cause", [pytest.param(c, marks=NEEDS_V2V) if c == "conversion-failed" else c
-                                   for c in sorted(CASES)])
+@pytest.mark.parametrize(
+    "cause", [pytest.param(c, marks=NEEDS_V2V) if c == "conversion-failed" else c for c in sorted(CASES)]
+)
 def test_a_failure_is_recorded_and_rolled_back(cause, prefect_server, lab_settings, lab, target, by_name, tmp_path):
     from vmwave.errors import VmwaveError
     from vmwave_flows.migrate import migrate_vm
@@ -55,16 +81,33 @@ def test_a_failure_is_recorded_and_rolled_back(cause, prefect_server, lab_settin
     name, failing_step, prepare, checks, env, entry = CASES[cause]
     vm = prepare(by_name[name], lab, tmp_path)
     wave = f"w9{sorted(CASES).index(cause) + 10}"
-    job = job_for(vm, lab_settings, tmp_path, wave, checks=tuple(checks or ()), env=env,
-                  timeouts={"shutdown": 60, "import": 60, "boot": 5, "agent": 10, "convert": 600}, **entry)
+    job = job_for(
+        vm,
+        lab_settings,
+        tmp_path,
+        wave,
+        checks=tuple(checks or ()),
+        env=env,
+        timeouts={"shutdown": 60, "import": 60, "boot": 5, "agent": 10, "convert": 600},
+        **entry,
+    )
     cluster = job.cluster()
     if checks:  # smoke checks go through the lab's forwards only: traffic never leaves loopback
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vmwave"}})
         cluster.dynamic.server_side_apply(
-            cluster.resource("kubevirt.io/v1", "VirtualMachine"), field_manager="lab-test",
-            body={"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {
-                "name": vm.name, "namespace": "vmwave", "labels": {"vmwave.io/run": job.run},  # as if the run made it
-                "annotations": {"lab.vmwave.io/forward-ports": ",".join(str(c["tcp"]) for c in checks)}}})
+            cluster.resource("kubevirt.io/v1", "VirtualMachine"),
+            field_manager="lab-test",
+            body={
+                "apiVersion": "kubevirt.io/v1",
+                "kind": "VirtualMachine",
+                "metadata": {
+                    "name": vm.name,
+                    "namespace": "vmwave",
+                    "labels": {"vmwave.io/run": job.run},  # as if the run made it
+                    "annotations": {"lab.vmwave.io/forward-ports": ",".join(str(c["tcp"]) for c in checks)},
+                },
+            },
+        )
     with pytest.raises(VmwaveError) as failed:  # each step's failure carries its cause in the diagnosis table
         migrate_vm(job)
     assert failed.value.cause == cause and cause_of(cause).fix in str(failed.value)  # the table's fix, said
@@ -77,8 +120,11 @@ def test_a_failure_is_recorded_and_rolled_back(cause, prefect_server, lab_settin
     assert len(kept) == (len(vm.disks) if copied else 0)
     assert all(dv["metadata"]["labels"]["vmwave.io/kept-for-retry"] == "true" for dv in kept)
     rollback(job)  # a person's `vmwave rollback` removes the kept copy too
-    for api_version, kind in (("kubevirt.io/v1", "VirtualMachine"), ("cdi.kubevirt.io/v1beta1", "DataVolume"),
-                              ("v1", "Pod")):
+    for api_version, kind in (
+        ("kubevirt.io/v1", "VirtualMachine"),
+        ("cdi.kubevirt.io/v1beta1", "DataVolume"),
+        ("v1", "Pod"),
+    ):
         assert cluster.find(api_version, kind, "vmwave", {"vmwave.io/wave": wave}) == [], kind  # all undone
     with connect(target) as si:
         assert power_state(si, vm.moref) == by_name[name].power_state  # the source is as it was

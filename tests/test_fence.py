@@ -26,8 +26,13 @@ def source(env: dict, moref: str) -> dict:
     """The source VM as the lab vCenter has it now."""
     with connect(Settings.load(env=env).need_vcenter()) as si:
         found = fence_view(si, moref, FENCED_ATTRIBUTE)
-        return {"name": found.name, "folder": read(si, vim.Folder(found.folder, si._stub), "name")["name"],
-                "power": found.power_state, "nics": sorted(found.nics.values()), "attribute": found.attribute}
+        return {
+            "name": found.name,
+            "folder": read(si, vim.Folder(found.folder, si._stub), "name")["name"],
+            "power": found.power_state,
+            "nics": sorted(found.nics.values()),
+            "attribute": found.attribute,
+        }
 
 
 def make_folder(env: dict, moref: str, name: str) -> None:
@@ -44,8 +49,9 @@ def run(env: dict, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([VMWAVE, *argv], env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_a_verified_source_is_fenced_and_its_rollback_unfences_it(prefect_server, wave_lab, wave_env, planned,
-                                                                   tmp_path):
+def test_a_verified_source_is_fenced_and_its_rollback_unfences_it(
+    prefect_server, wave_lab, wave_env, planned, tmp_path
+):
     from prefect.settings import PREFECT_API_URL
 
     plan, doc, wave = planned
@@ -74,17 +80,24 @@ def test_a_verified_source_is_fenced_and_its_rollback_unfences_it(prefect_server
     # Another ledger that finds no verified VirtualMachine still finds the fenced source, and leaves it alone.
     cluster = Cluster(wave_lab["VMWAVE_KUBECONFIG"])
     marker = cluster.get(KV, "VirtualMachine", "vmwave", entry["target_name"])["metadata"]["annotations"][
-        ANNOTATION_MIGRATED]
-    cluster.patch(KV, "VirtualMachine", "vmwave", entry["target_name"],
-                  {"metadata": {"annotations": {ANNOTATION_MIGRATED: None}}})
+        ANNOTATION_MIGRATED
+    ]
+    cluster.patch(
+        KV, "VirtualMachine", "vmwave", entry["target_name"], {"metadata": {"annotations": {ANNOTATION_MIGRATED: None}}}
+    )
     other = {**env, "VMWAVE_LEDGER": str(tmp_path / "other-ledger.db")}
     again = run(other, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir", str(tmp_path / "again"))
     assert again.returncode == 0, again.stdout + again.stderr
     report = (tmp_path / "again" / f"wave-{wave['id']}-report.md").read_text()
     assert "already migrated \\(its source is fenced, migrated to vmwave/" in report, report
     assert source(wave_env, entry["moref"]) == fenced
-    cluster.patch(KV, "VirtualMachine", "vmwave", entry["target_name"],
-                  {"metadata": {"annotations": {ANNOTATION_MIGRATED: marker}}})
+    cluster.patch(
+        KV,
+        "VirtualMachine",
+        "vmwave",
+        entry["target_name"],
+        {"metadata": {"annotations": {ANNOTATION_MIGRATED: marker}}},
+    )
 
     undone = run(env, "rollback", "--plan", str(plan), "--wave", wave["id"], "--vm", entry["name"])
     assert undone.returncode == 0, undone.stdout + undone.stderr

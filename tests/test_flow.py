@@ -8,8 +8,9 @@ from helpers import REPO
 pytestmark = pytest.mark.prefect
 
 
-def test_plan_flow_writes_the_plan_and_publishes_the_summary(prefect_server, lab, lab_settings, tmp_path, monkeypatch,
-                                                             secrets_stay_secret):
+def test_plan_flow_writes_the_plan_and_publishes_the_summary(
+    prefect_server, lab, lab_settings, tmp_path, monkeypatch, secrets_stay_secret
+):
     from prefect.client.orchestration import get_client
 
     from vmwave_flows.plan import plan_migration
@@ -25,7 +26,9 @@ def test_plan_flow_writes_the_plan_and_publishes_the_summary(prefect_server, lab
         async with get_client() as client:
             from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["wave-plan"])))
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["wave-plan"]))
+            )
             return found[0]
 
     import asyncio

@@ -34,13 +34,41 @@ from vmwave.errors import InputError
 from vmwave.settings import Settings
 
 MAPS = REPO / "lab" / "estates" / "small.maps.yaml"
-HOSTILE = ["../../x", "/etc/passwd", "a/../../b", "x\ntouch /tmp/pwned\n#", "$(touch /tmp/pwned)", "`id`", "'\"",
-           "[/]", "[bold]x[/bold]", "\x1b[31mred\x1b[0m", "\x00", "数据库-01", "🚀", "\u202eevil", "مرحبا", "x" * 5000,
-           "{vm:d}", "{index:0>1500000000}", "{vm!z}", "%2f", "", " ", "-", "w003", "2026-12-05T22:00:00"]
-VALUES = st.one_of(st.sampled_from(HOSTILE), st.integers(min_value=-(10 ** 30), max_value=10 ** 30),
-                   st.sampled_from([0, -1, 1, 99999, 10 ** 12, 1.5, float("inf"), float("nan"), True, False, None,
-                                    [], {}, [1, "a"], {"x": 1}]),
-                   st.text(max_size=40))
+HOSTILE = [
+    "../../x",
+    "/etc/passwd",
+    "a/../../b",
+    "x\ntouch /tmp/pwned\n#",
+    "$(touch /tmp/pwned)",
+    "`id`",
+    "'\"",
+    "[/]",
+    "[bold]x[/bold]",
+    "\x1b[31mred\x1b[0m",
+    "\x00",
+    "数据库-01",
+    "🚀",
+    "\u202eevil",
+    "مرحبا",
+    "x" * 5000,
+    "{vm:d}",
+    "{index:0>1500000000}",
+    "{vm!z}",
+    "%2f",
+    "",
+    " ",
+    "-",
+    "w003",
+    "2026-12-05T22:00:00",
+]
+VALUES = st.one_of(
+    st.sampled_from(HOSTILE),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.sampled_from(
+        [0, -1, 1, 99999, 10**12, 1.5, float("inf"), float("nan"), True, False, None, [], {}, [1, "a"], {"x": 1}]
+    ),
+    st.text(max_size=40),
+)
 SETTINGS = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
@@ -91,13 +119,24 @@ def plan_doc(estate_vms):
     doc = make_plan(estate_vms, load_policy(), load_maps(MAPS), "https://vc/sdk")
     doc["names"] = {"pvc": "{vm}-{wave}-disk{index:02d}", "volume": "disk{index}", "interface": "nic{index}"}
     wave, vm = doc["waves"][0], doc["waves"][0]["vms"][0]
-    wave.update(window={"start": "2026-12-05T22:00:00+00:00", "end": "2026-12-06T04:00:00+00:00"},
-                precopy_interval="30m", keep_for_debug=True, node_selector={"node-role.kubernetes.io/worker": ""},
-                hooks={"pre_cutover": {"image": "registry.example/drain:1", "command": ["/bin/sh", "-c", "true"],
-                                       "deadline": 60}})
-    vm.update(labels={"example.com/tier": "web"}, affinity={"nodeAffinity": {}}, target_power_state="source",
-              smoke=[{"tcp": 22}, {"http": "http://{ip}:8080/", "status": 200}, {"agent": "os", "expect": {"id": "^d"}}],
-              preparation=["install the agent"], compatibility=True, convert="copy")
+    wave.update(
+        window={"start": "2026-12-05T22:00:00+00:00", "end": "2026-12-06T04:00:00+00:00"},
+        precopy_interval="30m",
+        keep_for_debug=True,
+        node_selector={"node-role.kubernetes.io/worker": ""},
+        hooks={
+            "pre_cutover": {"image": "registry.example/drain:1", "command": ["/bin/sh", "-c", "true"], "deadline": 60}
+        },
+    )
+    vm.update(
+        labels={"example.com/tier": "web"},
+        affinity={"nodeAffinity": {}},
+        target_power_state="source",
+        smoke=[{"tcp": 22}, {"http": "http://{ip}:8080/", "status": 200}, {"agent": "os", "expect": {"id": "^d"}}],
+        preparation=["install the agent"],
+        compatibility=True,
+        convert="copy",
+    )
     return doc
 
 
@@ -146,8 +185,12 @@ def test_mutated_maps_are_maps_or_one_clear_error(maps_doc, estate_vms, data):
 
 
 @given(data=st.data())
-@settings(max_examples=80, deadline=3000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-          derandomize=True)
+@settings(
+    max_examples=80,
+    deadline=3000,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    derandomize=True,
+)
 def test_a_mutated_inventory_plans_or_is_one_clear_error(estate_vms, tmp_path, data):
     doc = {"source": "https://vc/sdk", "vms": [r.to_dict() for r in estate_vms[:4]]}
     path = tmp_path / "inventory.json"
@@ -180,7 +223,7 @@ def test_an_estate_cannot_ask_for_a_billion_vms(estate_doc):
     from vmwave_lab.estate import EstateError, expand
 
     doc = copy.deepcopy(estate_doc)
-    doc["vms"][0]["count"] = 10 ** 9
+    doc["vms"][0]["count"] = 10**9
     with pytest.raises(EstateError, match="count"):
         expand(doc, "estate.yaml")
 
@@ -205,22 +248,32 @@ SILENT = {  # what was once accepted and failed later (or never): each now refus
     "a path as wave id": (lambda d: d["waves"][0].update(id="../../x"), "waves[0].id"),
     "an empty wave": (lambda d: d["waves"][0].update(vms=[]), "waves[0].vms"),
     "per_host 0": (lambda d: d["limits"].update(per_host=0), "limits.per_host"),
-    "a naive window": (lambda d: d["waves"][0].update(window={"start": "2026-12-05T22:00:00",
-                                                              "end": "2026-12-06T04:00:00"}), "waves[0].window.start"),
+    "a naive window": (
+        lambda d: d["waves"][0].update(window={"start": "2026-12-05T22:00:00", "end": "2026-12-06T04:00:00"}),
+        "waves[0].window.start",
+    ),
     "precopy 0s": (lambda d: d["waves"][0].update(precopy_interval="0s"), "waves[0].precopy_interval"),
-    "an empty hook image": (lambda d: d["waves"][0]["hooks"]["pre_cutover"].update(image=""),
-                            "waves[0].hooks.pre_cutover.image"),
+    "an empty hook image": (
+        lambda d: d["waves"][0]["hooks"]["pre_cutover"].update(image=""),
+        "waves[0].hooks.pre_cutover.image",
+    ),
     "a uuid that is a path": (lambda d: d["waves"][0]["vms"][0].update(uuid="../../etc"), "waves[0].vms[0].uuid"),
     "a moref that is a path": (lambda d: d["waves"][0]["vms"][0].update(moref="../x"), "waves[0].vms[0].moref"),
-    "a node selector that is no label": (lambda d: d["waves"][0]["vms"][0].update(node_selector={"[/]": "x y"}),
-                                         "waves[0].vms[0].node_selector.[/]"),
-    "a smoke pattern that is none": (lambda d: d["waves"][0]["vms"][0].update(
-        smoke=[{"agent": "os", "expect": {"id": "("}}]), "waves[0].vms[0].smoke[0].expect.id"),
+    "a node selector that is no label": (
+        lambda d: d["waves"][0]["vms"][0].update(node_selector={"[/]": "x y"}),
+        "waves[0].vms[0].node_selector.[/]",
+    ),
+    "a smoke pattern that is none": (
+        lambda d: d["waves"][0]["vms"][0].update(smoke=[{"agent": "os", "expect": {"id": "("}}]),
+        "waves[0].vms[0].smoke[0].expect.id",
+    ),
     "a name template with a format": (lambda d: d.update(names={"pvc": "{vm:d}-{index}"}), "names.pvc"),
     "a name template with a conversion": (lambda d: d.update(names={"pvc": "{vm!z}-{index}"}), "names.pvc"),
     "a name template 1.5 GB wide": (lambda d: d.update(names={"pvc": "{vm}-{index:0>1500000000}"}), "names.pvc"),
-    "a preparation step of a megabyte": (lambda d: d["waves"][0]["vms"][0].update(preparation=["x" * 10 ** 6]),
-                                         "waves[0].vms[0].preparation[0]"),
+    "a preparation step of a megabyte": (
+        lambda d: d["waves"][0]["vms"][0].update(preparation=["x" * 10**6]),
+        "waves[0].vms[0].preparation[0]",
+    ),
 }
 
 
@@ -242,10 +295,11 @@ def test_a_file_reports_all_its_errors_at_once(plan_doc, maps_doc, rules_doc):
     plan["limits"]["per_host"] = 0
     maps = {**copy.deepcopy(maps_doc), "namespace": "Bad_NS", "colour": "red"}
     rules = {**rules_doc, "default": "P9", "waves": {"size": 0}}
-    for parse, doc, source, fields in ((parse_plan, plan, "plan.yaml", {"waves[0].id", "waves[1].vms[0].uuid",
-                                                                        "limits.per_host"}),
-                                       (parse_maps, maps, "maps.yaml", {"namespace", "colour"}),
-                                       (parse_rules, rules, "rules.yaml", {"default", "waves.size"})):
+    for parse, doc, source, fields in (
+        (parse_plan, plan, "plan.yaml", {"waves[0].id", "waves[1].vms[0].uuid", "limits.per_host"}),
+        (parse_maps, maps, "maps.yaml", {"namespace", "colour"}),
+        (parse_rules, rules, "rules.yaml", {"default", "waves.size"}),
+    ):
         with pytest.raises(InputError) as caught:
             parse(doc, source)
         assert {p.field for p in caught.value.problems} == fields
@@ -253,8 +307,10 @@ def test_a_file_reports_all_its_errors_at_once(plan_doc, maps_doc, rules_doc):
 
 
 MAPS_SILENT = {
-    "a StorageClass that is no name": (lambda d: d["storage"][0].update(storage_class="Not A Name"),
-                                       "storage[0].storage_class"),
+    "a StorageClass that is no name": (
+        lambda d: d["storage"][0].update(storage_class="Not A Name"),
+        "storage[0].storage_class",
+    ),
     "VLAN 99999": (lambda d: d["network"][0].update(vlan=99999), "network[0].vlan"),
     "VLAN -1": (lambda d: d["network"][0].update(vlan=-1), "network[0].vlan"),
     "a datastore mapped twice": (lambda d: d["storage"].append(dict(d["storage"][0])), "storage[3].datastore"),
@@ -271,8 +327,13 @@ def test_maps_once_silently_accepted_are_refused(maps_doc, name):
     assert caught.value.field == field
 
 
-@pytest.mark.parametrize("edit,field", [({"overrides": {"no-such-vm": "P1"}}, "overrides.no-such-vm"),
-                                        ({"groups": {"g": ["nope-1", "nope-2"]}}, "groups.g")])
+@pytest.mark.parametrize(
+    "edit,field",
+    [
+        ({"overrides": {"no-such-vm": "P1"}}, "overrides.no-such-vm"),
+        ({"groups": {"g": ["nope-1", "nope-2"]}}, "groups.g"),
+    ],
+)
 def test_rules_naming_a_vm_the_estate_lacks_are_refused_when_planned(rules_doc, estate_vms, edit, field):
     policy = parse_rules({**rules_doc, **edit}, "rules.yaml")
     with pytest.raises(InputError) as caught:
@@ -281,8 +342,10 @@ def test_rules_naming_a_vm_the_estate_lacks_are_refused_when_planned(rules_doc, 
 
 
 EXPLOSIVE = {  # what once took minutes or gigabytes, now refused at once
-    "billion laughs": "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")),
+    "billion laughs": "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+    ),
     "an alias in a hook": "waves:\n- id: w001\n  hooks: {pre_cutover: {command: &c [sh]}, post_boot: {command: *c}}\n",
     "3000 levels": "a: " + "[" * 3000 + "]" * 3000 + "\n",
     "3000 mapping levels": "".join(" " * i + f"k{i}:\n" for i in range(3000)) + " " * 3000 + "x: 1\n",
@@ -341,8 +404,10 @@ def test_json_is_bounded_as_yaml_is(tmp_path):
             read_json(path, "inventory")
 
 
-@pytest.mark.parametrize("text,ok", [("s3cret\n", True), ("s3cret", True), ("s3cret\r\n", True), ("", False),
-                                     ("\n", False), ("two\nlines\n", False)])
+@pytest.mark.parametrize(
+    "text,ok",
+    [("s3cret\n", True), ("s3cret", True), ("s3cret\r\n", True), ("", False), ("\n", False), ("two\nlines\n", False)],
+)
 def test_a_password_file_is_one_line_everywhere(tmp_path, text, ok):
     path = tmp_path / "password"
     path.write_text(text)
@@ -354,8 +419,10 @@ def test_a_password_file_is_one_line_everywhere(tmp_path, text, ok):
 
 
 def test_timestamps_stay_text_for_the_models_to_check():
-    assert parse_yaml("start: 2026-12-05T22:00:00\nday: 2026-12-05\n", "x.yaml") == \
-        {"start": "2026-12-05T22:00:00", "day": "2026-12-05"}
+    assert parse_yaml("start: 2026-12-05T22:00:00\nday: 2026-12-05\n", "x.yaml") == {
+        "start": "2026-12-05T22:00:00",
+        "day": "2026-12-05",
+    }
 
 
 def test_an_estate_cannot_ask_for_millions_of_hosts(estate_doc):

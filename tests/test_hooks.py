@@ -23,10 +23,10 @@ def test_the_plan_takes_hooks_per_wave_and_per_vm_and_checks_them():
     wave["hooks"] = {"pre_cutover": {"image": IMAGE, "command": ["/drain.sh"]}}
     wave["vms"][0]["hooks"] = {"post_boot": {"image": IMAGE, "command": ["/check.sh"], "deadline": 30}}
     parsed = parse_plan(yaml.safe_load(yaml.safe_dump(doc)), "plan.yaml").waves[0].vms
-    assert parsed[0].hooks == {"pre_cutover": {"image": IMAGE, "command": ["/drain.sh"], "service_account": "",
-                                                  "deadline": 600},
-                                  "post_boot": {"image": IMAGE, "command": ["/check.sh"], "service_account": "",
-                                                "deadline": 30}}
+    assert parsed[0].hooks == {
+        "pre_cutover": {"image": IMAGE, "command": ["/drain.sh"], "service_account": "", "deadline": 600},
+        "post_boot": {"image": IMAGE, "command": ["/check.sh"], "service_account": "", "deadline": 30},
+    }
     assert all("pre_cutover" in vm.hooks for vm in parsed)  # the wave's hook, for every VM of it
     wave["vms"][0]["hooks"] = {"post_boot": {"image": IMAGE, "command": []}}
     with pytest.raises(InputError, match="command: is empty"):
@@ -43,17 +43,27 @@ def test_a_hook_job_runs_once_and_knows_its_vm():
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "ops"
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
-    assert env == {"VMWAVE_VM": vm.name, "VMWAVE_TARGET": "db-01", "VMWAVE_NAMESPACE": "vmwave",
-                   "VMWAVE_WAVE": "w004", "VMWAVE_HOOK": "pre_cutover"}
+    assert env == {
+        "VMWAVE_VM": vm.name,
+        "VMWAVE_TARGET": "db-01",
+        "VMWAVE_NAMESPACE": "vmwave",
+        "VMWAVE_WAVE": "w004",
+        "VMWAVE_HOOK": "pre_cutover",
+    }
     assert job["metadata"]["labels"]["vmwave.io/wave"] == "w004"
 
 
-def test_hooks_run_around_cutover_and_a_failing_one_rolls_the_vm_back(prefect_server, lab_settings, by_name,
-                                                                      tmp_path):
+def test_hooks_run_around_cutover_and_a_failing_one_rolls_the_vm_back(prefect_server, lab_settings, by_name, tmp_path):
     from vmwave_flows.migrate import migrate_vm
 
-    good = job_for(by_name["static-1"], lab_settings, tmp_path, "w931", mode="rebuild",
-                   hooks={"pre_cutover": hook('echo "draining $VMWAVE_VM"'), "post_boot": hook("echo registered")})
+    good = job_for(
+        by_name["static-1"],
+        lab_settings,
+        tmp_path,
+        "w931",
+        mode="rebuild",
+        hooks={"pre_cutover": hook('echo "draining $VMWAVE_VM"'), "post_boot": hook("echo registered")},
+    )
     cluster = good.cluster()
     try:
         migrate_vm(good)
@@ -63,13 +73,22 @@ def test_hooks_run_around_cutover_and_a_failing_one_rolls_the_vm_back(prefect_se
         assert steps["pre-cutover-hook"]["finished_at"] <= steps["snapshot"]["started_at"]
         assert steps["post-boot-hook"]["started_at"] >= steps["smoke-test"]["finished_at"]
     finally:
-        for api_version, kind in (("kubevirt.io/v1", "VirtualMachine"), ("cdi.kubevirt.io/v1beta1", "DataVolume"),
-                                  ("batch/v1", "Job")):
+        for api_version, kind in (
+            ("kubevirt.io/v1", "VirtualMachine"),
+            ("cdi.kubevirt.io/v1beta1", "DataVolume"),
+            ("batch/v1", "Job"),
+        ):
             for obj in cluster.find(api_version, kind, "vmwave", {"vmwave.io/wave": "w931"}):
                 cluster.delete(api_version, kind, "vmwave", obj["metadata"]["name"])
 
-    bad = job_for(by_name["static-1"], lab_settings, tmp_path, "w932", mode="rebuild",
-                  hooks={"post_boot": hook("echo 'the app did not answer'; exit 3")})
+    bad = job_for(
+        by_name["static-1"],
+        lab_settings,
+        tmp_path,
+        "w932",
+        mode="rebuild",
+        hooks={"post_boot": hook("echo 'the app did not answer'; exit 3")},
+    )
     with pytest.raises(VmwaveError) as failed:
         migrate_vm(bad)
     assert failed.value.cause == "hook-failed" and "the app did not answer" in str(failed.value)

@@ -35,21 +35,47 @@ TRAP = '"$VMWAVE_TRAP"'  # a file that appears if any of these names ever runs a
 def hostile_names() -> list[str]:
     """VM names for paths, shells, markup, terminals, scripts and length: 240 characters (vSphere allows 80; a file
     name on the lab's datastore 255 bytes; the fuzz tier reads longer ones from files)."""
-    return [f"x\ntouch {TRAP}\n#", "../../etc/passwd", f"[/] [bold]x[/bold] $(touch {TRAP})",
-            f"`touch {TRAP}` 'single' \"double\"", "\x1b[31mred\x1b[0m \u202eevil", "数据库-01",
-            "🚀 launch", "مرحبا بالعالم", "long-" + "x" * 235]
+    return [
+        f"x\ntouch {TRAP}\n#",
+        "../../etc/passwd",
+        f"[/] [bold]x[/bold] $(touch {TRAP})",
+        f"`touch {TRAP}` 'single' \"double\"",
+        "\x1b[31mred\x1b[0m \u202eevil",
+        "数据库-01",
+        "🚀 launch",
+        "مرحبا بالعالم",
+        "long-" + "x" * 235,
+    ]
 
 
 def estate(names: list[str]) -> dict:
     disk = {"size_gb": 1, "datastore": f"ds `touch {TRAP}` 数据", "data_mb": 1}
     folder, portgroup = f"prod/应用 $(touch {TRAP})", f"pg '$(touch {TRAP})'"
-    return {"version": 1, "datacenters": [{
-        "name": "dc-lab", "folders": [folder], "datastores": [disk["datastore"]],
-        "portgroups": [{"name": "VM Network", "vlan": 0}, {"name": portgroup, "vlan": 100}],
-        "clusters": [{"name": "cl-prod", "hosts": 2}]}],
-        "vms": [{"name": name, "cluster": "cl-prod", "folder": folder, "guest_id": "debian11_64Guest",
-                 "power": "poweredOff", "disks": [dict(disk)], "nics": [{"portgroup": portgroup if i % 2 else "VM Network"}],
-                 "attributes": {"vmwave.convert": "copy"}} for i, name in enumerate(names)]}
+    return {
+        "version": 1,
+        "datacenters": [
+            {
+                "name": "dc-lab",
+                "folders": [folder],
+                "datastores": [disk["datastore"]],
+                "portgroups": [{"name": "VM Network", "vlan": 0}, {"name": portgroup, "vlan": 100}],
+                "clusters": [{"name": "cl-prod", "hosts": 2}],
+            }
+        ],
+        "vms": [
+            {
+                "name": name,
+                "cluster": "cl-prod",
+                "folder": folder,
+                "guest_id": "debian11_64Guest",
+                "power": "poweredOff",
+                "disks": [dict(disk)],
+                "nics": [{"portgroup": portgroup if i % 2 else "VM Network"}],
+                "attributes": {"vmwave.convert": "copy"},
+            }
+            for i, name in enumerate(names)
+        ],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +105,13 @@ def test_hostile_names_are_planned_checked_rendered_and_migrated(prefect_server,
     settings, names, trap = hostile_lab
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, **settings, "VMWAVE_LEDGER": str(work / "ledger.db"), "VMWAVE_WORKDIR": str(work / "v2v"),
-           "PREFECT_API_URL": PREFECT_API_URL.value()}
+    env = {
+        **os.environ,
+        **settings,
+        "VMWAVE_LEDGER": str(work / "ledger.db"),
+        "VMWAVE_WORKDIR": str(work / "v2v"),
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+    }
 
     def vmwave(*argv: str) -> subprocess.CompletedProcess:
         done = subprocess.run([VMWAVE, *argv], env=env, cwd=work, capture_output=True, text=True, timeout=600)

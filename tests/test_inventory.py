@@ -87,8 +87,14 @@ def test_each_nics_addresses_their_origin_and_the_guests_gateway_and_dns(by_name
     assert (win.nics[0].addresses, win.nics[0].address_origin) == (("10.100.0.50/24",), "manual")
     assert (win.gateway, win.dns) == ("10.100.0.1", ("10.100.0.2", "10.100.0.3"))
     assert [(n.addresses, n.address_origin) for n in by_name["db-01"].nics] == [
-        (("10.200.0.10/24", "10.200.0.11/24"), "manual"), (("10.30.0.10/24",), "manual")]
-    assert (static.nics[0].addresses, static.nics[0].address_origin, static.gateway) == (("10.100.0.61/24",), "dhcp", "")
+        (("10.200.0.10/24", "10.200.0.11/24"), "manual"),
+        (("10.30.0.10/24",), "manual"),
+    ]
+    assert (static.nics[0].addresses, static.nics[0].address_origin, static.gateway) == (
+        ("10.100.0.61/24",),
+        "dhcp",
+        "",
+    )
     assert by_name["gpu-render-01"].nics[0].addresses == ()  # VMware Tools does not run: nothing is known
 
 
@@ -99,8 +105,13 @@ def test_snapshots_templates_devices_and_attributes(by_name):
     assert legacy.devices == ("floppy", "serial", "usb")
     assert by_name["gpu-render-01"].devices == ("passthrough",)
     assert by_name["tpl-rhel8"].template and not by_name["web-01"].template
-    assert by_name["db-01"].attributes == {"app": "shop", "tier": "db", "criticality": "critical", "owner": "dba-team",
-                                           "vmwave.convert": "copy"}  # the lab's mark: no OS on its disks
+    assert by_name["db-01"].attributes == {
+        "app": "shop",
+        "tier": "db",
+        "criticality": "critical",
+        "owner": "dba-team",
+        "vmwave.convert": "copy",
+    }  # the lab's mark: no OS on its disks
     assert "vmwave.convert" not in by_name["debian-12"].attributes  # a real guest: the Linux plugin decides
 
 

@@ -31,9 +31,12 @@ def ns(core):
 def raw(kube, method: str, path: str, body=None, content_type: str = "application/json", token: str | None = None):
     """A plain HTTPS request with the kubeconfig's token: for what the typed client has no call for."""
     cfg = yaml.safe_load(kube.kubeconfig.read_text())
-    request = urllib.request.Request(kube.url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {token or cfg['users'][0]['user']['token']}",
-                                              "Content-Type": content_type})
+    request = urllib.request.Request(
+        kube.url + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {token or cfg['users'][0]['user']['token']}", "Content-Type": content_type},
+    )
     context = ssl.create_default_context(cafile=str(kube.ca_file))
     try:
         with urllib.request.urlopen(request, context=context, timeout=30) as response:
@@ -49,10 +52,18 @@ def status_of(exc: ApiException) -> dict:
 
 
 def test_discovery_and_version(dyn, kclient, kube):
-    for api_version, kind in [("kubevirt.io/v1", "VirtualMachine"), ("kubevirt.io/v1", "VirtualMachineInstance"),
-                              ("kubevirt.io/v1", "KubeVirt"), ("cdi.kubevirt.io/v1beta1", "DataVolume"),
-                              ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition"), ("v1", "PersistentVolumeClaim"),
-                              ("storage.k8s.io/v1", "StorageClass"), ("v1", "Event"), ("v1", "Secret"), ("v1", "Pod")]:
+    for api_version, kind in [
+        ("kubevirt.io/v1", "VirtualMachine"),
+        ("kubevirt.io/v1", "VirtualMachineInstance"),
+        ("kubevirt.io/v1", "KubeVirt"),
+        ("cdi.kubevirt.io/v1beta1", "DataVolume"),
+        ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition"),
+        ("v1", "PersistentVolumeClaim"),
+        ("storage.k8s.io/v1", "StorageClass"),
+        ("v1", "Event"),
+        ("v1", "Secret"),
+        ("v1", "Pod"),
+    ]:
         assert dyn.resources.get(api_version=api_version, kind=kind).kind == kind
     assert client.VersionApi(kclient).get_code().git_version.startswith("v1.")
     for path in ("/version", "/version/"):
@@ -60,7 +71,9 @@ def test_discovery_and_version(dyn, kclient, kube):
 
 
 def test_create_get_list_replace_delete(core, ns):
-    made = core.create_namespaced_config_map(ns, {"metadata": {"name": "one", "labels": {"tier": "db"}}, "data": {"a": "1"}})
+    made = core.create_namespaced_config_map(
+        ns, {"metadata": {"name": "one", "labels": {"tier": "db"}}, "data": {"a": "1"}}
+    )
     assert made.metadata.uid and made.metadata.resource_version and made.metadata.creation_timestamp
     got = core.read_namespaced_config_map("one", ns)
     assert got.data == {"a": "1"}
@@ -109,8 +122,13 @@ def test_merge_and_json_patch(core, ns, kube):
     core.patch_namespaced_config_map("p", ns, {"data": {"a": None, "c": "3"}})
     assert core.read_namespaced_config_map("p", ns).data == {"b": "2", "c": "3"}
     path = f"/api/v1/namespaces/{ns}/configmaps/p"
-    code, _ = raw(kube, "PATCH", path, [{"op": "replace", "path": "/data/b", "value": "20"},
-                                        {"op": "add", "path": "/data/d", "value": "4"}], "application/json-patch+json")
+    code, _ = raw(
+        kube,
+        "PATCH",
+        path,
+        [{"op": "replace", "path": "/data/b", "value": "20"}, {"op": "add", "path": "/data/d", "value": "4"}],
+        "application/json-patch+json",
+    )
     assert code == 200
     assert core.read_namespaced_config_map("p", ns).data == {"b": "20", "c": "3", "d": "4"}
     code, body = raw(kube, "PATCH", path, [{"op": "remove", "path": "/data/zzz"}], "application/json-patch+json")
@@ -118,21 +136,31 @@ def test_merge_and_json_patch(core, ns, kube):
 
 
 def vm_body(name, ns, labels=None, memory="1Gi"):
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-            "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
-            "spec": {"runStrategy": "Halted", "template": {"spec": {"domain": {"memory": {"guest": memory},
-                                                                             "devices": {}}}}}}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+        "spec": {
+            "runStrategy": "Halted",
+            "template": {"spec": {"domain": {"memory": {"guest": memory}, "devices": {}}}},
+        },
+    }
 
 
 def nad_body(name, ns, labels=None, config="{}"):
-    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-            "metadata": {"name": name, "namespace": ns, "labels": labels or {}}, "spec": {"config": config}}
+    return {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+        "spec": {"config": config},
+    }
 
 
 def test_server_side_apply_owns_fields_and_conflicts(dyn, ns):
     nads = dyn.resources.get(api_version="k8s.cni.cncf.io/v1", kind="NetworkAttachmentDefinition")
     apply = lambda manager, force=None, **kw: dyn.server_side_apply(  # noqa: E731
-        nads, body=nad_body("ssa", ns, **kw), field_manager=manager, force_conflicts=force).to_dict()
+        nads, body=nad_body("ssa", ns, **kw), field_manager=manager, force_conflicts=force
+    ).to_dict()
     first = apply("vmwave", labels={"a": "1"})
     assert first["metadata"]["generation"] == 1
     assert [m["manager"] for m in first["metadata"]["managedFields"]] == ["vmwave"]
@@ -153,17 +181,29 @@ def test_status_subresource(dyn, ns):
     vms.create(body={**vm_body("st", ns), "status": {"printableStatus": "Hacked"}}, namespace=ns)
     assert not (vms.get(name="st", namespace=ns).to_dict().get("status") or {}).get("printableStatus") == "Hacked"
     status_api = dyn.resources.get(api_version="kubevirt.io/v1", kind="VirtualMachine").subresources["status"]
-    status_api.patch(body={"status": {"printableStatus": "Stopped"}}, name="st", namespace=ns,
-                     content_type="application/merge-patch+json")
+    status_api.patch(
+        body={"status": {"printableStatus": "Stopped"}},
+        name="st",
+        namespace=ns,
+        content_type="application/merge-patch+json",
+    )
     vm = vms.get(name="st", namespace=ns).to_dict()
     assert vm["status"]["printableStatus"] == "Stopped" and vm["metadata"]["generation"] == 1
-    vms.patch(body={"status": {"printableStatus": "Nope"}, "metadata": {"labels": {"b": "1"}}}, name="st",
-              namespace=ns, content_type="application/merge-patch+json")
+    vms.patch(
+        body={"status": {"printableStatus": "Nope"}, "metadata": {"labels": {"b": "1"}}},
+        name="st",
+        namespace=ns,
+        content_type="application/merge-patch+json",
+    )
     assert vms.get(name="st", namespace=ns).status.printableStatus == "Stopped"
 
 
 def test_label_and_field_selectors(core, ns):
-    for name, labels in (("s1", {"app": "erp", "tier": "db"}), ("s2", {"app": "erp", "tier": "web"}), ("s3", {"app": "crm"})):
+    for name, labels in (
+        ("s1", {"app": "erp", "tier": "db"}),
+        ("s2", {"app": "erp", "tier": "web"}),
+        ("s3", {"app": "crm"}),
+    ):
         core.create_namespaced_config_map(ns, {"metadata": {"name": name, "labels": labels}})
     names = lambda **kw: sorted(c.metadata.name for c in core.list_namespaced_config_map(ns, **kw).items)  # noqa: E731
     assert names(label_selector="app=erp") == ["s1", "s2"]
@@ -179,8 +219,17 @@ def test_owner_references_cascade(core, ns):
     ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
     core.create_namespaced_config_map(ns, {"metadata": {"name": "child", "ownerReferences": [ref]}})
     child = core.read_namespaced_config_map("child", ns)
-    core.create_namespaced_secret(ns, {"metadata": {"name": "grandchild", "ownerReferences": [
-        {"apiVersion": "v1", "kind": "ConfigMap", "name": "child", "uid": child.metadata.uid}]}})
+    core.create_namespaced_secret(
+        ns,
+        {
+            "metadata": {
+                "name": "grandchild",
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "name": "child", "uid": child.metadata.uid}
+                ],
+            }
+        },
+    )
     core.delete_namespaced_config_map("owner", ns)
     with pytest.raises(ApiException):
         core.read_namespaced_config_map("child", ns)
@@ -200,8 +249,6 @@ def test_watch_from_a_resource_version(dyn, core, ns):
         if event["type"] == "DELETED":
             break
     assert seen == [("ADDED", "w1"), ("MODIFIED", "w1"), ("DELETED", "w1")]
-
-
 
 
 @pytest.mark.lab  # starts its own lab servers
@@ -225,24 +272,36 @@ def test_state_survives_a_restart(tmp_path):
 
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl is not installed")
 def test_kubectl_works_with_the_kubeconfig(kube, ns):
-    run = lambda *a: subprocess.run(["kubectl", "--kubeconfig", str(kube.kubeconfig), *a],  # noqa: E731
-                                    capture_output=True, text=True, timeout=60)
+    def run(*a):
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", str(kube.kubeconfig), *a], capture_output=True, text=True, timeout=60
+        )
+
     created = run("-n", ns, "create", "configmap", "from-kubectl", "--from-literal=a=b")
     assert created.returncode == 0, created.stderr
     got = run("-n", ns, "get", "configmap", "from-kubectl", "-o", "jsonpath={.data.a}")
     assert got.stdout == "b"
-    assert run("get", "storageclass", "-o", "name").stdout.split() == ["storageclass.storage.k8s.io/rook-ceph-block-vm",
-                                                                       "storageclass.storage.k8s.io/tiny"]
+    assert run("get", "storageclass", "-o", "name").stdout.split() == [
+        "storageclass.storage.k8s.io/rook-ceph-block-vm",
+        "storageclass.storage.k8s.io/tiny",
+    ]
 
 
 def test_every_write_with_dry_run_answers_as_the_real_one_and_stores_nothing(core, ns, kube):
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dry"}, "data": {"a": "1"}}
     code, made = raw(kube, "POST", f"/api/v1/namespaces/{ns}/configmaps?dryRun=All", body)
     assert code == 201 and made["metadata"]["name"] == "dry"
-    code, _ = raw(kube, "PATCH", f"/api/v1/namespaces/{ns}/configmaps/dry-applied?dryRun=All&fieldManager=t", body |
-                  {"metadata": {"name": "dry-applied"}}, "application/apply-patch+yaml")
+    code, _ = raw(
+        kube,
+        "PATCH",
+        f"/api/v1/namespaces/{ns}/configmaps/dry-applied?dryRun=All&fieldManager=t",
+        body | {"metadata": {"name": "dry-applied"}},
+        "application/apply-patch+yaml",
+    )
     assert code == 201
-    assert [c.metadata.name for c in core.list_namespaced_config_map(ns).items if c.metadata.name.startswith("dry")] == []
+    assert [
+        c.metadata.name for c in core.list_namespaced_config_map(ns).items if c.metadata.name.startswith("dry")
+    ] == []
     core.create_namespaced_config_map(ns, body)
     code, _ = raw(kube, "PUT", f"/api/v1/namespaces/{ns}/configmaps/dry?dryRun=All", body | {"data": {"a": "2"}})
     assert code == 200
@@ -254,10 +313,13 @@ def test_every_write_with_dry_run_answers_as_the_real_one_and_stores_nothing(cor
 
 def test_a_resource_quota_counts_what_the_namespace_holds_and_refuses_what_passes_it(core, kube):
     core.create_namespace({"metadata": {"name": "quota-test"}})
-    core.create_namespaced_resource_quota("quota-test", {"metadata": {"name": "q"},
-                                                         "spec": {"hard": {"requests.storage": "10Gi", "pods": "5"}}})
-    claim = {"metadata": {"name": "c1"}, "spec": {"accessModes": ["ReadWriteOnce"],
-                                                  "resources": {"requests": {"storage": "8Gi"}}}}
+    core.create_namespaced_resource_quota(
+        "quota-test", {"metadata": {"name": "q"}, "spec": {"hard": {"requests.storage": "10Gi", "pods": "5"}}}
+    )
+    claim = {
+        "metadata": {"name": "c1"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "8Gi"}}},
+    }
     core.create_namespaced_persistent_volume_claim("quota-test", claim)
     quota = core.read_namespaced_resource_quota("q", "quota-test")
     assert quota.status.used == {"requests.storage": str(8 * 2**30), "pods": "0"}

@@ -23,13 +23,22 @@ def test_a_wave_applied_twice_exists_once(cluster, estate):
     maps = load_maps(REPO / "lab/estates/small.maps.yaml")
     doc = make_plan(estate, load_policy(), maps, "estate")
     wave = next(w for w in doc["waves"] if w["class"] == "P3")
-    objects, failed = wave_objects(parse_plan(doc, "plan.yaml"), wave["id"], estate, maps, SourceAccess("https://vcenter.invalid/sdk", "reader", "CA"))
+    objects, failed = wave_objects(
+        parse_plan(doc, "plan.yaml"),
+        wave["id"],
+        estate,
+        maps,
+        SourceAccess("https://vcenter.invalid/sdk", "reader", "CA"),
+    )
     assert failed == {}
     first = [cluster.apply(o) for o in objects]
     second = [cluster.apply(o) for o in objects]  # a rerun of the same objects changes nothing
-    assert [(o["metadata"]["uid"], o["metadata"]["generation"]) for o in second] == \
-        [(o["metadata"]["uid"], o["metadata"]["generation"]) for o in first]  # no spec was written again
-    still = [(f, s) for f, s in zip(first, second) if f["kind"] in ("Secret", "ConfigMap", "NetworkAttachmentDefinition")]
+    assert [(o["metadata"]["uid"], o["metadata"]["generation"]) for o in second] == [
+        (o["metadata"]["uid"], o["metadata"]["generation"]) for o in first
+    ]  # no spec was written again
+    still = [
+        (f, s) for f, s in zip(first, second) if f["kind"] in ("Secret", "ConfigMap", "NetworkAttachmentDefinition")
+    ]
     assert still and all(f["metadata"]["resourceVersion"] == s["metadata"]["resourceVersion"] for f, s in still)
     for vm in wave["vms"]:
         found = cluster.find("kubevirt.io/v1", "VirtualMachine", "vmwave", {LABEL_UUID: vm["uuid"]})
@@ -41,10 +50,15 @@ def test_a_wave_applied_twice_exists_once(cluster, estate):
 
 
 def test_a_field_owned_by_someone_else_is_a_clear_error(cluster):
-    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-           "metadata": {"name": "owned", "namespace": "vmwave"}, "spec": {"config": '{"mtu": 1500}'}}
-    cluster.dynamic.server_side_apply(cluster.resource("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition"), body=nad,
-                                      field_manager="network-team")
+    nad = {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": "owned", "namespace": "vmwave"},
+        "spec": {"config": '{"mtu": 1500}'},
+    }
+    cluster.dynamic.server_side_apply(
+        cluster.resource("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition"), body=nad, field_manager="network-team"
+    )
     with pytest.raises(VmwaveError, match=r"applying NetworkAttachmentDefinition vmwave/owned failed \(409\)"):
         cluster.apply({**nad, "spec": {"config": '{"mtu": 9000}'}})
     assert cluster.apply({**nad, "spec": {"config": '{"mtu": 9000}'}}, force=True)["spec"]["config"] == '{"mtu": 9000}'
@@ -52,7 +66,9 @@ def test_a_field_owned_by_someone_else_is_a_clear_error(cluster):
 
 def test_waits_end_with_the_last_status(cluster):
     with pytest.raises(VmwaveError, match="timed out after 1s waiting for DataVolume vmwave/never to be there"):
-        cluster.wait_for("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "never", lambda o: o is not None, 1, "there")
+        cluster.wait_for(
+            "cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "never", lambda o: o is not None, 1, "there"
+        )
 
 
 def test_bad_kubeconfigs(tmp_path, kube):

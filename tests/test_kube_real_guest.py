@@ -14,9 +14,14 @@ from vmwave_lab.guests import kernel
 from vmwave_tasks.smoke import KINDS
 
 pytestmark = pytest.mark.skipif(
-    not (shutil.which("qemu-system-x86_64") and shutil.which("extlinux") and list(Path("/boot").glob("vmlinuz-*"))
-         and os.geteuid() == 0),
-    reason=f"needs root and: apt-get install -y {guests.PACKAGES}")
+    not (
+        shutil.which("qemu-system-x86_64")
+        and shutil.which("extlinux")
+        and list(Path("/boot").glob("vmlinuz-*"))
+        and os.geteuid() == 0
+    ),
+    reason=f"needs root and: apt-get install -y {guests.PACKAGES}",
+)
 
 NS = "real"
 
@@ -38,20 +43,54 @@ def test_a_bootable_disk_boots_and_its_agent_reports(kube, tmp_path):
     shutil.copyfile(image, registry / "tiny_1.img")
     cluster = Cluster(kube.kubeconfig)
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    cluster.apply({"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": {"name": "tiny-root", "namespace": NS},
-                   "spec": {"source": {"registry": {"url": "docker://registry.lab/tiny:1"}},
-                            "storage": {"volumeMode": "Block", "resources": {"requests": {"storage": "64Mi"}}}}})
-    cluster.apply({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-                   "metadata": {"name": "tiny", "namespace": NS, "annotations": {"lab.vmwave.io/forward-ports": "8080"}},
-                   "spec": {"runStrategy": "Always", "template": {"spec": {
-                       "domain": {"cpu": {"cores": 1}, "memory": {"guest": "256Mi"},
-                                  "devices": {"disks": [{"name": "root", "disk": {"bus": "virtio"}}],
-                                              "interfaces": [{"name": "nic0", "masquerade": {}, "macAddress": "00:50:56:be:ef:01"}]}},
-                       "networks": [{"name": "nic0", "pod": {}}],
-                       "volumes": [{"name": "root", "dataVolume": {"name": "tiny-root"}}]}}}})
-    vmi = cluster.wait_for("kubevirt.io/v1", "VirtualMachineInstance", NS, "tiny", lambda o: o is not None and any(
-        c["type"] == "AgentConnected" for c in (o.get("status") or {}).get("conditions", [])) and any(
-        i.get("ipAddress") for i in o["status"].get("interfaces", [])), 240, "agent connected and an address reported")
+    cluster.apply(
+        {
+            "apiVersion": "cdi.kubevirt.io/v1beta1",
+            "kind": "DataVolume",
+            "metadata": {"name": "tiny-root", "namespace": NS},
+            "spec": {
+                "source": {"registry": {"url": "docker://registry.lab/tiny:1"}},
+                "storage": {"volumeMode": "Block", "resources": {"requests": {"storage": "64Mi"}}},
+            },
+        }
+    )
+    cluster.apply(
+        {
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "VirtualMachine",
+            "metadata": {"name": "tiny", "namespace": NS, "annotations": {"lab.vmwave.io/forward-ports": "8080"}},
+            "spec": {
+                "runStrategy": "Always",
+                "template": {
+                    "spec": {
+                        "domain": {
+                            "cpu": {"cores": 1},
+                            "memory": {"guest": "256Mi"},
+                            "devices": {
+                                "disks": [{"name": "root", "disk": {"bus": "virtio"}}],
+                                "interfaces": [{"name": "nic0", "masquerade": {}, "macAddress": "00:50:56:be:ef:01"}],
+                            },
+                        },
+                        "networks": [{"name": "nic0", "pod": {}}],
+                        "volumes": [{"name": "root", "dataVolume": {"name": "tiny-root"}}],
+                    }
+                },
+            },
+        }
+    )
+    vmi = cluster.wait_for(
+        "kubevirt.io/v1",
+        "VirtualMachineInstance",
+        NS,
+        "tiny",
+        lambda o: (
+            o is not None
+            and any(c["type"] == "AgentConnected" for c in (o.get("status") or {}).get("conditions", []))
+            and any(i.get("ipAddress") for i in o["status"].get("interfaces", []))
+        ),
+        240,
+        "agent connected and an address reported",
+    )
     assert qemu_running("tiny")
     assert vmi["status"]["guestOSInfo"]["id"] == "vmwave-tiny"
     assert vmi["status"]["guestOSInfo"]["kernelRelease"] == kernel()[1]  # the guest's own `uname -r`: the lab's kernel
@@ -62,7 +101,10 @@ def test_a_bootable_disk_boots_and_its_agent_reports(kube, tmp_path):
     # vmwave's own smoke checks, through the lab's forward of the guest's port 8080
     assert KINDS["tcp"]({"tcp": 8080}, vmi, None, 5).startswith("connected to 127.0.0.1:")
     assert KINDS["http"]({"http": "http://{ip}:8080/", "status": 200}, vmi, None, 5).endswith("answered 200")
-    assert KINDS["agent"]({"agent": "os", "expect": {"id": "^vmwave-tiny$"}}, vmi, None, 5) == "agent reports vmwave tiny 1"
+    assert (
+        KINDS["agent"]({"agent": "os", "expect": {"id": "^vmwave-tiny$"}}, vmi, None, 5)
+        == "agent reports vmwave tiny 1"
+    )
     with pytest.raises(OSError, match="expected 404"):
         KINDS["http"]({"http": "http://{ip}:8080/", "status": 404}, vmi, None, 5)
 

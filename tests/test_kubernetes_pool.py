@@ -46,8 +46,13 @@ def test_the_base_job_template_renders_a_job_the_kubernetes_api_accepts():
     placeholders = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", json.dumps(TEMPLATE["job_configuration"])))
     assert placeholders <= set(TEMPLATE["variables"]["properties"])
     assert all(spec.get("description") for spec in TEMPLATE["variables"]["properties"].values())
-    job = rendered_job(image="registry.example/vmwave-worker:1", name="wave-w003", env={"VMWAVE_IN_FLIGHT": "4"},
-                       command="prefect flow-run execute", labels={"prefect.io/flow-run-name": "wave-w003"})
+    job = rendered_job(
+        image="registry.example/vmwave-worker:1",
+        name="wave-w003",
+        env={"VMWAVE_IN_FLIGHT": "4"},
+        command="prefect flow-run execute",
+        labels={"prefect.io/flow-run-name": "wave-w003"},
+    )
     assert schema_check.kubernetes_problems(job) == []
     pod = job["spec"]["template"]["spec"]
     assert job["metadata"]["namespace"] == "vmwave-system" and pod["serviceAccountName"] == "vmwave-worker"
@@ -102,16 +107,29 @@ def test_the_worker_image_has_virt_v2v_and_uses_its_pods_service_account():
 def test_a_prefect_server_takes_the_pool_and_its_deployments(prefect_server, tmp_path):
     from prefect.settings import PREFECT_API_URL
 
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_WORKER_IMAGE": "registry.example/vmwave:1",
-           "VMWAVE_PLAN_REPO": "https://git.example/ops/migration.git", "VMWAVE_PLAN_BRANCH": "main"}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "VMWAVE_WORKER_IMAGE": "registry.example/vmwave:1",
+        "VMWAVE_PLAN_REPO": "https://git.example/ops/migration.git",
+        "VMWAVE_PLAN_BRANCH": "main",
+    }
 
     def prefect(*argv):
         done = subprocess.run([PREFECT, *argv], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
-    prefect("work-pool", "create", "vmwave-kubernetes", "--type", "kubernetes", "--overwrite",
-            "--base-job-template", str(HERE / "base-job-template.json"))
+    prefect(
+        "work-pool",
+        "create",
+        "vmwave-kubernetes",
+        "--type",
+        "kubernetes",
+        "--overwrite",
+        "--base-job-template",
+        str(HERE / "base-job-template.json"),
+    )
     prefect("--no-prompt", "deploy", "--all", "--prefect-file", str(HERE / "prefect.yaml"))
     shown = prefect("deployment", "inspect", "migrate-wave/kubernetes")
     assert "registry.example/vmwave:1" in shown and "https://git.example/ops/migration.git" in shown

@@ -15,11 +15,23 @@ from vmwave_tasks.wave import planned_wave, prepare_wave
 
 def foreign_vm(name: str, mac: str) -> dict:
     """A VirtualMachine someone made by hand, not by vmwave: no source label."""
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": name, "namespace": "vmwave"},
-            "spec": {"runStrategy": "Halted", "template": {"spec": {
-                "domain": {"devices": {"interfaces": [{"name": "nic0", "masquerade": {}, "macAddress": mac}]},
-                           "memory": {"guest": "128Mi"}},
-                "networks": [{"name": "nic0", "pod": {}}]}}}}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": name, "namespace": "vmwave"},
+        "spec": {
+            "runStrategy": "Halted",
+            "template": {
+                "spec": {
+                    "domain": {
+                        "devices": {"interfaces": [{"name": "nic0", "masquerade": {}, "macAddress": mac}]},
+                        "memory": {"guest": "128Mi"},
+                    },
+                    "networks": [{"name": "nic0", "pod": {}}],
+                }
+            },
+        },
+    }
 
 
 def test_the_plan_and_the_wave_see_vms_already_in_the_cluster(lab_settings, records, by_name, tmp_path):
@@ -31,8 +43,9 @@ def test_the_plan_and_the_wave_see_vms_already_in_the_cluster(lab_settings, reco
     cluster.apply(foreign_vm("hand-made", web_mac))  # takes web-01's MAC
     try:
         plan = tmp_path / "plan.yaml"
-        run = subprocess.run([VMWAVE, "plan", "--out", str(plan)], capture_output=True, text=True,
-                             env={**os.environ, **lab_settings})
+        run = subprocess.run(
+            [VMWAVE, "plan", "--out", str(plan)], capture_output=True, text=True, env={**os.environ, **lab_settings}
+        )
         assert run.returncode == 0, run.stderr
         assert "checked against the" in run.stderr
         vms = {vm["name"]: vm for wave in yaml.safe_load(plan.read_text())["waves"] for vm in wave["vms"]}

@@ -17,13 +17,15 @@ from vmwave.settings import Settings
 from vmwave_tasks.wave import planned_wave, prepare_wave
 
 
-def test_a_wave_referencing_preferences_the_cluster_lacks_is_refused_before_anything_changes(lab_settings, records,
-                                                                                            tmp_path):
+def test_a_wave_referencing_preferences_the_cluster_lacks_is_refused_before_anything_changes(
+    lab_settings, records, tmp_path
+):
     maps_doc = {**yaml.safe_load(Path(lab_settings["VMWAVE_MAPS"]).read_text()), "preferences": "cluster"}
     maps_file = tmp_path / "maps.yaml"
     maps_file.write_text(yaml.safe_dump(maps_doc))
-    settings = Settings.load(env={**lab_settings, "VMWAVE_MAPS": str(maps_file),
-                                  "VMWAVE_VIRTIO_WIN": "/usr/share/virtio-win/virtio-win.iso"})
+    settings = Settings.load(
+        env={**lab_settings, "VMWAVE_MAPS": str(maps_file), "VMWAVE_VIRTIO_WIN": "/usr/share/virtio-win/virtio-win.iso"}
+    )
     doc = make_plan(records, load_policy(), parse_maps(maps_doc, "maps.yaml"), "lab", **for_planning())
     wave = next(w for w in doc["waves"] if w["class"] == "P3")
     plan = tmp_path / "plan.yaml"
@@ -41,9 +43,14 @@ def test_a_wave_referencing_preferences_the_cluster_lacks_is_refused_before_anyt
 
     try:
         for name in missing:  # as `kubectl apply -k` of kubevirt/common-instancetypes leaves them
-            cluster.apply({"apiVersion": PREFERENCE_API, "kind": CLUSTER_PREFERENCE,
-                           "metadata": {"name": name, "labels": {"instancetype.kubevirt.io/vendor": "kubevirt.io"}},
-                           "spec": {}})
+            cluster.apply(
+                {
+                    "apiVersion": PREFERENCE_API,
+                    "kind": CLUSTER_PREFERENCE,
+                    "metadata": {"name": name, "labels": {"instancetype.kubevirt.io/vendor": "kubevirt.io"}},
+                    "spec": {},
+                }
+            )
         prepared = prepare_wave.fn(planned_wave(str(plan), wave["id"], settings), records, settings)
         referenced = {job.objects.virtual_machine["spec"]["preference"]["name"] for job in prepared.jobs}
         assert referenced == set(missing)

@@ -14,3 +14,11 @@ def test_the_import_contracts_are_kept():
     result = subprocess.run([lint, "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout and "8 kept" in result.stdout
+
+
+def test_ruff_finds_nothing_and_the_code_is_formatted():
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    assert ruff, "install the test extras: pip install -e '.[test]'"
+    for args in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([ruff, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"ruff {' '.join(args)}:\n{result.stdout}{result.stderr}"

@@ -23,8 +23,10 @@ def test_attempts_statuses_and_resume(tmp_path):
     assert again.done("w001", "vm-1", "snapshot") and again.done("w001", "vm-1", "convert")
     assert not again.done("w001", "vm-1", "boot") and not again.done("w002", "vm-1", "snapshot")
     [vm] = again.by_vm("w001")
-    assert [(s["step"], s["status"], s["attempts"]) for s in vm["steps"]] == [("snapshot", "succeeded", 1),
-                                                                             ("convert", "succeeded", 2)]
+    assert [(s["step"], s["status"], s["attempts"]) for s in vm["steps"]] == [
+        ("snapshot", "succeeded", 1),
+        ("convert", "succeeded", 2),
+    ]
     assert vm["steps"][1]["bytes"] == 64 << 20 and vm["steps"][1]["cause"] == ""
     with pytest.raises(ValueError):
         again.finish("w001", "vm-1", "convert", "weird")
@@ -51,8 +53,10 @@ def test_a_path_or_the_environment_names_the_ledger(tmp_path, monkeypatch):
 def test_concurrent_writers_share_one_file(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     Ledger(url)
-    script = ("import sys; from vmwave.adapters.ledger import Ledger; l = Ledger(sys.argv[1]); w = sys.argv[2]\n"
-              "for i in range(50):\n    l.start(w, f'vm-{i}', f'vm{i}', 'convert'); l.finish(w, f'vm-{i}', 'convert')\n")
+    script = (
+        "import sys; from vmwave.adapters.ledger import Ledger; l = Ledger(sys.argv[1]); w = sys.argv[2]\n"
+        "for i in range(50):\n    l.start(w, f'vm-{i}', f'vm{i}', 'convert'); l.finish(w, f'vm-{i}', 'convert')\n"
+    )
     workers = [subprocess.Popen([sys.executable, "-c", script, url, f"w{n}"]) for n in range(3)]
     assert [w.wait(timeout=120) for w in workers] == [0, 0, 0]
     rows = Ledger(url).rows()
@@ -67,16 +71,30 @@ def test_status_command_prints_the_ledger(tmp_path):
     ledger.start("w003", "vm-7", "db-01", "boot")
     ledger.finish("w003", "vm-7", "boot", "failed", error="VMI never started", cause="vmi-unschedulable")
     ledger.start("w004", "vm-8", "web-01", "cdi-import")
-    ledger.mark("w004", "vm-8", "cdi-import", detail={"disks": [
-        {"datavolume": "web-01-disk0", "phase": "ImportInProgress", "progress": "45.00%"},
-        {"datavolume": "web-01-disk1", "phase": "Succeeded", "progress": "100.0%"}]})
-    result = subprocess.run([VMWAVE, "status", "--wave", "3", "--json", "--ledger", str(db)],
-                            capture_output=True, text=True, timeout=60)
+    ledger.mark(
+        "w004",
+        "vm-8",
+        "cdi-import",
+        detail={
+            "disks": [
+                {"datavolume": "web-01-disk0", "phase": "ImportInProgress", "progress": "45.00%"},
+                {"datavolume": "web-01-disk1", "phase": "Succeeded", "progress": "100.0%"},
+            ]
+        },
+    )
+    result = subprocess.run(
+        [VMWAVE, "status", "--wave", "3", "--json", "--ledger", str(db)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     [entry] = json.loads(result.stdout)
     assert entry["vm"] == "db-01" and entry["steps"][0]["cause"] == "vmi-unschedulable"
-    table = subprocess.run([VMWAVE, "status", "--ledger", str(db)], capture_output=True, text=True, timeout=60,
-                           env={**os.environ, "COLUMNS": "200"})
+    table = subprocess.run(
+        [VMWAVE, "status", "--ledger", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert "vmi-unschedulable" in table.stdout and "web-01" in table.stdout
     assert "disk0 45.00%, disk1 100.0%" in table.stdout  # each disk's import as CDI reports it
 
@@ -134,7 +152,9 @@ def test_a_ledger_of_an_earlier_vmwave_is_upgraded_on_open_and_kept_by_the_vcent
         conn.executescript(LEDGER_OF_AN_EARLIER_VMWAVE)
     ledger = Ledger(f"sqlite:///{db}")
     assert {(e["key"], e["moref"], e["vm"]) for e in ledger.by_vm("w003")} == {
-        ("moref:vm-137", "vm-137", "db-01"), ("moref:vm-138", "vm-138", "db-02")}
+        ("moref:vm-137", "vm-137", "db-01"),
+        ("moref:vm-138", "vm-138", "db-02"),
+    }
     assert Ledger(f"sqlite:///{db}").rows("w003") == ledger.rows("w003")  # opened again: nothing more changes
 
     ledger.adopt("vc-a", {"vm-137": ("vc-a/u-137", "u-137")})  # the vCenter it was written with runs wave w003
@@ -155,4 +175,6 @@ def test_the_same_moref_in_two_vcenters_is_two_vms(tmp_path):
     ledger.start("w001", "vc-a/u-1", "web-01", "snapshot", "vm-137", "u-1")
     ledger.finish("w001", "vc-a/u-1", "snapshot")
     assert ledger.done("w001", "vc-a/u-1", "snapshot") and not ledger.done("w001", "vc-b/u-1", "snapshot")
-    assert ledger.claim("w001", "vc-a/u-1", "worker-a") == "new" and ledger.claim("w001", "vc-b/u-1", "worker-a") == "new"
+    assert (
+        ledger.claim("w001", "vc-a/u-1", "worker-a") == "new" and ledger.claim("w001", "vc-b/u-1", "worker-a") == "new"
+    )

@@ -28,8 +28,14 @@ def run_steps(ledger, wave, moref, vm, steps, fail=None, cause=""):
     for step in steps:
         ledger.start(wave, moref, vm, step)
         failed = fail and step == steps[-1]
-        ledger.finish(wave, moref, step, "failed" if failed else "succeeded",
-                      bytes_done=2 << 30 if step == "cdi-import" and not failed else 0, cause=cause if failed else "")
+        ledger.finish(
+            wave,
+            moref,
+            step,
+            "failed" if failed else "succeeded",
+            bytes_done=2 << 30 if step == "cdi-import" and not failed else 0,
+            cause=cause if failed else "",
+        )
 
 
 @pytest.fixture
@@ -49,8 +55,11 @@ def ledger(tmp_path):
 
 def scrape(ledger, timeouts=None):
     text = generate_latest(registry(ledger, timeouts)).decode()
-    return text, {s.name + str(sorted(s.labels.items())): s.value
-                  for family in text_string_to_metric_families(text) for s in family.samples}
+    return text, {
+        s.name + str(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def sample(samples, name, **labels):
@@ -59,9 +68,17 @@ def sample(samples, name, **labels):
 
 def test_vms_per_state_count_the_pending_ones_the_plan_named(ledger):
     _, samples = scrape(ledger)
-    states = {s: sample(samples, "vmwave_vms", wave="w001", **{"class": "P3"}, state=s)
-              for s in ("pending", "running", "succeeded", "failed", "rolled_back")}
-    assert states == {"pending": 1, "running": 1, "succeeded": 1, "failed": 1, "rolled_back": 1}  # cancelled: rolled back
+    states = {
+        s: sample(samples, "vmwave_vms", wave="w001", **{"class": "P3"}, state=s)
+        for s in ("pending", "running", "succeeded", "failed", "rolled_back")
+    }
+    assert states == {
+        "pending": 1,
+        "running": 1,
+        "succeeded": 1,
+        "failed": 1,
+        "rolled_back": 1,
+    }  # cancelled: rolled back
     assert sample(samples, "vmwave_wave_info", wave="w001", **{"class": "P3"}, mode="cold") == 1
     assert sample(samples, "vmwave_disk_bytes_total", wave="w001") == 2 * (2 << 30)  # two disks finished importing
     start = sample(samples, "vmwave_wave_start_timestamp_seconds", wave="w001")
@@ -97,16 +114,22 @@ def test_promtool_finds_nothing_wrong_with_the_exposition(ledger):
 
 def test_vmwave_exporter_serves_the_ledger_over_http(ledger, tmp_path):
     port = free_port()
-    exporter = subprocess.Popen([VMWAVE, "exporter", "--port", str(port), "--listen", "127.0.0.1"],
-                                env={"VMWAVE_LEDGER": ledger.url, "PATH": "/usr/bin:/bin"},
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    exporter = subprocess.Popen(
+        [VMWAVE, "exporter", "--port", str(port), "--listen", "127.0.0.1"],
+        env={"VMWAVE_LEDGER": ledger.url, "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
+
         def metrics():
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
                     return answer.read().decode()
             except OSError:
                 return None
+
         assert wait_for(lambda: metrics() is not None, time.monotonic() + 30), "the exporter never answered"
         text = metrics()
         assert 'vmwave_vms{class="P3",state="succeeded",wave="w001"} 1.0' in text
@@ -122,8 +145,9 @@ def test_a_bad_port_is_refused_before_anything_listens(tmp_path):
     env = {"VMWAVE_LEDGER": f"sqlite:///{tmp_path / 'l.db'}", "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
     flag = subprocess.run([VMWAVE, "exporter", "--port", "70000"], capture_output=True, text=True, env=env)
     assert flag.returncode == 2 and "'--port'" in flag.stderr and "65535" in flag.stderr
-    variable = subprocess.run([VMWAVE, "exporter"], capture_output=True, text=True,
-                              env={**env, "VMWAVE_EXPORTER_PORT": "http"})
+    variable = subprocess.run(
+        [VMWAVE, "exporter"], capture_output=True, text=True, env={**env, "VMWAVE_EXPORTER_PORT": "http"}
+    )
     assert variable.returncode == 2 and "VMWAVE_EXPORTER_PORT" in variable.stderr and "1-65535" in variable.stderr
 
 

@@ -38,8 +38,15 @@ def test_a_vm_migrates_and_a_rerun_changes_nothing(prefect_server, lab_settings,
     ledger = job.ledger()
     [entry] = ledger.by_vm("w900")
     assert [(s["step"], s["status"]) for s in entry["steps"]] == [
-        ("snapshot", "succeeded"), ("cdi-import", "succeeded"), ("convert", "skipped"), ("network-attach", "succeeded"),
-        ("boot", "succeeded"), ("guest-agent", "succeeded"), ("smoke-test", "skipped"), ("fence", "succeeded")]
+        ("snapshot", "succeeded"),
+        ("cdi-import", "succeeded"),
+        ("convert", "skipped"),
+        ("network-attach", "succeeded"),
+        ("boot", "succeeded"),
+        ("guest-agent", "succeeded"),
+        ("smoke-test", "skipped"),
+        ("fence", "succeeded"),
+    ]
     imported = ledger.get("w900", vm.key, "cdi-import")["detail"]
     assert imported["source"] == "vddk" and imported["disks"][0]["phase"] == "Succeeded"
     assert imported["disks"][0]["progress"] == "100.0%"  # status.progress was followed to the end
@@ -50,8 +57,10 @@ def test_a_vm_migrates_and_a_rerun_changes_nothing(prefect_server, lab_settings,
     with connect(target) as si:
         assert power_state(si, vm.moref) == "poweredOff"  # cold: the source stays off after cutover
         assert "vmwave-w900" in snapshots(si, vm_ref(si, vm.moref))
-    assert same_bytes(lab.datastore_root / vm.datacenter / "ds-sas-01" / "win-app-01" / "win-app-01_0.vmdk",
-                      volume(lab_settings, "win-app-01-disk0"))
+    assert same_bytes(
+        lab.datastore_root / vm.datacenter / "ds-sas-01" / "win-app-01" / "win-app-01_0.vmdk",
+        volume(lab_settings, "win-app-01-disk0"),
+    )
     assert not (tmp_path / "work").exists() or du(tmp_path / "work") < 1 << 20  # no disk passed through the worker
 
     rv = got["metadata"]["resourceVersion"]
@@ -64,8 +73,9 @@ def test_a_vm_migrates_and_a_rerun_changes_nothing(prefect_server, lab_settings,
     assert cluster.find("kubevirt.io/v1", "VirtualMachine", "vmwave", {"vmwave.io/wave": "w900"}) == []
 
 
-def test_an_agent_that_never_connects_rolls_back(prefect_server, lab_settings, target, by_name, tmp_path,
-                                                 agent_never_answers):
+def test_an_agent_that_never_connects_rolls_back(
+    prefect_server, lab_settings, target, by_name, tmp_path, agent_never_answers
+):
     from vmwave_flows.migrate import migrate_vm
 
     vm = by_name["web-02"]
@@ -103,8 +113,9 @@ def test_a_rebuild_takes_the_template_image_instead_of_copying(prefect_server, l
         rollback(job)  # the tests after this one find static-1 as the lab made it
 
 
-def test_a_vm_whose_plan_says_off_is_verified_running_then_left_stopped(prefect_server, lab_settings, by_name,
-                                                                        tmp_path):
+def test_a_vm_whose_plan_says_off_is_verified_running_then_left_stopped(
+    prefect_server, lab_settings, by_name, tmp_path
+):
     from vmwave_flows.migrate import migrate_vm
 
     job = job_for(by_name["static-2"], lab_settings, tmp_path, "w907", mode="rebuild", target_power_state="off")
@@ -120,7 +131,8 @@ def test_a_vm_whose_plan_says_off_is_verified_running_then_left_stopped(prefect_
 
 
 def test_a_manual_migration_waits_for_a_person(prefect_server, lab_settings, target, by_name, tmp_path):
-    """P5: paused before cutover and after boot; approved in the UI (here: the API) it finishes; refused, it rolls back."""
+    """P5: paused before cutover and after boot; approved in the UI (here: the API) it finishes; refused, it rolls
+    back."""
     import threading
     import time
     from prefect.client.orchestration import get_client
@@ -157,8 +169,9 @@ def test_a_manual_migration_waits_for_a_person(prefect_server, lab_settings, tar
         assert power_state(si, by_name["App_01"].moref) == "poweredOn"  # nothing was touched
 
 
-def test_keep_for_debug_labels_what_a_failed_migration_made(prefect_server, lab_settings, target, by_name, tmp_path,
-                                                             agent_never_answers):
+def test_keep_for_debug_labels_what_a_failed_migration_made(
+    prefect_server, lab_settings, target, by_name, tmp_path, agent_never_answers
+):
     from vmwave_flows.migrate import migrate_vm
 
     vm = by_name["db-01"]
@@ -173,7 +186,9 @@ def test_keep_for_debug_labels_what_a_failed_migration_made(prefect_server, lab_
         disks = cluster.find("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", {"vmwave.io/wave": "w905"})
         assert len(disks) == 2 and all(d["metadata"]["labels"]["vmwave.io/kept-for-debug"] == "true" for d in disks)
         rollback = job.ledger().get("w905", vm.key, "rollback")
-        assert rollback["status"] == "succeeded" and "kept VirtualMachine/db-01" in rollback["detail"]["boot"]["cluster"]
+        assert (
+            rollback["status"] == "succeeded" and "kept VirtualMachine/db-01" in rollback["detail"]["boot"]["cluster"]
+        )
         with connect(target) as si:
             assert power_state(si, vm.moref) == "poweredOn"  # kept objects or not, the source runs again
     finally:
@@ -182,8 +197,9 @@ def test_keep_for_debug_labels_what_a_failed_migration_made(prefect_server, lab_
                 cluster.delete(api_version, kind, "vmwave", obj["metadata"]["name"])
 
 
-def test_a_512_mib_disk_streams_into_its_pvc_and_never_through_the_worker(prefect_server, lab_settings, lab, target,
-                                                                          by_name, tmp_path):
+def test_a_512_mib_disk_streams_into_its_pvc_and_never_through_the_worker(
+    prefect_server, lab_settings, lab, target, by_name, tmp_path
+):
     """Over HTTPS from the datastore (no VDDK): the PVC holds the disk's bytes; the work directory stays empty."""
     import threading
     from dataclasses import replace

@@ -3,14 +3,24 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from vmwave.domain.names import (is_k8s_name, is_wave_id, k8s_name, limit_name, markdown_cell, printable, target_name,
-                                 wave_id)
+from vmwave.domain.names import (
+    is_k8s_name,
+    is_wave_id,
+    k8s_name,
+    limit_name,
+    markdown_cell,
+    printable,
+    target_name,
+    wave_id,
+)
 
 PREFECT_BANNED = "/%&><"
 
 
-@pytest.mark.parametrize("source,target", [("Web 01", "web-01"), ("Café-01", "cafe-01"),
-                                           ("..%2f..%2fetc%2fpasswd", "etc-passwd"), ("web-01", "web-01")])
+@pytest.mark.parametrize(
+    "source,target",
+    [("Web 01", "web-01"), ("Café-01", "cafe-01"), ("..%2f..%2fetc%2fpasswd", "etc-passwd"), ("web-01", "web-01")],
+)
 def test_readable_names_stay_readable(source, target):
     assert target_name(source) == target
 
@@ -40,8 +50,9 @@ def test_markdown_cells_show_text_as_written():
     assert markdown_cell("![x](http://evil) a|b") == "\\!\\[x\\]\\(http://evil\\) a\\|b"
 
 
-@pytest.mark.parametrize("given_,wanted", [(3, "w003"), ("3", "w003"), ("w003", "w003"), (" 12 ", "w012"),
-                                           ("warm2", "warm2")])
+@pytest.mark.parametrize(
+    "given_,wanted", [(3, "w003"), ("3", "w003"), ("w003", "w003"), (" 12 ", "w012"), ("warm2", "warm2")]
+)
 def test_a_wave_is_named_by_number_or_id(given_, wanted):
     assert wave_id(given_) == wanted
 

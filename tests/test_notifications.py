@@ -50,33 +50,61 @@ def test_a_failing_wave_and_a_p5_vm_waiting_each_send_one_webhook(wave_env, plan
     failing, manual = wave["vms"][0], wave["vms"][1]
     manual["mode"] = "manual"
     plan.write_text(yaml.safe_dump(doc, sort_keys=False))
-    agent_never_answers(wave_env["VMWAVE_KUBECONFIG"], "vmwave", failing["target_name"], wave_env["VMWAVE_LEDGER"],
-                        failing["uuid"])
+    agent_never_answers(
+        wave_env["VMWAVE_KUBECONFIG"], "vmwave", failing["target_name"], wave_env["VMWAVE_LEDGER"], failing["uuid"]
+    )
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     url_file = tmp_path / "webhook-url"
     url_file.write_text(f"http://127.0.0.1:{receiver.server_port}/hooks/T000/B000/secret-token\n")
     with prefect_server_on(f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}", tmp_path / "prefect") as server:
-        env = {**os.environ, **wave_env, "PREFECT_API_URL": server.api, "VMWAVE_TIMEOUTS": "agent=3",
-               "PREFECT_HOME": str(tmp_path / "prefect-client")}
-        made = subprocess.run([VMWAVE, "notify", "set", "--webhook-block", "vmwave-test", "--url-file", str(url_file)],
-                              env=env, capture_output=True, text=True, timeout=120)
+        env = {
+            **os.environ,
+            **wave_env,
+            "PREFECT_API_URL": server.api,
+            "VMWAVE_TIMEOUTS": "agent=3",
+            "PREFECT_HOME": str(tmp_path / "prefect-client"),
+        }
+        made = subprocess.run(
+            [VMWAVE, "notify", "set", "--webhook-block", "vmwave-test", "--url-file", str(url_file)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert made.returncode == 0, made.stderr
         assert "secret-token" not in made.stderr + made.stdout  # the URL's token stays in the block
-        worker = subprocess.Popen([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
-                                   str(tmp_path)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+        worker = subprocess.Popen(
+            [VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir", str(tmp_path)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             [waiting] = until(lambda: texts("waits for approval"), "the approval webhook")
             assert f"{wave['id']}-{manual['name']}" in waiting
-            reject = subprocess.run([sys.executable, "-c", (
-                "import sys; from prefect.client.orchestration import get_client; "
-                "from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName; "
-                "from prefect.flow_runs import resume_flow_run\n"
-                "with get_client(sync_client=True) as c:\n"
-                "    [run] = c.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[sys.argv[1]])))\n"
-                "    resume_flow_run(run.id, run_input={'approve': False, 'note': 'not tonight'})"),
-                f"{wave['id']}-{manual['name']}"], env=env, capture_output=True, text=True, timeout=120)
+            reject = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    (
+                        "import sys; from prefect.client.orchestration import get_client; "
+                        "from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName; "
+                        "from prefect.flow_runs import resume_flow_run\n"
+                        "with get_client(sync_client=True) as c:\n"
+                        "    [run] = "
+                        "c.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[sys.argv[1]])))\n"
+                        "    resume_flow_run(run.id, run_input={'approve': False, 'note': 'not tonight'})"
+                    ),
+                    f"{wave['id']}-{manual['name']}",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert reject.returncode == 0, reject.stderr
             output = worker.communicate(timeout=600)[0]
             assert worker.returncode == 1, output
@@ -84,8 +112,12 @@ def test_a_failing_wave_and_a_p5_vm_waiting_each_send_one_webhook(wave_env, plan
         finally:
             if worker.poll() is None:
                 worker.kill()
-            subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], env=env,
-                           capture_output=True, timeout=600)
+            subprocess.run(
+                [VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]],
+                env=env,
+                capture_output=True,
+                timeout=600,
+            )
     receiver.shutdown()
     assert f"wave-{wave['id']}" in failed and failing["name"] in failed and manual["name"] in failed
     assert str(tmp_path / f"wave-{wave['id']}-report.md") in failed

@@ -41,8 +41,12 @@ def made(doc, name, maps=MAPS):
     entry, wave = read_entry(parsed, name)
     objects = vm_objects(RECORDS[entry.moref], entry, wave, maps, VCENTER)
     if schema_check.available():
-        assert [p for obj in objects.all() if obj["kind"] in ("VirtualMachine", "DataVolume")
-                for p in schema_check.problems(obj)] == []
+        assert [
+            p
+            for obj in objects.all()
+            if obj["kind"] in ("VirtualMachine", "DataVolume")
+            for p in schema_check.problems(obj)
+        ] == []
     return objects
 
 
@@ -61,12 +65,15 @@ def test_name_templates_name_the_pvcs_volumes_and_interfaces(doc):
     assert [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"][1:]] == claims
 
 
-@pytest.mark.parametrize("names,said", [
-    ({"pvc": "{vm}-disk"}, "must use {index}"),
-    ({"volume": "{host}-{index}"}, "may use only"),
-    ({"interface": "NIC_{index}"}, "not a Kubernetes name"),
-    ({"pvcs": "{vm}{index}"}, "not a known field"),
-])
+@pytest.mark.parametrize(
+    "names,said",
+    [
+        ({"pvc": "{vm}-disk"}, "must use {index}"),
+        ({"volume": "{host}-{index}"}, "may use only"),
+        ({"interface": "NIC_{index}"}, "not a Kubernetes name"),
+        ({"pvcs": "{vm}{index}"}, "not a known field"),
+    ],
+)
 def test_a_bad_name_template_is_refused_naming_it(doc, names, said):
     doc["names"] = names
     with pytest.raises(InputError, match=said.replace("{", r"\{").replace("}", r"\}")):
@@ -79,8 +86,15 @@ def test_placement_comes_from_the_vm_else_its_wave_else_the_maps(doc):
     wave = next(w for w in doc["waves"] if entry_of(doc, "db-01") in w["vms"])
     wave["node_selector"] = {"zone": "b"}
     assert made(doc, "db-01", maps).virtual_machine["spec"]["template"]["spec"]["nodeSelector"] == {"zone": "b"}
-    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "cpumanager", "operator": "In", "values": ["true"]}]}]}}}
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "cpumanager", "operator": "In", "values": ["true"]}]}
+                ]
+            }
+        }
+    }
     entry_of(doc, "db-01").update(node_selector={"zone": "c"}, affinity=affinity)
     spec = made(doc, "db-01", maps).virtual_machine["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"zone": "c"} and spec["affinity"] == affinity

@@ -21,8 +21,12 @@ def test_built_in_plugins_come_through_the_entry_point_group():
 
 
 def test_linux_is_converted_by_virt_v2v_and_unknown_guests_are_copied():
-    assert [planned_tool(vm(family)) for family in ("linux", "windows", "other", "unknown")] == \
-        ["virt-v2v", "virt-v2v", "copy", "copy"]
+    assert [planned_tool(vm(family)) for family in ("linux", "windows", "other", "unknown")] == [
+        "virt-v2v",
+        "virt-v2v",
+        "copy",
+        "copy",
+    ]
     assert conversion(vm("linux"), CONFIG).why.startswith("Linux guest")
 
 
@@ -46,9 +50,10 @@ def test_windows_needs_the_virtio_drivers():
 
 
 def test_plugins_add_smoke_checks_by_guest_family():
-    assert smoke_checks(vm("windows")) == [{"agent": "os", "expect": {"id": "^mswindows$"},
-                                            "why": "the guest agent reports Windows"},
-                                           {"tcp": 3389, "why": "Remote Desktop answers"}]
+    assert smoke_checks(vm("windows")) == [
+        {"agent": "os", "expect": {"id": "^mswindows$"}, "why": "the guest agent reports Windows"},
+        {"tcp": 3389, "why": "Remote Desktop answers"},
+    ]
     assert [c.get("agent") or c.get("tcp") for c in smoke_checks(vm("linux"))] == ["os", 22]
     assert smoke_checks(vm("other")) == []
 
@@ -89,10 +94,19 @@ def test_plugins_list_names_installed_and_broken_plugins_with_their_distribution
 
     from helpers import VMWAVE
 
-    installed(tmp_path, "vmwave-freebsd", "vmwave_freebsd", "from vmwave import hookimpl\n\n@hookimpl\n"
-              "def vmwave_smoke_checks(vm):\n    return [{'tcp': 22}] if vm.guest_family == 'other' else []\n")
-    installed(tmp_path, "vmwave-typo", "vmwave_typo", "from vmwave import hookimpl\n\n@hookimpl\n"
-              "def vmwave_smoke_check(vm):\n    return []\n")
+    installed(
+        tmp_path,
+        "vmwave-freebsd",
+        "vmwave_freebsd",
+        "from vmwave import hookimpl\n\n@hookimpl\n"
+        "def vmwave_smoke_checks(vm):\n    return [{'tcp': 22}] if vm.guest_family == 'other' else []\n",
+    )
+    installed(
+        tmp_path,
+        "vmwave-typo",
+        "vmwave_typo",
+        "from vmwave import hookimpl\n\n@hookimpl\ndef vmwave_smoke_check(vm):\n    return []\n",
+    )
     installed(tmp_path, "vmwave-crash", "vmwave_crash", "raise RuntimeError('needs a library this host lacks')\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "250"}
     listed = subprocess.run([VMWAVE, "plugins", "list"], capture_output=True, text=True, env=env)
@@ -102,9 +116,17 @@ def test_plugins_list_names_installed_and_broken_plugins_with_their_distribution
     assert "ok" in rows["vmwave-freebsd"] and "built-in" in rows["linux"]
     assert "unknown hook(s) vmwave_smoke_check" in rows["vmwave-typo"]
     assert "RuntimeError: needs a library this host lacks" in rows["vmwave-crash"]
-    using = subprocess.run([sys.executable, "-c", "from vmwave.plugins import manager\ntry:\n    manager()\n"
-                            "except Exception as exc:\n    print(type(exc).__name__, exc)"], capture_output=True, text=True,
-                           env=env)  # anything that asks the plugins stops, naming each broken one and the fix
+    using = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from vmwave.plugins import manager\ntry:\n    manager()\n"
+            "except Exception as exc:\n    print(type(exc).__name__, exc)",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )  # anything that asks the plugins stops, naming each broken one and the fix
     assert using.stdout.startswith("PluginsBroken plugin vmwave-crash (vmwave_crash, vmwave-crash 1.2): RuntimeError")
     assert "plugin vmwave-typo (vmwave_typo, vmwave-typo 1.2): implements unknown hook(s)" in using.stdout
     assert "VMWAVE_DISABLE_PLUGINS=vmwave-crash,vmwave-typo" in using.stdout
@@ -120,8 +142,12 @@ def test_a_disabled_plugin_is_not_asked_and_is_listed_as_disabled(tmp_path):
     assert config.disable_plugins == frozenset({"windows"})
     assert conversion(vm("windows"), config, "virt-v2v").why == "the plan says virt-v2v"  # no plugin decided it
     assert smoke_checks(vm("windows"), config.disable_plugins) == []
-    listed = subprocess.run([VMWAVE, "plugins", "list"], capture_output=True, text=True,
-                            env={**os.environ, "VMWAVE_DISABLE_PLUGINS": "windows", "COLUMNS": "200"})
+    listed = subprocess.run(
+        [VMWAVE, "plugins", "list"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VMWAVE_DISABLE_PLUGINS": "windows", "COLUMNS": "200"},
+    )
     assert listed.returncode == 0
     assert "disabled" in next(line for line in listed.stdout.splitlines() if "│ windows" in line)
 
@@ -142,16 +168,30 @@ def test_a_plugins_concerns_join_the_plan_and_a_bad_one_is_refused(tmp_path):
 
         @hookimpl
         def vmwave_concerns(self, vm):
-            return [{"id": "netplan-renderer", "severity": "warning", "message": f"{vm.name} uses netplan",
-                     "fix": "set renderer: networkd"}] if vm.guest_family == "linux" else []
+            return (
+                [
+                    {
+                        "id": "netplan-renderer",
+                        "severity": "warning",
+                        "message": f"{vm.name} uses netplan",
+                        "fix": "set renderer: networkd",
+                    }
+                ]
+                if vm.guest_family == "linux"
+                else []
+            )
 
     pm = manager()
     pm.register(Netplan(), "netplan-test")
     try:
         doc = make_plan(estate_records(), load_policy(), None, "estate", **for_planning())
         vms = {v["name"]: v for w in doc["waves"] for v in w["vms"]}
-        assert {"id": "netplan-renderer", "severity": "warning", "message": "debian-12 uses netplan",
-                "fix": "set renderer: networkd"} in vms["debian-12"]["concerns"]
+        assert {
+            "id": "netplan-renderer",
+            "severity": "warning",
+            "message": "debian-12 uses netplan",
+            "fix": "set renderer: networkd",
+        } in vms["debian-12"]["concerns"]
         assert vms["debian-12"]["preparation"][0] == "back up /etc/netplan"  # newest plugin first, then debian's
         assert parse_plan(doc, "plan.yaml").waves[0].vms[0].preparation in ([], ["back up /etc/netplan"])
         with pytest.raises(PluginsBroken, match="severity of critical"):
@@ -220,12 +260,18 @@ def test_a_hook_that_raises_is_named_with_its_plugin_and_a_plugin_may_diagnose_a
         with pytest.raises(PluginFailed) as failed:
             smoke_checks(vm("linux"))
         assert str(failed.value).startswith("plugin raises-test: vmwave_smoke_checks raised KeyError: 'guest_os'.")
-        assert "VMWAVE_DISABLE_PLUGINS=raises-test" in str(failed.value) and cause(failed.value.cause).id == "plugin-failed"
+        assert (
+            "VMWAVE_DISABLE_PLUGINS=raises-test" in str(failed.value)
+            and cause(failed.value.cause).id == "plugin-failed"
+        )
     finally:
         pm.unregister(name="raises-test")
     pm.register(Knows(), "knows-test")
     try:
-        assert diagnose(vm("other"), "convert", "UFS superblock dirty") == {"cause": "freebsd-ufs-dirty", "fix": "run fsck"}
+        assert diagnose(vm("other"), "convert", "UFS superblock dirty") == {
+            "cause": "freebsd-ufs-dirty",
+            "fix": "run fsck",
+        }
         assert diagnose(vm("other"), "convert", "something else") is None
     finally:
         pm.unregister(name="knows-test")
@@ -238,8 +284,14 @@ def test_every_hook_spec_documents_its_arguments_its_answer_and_its_version():
     from vmwave import hookspecs
 
     specs = [f for name, f in vars(hookspecs).items() if name.startswith("vmwave_")]
-    assert {f.__name__ for f in specs} == {"vmwave_concerns", "vmwave_conversion", "vmwave_virtual_machine",
-                                           "vmwave_preparation", "vmwave_smoke_checks", "vmwave_diagnose"}
+    assert {f.__name__ for f in specs} == {
+        "vmwave_concerns",
+        "vmwave_conversion",
+        "vmwave_virtual_machine",
+        "vmwave_preparation",
+        "vmwave_smoke_checks",
+        "vmwave_diagnose",
+    }
     guide = (REPO / "docs" / "plugins.md").read_text()
     for spec in specs:
         doc = inspect.getdoc(spec)

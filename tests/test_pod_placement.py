@@ -13,19 +13,31 @@ from vmwave.domain.plan_file import PLAN_SCHEMA, parse_plan
 from vmwave.domain.pod_placement import TRANSFER_NETWORK_ANNOTATION
 from vmwave.errors import InputError
 
-MAPS_DOC = {**yaml.safe_load((REPO / "examples/estate-2000.maps.yaml").read_text()),
-            "conversion_pods": {"node_selector": {"vmwave.io/converter": "true"},
-                                "tolerations": [{"key": "dedicated", "value": "migration", "effect": "NoSchedule"}],
-                                "labels": {"cost-center": "migration"},
-                                "scratch": {"storage_class": "local-nvme", "size": "50Gi"}},
-            "transfer_network": "vmwave/storage-net"}
+MAPS_DOC = {
+    **yaml.safe_load((REPO / "examples/estate-2000.maps.yaml").read_text()),
+    "conversion_pods": {
+        "node_selector": {"vmwave.io/converter": "true"},
+        "tolerations": [{"key": "dedicated", "value": "migration", "effect": "NoSchedule"}],
+        "labels": {"cost-center": "migration"},
+        "scratch": {"storage_class": "local-nvme", "size": "50Gi"},
+    },
+    "transfer_network": "vmwave/storage-net",
+}
 MAPS = parse_maps(MAPS_DOC, "maps.yaml")
 
 
 def pod_of(entry):
-    return conversion_objects(vm(), "orders-db", "w007", MAPS, "quay.io/kubev2v/forklift-virt-v2v:v2.8", (), {},
-                              ["orders-db-disk0", "orders-db-disk1"],
-                              placement=entry.conversion_pods or MAPS.conversion_pods)[1]
+    return conversion_objects(
+        vm(),
+        "orders-db",
+        "w007",
+        MAPS,
+        "quay.io/kubev2v/forklift-virt-v2v:v2.8",
+        (),
+        {},
+        ["orders-db-disk0", "orders-db-disk1"],
+        placement=entry.conversion_pods or MAPS.conversion_pods,
+    )[1]
 
 
 def test_the_maps_place_conversion_pods_and_give_importers_the_transfer_network():
@@ -33,8 +45,9 @@ def test_the_maps_place_conversion_pods_and_give_importers_the_transfer_network(
     pod = pod_of(entry)
     spec = pod["spec"]
     assert spec["nodeSelector"] == {"vmwave.io/converter": "true"}
-    assert spec["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "migration",
-                                    "effect": "NoSchedule"}]
+    assert spec["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "migration", "effect": "NoSchedule"}
+    ]
     assert pod["metadata"]["labels"]["cost-center"] == "migration"
     assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "guest-conversion"  # vmwave's own stay
     scratch = next(v for v in spec["volumes"] if v["name"] == "scratch")
@@ -51,11 +64,25 @@ def test_the_maps_place_conversion_pods_and_give_importers_the_transfer_network(
 
 
 def test_a_wave_or_vm_of_the_plan_places_its_own():
-    own = {"conversion_pods": {"node_selector": {"zone": "b"}, "affinity": {"nodeAffinity": {}}},
-           "transfer_network": "vmwave/fast"}
-    plan = parse_plan({"schema": PLAN_SCHEMA, "limits": {"wave_size": 50, "per_host": 10}, "waves": [
-        {"id": "w001", "class": "P3", "transfer_network": "vmwave/wave-net",
-         "vms": [{"name": "a", "moref": "vm-1", **own}, {"name": "b", "moref": "vm-2"}]}]}, "plan.yaml")
+    own = {
+        "conversion_pods": {"node_selector": {"zone": "b"}, "affinity": {"nodeAffinity": {}}},
+        "transfer_network": "vmwave/fast",
+    }
+    plan = parse_plan(
+        {
+            "schema": PLAN_SCHEMA,
+            "limits": {"wave_size": 50, "per_host": 10},
+            "waves": [
+                {
+                    "id": "w001",
+                    "class": "P3",
+                    "transfer_network": "vmwave/wave-net",
+                    "vms": [{"name": "a", "moref": "vm-1", **own}, {"name": "b", "moref": "vm-2"}],
+                }
+            ],
+        },
+        "plan.yaml",
+    )
     first, second = plan.waves[0].vms
     spec = pod_of(first)["spec"]
     assert spec["nodeSelector"] == {"zone": "b"} and spec["affinity"] == {"nodeAffinity": {}}
@@ -68,20 +95,32 @@ def test_a_wave_or_vm_of_the_plan_places_its_own():
 
 def test_a_rebuild_copies_nothing_so_its_volumes_join_no_transfer_network():
     from dataclasses import replace
+
     images = replace(MAPS, images=(("rhel8_64Guest", "docker://registry.example/rhel8:latest"),))
     made = vm_objects(vm(), planned_entry(vm(), mode="rebuild"), "w002", images, HTTPS)
     assert all(TRANSFER_NETWORK_ANNOTATION not in (dv["metadata"].get("annotations") or {}) for dv in made.datavolumes)
 
 
-@pytest.mark.parametrize("change,field,fix", [
-    ({"transfer_network": "storage-net"}, "transfer_network", "namespace/name"),
-    ({"conversion_pods": {"labels": {"vmwave.io/wave": "x"}}}, "conversion_pods.labels", "outside vmwave.io/"),
-    ({"conversion_pods": {"node_selector": {"bad key!": "x"}}}, "conversion_pods.node_selector", "[prefix/]name"),
-    ({"conversion_pods": {"tolerations": [{"effect": "Never"}]}}, "conversion_pods.tolerations[0].effect", "NoSchedule"),
-    ({"conversion_pods": {"scratch": {"storage_class": "fast", "size": "lots"}}}, "conversion_pods.scratch.size", ""),
-    ({"conversion_pods": {"affinity": {"nodeAfinity": {}}}}, "conversion_pods.affinity", "nodeAffinity"),
-    ({"conversion_pods": {"nodeSelector": {}}}, "conversion_pods.nodeSelector", "node_selector"),
-])
+@pytest.mark.parametrize(
+    "change,field,fix",
+    [
+        ({"transfer_network": "storage-net"}, "transfer_network", "namespace/name"),
+        ({"conversion_pods": {"labels": {"vmwave.io/wave": "x"}}}, "conversion_pods.labels", "outside vmwave.io/"),
+        ({"conversion_pods": {"node_selector": {"bad key!": "x"}}}, "conversion_pods.node_selector", "[prefix/]name"),
+        (
+            {"conversion_pods": {"tolerations": [{"effect": "Never"}]}},
+            "conversion_pods.tolerations[0].effect",
+            "NoSchedule",
+        ),
+        (
+            {"conversion_pods": {"scratch": {"storage_class": "fast", "size": "lots"}}},
+            "conversion_pods.scratch.size",
+            "",
+        ),
+        ({"conversion_pods": {"affinity": {"nodeAfinity": {}}}}, "conversion_pods.affinity", "nodeAffinity"),
+        ({"conversion_pods": {"nodeSelector": {}}}, "conversion_pods.nodeSelector", "node_selector"),
+    ],
+)
 def test_a_wrong_placement_is_one_error_with_its_field_and_fix(change, field, fix):
     with pytest.raises(InputError) as caught:
         parse_maps({"version": 1, **change}, "maps.yaml")

@@ -20,11 +20,25 @@ from vmwave_lab import vcenter
 
 pytestmark = pytest.mark.lab
 
-SMALL_NODE = {"name": "small-1", "cpu": 4, "memory_gi": 1, "hugepages_1gi": 0,
-              "labels": {"kubevirt.io/schedulable": "true"}}
-KINDS = [("v1", "Namespace"), ("v1", "Secret"), ("v1", "ConfigMap"), ("v1", "PersistentVolumeClaim"),
-         ("v1", "Pod"), ("cdi.kubevirt.io/v1beta1", "DataVolume"), ("kubevirt.io/v1", "VirtualMachine"),
-         ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition"), ("v1", "ResourceQuota"), ("v1", "Node")]
+SMALL_NODE = {
+    "name": "small-1",
+    "cpu": 4,
+    "memory_gi": 1,
+    "hugepages_1gi": 0,
+    "labels": {"kubevirt.io/schedulable": "true"},
+}
+KINDS = [
+    ("v1", "Namespace"),
+    ("v1", "Secret"),
+    ("v1", "ConfigMap"),
+    ("v1", "PersistentVolumeClaim"),
+    ("v1", "Pod"),
+    ("cdi.kubevirt.io/v1beta1", "DataVolume"),
+    ("kubevirt.io/v1", "VirtualMachine"),
+    ("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition"),
+    ("v1", "ResourceQuota"),
+    ("v1", "Node"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +51,19 @@ def small_lab(tmp_path_factory):
 
 
 def cluster_state(cluster: Cluster) -> dict:
-    return {kind: sorted((o["metadata"].get("namespace", ""), o["metadata"]["name"], o["metadata"]["resourceVersion"])
-                         for o in cluster.items(api, kind)) for api, kind in KINDS}
+    return {
+        kind: sorted(
+            (o["metadata"].get("namespace", ""), o["metadata"]["name"], o["metadata"]["resourceVersion"])
+            for o in cluster.items(api, kind)
+        )
+        for api, kind in KINDS
+    }
 
 
 def run(args, env):
-    return subprocess.run([VMWAVE, *args], capture_output=True, text=True, env={**os.environ, **env, "COLUMNS": "400"},
-                          timeout=300)
+    return subprocess.run(
+        [VMWAVE, *args], capture_output=True, text=True, env={**os.environ, **env, "COLUMNS": "400"}, timeout=300
+    )
 
 
 def test_preflight_names_each_problem_once_changes_nothing_and_passes_once_fixed(small_lab, tmp_path):
@@ -55,13 +75,20 @@ def test_preflight_names_each_problem_once_changes_nothing_and_passes_once_fixed
     wave = next(w for w in doc["waves"] if w["class"] == "P3")
     maps = yaml.safe_load(open(settings["VMWAVE_MAPS"]))
     broken = tmp_path / "broken-maps.yaml"
-    broken.write_text(yaml.safe_dump({**maps, "storage": [{**s, "storage_class": "gold-missing"}
-                                                           for s in maps["storage"]]}))
+    broken.write_text(
+        yaml.safe_dump({**maps, "storage": [{**s, "storage_class": "gold-missing"} for s in maps["storage"]]})
+    )
     cluster = Cluster(settings["VMWAVE_KUBECONFIG"])
     namespace = maps.get("namespace", "vmwave")
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    cluster.apply({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "vm-storage", "namespace": namespace},
-                   "spec": {"hard": {"requests.storage": "1Mi", "persistentvolumeclaims": "50"}}})
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "vm-storage", "namespace": namespace},
+            "spec": {"hard": {"requests.storage": "1Mi", "persistentvolumeclaims": "50"}},
+        }
+    )
     center = vcenter.running(state)
     center.set_role(without=["VirtualMachine.State.CreateSnapshot"])
     try:
@@ -69,11 +96,12 @@ def test_preflight_names_each_problem_once_changes_nothing_and_passes_once_fixed
         result = run(["preflight", "--plan", str(plan), "--maps", str(broken), "--wave", wave["id"]], env)
         assert result.returncode == 1, result.stdout + result.stderr
         said = result.stdout
-        for problem, fix in [("StorageClass gold-missing does not exist", "create StorageClass gold-missing"),
-                             (f"ResourceQuota {namespace}/vm-storage allows requests.storage 1Mi",
-                              "raise requests.storage"),
-                             ("fit on no node", "add nodes"),
-                             ("lacks VirtualMachine.State.CreateSnapshot", "grant vmwave's vCenter role")]:
+        for problem, fix in [
+            ("StorageClass gold-missing does not exist", "create StorageClass gold-missing"),
+            (f"ResourceQuota {namespace}/vm-storage allows requests.storage 1Mi", "raise requests.storage"),
+            ("fit on no node", "add nodes"),
+            ("lacks VirtualMachine.State.CreateSnapshot", "grant vmwave's vCenter role"),
+        ]:
             assert said.count(problem) == 1, (problem, said)
             assert fix in said, (fix, said)
         assert "persistentvolumeclaims" not in said  # within its limit: not a problem
@@ -88,16 +116,25 @@ def test_preflight_names_each_problem_once_changes_nothing_and_passes_once_fixed
         with connect(Settings.load(env=env).need_vcenter()) as si:  # the lab's vCenter refuses what the role lacks
             with pytest.raises(vim.fault.NoPermission):
                 vim.VirtualMachine(wave["vms"][0]["moref"], si._stub).CreateSnapshot_Task(
-                    name="x", description="", memory=False, quiesce=False)
+                    name="x", description="", memory=False, quiesce=False
+                )
     finally:
         center.set_role(without=[])
 
     cluster.patch("v1", "ResourceQuota", namespace, "vm-storage", {"spec": {"hard": {"requests.storage": "10Ti"}}})
-    cluster.dynamic.create(cluster.resource("v1", "Node"), body={
-        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "big-1", "labels": {"kubevirt.io/schedulable": "true"}},
-        "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "hugepages-1Gi": "0", "pods": "110"},
-                   "capacity": {"cpu": "64", "memory": "256Gi", "hugepages-1Gi": "0", "pods": "110"},
-                   "conditions": [{"type": "Ready", "status": "True"}]}})
+    cluster.dynamic.create(
+        cluster.resource("v1", "Node"),
+        body={
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "big-1", "labels": {"kubevirt.io/schedulable": "true"}},
+            "status": {
+                "allocatable": {"cpu": "64", "memory": "256Gi", "hugepages-1Gi": "0", "pods": "110"},
+                "capacity": {"cpu": "64", "memory": "256Gi", "hugepages-1Gi": "0", "pods": "110"},
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+        },
+    )
     fixed = run(["preflight", "--plan", str(plan), "--wave", wave["id"]], env)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "1 of 1 wave(s) ready" in fixed.stdout

@@ -25,8 +25,10 @@ from vmwave.adapters.kubernetes import Cluster
 from vmwave_lab.kube.qemu import free_port
 from vmwave_lab.process import wait_for
 
-pytestmark = [pytest.mark.prefect, pytest.mark.skipif(not shutil.which("prometheus"),
-                                                       reason="apt-get install -y prometheus (./dev setup does)")]
+pytestmark = [
+    pytest.mark.prefect,
+    pytest.mark.skipif(not shutil.which("prometheus"), reason="apt-get install -y prometheus (./dev setup does)"),
+]
 
 
 def started(argv, log, env=None):
@@ -39,60 +41,113 @@ def ask(base, path, **params):
 
 
 def test_prometheus_scrapes_the_exporter_and_the_lab_and_every_dashboard_query_has_data(
-        prefect_server, wave_env, planned, tmp_path, agent_never_answers):
+    prefect_server, wave_env, planned, tmp_path, agent_never_answers
+):
     from prefect.settings import PREFECT_API_URL
 
     plan, _, wave = planned
     stuck = wave["vms"][0]
-    agent_never_answers(wave_env["VMWAVE_KUBECONFIG"], "vmwave", stuck["target_name"], wave_env["VMWAVE_LEDGER"],
-                        stuck["uuid"])
+    agent_never_answers(
+        wave_env["VMWAVE_KUBECONFIG"], "vmwave", stuck["target_name"], wave_env["VMWAVE_LEDGER"], stuck["uuid"]
+    )
     kubeconfig = yaml.safe_load(open(wave_env["VMWAVE_KUBECONFIG"]))["clusters"][0]["cluster"]
     exporter_port, prometheus_port = free_port(), free_port()
     shutil.copy(REPO / "grafana/alerts.yaml", tmp_path / "alerts.yaml")
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "rule_files": ["alerts.yaml"],
-        "scrape_configs": [
-            {"job_name": "vmwave", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]},
-            {"job_name": "kubevirt", "scheme": "https", "tls_config": {"ca_file": kubeconfig["certificate-authority"]},
-             "static_configs": [{"targets": [urlparse(kubeconfig["server"]).netloc]}]}]}))
-    exporter = started([VMWAVE, "exporter", "--port", str(exporter_port), "--listen", "127.0.0.1"],
-                       tmp_path / "exporter.log", env={**os.environ, **wave_env})
-    prometheus = started(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
-                          f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                          "--log.level=warn"], tmp_path / "prometheus.log")
+    (tmp_path / "prometheus.yml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": ["alerts.yaml"],
+                "scrape_configs": [
+                    {"job_name": "vmwave", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]},
+                    {
+                        "job_name": "kubevirt",
+                        "scheme": "https",
+                        "tls_config": {"ca_file": kubeconfig["certificate-authority"]},
+                        "static_configs": [{"targets": [urlparse(kubeconfig["server"]).netloc]}],
+                    },
+                ],
+            }
+        )
+    )
+    exporter = started(
+        [VMWAVE, "exporter", "--port", str(exporter_port), "--listen", "127.0.0.1"],
+        tmp_path / "exporter.log",
+        env={**os.environ, **wave_env},
+    )
+    prometheus = started(
+        [
+            "prometheus",
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--log.level=warn",
+        ],
+        tmp_path / "prometheus.log",
+    )
     base = f"http://127.0.0.1:{prometheus_port}"
     try:
+
         def all_up() -> bool:
             try:
                 targets = ask(base, "/api/v1/targets")["activeTargets"]
             except OSError:
                 return False
             return len(targets) == 2 and all(t["health"] == "up" for t in targets)
+
         assert wait_for(all_up, time.monotonic() + 60), (tmp_path / "prometheus.log").read_text()
         begun = time.time()
         env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "VMWAVE_TIMEOUTS": "agent=8"}
-        run = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir",
-                              str(tmp_path)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        run = subprocess.run(
+            [VMWAVE, "migrate", "--plan", str(plan), "--wave", wave["id"], "--report-dir", str(tmp_path)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert run.returncode == 1, run.stdout + run.stderr  # the stuck VM failed, the rest succeeded
 
         def scraped_the_end() -> bool:
-            return bool(ask(base, "/api/v1/query", query=f'vmwave_wave_end_timestamp_seconds{{wave="{wave["id"]}"}}')
-                        ["result"])
+            return bool(
+                ask(base, "/api/v1/query", query=f'vmwave_wave_end_timestamp_seconds{{wave="{wave["id"]}"}}')["result"]
+            )
+
         assert wait_for(scraped_the_end, time.monotonic() + 30)
         cluster = Cluster(wave_env["VMWAVE_KUBECONFIG"])
         moving = wave["vms"][1]["target_name"]
-        cluster.apply({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
-                       "metadata": {"name": f"{moving}-move", "namespace": "vmwave"}, "spec": {"vmiName": moving}})
-        cluster.wait_for("kubevirt.io/v1", "VirtualMachineInstanceMigration", "vmwave", f"{moving}-move",
-                         lambda o: (o.get("status") or {}).get("phase") == "Succeeded", 60, "migrated")
+        cluster.apply(
+            {
+                "apiVersion": "kubevirt.io/v1",
+                "kind": "VirtualMachineInstanceMigration",
+                "metadata": {"name": f"{moving}-move", "namespace": "vmwave"},
+                "spec": {"vmiName": moving},
+            }
+        )
+        cluster.wait_for(
+            "kubevirt.io/v1",
+            "VirtualMachineInstanceMigration",
+            "vmwave",
+            f"{moving}-move",
+            lambda o: (o.get("status") or {}).get("phase") == "Succeeded",
+            60,
+            "migrated",
+        )
 
         def scraped_the_migration() -> bool:
-            return bool(ask(base, "/api/v1/query", query='kubevirt_vmi_migration_phase_transition_time_from_creation'
-                                                         '_seconds_count{phase="Succeeded"}')["result"])
+            return bool(
+                ask(
+                    base,
+                    "/api/v1/query",
+                    query='kubevirt_vmi_migration_phase_transition_time_from_creation_seconds_count{phase="Succeeded"}',
+                )["result"]
+            )
+
         assert wait_for(scraped_the_migration, time.monotonic() + 30)
         window = {"start": begun - 5, "end": time.time(), "step": "1"}  # the wave and the migration
-        running = ask(base, "/api/v1/query_range", query=f'sum(vmwave_vms{{wave="{wave["id"]}", state="running"}})',
-                      **window)["result"]
+        running = ask(
+            base, "/api/v1/query_range", query=f'sum(vmwave_vms{{wave="{wave["id"]}", state="running"}})', **window
+        )["result"]
         assert running and max(float(v) for _, v in running[0]["values"]) >= 1  # scraped while the wave ran
 
         empty = []
@@ -104,13 +159,20 @@ def test_prometheus_scrapes_the_exporter_and_the_lab_and_every_dashboard_query_h
         assert empty == []
 
         def firing(alert: str) -> bool:
-            return bool(ask(base, "/api/v1/query", query=f'ALERTS{{alertname="{alert}", alertstate="firing"}}')
-                        ["result"])
-        assert wait_for(lambda: firing("VmwaveWaveFailureRateHigh") and firing("VmwaveGuestAgentNeverConnects"),
-                        time.monotonic() + 30)
+            return bool(
+                ask(base, "/api/v1/query", query=f'ALERTS{{alertname="{alert}", alertstate="firing"}}')["result"]
+            )
+
+        assert wait_for(
+            lambda: firing("VmwaveWaveFailureRateHigh") and firing("VmwaveGuestAgentNeverConnects"),
+            time.monotonic() + 30,
+        )
     finally:
         for process in (exporter, prometheus):
             process.terminate()
             process.wait(20)
-        subprocess.run([VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]], capture_output=True,
-                       env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()})
+        subprocess.run(
+            [VMWAVE, "rollback", "--plan", str(plan), "--wave", wave["id"]],
+            capture_output=True,
+            env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+        )

@@ -66,6 +66,7 @@ def until(condition, what: str, rehearsal: subprocess.Popen, timeout: float = 30
     def met() -> bool:
         seen[0] = condition() if rehearsal.poll() is None else None
         return rehearsal.poll() is not None or bool(seen[0])
+
     wait_for(met, time.monotonic() + timeout, poll=0.2)
     assert seen[0], f"{what}: not while the rehearsal ran"
     return seen[0]
@@ -89,8 +90,13 @@ def end_vcenter_sessions(state: Path) -> int:
     """Every session but this one ended, as vCenter's idle timeout or an administrator would."""
     center = lab_vcenter.running(state)
     url = urlparse(center.url)
-    si = SmartConnect(host=url.hostname, port=url.port, user=center.user, pwd=center.password_file.read_text().strip(),
-                      sslContext=ssl.create_default_context(cafile=str(center.ca_file)))
+    si = SmartConnect(
+        host=url.hostname,
+        port=url.port,
+        user=center.user,
+        pwd=center.password_file.read_text().strip(),
+        sslContext=ssl.create_default_context(cafile=str(center.ca_file)),
+    )
     try:
         manager = si.content.sessionManager
         others = [s.key for s in manager.sessionList if s.key != manager.currentSession.key]
@@ -105,22 +111,45 @@ def end_vcenter_sessions(state: Path) -> int:
 @pytest.mark.prefect
 def test_a_rehearsal_survives_killed_workers_restarted_servers_and_ended_sessions(tmp_path):
     now = datetime.now(timezone.utc)
-    rules = {**yaml.safe_load(DEFAULT_RULES), "schedule": {"start": (now + timedelta(days=1)).isoformat(),
-                                                           "every": "7d", "length": "6h"}}
+    rules = {
+        **yaml.safe_load(DEFAULT_RULES),
+        "schedule": {"start": (now + timedelta(days=1)).isoformat(), "every": "7d", "length": "6h"},
+    }
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
     (tmp_path / "failures.yaml").write_text("guest-agent-not-connected: 1\n")
     out, lab_state = tmp_path / "rehearsal", tmp_path / "rehearsal" / "lab"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("VMWAVE_", "PREFECT_"))},
-           "VMWAVE_TIMEOUTS": "agent=15,import=60,boot=120"}
-    argv = [VMWAVE, "rehearse", "--estate", str(DATA / "rehearsal-estate.yaml"), "--maps",
-            str(DATA / "rehearsal.maps.yaml"), "--rules", str(tmp_path / "rules.yaml"), "--failures",
-            str(tmp_path / "failures.yaml"), "--workers", "2", "--in-flight", "2", "--data-mb", "8",
-            "--clock", "1d=5s", "--out", str(out)]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("VMWAVE_", "PREFECT_"))},
+        "VMWAVE_TIMEOUTS": "agent=15,import=60,boot=120",
+    }
+    argv = [
+        VMWAVE,
+        "rehearse",
+        "--estate",
+        str(DATA / "rehearsal-estate.yaml"),
+        "--maps",
+        str(DATA / "rehearsal.maps.yaml"),
+        "--rules",
+        str(tmp_path / "rules.yaml"),
+        "--failures",
+        str(tmp_path / "failures.yaml"),
+        "--workers",
+        "2",
+        "--in-flight",
+        "2",
+        "--data-mb",
+        "8",
+        "--clock",
+        "1d=5s",
+        "--out",
+        str(out),
+    ]
     with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
         rehearsal = subprocess.Popen(argv, env=env, stdout=stdout, stderr=stderr)
     try:
-        kube_config = until(lambda: (lab_state / "kubeconfig").exists() and lab_kube.running(lab_state),
-                            "the lab", rehearsal)
+        kube_config = until(
+            lambda: (lab_state / "kubeconfig").exists() and lab_kube.running(lab_state), "the lab", rehearsal
+        )
         api = client.CustomObjectsApi(config.new_client_from_config(str(kube_config.kubeconfig)))
 
         # 1. mid-wave, a worker dies with the wave runs it runs, as its machine would
@@ -128,13 +157,21 @@ def test_a_rehearsal_survives_killed_workers_restarted_servers_and_ended_session
             if not in_flight(api):
                 return None
             table = processes(rehearsal.pid)
-            return next((pid for pid, (_, line) in table.items() if "worker start" in line
-                         and any(parent == pid for parent, _ in table.values())), None)
+            return next(
+                (
+                    pid
+                    for pid, (_, line) in table.items()
+                    if "worker start" in line and any(parent == pid for parent, _ in table.values())
+                ),
+                None,
+            )
+
         worker = until(busy_worker, "a worker running a wave mid-way", rehearsal)
         for pid in [worker, *processes(worker)]:
             os.kill(pid, signal.SIGKILL)
-        until(lambda: len(set(running(rehearsal.pid, "worker start")) - {worker}) == 2, "the worker restarted",
-              rehearsal)
+        until(
+            lambda: len(set(running(rehearsal.pid, "worker start")) - {worker}) == 2, "the worker restarted", rehearsal
+        )
 
         # 2. the Prefect server restarted while waves run
         server = next(iter(running(rehearsal.pid, "server start")))
@@ -146,8 +183,9 @@ def test_a_rehearsal_survives_killed_workers_restarted_servers_and_ended_session
         lab_kube.restart(lab_state)
 
         # 4. every vCenter session ended while waves run
-        until(lambda: wave_running(rehearsal) and end_vcenter_sessions(lab_state), "a vCenter session in use",
-              rehearsal)
+        until(
+            lambda: wave_running(rehearsal) and end_vcenter_sessions(lab_state), "a vCenter session in use", rehearsal
+        )
 
         rehearsal.wait(900)
     finally:

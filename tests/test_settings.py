@@ -9,9 +9,15 @@ from vmwave.settings import Settings, Timeouts
 
 
 def test_given_values_win_over_the_environment_which_wins_over_defaults(tmp_path):
-    env = {"VMWAVE_IN_FLIGHT": "4", "VMWAVE_MAPS": "/env/maps.yaml", "VMWAVE_TIMEOUTS": "agent=180,import=60",
-           "VMWAVE_VCENTER_URL": "https://vc/sdk", "VMWAVE_VCENTER_USER": "u",
-           "VMWAVE_VCENTER_PASSWORD_FILE": str(tmp_path / "pw"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {
+        "VMWAVE_IN_FLIGHT": "4",
+        "VMWAVE_MAPS": "/env/maps.yaml",
+        "VMWAVE_TIMEOUTS": "agent=180,import=60",
+        "VMWAVE_VCENTER_URL": "https://vc/sdk",
+        "VMWAVE_VCENTER_USER": "u",
+        "VMWAVE_VCENTER_PASSWORD_FILE": str(tmp_path / "pw"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
     settings = Settings.load(env=env, maps="/flag/maps.yaml")
     assert (settings.in_flight, settings.maps, settings.per_datastore) == (4, Path("/flag/maps.yaml"), 10)
     assert settings.timeouts == Timeouts(agent=180, import_=60) and settings.timeouts.boot == 600
@@ -21,15 +27,22 @@ def test_given_values_win_over_the_environment_which_wins_over_defaults(tmp_path
     assert Settings.load(env={}).vcenter is None  # asked for only by the commands that need vCenter
 
 
-@pytest.mark.parametrize("env,field,fix", [
-    ({"VMWAVE_IN_FLIGHT": "lots"}, "VMWAVE_IN_FLIGHT", "a whole number of VMs"),
-    ({"VMWAVE_IN_FLIGHT": "0"}, "VMWAVE_IN_FLIGHT", "at least 1"),
-    ({"VMWAVE_V2V_ACCEL": "hvf"}, "VMWAVE_V2V_ACCEL", "kvm or tcg"),
-    ({"VMWAVE_V2V_ACCEL": "hvf"}, "VMWAVE_V2V_ACCEL", "kvm or tcg"),
-    ({"VMWAVE_TIMEOUTS": "agent=soon"}, "agent=soon", "agent=180,boot=300"),
-    ({"VMWAVE_VCENTER_URL": "https://vc/sdk"}, "user", "VMWAVE_VCENTER_USER"),
-    ({"VMWAVE_VCENTER_URL": "https://vc/sdk", "VMWAVE_VCENTER_USER": "u"}, "password", "never taken on the command line"),
-])
+@pytest.mark.parametrize(
+    "env,field,fix",
+    [
+        ({"VMWAVE_IN_FLIGHT": "lots"}, "VMWAVE_IN_FLIGHT", "a whole number of VMs"),
+        ({"VMWAVE_IN_FLIGHT": "0"}, "VMWAVE_IN_FLIGHT", "at least 1"),
+        ({"VMWAVE_V2V_ACCEL": "hvf"}, "VMWAVE_V2V_ACCEL", "kvm or tcg"),
+        ({"VMWAVE_V2V_ACCEL": "hvf"}, "VMWAVE_V2V_ACCEL", "kvm or tcg"),
+        ({"VMWAVE_TIMEOUTS": "agent=soon"}, "agent=soon", "agent=180,boot=300"),
+        ({"VMWAVE_VCENTER_URL": "https://vc/sdk"}, "user", "VMWAVE_VCENTER_USER"),
+        (
+            {"VMWAVE_VCENTER_URL": "https://vc/sdk", "VMWAVE_VCENTER_USER": "u"},
+            "password",
+            "never taken on the command line",
+        ),
+    ],
+)
 def test_bad_settings_name_the_variable_and_the_fix(env, field, fix):
     with pytest.raises(InputError) as caught:
         Settings.load(env=env)
@@ -60,5 +73,7 @@ def test_the_flows_show_a_typed_form_and_take_no_secret():
     assert "VMWAVE_IN_FLIGHT" in props["in_flight"]["description"]
     for flow in (migrate_wave, rollback_wave, plan_migration):
         names = set(parameter_schema(flow.fn).model_dump()["properties"])
-        held = {n for n in names if n in ("password", "token", "secret", "api_key") or n.endswith(("_password", "_token"))}
+        held = {
+            n for n in names if n in ("password", "token", "secret", "api_key") or n.endswith(("_password", "_token"))
+        }
         assert not held, names  # a parameter may say where a secret is (password_file, secret_block), never hold it

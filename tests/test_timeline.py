@@ -10,15 +10,28 @@ T0 = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
 
 
 def step(name, start_s, end_s, status="succeeded"):
-    return {"step": name, "status": status, "started_at": (T0 + timedelta(seconds=start_s)).isoformat(),
-            "finished_at": (T0 + timedelta(seconds=end_s)).isoformat() if end_s is not None else None}
+    return {
+        "step": name,
+        "status": status,
+        "started_at": (T0 + timedelta(seconds=start_s)).isoformat(),
+        "finished_at": (T0 + timedelta(seconds=end_s)).isoformat() if end_s is not None else None,
+    }
 
 
 def test_each_vm_is_a_row_and_each_step_a_bar_as_long_as_it_took():
-    entries = [{"vm": "web-01", "steps": [step("snapshot", 0, 10), step("cdi-import", 10, 310)]},
-               {"vm": "db-01", "steps": [step("snapshot", 30, 40), step("cdi-import", 40, 100),
-                                         step("guest-agent", 100, 160, "failed"), step("rollback", 160, 170)]},
-               {"vm": "app-03", "steps": [step("snapshot", 50, None, "running")]}]  # still running: up to now
+    entries = [
+        {"vm": "web-01", "steps": [step("snapshot", 0, 10), step("cdi-import", 10, 310)]},
+        {
+            "vm": "db-01",
+            "steps": [
+                step("snapshot", 30, 40),
+                step("cdi-import", 40, 100),
+                step("guest-agent", 100, 160, "failed"),
+                step("rollback", 160, 170),
+            ],
+        },
+        {"vm": "app-03", "steps": [step("snapshot", 50, None, "running")]},
+    ]  # still running: up to now
     svg = ET.fromstring(timeline_svg(entries, T0 + timedelta(seconds=400), "wave w001: 1 of 3 VMs succeeded"))
     names = [t.text for t in svg.iter(f"{SVG}text")]
     assert names[0] == "wave w001: 1 of 3 VMs succeeded" and {"web-01", "db-01", "app-03"} <= set(names)

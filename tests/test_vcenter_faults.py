@@ -39,8 +39,9 @@ def test_a_vcenter_fault_is_retried(fault, prefect_server, lab, lab_settings, ta
         assert f"vmwave-{wave}" in snapshots(si, vm_ref(si, vm.moref))
 
 
-def test_a_datastore_stream_cut_mid_way_restarts_the_importer(prefect_server, lab, lab_settings, target, by_name,
-                                                              tmp_path):
+def test_a_datastore_stream_cut_mid_way_restarts_the_importer(
+    prefect_server, lab, lab_settings, target, by_name, tmp_path
+):
     from vmwave_tasks.cdi_import import cdi_import
 
     vm = by_name["batch-old-01"]
@@ -53,6 +54,8 @@ def test_a_datastore_stream_cut_mid_way_restarts_the_importer(prefect_server, la
     dv = job.cluster().get("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "batch-old-01-disk0")
     assert dv["status"]["restartCount"] == 1  # CDI restarted its importer, as its pod would be
     volume = Path(lab_settings["VMWAVE_KUBECONFIG"]).parent / "volumes" / "vmwave" / "batch-old-01-disk0.img"
-    same = subprocess.run(["qemu-img", "compare", "-f", "raw", str(volume), str(seeded)], capture_output=True, text=True)
+    same = subprocess.run(
+        ["qemu-img", "compare", "-f", "raw", str(volume), str(seeded)], capture_output=True, text=True
+    )
     assert same.returncode == 0, same.stdout + same.stderr  # byte for byte what vCenter holds
     job.cluster().delete("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "batch-old-01-disk0")

@@ -31,8 +31,12 @@ MB = 1 << 20
 @pytest.fixture
 def warm_wave(lab, lab_settings, prefect_server, tmp_path):
     """A plan whose one wave moves ``names`` warm, a person's edit of `vmwave plan`'s output; (plan, env, wave id)."""
-    env = {**os.environ, **lab_settings, "VMWAVE_LEDGER": str(tmp_path / "ledger.db"),
-           "VMWAVE_WORKDIR": str(tmp_path / "work")}
+    env = {
+        **os.environ,
+        **lab_settings,
+        "VMWAVE_LEDGER": str(tmp_path / "ledger.db"),
+        "VMWAVE_WORKDIR": str(tmp_path / "work"),
+    }
     plan = tmp_path / "plan.yaml"
     subprocess.run([VMWAVE, "plan", "--out", str(plan)], env=env, check=True, capture_output=True)
     made = []
@@ -43,8 +47,8 @@ def warm_wave(lab, lab_settings, prefect_server, tmp_path):
         for w in doc["waves"]:
             w["vms"] = [vm for vm in w["vms"] if vm["name"] not in names]
         doc["waves"] = [w for w in doc["waves"] if w["vms"]] + [
-            {"id": wave, "class": "P3", "mode": "cold", "migration": "warm", "precopy_interval": interval,
-             "vms": moved}]
+            {"id": wave, "class": "P3", "mode": "cold", "migration": "warm", "precopy_interval": interval, "vms": moved}
+        ]
         plan.write_text(yaml.safe_dump(doc, sort_keys=False))
         made.append(wave)
         return plan, env, wave
@@ -55,8 +59,13 @@ def warm_wave(lab, lab_settings, prefect_server, tmp_path):
 
 
 def start(plan: Path, env: dict, wave: str, tmp_path: Path) -> subprocess.Popen:
-    return subprocess.Popen([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave, "--report-dir", str(tmp_path)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [VMWAVE, "migrate", "--plan", str(plan), "--wave", wave, "--report-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def rounds(env: dict, wave: str, vm: str) -> list[dict]:
@@ -66,27 +75,44 @@ def rounds(env: dict, wave: str, vm: str) -> list[dict]:
 
 
 def wait_for_round(env: dict, wave: str, vm: str, n: int, run: subprocess.Popen) -> dict:
-    assert wait_for(lambda: len(rounds(env, wave, vm)) >= n or run.poll() is not None, time.monotonic() + 300,
-                    poll=0.2), f"no precopy round {n}"
+    assert wait_for(
+        lambda: len(rounds(env, wave, vm)) >= n or run.poll() is not None, time.monotonic() + 300, poll=0.2
+    ), f"no precopy round {n}"
     assert run.poll() is None, run.communicate()[0]
     return rounds(env, wave, vm)[n - 1]
 
 
 def write(lab, vm: str, offset_mb: int, mb: int) -> None:
     """What the running guest writes, on the lab this test's session started."""
-    subprocess.run([VMWAVE, "lab", "write-disk", vm, "--offset-mb", str(offset_mb), "--mb", str(mb), "--state-dir",
-                    str(lab.state_dir)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            VMWAVE,
+            "lab",
+            "write-disk",
+            vm,
+            "--offset-mb",
+            str(offset_mb),
+            "--mb",
+            str(mb),
+            "--state-dir",
+            str(lab.state_dir),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def reset_tracking(lab, vm: str) -> None:
-    said = subprocess.run([VMWAVE, "lab", "reset-cbt", vm, "--state-dir", str(lab.state_dir)], capture_output=True,
-                          text=True)
+    said = subprocess.run(
+        [VMWAVE, "lab", "reset-cbt", vm, "--state-dir", str(lab.state_dir)], capture_output=True, text=True
+    )
     assert said.returncode == 0 and "change tracking reset" in said.stderr, said.stderr
 
 
 def cut_over(plan: Path, env: dict, wave: str, vm: str, run: subprocess.Popen) -> dict:
-    said = subprocess.run([VMWAVE, "cutover", "--plan", str(plan), "--wave", wave, "--vm", vm], env=env,
-                          capture_output=True, text=True)
+    said = subprocess.run(
+        [VMWAVE, "cutover", "--plan", str(plan), "--wave", wave, "--vm", vm], env=env, capture_output=True, text=True
+    )
     assert said.returncode == 0, said.stderr
     output = run.communicate(timeout=600)[0]
     assert run.returncode == 0, output
@@ -98,8 +124,11 @@ def assert_volume_equals_source(lab, lab_settings, by_name, vm: str, steps: dict
     source = flat_file(lab.state_dir, {"datacenter": by_name[vm].datacenter}, by_name[vm].disks[0].file)
     dv = steps["cdi-import"]["detail"]["disks"][0]["datavolume"]
     volume = Path(lab_settings["VMWAVE_KUBECONFIG"]).parent / "volumes" / "vmwave" / f"{dv}.img"
-    compared = subprocess.run(["qemu-img", "compare", "-q", "-f", "raw", "-F", "raw", str(source), str(volume)],
-                              capture_output=True, text=True)
+    compared = subprocess.run(
+        ["qemu-img", "compare", "-q", "-f", "raw", "-F", "raw", str(source), str(volume)],
+        capture_output=True,
+        text=True,
+    )
     assert compared.returncode == 0, compared.stdout + compared.stderr  # 0: identical, 1: they differ
 
 
@@ -125,8 +154,9 @@ def test_writes_after_the_first_round_reach_the_volume_at_cutover(warm_wave, lab
     assert "downtime" in report
 
 
-def test_a_reset_change_tracking_forces_a_full_copy_and_still_ends_equal(warm_wave, lab, lab_settings, by_name,
-                                                                          tmp_path):
+def test_a_reset_change_tracking_forces_a_full_copy_and_still_ends_equal(
+    warm_wave, lab, lab_settings, by_name, tmp_path
+):
     plan, env, wave = warm_wave("warm2", ("web-02",), interval="10s")
     run = start(plan, env, wave, tmp_path)
     wait_for_round(env, wave, "web-02", 1, run)
@@ -149,8 +179,13 @@ def test_a_vm_without_change_tracking_moves_cold_and_says_how_to_enable_it(warm_
     plan, env, wave = warm_wave("warm3", ("win-app-01",))
     with connect(Settings.load(env=env).need_vcenter()) as si:  # running, as an earlier test may have left it off
         power_on(si, by_name["win-app-01"].moref)
-    run = subprocess.run([VMWAVE, "migrate", "--plan", str(plan), "--wave", wave, "--report-dir", str(tmp_path)],
-                         env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [VMWAVE, "migrate", "--plan", str(plan), "--wave", wave, "--report-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     steps = {r["step"]: r for r in Ledger(Settings.load(env=env).ledger).rows(wave)}
     assert steps["precopy"]["status"] == "skipped"

@@ -53,8 +53,9 @@ def test_the_rules_interval_reaches_waves_with_warm_vms_and_the_plan_reads_it(es
     assert {intervals[w["id"]] for w in doc["waves"] if w not in warm} == {DEFAULT_PRECOPY_INTERVAL}
 
 
-@pytest.mark.parametrize("field, value, said", [("migration", "hot", "migration"),
-                                                ("precopy_interval", "often", "not a duration")])
+@pytest.mark.parametrize(
+    "field, value, said", [("migration", "hot", "migration"), ("precopy_interval", "often", "not a duration")]
+)
 def test_a_bad_warm_field_is_refused_naming_it(estate, field, value, said):
     doc = planned(estate)
     doc["waves"][0][field] = value
@@ -64,9 +65,16 @@ def test_a_bad_warm_field_is_refused_naming_it(estate, field, value, said):
 
 def test_a_warm_wave_starts_before_its_window_and_not_after_it():
     now = datetime(2026, 12, 5, 21, 0, tzinfo=timezone.utc)  # an hour before the window
+
     def wave(*migrations: str) -> WavePlan:
-        return WavePlan.model_validate({"id": "w004", "class": "P4", "window": WINDOW, "vms": [
-            {"name": f"vm-{i}", "moref": f"vm-{i}", "migration": m} for i, m in enumerate(migrations)]})
+        return WavePlan.model_validate(
+            {
+                "id": "w004",
+                "class": "P4",
+                "window": WINDOW,
+                "vms": [{"name": f"vm-{i}", "moref": f"vm-{i}", "migration": m} for i, m in enumerate(migrations)],
+            }
+        )
 
     cold = wave("cold")
     with pytest.raises(VmwaveError, match="may only run in its window"):
@@ -88,11 +96,21 @@ def test_a_warm_wave_starts_before_its_window_and_not_after_it():
 @pytest.mark.skipif(not schema_check.available(), reason="../shared/schemas is not beside the repo")
 def test_a_warm_datavolume_is_cdis_multi_stage_import(estate_by_name):
     vm = estate_by_name["db-01"]
-    source = {"vddk": {"url": "https://vc/sdk", "uuid": vm.bios_uuid, "backingFile": vm.disks[0].file,
-                       "thumbprint": "AA", "secretRef": "s", "initImageURL": "vddk:8"}}
+    source = {
+        "vddk": {
+            "url": "https://vc/sdk",
+            "uuid": vm.bios_uuid,
+            "backingFile": vm.disks[0].file,
+            "thumbprint": "AA",
+            "secretRef": "s",
+            "initImageURL": "vddk:8",
+        }
+    }
     dv = datavolume(vm, 0, load_maps(MAPS), "w004", source)
-    rounds = [{"previous": "", "current": "snapshot-1"},
-              {"previous": "52 de c0 d9 b9 43 9d 10-61 d5 4c 1b e9 7b 65 63/1", "current": "snapshot-2"}]
+    rounds = [
+        {"previous": "", "current": "snapshot-1"},
+        {"previous": "52 de c0 d9 b9 43 9d 10-61 d5 4c 1b e9 7b 65 63/1", "current": "snapshot-2"},
+    ]
     made = staged(dv, rounds, final=True)
     assert schema_check.problems(made) == []
     assert made["spec"]["checkpoints"] == rounds and made["spec"]["finalCheckpoint"] is True

@@ -37,8 +37,22 @@ GROUP = "vmwave"
 CONVERT_ATTRIBUTE = "vmwave.convert"
 BUILTINS = {name: f"vmwave_plugins.{name}" for name in ("windows", "rhel", "debian", "suse", "linux")}
 
-__all__ = ["Conversion", "PluginFailed", "PluginInfo", "PluginsBroken", "diagnose", "concerns", "conversion", "customizer", "for_planning",
-           "loaded", "manager", "planned_tool", "preparation", "smoke_checks"]
+__all__ = [
+    "Conversion",
+    "PluginFailed",
+    "PluginInfo",
+    "PluginsBroken",
+    "diagnose",
+    "concerns",
+    "conversion",
+    "customizer",
+    "for_planning",
+    "loaded",
+    "manager",
+    "planned_tool",
+    "preparation",
+    "smoke_checks",
+]
 
 
 @dataclass(frozen=True)
@@ -84,13 +98,17 @@ UNKNOWN_GUEST_FIX = f"install a plugin for it or set {CONVERT_ATTRIBUTE} (copy o
 
 def _candidates() -> list[tuple[str, str, str, str, object]]:
     """(name, source, distribution, version, loader) of every built-in and installed plugin."""
-    found = [(name, "built-in", "vmwave", __version__, functools.partial(importlib.import_module, module))
-             for name, module in BUILTINS.items()]
+    found = [
+        (name, "built-in", "vmwave", __version__, functools.partial(importlib.import_module, module))
+        for name, module in BUILTINS.items()
+    ]
     for ep in entry_points(group=GROUP):
         if ep.name in BUILTINS and ep.value == BUILTINS[ep.name]:
             continue  # vmwave's own, from an older install's metadata
         dist = ep.dist
-        found.append((ep.name, ep.value, dist.metadata["Name"] if dist else "?", dist.version if dist else "?", ep.load))
+        found.append(
+            (ep.name, ep.value, dist.metadata["Name"] if dist else "?", dist.version if dist else "?", ep.load)
+        )
     return found
 
 
@@ -105,8 +123,12 @@ def loaded(disabled: frozenset[str] = frozenset()) -> tuple[pluggy.PluginManager
     if unknown:
         known = [name for name, *_ in candidates]
         near = difflib.get_close_matches(unknown[0], known, 1)
-        raise InputError("VMWAVE_DISABLE_PLUGINS", unknown[0], "is not an installed plugin",
-                         (f"did you mean {near[0]}? " if near else "") + "plugins: " + ", ".join(sorted(known)))
+        raise InputError(
+            "VMWAVE_DISABLE_PLUGINS",
+            unknown[0],
+            "is not an installed plugin",
+            (f"did you mean {near[0]}? " if near else "") + "plugins: " + ", ".join(sorted(known)),
+        )
     for name, source, distribution, version, load in candidates:
         if name in disabled:
             infos.append(PluginInfo(name, source, distribution, version, disabled=True))
@@ -120,8 +142,16 @@ def loaded(disabled: frozenset[str] = frozenset()) -> tuple[pluggy.PluginManager
         callers = pm.get_hookcallers(plugin) or []
         hooks = tuple(sorted(h.name for h in callers))
         unknown = sorted(h.name for h in callers if not h.has_spec())  # what pluggy's check_pending refuses
-        infos.append(PluginInfo(name, source, distribution, version, hooks,
-                                error=f"implements unknown hook(s) {', '.join(unknown)}" if unknown else ""))
+        infos.append(
+            PluginInfo(
+                name,
+                source,
+                distribution,
+                version,
+                hooks,
+                error=f"implements unknown hook(s) {', '.join(unknown)}" if unknown else "",
+            )
+        )
     pm.register(_Fallback(), "fallback")
     return pm, tuple(infos)
 
@@ -131,10 +161,10 @@ def manager(disabled: frozenset[str] = frozenset()) -> pluggy.PluginManager:
     pm, infos = loaded(disabled)
     broken = sorted((i for i in infos if i.error), key=lambda i: i.name)
     if broken:
-        raise PluginsBroken("; ".join(f"plugin {i.name} ({i.source}, {i.distribution} {i.version}): {i.error}"
-                                      for i in broken),
-                            "fix or uninstall it, or switch it off with VMWAVE_DISABLE_PLUGINS=" +
-                            ",".join(i.name for i in broken))
+        raise PluginsBroken(
+            "; ".join(f"plugin {i.name} ({i.source}, {i.distribution} {i.version}): {i.error}" for i in broken),
+            "fix or uninstall it, or switch it off with VMWAVE_DISABLE_PLUGINS=" + ",".join(i.name for i in broken),
+        )
     return pm
 
 
@@ -143,8 +173,10 @@ def planned_tool(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> str:
     wanted = vm.attributes.get(CONVERT_ATTRIBUTE, "").strip()
     if wanted:
         if wanted not in TOOLS:
-            raise VmwaveError(f"{vm.name}: custom attribute {CONVERT_ATTRIBUTE}={wanted!r} is not one of {', '.join(TOOLS)}",
-                              f"set it to {' or '.join(TOOLS)} in vCenter, or clear it to let the guest-OS plugin decide")
+            raise VmwaveError(
+                f"{vm.name}: custom attribute {CONVERT_ATTRIBUTE}={wanted!r} is not one of {', '.join(TOOLS)}",
+                f"set it to {' or '.join(TOOLS)} in vCenter, or clear it to let the guest-OS plugin decide",
+            )
         return wanted
     return _call(disabled, "vmwave_conversion", vm=vm, config=None).tool
 
@@ -162,17 +194,26 @@ def concerns(vm: SourceVM, maps: Maps | None = None, disabled: frozenset[str] = 
     """What the plugins find about ``vm``, each a ``Concern`` (a dict is read as one, its severity checked);
     a guest no plugin knows, which the operator has not told how to move, is a critical concern."""
     found = []
-    if not vm.attributes.get(CONVERT_ATTRIBUTE, "").strip() and \
-            isinstance(_call(disabled, "vmwave_conversion", vm=vm, config=None), Unclaimed):
-        found.append(Concern(UNKNOWN_GUEST, CRITICAL, f"no guest-OS plugin knows {vm.guest_id or 'its guest'} "
-                             f"({vm.guest_family} family): it would be copied as it is, unconverted",
-                             UNKNOWN_GUEST_FIX))
+    if not vm.attributes.get(CONVERT_ATTRIBUTE, "").strip() and isinstance(
+        _call(disabled, "vmwave_conversion", vm=vm, config=None), Unclaimed
+    ):
+        found.append(
+            Concern(
+                UNKNOWN_GUEST,
+                CRITICAL,
+                f"no guest-OS plugin knows {vm.guest_id or 'its guest'} "
+                f"({vm.guest_family} family): it would be copied as it is, unconverted",
+                UNKNOWN_GUEST_FIX,
+            )
+        )
     for answer in _call(disabled, "vmwave_concerns", vm=vm, maps=maps):
         for item in answer or []:
             if isinstance(item, dict):
                 if item.get("severity") not in SEVERITIES or not all(item.get(k) for k in ("id", "message", "fix")):
-                    raise PluginsBroken(f"a plugin's vmwave_concerns gave {item!r} for {vm.name}",
-                                        f"it must have id, message, fix and a severity of {', '.join(SEVERITIES)}")
+                    raise PluginsBroken(
+                        f"a plugin's vmwave_concerns gave {item!r} for {vm.name}",
+                        f"it must have id, message, fix and a severity of {', '.join(SEVERITIES)}",
+                    )
                 item = Concern(item["id"], item["severity"], item["message"], item["fix"])
             found.append(item)
     return found
@@ -186,15 +227,19 @@ def preparation(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[st
 
 def for_planning(disabled: frozenset[str] = frozenset()) -> dict[str, Callable]:
     """What `make_plan` asks the plugins: each VM's tool, their concerns about it and its preparation."""
-    return {"convert": functools.partial(planned_tool, disabled=disabled),
-            "more_concerns": functools.partial(concerns, disabled=disabled),
-            "prepare": functools.partial(preparation, disabled=disabled)}
+    return {
+        "convert": functools.partial(planned_tool, disabled=disabled),
+        "more_concerns": functools.partial(concerns, disabled=disabled),
+        "prepare": functools.partial(preparation, disabled=disabled),
+    }
 
 
 def customizer(config: Settings) -> Customize:
     """What the builder calls on each VirtualMachine: every plugin's ``vmwave_virtual_machine``."""
+
     def customize(vm: SourceVM, manifest: dict, target: Target) -> None:
         _call(config.disable_plugins, "vmwave_virtual_machine", vm=vm, manifest=manifest, target=target, config=config)
+
     return customize
 
 
@@ -204,11 +249,16 @@ def smoke_checks(vm: SourceVM, disabled: frozenset[str] = frozenset()) -> list[d
     for checks in _call(disabled, "vmwave_smoke_checks", vm=vm):
         for index, check in enumerate(checks or []):
             try:
-                found.append({**parse_check(Node(check, "a guest-OS plugin's smoke checks", f"[{index}]")),
-                              **({"why": check["why"]} if isinstance(check, dict) and "why" in check else {})})
+                found.append(
+                    {
+                        **parse_check(Node(check, "a guest-OS plugin's smoke checks", f"[{index}]")),
+                        **({"why": check["why"]} if isinstance(check, dict) and "why" in check else {}),
+                    }
+                )
             except InputError as exc:
-                raise PluginsBroken(str(exc), "fix the plugin's vmwave_smoke_checks, or switch it off with "
-                                              "VMWAVE_DISABLE_PLUGINS") from None
+                raise PluginsBroken(
+                    str(exc), "fix the plugin's vmwave_smoke_checks, or switch it off with VMWAVE_DISABLE_PLUGINS"
+                ) from None
     return found
 
 
@@ -227,8 +277,10 @@ def _call(disabled: frozenset[str], name: str, **kwargs: Any) -> Any:
         try:
             result = impl.function(*[kwargs[arg] for arg in impl.argnames])
         except Exception as exc:  # the plugin's failure, said as such
-            raise PluginFailed(f"plugin {impl.plugin_name}: {name} raised {type(exc).__name__}: {exc}",
-                               f"fix the plugin, or switch it off with VMWAVE_DISABLE_PLUGINS={impl.plugin_name}") from exc
+            raise PluginFailed(
+                f"plugin {impl.plugin_name}: {name} raised {type(exc).__name__}: {exc}",
+                f"fix the plugin, or switch it off with VMWAVE_DISABLE_PLUGINS={impl.plugin_name}",
+            ) from exc
         if result is not None:
             if first:
                 return result

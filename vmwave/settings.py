@@ -31,7 +31,9 @@ class Timeouts(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
     shutdown: float = Field(300, gt=0, le=MAX_TIMEOUT, description="clean guest shutdown before the copy")
-    convert: float = Field(7200, gt=0, le=MAX_TIMEOUT, description="the in-place guest conversion (virt-v2v-in-place pod)")
+    convert: float = Field(
+        7200, gt=0, le=MAX_TIMEOUT, description="the in-place guest conversion (virt-v2v-in-place pod)"
+    )
     import_: float = Field(3600, gt=0, le=MAX_TIMEOUT, alias="import", description="CDI import of every disk")
     boot: float = Field(600, gt=0, le=MAX_TIMEOUT, description="the VirtualMachine reaching Running")
     agent: float = Field(600, gt=0, le=MAX_TIMEOUT, description="the guest agent connecting")
@@ -50,15 +52,23 @@ class Timeouts(BaseModel):
         for item in filter(None, (part.strip() for part in text.split(","))):
             key, _, value = item.partition("=")
             if key not in steps or not value.isascii() or not value.replace(".", "", 1).isdigit():
-                raise InputError("VMWAVE_TIMEOUTS", item, "is not STEP=SECONDS for a known step",
-                                 f"write e.g. agent=180,boot=300; steps: {', '.join(steps)}")
+                raise InputError(
+                    "VMWAVE_TIMEOUTS",
+                    item,
+                    "is not STEP=SECONDS for a known step",
+                    f"write e.g. agent=180,boot=300; steps: {', '.join(steps)}",
+                )
             given[key] = float(value)
         try:
             return cls(**given)
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise InputError("VMWAVE_TIMEOUTS", str(first["loc"][0]), f"{first['msg']} (got {first.get('input')!r})",
-                             "give each step a number of seconds above 0, e.g. agent=180") from None
+            raise InputError(
+                "VMWAVE_TIMEOUTS",
+                str(first["loc"][0]),
+                f"{first['msg']} (got {first.get('input')!r})",
+                "give each step a number of seconds above 0, e.g. agent=180",
+            ) from None
 
 
 class Settings(BaseModel):
@@ -75,11 +85,13 @@ class Settings(BaseModel):
     per_host: int | None = Field(None, ge=1, description="VMs in flight per ESXi host; the plan's limit when unset")
     per_datastore: int = Field(10, ge=1, description="VMs in flight per datastore")
     timeouts: Timeouts = Timeouts()
-    vddk_image: str | None = Field(None, description="CDI's VDDK init image: disks are read through VDDK "
-                                                     "(else over HTTPS from the datastore)")
+    vddk_image: str | None = Field(
+        None, description="CDI's VDDK init image: disks are read through VDDK (else over HTTPS from the datastore)"
+    )
     conversion_image: str = Field(CONVERSION_IMAGE, description="the image whose virt-v2v-in-place converts guests")
-    virtio_win: Path | None = Field(None, description="the virtio-win ISO or directory inside the conversion image "
-                                                      "(Windows guests)")
+    virtio_win: Path | None = Field(
+        None, description="the virtio-win ISO or directory inside the conversion image (Windows guests)"
+    )
     v2v_accel: Literal["kvm", "tcg"] | None = Field(None, description="tcg: libguestfs without KVM on the nodes")
     disable_plugins: frozenset[str] = Field(frozenset(), description="guest-OS plugins switched off, by name")
     exporter_port: int = Field(9750, ge=1, le=65535, description="where `vmwave exporter` serves /metrics")
@@ -90,19 +102,25 @@ class Settings(BaseModel):
         return self.max_file_mb << 20
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None, vcenter: Mapping[str, Any] | None = None,
-             **given: Any) -> "Settings":
+    def load(
+        cls, env: Mapping[str, str] | None = None, vcenter: Mapping[str, Any] | None = None, **given: Any
+    ) -> "Settings":
         """Given values (flags, parameters) over the environment's VMWAVE_* variables over the defaults."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {key: _pick(given.get(key), env, name) for key, name in ENV.items()}
-        values["timeouts"] = given.get("timeouts") or (Timeouts.parse(env["VMWAVE_TIMEOUTS"])
-                                                       if env.get("VMWAVE_TIMEOUTS") else Timeouts())
+        values["timeouts"] = given.get("timeouts") or (
+            Timeouts.parse(env["VMWAVE_TIMEOUTS"]) if env.get("VMWAVE_TIMEOUTS") else Timeouts()
+        )
         values["ledger"] = ledger_url(values["ledger"], env)
         if isinstance(values["disable_plugins"], str):
-            values["disable_plugins"] = frozenset(filter(None, (n.strip() for n in values["disable_plugins"].split(","))))
+            values["disable_plugins"] = frozenset(
+                filter(None, (n.strip() for n in values["disable_plugins"].split(",")))
+            )
         values["workdir"] = values["workdir"] or _home(env, "XDG_CACHE_HOME", CACHE_DIR) / "work"
-        values["vcenter"] = _vcenter({key: _pick((vcenter or {}).get(key), env, name)
-                                      for key, name in VCENTER_ENV.items()}, bool((vcenter or {}).get("insecure")))
+        values["vcenter"] = _vcenter(
+            {key: _pick((vcenter or {}).get(key), env, name) for key, name in VCENTER_ENV.items()},
+            bool((vcenter or {}).get("insecure")),
+        )
         try:
             return cls.model_validate({k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:
@@ -110,19 +128,28 @@ class Settings(BaseModel):
 
     def need_vcenter(self) -> VCenter:
         if self.vcenter is None:
-            raise InputError("vCenter connection", "url", "is not set",
-                             "pass --url and --user or set VMWAVE_VCENTER_URL and VMWAVE_VCENTER_USER "
-                             "(for the lab: eval \"$(vmwave lab up)\")")
+            raise InputError(
+                "vCenter connection",
+                "url",
+                "is not set",
+                "pass --url and --user or set VMWAVE_VCENTER_URL and VMWAVE_VCENTER_USER "
+                '(for the lab: eval "$(vmwave lab up)")',
+            )
         return self.vcenter
 
     def need_kubeconfig(self) -> Path:
         if self.kubeconfig is None or not self.kubeconfig.is_file():
-            raise InputError(str(self.kubeconfig or "VMWAVE_KUBECONFIG"), "", "kubeconfig not found",
-                             "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)")
+            raise InputError(
+                str(self.kubeconfig or "VMWAVE_KUBECONFIG"),
+                "",
+                "kubeconfig not found",
+                "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)",
+            )
         return self.kubeconfig
 
     def source_access(self) -> SourceAccess:
-        """How CDI reaches vSphere: vCenter's URL, user and CA; VDDK's image and vCenter's thumbprint if VDDK is used."""
+        """How CDI reaches vSphere: vCenter's URL, user and CA; VDDK's image and vCenter's thumbprint if VDDK is
+        used."""
         vcenter = self.need_vcenter()
         ca = vcenter.ca_file.read_text() if vcenter.ca_file else None
         thumbprint = sha1_thumbprint(vcenter.url) if self.vddk_image else None  # VDDK wants SHA-1, whatever pins it
@@ -134,18 +161,38 @@ class Settings(BaseModel):
         return self.maps
 
 
-ENV = {"kubeconfig": "VMWAVE_KUBECONFIG", "maps": "VMWAVE_MAPS", "ledger": "VMWAVE_LEDGER",
-       "workdir": "VMWAVE_WORKDIR", "in_flight": "VMWAVE_IN_FLIGHT", "per_host": "VMWAVE_PER_HOST",
-       "per_datastore": "VMWAVE_PER_DATASTORE", "vddk_image": "VMWAVE_VDDK_IMAGE",
-       "conversion_image": "VMWAVE_CONVERSION_IMAGE", "virtio_win": "VMWAVE_VIRTIO_WIN", "v2v_accel": "VMWAVE_V2V_ACCEL",
-       "disable_plugins": "VMWAVE_DISABLE_PLUGINS", "exporter_port": "VMWAVE_EXPORTER_PORT",
-       "max_file_mb": "VMWAVE_MAX_FILE_MB"}
-VCENTER_ENV = {"url": "VMWAVE_VCENTER_URL", "user": "VMWAVE_VCENTER_USER",
-               "password_file": "VMWAVE_VCENTER_PASSWORD_FILE", "secret_block": "VMWAVE_VCENTER_SECRET_BLOCK",
-               "ca_file": "VMWAVE_VCENTER_CA", "thumbprint": "VMWAVE_VCENTER_THUMBPRINT"}
-FIXES = {"in_flight": "a whole number of VMs, at least 1", "per_host": "a whole number, at least 1",
-         "per_datastore": "a whole number, at least 1", "v2v_accel": "kvm or tcg",
-         "exporter_port": "a TCP port, 1-65535", "max_file_mb": "a number of MiB from 1 to 4096"}
+ENV = {
+    "kubeconfig": "VMWAVE_KUBECONFIG",
+    "maps": "VMWAVE_MAPS",
+    "ledger": "VMWAVE_LEDGER",
+    "workdir": "VMWAVE_WORKDIR",
+    "in_flight": "VMWAVE_IN_FLIGHT",
+    "per_host": "VMWAVE_PER_HOST",
+    "per_datastore": "VMWAVE_PER_DATASTORE",
+    "vddk_image": "VMWAVE_VDDK_IMAGE",
+    "conversion_image": "VMWAVE_CONVERSION_IMAGE",
+    "virtio_win": "VMWAVE_VIRTIO_WIN",
+    "v2v_accel": "VMWAVE_V2V_ACCEL",
+    "disable_plugins": "VMWAVE_DISABLE_PLUGINS",
+    "exporter_port": "VMWAVE_EXPORTER_PORT",
+    "max_file_mb": "VMWAVE_MAX_FILE_MB",
+}
+VCENTER_ENV = {
+    "url": "VMWAVE_VCENTER_URL",
+    "user": "VMWAVE_VCENTER_USER",
+    "password_file": "VMWAVE_VCENTER_PASSWORD_FILE",
+    "secret_block": "VMWAVE_VCENTER_SECRET_BLOCK",
+    "ca_file": "VMWAVE_VCENTER_CA",
+    "thumbprint": "VMWAVE_VCENTER_THUMBPRINT",
+}
+FIXES = {
+    "in_flight": "a whole number of VMs, at least 1",
+    "per_host": "a whole number, at least 1",
+    "per_datastore": "a whole number, at least 1",
+    "v2v_accel": "kvm or tcg",
+    "exporter_port": "a TCP port, 1-65535",
+    "max_file_mb": "a number of MiB from 1 to 4096",
+}
 
 
 def _pick(value: Any, env: Mapping[str, str], name: str) -> Any:
@@ -168,15 +215,29 @@ def _vcenter(values: dict[str, Any], insecure: bool) -> VCenter | None:
         return None
     for key in ("url", "user"):
         if not values[key]:
-            raise InputError("vCenter connection", key, "is not set",
-                             f"pass --{key} or set {VCENTER_ENV[key]} (for the lab: eval \"$(vmwave lab up)\")")
+            raise InputError(
+                "vCenter connection",
+                key,
+                "is not set",
+                f'pass --{key} or set {VCENTER_ENV[key]} (for the lab: eval "$(vmwave lab up)")',
+            )
     if not values["password_file"] and not values["secret_block"]:
-        raise InputError("vCenter connection", "password", "no password source",
-                         f"set {VCENTER_ENV['password_file']} to a file holding it, or name a Prefect Secret block "
-                         "with --secret-block; a password is never taken on the command line")
+        raise InputError(
+            "vCenter connection",
+            "password",
+            "no password source",
+            f"set {VCENTER_ENV['password_file']} to a file holding it, or name a Prefect Secret block "
+            "with --secret-block; a password is never taken on the command line",
+        )
     paths = {k: Path(values[k]).expanduser() if values[k] else None for k in ("password_file", "ca_file")}
-    return VCenter(url=vcenter_url(values["url"]), user=values["user"], secret_block=values["secret_block"],
-                   thumbprint=values["thumbprint"], insecure=insecure, **paths)
+    return VCenter(
+        url=vcenter_url(values["url"]),
+        user=values["user"],
+        secret_block=values["secret_block"],
+        thumbprint=values["thumbprint"],
+        insecure=insecure,
+        **paths,
+    )
 
 
 def vcenter_url(url: str) -> str:
@@ -185,13 +246,21 @@ def vcenter_url(url: str) -> str:
     parsed = urlparse(url if "://" in url else f"https://{url}")
     shown = parsed._replace(netloc=parsed.netloc.rpartition("@")[2]).geturl()
     if parsed.username is not None or parsed.password is not None:
-        raise InputError("vCenter connection", "url", f"{shown} has credentials in it",
-                         "remove them from the URL: set VMWAVE_VCENTER_USER and VMWAVE_VCENTER_PASSWORD_FILE")
+        raise InputError(
+            "vCenter connection",
+            "url",
+            f"{shown} has credentials in it",
+            "remove them from the URL: set VMWAVE_VCENTER_USER and VMWAVE_VCENTER_PASSWORD_FILE",
+        )
     try:
         parsed.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
-        raise InputError("vCenter connection", "url", f"{shown} has a port that is not a number from 1 to 65535",
-                         "write https://HOST[:PORT]/sdk") from None
+        raise InputError(
+            "vCenter connection",
+            "url",
+            f"{shown} has a port that is not a number from 1 to 65535",
+            "write https://HOST[:PORT]/sdk",
+        ) from None
     if parsed.scheme not in ("https", "http") or not parsed.hostname:
         raise InputError("vCenter connection", "url", f"{shown} is not a vCenter URL", "write https://HOST[:PORT]/sdk")
     return parsed.geturl()
@@ -202,5 +271,9 @@ def _input_error(exc: ValidationError) -> InputError:
     first = exc.errors()[0]
     key = str(first["loc"][0]) if first["loc"] else ""
     name = ENV.get(key) or key
-    return InputError("settings", name, f"{first['msg']} (got {first.get('input')!r})",
-                      f"set {name} to {FIXES.get(key, 'a valid value')}")
+    return InputError(
+        "settings",
+        name,
+        f"{first['msg']} (got {first.get('input')!r})",
+        f"set {name} to {FIXES.get(key, 'a valid value')}",
+    )

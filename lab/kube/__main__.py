@@ -27,16 +27,26 @@ async def serve(state: Path, listen: str) -> None:
     tokens = json.loads((state / "kube-tokens.json").read_text())
     config = json.loads((state / "kube-config.json").read_text())
     ca, cert, key = write_certificates(state)
-    api = Api(Store(state / "kube.db"), {tokens["admin"]: "admin", tokens["viewer"]: "viewer"},
-              audit=state / "kube-audit.jsonl")
+    api = Api(
+        Store(state / "kube.db"),
+        {tokens["admin"]: "admin", tokens["viewer"]: "viewer"},
+        audit=state / "kube-audit.jsonl",
+    )
     host, port = listen.rsplit(":", 1)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections: no 40 ms delayed-ACK stalls
     sock.bind((host, int(port)))
     controllers, routes = start_controllers(api, state, config)
-    server = uvicorn.Server(uvicorn.Config(app(api, routes), ssl_certfile=str(cert), ssl_keyfile=str(key),
-                                           log_level="warning", timeout_graceful_shutdown=1))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app(api, routes),
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))

@@ -10,8 +10,8 @@ copy only the data extents of its flat file from the datastore (what VDDK
 reads through the host). With ``checkpoints`` (CDI's multi-stage, warm
 import) the first stage copies the disk, each next one only the extents the
 lab vCenter's QueryChangedDiskAreas reports changed since ``previous``; the
-DataVolume is Paused between stages and Succeeded after ``finalCheckpoint``. upload sources take the image through an upload
-endpoint with a per-PVC token, registry sources come from a local image
+DataVolume is Paused between stages and Succeeded after ``finalCheckpoint``.
+upload sources take the image through an upload endpoint with a per-PVC token, registry sources come from a local image
 directory, and blank ones are made sparse. Failures carry CDI's messages.
 """
 
@@ -77,8 +77,10 @@ def sniff(head: bytes) -> str:
 
 
 def _too_small(size: int, usable: int) -> str:
-    return (f"Unable to process data: Virtual image size {size} is larger than the reported available storage "
-            f"{usable}. A larger PVC is required.")
+    return (
+        f"Unable to process data: Virtual image size {size} is larger than the reported available storage "
+        f"{usable}. A larger PVC is required."
+    )
 
 
 def _read_full(response, view: memoryview) -> int:
@@ -162,12 +164,15 @@ def _data_file(descriptor: Path, backing: str) -> Path:
         raise ImportFailed(f"Unable to process data: {backing} is a descriptor without a flat extent")
     extent = descriptor.parent / m.group("file")
     if not extent.exists():
-        raise ImportFailed(f"Unable to connect to vddk data source: file {extent.name} not found on the datastore (404)")
+        raise ImportFailed(
+            f"Unable to connect to vddk data source: file {extent.name} not found on the datastore (404)"
+        )
     return extent
 
 
 def _snapshot(vm, wanted: str):
     """A snapshot of ``vm`` by its moref or its name, as govmomi's FindSnapshot takes either."""
+
     def walk(trees):
         for tree in trees or ():
             if wanted in (tree.snapshot._moId, tree.name):
@@ -175,6 +180,7 @@ def _snapshot(vm, wanted: str):
             if (found := walk(tree.childSnapshotList)) is not None:
                 return found
         return None
+
     found = walk(vm.snapshot.rootSnapshotList if vm.snapshot else ())
     if found is None:
         raise ImportFailed(f"Could not find current snapshot {wanted}: no such snapshot of VM {vm.name}")
@@ -223,6 +229,7 @@ class Cdi:
                 status["progress"] = progress
             for kind, (value, reason, message) in conditions.items():
                 condition(status, kind, value, reason, message)
+
         self.api.set_status(R["datavolumes"], ns, name, mutate)
 
     def _fail(self, dv: dict, message: str) -> None:
@@ -241,8 +248,15 @@ class Cdi:
         if dv is None or dv.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             return
         if not dv.get("status", {}).get("phase"):  # CDI's first word on a new DataVolume
-            self._status(ns, name, "Pending", "N/A", Bound=("False", "Pending", f"PVC {name} Pending"),
-                         Ready=("False", "", ""), Running=("False", "", ""))
+            self._status(
+                ns,
+                name,
+                "Pending",
+                "N/A",
+                Bound=("False", "Pending", f"PVC {name} Pending"),
+                Ready=("False", "", ""),
+                Running=("False", "", ""),
+            )
         claim = self.claim(dv)
         if claim is None:
             return
@@ -270,20 +284,30 @@ class Cdi:
             elif "upload" in source:
                 await self.await_upload(dv, claim, target)
             else:
-                raise ImportFailed(f"unsupported source {sorted(source)}: the lab CDI takes http, vddk, upload, registry, "
-                                   "blank")
+                raise ImportFailed(
+                    f"unsupported source {sorted(source)}: the lab CDI takes http, vddk, upload, registry, blank"
+                )
         except ImportFailed as exc:
             self._fail(dv, str(exc))
             return
         if stages and not dv["spec"].get("finalCheckpoint"):
-            self._status(ns, name, "Paused", Running=("False", "Paused", f"Multistage import into PVC {name} is paused"))
+            self._status(
+                ns, name, "Paused", Running=("False", "Paused", f"Multistage import into PVC {name} is paused")
+            )
             return
         self._succeeded(dv)
 
     def _succeeded(self, dv: dict) -> None:
         ns, name = dv["metadata"]["namespace"], dv["metadata"]["name"]
-        self._status(ns, name, "Succeeded", "100.0%", Bound=("True", "Bound", f"PVC {name} Bound"),
-                     Ready=("True", "", ""), Running=("False", "Completed", "Import Complete"))
+        self._status(
+            ns,
+            name,
+            "Succeeded",
+            "100.0%",
+            Bound=("True", "Bound", f"PVC {name} Bound"),
+            Ready=("True", "", ""),
+            Running=("False", "Completed", "Import Complete"),
+        )
         event(self.api, dv, "ImportSucceeded", "Successfully imported into PVC " + name)
 
     async def with_restarts(self, dv: dict, claim: dict, target: Path) -> None:
@@ -310,8 +334,13 @@ class Cdi:
         size = parse_quantity(((spec.get("resources") or {}).get("requests") or {}).get("storage", "0"))
         classes = list(self.api.store.list(R["storageclasses"], None))
         wanted = spec.get("storageClassName") or next(
-            (c["metadata"]["name"] for c in classes
-             if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"), "")
+            (
+                c["metadata"]["name"]
+                for c in classes
+                if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+            ),
+            "",
+        )
         mode = spec.get("volumeMode") or "Filesystem"
         pvc = self.api.store.get(R["persistentvolumeclaims"], ns, name)
         if pvc is None:
@@ -327,35 +356,66 @@ class Cdi:
         sc = next((c for c in classes if c["metadata"]["name"] == wanted), None)
         problem = None
         if sc is None:
-            problem = f'storageclass.storage.k8s.io "{wanted}" not found' if wanted else \
-                "no storage class is set and no default StorageClass exists"
+            problem = (
+                f'storageclass.storage.k8s.io "{wanted}" not found'
+                if wanted
+                else "no storage class is set and no default StorageClass exists"
+            )
         else:
-            capacity = quantity_gi(sc["metadata"].get("annotations", {}).get("lab.vmwave.io/capacity", "4096Gi")) * 1024**3
-            used = sum(parse_quantity(p["status"]["capacity"]["storage"])
-                       for p in self.api.store.list(R["persistentvolumeclaims"], None)
-                       if p.get("status", {}).get("phase") == "Bound" and p["spec"].get("storageClassName") == wanted)
+            capacity = (
+                quantity_gi(sc["metadata"].get("annotations", {}).get("lab.vmwave.io/capacity", "4096Gi")) * 1024**3
+            )
+            used = sum(
+                parse_quantity(p["status"]["capacity"]["storage"])
+                for p in self.api.store.list(R["persistentvolumeclaims"], None)
+                if p.get("status", {}).get("phase") == "Bound" and p["spec"].get("storageClassName") == wanted
+            )
             if used + size > capacity:
-                problem = (f"failed to provision volume with StorageClass \"{wanted}\": insufficient capacity: "
-                           f"{size} bytes requested, {capacity - used} bytes free")
+                problem = (
+                    f'failed to provision volume with StorageClass "{wanted}": insufficient capacity: '
+                    f"{size} bytes requested, {capacity - used} bytes free"
+                )
         if problem:
             if pvc.get("status", {}).get("phase") != "Pending":
                 self.api.set_status(R["persistentvolumeclaims"], ns, name, lambda s: s.update(phase="Pending"))
                 event(self.api, pvc, "ProvisioningFailed", problem, "Warning")
             return None
-        self.api.set_status(R["persistentvolumeclaims"], ns, name, lambda s: s.update(
-            phase="Bound", accessModes=pvc["spec"]["accessModes"], capacity={"storage": str(size)}))
+        self.api.set_status(
+            R["persistentvolumeclaims"],
+            ns,
+            name,
+            lambda s: s.update(phase="Bound", accessModes=pvc["spec"]["accessModes"], capacity={"storage": str(size)}),
+        )
         return {"size": size, "usable": int(size * (1 - FS_OVERHEAD)) if mode == "Filesystem" else size}
 
-    def _create_claim(self, dv: dict, ns: str, name: str, spec: dict, mode: str, storage_class: str,
-                      size: int) -> dict:
-        return self.api.create(R["persistentvolumeclaims"], ns, {
-            "metadata": {"name": name, "labels": {"app": "containerized-data-importer"},
-                         "annotations": {"cdi.kubevirt.io/storage.contentType": "kubevirt"},
-                         "ownerReferences": [{"apiVersion": dv["apiVersion"], "kind": "DataVolume", "name": name,
-                                              "uid": dv["metadata"]["uid"], "controller": True,
-                                              "blockOwnerDeletion": True}]},
-            "spec": {"accessModes": spec.get("accessModes") or ["ReadWriteOnce"], "volumeMode": mode,
-                     "storageClassName": storage_class, "resources": {"requests": {"storage": str(size)}}}})
+    def _create_claim(self, dv: dict, ns: str, name: str, spec: dict, mode: str, storage_class: str, size: int) -> dict:
+        return self.api.create(
+            R["persistentvolumeclaims"],
+            ns,
+            {
+                "metadata": {
+                    "name": name,
+                    "labels": {"app": "containerized-data-importer"},
+                    "annotations": {"cdi.kubevirt.io/storage.contentType": "kubevirt"},
+                    "ownerReferences": [
+                        {
+                            "apiVersion": dv["apiVersion"],
+                            "kind": "DataVolume",
+                            "name": name,
+                            "uid": dv["metadata"]["uid"],
+                            "controller": True,
+                            "blockOwnerDeletion": True,
+                        }
+                    ],
+                },
+                "spec": {
+                    "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+                    "volumeMode": mode,
+                    "storageClassName": storage_class,
+                    "resources": {"requests": {"storage": str(size)}},
+                },
+            },
+        )
 
     # ---- sources ----
 
@@ -397,11 +457,19 @@ class Cdi:
         def report(done: int, total: int | None) -> None:
             text = f"{100 * done / total:.2f}%" if total else "N/A"
             loop.call_soon_threadsafe(lambda: self._status(ns, name, "ImportInProgress", text))
+
         return report
 
     def _scheduled(self, ns: str, name: str) -> None:
-        self._status(ns, name, "ImportScheduled", "N/A", Bound=("True", "Bound", f"PVC {name} Bound"),
-                     Ready=("False", "", ""), Running=("False", "", ""))
+        self._status(
+            ns,
+            name,
+            "ImportScheduled",
+            "N/A",
+            Bound=("True", "Bound", f"PVC {name} Bound"),
+            Ready=("False", "", ""),
+            Running=("False", "", ""),
+        )
         self._status(ns, name, "ImportInProgress", "0.00%", Running=("True", "Pod is running", ""))
 
     async def import_http(self, dv: dict, spec: dict, claim: dict, target: Path) -> None:
@@ -415,8 +483,10 @@ class Cdi:
         try:
             response = urllib.request.urlopen(request, context=context, timeout=60)
         except urllib.error.HTTPError as exc:
-            raise ImportFailed(f"Unable to connect to http data source: expected status code 200, got {exc.code}. "
-                               f"Status: {exc.code} {exc.reason}") from None
+            raise ImportFailed(
+                f"Unable to connect to http data source: expected status code 200, got {exc.code}. "
+                f"Status: {exc.code} {exc.reason}"
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             raise Retryable(f"Unable to connect to http data source: {getattr(exc, 'reason', exc)}") from None
         try:
@@ -429,7 +499,7 @@ class Cdi:
             total = int(response.headers.get("Content-Length") or 0) or None
             buffer = bytearray(CHUNK)  # readinto one buffer: read() allocates per chunk, 2.7x slower
             first = _read_full(response, memoryview(buffer))
-            kind = sniff(bytes(buffer[:min(first, 4096)]))
+            kind = sniff(bytes(buffer[: min(first, 4096)]))
             if kind == "text":
                 raise ImportFailed("Unable to process data: the source is not a disk image (its content is text)")
             if kind == "raw":
@@ -450,8 +520,10 @@ class Cdi:
     async def import_vddk(self, dv: dict, spec: dict, claim: dict, target: Path) -> None:
         ns, name = dv["metadata"]["namespace"], dv["metadata"]["name"]
         if not spec.get("initImageURL") and self.api.store.get(R["configmaps"], "cdi", "v2v-vmware") is None:
-            raise ImportFailed("Unable to connect to vddk data source: no VDDK image: set initImageURL or the "
-                               "vddk-init-image key of ConfigMap cdi/v2v-vmware")
+            raise ImportFailed(
+                "Unable to connect to vddk data source: no VDDK image: set initImageURL or the "
+                "vddk-init-image key of ConfigMap cdi/v2v-vmware"
+            )
         self._scheduled(ns, name)
         user, password = self._credentials(ns, spec.get("secretRef", ""))
         source = await asyncio.to_thread(self._vddk_disk, spec, user, password)
@@ -474,10 +546,12 @@ class Cdi:
         except OSError as exc:
             raise Retryable(f"Unable to connect to vddk data source: {exc.strerror or exc}") from None
         digest = hashlib.sha1(der).hexdigest().upper()
-        actual = ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+        actual = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
         if spec.get("thumbprint", "").upper() != actual:
-            raise ImportFailed(f"Unable to connect to vddk data source: the thumbprint {spec.get('thumbprint')!r} "
-                               f"does not match the server's certificate ({actual})")
+            raise ImportFailed(
+                f"Unable to connect to vddk data source: the thumbprint {spec.get('thumbprint')!r} "
+                f"does not match the server's certificate ({actual})"
+            )
         si = self._session(u, user, password)
         backing = spec.get("backingFile", "")
         vm = si.content.searchIndex.FindByUuid(None, spec.get("uuid", ""), True, False)
@@ -487,11 +561,14 @@ class Cdi:
         if backing not in disks:
             raise ImportFailed(f"disk {backing} is not a disk of VM {vm.name} (it has {', '.join(disks)})")
         datastore, _, path = backing.partition("] ")
-        found = sorted(self.datastores.glob(f"*/{glob.escape(datastore.lstrip('['))}/{glob.escape(path)}"))  # per datacenter
+        found = sorted(
+            self.datastores.glob(f"*/{glob.escape(datastore.lstrip('['))}/{glob.escape(path)}")
+        )  # per datacenter
         return _data_file(found[0] if found else self.datastores / datastore.lstrip("[") / path, backing)
 
-    async def _import_stages(self, dv: dict, spec: dict, claim: dict, target: Path, source: Path, user: str,
-                             password: str) -> None:
+    async def _import_stages(
+        self, dv: dict, spec: dict, claim: dict, target: Path, source: Path, user: str, password: str
+    ) -> None:
         """Copy each checkpoint not yet copied: the whole disk for the first, then what changed since ``previous``.
 
         ``previous`` is a changeId or a snapshot, as CDI's vddk importer takes it; the
@@ -502,8 +579,13 @@ class Cdi:
         for checkpoint in dv["spec"]["checkpoints"]:
             if self._copied(ns, name, checkpoint["current"]):
                 continue
-            self._status(ns, name, "ImportInProgress", "0.00%",
-                         Running=("True", "", f"Copying checkpoint {checkpoint['current']}"))
+            self._status(
+                ns,
+                name,
+                "ImportInProgress",
+                "0.00%",
+                Running=("True", "", f"Copying checkpoint {checkpoint['current']}"),
+            )
             if not checkpoint.get("previous"):
                 await asyncio.to_thread(_copy_extents, source, claim, target, self._reporter(ns, name), self.link)
             else:
@@ -516,11 +598,12 @@ class Cdi:
 
     def _mark_copied(self, ns: str, name: str, current: str) -> None:
         pvc = self.api.store.get(R["persistentvolumeclaims"], ns, name)
-        pvc["metadata"].setdefault("annotations", {})[f"{COPIED}.{current}"] = secrets.token_hex(8)  # CDI: the pod's UID
+        pvc["metadata"].setdefault("annotations", {})[f"{COPIED}.{current}"] = secrets.token_hex(
+            8
+        )  # CDI: the pod's UID
         self.api.store.update(R["persistentvolumeclaims"], pvc)
 
-    def _copy_changes(self, spec: dict, checkpoint: dict, source: Path, target: Path, user: str,
-                      password: str) -> None:
+    def _copy_changes(self, spec: dict, checkpoint: dict, source: Path, target: Path, user: str, password: str) -> None:
         from pyVmomi import vim, vmodl
 
         si = self._session(urllib.parse.urlparse(spec.get("url", "")), user, password)
@@ -528,14 +611,18 @@ class Cdi:
         current = _snapshot(vm, checkpoint["current"])
         disk = _snapshot_disk(current, spec.get("backingFile", ""))
         previous = checkpoint["previous"]
-        change_id = previous if CHANGE_ID.match(previous) else \
-            _snapshot_disk(_snapshot(vm, previous), spec.get("backingFile", "")).backing.changeId
+        change_id = (
+            previous
+            if CHANGE_ID.match(previous)
+            else _snapshot_disk(_snapshot(vm, previous), spec.get("backingFile", "")).backing.changeId
+        )
         offset = 0
         with open(source, "rb") as src, open(target, "r+b") as dst:
             while offset < disk.capacityInBytes:
                 try:
-                    changed = vm.QueryChangedDiskAreas(snapshot=current, deviceKey=disk.key, startOffset=offset,
-                                                       changeId=change_id)
+                    changed = vm.QueryChangedDiskAreas(
+                        snapshot=current, deviceKey=disk.key, startOffset=offset, changeId=change_id
+                    )
                 except (vmodl.fault.InvalidArgument, vim.fault.FileFault) as exc:
                     raise ImportFailed(f"Unable to query changed areas: {exc.msg}") from None
                 if not changed.changedArea:
@@ -559,11 +646,17 @@ class Cdi:
             except vim.fault.NotAuthenticated:
                 pass
         try:
-            si = SmartConnect(host=u.hostname, port=u.port or 443, user=user, pwd=password,
-                              sslContext=ssl._create_unverified_context())  # pinned by the thumbprint checked first
+            si = SmartConnect(
+                host=u.hostname,
+                port=u.port or 443,
+                user=user,
+                pwd=password,
+                sslContext=ssl._create_unverified_context(),
+            )  # pinned by the thumbprint checked first
         except vim.fault.InvalidLogin:
-            raise ImportFailed("Unable to connect to vddk data source: Cannot complete login due to an incorrect "
-                               "user name or password") from None
+            raise ImportFailed(
+                "Unable to connect to vddk data source: Cannot complete login due to an incorrect user name or password"
+            ) from None
         with self._lock:
             self._sessions[key] = si
         return si
@@ -584,8 +677,9 @@ class Cdi:
         if info.get("format") == "raw" and not keep_source:
             shutil.move(source, target)
         else:
-            result = subprocess.run(["qemu-img", "convert", "-O", "raw", str(source), str(target)],
-                                    capture_output=True, text=True)
+            result = subprocess.run(
+                ["qemu-img", "convert", "-O", "raw", str(source), str(target)], capture_output=True, text=True
+            )
             if result.returncode != 0:
                 raise ImportFailed(f"Unable to process data: qemu-img convert: {result.stderr.strip()}")
 
@@ -595,8 +689,9 @@ class Cdi:
         image = url.removeprefix("docker://").rsplit("/", 1)[-1].replace(":", "_")
         found = [p for p in sorted(self.registry.glob(f"{image}.*"))] if self.registry.is_dir() else []
         if not found:
-            raise ImportFailed(f"Unable to process data: failed to pull image {url}: not found in the lab registry "
-                               f"({self.registry})")
+            raise ImportFailed(
+                f"Unable to process data: failed to pull image {url}: not found in the lab registry ({self.registry})"
+            )
         copy = target.with_suffix(".download")
         shutil.copyfile(found[0], copy)
         try:
@@ -607,8 +702,15 @@ class Cdi:
     async def await_upload(self, dv: dict, claim: dict, target: Path) -> None:
         ns, name = dv["metadata"]["namespace"], dv["metadata"]["name"]
         done = self.upload_done.setdefault((ns, name), asyncio.Event())
-        self._status(ns, name, "UploadReady", "N/A", Bound=("True", "Bound", f"PVC {name} Bound"),
-                     Ready=("False", "", ""), Running=("True", "Pod is running", ""))
+        self._status(
+            ns,
+            name,
+            "UploadReady",
+            "N/A",
+            Bound=("True", "Bound", f"PVC {name} Bound"),
+            Ready=("False", "", ""),
+            Running=("True", "Pod is running", ""),
+        )
         await done.wait()
         self.upload_done.pop((ns, name), None)
         error = getattr(done, "error", None)
@@ -629,8 +731,9 @@ class Cdi:
             return JSONResponse({"message": "authentication failed: invalid upload token"}, status_code=401)
         ns, name = self.uploads[token]
         done = self.upload_done.get((ns, name))
-        claim = self.claim(self.api.store.get(R["datavolumes"], ns, name) or {"spec": {}, "metadata": {}}) \
-            if done else None
+        claim = (
+            self.claim(self.api.store.get(R["datavolumes"], ns, name) or {"spec": {}, "metadata": {}}) if done else None
+        )
         if done is None or claim is None:
             return JSONResponse({"message": f"PVC {ns}/{name} is not ready for upload"}, status_code=503)
         target = self.backing(ns, name)

@@ -14,8 +14,9 @@ from vmwave_lab.kube.store import now
 
 log = logging.getLogger("vmwave_lab.kube")
 R = {name: r for (_, _, name), r in BY_PATH.items()}
-DEFAULT_STORAGE = [{"name": "rook-ceph-block-vm", "provisioner": "rook-ceph.rbd.csi.ceph.com", "capacity_gi": 4096,
-                    "default": True}]
+DEFAULT_STORAGE = [
+    {"name": "rook-ceph-block-vm", "provisioner": "rook-ceph.rbd.csi.ceph.com", "capacity_gi": 4096, "default": True}
+]
 
 
 def ensure(api: Api, r: Resource, ns: str, body: dict) -> None:
@@ -35,18 +36,40 @@ def bootstrap(api: Api, config: dict) -> None:
     for ns in ("default", "kube-system", "kubevirt", "cdi"):
         ensure(api, R["namespaces"], "", {"metadata": {"name": ns}})
     for node in config["nodes"]:
-        capacity = {"cpu": str(node["cpu"]), "memory": f"{node['memory_gi']}Gi",
-                    "hugepages-1Gi": f"{node.get('hugepages_1gi', 0)}Gi", "pods": "110"}
-        ensure(api, R["nodes"], "", {"metadata": {"name": node["name"], "labels": node.get("labels", {})},
-                                      "status": {"capacity": capacity, "allocatable": capacity,
-                                                 "conditions": [{"type": "Ready", "status": "True"}]}})
+        capacity = {
+            "cpu": str(node["cpu"]),
+            "memory": f"{node['memory_gi']}Gi",
+            "hugepages-1Gi": f"{node.get('hugepages_1gi', 0)}Gi",
+            "pods": "110",
+        }
+        ensure(
+            api,
+            R["nodes"],
+            "",
+            {
+                "metadata": {"name": node["name"], "labels": node.get("labels", {})},
+                "status": {
+                    "capacity": capacity,
+                    "allocatable": capacity,
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            },
+        )
     for sc in config.get("storage_classes") or DEFAULT_STORAGE:
         annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if sc.get("default") else {}
         annotations["lab.vmwave.io/capacity"] = f"{sc.get('capacity_gi', 4096)}Gi"
-        ensure(api, R["storageclasses"], "", {"metadata": {"name": sc["name"], "annotations": annotations},
-                                              "provisioner": sc.get("provisioner", "lab.vmwave.io/hostpath"),
-                                              "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
-                                              "allowVolumeExpansion": True})
+        ensure(
+            api,
+            R["storageclasses"],
+            "",
+            {
+                "metadata": {"name": sc["name"], "annotations": annotations},
+                "provisioner": sc.get("provisioner", "lab.vmwave.io/hostpath"),
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "Immediate",
+                "allowVolumeExpansion": True,
+            },
+        )
     ensure(api, R["kubevirts"], "kubevirt", {"metadata": {"name": "kubevirt"}, "spec": {"configuration": {}}})
 
 
@@ -54,12 +77,27 @@ def event(api: Api, obj: dict, reason: str, message: str, kind: str = "Normal") 
     """A core Event about ``obj``, as `kubectl describe` shows them."""
     meta = obj["metadata"]
     ns = meta.get("namespace") or "default"
-    api.create(R["events"], ns, {
-        "metadata": {"name": f"{meta['name']}.{secrets.token_hex(6)}"},
-        "involvedObject": {"kind": obj["kind"], "apiVersion": obj["apiVersion"], "name": meta["name"],
-                           "namespace": ns, "uid": meta["uid"]},
-        "reason": reason, "message": message, "type": kind, "count": 1,
-        "firstTimestamp": now(), "lastTimestamp": now(), "source": {"component": "vmwave-lab"}})
+    api.create(
+        R["events"],
+        ns,
+        {
+            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(6)}"},
+            "involvedObject": {
+                "kind": obj["kind"],
+                "apiVersion": obj["apiVersion"],
+                "name": meta["name"],
+                "namespace": ns,
+                "uid": meta["uid"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "count": 1,
+            "firstTimestamp": now(),
+            "lastTimestamp": now(),
+            "source": {"component": "vmwave-lab"},
+        },
+    )
 
 
 def condition(status: dict, kind: str, value: str, reason: str = "", message: str = "") -> None:
@@ -70,8 +108,16 @@ def condition(status: dict, kind: str, value: str, reason: str = "", message: st
                 c["lastTransitionTime"] = now()
             c.update(status=value, reason=reason, message=message, lastHeartbeatTime=now())
             return
-    conditions.append({"type": kind, "status": value, "reason": reason, "message": message,
-                       "lastTransitionTime": now(), "lastHeartbeatTime": now()})
+    conditions.append(
+        {
+            "type": kind,
+            "status": value,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": now(),
+            "lastHeartbeatTime": now(),
+        }
+    )
 
 
 Reconcile = Callable[[str, dict], Awaitable[None]]
@@ -126,12 +172,14 @@ def start_controllers(api: Api, state: Path, config: dict) -> tuple[list[asyncio
     bootstrap(api, config)
     cdi, kubevirt, pods = Cdi(api, state, config), KubeVirt(api, state, config), Pods(api, state, config)
     migrations = Migrations(api, config)
-    tasks = [asyncio.create_task(run_loop(api, R["datavolumes"], cdi.reconcile)),
-             asyncio.create_task(run_loop(api, R["pods"], pods.reconcile)),
-             asyncio.create_task(run_loop(api, R["jobs"], pods.reconcile_job)),
-             asyncio.create_task(run_loop(api, R["virtualmachines"], kubevirt.reconcile_vm)),
-             asyncio.create_task(run_loop(api, R["virtualmachineinstances"], kubevirt.reconcile_vmi)),
-             asyncio.create_task(run_loop(api, R["virtualmachineinstancemigrations"], migrations.reconcile))]
+    tasks = [
+        asyncio.create_task(run_loop(api, R["datavolumes"], cdi.reconcile)),
+        asyncio.create_task(run_loop(api, R["pods"], pods.reconcile)),
+        asyncio.create_task(run_loop(api, R["jobs"], pods.reconcile_job)),
+        asyncio.create_task(run_loop(api, R["virtualmachines"], kubevirt.reconcile_vm)),
+        asyncio.create_task(run_loop(api, R["virtualmachineinstances"], kubevirt.reconcile_vmi)),
+        asyncio.create_task(run_loop(api, R["virtualmachineinstancemigrations"], migrations.reconcile)),
+    ]
     tasks.append(asyncio.create_task(_close_on_cancel(kubevirt)))
     return tasks, cdi.routes() + Metrics(api, kubevirt.guests, migrations).routes()
 

@@ -60,8 +60,10 @@ class KubeVirt:
     async def answering_port(self) -> int:
         """Where simulated guests' remote-access ports lead: a listener that accepts and hangs up."""
         if self.answering is None:
+
             async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 writer.close()
+
             self.answering = await asyncio.start_server(hang_up, "127.0.0.1", 0)
         return self.answering.sockets[0].getsockname()[1]
 
@@ -76,13 +78,17 @@ class KubeVirt:
 
     def vm_status(self, ns: str, name: str, printable: str, ready: bool = False, failure: tuple | None = None) -> None:
         def mutate(status: dict) -> None:
-            status.update(printableStatus=printable, ready=ready,
-                          created=self.api.store.get(R["virtualmachineinstances"], ns, name) is not None)
+            status.update(
+                printableStatus=printable,
+                ready=ready,
+                created=self.api.store.get(R["virtualmachineinstances"], ns, name) is not None,
+            )
             if failure:
                 condition(status, "Failure", "True", failure[0], failure[1])
             else:
                 status["conditions"] = [c for c in status.get("conditions", []) if c["type"] != "Failure"]
             condition(status, "Ready", "True" if ready else "False", "" if ready else printable)
+
         self.api.set_status(R["virtualmachines"], ns, name, mutate)
 
     # ---- VirtualMachine ----
@@ -99,14 +105,31 @@ class KubeVirt:
         vmi = self.api.store.get(R["virtualmachineinstances"], ns, name)
         if strategy in RUNNING and vmi is None:
             template = spec.get("template") or {}
-            self.api.create(R["virtualmachineinstances"], ns, {
-                "metadata": {"name": name, "labels": (template.get("metadata") or {}).get("labels", {}),
-                             "annotations": {**(vm["metadata"].get("annotations") or {}),
-                                             **((template.get("metadata") or {}).get("annotations") or {})},
-                             "ownerReferences": [{"apiVersion": vm["apiVersion"], "kind": "VirtualMachine",
-                                                  "name": name, "uid": vm["metadata"]["uid"], "controller": True,
-                                                  "blockOwnerDeletion": True}]},
-                "spec": template.get("spec") or {}})
+            self.api.create(
+                R["virtualmachineinstances"],
+                ns,
+                {
+                    "metadata": {
+                        "name": name,
+                        "labels": (template.get("metadata") or {}).get("labels", {}),
+                        "annotations": {
+                            **(vm["metadata"].get("annotations") or {}),
+                            **((template.get("metadata") or {}).get("annotations") or {}),
+                        },
+                        "ownerReferences": [
+                            {
+                                "apiVersion": vm["apiVersion"],
+                                "kind": "VirtualMachine",
+                                "name": name,
+                                "uid": vm["metadata"]["uid"],
+                                "controller": True,
+                                "blockOwnerDeletion": True,
+                            }
+                        ],
+                    },
+                    "spec": template.get("spec") or {},
+                },
+            )
             self.vm_status(ns, name, "Starting")
         elif strategy not in RUNNING:
             if vmi is not None:
@@ -146,19 +169,26 @@ class KubeVirt:
         self.api.set_status(R["virtualmachineinstances"], ns, name, lambda s: s.update(phase="Scheduling"))
         node, why = self.schedule(spec)
         if node is None:
+
             def unschedulable(status: dict) -> None:
                 condition(status, "PodScheduled", "False", "Unschedulable", why)
+
             self.api.set_status(R["virtualmachineinstances"], ns, name, unschedulable)
             self.vm_status(ns, name, "ErrorUnschedulable", failure=("Unschedulable", why))
             event(self.api, vmi, "FailedScheduling", why, "Warning")
             return
         await asyncio.sleep(self.delay)
-        self.api.set_status(R["virtualmachineinstances"], ns, name,
-                            lambda s: (s.update(phase="Scheduled", nodeName=node),
-                                       condition(s, "PodScheduled", "True")))
+        self.api.set_status(
+            R["virtualmachineinstances"],
+            ns,
+            name,
+            lambda s: (s.update(phase="Scheduled", nodeName=node), condition(s, "PodScheduled", "True")),
+        )
         await asyncio.sleep(self.delay)
-        interfaces = [{"name": i["name"], "mac": i.get("macAddress", ""), "interfaceName": f"eth{n}"}
-                      for n, i in enumerate(((spec.get("domain") or {}).get("devices") or {}).get("interfaces") or [])]
+        interfaces = [
+            {"name": i["name"], "mac": i.get("macAddress", ""), "interfaceName": f"eth{n}"}
+            for n, i in enumerate(((spec.get("domain") or {}).get("devices") or {}).get("interfaces") or [])
+        ]
 
         boot = self.boot_disk(ns, spec)
         guest = await self.start_qemu(ns, name, vmi, spec, boot) if boot else None
@@ -167,6 +197,7 @@ class KubeVirt:
             status.update(phase="Running", interfaces=interfaces, guestOSInfo={})
             condition(status, "Ready", "True")
             condition(status, "LiveMigratable", "True")
+
         self.api.set_status(R["virtualmachineinstances"], ns, name, running)
         self.vm_status(ns, name, "Running", ready=True)
         event(self.api, vmi, "Started", f"VirtualMachineInstance started on {node}")
@@ -178,7 +209,9 @@ class KubeVirt:
     def disk_files(self, ns: str, spec: dict) -> list[Path]:
         files = []
         for volume in spec.get("volumes") or []:
-            claim = (volume.get("dataVolume") or {}).get("name") or (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            claim = (volume.get("dataVolume") or {}).get("name") or (volume.get("persistentVolumeClaim") or {}).get(
+                "claimName"
+            )
             if claim:
                 files.append(self.state / "volumes" / ns / f"{claim}.img")
         return files
@@ -191,20 +224,32 @@ class KubeVirt:
         accel, why = await choose_accel(self.state, boot)
         domain = spec.get("domain") or {}
         cpu = domain.get("cpu") or {}
-        memory = parse_quantity((domain.get("memory") or {}).get("guest") or
-                                ((domain.get("resources") or {}).get("requests") or {}).get("memory") or "1Gi")
+        memory = parse_quantity(
+            (domain.get("memory") or {}).get("guest")
+            or ((domain.get("resources") or {}).get("requests") or {}).get("memory")
+            or "1Gi"
+        )
         macs = [i.get("macAddress", "") for i in (domain.get("devices") or {}).get("interfaces") or []]
         annotations = vmi["metadata"].get("annotations") or {}
         forwards = [int(p) for p in annotations.get(FORWARD, "").split(",") if p.strip()] or list(REAL_GUEST_FORWARDS)
         logs = self.state / "vmi"
         logs.mkdir(exist_ok=True)
-        guest = QemuGuest(f"{ns}.{name}", self.disk_files(ns, spec), max(128, memory >> 20), cpu.get("cores") or 1,
-                          macs, forwards, logs / f"{ns}.{name}.console", accel)
+        guest = QemuGuest(
+            f"{ns}.{name}",
+            self.disk_files(ns, spec),
+            max(128, memory >> 20),
+            cpu.get("cores") or 1,
+            macs,
+            forwards,
+            logs / f"{ns}.{name}.console",
+            accel,
+        )
         await guest.start()
         self.guests[(ns, name)] = guest
         current = self.api.store.get(R["virtualmachineinstances"], ns, name)
         current["metadata"].setdefault("annotations", {})[FORWARDED] = ",".join(
-            f"{g}=127.0.0.1:{h}" for g, h in guest.forwards.items())
+            f"{g}=127.0.0.1:{h}" for g, h in guest.forwards.items()
+        )
         self.api.store.update(R["virtualmachineinstances"], current)
         event(self.api, vmi, "QemuStarted", f"real guest booting from {boot.name} with accel={accel} ({why})")
         return guest
@@ -221,10 +266,16 @@ class KubeVirt:
         _, info, nics = answers
 
         def connected(status: dict) -> None:
-            status["guestOSInfo"] = {"id": info.get("id", ""), "name": info.get("name", ""),
-                                     "prettyName": info.get("pretty-name", ""), "version": info.get("version", ""),
-                                     "versionId": info.get("version-id", ""), "kernelRelease": info.get("kernel-release", "")}
+            status["guestOSInfo"] = {
+                "id": info.get("id", ""),
+                "name": info.get("name", ""),
+                "prettyName": info.get("pretty-name", ""),
+                "version": info.get("version", ""),
+                "versionId": info.get("version-id", ""),
+                "kernelRelease": info.get("kernel-release", ""),
+            }
             condition(status, "AgentConnected", "True")
+
         self.api.set_status(R["virtualmachineinstances"], ns, name, connected)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.agent_timeout
@@ -244,12 +295,16 @@ class KubeVirt:
             nonlocal complete
             for iface in status.get("interfaces") or []:
                 found = by_mac.get(iface.get("mac", "").lower())
-                ips = [a["ip-address"] for a in (found or {}).get("ip-addresses", []) if a.get("ip-address-type") == "ipv4"]
+                ips = [
+                    a["ip-address"] for a in (found or {}).get("ip-addresses", []) if a.get("ip-address-type") == "ipv4"
+                ]
                 if ips:
-                    iface.update(ipAddress=ips[0], ipAddresses=ips, infoSource="domain, guest-agent",
-                                 interfaceName=found["name"])
+                    iface.update(
+                        ipAddress=ips[0], ipAddresses=ips, infoSource="domain, guest-agent", interfaceName=found["name"]
+                    )
                 else:
                     complete = False
+
         if self.api.store.get(R["virtualmachineinstances"], ns, name) is None:
             return True
         self.api.set_status(R["virtualmachineinstances"], ns, name, update)
@@ -257,26 +312,40 @@ class KubeVirt:
 
     async def volumes_ready(self, ns: str, name: str, spec: dict) -> bool:
         for volume in spec.get("volumes") or []:
-            claim = (volume.get("dataVolume") or {}).get("name") or \
-                (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            claim = (volume.get("dataVolume") or {}).get("name") or (volume.get("persistentVolumeClaim") or {}).get(
+                "claimName"
+            )
             if not claim:
                 continue
-            if self.api.store.get(R["persistentvolumeclaims"], ns, claim) is None and \
-                    self.api.store.get(R["datavolumes"], ns, claim) is None:
+            if (
+                self.api.store.get(R["persistentvolumeclaims"], ns, claim) is None
+                and self.api.store.get(R["datavolumes"], ns, claim) is None
+            ):
                 message = f"PVC {ns}/{claim} does not exist, waiting for it to appear"
-                self.api.set_status(R["virtualmachineinstances"], ns, name,
-                                    lambda s: condition(s, "Synchronized", "False", "FailedPvcNotFound", message))
+                self.api.set_status(
+                    R["virtualmachineinstances"],
+                    ns,
+                    name,
+                    lambda s: condition(s, "Synchronized", "False", "FailedPvcNotFound", message),
+                )
                 self.vm_status(ns, name, "ErrorPvcNotFound", failure=("FailedPvcNotFound", message))
                 await self.until(R["datavolumes"], lambda: self.api.store.get(R["datavolumes"], ns, claim) is not None)
             dv = lambda: self.api.store.get(R["datavolumes"], ns, claim)  # noqa: E731
             if dv() is not None and (dv().get("status") or {}).get("phase") != "Succeeded":
                 self.vm_status(ns, name, "Provisioning")
-                await self.until(R["datavolumes"], lambda: dv() is None or
-                                 (dv().get("status") or {}).get("phase") in ("Succeeded", "Failed"))
+                await self.until(
+                    R["datavolumes"],
+                    lambda: dv() is None or (dv().get("status") or {}).get("phase") in ("Succeeded", "Failed"),
+                )
                 if dv() is None or dv()["status"]["phase"] == "Failed":
                     message = f"DataVolume {claim} failed: " + next(
-                        (c["message"] for c in (dv() or {"status": {}})["status"].get("conditions", [])
-                         if c["type"] == "Running"), "deleted")
+                        (
+                            c["message"]
+                            for c in (dv() or {"status": {}})["status"].get("conditions", [])
+                            if c["type"] == "Running"
+                        ),
+                        "deleted",
+                    )
                     self.vm_status(ns, name, "DataVolumeError", failure=("DataVolumeError", message))
                     return False
         return True
@@ -290,9 +359,15 @@ class KubeVirt:
             nad_ns = nad_ns or ns
             exists = lambda: self.api.store.get(R["network-attachment-definitions"], nad_ns, nad) is not None  # noqa: E731
             if not exists():
-                message = f"failed to render launch manifest: failed to locate network attachment definition {nad_ns}/{nad}"
-                self.api.set_status(R["virtualmachineinstances"], ns, name,
-                                    lambda s: condition(s, "Synchronized", "False", "FailedCreate", message))
+                message = (
+                    f"failed to render launch manifest: failed to locate network attachment definition {nad_ns}/{nad}"
+                )
+                self.api.set_status(
+                    R["virtualmachineinstances"],
+                    ns,
+                    name,
+                    lambda s: condition(s, "Synchronized", "False", "FailedCreate", message),
+                )
                 self.vm_status(ns, name, "Starting", failure=("FailedCreate", message))
                 await self.until(R["network-attachment-definitions"], exists)
                 self.vm_status(ns, name, "Starting")
@@ -301,9 +376,11 @@ class KubeVirt:
     def schedule(self, spec: dict) -> tuple[str | None, str]:
         domain = spec.get("domain") or {}
         cpu = domain.get("cpu") or {}
-        requests = ((domain.get("resources") or {}).get("requests") or {})
+        requests = (domain.get("resources") or {}).get("requests") or {}
         cores = (cpu.get("cores") or 1) * (cpu.get("sockets") or 1) * (cpu.get("threads") or 1)
-        need_cpu = float(str(requests.get("cpu", cores)).removesuffix("m")) / (1000 if str(requests.get("cpu", "")).endswith("m") else 1)
+        need_cpu = float(str(requests.get("cpu", cores)).removesuffix("m")) / (
+            1000 if str(requests.get("cpu", "")).endswith("m") else 1
+        )
         memory = parse_quantity(requests.get("memory") or (domain.get("memory") or {}).get("guest") or "1Gi")
         huge = ((domain.get("memory") or {}).get("hugepages") or {}).get("pageSize") == "1Gi"
         dedicated = bool(cpu.get("dedicatedCpuPlacement"))
@@ -315,8 +392,11 @@ class KubeVirt:
                 d = other["spec"].get("domain") or {}
                 c = d.get("cpu") or {}
                 used[node][0] += (c.get("cores") or 1) * (c.get("sockets") or 1) * (c.get("threads") or 1)
-                mem = parse_quantity(((d.get("resources") or {}).get("requests") or {}).get("memory")
-                                     or (d.get("memory") or {}).get("guest") or "1Gi")
+                mem = parse_quantity(
+                    ((d.get("resources") or {}).get("requests") or {}).get("memory")
+                    or (d.get("memory") or {}).get("guest")
+                    or "1Gi"
+                )
                 used[node][1 + (((d.get("memory") or {}).get("hugepages") or {}).get("pageSize") == "1Gi")] += mem
         reasons: dict[str, int] = {}
         for node in nodes:
@@ -361,12 +441,18 @@ class KubeVirt:
         digest = hashlib.sha256(f"{ns}/{name}".encode()).digest()
 
         def connected(status: dict) -> None:
-            status["guestOSInfo"] = {"id": os_id, "name": os_id.capitalize(), "version": version,
-                                     "versionId": version, "prettyName": f"{os_id.capitalize()} {version}".strip(),
-                                     "kernelRelease": "lab"}
+            status["guestOSInfo"] = {
+                "id": os_id,
+                "name": os_id.capitalize(),
+                "version": version,
+                "versionId": version,
+                "prettyName": f"{os_id.capitalize()} {version}".strip(),
+                "kernelRelease": "lab",
+            }
             for n, iface in enumerate(status.get("interfaces") or []):
                 # loopback addresses: anything that probes a simulated guest stays on this machine
                 ip = given[n] if n < len(given) else f"127.244.{digest[0]}.{digest[1] % 250 + n + 2}"
                 iface.update(ipAddress=ip, ipAddresses=[ip], infoSource="domain, guest-agent")
             condition(status, "AgentConnected", "True")
+
         self.api.set_status(R["virtualmachineinstances"], ns, name, connected)

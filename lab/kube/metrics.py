@@ -32,15 +32,27 @@ from vmwave_lab.kube.server import Api
 
 PHASE_TIMES = "kubevirt_vmi_migration_phase_transition_time_from_creation_seconds"  # virt-controller's: phase only
 FAMILIES = {  # name: (type, help) as KubeVirt documents them
-    "kubevirt_vmi_cpu_usage_seconds_total": ("counter", "Total CPU time spent in all modes (sum of both vcpu and hypervisor usage)."),
+    "kubevirt_vmi_cpu_usage_seconds_total": (
+        "counter",
+        "Total CPU time spent in all modes (sum of both vcpu and hypervisor usage).",
+    ),
     "kubevirt_vmi_memory_available_bytes": ("gauge", "Amount of usable memory as seen by the domain."),
-    "kubevirt_vmi_memory_usable_bytes": ("gauge", "The amount of memory which can be reclaimed by balloon without pushing the guest system to swap."),
+    "kubevirt_vmi_memory_usable_bytes": (
+        "gauge",
+        "The amount of memory which can be reclaimed by balloon without pushing the guest system to swap.",
+    ),
     "kubevirt_vmi_network_receive_bytes_total": ("counter", "Total network traffic received in bytes."),
     "kubevirt_vmi_network_transmit_bytes_total": ("counter", "Total network traffic transmitted in bytes."),
     "kubevirt_vmi_storage_iops_read_total": ("counter", "Total number of I/O read operations."),
     "kubevirt_vmi_storage_iops_write_total": ("counter", "Total number of I/O write operations."),
-    "kubevirt_vmi_migration_data_processed_bytes": ("gauge", "The total Guest OS data processed and migrated to the new VM."),
-    "kubevirt_vmi_migration_data_remaining_bytes": ("gauge", "The remaining guest OS data to be migrated to the new VM."),
+    "kubevirt_vmi_migration_data_processed_bytes": (
+        "gauge",
+        "The total Guest OS data processed and migrated to the new VM.",
+    ),
+    "kubevirt_vmi_migration_data_remaining_bytes": (
+        "gauge",
+        "The remaining guest OS data to be migrated to the new VM.",
+    ),
     PHASE_TIMES: ("histogram", "Histogram of VM migration phase transitions duration from creation time in seconds."),
 }
 Series = list[tuple[str, dict[str, str], float]]
@@ -78,16 +90,22 @@ class Metrics:
             if (vmi.get("status") or {}).get("phase") != "Running":
                 continue
             meta = vmi["metadata"]
-            labels = {"name": meta["name"], "namespace": meta["namespace"], "node": vmi["status"].get("nodeName", ""),
-                      **{_label_key(k): v for k, v in (meta.get("labels") or {}).items()}}
+            labels = {
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "node": vmi["status"].get("nodeName", ""),
+                **{_label_key(k): v for k, v in (meta.get("labels") or {}).items()},
+            }
             guest = self.guests.get((meta["namespace"], meta["name"]))
             found = await real(guest, vmi) if guest else simulated(vmi)
             source = "qemu" if guest else "simulated"
             series += [(name, {**labels, **extra, "source": source}, value) for name, extra, value in found]
             moving = self.migrations.progress.get((meta["namespace"], meta["name"]))
             if moving:  # the copy is simulated even for a real guest
-                series += [("kubevirt_vmi_migration_data_processed_bytes", {**labels, "source": "simulated"}, moving[0]),
-                           ("kubevirt_vmi_migration_data_remaining_bytes", {**labels, "source": "simulated"}, moving[1])]
+                series += [
+                    ("kubevirt_vmi_migration_data_processed_bytes", {**labels, "source": "simulated"}, moving[0]),
+                    ("kubevirt_vmi_migration_data_remaining_bytes", {**labels, "source": "simulated"}, moving[1]),
+                ]
         series += self.migrations.phase_times.samples(PHASE_TIMES)
         return PlainTextResponse(render(series), media_type="text/plain; version=0.0.4")
 
@@ -101,8 +119,11 @@ def _spec(vmi: dict) -> tuple[list[str], list[dict], int]:
     """The VMI's disk names, interfaces and guest memory in bytes."""
     domain = vmi["spec"].get("domain") or {}
     devices = domain.get("devices") or {}
-    memory = parse_quantity((domain.get("memory") or {}).get("guest") or
-                            ((domain.get("resources") or {}).get("requests") or {}).get("memory") or "1Gi")
+    memory = parse_quantity(
+        (domain.get("memory") or {}).get("guest")
+        or ((domain.get("resources") or {}).get("requests") or {}).get("memory")
+        or "1Gi"
+    )
     return [d["name"] for d in devices.get("disks") or []], devices.get("interfaces") or [], memory
 
 
@@ -114,21 +135,37 @@ async def real(guest: QemuGuest, vmi: dict) -> Series:
         found.append(("kubevirt_vmi_cpu_usage_seconds_total", {}, cpu))
     try:
         blocks, balloon, stats = await qmp_call(
-            guest.qmp_socket, ("query-blockstats", {}), ("query-balloon", {}),
-            ("qom-get", {"path": "/machine/peripheral/balloon0", "property": "guest-stats"}), timeout=2)
+            guest.qmp_socket,
+            ("query-blockstats", {}),
+            ("query-balloon", {}),
+            ("qom-get", {"path": "/machine/peripheral/balloon0", "property": "guest-stats"}),
+            timeout=2,
+        )
         if not _reported((stats or {}).get("stats", {}).get("stat-total-memory")):  # ask the guest's driver to report
-            await qmp_call(guest.qmp_socket, ("qom-set", {"path": "/machine/peripheral/balloon0",
-                                                          "property": "guest-stats-polling-interval", "value": 2}))
+            await qmp_call(
+                guest.qmp_socket,
+                (
+                    "qom-set",
+                    {"path": "/machine/peripheral/balloon0", "property": "guest-stats-polling-interval", "value": 2},
+                ),
+            )
     except (OSError, ConnectionError, TimeoutError, ValueError):
         blocks, balloon, stats = [], {}, {}
     for index, block in enumerate(blocks):  # -drive if=virtio: one per disk, in the VMI's order
         drive = disks[index] if index < len(disks) else block.get("device", f"disk{index}")
-        found += [("kubevirt_vmi_storage_iops_read_total", {"drive": drive}, block["stats"]["rd_operations"]),
-                  ("kubevirt_vmi_storage_iops_write_total", {"drive": drive}, block["stats"]["wr_operations"])]
+        found += [
+            ("kubevirt_vmi_storage_iops_read_total", {"drive": drive}, block["stats"]["rd_operations"]),
+            ("kubevirt_vmi_storage_iops_write_total", {"drive": drive}, block["stats"]["wr_operations"]),
+        ]
     guest_stats = (stats or {}).get("stats", {})
     available = guest_stats.get("stat-total-memory")
-    found.append(("kubevirt_vmi_memory_available_bytes", {}, available if _reported(available) else
-                  (balloon or {}).get("actual", memory)))
+    found.append(
+        (
+            "kubevirt_vmi_memory_available_bytes",
+            {},
+            available if _reported(available) else (balloon or {}).get("actual", memory),
+        )
+    )
     if _reported(guest_stats.get("stat-available-memory")):
         found.append(("kubevirt_vmi_memory_usable_bytes", {}, guest_stats["stat-available-memory"]))
     answers = await guest.ask_agent(2, "guest-network-get-interfaces")
@@ -137,8 +174,10 @@ async def real(guest: QemuGuest, vmi: dict) -> Series:
         counters = by_mac.get((interface.get("macAddress") or "").lower())
         if counters and "rx-bytes" in counters:
             where = {"interface": interface["name"], "network": interface["name"]}
-            found += [("kubevirt_vmi_network_receive_bytes_total", where, counters["rx-bytes"]),
-                      ("kubevirt_vmi_network_transmit_bytes_total", where, counters["tx-bytes"])]
+            found += [
+                ("kubevirt_vmi_network_receive_bytes_total", where, counters["rx-bytes"]),
+                ("kubevirt_vmi_network_transmit_bytes_total", where, counters["tx-bytes"]),
+            ]
     return found
 
 
@@ -150,15 +189,20 @@ def simulated(vmi: dict) -> Series:
     created = meta.get("creationTimestamp")
     age = max(1.0, time.time() - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()) if created else 1.0
     cores = ((vmi["spec"].get("domain") or {}).get("cpu") or {}).get("cores") or 1
-    found: Series = [("kubevirt_vmi_cpu_usage_seconds_total", {}, round(age * cores * (0.02 + seed[0] / 2550), 3)),
-                     ("kubevirt_vmi_memory_available_bytes", {}, memory),
-                     ("kubevirt_vmi_memory_usable_bytes", {}, int(memory * (0.4 + seed[1] / 640)))]
+    found: Series = [
+        ("kubevirt_vmi_cpu_usage_seconds_total", {}, round(age * cores * (0.02 + seed[0] / 2550), 3)),
+        ("kubevirt_vmi_memory_available_bytes", {}, memory),
+        ("kubevirt_vmi_memory_usable_bytes", {}, int(memory * (0.4 + seed[1] / 640))),
+    ]
     for index, drive in enumerate(disks):
-        found += [("kubevirt_vmi_storage_iops_read_total", {"drive": drive}, int(age * (3 + seed[2 + index % 8] % 20))),
-                  ("kubevirt_vmi_storage_iops_write_total", {"drive": drive}, int(age * (1 + seed[10 + index % 8] % 10)))]
+        found += [
+            ("kubevirt_vmi_storage_iops_read_total", {"drive": drive}, int(age * (3 + seed[2 + index % 8] % 20))),
+            ("kubevirt_vmi_storage_iops_write_total", {"drive": drive}, int(age * (1 + seed[10 + index % 8] % 10))),
+        ]
     for interface in interfaces:
         where = {"interface": interface["name"], "network": interface["name"]}
-        found += [("kubevirt_vmi_network_receive_bytes_total", where, int(age * (2000 + seed[20] * 40))),
-                  ("kubevirt_vmi_network_transmit_bytes_total", where, int(age * (1000 + seed[21] * 30)))]
+        found += [
+            ("kubevirt_vmi_network_receive_bytes_total", where, int(age * (2000 + seed[20] * 40))),
+            ("kubevirt_vmi_network_transmit_bytes_total", where, int(age * (1000 + seed[21] * 30))),
+        ]
     return found
-

@@ -35,10 +35,15 @@ class Histogram:
     def samples(self, name: str) -> list[tuple[str, dict[str, str], float]]:
         found = []
         for phase, values in sorted(self.seen.items()):
-            found += [(f"{name}_bucket", {"phase": phase, "le": str(float(le))}, sum(v <= le for v in values))
-                      for le in BUCKETS]
-            found += [(f"{name}_bucket", {"phase": phase, "le": "+Inf"}, len(values)),
-                      (f"{name}_count", {"phase": phase}, len(values)), (f"{name}_sum", {"phase": phase}, sum(values))]
+            found += [
+                (f"{name}_bucket", {"phase": phase, "le": str(float(le))}, sum(v <= le for v in values))
+                for le in BUCKETS
+            ]
+            found += [
+                (f"{name}_bucket", {"phase": phase, "le": "+Inf"}, len(values)),
+                (f"{name}_count", {"phase": phase}, len(values)),
+                (f"{name}_sum", {"phase": phase}, sum(values)),
+            ]
         return found
 
 
@@ -52,9 +57,12 @@ class Migrations:
     def _phase(self, ns: str, name: str, phase: str, created: datetime, **state) -> None:
         def mutate(status: dict) -> None:
             status["phase"] = phase
-            status.setdefault("phaseTransitionTimestamps", []).append({"phase": phase, "phaseTransitionTimestamp": now()})
+            status.setdefault("phaseTransitionTimestamps", []).append(
+                {"phase": phase, "phaseTransitionTimestamp": now()}
+            )
             if state:
                 status.setdefault("migrationState", {}).update(state)
+
         self.api.set_status(R["virtualmachineinstancemigrations"], ns, name, mutate)
         self.phase_times.observe(phase, (datetime.now(timezone.utc) - created).total_seconds())
 
@@ -70,14 +78,20 @@ class Migrations:
             event(self.api, migration, "FailedMigration", f"VirtualMachineInstance {target} is not running", "Warning")
             return
         source = vmi["status"].get("nodeName", "")
-        nodes = [n["metadata"]["name"] for n in self.api.store.list(R["nodes"], None)
-                 if n["metadata"]["name"] != source]
+        nodes = [
+            n["metadata"]["name"] for n in self.api.store.list(R["nodes"], None) if n["metadata"]["name"] != source
+        ]
         if not nodes:
             self._phase(ns, name, "Failed", created, failed=True, failureReason="no other node to migrate to")
             return
         for phase in PHASES[:5]:
-            self._phase(ns, name, phase, created, **({"sourceNode": source, "targetNode": nodes[0]}
-                                                    if phase == "Scheduled" else {}))
+            self._phase(
+                ns,
+                name,
+                phase,
+                created,
+                **({"sourceNode": source, "targetNode": nodes[0]} if phase == "Scheduled" else {}),
+            )
             await asyncio.sleep(self.delay)
         self._phase(ns, name, "Running", created, startTimestamp=now(), mode="PreCopy")
         memory = parse_quantity(((vmi["spec"].get("domain") or {}).get("memory") or {}).get("guest") or "1Gi")
@@ -90,9 +104,15 @@ class Migrations:
 
         def moved(status: dict) -> None:
             status["nodeName"] = nodes[0]
-            status["migrationState"] = {"completed": True, "sourceNode": source, "targetNode": nodes[0],
-                                        "endTimestamp": now(), "mode": "PreCopy"}
+            status["migrationState"] = {
+                "completed": True,
+                "sourceNode": source,
+                "targetNode": nodes[0],
+                "endTimestamp": now(),
+                "mode": "PreCopy",
+            }
             condition(status, "LiveMigratable", "True")
+
         self.api.set_status(R["virtualmachineinstances"], ns, target, moved)
         self._phase(ns, name, "Succeeded", created, completed=True, endTimestamp=now())
         event(self.api, migration, "SuccessfulMigration", f"migrated {target} from {source} to {nodes[0]}")

@@ -91,6 +91,7 @@ def json_patch(doc: Any, operations: list[dict]) -> Any:
 
 # --- server-side apply: fields are tracked per manager as leaf paths (lists count as leaves) ---
 
+
 def leaf_paths(obj: Any, prefix: tuple = ()) -> dict[tuple, Any]:
     if isinstance(obj, dict) and obj:
         found: dict[tuple, Any] = {}
@@ -118,9 +119,17 @@ def from_fields_v1(tree: dict, prefix: tuple = ()) -> list[tuple]:
     return found
 
 
-_IGNORED = {("metadata", "resourceVersion"), ("metadata", "uid"), ("metadata", "generation"),
-            ("metadata", "creationTimestamp"), ("metadata", "managedFields"), ("apiVersion",), ("kind",),
-            ("metadata", "name"), ("metadata", "namespace")}
+_IGNORED = {
+    ("metadata", "resourceVersion"),
+    ("metadata", "uid"),
+    ("metadata", "generation"),
+    ("metadata", "creationTimestamp"),
+    ("metadata", "managedFields"),
+    ("apiVersion",),
+    ("kind",),
+    ("metadata", "name"),
+    ("metadata", "namespace"),
+}
 
 
 def _get(obj: Any, path: tuple) -> Any:
@@ -150,8 +159,13 @@ def apply(live: dict | None, applied: dict, manager: str, force: bool) -> dict:
     for entry in (live or {}).get("metadata", {}).get("managedFields") or []:
         owned.setdefault(entry["manager"], set()).update(from_fields_v1(entry.get("fieldsV1") or {}))
     mine = {p: v for p, v in leaf_paths(applied).items() if p[:2] not in _IGNORED and p[:1] not in _IGNORED}
-    conflicts = [(m, ".".join(p)) for m, paths in owned.items() if m != manager for p in mine
-                 if p in paths and _get(live, p) != mine[p]]
+    conflicts = [
+        (m, ".".join(p))
+        for m, paths in owned.items()
+        if m != manager
+        for p in mine
+        if p in paths and _get(live, p) != mine[p]
+    ]
     if conflicts and not force:
         raise ApplyConflict(conflicts)
     result = merge_patch(live or {}, {k: v for k, v in applied.items() if k != "status"})
@@ -165,7 +179,14 @@ def apply(live: dict | None, applied: dict, manager: str, force: bool) -> dict:
                 owned[m] -= set(mine)
     owned[manager] = set(mine)
     result.setdefault("metadata", {})["managedFields"] = [
-        {"manager": m, "operation": "Apply" if m == manager else "Update", "apiVersion": applied.get("apiVersion", ""),
-         "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(sorted(paths))}
-        for m, paths in sorted(owned.items()) if paths]
+        {
+            "manager": m,
+            "operation": "Apply" if m == manager else "Update",
+            "apiVersion": applied.get("apiVersion", ""),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": to_fields_v1(sorted(paths)),
+        }
+        for m, paths in sorted(owned.items())
+        if paths
+    ]
     return result

@@ -52,9 +52,17 @@ class Pods:
             status.setdefault("startTime", now())
             pod = self.api.store.get(R["pods"], ns, name) or {"spec": {"containers": [{}]}}
             container = pod["spec"]["containers"][0]
-            status["containerStatuses"] = [{"name": container.get("name", ""), "image": container.get("image", ""),
-                                            "ready": ready, "restartCount": 0, "state": state}]
+            status["containerStatuses"] = [
+                {
+                    "name": container.get("name", ""),
+                    "image": container.get("image", ""),
+                    "ready": ready,
+                    "restartCount": 0,
+                    "state": state,
+                }
+            ]
             condition(status, "Ready", "True" if ready else "False")
+
         self.api.set_status(R["pods"], ns, name, mutate)
 
     async def reconcile(self, kind: str, pod: dict) -> None:
@@ -68,8 +76,10 @@ class Pods:
             return
         container = pod["spec"]["containers"][0]
         if _repository(container.get("image", "")) not in self.images:
-            message = (f'rpc error: failed to pull image "{container.get("image")}": not found in the lab '
-                       f"(it runs {', '.join(sorted(self.images))})")
+            message = (
+                f'rpc error: failed to pull image "{container.get("image")}": not found in the lab '
+                f"(it runs {', '.join(sorted(self.images))})"
+            )
             self._status(ns, name, "Pending", {"waiting": {"reason": "ErrImagePull", "message": message}})
             event(self.api, pod, "Failed", message, "Warning")
             return
@@ -131,20 +141,29 @@ class Pods:
     async def _run(self, pod: dict, container: dict, root: Path, paths: dict[str, str]) -> None:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         argv = [self._rewrite(a, paths) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root / "tmp"), "TMPDIR": str(root / "tmp"),
-               **{e["name"]: self._rewrite(str(e.get("value", "")), paths) for e in container.get("env") or []}}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(root / "tmp"),
+            "TMPDIR": str(root / "tmp"),
+            **{e["name"]: self._rewrite(str(e.get("value", "")), paths) for e in container.get("env") or []},
+        }
         started = now()
         log = self.root / ns / f"{name}.log"
-        if self.faults.of(pod) == "conversion-fails" and (pod["metadata"].get("labels") or {}).get(
-                "app.kubernetes.io/component") == "guest-conversion":
-            log.write_text("virt-v2v-in-place: error: inspection could not detect the source guest (or physical "
-                           "machine). (planted by the lab's faults.json)\n")
+        if (
+            self.faults.of(pod) == "conversion-fails"
+            and (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "guest-conversion"
+        ):
+            log.write_text(
+                "virt-v2v-in-place: error: inspection could not detect the source guest (or physical "
+                "machine). (planted by the lab's faults.json)\n"
+            )
             self._finished(pod, 1, "Error", started)
             return
         try:
             with open(log, "wb") as out:
-                process = await asyncio.create_subprocess_exec(*argv, stdout=out, stderr=asyncio.subprocess.STDOUT,
-                                                               env=env, cwd=root, start_new_session=True)
+                process = await asyncio.create_subprocess_exec(
+                    *argv, stdout=out, stderr=asyncio.subprocess.STDOUT, env=env, cwd=root, start_new_session=True
+                )
         except OSError as exc:
             message = f"exec: {argv[0] if argv else ''!r}: {exc.strerror}"
             self._finished(pod, 128, "StartError", started, message)
@@ -155,8 +174,13 @@ class Pods:
             code = await asyncio.wait_for(process.wait(), pod["spec"].get("activeDeadlineSeconds"))
         except asyncio.TimeoutError:
             _kill(process)
-            self._finished(pod, await process.wait(), "DeadlineExceeded", started,
-                           "Pod was active on the node longer than the specified deadline")
+            self._finished(
+                pod,
+                await process.wait(),
+                "DeadlineExceeded",
+                started,
+                "Pod was active on the node longer than the specified deadline",
+            )
             return
         except asyncio.CancelledError:  # the pod was deleted
             _kill(process)
@@ -170,9 +194,13 @@ class Pods:
             terminated["message"] = message
         extra = {"reason": reason, "message": message} if reason in ("DeadlineExceeded",) else {}
         self._status(ns, name, "Succeeded" if code == 0 else "Failed", {"terminated": terminated}, **extra)
-        event(self.api, pod, "Completed" if code == 0 else "BackOff",
-              f"container exited with code {code}" + (f": {message}" if message else ""),
-              "Normal" if code == 0 else "Warning")
+        event(
+            self.api,
+            pod,
+            "Completed" if code == 0 else "BackOff",
+            f"container exited with code {code}" + (f": {message}" if message else ""),
+            "Normal" if code == 0 else "Warning",
+        )
 
     async def log(self, ns: str, name: str, params: dict) -> Response:
         if self.api.store.get(R["pods"], ns, name) is None:
@@ -195,19 +223,32 @@ class Pods:
             status = job.get("status") or {}
             if any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in status.get("conditions", [])):
                 return
-            pods = [p for p in self.api.store.list(R["pods"], ns)
-                    if p["metadata"].get("labels", {}).get("controller-uid") == job["metadata"]["uid"]]
+            pods = [
+                p
+                for p in self.api.store.list(R["pods"], ns)
+                if p["metadata"].get("labels", {}).get("controller-uid") == job["metadata"]["uid"]
+            ]
             phases = [(p.get("status") or {}).get("phase", "Pending") for p in pods]
             succeeded, failed = phases.count("Succeeded"), phases.count("Failed")
             done = "Complete" if succeeded else "Failed" if failed > job["spec"].get("backoffLimit", 6) else ""
 
             def mutate(s: dict) -> None:
-                s.update(startTime=s.get("startTime") or now(), active=len(phases) - succeeded - failed,
-                         succeeded=succeeded, failed=failed)
+                s.update(
+                    startTime=s.get("startTime") or now(),
+                    active=len(phases) - succeeded - failed,
+                    succeeded=succeeded,
+                    failed=failed,
+                )
                 if done:
                     s["completionTime" if done == "Complete" else "failedTime"] = now()
-                    condition(s, done, "True", "BackoffLimitExceeded" if done == "Failed" else "",
-                              "Job has reached the specified backoff limit" if done == "Failed" else "")
+                    condition(
+                        s,
+                        done,
+                        "True",
+                        "BackoffLimitExceeded" if done == "Failed" else "",
+                        "Job has reached the specified backoff limit" if done == "Failed" else "",
+                    )
+
             self.api.set_status(R["jobs"], ns, name, mutate)
             if done:
                 return
@@ -217,14 +258,33 @@ class Pods:
 
     def _job_pod(self, job: dict) -> None:
         template = job["spec"]["template"]
-        labels = {**(template.get("metadata") or {}).get("labels", {}), "job-name": job["metadata"]["name"],
-                  "controller-uid": job["metadata"]["uid"]}
-        self.api.create(R["pods"], job["metadata"]["namespace"], {
-            "metadata": {"name": f"{job['metadata']['name']}-{secrets.token_hex(3)[:5]}", "labels": labels,
-                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
-                                              "uid": job["metadata"]["uid"], "controller": True}]},
-            "spec": {**template["spec"], "activeDeadlineSeconds": job["spec"].get("activeDeadlineSeconds")}
-            if job["spec"].get("activeDeadlineSeconds") else template["spec"]})
+        labels = {
+            **(template.get("metadata") or {}).get("labels", {}),
+            "job-name": job["metadata"]["name"],
+            "controller-uid": job["metadata"]["uid"],
+        }
+        self.api.create(
+            R["pods"],
+            job["metadata"]["namespace"],
+            {
+                "metadata": {
+                    "name": f"{job['metadata']['name']}-{secrets.token_hex(3)[:5]}",
+                    "labels": labels,
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "batch/v1",
+                            "kind": "Job",
+                            "name": job["metadata"]["name"],
+                            "uid": job["metadata"]["uid"],
+                            "controller": True,
+                        }
+                    ],
+                },
+                "spec": {**template["spec"], "activeDeadlineSeconds": job["spec"].get("activeDeadlineSeconds")}
+                if job["spec"].get("activeDeadlineSeconds")
+                else template["spec"],
+            },
+        )
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:

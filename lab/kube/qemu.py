@@ -70,6 +70,7 @@ async def qmp_call(path: str, *commands: tuple[str, dict], timeout: float = 5.0)
     """QMP commands (name, arguments) on one connection after the capabilities handshake; events are skipped."""
     reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
     try:
+
         async def reply() -> Any:
             while True:
                 answer = json.loads(await asyncio.wait_for(reader.readline(), timeout) or b"null")
@@ -79,6 +80,7 @@ async def qmp_call(path: str, *commands: tuple[str, dict], timeout: float = 5.0)
                     if "error" in answer:
                         raise ConnectionError(f"QMP: {answer['error'].get('desc')}")
                     return answer.get("return")
+
         results = []
         for name, arguments in (("qmp_capabilities", {}), *commands):
             writer.write(json.dumps({"execute": name, "arguments": arguments}).encode() + b"\n")
@@ -90,8 +92,18 @@ async def qmp_call(path: str, *commands: tuple[str, dict], timeout: float = 5.0)
 
 
 class QemuGuest:
-    def __init__(self, name: str, disks: list[Path], memory_mb: int, cpus: int, macs: list[str],
-                 forwards: list[int], log: Path, accel: str, snapshot: bool = False):
+    def __init__(
+        self,
+        name: str,
+        disks: list[Path],
+        memory_mb: int,
+        cpus: int,
+        macs: list[str],
+        forwards: list[int],
+        log: Path,
+        accel: str,
+        snapshot: bool = False,
+    ):
         self.name, self.disks, self.memory_mb, self.cpus = name, disks, memory_mb, cpus
         self.snapshot = snapshot  # discard writes (the KVM probe boots a real VM's disk)
         self.macs, self.log, self.accel = macs, log, accel
@@ -102,26 +114,59 @@ class QemuGuest:
         self.process: asyncio.subprocess.Process | None = None
 
     def argv(self) -> list[str]:
-        argv = [qemu_binary() or "qemu-system-x86_64", "-name", self.name, "-machine", "q35", "-accel", self.accel,
-                "-cpu", "max" if self.accel == "tcg" else "host", "-smp", str(self.cpus), "-m", str(self.memory_mb),
-                "-nodefaults", "-display", "none", "-serial", f"file:{self.log}",
-                "-qmp", f"unix:{self.qmp_socket},server=on,wait=off", "-device", "virtio-balloon-pci,id=balloon0",
-                "-device", "virtio-serial", "-chardev", f"socket,path={self.agent_socket},server=on,wait=off,id=qga0",
-                "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0"]
+        argv = [
+            qemu_binary() or "qemu-system-x86_64",
+            "-name",
+            self.name,
+            "-machine",
+            "q35",
+            "-accel",
+            self.accel,
+            "-cpu",
+            "max" if self.accel == "tcg" else "host",
+            "-smp",
+            str(self.cpus),
+            "-m",
+            str(self.memory_mb),
+            "-nodefaults",
+            "-display",
+            "none",
+            "-serial",
+            f"file:{self.log}",
+            "-qmp",
+            f"unix:{self.qmp_socket},server=on,wait=off",
+            "-device",
+            "virtio-balloon-pci,id=balloon0",
+            "-device",
+            "virtio-serial",
+            "-chardev",
+            f"socket,path={self.agent_socket},server=on,wait=off,id=qga0",
+            "-device",
+            "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+        ]
         if self.snapshot:
             argv.append("-snapshot")
         for disk in self.disks:
             argv += ["-drive", f"file={disk},format=raw,if=virtio,cache=none,aio=threads"]
         for n, mac in enumerate(self.macs or [""]):
-            forwards = "".join(f",hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in self.forwards.items()) if n == 0 else ""
-            argv += ["-netdev", f"user,id=n{n}{forwards}",
-                     "-device", f"virtio-net-pci,netdev=n{n}" + (f",mac={mac}" if mac else "")]
+            forwards = (
+                "".join(f",hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in self.forwards.items())
+                if n == 0
+                else ""
+            )
+            argv += [
+                "-netdev",
+                f"user,id=n{n}{forwards}",
+                "-device",
+                f"virtio-net-pci,netdev=n{n}" + (f",mac={mac}" if mac else ""),
+            ]
         return argv
 
     async def start(self) -> None:
         with open(self.log.with_suffix(".qemu.log"), "wb") as err:
-            self.process = await asyncio.create_subprocess_exec(*self.argv(), stdin=asyncio.subprocess.DEVNULL,
-                                                                stdout=err, stderr=err)
+            self.process = await asyncio.create_subprocess_exec(
+                *self.argv(), stdin=asyncio.subprocess.DEVNULL, stdout=err, stderr=err
+            )
 
     async def ask_agent(self, timeout: float, *commands: str) -> list[Any] | None:
         """Ask the guest agent until it answers, QEMU exits, or ``timeout`` passes (None then)."""
@@ -184,8 +229,11 @@ async def choose_accel(state: Path, probe_disk: Path | None) -> tuple[str, str]:
         await probe.start()
         booted = await probe.ask_agent(20) is not None
         await probe.stop()
-        choice = ("kvm", "KVM boots guests here") if booted else \
-            ("tcg", "KVM could not boot a guest here: QEMU runs with TCG (software emulation, slower)")
+        choice = (
+            ("kvm", "KVM boots guests here")
+            if booted
+            else ("tcg", "KVM could not boot a guest here: QEMU runs with TCG (software emulation, slower)")
+        )
     remembered.parent.mkdir(parents=True, exist_ok=True)
     remembered.write_text(" ".join(choice))
     return choice

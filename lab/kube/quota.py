@@ -23,9 +23,14 @@ class Exceeded(Exception):
 
 
 def _pod_use(pod: dict) -> dict[str, float]:
-    requests = [((c.get("resources") or {}).get("requests") or {}) for c in (pod.get("spec") or {}).get("containers") or []]
-    return {"pods": 1, "requests.cpu": sum(cpu(r.get("cpu", 0)) for r in requests),
-            "requests.memory": sum(parse_quantity(r.get("memory", 0)) for r in requests)}
+    requests = [
+        ((c.get("resources") or {}).get("requests") or {}) for c in (pod.get("spec") or {}).get("containers") or []
+    ]
+    return {
+        "pods": 1,
+        "requests.cpu": sum(cpu(r.get("cpu", 0)) for r in requests),
+        "requests.memory": sum(parse_quantity(r.get("memory", 0)) for r in requests),
+    }
 
 
 def _vmi_use(vmi: dict) -> dict[str, float]:
@@ -34,8 +39,11 @@ def _vmi_use(vmi: dict) -> dict[str, float]:
     c = domain.get("cpu") or {}
     vcpus = (c.get("cores") or 1) * (c.get("sockets") or 1) * (c.get("threads") or 1)
     memory = requests.get("memory") or (domain.get("memory") or {}).get("guest") or "0"
-    return {"pods": 1, "requests.cpu": cpu(requests["cpu"]) if "cpu" in requests else vcpus / 10,
-            "requests.memory": parse_quantity(memory)}
+    return {
+        "pods": 1,
+        "requests.cpu": cpu(requests["cpu"]) if "cpu" in requests else vcpus / 10,
+        "requests.memory": parse_quantity(memory),
+    }
 
 
 def _claim_use(pvc: dict) -> dict[str, float]:
@@ -47,10 +55,16 @@ def usage(store: Store, ns: str) -> dict[str, float]:
     """What the namespace holds, per tracked resource."""
     used = dict.fromkeys(TRACKED, 0.0)
     found = [_claim_use(p) for p in store.list(R["persistentvolumeclaims"], ns)]
-    found += [_pod_use(p) for p in store.list(R["pods"], ns)
-              if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
-    found += [_vmi_use(v) for v in store.list(R["virtualmachineinstances"], ns)
-              if (v.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    found += [
+        _pod_use(p)
+        for p in store.list(R["pods"], ns)
+        if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    ]
+    found += [
+        _vmi_use(v)
+        for v in store.list(R["virtualmachineinstances"], ns)
+        if (v.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    ]
     for use in found:
         for key, value in use.items():
             used[key] += value
@@ -71,8 +85,7 @@ def with_status(store: Store, quota: dict) -> dict:
     """The quota with ``status`` as its controller keeps it: ``hard`` and what is ``used`` of each."""
     hard = (quota.get("spec") or {}).get("hard") or {}
     used = usage(store, quota["metadata"]["namespace"])
-    return {**quota, "status": {"hard": dict(hard),
-                                "used": {k: _text(k, used[k]) for k in hard if k in used}}}
+    return {**quota, "status": {"hard": dict(hard), "used": {k: _text(k, used[k]) for k in hard if k in used}}}
 
 
 def admit(store: Store, r: Resource, ns: str, obj: dict) -> None:
@@ -87,6 +100,8 @@ def admit(store: Store, r: Resource, ns: str, obj: dict) -> None:
             if key in hard:
                 used = used or usage(store, ns)
                 if used[key] + value > _amount(key, hard[key]):
-                    raise Exceeded(f'{r.plural} "{obj["metadata"]["name"]}" is forbidden: exceeded quota: '
-                                   f'{quota["metadata"]["name"]}, requested: {key}={_text(key, value)}, '
-                                   f'used: {key}={_text(key, used[key])}, limited: {key}={hard[key]}')
+                    raise Exceeded(
+                        f'{r.plural} "{obj["metadata"]["name"]}" is forbidden: exceeded quota: '
+                        f"{quota['metadata']['name']}, requested: {key}={_text(key, value)}, "
+                        f"used: {key}={_text(key, used[key])}, limited: {key}={hard[key]}"
+                    )

@@ -45,16 +45,28 @@ def allowed(store: Store, user: str, verb: str, r: Resource, sub: str, ns: str, 
     resource = f"{r.plural}/{sub}" if sub else r.plural
     for binding in bindings:
         where = binding["metadata"].get("namespace", "")
-        if not any(s.get("kind") == "ServiceAccount" and (s.get("namespace") or where, s.get("name")) == account
-                   for s in binding.get("subjects") or ()):
+        if not any(
+            s.get("kind") == "ServiceAccount" and (s.get("namespace") or where, s.get("name")) == account
+            for s in binding.get("subjects") or ()
+        ):
             continue
         ref = binding.get("roleRef") or {}
-        role = store.get(BY_KIND[(RBAC, ref.get("kind", ""))], "" if ref.get("kind") == "ClusterRole" else where,
-                         ref.get("name", "")) if (RBAC, ref.get("kind", "")) in BY_KIND else None
+        role = (
+            store.get(
+                BY_KIND[(RBAC, ref.get("kind", ""))],
+                "" if ref.get("kind") == "ClusterRole" else where,
+                ref.get("name", ""),
+            )
+            if (RBAC, ref.get("kind", "")) in BY_KIND
+            else None
+        )
         for rule in (role or {}).get("rules") or ():
-            if (_has(rule.get("verbs"), verb) and _has(rule.get("apiGroups"), r.group)
-                    and _has(rule.get("resources"), resource)
-                    and (not rule.get("resourceNames") or name in rule["resourceNames"])):
+            if (
+                _has(rule.get("verbs"), verb)
+                and _has(rule.get("apiGroups"), r.group)
+                and _has(rule.get("resources"), resource)
+                and (not rule.get("resourceNames") or name in rule["resourceNames"])
+            ):
                 return True
     return False
 
@@ -79,7 +91,10 @@ def token_request(account: dict, tokens: dict[str, str], body: dict) -> dict:
     tokens[token] = f"{SA_PREFIX}{meta['namespace']}:{meta['name']}"
     seconds = int((body.get("spec") or {}).get("expirationSeconds") or 3600)
     expires = (datetime.now(timezone.utc) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-            "spec": {"audiences": (body.get("spec") or {}).get("audiences") or [], "expirationSeconds": seconds},
-            "status": {"token": token, "expirationTimestamp": expires}}
+    return {
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"audiences": (body.get("spec") or {}).get("audiences") or [], "expirationSeconds": seconds},
+        "status": {"token": token, "expirationTimestamp": expires},
+    }

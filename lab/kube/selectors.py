@@ -36,8 +36,9 @@ def label_selector(text: str | None) -> Match:
     for term in _split(text):
         if m := _SET.match(term):
             key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}
-            tests.append(lambda labels, k=key, v=values, neg=op == "notin": (labels.get(k) in v) != neg
-                         if k in labels else neg)
+            tests.append(
+                lambda labels, k=key, v=values, neg=op == "notin": (labels.get(k) in v) != neg if k in labels else neg
+            )
         elif m := _EQ.match(term):
             key, op, value = m.groups()
             tests.append(lambda labels, k=key, v=value, neg=op == "!=": (labels.get(k) == v) != neg)

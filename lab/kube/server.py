@@ -27,9 +27,17 @@ from vmwave_lab.kube.selectors import SelectorError, field_selector, label_selec
 from vmwave_lab.kube.store import Gone, Store
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-           409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid"}
-
+REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+}
 
 
 def _apply_body(body: bytes):
@@ -40,6 +48,7 @@ def _apply_body(body: bytes):
     except ValueError:
         return yaml.safe_load(body)
 
+
 class ApiError(Exception):
     def __init__(self, code: int, message: str, reason: str | None = None, details: dict | None = None):
         super().__init__(message)
@@ -47,16 +56,27 @@ class ApiError(Exception):
 
 
 def status(code: int, message: str, reason: str, details: dict | None = None) -> dict:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure" if code >= 400 else "Success",
-            "message": message, "reason": reason, "code": code}
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure" if code >= 400 else "Success",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
     if details:
         body["details"] = details
     return body
 
 
 def not_found(r: Resource, name: str) -> ApiError:
-    return ApiError(404, f'{r.plural}.{r.group or "core"} "{name}" not found'.replace(".core", ""), "NotFound",
-                    {"name": name, "group": r.group, "kind": r.plural})
+    return ApiError(
+        404,
+        f'{r.plural}.{r.group or "core"} "{name}" not found'.replace(".core", ""),
+        "NotFound",
+        {"name": name, "group": r.group, "kind": r.plural},
+    )
 
 
 class Api:
@@ -77,7 +97,9 @@ class Api:
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object")
         if body.get("kind") not in (None, r.kind) or body.get("apiVersion") not in (None, r.api_version):
-            raise ApiError(400, f"the object is a {body.get('apiVersion')}/{body.get('kind')}, not a {r.api_version}/{r.kind}")
+            raise ApiError(
+                400, f"the object is a {body.get('apiVersion')}/{body.get('kind')}, not a {r.api_version}/{r.kind}"
+            )
         obj = copy.deepcopy(body)
         obj["kind"], obj["apiVersion"] = r.kind, r.api_version
         meta = obj.setdefault("metadata", {})
@@ -85,24 +107,39 @@ class Api:
             meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
         name = meta.get("name", "")
         if not name:
-            raise ApiError(422, f"{r.kind} is invalid: metadata.name: Required value: name or generateName is required",
-                           details={"kind": r.kind, "causes": [{"field": "metadata.name", "reason": "FieldValueRequired"}]})
+            raise ApiError(
+                422,
+                f"{r.kind} is invalid: metadata.name: Required value: name or generateName is required",
+                details={"kind": r.kind, "causes": [{"field": "metadata.name", "reason": "FieldValueRequired"}]},
+            )
         if not _NAME.match(name) or len(name) > 253:
-            raise ApiError(422, f'{r.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": a lowercase '
-                                "RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
-                           details={"name": name, "kind": r.kind,
-                                    "causes": [{"field": "metadata.name", "reason": "FieldValueInvalid"}]})
+            raise ApiError(
+                422,
+                f'{r.kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": a lowercase '
+                "RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+                details={
+                    "name": name,
+                    "kind": r.kind,
+                    "causes": [{"field": "metadata.name", "reason": "FieldValueInvalid"}],
+                },
+            )
         if r.namespaced:
             if meta.get("namespace") not in (None, ns):
-                raise ApiError(400, "the namespace of the provided object does not match the namespace sent on the request")
+                raise ApiError(
+                    400, "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = ns
             if self.store.get(BY_PATH[("", "v1", "namespaces")], "", ns) is None:
                 raise ApiError(404, f'namespaces "{ns}" not found', "NotFound", {"name": ns, "kind": "namespaces"})
         else:
             meta.pop("namespace", None)
         if self.store.get(r, ns if r.namespaced else "", name) is not None:
-            raise ApiError(409, f'{r.plural}.{r.group} "{name}" already exists'.replace(". ", " "), "AlreadyExists",
-                           {"name": name, "group": r.group, "kind": r.plural})
+            raise ApiError(
+                409,
+                f'{r.plural}.{r.group} "{name}" already exists'.replace(". ", " "),
+                "AlreadyExists",
+                {"name": name, "group": r.group, "kind": r.plural},
+            )
         if r.status and r.kind not in ("Namespace", "Node"):
             obj.pop("status", None)
         if r.kind == "Namespace":
@@ -127,15 +164,21 @@ class Api:
         """An object as a read answers it: a ResourceQuota with the usage its controller would have recorded."""
         return quota.with_status(self.store, obj) if r.kind == "ResourceQuota" else obj
 
-    def replace(self, r: Resource, ns: str, name: str, body: dict, subresource: str = "", dry_run: bool = False) -> dict:
+    def replace(
+        self, r: Resource, ns: str, name: str, body: dict, subresource: str = "", dry_run: bool = False
+    ) -> dict:
         live = self.current(r, ns, name)
         if not isinstance(body, dict) or body.get("metadata", {}).get("name", name) != name:
             raise ApiError(400, "the name of the object does not match the name on the URL")
         wanted = body.get("metadata", {}).get("resourceVersion")
         if wanted and wanted != live["metadata"]["resourceVersion"]:
-            raise ApiError(409, f'Operation cannot be fulfilled on {r.plural}.{r.group} "{name}": the object has been '
-                                "modified; please apply your changes to the latest version and try again", "Conflict",
-                           {"name": name, "group": r.group, "kind": r.plural})
+            raise ApiError(
+                409,
+                f'Operation cannot be fulfilled on {r.plural}.{r.group} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+                "Conflict",
+                {"name": name, "group": r.group, "kind": r.plural},
+            )
         obj = copy.deepcopy(body)
         obj["kind"], obj["apiVersion"] = r.kind, r.api_version
         obj["metadata"]["name"] = name
@@ -156,8 +199,9 @@ class Api:
             return live
         return self.store.update(r, obj)
 
-    def patch(self, r: Resource, ns: str, name: str, content_type: str, body: bytes, params: dict,
-              subresource: str = "") -> tuple[int, dict]:
+    def patch(
+        self, r: Resource, ns: str, name: str, content_type: str, body: bytes, params: dict, subresource: str = ""
+    ) -> tuple[int, dict]:
         ctype = content_type.split(";")[0].strip()
         try:
             patch = _apply_body(body) if ctype == "application/apply-patch+yaml" else json.loads(body or b"null")
@@ -184,9 +228,17 @@ class Api:
             else:
                 raise ApiError(415, f"the content type {ctype!r} is not a supported patch type")
         except ApplyConflict as exc:
-            raise ApiError(409, f"Apply failed with {len(exc.conflicts)} conflict(s): {exc}", "Conflict",
-                           {"causes": [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": p}
-                                       for m, p in exc.conflicts]}) from None
+            raise ApiError(
+                409,
+                f"Apply failed with {len(exc.conflicts)} conflict(s): {exc}",
+                "Conflict",
+                {
+                    "causes": [
+                        {"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": p}
+                        for m, p in exc.conflicts
+                    ]
+                },
+            ) from None
         except PatchError as exc:
             raise ApiError(422, str(exc)) from None
         result.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
@@ -224,14 +276,37 @@ class Api:
         if parts == ["api"]:
             return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
         if parts == ["apis"]:
-            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-                {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
-                 "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}} for g, vs in groups().items()]}
+            return {
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [
+                    {
+                        "name": g,
+                        "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                        "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]},
+                    }
+                    for g, vs in groups().items()
+                ],
+            }
         if parts == ["version"]:
-            return {"major": "1", "minor": "31", "gitVersion": "v1.31.0-vmwave-lab", "gitCommit": "lab",
-                    "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "none",
-                    "compiler": "python", "platform": "linux/amd64"}
-        gv = ("", "v1") if parts == ["api", "v1"] else (parts[1], parts[2]) if len(parts) == 3 and parts[0] == "apis" else None
+            return {
+                "major": "1",
+                "minor": "31",
+                "gitVersion": "v1.31.0-vmwave-lab",
+                "gitCommit": "lab",
+                "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": "none",
+                "compiler": "python",
+                "platform": "linux/amd64",
+            }
+        gv = (
+            ("", "v1")
+            if parts == ["api", "v1"]
+            else (parts[1], parts[2])
+            if len(parts) == 3 and parts[0] == "apis"
+            else None
+        )
         if gv is None:
             return None
         served = [r for r in RESOURCES if (r.group, r.version) == gv]
@@ -240,17 +315,43 @@ class Api:
         listing = []
         verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
         for r in served:
-            listing.append({"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced,
-                            "kind": r.kind, "verbs": verbs, "shortNames": list(r.short)})
+            listing.append(
+                {
+                    "name": r.plural,
+                    "singularName": r.kind.lower(),
+                    "namespaced": r.namespaced,
+                    "kind": r.kind,
+                    "verbs": verbs,
+                    "shortNames": list(r.short),
+                }
+            )
             for plural, sub in self.subresources:
                 if plural == r.plural:
-                    listing.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                                    "kind": r.kind, "verbs": ["get"]})
+                    listing.append(
+                        {
+                            "name": f"{r.plural}/{sub}",
+                            "singularName": "",
+                            "namespaced": r.namespaced,
+                            "kind": r.kind,
+                            "verbs": ["get"],
+                        }
+                    )
             if r.status:
-                listing.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced,
-                                "kind": r.kind, "verbs": ["get", "patch", "update"]})
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "/".join(p for p in gv if p),
-                "resources": listing}
+                listing.append(
+                    {
+                        "name": f"{r.plural}/status",
+                        "singularName": "",
+                        "namespaced": r.namespaced,
+                        "kind": r.kind,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "/".join(p for p in gv if p),
+            "resources": listing,
+        }
 
     @staticmethod
     def locate(parts: list[str]) -> tuple[Resource, str | None, str, str]:
@@ -291,11 +392,27 @@ class Api:
             granted = rbac.allowed(self.store, role, verb, r, sub, ns or "", name)
             if self.audit:
                 with self.audit.open("a") as log:
-                    log.write(json.dumps({"user": role, "verb": verb, "group": r.group, "resource": r.plural,
-                                          "subresource": sub, "namespace": ns or "", "allowed": granted}) + "\n")
+                    log.write(
+                        json.dumps(
+                            {
+                                "user": role,
+                                "verb": verb,
+                                "group": r.group,
+                                "resource": r.plural,
+                                "subresource": sub,
+                                "namespace": ns or "",
+                                "allowed": granted,
+                            }
+                        )
+                        + "\n"
+                    )
             if not granted:
-                raise ApiError(403, rbac.forbidden(role, verb, r, sub, ns or "", name), "Forbidden",
-                               {"name": name, "group": r.group, "kind": r.plural})
+                raise ApiError(
+                    403,
+                    rbac.forbidden(role, verb, r, sub, ns or "", name),
+                    "Forbidden",
+                    {"name": name, "group": r.group, "kind": r.plural},
+                )
         if request.method == "POST" and (r.plural, sub) == ("serviceaccounts", "token") and name:
             account = self.current(r, ns or "", name)
             return JSONResponse(rbac.token_request(account, self.tokens, await _json(request)), status_code=201)
@@ -304,7 +421,7 @@ class Api:
         if sub not in ("", "status"):
             raise ApiError(404, "the server could not find the requested resource")
         if role == "viewer" and request.method != "GET":
-            raise ApiError(403, f'{r.plural}.{r.group} is forbidden: the lab viewer token may only read', "Forbidden")
+            raise ApiError(403, f"{r.plural}.{r.group} is forbidden: the lab viewer token may only read", "Forbidden")
         if r.namespaced and ns is None and name:
             raise ApiError(404, "the server could not find the requested resource")
         scope = ns if r.namespaced else ""
@@ -318,17 +435,24 @@ class Api:
         if request.method == "PUT" and name:
             return JSONResponse(self.replace(r, scope, name, await _json(request), sub, dry))
         if request.method == "PATCH" and name:
-            code, obj = self.patch(r, scope, name, request.headers.get("content-type", ""), await request.body(),
-                                   params, sub)
+            code, obj = self.patch(
+                r, scope, name, request.headers.get("content-type", ""), await request.body(), params, sub
+            )
             return JSONResponse(obj, status_code=code)
         if request.method == "DELETE" and name:
             body = await request.body()
             options = json.loads(body) if body.strip() else {}
             orphan = (options.get("propagationPolicy") or params.get("propagationPolicy")) == "Orphan"
             removed = self.current(r, scope, name) if dry else self.delete(r, scope, name, orphan)
-            return JSONResponse({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                                 "details": {"name": name, "group": r.group, "kind": r.plural,
-                                             "uid": removed["metadata"]["uid"]}})
+            return JSONResponse(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {"name": name, "group": r.group, "kind": r.plural, "uid": removed["metadata"]["uid"]},
+                }
+            )
         raise ApiError(405, f"{request.method} is not supported here")
 
     async def list_or_watch(self, r: Resource, ns: str | None, params: dict) -> Response:
@@ -345,7 +469,7 @@ class Api:
         if limit and start + limit < len(items):
             meta["continue"] = str(start + limit)
             meta["remainingItemCount"] = len(items) - start - limit
-        items = items[start:start + limit] if limit else items[start:]
+        items = items[start : start + limit] if limit else items[start:]
         return JSONResponse({"kind": f"{r.kind}List", "apiVersion": r.api_version, "metadata": meta, "items": items})
 
     def watch(self, r: Resource, wanted: Callable[[dict], bool], params: dict) -> Response:
@@ -392,5 +516,6 @@ async def _json(request: Request) -> Any:
 
 
 def app(api: Api, extra: list[Route] = ()) -> Starlette:
-    return Starlette(routes=[*extra, Route("/{path:path}", api.handle,
-                                           methods=["GET", "POST", "PUT", "PATCH", "DELETE"])])
+    return Starlette(
+        routes=[*extra, Route("/{path:path}", api.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])]
+    )

@@ -40,7 +40,9 @@ class Store:
         self.db = sqlite3.connect(path or ":memory:", isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS objects (key TEXT, ns TEXT, name TEXT, body TEXT, PRIMARY KEY (key, ns, name))")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS objects (key TEXT, ns TEXT, name TEXT, body TEXT, PRIMARY KEY (key, ns, name))"
+        )
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
         for key, ns, name, body in self.db.execute("SELECT key, ns, name, body FROM objects"):
             if key in self.objects:
@@ -100,8 +102,9 @@ class Store:
         meta = obj["metadata"]
         ns = meta.get("namespace", "")
         old = self.objects[r.key][(ns, meta["name"])]
-        if {k: v for k, v in obj.items() if k not in ("metadata", "status")} != \
-                {k: v for k, v in old.items() if k not in ("metadata", "status")}:
+        if {k: v for k, v in obj.items() if k not in ("metadata", "status")} != {
+            k: v for k, v in old.items() if k not in ("metadata", "status")
+        }:
             meta["generation"] = old["metadata"].get("generation", 1) + 1
         for fixed in ("uid", "creationTimestamp"):
             meta[fixed] = old["metadata"][fixed]

@@ -17,8 +17,13 @@ from typing import Any
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, \
-    FlowRunFilterStateType
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.schedules import RRuleSchedule
 from prefect.exceptions import ObjectNotFound
@@ -39,8 +44,9 @@ class Changes:
     stale_runs: int = 0
 
 
-def schedule_waves(plan: Path, starts: dict[str, WaveStart], deployment: str, pool: str,
-                   parameter_schema: dict[str, Any]) -> Changes:
+def schedule_waves(
+    plan: Path, starts: dict[str, WaveStart], deployment: str, pool: str, parameter_schema: dict[str, Any]
+) -> Changes:
     return asyncio.run(_schedule(plan.resolve(), starts, deployment, pool, parameter_schema))
 
 
@@ -56,10 +62,17 @@ async def ensure_deployment(client: Any, plan: Path, name: str, pool: str, schem
         await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
     flow_id = await client.create_flow_from_name(FLOW)
     made = await client.create_deployment(
-        flow_id, name, entrypoint=ENTRYPOINT, work_pool_name=pool, work_queue_name="default",
-        parameters={"plan": str(plan)}, parameter_openapi_schema=schema, tags=["vmwave", "migrate"],
+        flow_id,
+        name,
+        entrypoint=ENTRYPOINT,
+        work_pool_name=pool,
+        work_queue_name="default",
+        parameters={"plan": str(plan)},
+        parameter_openapi_schema=schema,
+        tags=["vmwave", "migrate"],
         description="Migrate one wave of the plan; the run ends Failed when any of its VMs failed.",
-        pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(plan.parent)}}])
+        pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(plan.parent)}}],
+    )
     return await client.read_deployment(made)
 
 
@@ -67,18 +80,27 @@ async def _schedule(plan: Path, starts: dict[str, WaveStart], name: str, pool: s
     changes = Changes(f"{FLOW}/{name}")
     async with get_client() as client:
         deployment = await ensure_deployment(client, plan, name, pool, schema)
-        existing = {s.slug: s for s in await client.read_deployment_schedules(deployment.id)
-                    if (s.slug or "").startswith(SLUG_PREFIX)}
+        existing = {
+            s.slug: s
+            for s in await client.read_deployment_schedules(deployment.id)
+            if (s.slug or "").startswith(SLUG_PREFIX)
+        }
         for slug, start in sorted(starts.items()):
             schedule = RRuleSchedule(rrule=start.rrule, timezone="UTC")
             parameters = {"plan": str(plan), "wave": start.wave}
             if slug not in existing:
-                await client.create_deployment_schedules(deployment.id, [DeploymentScheduleCreate(
-                    schedule=schedule, active=True, parameters=parameters, slug=slug)])
+                await client.create_deployment_schedules(
+                    deployment.id,
+                    [DeploymentScheduleCreate(schedule=schedule, active=True, parameters=parameters, slug=slug)],
+                )
                 changes.created.append(slug)
-            elif getattr(existing[slug].schedule, "rrule", None) != start.rrule or existing[slug].parameters != parameters:
-                await client.update_deployment_schedule(deployment.id, existing[slug].id, schedule=schedule,
-                                                        parameters=parameters)
+            elif (
+                getattr(existing[slug].schedule, "rrule", None) != start.rrule
+                or existing[slug].parameters != parameters
+            ):
+                await client.update_deployment_schedule(
+                    deployment.id, existing[slug].id, schedule=schedule, parameters=parameters
+                )
                 changes.moved.append(slug)
             else:
                 changes.kept.append(slug)
@@ -93,7 +115,10 @@ async def _delete_stale_runs(client: Any, deployment_id: Any, starts: dict[str, 
     """Scheduled runs of a wave at a time its window no longer starts, or of a wave no longer scheduled."""
     runs = await client.read_flow_runs(
         deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))))
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+        ),
+    )
     wanted = {(s.wave, s.start) for s in starts.values()}
     stale = 0
     for run in runs:

@@ -29,8 +29,10 @@ from yaml.resolver import Resolver
 from vmwave.errors import InputError
 
 MAX_FILE_BYTES = 64 << 20
-NO_ALIASES = ("write the value out: vmwave files refuse YAML anchors and aliases (a script that writes the file with "
-              "PyYAML: give yaml.dump a Dumper whose ignore_aliases returns True)")
+NO_ALIASES = (
+    "write the value out: vmwave files refuse YAML anchors and aliases (a script that writes the file with "
+    "PyYAML: give yaml.dump a Dumper whose ignore_aliases returns True)"
+)
 MAX_DEPTH = 64
 CORE = "tag:yaml.org,2002:"
 STR, MAP, SEQ = CORE + "str", CORE + "map", CORE + "seq"
@@ -42,10 +44,15 @@ class _PlainResolver(Resolver):
 
 _PlainResolver.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != CORE + "timestamp"]
-    for first, resolvers in Resolver.yaml_implicit_resolvers.items()}
+    for first, resolvers in Resolver.yaml_implicit_resolvers.items()
+}
 _RESOLVER = _PlainResolver()
-_CONSTRUCT = {CORE + "null": SafeConstructor.construct_yaml_null, CORE + "bool": SafeConstructor.construct_yaml_bool,
-              CORE + "int": SafeConstructor.construct_yaml_int, CORE + "float": SafeConstructor.construct_yaml_float}
+_CONSTRUCT = {
+    CORE + "null": SafeConstructor.construct_yaml_null,
+    CORE + "bool": SafeConstructor.construct_yaml_bool,
+    CORE + "int": SafeConstructor.construct_yaml_int,
+    CORE + "float": SafeConstructor.construct_yaml_float,
+}
 _CONSTRUCTOR = SafeConstructor()
 
 
@@ -74,8 +81,12 @@ def read_bytes(path: str | os.PathLike, what: str, limit: int = MAX_FILE_BYTES) 
     except OSError as exc:
         raise InputError(str(p), "", f"cannot read the {what} file: {exc.strerror}", "check its permissions") from None
     if len(data) > limit:
-        raise InputError(str(p), "", f"the {what} file is larger than {limit >> 20} MiB",
-                         "split it, or raise VMWAVE_MAX_FILE_MB if it really is that large")
+        raise InputError(
+            str(p),
+            "",
+            f"the {what} file is larger than {limit >> 20} MiB",
+            "split it, or raise VMWAVE_MAX_FILE_MB if it really is that large",
+        )
     return data
 
 
@@ -86,9 +97,12 @@ def read_text(path: str | os.PathLike, what: str, limit: int = MAX_FILE_BYTES) -
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(str(path), f"line {line} (byte {exc.start})",
-                         f"is not UTF-8 text (byte 0x{data[exc.start]:02x})",
-                         f"save the {what} file as UTF-8") from None
+        raise InputError(
+            str(path),
+            f"line {line} (byte {exc.start})",
+            f"is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            f"save the {what} file as UTF-8",
+        ) from None
 
 
 def read_secret(path: str | os.PathLike, what: str) -> str:
@@ -96,8 +110,12 @@ def read_secret(path: str | os.PathLike, what: str) -> str:
     text = read_text(path, what, limit=64 << 10)
     value = text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text
     if not value or "\n" in value or "\r" in value:
-        raise InputError(str(path), "", f"the {what} file must hold exactly one line, the {what} itself",
-                         f"write only the {what} into it, e.g. printf %s \"$PW\" > FILE")
+        raise InputError(
+            str(path),
+            "",
+            f"the {what} file must hold exactly one line, the {what} itself",
+            f'write only the {what} into it, e.g. printf %s "$PW" > FILE',
+        )
     return value
 
 
@@ -117,8 +135,12 @@ def read_json(path: str | os.PathLike, what: str, limit: int = MAX_FILE_BYTES) -
     except RecursionError:
         raise InputError(str(path), "", "nests deeper than Python can read", f"write the {what} file flat") from None
     except json.JSONDecodeError as exc:
-        raise InputError(str(path), f"line {exc.lineno}, column {exc.colno}", f"not valid JSON ({exc.msg})",
-                         "fix the syntax at that position") from None
+        raise InputError(
+            str(path),
+            f"line {exc.lineno}, column {exc.colno}",
+            f"not valid JSON ({exc.msg})",
+            "fix the syntax at that position",
+        ) from None
     _check_depth(data, str(path))
     return data
 
@@ -137,7 +159,9 @@ def _check_depth(data: Any, source: str) -> None:
     while stack:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise InputError(source, "", f"nests deeper than {MAX_DEPTH} levels", "no vmwave file needs that: flatten it")
+            raise InputError(
+                source, "", f"nests deeper than {MAX_DEPTH} levels", "no vmwave file needs that: flatten it"
+            )
         children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
         stack.extend((child, depth + 1) for child in children)
 
@@ -157,8 +181,9 @@ def parse_yaml(text: str, source: str) -> Any:
                 _no_anchor(event, source)
                 _standard_tag(event, MAP if kind is ev.MappingStartEvent else SEQ, source)
                 if len(stack) >= MAX_DEPTH * 2:
-                    raise _error(source, event, f"nests deeper than {MAX_DEPTH} levels",
-                                 "no vmwave file needs that: flatten it")
+                    raise _error(
+                        source, event, f"nests deeper than {MAX_DEPTH} levels", "no vmwave file needs that: flatten it"
+                    )
                 stack.append({} if kind is ev.MappingStartEvent else [])
                 stack.append(_START if kind is ev.MappingStartEvent else _ITEMS)
                 continue
@@ -182,9 +207,13 @@ def parse_yaml(text: str, source: str) -> Any:
                 stack[-2].append(value)
             elif top is _START:  # a key
                 if isinstance(value, (dict, list)) or value is None:
-                    raise _error(source, event, "has a key that is not a plain value", "keys are names: write `name: value`")
+                    raise _error(
+                        source, event, "has a key that is not a plain value", "keys are names: write `name: value`"
+                    )
                 if isinstance(value, str) and value == "<<" and event.implicit[0]:
-                    raise _error(source, event, "uses a merge key (<<)", "write the keys out: vmwave files refuse merges")
+                    raise _error(
+                        source, event, "uses a merge key (<<)", "write the keys out: vmwave files refuse merges"
+                    )
                 if value in stack[-2]:
                     raise _error(source, event, f"has the key {value!r} twice in one mapping", "keep one of them")
                 stack[-1] = _Key(value)
@@ -225,8 +254,9 @@ def _scalar(event: ev.ScalarEvent, source: str) -> Any:
     try:
         return build(_CONSTRUCTOR, ScalarNode(tag, event.value))
     except (ConstructorError, ValueError):
-        raise _error(source, event, f"{event.value!r} is not a valid {tag.removeprefix(CORE)}",
-                     "fix the value or remove its tag") from None
+        raise _error(
+            source, event, f"{event.value!r} is not a valid {tag.removeprefix(CORE)}", "fix the value or remove its tag"
+        ) from None
 
 
 def _no_anchor(event: ev.NodeEvent, source: str) -> None:

@@ -23,8 +23,12 @@ def inside(folder: str | os.PathLike, *parts: str) -> Path:
     base = Path(folder).resolve()
     for part in parts:
         if not part or part in (".", "..") or "/" in part or "\0" in part or len(part.encode()) > 255:
-            raise InputError(str(folder), "", f"{printable(part)!r} cannot be a file name inside it",
-                             "names that become files are checked when the plan is read: run `vmwave check`")
+            raise InputError(
+                str(folder),
+                "",
+                f"{printable(part)!r} cannot be a file name inside it",
+                "names that become files are checked when the plan is read: run `vmwave check`",
+            )
     path = base.joinpath(*parts)
     if path.resolve() != path and base not in path.resolve().parents:
         raise InputError(str(path), "", f"leads outside {base}", "remove the symbolic link that points elsewhere")
@@ -41,11 +45,18 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     os.replace(tmp, p)
 
 
-def load_policy(rules: str | os.PathLike | None = None, wave_size: int | None = None,
-                per_host: int | None = None, limit: int = MAX_FILE_BYTES) -> Policy:
+def load_policy(
+    rules: str | os.PathLike | None = None,
+    wave_size: int | None = None,
+    per_host: int | None = None,
+    limit: int = MAX_FILE_BYTES,
+) -> Policy:
     """The rules file (or the built-in rules), with the CLI's wave size and per-host cap over it."""
-    policy = parse_rules(read_yaml(rules, "rules", limit), str(rules)) if rules else \
-        parse_rules(parse_yaml(DEFAULT_RULES, "built-in rules"), "built-in rules")
+    policy = (
+        parse_rules(read_yaml(rules, "rules", limit), str(rules))
+        if rules
+        else parse_rules(parse_yaml(DEFAULT_RULES, "built-in rules"), "built-in rules")
+    )
     policy.wave_size = wave_size or policy.wave_size
     policy.per_host = per_host or policy.per_host
     return policy

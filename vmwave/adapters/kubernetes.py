@@ -69,8 +69,12 @@ class Cluster:
     def __init__(self, kubeconfig: str | Path, context: str | None = None):
         path = Path(kubeconfig)
         if not path.is_file():
-            raise InputError(str(path), "", "kubeconfig not found", "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)")
-        document = read_yaml(path, "kubeconfig", 4 << 20)  # bounded, UTF-8, no aliases: checked before the client parses it
+            raise InputError(
+                str(path), "", "kubeconfig not found", "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)"
+            )
+        document = read_yaml(
+            path, "kubeconfig", 4 << 20
+        )  # bounded, UTF-8, no aliases: checked before the client parses it
         try:
             configuration = Configuration()
             kube_config.load_kube_config(str(path), context=context, client_configuration=configuration)
@@ -83,16 +87,27 @@ class Cluster:
             self.core = CoreV1Api(client)
         except ApiException as exc:
             if exc.status == 401:
-                raise ConnectionFailed("the Kubernetes API refused the kubeconfig's credentials",
-                                       "renew the token in the kubeconfig", cause=UNREACHABLE) from None
-            raise ConnectionFailed(f"the Kubernetes API answered {exc.status}: {_reason(exc)}", "check the kubeconfig",
-                                   cause=UNREACHABLE) from None
+                raise ConnectionFailed(
+                    "the Kubernetes API refused the kubeconfig's credentials",
+                    "renew the token in the kubeconfig",
+                    cause=UNREACHABLE,
+                ) from None
+            raise ConnectionFailed(
+                f"the Kubernetes API answered {exc.status}: {_reason(exc)}", "check the kubeconfig", cause=UNREACHABLE
+            ) from None
         except (kube_config.ConfigException, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise InputError(str(path), "", f"is not a kubeconfig vmwave can use ({type(exc).__name__}: {exc})",
-                             "write it as `kubectl config view --raw` shows one (lab: `vmwave lab up`)") from None
+            raise InputError(
+                str(path),
+                "",
+                f"is not a kubeconfig vmwave can use ({type(exc).__name__}: {exc})",
+                "write it as `kubectl config view --raw` shows one (lab: `vmwave lab up`)",
+            ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ConnectionFailed(f"cannot reach the Kubernetes API in {path} ({exc})",
-                                   "check the server address and that the cluster is up", cause=UNREACHABLE) from None
+            raise ConnectionFailed(
+                f"cannot reach the Kubernetes API in {path} ({exc})",
+                "check the server address and that the cluster is up",
+                cause=UNREACHABLE,
+            ) from None
 
     @classmethod
     def shared(cls, kubeconfig: str | Path) -> "Cluster":
@@ -104,31 +119,39 @@ class Cluster:
         try:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
-            raise VmwaveError(f"the cluster does not serve {api_version} {kind}",
-                              "install the operator that provides it (KubeVirt, CDI or Multus)",
-                              cause="cluster-rejected") from None
+            raise VmwaveError(
+                f"the cluster does not serve {api_version} {kind}",
+                "install the operator that provides it (KubeVirt, CDI or Multus)",
+                cause="cluster-rejected",
+            ) from None
 
     def apply(self, obj: dict[str, Any], force: bool = False) -> dict[str, Any]:
         """Create or update ``obj`` with server-side apply; a field another manager owns is a clear error."""
         r = self.resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         try:
-            return self.dynamic.server_side_apply(r, body=obj, namespace=meta.get("namespace"),
-                                                  field_manager=FIELD_MANAGER, force_conflicts=force).to_dict()
+            return self.dynamic.server_side_apply(
+                r, body=obj, namespace=meta.get("namespace"), field_manager=FIELD_MANAGER, force_conflicts=force
+            ).to_dict()
         except DynamicApiError as exc:
             where = f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']}".replace(" /", " ")
-            fix = "another tool owns these fields; apply with force only if vmwave should take them over" \
-                if exc.status == 409 else "fix the object and apply again"
-            raise VmwaveError(f"applying {where} failed ({exc.status}): {_reason(exc)}", fix,
-                              cause="cluster-rejected") from None
+            fix = (
+                "another tool owns these fields; apply with force only if vmwave should take them over"
+                if exc.status == 409
+                else "fix the object and apply again"
+            )
+            raise VmwaveError(
+                f"applying {where} failed ({exc.status}): {_reason(exc)}", fix, cause="cluster-rejected"
+            ) from None
 
     def refusal(self, obj: dict[str, Any]) -> str | None:
         """Why the cluster would refuse ``obj`` (its validation, admission webhooks, quotas), asked with a
         server-side dry run that stores nothing; None when it would take it."""
         try:
             r = self.resource(obj["apiVersion"], obj["kind"])
-            self.dynamic.server_side_apply(r, body=obj, namespace=obj["metadata"].get("namespace"),
-                                           field_manager=FIELD_MANAGER, dry_run="All")
+            self.dynamic.server_side_apply(
+                r, body=obj, namespace=obj["metadata"].get("namespace"), field_manager=FIELD_MANAGER, dry_run="All"
+            )
             return None
         except VmwaveError as exc:  # the kind is not served
             return exc.what
@@ -150,28 +173,37 @@ class Cluster:
         owner = (((there or {}).get("metadata") or {}).get("labels") or {}).get(LABEL_RUN)
         if there is not None and owner != run:
             made = f"run {owner}" if owner else "something else than a vmwave run"
-            raise VmwaveError(f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']} already exists and was made by "
-                              f"{made}, not this run ({run}); nothing of it was changed",
-                              "if it is a migration done with another ledger, leave it or roll it back with that "
-                              "ledger (`vmwave rollback` with its VMWAVE_LEDGER); else give this VM another "
-                              "`target_name:` in the plan", cause="owned-by-another-run")
+            raise VmwaveError(
+                f"{obj['kind']} {meta.get('namespace', '')}/{meta['name']} already exists and was made by "
+                f"{made}, not this run ({run}); nothing of it was changed",
+                "if it is a migration done with another ledger, leave it or roll it back with that "
+                "ledger (`vmwave rollback` with its VMWAVE_LEDGER); else give this VM another "
+                "`target_name:` in the plan",
+                cause="owned-by-another-run",
+            )
         return self.apply({**obj, "metadata": {**meta, "labels": {**(meta.get("labels") or {}), LABEL_RUN: run}}})
 
     def volume_users(self, namespace: str, claims: list[str], but: str = "") -> list[str]:
         """The VirtualMachines (which start on them), running VMs (VirtualMachineInstances) and Pods, but the Pod
         ``but``, that use any of the PVCs ``claims``: as Kubernetes sees them, by their volumes."""
         wanted, users = set(claims), []
-        for kind, spec_of in (("VirtualMachine", lambda o: ((o.get("spec") or {}).get("template") or {}).get("spec")),
-                              ("VirtualMachineInstance", lambda o: o.get("spec"))):
+        for kind, spec_of in (
+            ("VirtualMachine", lambda o: ((o.get("spec") or {}).get("template") or {}).get("spec")),
+            ("VirtualMachineInstance", lambda o: o.get("spec")),
+        ):
             for vm in self.find("kubevirt.io/v1", kind, namespace, {}):
                 volumes = (spec_of(vm) or {}).get("volumes") or []
-                if any(((v.get("dataVolume") or {}).get("name")
-                        or (v.get("persistentVolumeClaim") or {}).get("claimName")) in wanted for v in volumes):
+                if any(
+                    ((v.get("dataVolume") or {}).get("name") or (v.get("persistentVolumeClaim") or {}).get("claimName"))
+                    in wanted
+                    for v in volumes
+                ):
                     users.append(f"{kind} {namespace}/{vm['metadata']['name']}")
         for pod in self.find("v1", "Pod", namespace, {}):
             volumes = (pod.get("spec") or {}).get("volumes") or []
-            if pod["metadata"]["name"] != but and any((v.get("persistentVolumeClaim") or {}).get("claimName") in wanted
-                                                      for v in volumes):
+            if pod["metadata"]["name"] != but and any(
+                (v.get("persistentVolumeClaim") or {}).get("claimName") in wanted for v in volumes
+            ):
                 users.append(f"Pod {namespace}/{pod['metadata']['name']}")
         return users
 
@@ -187,11 +219,18 @@ class Cluster:
         for vm in self.resource("kubevirt.io/v1", "VirtualMachine").get().to_dict().get("items") or []:
             meta = vm["metadata"]
             domain = (((vm.get("spec") or {}).get("template") or {}).get("spec") or {}).get("domain") or {}
-            macs = tuple(i["macAddress"] for i in (domain.get("devices") or {}).get("interfaces") or ()
-                         if i.get("macAddress"))
-            found.append(ClusterVM(meta.get("namespace", ""), meta["name"], macs,
-                                   (meta.get("labels") or {}).get(LABEL_UUID, ""),
-                                   (meta.get("annotations") or {}).get(ANNOTATION_MIGRATED, "")))
+            macs = tuple(
+                i["macAddress"] for i in (domain.get("devices") or {}).get("interfaces") or () if i.get("macAddress")
+            )
+            found.append(
+                ClusterVM(
+                    meta.get("namespace", ""),
+                    meta["name"],
+                    macs,
+                    (meta.get("labels") or {}).get(LABEL_UUID, ""),
+                    (meta.get("annotations") or {}).get(ANNOTATION_MIGRATED, ""),
+                )
+            )
         return found
 
     def find(self, api_version: str, kind: str, namespace: str | None, labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -201,8 +240,9 @@ class Cluster:
 
     def patch(self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict[str, Any]) -> dict:
         r = self.resource(api_version, kind)
-        return self.dynamic.patch(r, body=patch, name=name, namespace=namespace,
-                                  content_type="application/merge-patch+json").to_dict()
+        return self.dynamic.patch(
+            r, body=patch, name=name, namespace=namespace, content_type="application/merge-patch+json"
+        ).to_dict()
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         try:
@@ -220,9 +260,18 @@ class Cluster:
                 return ""
             raise
 
-    def wait_for(self, api_version: str, kind: str, namespace: str | None, name: str,
-                 done: Callable[[dict | None], bool], timeout: float, what: str,
-                 since: dict | None = None, abort: Callable[[], None] | None = None) -> dict | None:
+    def wait_for(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        done: Callable[[dict | None], bool],
+        timeout: float,
+        what: str,
+        since: dict | None = None,
+        abort: Callable[[], None] | None = None,
+    ) -> dict | None:
         """Watch one object until ``done(obj)`` (obj None once deleted) or fail after ``timeout`` seconds.
 
         With ``since`` (the object as returned by a write), every state after that write is seen,
@@ -240,13 +289,21 @@ class Cluster:
             left = deadline - time.monotonic()
             if left <= 0:
                 state = (current or {}).get("status", {})
-                raise TimedOut(f"timed out after {timeout:.0f}s waiting for {kind} {namespace}/{name} to be {what}; "
-                               f"last status: {json.dumps(state)[:400]}", "see the object's conditions and events")
+                raise TimedOut(
+                    f"timed out after {timeout:.0f}s waiting for {kind} {namespace}/{name} to be {what}; "
+                    f"last status: {json.dumps(state)[:400]}",
+                    "see the object's conditions and events",
+                )
             version = (current or {}).get("metadata", {}).get("resourceVersion")
             chunk = min(left, ABORT_CHECK_SECONDS) if abort is not None else left
             try:
-                for event in self.dynamic.watch(r, namespace=namespace, field_selector=f"metadata.name={name}",
-                                                resource_version=version, timeout=max(1, int(chunk))):
+                for event in self.dynamic.watch(
+                    r,
+                    namespace=namespace,
+                    field_selector=f"metadata.name={name}",
+                    resource_version=version,
+                    timeout=max(1, int(chunk)),
+                ):
                     current = None if event["type"] == "DELETED" else event["raw_object"]
                     if done(current):
                         return current

@@ -16,8 +16,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text, bindparam,
-                        create_engine, event, func, inspect, select, text)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
 
@@ -29,7 +45,8 @@ _shared_lock = threading.Lock()
 
 metadata = MetaData()
 steps = Table(
-    "steps", metadata,
+    "steps",
+    metadata,
     Column("wave", String(64), primary_key=True),
     Column("vm_key", String(160), primary_key=True),  # which VM: its vCenter and its instance UUID (SourceVM.key)
     Column("step", String(32), primary_key=True),
@@ -46,7 +63,8 @@ steps = Table(
     Column("detail", JSON, default=dict),
 )
 claims = Table(  # which worker runs a VM now: several workers may run one wave, each VM runs on one
-    "claims", metadata,
+    "claims",
+    metadata,
     Column("wave", String(64), primary_key=True),
     Column("vm_key", String(160), primary_key=True),
     Column("owner", String(64), nullable=False),
@@ -54,7 +72,8 @@ claims = Table(  # which worker runs a VM now: several workers may run one wave,
 )
 CLAIM_STALE_SECONDS = 60  # a claim not refreshed for this long belongs to a dead worker
 waves = Table(  # each wave's last run: what the metrics count its VMs against (`vmwave exporter`)
-    "waves", metadata,
+    "waves",
+    metadata,
     Column("wave", String(64), primary_key=True),
     Column("cls", String(16), nullable=False),
     Column("mode", String(16), nullable=False),
@@ -63,14 +82,16 @@ waves = Table(  # each wave's last run: what the metrics count its VMs against (
     Column("finished_at", DateTime(timezone=True)),
 )
 cancels = Table(  # a person asked to stop one VM (the plan's, by its uuid) (`vmwave cancel`); its worker takes it
-    "cancels", metadata,
+    "cancels",
+    metadata,
     Column("wave", String(64), primary_key=True),
     Column("uuid", String(96), primary_key=True),
     Column("requested_at", DateTime(timezone=True), nullable=False),
 )
 
 cutovers = Table(  # a person asked a warm VM (uuid) or a whole wave ("*") to cut over now (`vmwave cutover`)
-    "cutovers", metadata,
+    "cutovers",
+    metadata,
     Column("wave", String(64), primary_key=True),
     Column("uuid", String(96), primary_key=True),
     Column("requested_at", DateTime(timezone=True), nullable=False),
@@ -78,7 +99,8 @@ cutovers = Table(  # a person asked a warm VM (uuid) or a whole wave ("*") to cu
 
 
 meta = Table(  # what the ledger is: its id, the run label of every object it made (vmwave.io/run)
-    "meta", metadata,
+    "meta",
+    metadata,
     Column("key", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
 )
@@ -95,9 +117,12 @@ class Ledger:
         try:
             self.engine: Engine = create_engine(url, future=True)
         except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
-            raise InputError("VMWAVE_LEDGER", "", f"{shown} is not a database vmwave can use ({exc})",
-                             "give a file path (SQLite) or postgresql+psycopg://USER@HOST/DB "
-                             "(pip install 'vmwave[postgresql]')") from None
+            raise InputError(
+                "VMWAVE_LEDGER",
+                "",
+                f"{shown} is not a database vmwave can use ({exc})",
+                "give a file path (SQLite) or postgresql+psycopg://USER@HOST/DB (pip install 'vmwave[postgresql]')",
+            ) from None
         if self.engine.dialect.name == "sqlite":
             Path(self.engine.url.database or ".").parent.mkdir(parents=True, exist_ok=True)
 
@@ -105,18 +130,22 @@ class Ledger:
             def _pragmas(connection, _record):  # several processes write one file
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA busy_timeout=10000")
+
         try:
             _create(self.engine)
         except OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no answer"
-            raise ConnectionFailed(f"the ledger's database {shown} cannot be reached: {reason}",
-                                   "start it, or point VMWAVE_LEDGER at one that runs", cause="ledger-unreachable") \
-                from None
+            raise ConnectionFailed(
+                f"the ledger's database {shown} cannot be reached: {reason}",
+                "start it, or point VMWAVE_LEDGER at one that runs",
+                cause="ledger-unreachable",
+            ) from None
 
     @functools.cached_property
     def run_id(self) -> str:
         """This ledger's id: every object its runs make carries it (``vmwave.io/run``), so a run never takes over,
         or undoes, what a run of another ledger made; a rerun with this ledger finds its own."""
+
         def read() -> str | None:
             with self.engine.connect() as conn:
                 return conn.execute(select(meta.c.value).where(meta.c.key == "run_id")).scalar()
@@ -138,26 +167,36 @@ class Ledger:
         with self.engine.begin() as conn:
             if not conn.execute(select(steps.c.vm_key).where(steps.c.vm_key.startswith(LEGACY)).limit(1)).first():
                 return
-            claimed = conn.execute(meta.update().where((meta.c.key == "legacy") & (meta.c.value == "moref"))
-                                   .values(value=vcenter)).rowcount
+            claimed = conn.execute(
+                meta.update().where((meta.c.key == "legacy") & (meta.c.value == "moref")).values(value=vcenter)
+            ).rowcount
             owner = conn.execute(select(meta.c.value).where(meta.c.key == "legacy")).scalar()
             if not (claimed or owner == vcenter):
                 return
             moved = [{"old": LEGACY + moref, "key": key, "uuid": uuid} for moref, (key, uuid) in vms.items()]
             if not moved:
                 return
-            conn.execute(steps.update().where(steps.c.vm_key == bindparam("old"))
-                         .values(vm_key=bindparam("key"), uuid=bindparam("uuid")), moved)
-            conn.execute(claims.update().where(claims.c.vm_key == bindparam("old")).values(vm_key=bindparam("key")),
-                         moved)
+            conn.execute(
+                steps.update()
+                .where(steps.c.vm_key == bindparam("old"))
+                .values(vm_key=bindparam("key"), uuid=bindparam("uuid")),
+                moved,
+            )
+            conn.execute(
+                claims.update().where(claims.c.vm_key == bindparam("old")).values(vm_key=bindparam("key")), moved
+            )
             for table in (cancels, cutovers):
-                conn.execute(table.update().where(table.c.uuid == bindparam("old")).values(uuid=bindparam("uuid")),
-                             moved)
+                conn.execute(
+                    table.update().where(table.c.uuid == bindparam("old")).values(uuid=bindparam("uuid")), moved
+                )
             renamed = {m["old"]: m["key"] for m in moved}
             for wave, members in conn.execute(select(waves.c.wave, waves.c.members)).all():
                 if any(k in renamed for k in members or {}):
-                    conn.execute(waves.update().where(waves.c.wave == wave)
-                                 .values(members={renamed.get(k, k): v for k, v in members.items()}))
+                    conn.execute(
+                        waves.update()
+                        .where(waves.c.wave == wave)
+                        .values(members={renamed.get(k, k): v for k, v in members.items()})
+                    )
 
     @classmethod
     def shared(cls, url: str) -> "Ledger":
@@ -194,19 +233,38 @@ class Ledger:
             self._attempt(conn, row["attempt"] if row else None, wave, key, vm, step, moref, uuid)
         return None
 
-    def _attempt(self, conn: Connection, last: int | None, wave: str, key: str, vm: str, step: str, moref: str,
-                 uuid: str) -> int:
+    def _attempt(
+        self, conn: Connection, last: int | None, wave: str, key: str, vm: str, step: str, moref: str, uuid: str
+    ) -> int:
         attempt = (last or 0) + 1
-        values = {"vm": vm, "moref": moref, "uuid": uuid, "status": "running", "attempt": attempt,
-                  "started_at": _now(), "finished_at": None, "error": "", "cause": ""}
+        values = {
+            "vm": vm,
+            "moref": moref,
+            "uuid": uuid,
+            "status": "running",
+            "attempt": attempt,
+            "started_at": _now(),
+            "finished_at": None,
+            "error": "",
+            "cause": "",
+        }
         if last is not None:
             conn.execute(steps.update().where(self._key(wave, key, step)).values(**values))
         else:
             conn.execute(steps.insert().values(wave=wave, vm_key=key, step=step, bytes=0, detail={}, **values))
         return attempt
 
-    def finish(self, wave: str, key: str, step: str, status: str = "succeeded", bytes_done: int = 0,
-               detail: dict[str, Any] | None = None, error: str = "", cause: str = "") -> None:
+    def finish(
+        self,
+        wave: str,
+        key: str,
+        step: str,
+        status: str = "succeeded",
+        bytes_done: int = 0,
+        detail: dict[str, Any] | None = None,
+        error: str = "",
+        cause: str = "",
+    ) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown step status {status!r}")
         values = {"status": status, "finished_at": _now(), "bytes": bytes_done, "error": error, "cause": cause}
@@ -215,8 +273,9 @@ class Ledger:
         with self.engine.begin() as conn:
             conn.execute(steps.update().where(self._key(wave, key, step)).values(**values))
 
-    def mark(self, wave: str, key: str, step: str, status: str | None = None,
-             detail: dict[str, Any] | None = None) -> None:
+    def mark(
+        self, wave: str, key: str, step: str, status: str | None = None, detail: dict[str, Any] | None = None
+    ) -> None:
         """Change a step's status or detail, keeping its times and bytes (a rollback, notes while one runs)."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"unknown step status {status!r}")
@@ -238,8 +297,11 @@ class Ledger:
                 beat = row["heartbeat"] if row["heartbeat"].tzinfo else row["heartbeat"].replace(tzinfo=timezone.utc)
                 if (_now() - beat).total_seconds() < CLAIM_STALE_SECONDS:
                     return "busy"
-                taken = conn.execute(claims.update().where(where & (claims.c.owner == row["owner"]))
-                                     .values(owner=owner, heartbeat=_now()))
+                taken = conn.execute(
+                    claims.update()
+                    .where(where & (claims.c.owner == row["owner"]))
+                    .values(owner=owner, heartbeat=_now())
+                )
                 return "taken-over" if taken.rowcount == 1 else "busy"
         except IntegrityError:  # another worker inserted it first
             return "busy"
@@ -250,8 +312,9 @@ class Ledger:
 
     def release_claim(self, wave: str, key: str, owner: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(claims.delete().where((claims.c.wave == wave) & (claims.c.vm_key == key)
-                                               & (claims.c.owner == owner)))
+            conn.execute(
+                claims.delete().where((claims.c.wave == wave) & (claims.c.vm_key == key) & (claims.c.owner == owner))
+            )
 
     def forget(self, wave: str, key: str) -> None:
         """What this ledger recorded of the VM in the wave, gone: it is migrated again (``--redo``)."""
@@ -291,8 +354,11 @@ class Ledger:
 
     def worked_on_since(self, wave: str, key: str, since: datetime) -> bool:
         """Whether any step of the VM started at or after ``since``: another worker ran it meanwhile."""
-        query = select(steps.c.step).where((steps.c.wave == wave) & (steps.c.vm_key == key)
-                                           & (steps.c.started_at >= since)).limit(1)
+        query = (
+            select(steps.c.step)
+            .where((steps.c.wave == wave) & (steps.c.vm_key == key) & (steps.c.started_at >= since))
+            .limit(1)
+        )
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
 
@@ -330,7 +396,9 @@ class Ledger:
 
     def waves(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return [{**dict(r), "class": r["cls"]} for r in conn.execute(select(waves).order_by(waves.c.wave)).mappings()]
+            return [
+                {**dict(r), "class": r["cls"]} for r in conn.execute(select(waves).order_by(waves.c.wave)).mappings()
+            ]
 
     def rows(self, wave: str | None = None) -> list[dict[str, Any]]:
         query = select(steps).order_by(steps.c.wave, steps.c.vm, steps.c.started_at)
@@ -343,16 +411,33 @@ class Ledger:
         """Per VM, its steps in order: what `vmwave status --json` prints."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for row in self.rows(wave):
-            entry = found.setdefault((row["wave"], row["vm_key"]), {
-                "wave": row["wave"], "vm": row["vm"], "key": row["vm_key"], "moref": row["moref"], "uuid": row["uuid"],
-                "steps": []})
-            entry["steps"].append({
-                "step": row["step"], "status": row["status"], "attempts": row["attempt"], "cause": row["cause"],
-                "error": row["error"], "bytes": row["bytes"], "detail": row["detail"] or {},
-                "started_at": row["started_at"].isoformat() if row["started_at"] else None,
-                "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
-                "seconds": round((row["finished_at"] - row["started_at"]).total_seconds(), 3)
-                if row["finished_at"] and row["started_at"] else None})
+            entry = found.setdefault(
+                (row["wave"], row["vm_key"]),
+                {
+                    "wave": row["wave"],
+                    "vm": row["vm"],
+                    "key": row["vm_key"],
+                    "moref": row["moref"],
+                    "uuid": row["uuid"],
+                    "steps": [],
+                },
+            )
+            entry["steps"].append(
+                {
+                    "step": row["step"],
+                    "status": row["status"],
+                    "attempts": row["attempt"],
+                    "cause": row["cause"],
+                    "error": row["error"],
+                    "bytes": row["bytes"],
+                    "detail": row["detail"] or {},
+                    "started_at": row["started_at"].isoformat() if row["started_at"] else None,
+                    "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
+                    "seconds": round((row["finished_at"] - row["started_at"]).total_seconds(), 3)
+                    if row["finished_at"] and row["started_at"]
+                    else None,
+                }
+            )
         return list(found.values())
 
 
@@ -394,17 +479,25 @@ def _upgrade(conn: Connection) -> None:
     rows = {name: [dict(r) for r in conn.execute(select(old.tables[name])).mappings()] for name in tables}
     old.drop_all(conn)
     metadata.create_all(conn)
-    keyed = {"steps": lambda r: {**r, "vm_key": LEGACY + r["moref"], "uuid": ""},
-             "claims": lambda r: {**{k: v for k, v in r.items() if k != "moref"}, "vm_key": LEGACY + r["moref"]},
-             "cancels": lambda r: {"wave": r["wave"], "uuid": LEGACY + r["moref"], "requested_at": r["requested_at"]},
-             "cutovers": lambda r: {"wave": r["wave"], "uuid": r["moref"] if r["moref"] == "*" else LEGACY + r["moref"],
-                                    "requested_at": r["requested_at"]}}
+    keyed = {
+        "steps": lambda r: {**r, "vm_key": LEGACY + r["moref"], "uuid": ""},
+        "claims": lambda r: {**{k: v for k, v in r.items() if k != "moref"}, "vm_key": LEGACY + r["moref"]},
+        "cancels": lambda r: {"wave": r["wave"], "uuid": LEGACY + r["moref"], "requested_at": r["requested_at"]},
+        "cutovers": lambda r: {
+            "wave": r["wave"],
+            "uuid": r["moref"] if r["moref"] == "*" else LEGACY + r["moref"],
+            "requested_at": r["requested_at"],
+        },
+    }
     for name, found_rows in rows.items():
         if found_rows:
             conn.execute(metadata.tables[name].insert(), [keyed[name](r) for r in found_rows])
     for wave, members in conn.execute(select(waves.c.wave, waves.c.members)).all():
-        conn.execute(waves.update().where(waves.c.wave == wave)
-                     .values(members={LEGACY + k: v for k, v in (members or {}).items()}))
+        conn.execute(
+            waves.update()
+            .where(waves.c.wave == wave)
+            .values(members={LEGACY + k: v for k, v in (members or {}).items()})
+        )
     conn.execute(meta.insert().values(key="legacy", value="moref"))
 
 

@@ -50,17 +50,28 @@ class LedgerCollector(Collector):
         by_vm: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         for row in rows:
             by_vm[row["wave"]][row["vm_key"]].append(row)
-        vms = GaugeMetricFamily("vmwave_vms", "VMs of each wave by state (pending, running, succeeded, failed, "
-                                "rolled_back)", labels=["wave", "class", "state"])
-        info = GaugeMetricFamily("vmwave_wave_info", "Each wave the ledger knows, with its class and mode",
-                                 labels=["wave", "class", "mode"])
-        start = GaugeMetricFamily("vmwave_wave_start_timestamp_seconds", "When the wave's last run started",
-                                  labels=["wave"])
-        end = GaugeMetricFamily("vmwave_wave_end_timestamp_seconds", "When the wave's last run ended (absent while "
-                                "it runs)", labels=["wave"])
+        vms = GaugeMetricFamily(
+            "vmwave_vms",
+            "VMs of each wave by state (pending, running, succeeded, failed, rolled_back)",
+            labels=["wave", "class", "state"],
+        )
+        info = GaugeMetricFamily(
+            "vmwave_wave_info", "Each wave the ledger knows, with its class and mode", labels=["wave", "class", "mode"]
+        )
+        start = GaugeMetricFamily(
+            "vmwave_wave_start_timestamp_seconds", "When the wave's last run started", labels=["wave"]
+        )
+        end = GaugeMetricFamily(
+            "vmwave_wave_end_timestamp_seconds",
+            "When the wave's last run ended (absent while it runs)",
+            labels=["wave"],
+        )
         imported = CounterMetricFamily("vmwave_disk_bytes", "Disk bytes imported into the cluster", labels=["wave"])
-        downtime = GaugeMetricFamily("vmwave_vm_downtime_seconds", "How long each migrated VM's source was down "
-                                     "until its guest agent answered", labels=["wave", "vm", "migration"])
+        downtime = GaugeMetricFamily(
+            "vmwave_vm_downtime_seconds",
+            "How long each migrated VM's source was down until its guest agent answered",
+            labels=["wave", "vm", "migration"],
+        )
         for wave in sorted(set(waves) | set(by_vm)):
             meta = waves.get(wave) or {"class": "unknown", "mode": "unknown", "members": {}}
             members = meta["members"] or {}
@@ -96,20 +107,25 @@ class LedgerCollector(Collector):
             if row["status"] == "running" and row["started_at"]:
                 age = (now - _utc(row["started_at"])).total_seconds()
                 oldest[row["step"]] = max(age, oldest.get(row["step"], 0.0))
-        histogram = HistogramMetricFamily("vmwave_step_duration_seconds", "How long each step took, to its end",
-                                          labels=["step"])
+        histogram = HistogramMetricFamily(
+            "vmwave_step_duration_seconds", "How long each step took, to its end", labels=["step"]
+        )
         for step, values in sorted(durations.items()):
             buckets = [(str(float(le)), sum(v <= le for v in values)) for le in BUCKETS]
             histogram.add_metric([step], buckets + [("+Inf", len(values))], sum(values))
         failed = CounterMetricFamily("vmwave_step_failures", "Steps that failed, by cause", labels=["step", "cause"])
         for (step, cause), count in sorted(failures.items()):
             failed.add_metric([step, cause], count)
-        running = GaugeMetricFamily("vmwave_step_oldest_running_seconds", "Age of the oldest attempt of each step "
-                                    "still running", labels=["step"])
+        running = GaugeMetricFamily(
+            "vmwave_step_oldest_running_seconds",
+            "Age of the oldest attempt of each step still running",
+            labels=["step"],
+        )
         for step, age in sorted(oldest.items()):
             running.add_metric([step], age)
-        deadline = GaugeMetricFamily("vmwave_step_timeout_seconds", "How long each waiting step may take "
-                                     "(VMWAVE_TIMEOUTS)", labels=["step"])
+        deadline = GaugeMetricFamily(
+            "vmwave_step_timeout_seconds", "How long each waiting step may take (VMWAVE_TIMEOUTS)", labels=["step"]
+        )
         for step, seconds in sorted(self.timeouts.items()):
             deadline.add_metric([step], seconds)
         yield from (histogram, failed, running, deadline)

@@ -27,13 +27,18 @@ from vmwave.errors import InputError
 
 PREFIX = "vmwave: "  # every automation vmwave makes is named so; `notify set` replaces them all
 WINDOW_MISSED = "vmwave.wave.window-missed"
-ENDED = ("prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Crashed",
-         "prefect.flow-run.Cancelled", "prefect.flow-run.Paused")
+ENDED = (
+    "prefect.flow-run.Completed",
+    "prefect.flow-run.Failed",
+    "prefect.flow-run.Crashed",
+    "prefect.flow-run.Cancelled",
+    "prefect.flow-run.Paused",
+)
 
 
 def _slack(text: str) -> str:
     """A payload template whose rendering is one JSON object ``{"text": ...}``, however the values are quoted."""
-    return '{"text": {{ (' + text + ') | tojson }}}'
+    return '{"text": {{ (' + text + ") | tojson }}}"
 
 
 def _flow(name: str) -> dict[str, str]:
@@ -42,37 +47,79 @@ def _flow(name: str) -> dict[str, str]:
 
 def automations(block: UUID, running_longer_than: float) -> list[AutomationCore]:
     """What `vmwave notify set` puts on the server: one automation per thing a platform team must hear of."""
+
     def call(text: str) -> list[CallWebhook]:
         return [CallWebhook(block_document_id=block, payload=_slack(text))]
 
-    failed = ('"vmwave: wave run " ~ flow_run.name ~ " ended Failed: " ~ (flow_run.state.message or "no message") '
-              '~ " (Prefect run " ~ flow_run.id ~ ")"')
-    paused = ('"vmwave: " ~ flow_run.name ~ " (wave-VM) waits for approval in the Prefect UI: resume it to go on '
-              '(Prefect run " ~ flow_run.id ~ ")"')
-    missed = ('"vmwave: wave " ~ event.payload.wave ~ ": its window ended with " ~ event.payload.vms | length ~ '
-              '" VM(s) not cut over: " ~ event.payload.vms | join(", ") ~ "; report: " ~ event.payload.report')
-    stuck = ('"vmwave: wave run " ~ flow_run.name ~ " has run longer than its steps\' timeouts allow (' +
-             f"{running_longer_than:.0f}" + ' s) without ending: look at it in the Prefect UI (Prefect run " ~ '
-             'flow_run.id ~ ")"')
+    failed = (
+        '"vmwave: wave run " ~ flow_run.name ~ " ended Failed: " ~ (flow_run.state.message or "no message") '
+        '~ " (Prefect run " ~ flow_run.id ~ ")"'
+    )
+    paused = (
+        '"vmwave: " ~ flow_run.name ~ " (wave-VM) waits for approval in the Prefect UI: resume it to go on '
+        '(Prefect run " ~ flow_run.id ~ ")"'
+    )
+    missed = (
+        '"vmwave: wave " ~ event.payload.wave ~ ": its window ended with " ~ event.payload.vms | length ~ '
+        '" VM(s) not cut over: " ~ event.payload.vms | join(", ") ~ "; report: " ~ event.payload.report'
+    )
+    stuck = (
+        '"vmwave: wave run " ~ flow_run.name ~ " has run longer than its steps\' timeouts allow ('
+        + f"{running_longer_than:.0f}"
+        + ' s) without ending: look at it in the Prefect UI (Prefect run " ~ '
+        'flow_run.id ~ ")"'
+    )
     return [
-        AutomationCore(name=f"{PREFIX}wave failed", description="A wave run ended Failed.", trigger=EventTrigger(
-            expect={"prefect.flow-run.Failed"}, match_related=_flow("migrate-wave"), posture=Posture.Reactive,
-            threshold=1, within=timedelta(0)), actions=call(failed)),
-        AutomationCore(name=f"{PREFIX}approval waiting", description="A manual (P5) migration paused for approval.",
-                       trigger=EventTrigger(expect={"prefect.flow-run.Paused"}, match_related=_flow("migrate-vm"),
-                                            posture=Posture.Reactive, threshold=1, within=timedelta(0)),
-                       actions=call(paused)),
-        AutomationCore(name=f"{PREFIX}window missed", description="A window ended with VMs not cut over.",
-                       trigger=EventTrigger(expect={WINDOW_MISSED}, match={"prefect.resource.id": "vmwave.wave.*"},
-                                            posture=Posture.Reactive, threshold=1, within=timedelta(0)),
-                       actions=call(missed)),
-        AutomationCore(name=f"{PREFIX}wave running too long",
-                       description="A wave run stayed Running past its steps' timeouts.",
-                       trigger=EventTrigger(after={"prefect.flow-run.Running"}, expect=set(ENDED),
-                                            for_each={"prefect.resource.id"}, match_related=_flow("migrate-wave"),
-                                            posture=Posture.Proactive, threshold=1,
-                                            within=timedelta(seconds=running_longer_than)),
-                       actions=call(stuck)),
+        AutomationCore(
+            name=f"{PREFIX}wave failed",
+            description="A wave run ended Failed.",
+            trigger=EventTrigger(
+                expect={"prefect.flow-run.Failed"},
+                match_related=_flow("migrate-wave"),
+                posture=Posture.Reactive,
+                threshold=1,
+                within=timedelta(0),
+            ),
+            actions=call(failed),
+        ),
+        AutomationCore(
+            name=f"{PREFIX}approval waiting",
+            description="A manual (P5) migration paused for approval.",
+            trigger=EventTrigger(
+                expect={"prefect.flow-run.Paused"},
+                match_related=_flow("migrate-vm"),
+                posture=Posture.Reactive,
+                threshold=1,
+                within=timedelta(0),
+            ),
+            actions=call(paused),
+        ),
+        AutomationCore(
+            name=f"{PREFIX}window missed",
+            description="A window ended with VMs not cut over.",
+            trigger=EventTrigger(
+                expect={WINDOW_MISSED},
+                match={"prefect.resource.id": "vmwave.wave.*"},
+                posture=Posture.Reactive,
+                threshold=1,
+                within=timedelta(0),
+            ),
+            actions=call(missed),
+        ),
+        AutomationCore(
+            name=f"{PREFIX}wave running too long",
+            description="A wave run stayed Running past its steps' timeouts.",
+            trigger=EventTrigger(
+                after={"prefect.flow-run.Running"},
+                expect=set(ENDED),
+                for_each={"prefect.resource.id"},
+                match_related=_flow("migrate-wave"),
+                posture=Posture.Proactive,
+                threshold=1,
+                within=timedelta(seconds=running_longer_than),
+            ),
+            actions=call(stuck),
+        ),
     ]
 
 
@@ -88,9 +135,13 @@ async def _set(block_name: str, running_longer_than: float, url: str | None) -> 
     try:
         block = await Webhook.load(block_name)
     except ValueError:
-        raise InputError("--webhook-block", block_name, "there is no Webhook block of that name",
-                         "create it: `vmwave notify set --webhook-block NAME --url-file FILE` (the URL in a file), "
-                         "or in the Prefect UI (Blocks, Webhook)") from None
+        raise InputError(
+            "--webhook-block",
+            block_name,
+            "there is no Webhook block of that name",
+            "create it: `vmwave notify set --webhook-block NAME --url-file FILE` (the URL in a file), "
+            "or in the Prefect UI (Blocks, Webhook)",
+        ) from None
     async with get_client() as client:
         for old in await client.read_automations():
             if old.name.startswith(PREFIX):
@@ -106,6 +157,8 @@ def emit_window_missed(wave: str, vms: list[str], report: str) -> Any:
     """Tell Prefect's server that a wave's window ended with ``vms`` not cut over (the automation sends it on)."""
     from prefect.events import emit_event
 
-    return emit_event(event=WINDOW_MISSED, resource={"prefect.resource.id": f"vmwave.wave.{wave}",
-                                                     "prefect.resource.name": f"wave {wave}"},
-                      payload={"wave": wave, "vms": vms, "report": report})
+    return emit_event(
+        event=WINDOW_MISSED,
+        resource={"prefect.resource.id": f"vmwave.wave.{wave}", "prefect.resource.name": f"wave {wave}"},
+        payload={"wave": wave, "vms": vms, "report": report},
+    )

@@ -43,8 +43,12 @@ def load_secret(block: str, kind: str) -> str:
             return Secret.load(block).get()
         except ValueError as exc:
             how = "--password-file FILE" if kind == "vcenter" else "--file KUBECONFIG"
-            raise InputError(block, "", f"no Prefect Secret block of that name ({exc})",
-                             f"create it: vmwave secrets set {kind} {how} --name {block}") from None
+            raise InputError(
+                block,
+                "",
+                f"no Prefect Secret block of that name ({exc})",
+                f"create it: vmwave secrets set {kind} {how} --name {block}",
+            ) from None
 
 
 @contextmanager
@@ -57,10 +61,12 @@ def _prefect_api(block: str) -> Iterator[None]:
     except (httpx.HTTPError, OSError) as exc:
         from prefect.settings import PREFECT_API_URL
 
-        raise ConnectionFailed(f"Prefect's API ({PREFECT_API_URL.value() or 'a local ephemeral server'}) cannot be "
-                               f"reached for the Secret block {block}: {exc}",
-                               "start it (`prefect server start`) or set PREFECT_API_URL to the one that runs",
-                               cause="unexpected") from None
+        raise ConnectionFailed(
+            f"Prefect's API ({PREFECT_API_URL.value() or 'a local ephemeral server'}) cannot be "
+            f"reached for the Secret block {block}: {exc}",
+            "start it (`prefect server start`) or set PREFECT_API_URL to the one that runs",
+            cause="unexpected",
+        ) from None
 
 
 @contextmanager

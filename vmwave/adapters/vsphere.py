@@ -34,13 +34,37 @@ PAGE_SIZE = 500
 REFUSED, UNAVAILABLE = "vcenter-refused", "vcenter-unavailable"  # causes in vmwave.domain.diagnosis
 
 VM_PROPERTIES = [
-    "name", "parent", "config.instanceUuid", "config.uuid", "config.guestId", "config.guestFullName",
-    "config.firmware", "config.bootOptions", "config.hardware.numCPU", "config.hardware.memoryMB",
-    "config.hardware.device", "config.template", "config.changeTrackingEnabled", "runtime.powerState",
-    "runtime.host", "guest.toolsRunningStatus", "guest.toolsStatus", "guest.net", "guest.ipAddress",
-    "snapshot", "customValue", "config.cpuHotAddEnabled", "config.cpuHotRemoveEnabled", "config.memoryHotAddEnabled",
-    "config.cpuAffinity", "config.extraConfig", "guest.hostName", "runtime.consolidationNeeded",
-    "runtime.faultToleranceState", "guest.disk", "guest.ipStack",
+    "name",
+    "parent",
+    "config.instanceUuid",
+    "config.uuid",
+    "config.guestId",
+    "config.guestFullName",
+    "config.firmware",
+    "config.bootOptions",
+    "config.hardware.numCPU",
+    "config.hardware.memoryMB",
+    "config.hardware.device",
+    "config.template",
+    "config.changeTrackingEnabled",
+    "runtime.powerState",
+    "runtime.host",
+    "guest.toolsRunningStatus",
+    "guest.toolsStatus",
+    "guest.net",
+    "guest.ipAddress",
+    "snapshot",
+    "customValue",
+    "config.cpuHotAddEnabled",
+    "config.cpuHotRemoveEnabled",
+    "config.memoryHotAddEnabled",
+    "config.cpuAffinity",
+    "config.extraConfig",
+    "guest.hostName",
+    "runtime.consolidationNeeded",
+    "runtime.faultToleranceState",
+    "guest.disk",
+    "guest.ipStack",
 ]
 CHECKED_EXTRA_CONFIG = re.compile(r"^(numa\.nodeAffinity|disk\.EnableUUID|(scsi|sata|nvme|ide)\d+:\d+\.ctkEnabled)$")
 # Everything else the records need, fetched in the same call: a few objects per host and folder.
@@ -48,7 +72,13 @@ CONTEXT_PROPERTIES = {
     vim.Folder: ["name", "parent"],
     vim.Datacenter: ["name", "parent"],
     vim.ComputeResource: ["name", "parent", "configurationEx"],
-    vim.HostSystem: ["name", "parent", "config.network.portgroup", "runtime.inMaintenanceMode", "runtime.connectionState"],
+    vim.HostSystem: [
+        "name",
+        "parent",
+        "config.network.portgroup",
+        "runtime.inMaintenanceMode",
+        "runtime.connectionState",
+    ],
     vim.Datastore: ["name"],
     vim.Network: ["name"],
     vim.dvs.DistributedVirtualPortgroup: ["name", "key", "config.defaultPortConfig"],
@@ -73,19 +103,24 @@ class VCenter:
             return load_secret(self.secret_block, "vcenter")
         if self.password_file is not None:
             return read_secret(self.password_file, "password")
-        raise InputError("vCenter password", "", "no password source given",
-                         "set VMWAVE_VCENTER_PASSWORD_FILE (a file) or --secret-block (a Prefect Secret block)")
+        raise InputError(
+            "vCenter password",
+            "",
+            "no password source given",
+            "set VMWAVE_VCENTER_PASSWORD_FILE (a file) or --secret-block (a Prefect Secret block)",
+        )
 
 
 def _ssl_context(target: VCenter) -> tuple[ssl.SSLContext | None, dict[str, Any]]:
     if target.insecure:
-        log.warning("TLS verification of %s is OFF (--insecure): anyone on the path can read the password",
-                    target.url)
+        log.warning("TLS verification of %s is OFF (--insecure): anyone on the path can read the password", target.url)
         return None, {"disableSslCertValidation": True}
     if target.thumbprint:
         return None, {"thumbprint": target.thumbprint.replace(":", "").lower()}  # checked in _check_pin too
     if target.ca_file is not None and not Path(target.ca_file).is_file():
-        raise InputError(str(target.ca_file), "", "CA file not found", "point VMWAVE_VCENTER_CA / --ca at the vCenter CA (PEM)")
+        raise InputError(
+            str(target.ca_file), "", "CA file not found", "point VMWAVE_VCENTER_CA / --ca at the vCenter CA (PEM)"
+        )
     return _verified(target), {}
 
 
@@ -93,23 +128,34 @@ def _verified(target: VCenter) -> ssl.SSLContext:
     try:
         return ssl.create_default_context(cafile=str(target.ca_file) if target.ca_file else None)
     except (ssl.SSLError, ValueError) as exc:
-        raise InputError(str(target.ca_file), "", f"is not a PEM CA bundle ({exc})",
-                         "point VMWAVE_VCENTER_CA / --ca at the certificate (PEM) of the CA that signed vCenter's") from None
+        raise InputError(
+            str(target.ca_file),
+            "",
+            f"is not a PEM CA bundle ({exc})",
+            "point VMWAVE_VCENTER_CA / --ca at the certificate (PEM) of the CA that signed vCenter's",
+        ) from None
 
 
 def _check_pin(host: str, port: int, pin: str, where: str) -> None:
     """pyVmomi skips the pin when its first request succeeds unverified, so compare it ourselves."""
     algorithm = {40: hashlib.sha1, 64: hashlib.sha256, 128: hashlib.sha512}.get(len(pin))
     if algorithm is None:
-        raise InputError("--thumbprint", "", f"{pin!r} is not a SHA-1, SHA-256 or SHA-512 thumbprint",
-                         "copy the certificate's SHA-256 fingerprint (64 hex digits, colons allowed)")
+        raise InputError(
+            "--thumbprint",
+            "",
+            f"{pin!r} is not a SHA-1, SHA-256 or SHA-512 thumbprint",
+            "copy the certificate's SHA-256 fingerprint (64 hex digits, colons allowed)",
+        )
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     with socket.create_connection((host, port), timeout=30) as raw, context.wrap_socket(raw) as tls:
         actual = algorithm(tls.getpeercert(binary_form=True)).hexdigest()
     if actual != pin:
-        raise ConnectionFailed(f"the certificate of {where} does not match the pinned thumbprint (it is {actual})",
-                               "check --thumbprint against the vCenter's certificate", cause=REFUSED)
+        raise ConnectionFailed(
+            f"the certificate of {where} does not match the pinned thumbprint (it is {actual})",
+            "check --thumbprint against the vCenter's certificate",
+            cause=REFUSED,
+        )
 
 
 @contextmanager
@@ -123,31 +169,56 @@ def connect(target: VCenter) -> Iterator[vim.ServiceInstance]:
     try:
         if target.thumbprint:
             _check_pin(url.hostname, url.port or 443, extra["thumbprint"], where)
-        si = SmartConnect(protocol=url.scheme, host=url.hostname, port=url.port or (443 if url.scheme == "https" else 80),
-                          path=url.path or "/sdk", user=target.user, pwd=target.password(), sslContext=context,
-                          httpConnectionTimeout=30, **extra)
+        si = SmartConnect(
+            protocol=url.scheme,
+            host=url.hostname,
+            port=url.port or (443 if url.scheme == "https" else 80),
+            path=url.path or "/sdk",
+            user=target.user,
+            pwd=target.password(),
+            sslContext=context,
+            httpConnectionTimeout=30,
+            **extra,
+        )
     except vim.fault.InvalidLogin:
-        raise ConnectionFailed(f"vCenter {where} refused the user name or password for {target.user}",
-                               "check VMWAVE_VCENTER_USER and the password file", cause=REFUSED) from None
+        raise ConnectionFailed(
+            f"vCenter {where} refused the user name or password for {target.user}",
+            "check VMWAVE_VCENTER_USER and the password file",
+            cause=REFUSED,
+        ) from None
     except ssl.SSLCertVerificationError as exc:
-        raise ConnectionFailed(f"the TLS certificate of {where} does not verify ({exc.verify_message})",
-                               "pass the vCenter CA with --ca / VMWAVE_VCENTER_CA, pin it with --thumbprint, "
-                               "or, in a lab only, --insecure", cause=REFUSED) from None
+        raise ConnectionFailed(
+            f"the TLS certificate of {where} does not verify ({exc.verify_message})",
+            "pass the vCenter CA with --ca / VMWAVE_VCENTER_CA, pin it with --thumbprint, "
+            "or, in a lab only, --insecure",
+            cause=REFUSED,
+        ) from None
     except ssl.SSLError as exc:
-        raise ConnectionFailed(f"TLS with {where} failed ({exc.reason or exc})",
-                               "check that the URL is the vCenter's HTTPS endpoint") from None
+        raise ConnectionFailed(
+            f"TLS with {where} failed ({exc.reason or exc})", "check that the URL is the vCenter's HTTPS endpoint"
+        ) from None
     except (socket.timeout, TimeoutError):
-        raise ConnectionFailed(f"vCenter {where} did not answer within 30 s", "check the address and firewall") from None
+        raise ConnectionFailed(
+            f"vCenter {where} did not answer within 30 s", "check the address and firewall"
+        ) from None
     except OSError as exc:
-        raise ConnectionFailed(f"cannot reach vCenter at {where} ({exc.strerror or exc})",
-                               "check the URL and that vCenter is up (lab: `vmwave lab up`)") from None
+        raise ConnectionFailed(
+            f"cannot reach vCenter at {where} ({exc.strerror or exc})",
+            "check the URL and that vCenter is up (lab: `vmwave lab up`)",
+        ) from None
     except Exception as exc:  # pyVmomi's thumbprint mismatch and HTTP errors have no common base
         if type(exc).__name__ == "ThumbprintMismatchException":
-            raise ConnectionFailed(f"the certificate of {where} does not match the pinned thumbprint",
-                                   "check --thumbprint against the vCenter's certificate", cause=REFUSED) from None
+            raise ConnectionFailed(
+                f"the certificate of {where} does not match the pinned thumbprint",
+                "check --thumbprint against the vCenter's certificate",
+                cause=REFUSED,
+            ) from None
         if "is down or is not a VIM server" in str(exc) or isinstance(exc, http.client.HTTPException):
-            raise ConnectionFailed(f"vCenter {where} did not answer its API ({exc}): starting, restarting or overloaded",
-                                   "wait and run again (steps retry this by themselves)", cause=UNAVAILABLE) from None
+            raise ConnectionFailed(
+                f"vCenter {where} did not answer its API ({exc}): starting, restarting or overloaded",
+                "wait and run again (steps retry this by themselves)",
+                cause=UNAVAILABLE,
+            ) from None
         raise
     try:
         yield si
@@ -180,15 +251,18 @@ def sha1_thumbprint(url: str) -> str:
     try:
         der = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((parsed.hostname, parsed.port or 443), timeout=30))
     except (OSError, ValueError) as exc:
-        raise ConnectionFailed(f"cannot read the certificate of {parsed.hostname}:{parsed.port or 443} for VDDK's "
-                               f"thumbprint ({exc})", "check that vCenter is up and reachable from here",
-                               cause=UNAVAILABLE) from None
+        raise ConnectionFailed(
+            f"cannot read the certificate of {parsed.hostname}:{parsed.port or 443} for VDDK's thumbprint ({exc})",
+            "check that vCenter is up and reachable from here",
+            cause=UNAVAILABLE,
+        ) from None
     digest = hashlib.sha1(der).hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
-def inventory(target: VCenter, page_size: int = PAGE_SIZE, progress: Progress | None = None,
-              only: list[str] | None = None) -> list[SourceVM]:
+def inventory(
+    target: VCenter, page_size: int = PAGE_SIZE, progress: Progress | None = None, only: list[str] | None = None
+) -> list[SourceVM]:
     """Every VM with its vSphere tags: the SOAP inventory plus one batched REST lookup; ``only`` those VMs (by
     moref) when given, as a wave needs (any of them gone is left out).
 
@@ -211,17 +285,20 @@ def vcenter_id(target: VCenter) -> str:
 Progress = Callable[[int], None]
 
 
-def retrieve(si: vim.ServiceInstance, specs: dict[type, list[str]], page_size: int = PAGE_SIZE,
-             progress: Progress | None = None) -> list[Any]:
+def retrieve(
+    si: vim.ServiceInstance, specs: dict[type, list[str]], page_size: int = PAGE_SIZE, progress: Progress | None = None
+) -> list[Any]:
     """Every object of the given types below the root folder with the given properties, all pages."""
     content = si.RetrieveContent()
     view = content.viewManager.CreateContainerView(content.rootFolder, list(specs), True)
     try:
-        traversal = vmodl.query.PropertyCollector.TraversalSpec(name="view", path="view", skip=False,
-                                                                type=vim.view.ContainerView)
+        traversal = vmodl.query.PropertyCollector.TraversalSpec(
+            name="view", path="view", skip=False, type=vim.view.ContainerView
+        )
         spec = vmodl.query.PropertyCollector.FilterSpec(
             objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
-            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=p) for t, p in specs.items()])
+            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, pathSet=p) for t, p in specs.items()],
+        )
         collector = content.propertyCollector
         options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=page_size)
         result = collector.RetrievePropertiesEx([spec], options)
@@ -242,12 +319,16 @@ def _these_vms(si: vim.ServiceInstance, morefs: list[str], page_size: int) -> li
     collector = si.RetrieveContent().propertyCollector
     while wanted:
         spec = vmodl.query.PropertyCollector.FilterSpec(
-            objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=vim.VirtualMachine(m, si._stub), skip=False)
-                       for m in wanted],
-            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=VM_PROPERTIES)])
+            objectSet=[
+                vmodl.query.PropertyCollector.ObjectSpec(obj=vim.VirtualMachine(m, si._stub), skip=False)
+                for m in wanted
+            ],
+            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=VM_PROPERTIES)],
+        )
         try:
             result = collector.RetrievePropertiesEx(
-                [spec], vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=page_size))
+                [spec], vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=page_size)
+            )
         except vmodl.fault.ManagedObjectNotFound as exc:  # removed since it was planned: the wave says so
             wanted.remove(exc.obj._moId)
             continue
@@ -260,17 +341,30 @@ def _these_vms(si: vim.ServiceInstance, morefs: list[str], page_size: int) -> li
 
 
 _CONTROLLERS = {
-    vim.vm.device.ParaVirtualSCSIController: "pvscsi", vim.vm.device.VirtualLsiLogicSASController: "lsilogic-sas",
-    vim.vm.device.VirtualLsiLogicController: "lsilogic", vim.vm.device.VirtualBusLogicController: "buslogic",
-    vim.vm.device.VirtualAHCIController: "sata", vim.vm.device.VirtualSATAController: "sata",
-    vim.vm.device.VirtualNVMEController: "nvme", vim.vm.device.VirtualIDEController: "ide",
+    vim.vm.device.ParaVirtualSCSIController: "pvscsi",
+    vim.vm.device.VirtualLsiLogicSASController: "lsilogic-sas",
+    vim.vm.device.VirtualLsiLogicController: "lsilogic",
+    vim.vm.device.VirtualBusLogicController: "buslogic",
+    vim.vm.device.VirtualAHCIController: "sata",
+    vim.vm.device.VirtualSATAController: "sata",
+    vim.vm.device.VirtualNVMEController: "nvme",
+    vim.vm.device.VirtualIDEController: "ide",
 }
-_NICS = {vim.vm.device.VirtualSriovEthernetCard: "sriov", vim.vm.device.VirtualVmxnet3: "vmxnet3", vim.vm.device.VirtualE1000e: "e1000e",
-         vim.vm.device.VirtualE1000: "e1000", vim.vm.device.VirtualVmxnet2: "vmxnet2",
-         vim.vm.device.VirtualPCNet32: "pcnet32"}
-_EXTRA = {vim.vm.device.VirtualUSB: "usb", vim.vm.device.VirtualTPM: "tpm",
-          vim.vm.device.VirtualPCIPassthrough: "passthrough", vim.vm.device.VirtualSerialPort: "serial",
-          vim.vm.device.VirtualFloppy: "floppy"}
+_NICS = {
+    vim.vm.device.VirtualSriovEthernetCard: "sriov",
+    vim.vm.device.VirtualVmxnet3: "vmxnet3",
+    vim.vm.device.VirtualE1000e: "e1000e",
+    vim.vm.device.VirtualE1000: "e1000",
+    vim.vm.device.VirtualVmxnet2: "vmxnet2",
+    vim.vm.device.VirtualPCNet32: "pcnet32",
+}
+_EXTRA = {
+    vim.vm.device.VirtualUSB: "usb",
+    vim.vm.device.VirtualTPM: "tpm",
+    vim.vm.device.VirtualPCIPassthrough: "passthrough",
+    vim.vm.device.VirtualSerialPort: "serial",
+    vim.vm.device.VirtualFloppy: "floppy",
+}
 _TOOLS = {"guestToolsRunning": "running"}
 
 
@@ -332,12 +426,26 @@ class _Estate:
         config = self.props.get(parent._moId, {}).get("configurationEx") if parent is not None else None
         if not isinstance(config, vim.cluster.ConfigInfoEx):
             return (), ()
-        features = tuple(name for name, on in (("drs", getattr(config.drsConfig, "enabled", False)),
-                                               ("dpm", getattr(config.dpmConfigInfo, "enabled", False))) if on)
-        groups = {g.name for g in config.group or () if isinstance(g, vim.cluster.VmGroup)
-                  and any(vm._moId == vm_moid for vm in g.vm or ())}
-        rules = tuple(sorted(r.name for r in config.rule or ()
-                             if isinstance(r, vim.cluster.VmHostRuleInfo) and r.vmGroupName in groups))
+        features = tuple(
+            name
+            for name, on in (
+                ("drs", getattr(config.drsConfig, "enabled", False)),
+                ("dpm", getattr(config.dpmConfigInfo, "enabled", False)),
+            )
+            if on
+        )
+        groups = {
+            g.name
+            for g in config.group or ()
+            if isinstance(g, vim.cluster.VmGroup) and any(vm._moId == vm_moid for vm in g.vm or ())
+        }
+        rules = tuple(
+            sorted(
+                r.name
+                for r in config.rule or ()
+                if isinstance(r, vim.cluster.VmHostRuleInfo) and r.vmGroupName in groups
+            )
+        )
         return features, rules
 
 
@@ -352,13 +460,24 @@ def _disks_and_nics(devices: list[Any], estate: _Estate) -> tuple[list[Disk], li
             rdm = ""
             if isinstance(b, vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo):
                 rdm = "physical" if b.compatibilityMode == "physicalMode" else "virtual"
-            disks.append(Disk(
-                key=d.key, label=label, file=b.fileName, datastore=estate.name(b.datastore),
-                capacity_bytes=d.capacityInBytes or d.capacityInKB * 1024, controller=ctrl, bus=bus,
-                unit=d.unitNumber if d.unitNumber is not None else -1,
-                sharing="multiwriter" if getattr(b, "sharing", None) == "sharingMultiWriter" else "none",
-                mode=b.diskMode or "persistent", thin=bool(getattr(b, "thinProvisioned", False)), rdm=rdm,
-                change_id=getattr(b, "changeId", None) or "", uuid=getattr(b, "uuid", None) or ""))
+            disks.append(
+                Disk(
+                    key=d.key,
+                    label=label,
+                    file=b.fileName,
+                    datastore=estate.name(b.datastore),
+                    capacity_bytes=d.capacityInBytes or d.capacityInKB * 1024,
+                    controller=ctrl,
+                    bus=bus,
+                    unit=d.unitNumber if d.unitNumber is not None else -1,
+                    sharing="multiwriter" if getattr(b, "sharing", None) == "sharingMultiWriter" else "none",
+                    mode=b.diskMode or "persistent",
+                    thin=bool(getattr(b, "thinProvisioned", False)),
+                    rdm=rdm,
+                    change_id=getattr(b, "changeId", None) or "",
+                    uuid=getattr(b, "uuid", None) or "",
+                )
+            )
         elif isinstance(d, vim.vm.device.VirtualEthernetCard):
             b = d.backing
             if isinstance(b, vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo):
@@ -367,9 +486,17 @@ def _disks_and_nics(devices: list[Any], estate: _Estate) -> tuple[list[Disk], li
             else:
                 portgroup = getattr(b, "deviceName", "") or estate.name(getattr(b, "network", None))
                 vlan, distributed = estate.vlans.get(portgroup), False
-            nics.append(Nic(key=d.key, label=label, mac=(d.macAddress or "").lower(),
-                            adapter=_kind(d, _NICS) or type(d).__name__, portgroup=portgroup, vlan=vlan,
-                            distributed=distributed))
+            nics.append(
+                Nic(
+                    key=d.key,
+                    label=label,
+                    mac=(d.macAddress or "").lower(),
+                    adapter=_kind(d, _NICS) or type(d).__name__,
+                    portgroup=portgroup,
+                    vlan=vlan,
+                    distributed=distributed,
+                )
+            )
         elif _kind(d, _EXTRA):
             extra.append(_kind(d, _EXTRA))
         elif label.startswith("Virtual TPM"):  # sessions on an API version older than 6.7 see a plain VirtualDevice
@@ -383,11 +510,14 @@ def _with_addresses(nics: list[Nic], net: list[Any]) -> tuple[Nic, ...]:
     found = []
     for nic in nics:
         config = reported.get(nic.mac)
-        addresses = [a for a in (config.ipAddress if config else ()) or () if not a.ipAddress.lower().startswith("fe80")]
+        addresses = [
+            a for a in (config.ipAddress if config else ()) or () if not a.ipAddress.lower().startswith("fe80")
+        ]
         origins = {a.origin for a in addresses}
         origin = "dhcp" if "dhcp" in origins else "manual" if "manual" in origins else ""
-        found.append(replace(nic, addresses=tuple(f"{a.ipAddress}/{a.prefixLength}" for a in addresses),
-                             address_origin=origin))
+        found.append(
+            replace(nic, addresses=tuple(f"{a.ipAddress}/{a.prefixLength}" for a in addresses), address_origin=origin)
+        )
     return tuple(found)
 
 
@@ -395,7 +525,9 @@ def _gateway_and_dns(stacks: list[Any]) -> tuple[str, tuple[str, ...]]:
     """The guest's default gateway and DNS servers from its first IP stack (guest.ipStack)."""
     stack = (stacks or [None])[0]
     routes = getattr(getattr(stack, "ipRouteConfig", None), "ipRoute", None) or ()
-    gateway = next((r.gateway.ipAddress for r in routes if r.prefixLength == 0 and r.gateway and r.gateway.ipAddress), "")
+    gateway = next(
+        (r.gateway.ipAddress for r in routes if r.prefixLength == 0 and r.gateway and r.gateway.ipAddress), ""
+    )
     return gateway or "", tuple(getattr(getattr(stack, "dnsConfig", None), "ipAddress", None) or ())
 
 
@@ -420,36 +552,73 @@ def to_record(moid: str, p: dict[str, Any], estate: _Estate, fields: dict[int, s
     cluster_features, host_rules = estate.cluster_facts(p.get("runtime.host"), moid)
     disks, nics, extra = _disks_and_nics(p.get("config.hardware.device") or [], estate)
     tools_status = p.get("guest.toolsStatus")
-    tools = _TOOLS.get(p.get("guest.toolsRunningStatus"), "not_installed" if tools_status == "toolsNotInstalled" else "not_running")
+    tools = _TOOLS.get(
+        p.get("guest.toolsRunningStatus"), "not_installed" if tools_status == "toolsNotInstalled" else "not_running"
+    )
     boot = p.get("config.bootOptions")
     gateway, dns = _gateway_and_dns(p.get("guest.ipStack"))
     return SourceVM(
-        name=p.get("name", ""), moref=moid, instance_uuid=p.get("config.instanceUuid") or "", vcenter=vcenter,
-        bios_uuid=p.get("config.uuid") or "", datacenter=datacenter, cluster=cluster,
-        host=estate.name(p.get("runtime.host")), folder=folder, guest_id=p.get("config.guestId") or "",
+        name=p.get("name", ""),
+        moref=moid,
+        instance_uuid=p.get("config.instanceUuid") or "",
+        vcenter=vcenter,
+        bios_uuid=p.get("config.uuid") or "",
+        datacenter=datacenter,
+        cluster=cluster,
+        host=estate.name(p.get("runtime.host")),
+        folder=folder,
+        guest_id=p.get("config.guestId") or "",
         guest_family=guest_os(p.get("config.guestId") or "").family,
-        guest_name=p.get("config.guestFullName") or "", firmware=p.get("config.firmware") or "bios",
-        secure_boot=bool(getattr(boot, "efiSecureBootEnabled", False)), cpus=p.get("config.hardware.numCPU") or 0,
-        memory_mb=p.get("config.hardware.memoryMB") or 0, cbt=bool(p.get("config.changeTrackingEnabled")),
-        power_state=str(p.get("runtime.powerState") or "poweredOff"), tools=tools,
-        ips=_ips(p.get("guest.net"), p.get("guest.ipAddress")), template=bool(p.get("config.template")),
-        disks=tuple(disks), nics=_with_addresses(nics, p.get("guest.net")), gateway=gateway, dns=dns, snapshots=tuple(_snapshots(p.get("snapshot"))), devices=tuple(extra),
+        guest_name=p.get("config.guestFullName") or "",
+        firmware=p.get("config.firmware") or "bios",
+        secure_boot=bool(getattr(boot, "efiSecureBootEnabled", False)),
+        cpus=p.get("config.hardware.numCPU") or 0,
+        memory_mb=p.get("config.hardware.memoryMB") or 0,
+        cbt=bool(p.get("config.changeTrackingEnabled")),
+        power_state=str(p.get("runtime.powerState") or "poweredOff"),
+        tools=tools,
+        ips=_ips(p.get("guest.net"), p.get("guest.ipAddress")),
+        template=bool(p.get("config.template")),
+        disks=tuple(disks),
+        nics=_with_addresses(nics, p.get("guest.net")),
+        gateway=gateway,
+        dns=dns,
+        snapshots=tuple(_snapshots(p.get("snapshot"))),
+        devices=tuple(extra),
         attributes={fields.get(v.key, str(v.key)): v.value for v in p.get("customValue") or ()},
-        hot_add=tuple(kind for kind, prop in (("cpu", "config.cpuHotAddEnabled"), ("cpu-remove", "config.cpuHotRemoveEnabled"),
-                                              ("memory", "config.memoryHotAddEnabled")) if p.get(prop)),
+        hot_add=tuple(
+            kind
+            for kind, prop in (
+                ("cpu", "config.cpuHotAddEnabled"),
+                ("cpu-remove", "config.cpuHotRemoveEnabled"),
+                ("memory", "config.memoryHotAddEnabled"),
+            )
+            if p.get(prop)
+        ),
         cpu_affinity=tuple(getattr(p.get("config.cpuAffinity"), "affinitySet", None) or ()),
-        extra_config={o.key: str(o.value) for o in p.get("config.extraConfig") or () if CHECKED_EXTRA_CONFIG.match(o.key)},
-        hostname=p.get("guest.hostName") or "", consolidation_needed=bool(p.get("runtime.consolidationNeeded")),
+        extra_config={
+            o.key: str(o.value) for o in p.get("config.extraConfig") or () if CHECKED_EXTRA_CONFIG.match(o.key)
+        },
+        hostname=p.get("guest.hostName") or "",
+        consolidation_needed=bool(p.get("runtime.consolidationNeeded")),
         fault_tolerance=str(p.get("runtime.faultToleranceState") or "notConfigured") != "notConfigured",
-        host_state=estate.host_state(p.get("runtime.host")), cluster_features=cluster_features, host_rules=host_rules,
-        guest_disks=tuple(GuestDisk(d.diskPath or "", d.capacity or 0, d.freeSpace or 0) for d in p.get("guest.disk") or ()),
-        boot_order=tuple(d.deviceKey for d in getattr(boot, "bootOrder", None) or ()
-                         if isinstance(d, vim.vm.BootOptions.BootableDiskDevice)),
+        host_state=estate.host_state(p.get("runtime.host")),
+        cluster_features=cluster_features,
+        host_rules=host_rules,
+        guest_disks=tuple(
+            GuestDisk(d.diskPath or "", d.capacity or 0, d.freeSpace or 0) for d in p.get("guest.disk") or ()
+        ),
+        boot_order=tuple(
+            d.deviceKey
+            for d in getattr(boot, "bootOrder", None) or ()
+            if isinstance(d, vim.vm.BootOptions.BootableDiskDevice)
+        ),
     )
 
 
-def read_inventory(si: vim.ServiceInstance, page_size: int = PAGE_SIZE,
-                   progress: Progress | None = None, only: list[str] | None = None) -> list[SourceVM]:
+def read_inventory(
+    si: vim.ServiceInstance, page_size: int = PAGE_SIZE, progress: Progress | None = None, only: list[str] | None = None
+) -> list[SourceVM]:
     """Every VM and template (or ``only`` those, by moref) as a SourceVM, sorted by name then moref.
 
     A wave reads its own VMs, not the estate's: reading every VM for each of the 2000-VM rehearsal's 41 waves

@@ -39,8 +39,9 @@ def take_snapshot(si: vim.ServiceInstance, moref: str, name: str, timeout: float
     found = find_snapshot(si, moref, name)
     if found is not None:
         return found
-    task = vm_ref(si, moref).CreateSnapshot_Task(name=name, description="taken by vmwave for a warm copy",
-                                                 memory=False, quiesce=False)
+    task = vm_ref(si, moref).CreateSnapshot_Task(
+        name=name, description="taken by vmwave for a warm copy", memory=False, quiesce=False
+    )
     return run_task(si, task, timeout, f"snapshot {name}")
 
 
@@ -56,18 +57,23 @@ def remove_snapshot(si: vim.ServiceInstance, moref: str, name: str, timeout: flo
 def snapshot_disks(si: vim.ServiceInstance, snapshot: vim.vm.Snapshot) -> dict[str, SnapshotDisk]:
     """Each disk of the snapshot by backing file, with the changeId it had when the snapshot was taken."""
     devices = read(si, snapshot, "config.hardware.device").get("config.hardware.device") or []
-    return {d.backing.fileName: SnapshotDisk(d.backing.fileName, d.key, d.backing.changeId or "", d.capacityInBytes)
-            for d in devices if isinstance(d, vim.vm.device.VirtualDisk)}
+    return {
+        d.backing.fileName: SnapshotDisk(d.backing.fileName, d.key, d.backing.changeId or "", d.capacityInBytes)
+        for d in devices
+        if isinstance(d, vim.vm.device.VirtualDisk)
+    }
 
 
-def changed_bytes(si: vim.ServiceInstance, moref: str, snapshot: vim.vm.Snapshot, disk: SnapshotDisk,
-                  since: str) -> int | None:
+def changed_bytes(
+    si: vim.ServiceInstance, moref: str, snapshot: vim.vm.Snapshot, disk: SnapshotDisk, since: str
+) -> int | None:
     """How many bytes of ``disk`` changed between changeId ``since`` and ``snapshot``; None if vCenter refuses it."""
     vm, offset, total = vm_ref(si, moref), 0, 0
     while offset < disk.capacity:
         try:
-            changed = vm.QueryChangedDiskAreas(snapshot=snapshot, deviceKey=disk.key, startOffset=offset,
-                                               changeId=since)
+            changed = vm.QueryChangedDiskAreas(
+                snapshot=snapshot, deviceKey=disk.key, startOffset=offset, changeId=since
+            )
         except (vmodl.fault.InvalidArgument, vim.fault.FileFault):
             return None
         if not changed.changedArea:

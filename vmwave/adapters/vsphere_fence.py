@@ -30,15 +30,19 @@ class Source:
 
 
 def source(si: vim.ServiceInstance, moref: str, attribute: str) -> Source:
-    found = read(si, vm_ref(si, moref), "name", "parent", "config.hardware.device", "customValue",
-                 "runtime.powerState")
+    found = read(si, vm_ref(si, moref), "name", "parent", "config.hardware.device", "customValue", "runtime.powerState")
     key = _field_key(si, attribute, create=False)
-    return Source(found["name"], found["parent"]._moId,
-                  {str(d.key): [bool(d.connectable.connected), bool(d.connectable.startConnected)]
-                   for d in found["config.hardware.device"]
-                   if isinstance(d, vim.vm.device.VirtualEthernetCard) and d.connectable},
-                  next((v.value for v in reversed(found.get("customValue") or ()) if v.key == key), ""),
-                  str(found["runtime.powerState"]))
+    return Source(
+        found["name"],
+        found["parent"]._moId,
+        {
+            str(d.key): [bool(d.connectable.connected), bool(d.connectable.startConnected)]
+            for d in found["config.hardware.device"]
+            if isinstance(d, vim.vm.device.VirtualEthernetCard) and d.connectable
+        },
+        next((v.value for v in reversed(found.get("customValue") or ()) if v.key == key), ""),
+        str(found["runtime.powerState"]),
+    )
 
 
 def reconfigure(si: vim.ServiceInstance, moref: str, name: str, nics: NicStates, timeout: float = 120) -> None:
@@ -50,11 +54,16 @@ def reconfigure(si: vim.ServiceInstance, moref: str, name: str, nics: NicStates,
         if isinstance(device, vim.vm.device.VirtualEthernetCard) and str(device.key) in nics:
             connected, start = nics[str(device.key)]
             guest = device.connectable.allowGuestControl if device.connectable else True
-            device.connectable = vim.vm.device.VirtualDevice.ConnectInfo(connected=connected, startConnected=start,
-                                                                         allowGuestControl=guest)
+            device.connectable = vim.vm.device.VirtualDevice.ConnectInfo(
+                connected=connected, startConnected=start, allowGuestControl=guest
+            )
             changes.append(vim.vm.device.VirtualDeviceSpec(operation="edit", device=device))
-    run_task(si, vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(name=name, deviceChange=changes)), timeout,
-             f"rename to {name!r} and reconnect its NICs")
+    run_task(
+        si,
+        vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(name=name, deviceChange=changes)),
+        timeout,
+        f"rename to {name!r} and reconnect its NICs",
+    )
 
 
 def _field_key(si: vim.ServiceInstance, name: str, create: bool) -> int | None:
@@ -67,8 +76,9 @@ def _field_key(si: vim.ServiceInstance, name: str, create: bool) -> int | None:
 
 def set_attribute(si: vim.ServiceInstance, moref: str, name: str, value: str) -> None:
     """Set custom attribute ``name`` (defined for VMs first if vCenter has no such attribute)."""
-    service_content(si).customFieldsManager.SetField(entity=vm_ref(si, moref), key=_field_key(si, name, create=True),
-                                                     value=value)
+    service_content(si).customFieldsManager.SetField(
+        entity=vm_ref(si, moref), key=_field_key(si, name, create=True), value=value
+    )
 
 
 def folder(si: vim.ServiceInstance, moref: str, path: str) -> str:
@@ -82,11 +92,17 @@ def folder(si: vim.ServiceInstance, moref: str, path: str) -> str:
     for part in path.split("/"):
         here = service_content(si).searchIndex.FindChild(entity=here, name=part)
         if not isinstance(here, vim.Folder):
-            raise VmwaveError(f"there is no VM folder {path!r} in the datacenter of {moref}",
-                              "create it in vCenter, or change `fence: {folder: ...}` in the plan")
+            raise VmwaveError(
+                f"there is no VM folder {path!r} in the datacenter of {moref}",
+                "create it in vCenter, or change `fence: {folder: ...}` in the plan",
+            )
     return here._moId
 
 
 def move(si: vim.ServiceInstance, moref: str, folder_moref: str, timeout: float = 120) -> None:
-    run_task(si, vim.Folder(folder_moref, si._stub).MoveIntoFolder_Task(list=[vm_ref(si, moref)]), timeout,
-             f"move into folder {folder_moref}")
+    run_task(
+        si,
+        vim.Folder(folder_moref, si._stub).MoveIntoFolder_Task(list=[vm_ref(si, moref)]),
+        timeout,
+        f"move into folder {folder_moref}",
+    )

@@ -39,15 +39,21 @@ def vm_ref(si: vim.ServiceInstance, moref: str) -> vim.VirtualMachine:
 
 def read(si: vim.ServiceInstance, obj: Any, *paths: str) -> dict[str, Any]:
     pc = vmodl.query.PropertyCollector
-    spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=obj)], propSet=[pc.PropertySpec(type=type(obj), pathSet=list(paths))])
+    spec = pc.FilterSpec(
+        objectSet=[pc.ObjectSpec(obj=obj)], propSet=[pc.PropertySpec(type=type(obj), pathSet=list(paths))]
+    )
     try:
         result = property_collector(si).RetrieveContents([spec])
     except vmodl.fault.ManagedObjectNotFound:
-        raise VmwaveError(f"{obj._moId} no longer exists in vCenter", "re-plan: the VM was removed or re-registered") from None
+        raise VmwaveError(
+            f"{obj._moId} no longer exists in vCenter", "re-plan: the VM was removed or re-registered"
+        ) from None
     return {p.name: p.val for p in result[0].propSet} if result else {}
 
 
-def wait_for(si: vim.ServiceInstance, obj: Any, path: str, done: Callable[[Any], bool], timeout: float, what: str) -> Any:
+def wait_for(
+    si: vim.ServiceInstance, obj: Any, path: str, done: Callable[[Any], bool], timeout: float, what: str
+) -> Any:
     """Wait until ``done(value of path)`` using a property filter and WaitForUpdatesEx."""
     pc = vmodl.query.PropertyCollector
     collector = property_collector(si).CreatePropertyCollector()
@@ -59,8 +65,10 @@ def wait_for(si: vim.ServiceInstance, obj: Any, path: str, done: Callable[[Any],
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise VmwaveError(f"{obj._moId}: {what} did not happen within {timeout:.0f}s (last {path}: {value})",
-                                  "see the task list of this VM in vCenter")
+                raise VmwaveError(
+                    f"{obj._moId}: {what} did not happen within {timeout:.0f}s (last {path}: {value})",
+                    "see the task list of this VM in vCenter",
+                )
             update = collector.WaitForUpdatesEx(version, pc.WaitOptions(maxWaitSeconds=max(1, int(left))))
             if update is None:
                 continue
@@ -87,8 +95,10 @@ def run_task(si: vim.ServiceInstance, task: vim.Task, timeout: float, what: str)
     state = wait_for(si, task, "info.state", lambda s: s in ("success", "error"), timeout, what)
     if state == "error":
         error = read(si, task, "info.error").get("info.error")
-        raise TaskFailed(f"{what} failed in vCenter: {getattr(error, 'msg', '') or type(error).__name__}",
-                         "see the task in vCenter; the step is retried when run again")
+        raise TaskFailed(
+            f"{what} failed in vCenter: {getattr(error, 'msg', '') or type(error).__name__}",
+            "see the task in vCenter; the step is retried when run again",
+        )
     return read(si, task, "info.result").get("info.result")
 
 
@@ -107,8 +117,17 @@ def ensure_snapshot(si: vim.ServiceInstance, moref: str, name: str, timeout: flo
     vm = vm_ref(si, moref)
     if name in snapshots(si, vm):
         return False
-    run_task(si, vm.CreateSnapshot_Task(name=name, description="taken by vmwave before migration; removed once verified",
-                                        memory=False, quiesce=False), timeout, f"snapshot {name}")
+    run_task(
+        si,
+        vm.CreateSnapshot_Task(
+            name=name,
+            description="taken by vmwave before migration; removed once verified",
+            memory=False,
+            quiesce=False,
+        ),
+        timeout,
+        f"snapshot {name}",
+    )
     return True
 
 
@@ -147,15 +166,19 @@ def disk_change_ids(si: vim.ServiceInstance, moref: str) -> dict[str, str]:
     """Each disk's changeId (by its device key: a snapshot changes its file) as vCenter reports it now; "" for a
     disk it does not track."""
     devices = read(si, vm_ref(si, moref), "config.hardware.device")["config.hardware.device"]
-    return {str(d.key): getattr(d.backing, "changeId", None) or "" for d in devices
-            if isinstance(d, vim.vm.device.VirtualDisk)}
+    return {
+        str(d.key): getattr(d.backing, "changeId", None) or ""
+        for d in devices
+        if isinstance(d, vim.vm.device.VirtualDisk)
+    }
 
 
 def powered_on_since(si: vim.ServiceInstance, moref: str, since: datetime) -> bool:
     """Whether vCenter's events say the VM was powered on after ``since``."""
-    spec = vim.event.EventFilterSpec(entity=vim.event.EventFilterSpec.ByEntity(entity=vm_ref(si, moref),
-                                                                               recursion="self"),
-                                     eventTypeId=["VmPoweredOnEvent"])
+    spec = vim.event.EventFilterSpec(
+        entity=vim.event.EventFilterSpec.ByEntity(entity=vm_ref(si, moref), recursion="self"),
+        eventTypeId=["VmPoweredOnEvent"],
+    )
     events = service_content(si).eventManager.QueryEvents(spec)  # filtered by time here: not every vCenter honours it
     return any(e.createdTime >= since for e in events or ())
 
@@ -166,12 +189,21 @@ def disk_holders(si: vim.ServiceInstance, morefs: list[str], files: set[str]) ->
     One read of those VMs' devices, whatever the number of files."""
     pc = vmodl.query.PropertyCollector
     names = {file[1:].split("]", 1)[0] for file in files if file.startswith("[")}
-    stores = {store._moId: store for moref in morefs for store in read(si, vm_ref(si, moref), "datastore")
-              .get("datastore") or []}
-    vms = {vm._moId: vm for store in stores.values() if read(si, store, "name").get("name") in names
-           for vm in read(si, store, "vm").get("vm") or []}
-    spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=vm) for vm in vms.values()],
-                         propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=["config.hardware.device"])])
+    stores = {
+        store._moId: store
+        for moref in morefs
+        for store in read(si, vm_ref(si, moref), "datastore").get("datastore") or []
+    }
+    vms = {
+        vm._moId: vm
+        for store in stores.values()
+        if read(si, store, "name").get("name") in names
+        for vm in read(si, store, "vm").get("vm") or []
+    }
+    spec = pc.FilterSpec(
+        objectSet=[pc.ObjectSpec(obj=vm) for vm in vms.values()],
+        propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=["config.hardware.device"])],
+    )
     holders: dict[str, set[str]] = {file: set() for file in files}
     for found in property_collector(si).RetrieveContents([spec]) if vms else ():
         for prop in found.propSet:

@@ -18,16 +18,19 @@ def _names(si: vim.ServiceInstance, objects: list[Any], kind: type) -> dict[str,
     pc = vmodl.query.PropertyCollector
     if not objects:
         return {}
-    spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=o) for o in objects],
-                         propSet=[pc.PropertySpec(type=kind, pathSet=["name"])])
+    spec = pc.FilterSpec(
+        objectSet=[pc.ObjectSpec(obj=o) for o in objects], propSet=[pc.PropertySpec(type=kind, pathSet=["name"])]
+    )
     return {o.obj._moId: o.propSet[0].val for o in property_collector(si).RetrieveContents([spec]) if o.propSet}
 
 
 def placement(si: vim.ServiceInstance, morefs: list[str]) -> tuple[dict[str, list[Any]], dict[str, Any]]:
     """Each VM's datastores and ESXi host, as references: where its disks are read from."""
     pc = vmodl.query.PropertyCollector
-    spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=vm_ref(si, m)) for m in morefs],
-                         propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=["datastore", "runtime.host"])])
+    spec = pc.FilterSpec(
+        objectSet=[pc.ObjectSpec(obj=vm_ref(si, m)) for m in morefs],
+        propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=["datastore", "runtime.host"])],
+    )
     datastores, hosts = {}, {}
     for found in property_collector(si).RetrieveContents([spec]):
         props = {p.name: p.val for p in found.propSet}
@@ -45,15 +48,20 @@ def lacking(si: vim.ServiceInstance, wanted: list[tuple[Any, set[str]]]) -> list
     user = content.sessionManager.currentSession.userName
     privileges = sorted({p for _, wants in wanted for p in wants})
     entities = list({e._moId: e for e, _ in wanted}.values())
-    answers = content.authorizationManager.HasUserPrivilegeOnEntities(entities=entities, userName=user,
-                                                                       privId=privileges)
+    answers = content.authorizationManager.HasUserPrivilegeOnEntities(
+        entities=entities, userName=user, privId=privileges
+    )
     granted = {a.entity._moId: {p.privId for p in a.privAvailability if p.isGranted} for a in answers}
-    return [(entity, sorted(wants - granted.get(entity._moId, set()))) for entity, wants in wanted
-            if wants - granted.get(entity._moId, set())]
+    return [
+        (entity, sorted(wants - granted.get(entity._moId, set())))
+        for entity, wants in wanted
+        if wants - granted.get(entity._moId, set())
+    ]
 
 
-def missing_privileges(si: vim.ServiceInstance, vms: dict[str, set[str]], on_datastores: set[str],
-                       on_hosts: set[str]) -> list[tuple[str, str, str, list[str]]]:
+def missing_privileges(
+    si: vim.ServiceInstance, vms: dict[str, set[str]], on_datastores: set[str], on_hosts: set[str]
+) -> list[tuple[str, str, str, list[str]]]:
     """(VM moref, entity kind, entity name, privileges lacking) for the VMs ``vms`` (moref -> privileges) and
     their datastores and hosts; the VM's moref says whose datastore or host it is."""
     datastores, hosts = placement(si, list(vms))
@@ -63,9 +71,11 @@ def missing_privileges(si: vim.ServiceInstance, vms: dict[str, set[str]], on_dat
     short = {e._moId: privs for e, privs in lacking(si, wanted)}
     if not short:
         return []
-    names = {**_names(si, [vm_ref(si, m) for m in vms], vim.VirtualMachine),
-             **_names(si, [d for ds in datastores.values() for d in ds], vim.Datastore),
-             **_names(si, list(hosts.values()), vim.HostSystem)}
+    names = {
+        **_names(si, [vm_ref(si, m) for m in vms], vim.VirtualMachine),
+        **_names(si, [d for ds in datastores.values() for d in ds], vim.Datastore),
+        **_names(si, list(hosts.values()), vim.HostSystem),
+    }
     found = []
     for moref in vms:
         if moref in short:

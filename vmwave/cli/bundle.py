@@ -12,7 +12,10 @@ from vmwave.cli.common import LEDGER, MAPS, PLAN, WAVE, app, err, settings_with
 
 @app.command()
 def bundle(
-    plan_file: Path = PLAN, wave: str = WAVE, maps: Optional[Path] = MAPS, ledger: Optional[str] = LEDGER,
+    plan_file: Path = PLAN,
+    wave: str = WAVE,
+    maps: Optional[Path] = MAPS,
+    ledger: Optional[str] = LEDGER,
     vm: list[str] = typer.Option([], "--vm", help="only this VM (its name as the plan has it); repeatable"),
     out: Path = typer.Option(..., "--out", help="the bundle to write (.tar.gz)"),
     report_dir: Path = typer.Option(Path("."), "--report-dir", help="where the wave's report was written"),

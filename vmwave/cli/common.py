@@ -16,8 +16,12 @@ from vmwave.domain.names import printable
 from vmwave.domain.records import SourceVM
 from vmwave.settings import Settings
 
-app = typer.Typer(help="Move a VMware vSphere estate to KubeVirt in scheduled, retryable, reversible waves.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Move a VMware vSphere estate to KubeVirt in scheduled, retryable, reversible waves.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
 
 class PlainConsole(Console):
@@ -55,7 +59,9 @@ def working(message: str, total: int | None = None) -> Iterator[Callable[[int], 
 # Connection options shared by every command that talks to vCenter.
 URL = typer.Option(None, "--url", help="vCenter URL, e.g. https://vcenter.example/sdk [env VMWAVE_VCENTER_URL]")
 USER = typer.Option(None, "--user", help="vCenter user [env VMWAVE_VCENTER_USER]")
-PASSWORD_FILE = typer.Option(None, "--password-file", help="file holding the password [env VMWAVE_VCENTER_PASSWORD_FILE]")
+PASSWORD_FILE = typer.Option(
+    None, "--password-file", help="file holding the password [env VMWAVE_VCENTER_PASSWORD_FILE]"
+)
 SECRET_BLOCK = typer.Option(None, "--secret-block", help="Prefect Secret block holding the password")
 CA = typer.Option(None, "--ca", help="CA bundle (PEM) that signed vCenter's certificate [env VMWAVE_VCENTER_CA]")
 THUMBPRINT = typer.Option(None, "--thumbprint", help="pin vCenter's certificate by its SHA-256/SHA-1 thumbprint")
@@ -79,13 +85,29 @@ WAVE = typer.Option(..., "--wave", help="wave id (w003) or number (3)", callback
 ANY_WAVE = typer.Option(None, "--wave", help="only this wave (id w003 or number 3)", callback=_wave)
 
 
-def settings_with(url: str | None = None, user: str | None = None, password_file: str | None = None,
-                  secret_block: str | None = None, ca: str | None = None, thumbprint: str | None = None,
-                  insecure: bool = False, **given: Any) -> Settings:
+def settings_with(
+    url: str | None = None,
+    user: str | None = None,
+    password_file: str | None = None,
+    secret_block: str | None = None,
+    ca: str | None = None,
+    thumbprint: str | None = None,
+    insecure: bool = False,
+    **given: Any,
+) -> Settings:
     """The settings of one command: its flags over the environment."""
-    return Settings.load(vcenter={"url": url, "user": user, "password_file": password_file,
-                                  "secret_block": secret_block, "ca_file": ca, "thumbprint": thumbprint,
-                                  "insecure": insecure}, **given)
+    return Settings.load(
+        vcenter={
+            "url": url,
+            "user": user,
+            "password_file": password_file,
+            "secret_block": secret_block,
+            "ca_file": ca,
+            "thumbprint": thumbprint,
+            "insecure": insecure,
+        },
+        **given,
+    )
 
 
 def read_inventory(settings: Settings) -> tuple[str, list[SourceVM]]:
@@ -114,9 +136,15 @@ def table(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> 
 
 
 def show_summary(summary: dict) -> None:
-    table(f"{summary['vms']} VMs by priority class ({summary['skipped']} templates skipped)",
-          ("class", "title", "mode", "VMs"), [(r["class"], r["title"], r["mode"], r["vms"]) for r in summary["classes"]])
-    table(f"{len(summary['waves'])} waves", ("wave", "class", "mode", "VMs", "critical concerns", "window"),
-          [(r["id"], r["class"], r["mode"], r["vms"], r["critical"], r["window"]) for r in summary["waves"]])
+    table(
+        f"{summary['vms']} VMs by priority class ({summary['skipped']} templates skipped)",
+        ("class", "title", "mode", "VMs"),
+        [(r["class"], r["title"], r["mode"], r["vms"]) for r in summary["classes"]],
+    )
+    table(
+        f"{len(summary['waves'])} waves",
+        ("wave", "class", "mode", "VMs", "critical concerns", "window"),
+        [(r["id"], r["class"], r["mode"], r["vms"], r["critical"], r["window"]) for r in summary["waves"]],
+    )
     if summary["critical_concerns"]:
         table("critical concerns", ("concern", "VMs"), list(summary["critical_concerns"].items()))

@@ -25,8 +25,22 @@ class Crew:
 
     def __init__(self, server: PrefectServer, pool: str, workers: int, env: dict[str, str], cwd: Path, logs: Path):
         self.server, self.env, self.cwd, self.logs = server, env, cwd, logs
-        self.argv = {n: [PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--limit",
-                         str(WAVES_PER_WORKER), "--name", f"rehearsal-{n}"] for n in range(1, workers + 1)}
+        self.argv = {
+            n: [
+                PREFECT,
+                "worker",
+                "start",
+                "--pool",
+                pool,
+                "--type",
+                "process",
+                "--limit",
+                str(WAVES_PER_WORKER),
+                "--name",
+                f"rehearsal-{n}",
+            ]
+            for n in range(1, workers + 1)
+        }
         self.workers: dict[int, subprocess.Popen] = {}
         self.incidents: list[str] = []  # what ended unasked and was started again, in order
         self.began = time.monotonic()
@@ -53,8 +67,9 @@ class Crew:
 
     def _start_worker(self, n: int) -> None:
         with open(self.logs / f"worker-{n}.log", "a") as log:
-            self.workers[n] = subprocess.Popen(self.argv[n], env=self.env, cwd=self.cwd, stdout=log,
-                                               stderr=subprocess.STDOUT)
+            self.workers[n] = subprocess.Popen(
+                self.argv[n], env=self.env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def _keep(self) -> None:
         """On its own thread, as a service manager: whoever waits on the server must not be what restarts it."""
@@ -80,10 +95,18 @@ def _how(code: int | None) -> str:
     return f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
 
 
-ROLES = (("prefect server start", "Prefect server"), ("prefect worker start", "worker"),
-         ("prefect.engine", "wave run"), ("postgres", "PostgreSQL"), ("vmwave_lab.kube", "lab Kubernetes"),
-         ("vcsim", "lab vCenter"), ("prometheus", "Prometheus"), ("vmwave exporter", "exporter"),
-         ("qemu", "QEMU guest"), ("vmwave rehearse", "the rehearsal"))
+ROLES = (
+    ("prefect server start", "Prefect server"),
+    ("prefect worker start", "worker"),
+    ("prefect.engine", "wave run"),
+    ("postgres", "PostgreSQL"),
+    ("vmwave_lab.kube", "lab Kubernetes"),
+    ("vcsim", "lab vCenter"),
+    ("prometheus", "Prometheus"),
+    ("vmwave exporter", "exporter"),
+    ("qemu", "QEMU guest"),
+    ("vmwave rehearse", "the rehearsal"),
+)
 
 
 class Usage:

@@ -19,8 +19,9 @@ from vmwave_lab import changes, lab, vcenter
 from vmwave_lab.estate import EstateError
 from vmwave_lab.process import LabError
 
-lab_app = typer.Typer(help="The local lab: a simulated vCenter and Kubernetes seeded from an estate file.",
-                      no_args_is_help=True)
+lab_app = typer.Typer(
+    help="The local lab: a simulated vCenter and Kubernetes seeded from an estate file.", no_args_is_help=True
+)
 app.add_typer(lab_app, name="lab")
 STATE_DIR = typer.Option(None, "--state-dir", help="where the lab keeps its files [env VMWAVE_LAB_DIR]")
 
@@ -35,16 +36,23 @@ def lab_errors() -> Iterator[None]:
 
 @lab_app.command("up")
 def lab_up(
-    estate: Optional[Path] = typer.Option(None, "--estate", help="estate YAML to seed (default: the small example); "
-                                                                  "its maps are NAME.maps.yaml beside it"),
+    estate: Optional[Path] = typer.Option(
+        None, "--estate", help="estate YAML to seed (default: the small example); its maps are NAME.maps.yaml beside it"
+    ),
     vms: Optional[int] = typer.Option(None, "--vms", help="generate an estate of this many VMs instead"),
-    inventory: Optional[Path] = typer.Option(None, "--inventory", help="seed the VMs `vmwave inventory` read from a "
-                                                                        "real vCenter instead, to rehearse them"),
-    data_mb: int = typer.Option(1, "--data-mb", min=0, max=1024, help="with --inventory: MiB of real bytes in each "
-                                                                     "disk, sparse beyond"),
-    nodes: Optional[Path] = typer.Option(None, "--nodes", help="YAML of the lab Kubernetes nodes (`nodes:` as an "
-                                                                "estate writes them: name, cpu, memory_gi, "
-                                                                "hugepages_1gi, labels); default: the estate's"),
+    inventory: Optional[Path] = typer.Option(
+        None, "--inventory", help="seed the VMs `vmwave inventory` read from a real vCenter instead, to rehearse them"
+    ),
+    data_mb: int = typer.Option(
+        1, "--data-mb", min=0, max=1024, help="with --inventory: MiB of real bytes in each disk, sparse beyond"
+    ),
+    nodes: Optional[Path] = typer.Option(
+        None,
+        "--nodes",
+        help="YAML of the lab Kubernetes nodes (`nodes:` as an "
+        "estate writes them: name, cpu, memory_gi, "
+        "hugepages_1gi, labels); default: the estate's",
+    ),
     state_dir: Optional[Path] = STATE_DIR,
 ) -> None:
     """Start the lab vCenter and lab Kubernetes in the background and print their VMWAVE_* settings."""
@@ -60,14 +68,17 @@ def lab_up(
         records = [vm.to_dict() for vm in saved_inventory(inventory, Settings.load())[1]]
     with lab_errors():
         declared = estates.load_nodes(str(nodes)) if nodes else None
-        total = vms or (len(records) if records is not None else
-                        len(estates.load(str(estate or lab.ESTATES / "small.yaml"))["vms"]))
+        total = vms or (
+            len(records) if records is not None else len(estates.load(str(estate or lab.ESTATES / "small.yaml"))["vms"])
+        )
         with working("building the lab vCenter (first run only, ~20 s)"):
             vcenter.binary()
         with working("seeding the lab vCenter: VMs", total=total) as progress:
             settings = lab.up(estate, vms, state_dir, progress, inventory=records, data_mb=data_mb, nodes=declared)
-    err.print(f"lab vCenter {settings['VMWAVE_VCENTER_URL']} with {total} VMs and lab Kubernetes "
-              f"({settings['VMWAVE_KUBECONFIG']}) are running; load them with: set -a; eval \"$(vmwave lab env)\"; set +a")
+    err.print(
+        f"lab vCenter {settings['VMWAVE_VCENTER_URL']} with {total} VMs and lab Kubernetes "
+        f'({settings["VMWAVE_KUBECONFIG"]}) are running; load them with: set -a; eval "$(vmwave lab env)"; set +a'
+    )
     _print_env(settings)
 
 

@@ -16,11 +16,15 @@ app.add_typer(notify, name="notify")
 @notify.command("set")
 def set_(
     webhook_block: str = typer.Option(..., "--webhook-block", help="the Prefect Webhook block to call"),
-    url_file: Optional[Path] = typer.Option(None, "--url-file", help="make or update the block from the webhook "
-                                                                     "URL in this file (it holds a token)"),
-    running_longer_than: Optional[float] = typer.Option(None, "--running-longer-than", min=60,
-                                                        help="seconds a wave run may stay Running [the sum of the "
-                                                             "steps' timeouts, VMWAVE_TIMEOUTS]"),
+    url_file: Optional[Path] = typer.Option(
+        None, "--url-file", help="make or update the block from the webhook URL in this file (it holds a token)"
+    ),
+    running_longer_than: Optional[float] = typer.Option(
+        None,
+        "--running-longer-than",
+        min=60,
+        help="seconds a wave run may stay Running [the sum of the steps' timeouts, VMWAVE_TIMEOUTS]",
+    ),
 ) -> None:
     """Tell the platform team, through the webhook, when a wave run fails, a P5 migration waits for approval, a
     window ends with VMs not cut over, or a wave run stays Running past its steps' timeouts (replaces vmwave's

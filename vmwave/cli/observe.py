@@ -13,8 +13,9 @@ from vmwave.cli.common import LEDGER, app, err
 
 @app.command()
 def exporter(
-    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535,
-                                       help="TCP port of /metrics [env VMWAVE_EXPORTER_PORT, 9750]"),
+    port: Optional[int] = typer.Option(
+        None, "--port", min=1, max=65535, help="TCP port of /metrics [env VMWAVE_EXPORTER_PORT, 9750]"
+    ),
     listen: str = typer.Option("0.0.0.0", "--listen", help="address to listen on (127.0.0.1: this machine only)"),
     ledger: Optional[str] = LEDGER,
 ) -> None:
@@ -29,12 +30,19 @@ def exporter(
 
     settings = Settings.load(ledger=ledger, exporter_port=port)
     timeouts = settings.timeouts
-    deadlines = {CONVERT: timeouts.convert, CDI_IMPORT: timeouts.import_, BOOT: timeouts.boot, GUEST_AGENT: timeouts.agent}
+    deadlines = {
+        CONVERT: timeouts.convert,
+        CDI_IMPORT: timeouts.import_,
+        BOOT: timeouts.boot,
+        GUEST_AGENT: timeouts.agent,
+    }
     try:
         server, _ = start_http_server(settings.exporter_port, listen, registry(Ledger(settings.ledger), deadlines))
     except OSError as exc:
-        raise VmwaveError(f"cannot listen on {listen}:{settings.exporter_port}: {exc.strerror}",
-                          "pick a free port with --port or VMWAVE_EXPORTER_PORT") from None
+        raise VmwaveError(
+            f"cannot listen on {listen}:{settings.exporter_port}: {exc.strerror}",
+            "pick a free port with --port or VMWAVE_EXPORTER_PORT",
+        ) from None
     err.print(f"serving the ledger's metrics on http://{listen}:{settings.exporter_port}/metrics")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -8,15 +8,36 @@ from typing import Optional
 
 import typer
 
-from vmwave.cli.common import CA, INSECURE, MAPS, PASSWORD_FILE, PLAN, SECRET_BLOCK, THUMBPRINT, URL, USER, WAVE, app, \
-    err, read_inventory, saved_inventory, settings_with, show_summary, styled
+from vmwave.cli.common import (
+    CA,
+    INSECURE,
+    MAPS,
+    PASSWORD_FILE,
+    PLAN,
+    SECRET_BLOCK,
+    THUMBPRINT,
+    URL,
+    USER,
+    WAVE,
+    app,
+    err,
+    read_inventory,
+    saved_inventory,
+    settings_with,
+    show_summary,
+    styled,
+)
 
 
 @app.command()
 def inventory(
     out_file: Path = typer.Option(Path("inventory.json"), "--out", help="where to write the records (JSON)"),
-    url: Optional[str] = URL, user: Optional[str] = USER, password_file: Optional[str] = PASSWORD_FILE,
-    secret_block: Optional[str] = SECRET_BLOCK, ca: Optional[str] = CA, thumbprint: Optional[str] = THUMBPRINT,
+    url: Optional[str] = URL,
+    user: Optional[str] = USER,
+    password_file: Optional[str] = PASSWORD_FILE,
+    secret_block: Optional[str] = SECRET_BLOCK,
+    ca: Optional[str] = CA,
+    thumbprint: Optional[str] = THUMBPRINT,
     insecure: bool = INSECURE,
 ) -> None:
     """Read every VM from vCenter into a JSON file that `vmwave plan --inventory` can plan offline."""
@@ -32,13 +53,22 @@ def inventory(
 def plan(
     out_file: Path = typer.Option(Path("plan.yaml"), "--out", help="where to write the plan"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="class rules YAML (default: built-in rules)"),
-    maps: Optional[Path] = typer.Option(None, "--maps", help="storage/network maps YAML (enables the mapping "
-                                                             "concerns) [env VMWAVE_MAPS]"),
-    from_inventory: Optional[Path] = typer.Option(None, "--inventory", help="plan from a saved inventory instead of vCenter"),
+    maps: Optional[Path] = typer.Option(
+        None, "--maps", help="storage/network maps YAML (enables the mapping concerns) [env VMWAVE_MAPS]"
+    ),
+    from_inventory: Optional[Path] = typer.Option(
+        None, "--inventory", help="plan from a saved inventory instead of vCenter"
+    ),
     wave_size: Optional[int] = typer.Option(None, "--wave-size", min=1, help="most VMs in one wave (default 50)"),
-    per_host: Optional[int] = typer.Option(None, "--per-host", min=1, help="most VMs in flight per ESXi host (default 10)"),
-    url: Optional[str] = URL, user: Optional[str] = USER, password_file: Optional[str] = PASSWORD_FILE,
-    secret_block: Optional[str] = SECRET_BLOCK, ca: Optional[str] = CA, thumbprint: Optional[str] = THUMBPRINT,
+    per_host: Optional[int] = typer.Option(
+        None, "--per-host", min=1, help="most VMs in flight per ESXi host (default 10)"
+    ),
+    url: Optional[str] = URL,
+    user: Optional[str] = USER,
+    password_file: Optional[str] = PASSWORD_FILE,
+    secret_block: Optional[str] = SECRET_BLOCK,
+    ca: Optional[str] = CA,
+    thumbprint: Optional[str] = THUMBPRINT,
     insecure: bool = INSECURE,
 ) -> None:
     """Classify every VM, cut the estate into waves and write the plan file."""
@@ -74,12 +104,17 @@ def check(plan_file: Path = typer.Argument(..., help="plan YAML to validate")) -
 
 @app.command()
 def manifests(
-    plan_file: Path = PLAN, wave: str = WAVE,
+    plan_file: Path = PLAN,
+    wave: str = WAVE,
     out_dir: Path = typer.Option(..., "--out", help="directory for one YAML file per object"),
     maps: Optional[Path] = MAPS,
     from_inventory: Optional[Path] = typer.Option(None, "--inventory", help="use a saved inventory instead of vCenter"),
-    url: Optional[str] = URL, user: Optional[str] = USER, password_file: Optional[str] = PASSWORD_FILE,
-    secret_block: Optional[str] = SECRET_BLOCK, ca: Optional[str] = CA, thumbprint: Optional[str] = THUMBPRINT,
+    url: Optional[str] = URL,
+    user: Optional[str] = USER,
+    password_file: Optional[str] = PASSWORD_FILE,
+    secret_block: Optional[str] = SECRET_BLOCK,
+    ca: Optional[str] = CA,
+    thumbprint: Optional[str] = THUMBPRINT,
     insecure: bool = INSECURE,
 ) -> None:
     """Write the objects a wave creates, exactly as `vmwave migrate` applies them, without touching a cluster.
@@ -92,7 +127,10 @@ def manifests(
     from vmwave.plugins import customizer
 
     settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
-    doc, mapping = load_plan(plan_file, settings.max_file_bytes), load_maps(settings.need_maps(), settings.max_file_bytes)
+    doc, mapping = (
+        load_plan(plan_file, settings.max_file_bytes),
+        load_maps(settings.need_maps(), settings.max_file_bytes),
+    )
     _, records = saved_inventory(from_inventory, settings) if from_inventory else read_inventory(settings)
     objects, failed = wave_objects(doc, wave, records, mapping, settings.source_access(), customizer(settings))
     out_dir.mkdir(parents=True, exist_ok=True)

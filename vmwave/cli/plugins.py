@@ -18,8 +18,19 @@ def list_plugins() -> None:
     from vmwave.settings import Settings
 
     _, infos = loaded(Settings.load().disable_plugins)
-    table(f"{len(infos)} plugins (hook API {HOOK_API_VERSION})", ("plugin", "from", "distribution", "hooks", "state"),
-          [(i.name, i.source, f"{i.distribution} {i.version}", ", ".join(i.hooks),
-            "disabled" if i.disabled else f"broken: {i.error}" if i.error else "ok") for i in infos])
+    table(
+        f"{len(infos)} plugins (hook API {HOOK_API_VERSION})",
+        ("plugin", "from", "distribution", "hooks", "state"),
+        [
+            (
+                i.name,
+                i.source,
+                f"{i.distribution} {i.version}",
+                ", ".join(i.hooks),
+                "disabled" if i.disabled else f"broken: {i.error}" if i.error else "ok",
+            )
+            for i in infos
+        ],
+    )
     if any(i.error for i in infos):
         raise typer.Exit(1)

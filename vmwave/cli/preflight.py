@@ -7,17 +7,40 @@ from typing import Optional
 
 import typer
 
-from vmwave.cli.common import CA, INSECURE, MAPS, PASSWORD_FILE, PLAN, SECRET_BLOCK, THUMBPRINT, URL, USER, _wave, \
-    app, out, settings_with, table
+from vmwave.cli.common import (
+    CA,
+    INSECURE,
+    MAPS,
+    PASSWORD_FILE,
+    PLAN,
+    SECRET_BLOCK,
+    THUMBPRINT,
+    URL,
+    USER,
+    _wave,
+    app,
+    out,
+    settings_with,
+    table,
+)
 
 
 @app.command()
 def preflight(
-    plan_file: Path = PLAN, maps: Optional[Path] = MAPS,
-    waves: list[str] = typer.Option([], "--wave", help="only this wave (id w003 or number 3); repeatable",
-                                    callback=lambda values: [_wave(v) for v in values]),
-    url: Optional[str] = URL, user: Optional[str] = USER, password_file: Optional[str] = PASSWORD_FILE,
-    secret_block: Optional[str] = SECRET_BLOCK, ca: Optional[str] = CA, thumbprint: Optional[str] = THUMBPRINT,
+    plan_file: Path = PLAN,
+    maps: Optional[Path] = MAPS,
+    waves: list[str] = typer.Option(
+        [],
+        "--wave",
+        help="only this wave (id w003 or number 3); repeatable",
+        callback=lambda values: [_wave(v) for v in values],
+    ),
+    url: Optional[str] = URL,
+    user: Optional[str] = USER,
+    password_file: Optional[str] = PASSWORD_FILE,
+    secret_block: Optional[str] = SECRET_BLOCK,
+    ca: Optional[str] = CA,
+    thumbprint: Optional[str] = THUMBPRINT,
     insecure: bool = INSECURE,
 ) -> None:
     """Check waves against the cluster and vCenter, changing nothing: dry runs of every object, StorageClasses and
@@ -28,10 +51,16 @@ def preflight(
     results = check_plan(str(plan_file), waves, settings)
     problems = [p for _, _, found in results for p in found]
     if problems:
-        table(f"{len(problems)} problem(s)", ("wave", "VM", "what is wrong", "fix"),
-              [(p.wave, p.vm or "(the wave)", p.what, p.fix) for p in problems])
-    table("waves", ("wave", "class", "VMs to move", "problems", "verdict"),
-          [(w.id, w.cls, moving, len(found), "cannot run" if found else "ready") for w, moving, found in results])
+        table(
+            f"{len(problems)} problem(s)",
+            ("wave", "VM", "what is wrong", "fix"),
+            [(p.wave, p.vm or "(the wave)", p.what, p.fix) for p in problems],
+        )
+    table(
+        "waves",
+        ("wave", "class", "VMs to move", "problems", "verdict"),
+        [(w.id, w.cls, moving, len(found), "cannot run" if found else "ready") for w, moving, found in results],
+    )
     out.print(f"{sum(1 for *_, found in results if not found)} of {len(results)} wave(s) ready")
     if problems:
         raise typer.Exit(1)

@@ -35,10 +35,12 @@ if TYPE_CHECKING:
 
 # A Prefect server for thousands of VMs records task runs and events in batches, not one transaction each: measured
 # on benchmarks/wave_50.py, server CPU 23.0 s -> 16.0 s and the wave 27.8 s -> 19.7 s (deployments/README.md).
-SERVER_AT_SCALE = {"PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
-                   "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "200",
-                   "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
-                   "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_READ_BATCH_SIZE": "200"}
+SERVER_AT_SCALE = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "200",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_READ_BATCH_SIZE": "200",
+}
 # The rehearsal's own server is gone when it ends, and the events it would keep with it: it records task runs and
 # flow runs (what the UI and the report read) but not each event as well, which cost a third of its CPU per task
 # run (4.9 -> 3.3 s for 550 task runs on PostgreSQL).
@@ -57,20 +59,30 @@ def lab_timeouts(data_mb: int) -> str:
 @app.command()
 def rehearse(
     out_dir: Path = typer.Option(..., "--out", help="the rehearsal's folder: its lab, servers' data and reports"),
-    inventory: Optional[Path] = typer.Option(None, "--inventory", help="what `vmwave inventory` read of the real "
-                                                                        "vCenter: the estate to rehearse"),
-    estate: Optional[Path] = typer.Option(None, "--estate", help="a lab estate file instead (e.g. "
-                                                                  "examples/estate-2000.yaml)"),
-    plan_file: Optional[Path] = typer.Option(None, "--plan", help="the plan to rehearse (made for the real vCenter: "
-                                                                  "its VMs are found by UUID); default: plan the lab"),
-    rules: Optional[Path] = typer.Option(None, "--rules", help="without --plan: the rules to plan with (default: "
-                                                               "the built-in ones)"),
+    inventory: Optional[Path] = typer.Option(
+        None, "--inventory", help="what `vmwave inventory` read of the real vCenter: the estate to rehearse"
+    ),
+    estate: Optional[Path] = typer.Option(
+        None, "--estate", help="a lab estate file instead (e.g. examples/estate-2000.yaml)"
+    ),
+    plan_file: Optional[Path] = typer.Option(
+        None,
+        "--plan",
+        help="the plan to rehearse (made for the real vCenter: its VMs are found by UUID); default: plan the lab",
+    ),
+    rules: Optional[Path] = typer.Option(
+        None, "--rules", help="without --plan: the rules to plan with (default: the built-in ones)"
+    ),
     maps: Optional[Path] = MAPS,
     workers: int = typer.Option(1, "--workers", min=1, max=16, help="process workers taking the waves' runs"),
-    failures: Optional[Path] = typer.Option(None, "--failures", help="YAML: per cause (guest-agent-not-connected, "
-                                                                       "smoke-check-failed, timed-out, conversion-failed) a "
-                                                                       "count, a share (0.25%) or VM names; default: "
-                                                                       "the seed's 13 of 2000"),
+    failures: Optional[Path] = typer.Option(
+        None,
+        "--failures",
+        help="YAML: per cause (guest-agent-not-connected, "
+        "smoke-check-failed, timed-out, conversion-failed) a "
+        "count, a share (0.25%) or VM names; default: "
+        "the seed's 13 of 2000",
+    ),
     clock: str = typer.Option("1h=1s", "--clock", help="REAL=REHEARSAL: how much of the calendar a second holds"),
     in_flight: int = typer.Option(10, "--in-flight", min=1, max=500, help="VMs in flight per wave run"),
     data_mb: int = typer.Option(1, "--data-mb", min=0, max=1024, help="MiB of real bytes in each disk"),
@@ -85,8 +97,10 @@ def rehearse(
     from vmwave_lab import estate as estates
 
     if (inventory is None) == (estate is None):
-        raise VmwaveError("give the estate to rehearse: --inventory FILE or --estate FILE, one of them",
-                          "`vmwave inventory --out inv.json` against the real vCenter writes the first")
+        raise VmwaveError(
+            "give the estate to rehearse: --inventory FILE or --estate FILE, one of them",
+            "`vmwave inventory --out inv.json` against the real vCenter writes the first",
+        )
     if plan_file and rules:
         raise VmwaveError("--plan and --rules both given", "a plan already has its classes: drop --rules")
     ratio = clock_ratio(clock)  # every input is read and checked before anything changes
@@ -100,25 +114,37 @@ def rehearse(
     policy = None if given else load_policy(rules, limit=limit)
     if maps:
         load_maps(maps, limit)
-    planned_failures = parse_failures(read_yaml(failures, "failures", limit) if failures else SEED_FAILURES,
-                                      str(failures or "the seed's failures"))
+    planned_failures = parse_failures(
+        read_yaml(failures, "failures", limit) if failures else SEED_FAILURES, str(failures or "the seed's failures")
+    )
     out_dir = out_dir.resolve()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: its lab, servers and workers stop too
     _afresh(out_dir)
     began = time.monotonic()
-    with Usage(os.getpid()) as usage, _lab(out_dir / "lab", estate, records, data_mb, maps) as lab_env, \
-            _servers(out_dir, workers) as (server, ledger):
-        env = {**os.environ, **lab_env, "VMWAVE_LEDGER": ledger, "PREFECT_API_URL": server.api,
-               "VMWAVE_WORKDIR": str(out_dir / "work"), "VMWAVE_TIMEOUTS": os.environ.get("VMWAVE_TIMEOUTS", lab_timeouts(data_mb)),
-               "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-               "PREFECT_LOGGING_COLORS": "false"}  # the workers' logs are files: no terminal colours to work out
+    with (
+        Usage(os.getpid()) as usage,
+        _lab(out_dir / "lab", estate, records, data_mb, maps) as lab_env,
+        _servers(out_dir, workers) as (server, ledger),
+    ):
+        env = {
+            **os.environ,
+            **lab_env,
+            "VMWAVE_LEDGER": ledger,
+            "PREFECT_API_URL": server.api,
+            "VMWAVE_WORKDIR": str(out_dir / "work"),
+            "VMWAVE_TIMEOUTS": os.environ.get("VMWAVE_TIMEOUTS", lab_timeouts(data_mb)),
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+            "PREFECT_LOGGING_COLORS": "false",
+        }  # the workers' logs are files: no terminal colours to work out
         plan, plan_path = _plan(out_dir, given, policy, env, ratio)
         injected = _plant(plan, planned_failures, out_dir / "lab")
         with _watched(out_dir, env) as prometheus:
             run = _run(plan, plan_path, out_dir, env, server, workers, in_flight)
             watched = _scraped(prometheus, run)
-        figures = _report(plan, run, watched, injected, out_dir, env, ratio, time.monotonic() - began, workers,
-                          usage.by_role())
+        figures = _report(
+            plan, run, watched, injected, out_dir, env, ratio, time.monotonic() - began, workers, usage.by_role()
+        )
     err.print(f"the rehearsal's report: {out_dir / 'estate-report.md'}")
     print(figures["line"])
     if figures["unplanned_failures"]:
@@ -137,8 +163,9 @@ def _afresh(out_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def _lab(state: Path, estate: Path | None, records: list[dict] | None, data_mb: int,
-         maps: Path | None) -> Iterator[dict[str, str]]:
+def _lab(
+    state: Path, estate: Path | None, records: list[dict] | None, data_mb: int, maps: Path | None
+) -> Iterator[dict[str, str]]:
     """The lab for the estate, with the maps' StorageClasses and images (the estate's own or generated ones when
     none are given)."""
     from vmwave.cli.lab import lab_errors
@@ -150,8 +177,16 @@ def _lab(state: Path, estate: Path | None, records: list[dict] | None, data_mb: 
         with working("building the lab vCenter (first run only, ~20 s)"):
             vcenter.binary()
         with working("seeding the lab: VMs", total=total) as progress:
-            settings = lab.up(estate, None, state, progress, inventory=records, data_mb=data_mb,
-                              maps_file=maps.resolve() if maps else None, room_for_all=True)
+            settings = lab.up(
+                estate,
+                None,
+                state,
+                progress,
+                inventory=records,
+                data_mb=data_mb,
+                maps_file=maps.resolve() if maps else None,
+                room_for_all=True,
+            )
     try:
         yield settings
     finally:
@@ -164,8 +199,10 @@ def _servers(out_dir: Path, workers: int) -> Iterator[tuple[PrefectServer, str]]
     more."""
     from vmwave_lab.servers import postgres, prefect_server_on
 
-    with working(f"starting the Prefect server{' on PostgreSQL' if workers > 1 else ''}"), \
-            contextlib.ExitStack() as stack:
+    with (
+        working(f"starting the Prefect server{' on PostgreSQL' if workers > 1 else ''}"),
+        contextlib.ExitStack() as stack,
+    ):
         if workers > 1:
             pg = stack.enter_context(postgres())
             pg.create("prefect")
@@ -196,14 +233,18 @@ def _plan(out_dir: Path, given, policy, env: dict[str, str], ratio: float):
         for index, wave in enumerate(doc["waves"]):
             for n, vm in enumerate(wave["vms"]):
                 if vm.get("uuid") not in by_uuid:
-                    raise InputError("--plan", f"waves[{index}].vms[{n}].uuid",
-                                     f"{vm['name']} ({vm.get('uuid') or 'no uuid'}) is not in the rehearsed inventory",
-                                     "rehearse the inventory this plan was made from")
+                    raise InputError(
+                        "--plan",
+                        f"waves[{index}].vms[{n}].uuid",
+                        f"{vm['name']} ({vm.get('uuid') or 'no uuid'}) is not in the rehearsed inventory",
+                        "rehearse the inventory this plan was made from",
+                    )
                 vm["moref"] = by_uuid[vm["uuid"]].moref
         plan = parse_plan(doc, "--plan")
     else:
-        doc = make_plan(records, policy, load_maps(settings.maps, limit), "the lab",
-                        **for_planning(settings.disable_plugins))
+        doc = make_plan(
+            records, policy, load_maps(settings.maps, limit), "the lab", **for_planning(settings.disable_plugins)
+        )
         plan = parse_plan(doc, "the lab's plan")
     plan = compressed(plan, datetime.now(timezone.utc), ratio)
     path = out_dir / "plan.yaml"
@@ -218,8 +259,9 @@ def _plant(plan, failures, lab_state: Path) -> dict[str, str]:
 
     chosen = planted(plan, failures)
     uuids = {vm.name: vm.uuid for wave in plan.waves for vm in wave.vms}
-    write_text_atomic(lab_state / "faults.json", json.dumps({uuids[name]: LAB_FAULTS[cause]
-                                                             for name, cause in chosen.items()}))
+    write_text_atomic(
+        lab_state / "faults.json", json.dumps({uuids[name]: LAB_FAULTS[cause] for name, cause in chosen.items()})
+    )
     return chosen
 
 
@@ -236,8 +278,9 @@ class Ran:
     task_runs: int
 
 
-def _run(plan, plan_path: Path, out_dir: Path, env: dict[str, str], server: PrefectServer, workers: int,
-         in_flight: int) -> Ran:
+def _run(
+    plan, plan_path: Path, out_dir: Path, env: dict[str, str], server: PrefectServer, workers: int, in_flight: int
+) -> Ran:
     """Every wave's run through the deployment, taken by the workers when due, manual gates approved, the workers
     and server kept running."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -253,20 +296,40 @@ def _run(plan, plan_path: Path, out_dir: Path, env: dict[str, str], server: Pref
     reports = out_dir / "waves"
     reports.mkdir(exist_ok=True)
     cold_windows = {w.id for w in plan.waves if w.window and not w.warm}
-    launched = [(s.wave, s.at, {"report_dir": str(reports), "in_flight": in_flight,
-                                "ignore_window": s.wave in cold_windows})  # the rehearsal's clock opened it
-                for s in starts(plan, now)]
+    launched = [
+        (
+            s.wave,
+            s.at,
+            {"report_dir": str(reports), "in_flight": in_flight, "ignore_window": s.wave in cold_windows},
+        )  # the rehearsal's clock opened it
+        for s in starts(plan, now)
+    ]
     calendar = max((at - now).total_seconds() for _, at, _ in launched) if launched else 0.0
     began = time.time()
     with temporary_settings({PREFECT_API_URL: server.api}):
-        subprocess.run([PREFECT, "work-pool", "create", POOL, "--type", "process", "--overwrite"], env=env,
-                       check=True, capture_output=True, timeout=120)
-        with Crew(server, POOL, workers, {**env, "VMWAVE_PLAN_DIR": str(out_dir)}, out_dir, out_dir / "workers") as crew:
+        subprocess.run(
+            [PREFECT, "work-pool", "create", POOL, "--type", "process", "--overwrite"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        with Crew(
+            server, POOL, workers, {**env, "VMWAVE_PLAN_DIR": str(out_dir)}, out_dir, out_dir / "workers"
+        ) as crew:
             runs = start_runs(plan_path, launched, DEPLOYMENT, POOL, migrate_wave.parameters.model_dump(mode="json"))
-            deadline = time.monotonic() + span(plan, now).total_seconds() + 1800 + 5 * sum(len(w.vms) for w in plan.waves)
+            deadline = (
+                time.monotonic() + span(plan, now).total_seconds() + 1800 + 5 * sum(len(w.vms) for w in plan.waves)
+            )
             with working("waves finished", total=len(runs)) as progress:
-                ended = watch(runs, deadline, APPROVAL_NOTE, lambda now_runs: progress(sum(r.done for r in now_runs)),
-                              alive=alive, note=crew.note)
+                ended = watch(
+                    runs,
+                    deadline,
+                    APPROVAL_NOTE,
+                    lambda now_runs: progress(sum(r.done for r in now_runs)),
+                    alive=alive,
+                    note=crew.note,
+                )
             task_runs = httpx.post(f"{server.api}/task_runs/count", json={}, timeout=120).json()
             return Ran(ended, calendar, crew.incidents, began, time.time(), int(task_runs))
 
@@ -282,8 +345,12 @@ def _watched(out_dir: Path, env: dict[str, str]) -> Iterator[Prometheus | None]:
         return
     port = free_port()
     with open(out_dir / "exporter.log", "w") as log:
-        exporter = subprocess.Popen([str(Path(sys.executable).parent / "vmwave"), "exporter", "--port", str(port),
-                                     "--listen", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        exporter = subprocess.Popen(
+            [str(Path(sys.executable).parent / "vmwave"), "exporter", "--port", str(port), "--listen", "127.0.0.1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         with Prometheus(out_dir / "prometheus", {"vmwave": f"127.0.0.1:{port}"}, SCRAPE_INTERVAL) as prometheus:
             yield prometheus
@@ -304,19 +371,37 @@ def _scraped(prometheus: Prometheus | None, ran: Ran) -> Scraped | None:
     if prometheus is None:
         return None
     step = max(1.0, (ran.ended - ran.began) / 400)
-    return Scraped(prometheus.query_range('sum(vmwave_vms{state="succeeded"})', ran.began, ran.ended, step),
-                   [v for _, v in prometheus.query_range('scrape_duration_seconds{job="vmwave"}', ran.began,
-                                                          ran.ended, step)])
+    return Scraped(
+        prometheus.query_range('sum(vmwave_vms{state="succeeded"})', ran.began, ran.ended, step),
+        [v for _, v in prometheus.query_range('scrape_duration_seconds{job="vmwave"}', ran.began, ran.ended, step)],
+    )
 
 
-def _report(plan, ran: Ran, scraped: Scraped | None, injected: dict[str, str], out_dir: Path, env: dict[str, str],
-            ratio: float, wall: float, workers: int, usage: dict[str, tuple[int, float, float]]) -> dict:
+def _report(
+    plan,
+    ran: Ran,
+    scraped: Scraped | None,
+    injected: dict[str, str],
+    out_dir: Path,
+    env: dict[str, str],
+    ratio: float,
+    wall: float,
+    workers: int,
+    usage: dict[str, tuple[int, float, float]],
+) -> dict:
     """DIR/estate.json, DIR/estate-report.md and its pictures, from the ledger, the cluster and Prometheus."""
     from vmwave.adapters.files import write_text_atomic
     from vmwave.adapters.kubernetes import Cluster
     from vmwave.adapters.ledger import Ledger
-    from vmwave.domain.estate_report import (cost_lines, markdown, migrated_svg, records_json, results, summary,
-                                             waves_svg)
+    from vmwave.domain.estate_report import (
+        cost_lines,
+        markdown,
+        migrated_svg,
+        records_json,
+        results,
+        summary,
+        waves_svg,
+    )
     from vmwave.domain.manifests import MANAGED_BY
     from vmwave.settings import Settings
 
@@ -324,8 +409,10 @@ def _report(plan, ran: Ran, scraped: Scraped | None, injected: dict[str, str], o
     ledger = Ledger(settings.ledger)
     entries = ledger.by_vm()
     cluster = Cluster(settings.need_kubeconfig())
-    uids = {vm["metadata"]["name"]: vm["metadata"]["uid"]
-            for vm in cluster.find("kubevirt.io/v1", "VirtualMachine", None, MANAGED_BY)}
+    uids = {
+        vm["metadata"]["name"]: vm["metadata"]["uid"]
+        for vm in cluster.find("kubevirt.io/v1", "VirtualMachine", None, MANAGED_BY)
+    }
     found = results(plan, entries, uids, injected)
     total = summary(found, wall, ratio)
     spans = {}
@@ -336,8 +423,9 @@ def _report(plan, ran: Ran, scraped: Scraped | None, injected: dict[str, str], o
             old = spans.get(entry["wave"], (first, last))
             spans[entry["wave"]] = (min(old[0], first), max(old[1], last))
     title = f"{total.succeeded} of {total.vms} VMs migrated"
-    picture = waves_svg(found, {w: (datetime.fromisoformat(a), datetime.fromisoformat(b)) for w, (a, b) in spans.items()},
-                        title)
+    picture = waves_svg(
+        found, {w: (datetime.fromisoformat(a), datetime.fromisoformat(b)) for w, (a, b) in spans.items()}, title
+    )
     write_text_atomic(out_dir / "estate-timeline.svg", picture)
     if scraped:
         write_text_atomic(out_dir / "estate-migrated.svg", migrated_svg(scraped.migrated, total.vms, ratio, title))
@@ -345,22 +433,40 @@ def _report(plan, ran: Ran, scraped: Scraped | None, injected: dict[str, str], o
     scrapes = scraped.scrape_seconds if scraped else []
     ledger_mb = ledger.size_bytes() / 2**20
     peak = max((mib for _, mib, _ in usage.values()), default=0.0)
-    figures = [("task runs per second (the Prefect server, while the waves ran)", f"{ran.task_runs / seconds:.1f}"),
-               ("task runs in all", str(ran.task_runs)),
-               ("the ledger's size", f"{ledger_mb:.1f} MiB ({settings.ledger.split(':')[0]})"),
-               ("a scrape of the exporter (mean, max)", f"{sum(scrapes) / len(scrapes):.3f} s, {max(scrapes):.3f} s"
-                if scrapes else "not measured: Prometheus is not installed (apt-get install prometheus)"),
-               ("workers", str(workers))]
+    figures = [
+        ("task runs per second (the Prefect server, while the waves ran)", f"{ran.task_runs / seconds:.1f}"),
+        ("task runs in all", str(ran.task_runs)),
+        ("the ledger's size", f"{ledger_mb:.1f} MiB ({settings.ledger.split(':')[0]})"),
+        (
+            "a scrape of the exporter (mean, max)",
+            f"{sum(scrapes) / len(scrapes):.3f} s, {max(scrapes):.3f} s"
+            if scrapes
+            else "not measured: Prometheus is not installed (apt-get install prometheus)",
+        ),
+        ("workers", str(workers)),
+    ]
     reports = sorted(f"waves/{p.name}" for p in (out_dir / "waves").glob("wave-*-report.md"))
     stopped = [(r.wave, r.state, r.message) for r in ran.runs if r.state != "Completed"]
-    write_text_atomic(out_dir / "estate-report.md", markdown(
-        found, total, reports, "estate-timeline.svg", stopped, ran.incidents,
-        "estate-migrated.svg" if scraped else "", cost_lines(figures, usage)))
+    write_text_atomic(
+        out_dir / "estate-report.md",
+        markdown(
+            found,
+            total,
+            reports,
+            "estate-timeline.svg",
+            stopped,
+            ran.incidents,
+            "estate-migrated.svg" if scraped else "",
+            cost_lines(figures, usage),
+        ),
+    )
     write_text_atomic(out_dir / "estate.json", json.dumps(records_json(found), indent=1))
     unplanned = sum(r.state != "succeeded" and not r.injected for r in found)
-    line = (f"vms={total.vms} waves={len(plan.waves)} workers={workers} succeeded={total.succeeded} "
-            f"injected={total.injected} attributed={total.attributed} wall_seconds={wall:.0f} "
-            f"calendar_seconds={ran.calendar:.0f} runs_failed={sum(r.state != 'Completed' for r in ran.runs)} "
-            f"task_runs_per_s={ran.task_runs / seconds:.1f} ledger_mb={ledger_mb:.1f} "
-            f"scrape_s_max={max(scrapes, default=0):.3f} peak_rss_mb={peak:.0f}")
+    line = (
+        f"vms={total.vms} waves={len(plan.waves)} workers={workers} succeeded={total.succeeded} "
+        f"injected={total.injected} attributed={total.attributed} wall_seconds={wall:.0f} "
+        f"calendar_seconds={ran.calendar:.0f} runs_failed={sum(r.state != 'Completed' for r in ran.runs)} "
+        f"task_runs_per_s={ran.task_runs / seconds:.1f} ledger_mb={ledger_mb:.1f} "
+        f"scrape_s_max={max(scrapes, default=0):.3f} peak_rss_mb={peak:.0f}"
+    )
     return {"line": line, "unplanned_failures": unplanned}

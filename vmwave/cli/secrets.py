@@ -9,8 +9,9 @@ import typer
 
 from vmwave.cli.common import app, err
 
-secrets = typer.Typer(help="Credentials as Prefect Secret blocks that deployments name in their parameters.",
-                      no_args_is_help=True)
+secrets = typer.Typer(
+    help="Credentials as Prefect Secret blocks that deployments name in their parameters.", no_args_is_help=True
+)
 app.add_typer(secrets, name="secrets")
 KINDS = ("vcenter", "kubeconfig")
 
@@ -18,7 +19,9 @@ KINDS = ("vcenter", "kubeconfig")
 @secrets.command("set")
 def set_(
     kind: str = typer.Argument(..., help="vcenter (its password) or kubeconfig"),
-    password_file: Optional[Path] = typer.Option(None, "--password-file", help="vcenter: the file holding the password"),
+    password_file: Optional[Path] = typer.Option(
+        None, "--password-file", help="vcenter: the file holding the password"
+    ),
     file: Optional[Path] = typer.Option(None, "--file", help="kubeconfig: the kubeconfig file"),
     name: Optional[str] = typer.Option(None, "--name", help="the block's name [vmwave-vcenter, vmwave-kubeconfig]"),
 ) -> None:
@@ -27,12 +30,20 @@ def set_(
     from vmwave.errors import InputError
 
     if kind not in KINDS:
-        raise InputError("vmwave secrets set", "kind", f"{kind!r} is not a credential vmwave keeps",
-                         "use: vmwave secrets set vcenter --password-file F, or kubeconfig --file F")
+        raise InputError(
+            "vmwave secrets set",
+            "kind",
+            f"{kind!r} is not a credential vmwave keeps",
+            "use: vmwave secrets set vcenter --password-file F, or kubeconfig --file F",
+        )
     source = password_file if kind == "vcenter" else file
     if source is None:
-        raise InputError("vmwave secrets set", kind, "no file given",
-                         "--password-file FILE" if kind == "vcenter" else "--file KUBECONFIG")
+        raise InputError(
+            "vmwave secrets set",
+            kind,
+            "no file given",
+            "--password-file FILE" if kind == "vcenter" else "--file KUBECONFIG",
+        )
     block = name or BLOCKS[kind]
     set_secret(block, source, one_line=kind == "vcenter")
     parameter = "vcenter_secret_block" if kind == "vcenter" else "kubeconfig_secret_block"

@@ -28,6 +28,7 @@ from vmwave.domain.concerns import Concern
 from vmwave.domain.names import label_value
 from vmwave.domain.records import SourceVM
 from vmwave.errors import InputError
+
 PROFILES = ("standard", "latency-sensitive")
 
 
@@ -42,7 +43,9 @@ class PriorityClass:
 CLASSES = {
     c.id: c
     for c in (
-        PriorityClass("P1", "powered off", "offline-batch", "powered off, no shared disks: copy in large offline batches"),
+        PriorityClass(
+            "P1", "powered off", "offline-batch", "powered off, no shared disks: copy in large offline batches"
+        ),
         PriorityClass("P2", "stateless", "rebuild", "stateless: rebuild from a template image, no data copy"),
         PriorityClass("P3", "standard", "cold", "standard: migrate with a downtime"),
         PriorityClass("P4", "critical", "planned-window", "business critical: migrate in a planned maintenance window"),
@@ -87,13 +90,18 @@ class Policy:
     def check_names(self, vms: list[SourceVM]) -> None:
         """Overrides and groups name VMs by name or moref: one that names no VM of the estate is a typo."""
         known = {vm.name for vm in vms} | {vm.moref for vm in vms}
-        for where, names in (("overrides", list(self.overrides) + list(self.profile_overrides)),
-                             *((f"groups.{group}", members) for group, members in self.groups.items())):
+        for where, names in (
+            ("overrides", list(self.overrides) + list(self.profile_overrides)),
+            *((f"groups.{group}", members) for group, members in self.groups.items()),
+        ):
             for name in names:
                 if name not in known:
-                    raise InputError(self.source, f"{where}.{name}" if where == "overrides" else where,
-                                     f"{name!r} is no VM of the inventory (by name or moref)",
-                                     "check the spelling against `vmwave inventory`, or remove it")
+                    raise InputError(
+                        self.source,
+                        f"{where}.{name}" if where == "overrides" else where,
+                        f"{name!r} is no VM of the inventory (by name or moref)",
+                        "check the spelling against `vmwave inventory`, or remove it",
+                    )
 
     def labels(self, vm: SourceVM) -> dict[str, str]:
         """The VirtualMachine labels ``tag_labels`` make of the VM's vSphere tags."""

@@ -47,17 +47,33 @@ def libvirt_xml(vm: SourceVM, modes: list[str]) -> str:
     disks = []
     for index, mode in enumerate(modes):
         kind, attr = ("block", "dev") if mode == "Block" else ("file", "file")
-        disks.append(f"    <disk type='{kind}' device='disk'><driver name='qemu' type='raw'/>"
-                     f"<source {attr}={quoteattr(disk_path(index, mode))}/>"
-                     f"<target dev='sd{chr(ord('a') + index)}' bus='scsi'/></disk>")
-    nics = [f"    <interface type='bridge'><mac address={quoteattr(nic.mac)}/><source bridge='br0'/>"
-            f"<model type={quoteattr(nic.adapter or 'vmxnet3')}/></interface>" for nic in vm.nics if nic.mac]
+        disks.append(
+            f"    <disk type='{kind}' device='disk'><driver name='qemu' type='raw'/>"
+            f"<source {attr}={quoteattr(disk_path(index, mode))}/>"
+            f"<target dev='sd{chr(ord('a') + index)}' bus='scsi'/></disk>"
+        )
+    nics = [
+        f"    <interface type='bridge'><mac address={quoteattr(nic.mac)}/><source bridge='br0'/>"
+        f"<model type={quoteattr(nic.adapter or 'vmxnet3')}/></interface>"
+        for nic in vm.nics
+        if nic.mac
+    ]
     firmware = " firmware='efi'" if vm.firmware == "efi" else ""
-    return "\n".join([
-        "<domain type='kvm'>", f"  <name>{k8s_name(vm.name, 63)}</name>",
-        f"  <memory unit='MiB'>{vm.memory_mb or 1024}</memory>", f"  <vcpu>{vm.cpus or 1}</vcpu>",
-        f"  <os{firmware}><type arch='x86_64'>hvm</type></os>", "  <devices>", *disks, *nics, "  </devices>",
-        "</domain>", ""])
+    return "\n".join(
+        [
+            "<domain type='kvm'>",
+            f"  <name>{k8s_name(vm.name, 63)}</name>",
+            f"  <memory unit='MiB'>{vm.memory_mb or 1024}</memory>",
+            f"  <vcpu>{vm.cpus or 1}</vcpu>",
+            f"  <os{firmware}><type arch='x86_64'>hvm</type></os>",
+            "  <devices>",
+            *disks,
+            *nics,
+            "  </devices>",
+            "</domain>",
+            "",
+        ]
+    )
 
 
 def command(scripts: dict[str, str], data: dict[str, str], modes: list[str]) -> list[str]:
@@ -67,32 +83,49 @@ def command(scripts: dict[str, str], data: dict[str, str], modes: list[str]) -> 
         return ["virt-v2v-in-place"]
     bad = [name for name in (*scripts, *data) if not SCRIPT_NAME.match(name) or name == INPUT_XML]
     if bad or set(scripts) & set(data):
-        raise VmwaveError(f"a guest-OS plugin's conversion file is named {(bad or sorted(set(scripts) & set(data)))[0]!r}",
-                          "name scripts and data files apart, with letters, digits, '.', '_' and '-' only "
-                          "(a ConfigMap key)")
+        raise VmwaveError(
+            f"a guest-OS plugin's conversion file is named {(bad or sorted(set(scripts) & set(data)))[0]!r}",
+            "name scripts and data files apart, with letters, digits, '.', '_' and '-' only (a ConfigMap key)",
+        )
     disks = " ".join(f"-a {quote(disk_path(i, mode))}" for i, mode in enumerate(modes))
     uploads = "".join(f"upload {XML_DIR}/{name} /tmp/{name}\n" for name in data)
-    runs = "".join(f"upload {XML_DIR}/{name} /tmp/{name}\nsh \"/bin/sh /tmp/{name}\"\nrm /tmp/{name}\n"
-                   for name in scripts)
+    runs = "".join(
+        f'upload {XML_DIR}/{name} /tmp/{name}\nsh "/bin/sh /tmp/{name}"\nrm /tmp/{name}\n' for name in scripts
+    )
     cleanup = "".join(f"rm /tmp/{name}\n" for name in data)
-    return ["/bin/sh", "-ec", f'virt-v2v-in-place "$@"\nguestfish --rw --format=raw {disks} -i <<"END"\n'
-                              f'{uploads}{runs}{cleanup}END', "virt-v2v-in-place"]
+    return [
+        "/bin/sh",
+        "-ec",
+        f'virt-v2v-in-place "$@"\nguestfish --rw --format=raw {disks} -i <<"END"\n{uploads}{runs}{cleanup}END',
+        "virt-v2v-in-place",
+    ]
 
 
-def conversion_objects(vm: SourceVM, target: str, wave: str, maps: Maps, image: str, options: tuple[str, ...],
-                       env: dict[str, str], claims: list[str],
-                       scripts: dict[str, str] | None = None,
-                       data: dict[str, str] | None = None,
-                       placement: ConversionPods = ConversionPods()) -> tuple[dict[str, Any], dict[str, Any]]:
+def conversion_objects(
+    vm: SourceVM,
+    target: str,
+    wave: str,
+    maps: Maps,
+    image: str,
+    options: tuple[str, ...],
+    env: dict[str, str],
+    claims: list[str],
+    scripts: dict[str, str] | None = None,
+    data: dict[str, str] | None = None,
+    placement: ConversionPods = ConversionPods(),
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ConfigMap holding the libvirt XML (and the scripts) and the Pod that converts the guest (on the PVCs
     ``claims``, one per disk, as the builder named them), placed as the plan or maps say; both labelled for the
     rollback."""
     name, labels = conversion_name(target), {**source_labels(vm, wave), **COMPONENT}
     modes = [maps.storage_for(disk).volume_mode for disk in vm.disks]
     scripts, data = scripts or {}, data or {}
-    config_map = {"apiVersion": "v1", "kind": "ConfigMap",
-                  "metadata": {"name": name, "namespace": maps.namespace, "labels": labels},
-                  "data": {INPUT_XML: libvirt_xml(vm, modes), **scripts, **data}}
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": maps.namespace, "labels": labels},
+        "data": {INPUT_XML: libvirt_xml(vm, modes), **scripts, **data},
+    }
     mounts: list[dict[str, str]] = [{"name": "libvirt-xml", "mountPath": XML_DIR, "readOnly": True}]
     devices: list[dict[str, str]] = []
     volumes: list[dict[str, Any]] = [{"name": "libvirt-xml", "configMap": {"name": name}}]
@@ -104,14 +137,23 @@ def conversion_objects(vm: SourceVM, target: str, wave: str, maps: Maps, image: 
         else:
             mounts.append({"name": volume, "mountPath": f"/mnt/disks/disk{index}"})
     container: dict[str, Any] = {
-        "name": "virt-v2v", "image": image,
-        "command": command(scripts, data, modes), "args": ["-i", "libvirtxml", f"{XML_DIR}/{INPUT_XML}", *options, *mac_options(vm)],
-        "env": [{"name": "LIBGUESTFS_BACKEND", "value": "direct"},
-                *({"name": k, "value": v} for k, v in sorted(env.items()))],
-        "resources": {"requests": dict(DEFAULT_REQUESTS)}, "volumeMounts": mounts}
+        "name": "virt-v2v",
+        "image": image,
+        "command": command(scripts, data, modes),
+        "args": ["-i", "libvirtxml", f"{XML_DIR}/{INPUT_XML}", *options, *mac_options(vm)],
+        "env": [
+            {"name": "LIBGUESTFS_BACKEND", "value": "direct"},
+            *({"name": k, "value": v} for k, v in sorted(env.items())),
+        ],
+        "resources": {"requests": dict(DEFAULT_REQUESTS)},
+        "volumeMounts": mounts,
+    }
     if devices:
         container["volumeDevices"] = devices
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": name, "namespace": maps.namespace, "labels": labels},
-           "spec": {"restartPolicy": "Never", "containers": [container], "volumes": volumes}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": maps.namespace, "labels": labels},
+        "spec": {"restartPolicy": "Never", "containers": [container], "volumes": volumes},
+    }
     return config_map, placement.place(pod)

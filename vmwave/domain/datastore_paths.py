@@ -19,8 +19,9 @@ def split(datastore_path: str) -> tuple[str, str]:
     """``[ds-ssd-01] web-01/web-01_0.vmdk`` -> (``ds-ssd-01``, ``web-01/web-01_0.vmdk``)."""
     m = _PATH.match(datastore_path)
     if not m:
-        raise InputError("datastore path", "", f"{datastore_path!r} is not '[datastore] path'",
-                         "read it from the inventory")
+        raise InputError(
+            "datastore path", "", f"{datastore_path!r} is not '[datastore] path'", "read it from the inventory"
+        )
     return m.group("ds"), m.group("path")
 
 

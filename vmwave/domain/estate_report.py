@@ -38,8 +38,9 @@ class VMResult:
     uid: str = ""
 
 
-def results(plan: PlanFile, entries: list[dict[str, Any]], uids: dict[str, str],
-            injected: dict[str, str]) -> list[VMResult]:
+def results(
+    plan: PlanFile, entries: list[dict[str, Any]], uids: dict[str, str], injected: dict[str, str]
+) -> list[VMResult]:
     """Each VM of the plan, as the ledger ends it; ``uids`` by target name, ``injected`` cause by VM name."""
     by_uuid = {(e["wave"], e["uuid"]): e for e in entries}
     found = []
@@ -50,13 +51,23 @@ def results(plan: PlanFile, entries: list[dict[str, Any]], uids: dict[str, str],
             failed = next((s for s in steps if s["status"] == "failed"), None)
             agent = next((s for s in steps if s["step"] == GUEST_AGENT and s["status"] == "succeeded"), {})
             precopy = (next((s for s in steps if s["step"] == PRECOPY), {}).get("detail") or {}).get("rounds", [])
-            found.append(VMResult(
-                name=vm.name, wave=wave.id, cls=vm.cls or wave.cls, state=vm_state(rows),
-                cause=failed["cause"] if failed else "", fix=known_cause(failed["cause"]).fix if failed else "",
-                injected=injected.get(vm.name, ""), attempts={s["step"]: s["attempts"] for s in steps},
-                downtime_seconds=(agent.get("detail") or {}).get("downtime_seconds"),
-                precopy_rounds=len(precopy), precopy_bytes=sum(r.get("bytes", 0) for r in precopy),
-                target=vm.target, uid=uids.get(vm.target, "")))
+            found.append(
+                VMResult(
+                    name=vm.name,
+                    wave=wave.id,
+                    cls=vm.cls or wave.cls,
+                    state=vm_state(rows),
+                    cause=failed["cause"] if failed else "",
+                    fix=known_cause(failed["cause"]).fix if failed else "",
+                    injected=injected.get(vm.name, ""),
+                    attempts={s["step"]: s["attempts"] for s in steps},
+                    downtime_seconds=(agent.get("detail") or {}).get("downtime_seconds"),
+                    precopy_rounds=len(precopy),
+                    precopy_bytes=sum(r.get("bytes", 0) for r in precopy),
+                    target=vm.target,
+                    uid=uids.get(vm.target, ""),
+                )
+            )
     return found
 
 
@@ -90,25 +101,43 @@ class Summary:
 
 
 def summary(found: list[VMResult], wall_seconds: float, ratio: float) -> Summary:
-    return Summary(vms=len(found), succeeded=sum(r.state == "succeeded" for r in found),
-                   failed=sum(r.state in ("failed", "rolled_back") for r in found),
-                   injected=sum(bool(r.injected) for r in found),
-                   attributed=sum(bool(r.injected) and r.state == "failed" and r.cause == r.injected for r in found),
-                   wall_seconds=wall_seconds, ratio=ratio)
+    return Summary(
+        vms=len(found),
+        succeeded=sum(r.state == "succeeded" for r in found),
+        failed=sum(r.state in ("failed", "rolled_back") for r in found),
+        injected=sum(bool(r.injected) for r in found),
+        attributed=sum(bool(r.injected) and r.state == "failed" and r.cause == r.injected for r in found),
+        wall_seconds=wall_seconds,
+        ratio=ratio,
+    )
 
 
-def markdown(found: list[VMResult], total: Summary, wave_reports: list[str], picture: str,
-             stopped: list[tuple[str, str, str]] = (), incidents: list[str] = (), migrated: str = "",
-             cost: list[str] = ()) -> str:
+def markdown(
+    found: list[VMResult],
+    total: Summary,
+    wave_reports: list[str],
+    picture: str,
+    stopped: list[tuple[str, str, str]] = (),
+    incidents: list[str] = (),
+    migrated: str = "",
+    cost: list[str] = (),
+) -> str:
     """The seed's results table for this estate, the waves whose runs did not complete (wave, state, why), what
     happened to the rehearsal's processes unasked, its pictures (``migrated``: VMs migrated over time, when
     Prometheus watched), where each wave's own report is, and the ``cost`` lines."""
-    lines = ["# Estate rehearsal", "",
-             f"**{total.succeeded} of {total.vms} VMs migrated ({total.rate:.2f}%)**, {total.failed} failed "
-             f"({total.injected} on purpose, {total.attributed} of them attributed to the cause they were given), in "
-             f"{total.wall_seconds:.0f} s of rehearsal: {total.per_hour:.0f} VMs per hour, "
-             f"{total.real_days:.1f} days of the real calendar.", "",
-             "## Per class", "", "| class | VMs | migrated | rate | downtime p50 | p95 | max |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Estate rehearsal",
+        "",
+        f"**{total.succeeded} of {total.vms} VMs migrated ({total.rate:.2f}%)**, {total.failed} failed "
+        f"({total.injected} on purpose, {total.attributed} of them attributed to the cause they were given), in "
+        f"{total.wall_seconds:.0f} s of rehearsal: {total.per_hour:.0f} VMs per hour, "
+        f"{total.real_days:.1f} days of the real calendar.",
+        "",
+        "## Per class",
+        "",
+        "| class | VMs | migrated | rate | downtime p50 | p95 | max |",
+        "|---|---|---|---|---|---|---|",
+    ]
     by_class: dict[str, list[VMResult]] = defaultdict(list)
     for r in found:
         by_class[r.cls].append(r)
@@ -116,8 +145,11 @@ def markdown(found: list[VMResult], total: Summary, wave_reports: list[str], pic
         rows = by_class[cls]
         ok = sum(r.state == "succeeded" for r in rows)
         down = [r.downtime_seconds for r in rows if r.downtime_seconds is not None]
-        figures = (f"{_percentile(down, 0.5):.1f}s", f"{_percentile(down, 0.95):.1f}s", f"{max(down):.1f}s") \
-            if down else ("", "", "")
+        figures = (
+            (f"{_percentile(down, 0.5):.1f}s", f"{_percentile(down, 0.95):.1f}s", f"{max(down):.1f}s")
+            if down
+            else ("", "", "")
+        )
         lines.append(f"| {cls} | {len(rows)} | {ok} | {100.0 * ok / len(rows):.2f}% | " + " | ".join(figures) + " |")
     failures = Counter(r.cause for r in found if r.cause)
     lines += ["", "## Failures by cause", ""]
@@ -125,21 +157,32 @@ def markdown(found: list[VMResult], total: Summary, wave_reports: list[str], pic
         lines += ["| cause | VMs | on purpose | fix |", "|---|---|---|---|"]
         for cause_id, count in failures.most_common():
             planted = sum(r.cause == cause_id and bool(r.injected) for r in found)
-            lines.append(f"| {markdown_cell(cause_id)} | {count} | {planted} | "
-                         f"{markdown_cell(known_cause(cause_id).fix)} |")
+            lines.append(
+                f"| {markdown_cell(cause_id)} | {count} | {planted} | {markdown_cell(known_cause(cause_id).fix)} |"
+            )
     else:
         lines.append("None.")
     if stopped:
         lines += ["", "## Waves whose runs did not complete", "", "| wave | run | why |", "|---|---|---|"]
-        lines += [f"| {markdown_cell(w)} | {markdown_cell(state)} | {markdown_cell(why)} |" for w, state, why in stopped]
+        lines += [
+            f"| {markdown_cell(w)} | {markdown_cell(state)} | {markdown_cell(why)} |" for w, state, why in stopped
+        ]
     if incidents:
         lines += ["", "## Interruptions", "", "What ended unasked during the rehearsal, and what it did about it:", ""]
         lines += [f"- {markdown_cell(what)}" for what in incidents]
     warm = [r for r in found if r.precopy_rounds]
-    lines += ["", "## Precopy", "",
-              f"{len(warm)} VMs moved warm: {sum(r.precopy_rounds for r in warm)} rounds, "
-              f"{sum(r.precopy_bytes for r in warm) / 2**20:.1f} MiB copied while their sources ran.", "",
-              "## Waves", "", f"![the waves along the calendar]({picture})", ""]
+    lines += [
+        "",
+        "## Precopy",
+        "",
+        f"{len(warm)} VMs moved warm: {sum(r.precopy_rounds for r in warm)} rounds, "
+        f"{sum(r.precopy_bytes for r in warm) / 2**20:.1f} MiB copied while their sources ran.",
+        "",
+        "## Waves",
+        "",
+        f"![the waves along the calendar]({picture})",
+        "",
+    ]
     if migrated:
         lines += [f"![VMs migrated over time, as Prometheus scraped them]({migrated})", ""]
     lines += [f"- [{name}]({name})" for name in wave_reports]
@@ -161,9 +204,12 @@ def waves_svg(found: list[VMResult], spans: dict[str, tuple[datetime, datetime]]
     for r in found:
         counts[r.wave][r.state] += 1
     waves = sorted(counts)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label + width + 150}" height="{top + row * len(waves) + 10}" '
-           f'font-family="sans-serif" font-size="11">', f"<title>{escape(title)}</title>",
-           f'<text x="4" y="14" font-weight="bold">{escape(title)}</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{label + width + 150}" height="{top + row * len(waves) + 10}" '
+        f'font-family="sans-serif" font-size="11">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="4" y="14" font-weight="bold">{escape(title)}</text>',
+    ]
     for n, wave in enumerate(waves):
         y = top + n * row
         out.append(f'<text x="4" y="{y + 11}">{escape(wave)}</text>')
@@ -171,10 +217,14 @@ def waves_svg(found: list[VMResult], spans: dict[str, tuple[datetime, datetime]]
             s, e = spans[wave]
             x = label + (s - start).total_seconds() * scale
             colour = "#e15759" if counts[wave]["failed"] else "#59a14f"
-            out.append(f'<rect x="{x:.1f}" y="{y + 2}" width="{max(2.0, (e - s).total_seconds() * scale):.1f}" '
-                       f'height="{row - 4}" fill="{colour}"/>')
-        out.append(f'<text x="{label + width + 6}" y="{y + 11}">{counts[wave]["succeeded"]} done, '
-                   f'{counts[wave]["failed"] + counts[wave]["rolled_back"]} failed</text>')
+            out.append(
+                f'<rect x="{x:.1f}" y="{y + 2}" width="{max(2.0, (e - s).total_seconds() * scale):.1f}" '
+                f'height="{row - 4}" fill="{colour}"/>'
+            )
+        out.append(
+            f'<text x="{label + width + 6}" y="{y + 11}">{counts[wave]["succeeded"]} done, '
+            f"{counts[wave]['failed'] + counts[wave]['rolled_back']} failed</text>"
+        )
     return "\n".join(out + ["</svg>"]) + "\n"
 
 
@@ -183,22 +233,28 @@ def migrated_svg(points: list[tuple[float, float]], total: int, ratio: float, ti
     sample, its axis in rehearsal seconds and, below, the real calendar's days they stand for."""
     left, width, height, top = 50, 720, 200, 30
     if not points:
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width}" height="60" font-family="sans-serif" '
-                f'font-size="11"><text x="4" y="20">{escape(title)}: no samples</text></svg>\n')
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width}" height="60" font-family="sans-serif" '
+            f'font-size="11"><text x="4" y="20">{escape(title)}: no samples</text></svg>\n'
+        )
     start, length = points[0][0], max(points[-1][0] - points[0][0], 1.0)
     x = lambda t: left + (t - start) / length * width  # noqa: E731
     y = lambda v: top + height - v / max(total, 1) * height  # noqa: E731
     line = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 20}" height="{top + height + 40}" '
-           f'font-family="sans-serif" font-size="11">', f"<title>{escape(title)}</title>",
-           f'<text x="4" y="14" font-weight="bold">{escape(title)}</text>',
-           f'<line x1="{left}" y1="{top + height}" x2="{left + width}" y2="{top + height}" stroke="#999"/>',
-           f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + height}" stroke="#999"/>',
-           f'<text x="4" y="{top + 4}">{total}</text><text x="4" y="{top + height}">0</text>',
-           f'<polyline points="{line}" fill="none" stroke="#4e79a7" stroke-width="2"/>',
-           f'<text x="{left}" y="{top + height + 16}">0 s</text>',
-           f'<text x="{left + width - 160}" y="{top + height + 16}">{length:.0f} s of rehearsal, '
-           f'{length * ratio / 86400:.1f} real days</text>', "</svg>"]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 20}" height="{top + height + 40}" '
+        f'font-family="sans-serif" font-size="11">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="4" y="14" font-weight="bold">{escape(title)}</text>',
+        f'<line x1="{left}" y1="{top + height}" x2="{left + width}" y2="{top + height}" stroke="#999"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + height}" stroke="#999"/>',
+        f'<text x="4" y="{top + 4}">{total}</text><text x="4" y="{top + height}">0</text>',
+        f'<polyline points="{line}" fill="none" stroke="#4e79a7" stroke-width="2"/>',
+        f'<text x="{left}" y="{top + height + 16}">0 s</text>',
+        f'<text x="{left + width - 160}" y="{top + height + 16}">{length:.0f} s of rehearsal, '
+        f"{length * ratio / 86400:.1f} real days</text>",
+        "</svg>",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -209,6 +265,8 @@ def cost_lines(figures: list[tuple[str, str]], usage: dict[str, tuple[int, float
     lines += [f"| {markdown_cell(what)} | {markdown_cell(value)} |" for what, value in figures]
     if usage:
         lines += ["", "| process | seen | largest peak memory | CPU time |", "|---|---|---|---|"]
-        lines += [f"| {markdown_cell(role)} | {count} | {peak:.0f} MiB | {cpu:.0f} s |"
-                  for role, (count, peak, cpu) in sorted(usage.items(), key=lambda item: -item[1][2])]
+        lines += [
+            f"| {markdown_cell(role)} | {count} | {peak:.0f} MiB | {cpu:.0f} s |"
+            for role, (count, peak, cpu) in sorted(usage.items(), key=lambda item: -item[1][2])
+        ]
     return lines

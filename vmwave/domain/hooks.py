@@ -38,21 +38,25 @@ def parse_hooks(node: Node) -> dict[str, dict[str, Any]]:
         hook = hooks.child(kind).only("image", "command", "service_account", "deadline")
         command = [str(part) for part in hook.get("command", list)]
         if not command:
-            raise hook.fail("command", "is empty", "give the program and its arguments, e.g. [/bin/sh, -c, 'drain $VMWAVE_VM']")
+            raise hook.fail(
+                "command", "is empty", "give the program and its arguments, e.g. [/bin/sh, -c, 'drain $VMWAVE_VM']"
+            )
         deadline = hook.get("deadline", int, DEADLINE_SECONDS)
         if not 1 <= deadline <= 86400:
             raise hook.fail("deadline", f"{deadline} is out of range", "give 1-86400 seconds")
         image = hook.get("image", str)
         if not IMAGE.match(image):
-            raise hook.fail("image", f"{image!r} is not a container image reference",
-                            "write REGISTRY/NAME[:TAG][@sha256:DIGEST], e.g. registry.example/tools/drain:1.2")
+            raise hook.fail(
+                "image",
+                f"{image!r} is not a container image reference",
+                "write REGISTRY/NAME[:TAG][@sha256:DIGEST], e.g. registry.example/tools/drain:1.2",
+            )
         account = hook.get("service_account", str, "")
         if account and not is_subdomain(account):
             raise hook.fail("service_account", f"{account!r} is not a ServiceAccount name", "use a Kubernetes name")
         if len(command) > 100 or sum(len(part) for part in command) > 65536:
             raise hook.fail("command", "is longer than a hook needs", "put a long script in the image, run it by name")
-        found[kind] = {"image": image, "command": command,
-                       "service_account": account, "deadline": deadline}
+        found[kind] = {"image": image, "command": command, "service_account": account, "deadline": deadline}
     return found
 
 
@@ -67,14 +71,34 @@ def hook_name(target: str, wave: str, kind: str) -> str:
 def hook_job(vm: SourceVM, target: str, wave: str, namespace: str, kind: str, hook: dict[str, Any]) -> dict[str, Any]:
     """The Job that runs ``hook`` once (no retry: a hook may not be safe to repeat), labelled for the rollback."""
     labels = {**source_labels(vm, wave), **COMPONENT}
-    env = {"VMWAVE_VM": vm.name, "VMWAVE_TARGET": target, "VMWAVE_NAMESPACE": namespace, "VMWAVE_WAVE": wave,
-           "VMWAVE_HOOK": kind}
-    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [{
-        "name": "hook", "image": hook["image"], "command": list(hook["command"]),
-        "env": [{"name": k, "value": v} for k, v in env.items()]}]}
+    env = {
+        "VMWAVE_VM": vm.name,
+        "VMWAVE_TARGET": target,
+        "VMWAVE_NAMESPACE": namespace,
+        "VMWAVE_WAVE": wave,
+        "VMWAVE_HOOK": kind,
+    }
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [
+            {
+                "name": "hook",
+                "image": hook["image"],
+                "command": list(hook["command"]),
+                "env": [{"name": k, "value": v} for k, v in env.items()],
+            }
+        ],
+    }
     if hook.get("service_account"):
         pod["serviceAccountName"] = hook["service_account"]
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": hook_name(target, wave, kind), "namespace": namespace, "labels": labels},
-            "spec": {"backoffLimit": 0, "activeDeadlineSeconds": hook["deadline"], "ttlSecondsAfterFinished": KEEP_SECONDS,
-                     "template": {"metadata": {"labels": labels}, "spec": pod}}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": hook_name(target, wave, kind), "namespace": namespace, "labels": labels},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": hook["deadline"],
+            "ttlSecondsAfterFinished": KEEP_SECONDS,
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
+    }

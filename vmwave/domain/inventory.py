@@ -39,7 +39,11 @@ def parse_inventory(data: Any, source: str) -> Inventory:
     seen: dict[str, int] = {}
     for index, vm in enumerate(found.vms):
         if vm.moref in seen:
-            raise InputError(source, f"vms[{index}].moref", f"{vm.moref} is also the moref of vms[{seen[vm.moref]}]",
-                             "keep one record per VM: write the inventory again with `vmwave inventory`")
+            raise InputError(
+                source,
+                f"vms[{index}].moref",
+                f"{vm.moref} is also the moref of vms[{seen[vm.moref]}]",
+                "keep one record per VM: write the inventory again with `vmwave inventory`",
+            )
         seen[vm.moref] = index
     return found

@@ -53,8 +53,12 @@ def same_source(obj: dict | None, vm: SourceVM) -> bool:
 
 
 def _meta(name: str, namespace: str, vm: SourceVM, wave: str) -> dict[str, Any]:
-    return {"name": name, "namespace": namespace, "labels": source_labels(vm, wave),
-            "annotations": {ANNOTATION_SOURCE: vm.name}}
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": source_labels(vm, wave),
+        "annotations": {ANNOTATION_SOURCE: vm.name},
+    }
 
 
 @dataclass(frozen=True)
@@ -121,32 +125,43 @@ def volume_name(vm: SourceVM, index: int, target: str, names: Names, wave: str) 
     return shared_disk_name(disk) if disk.sharing == "multiwriter" else disk_name(target, index, names, wave)
 
 
-def datavolume(vm: SourceVM, index: int, maps: Maps, wave: str, source: Source, target: str | None = None,
-               names: Names = Names()) -> dict[str, Any]:
+def datavolume(
+    vm: SourceVM, index: int, maps: Maps, wave: str, source: Source, target: str | None = None, names: Names = Names()
+) -> dict[str, Any]:
     """A disk's DataVolume; a shared (multi-writer) disk's is one for all the VMs that share it, ReadWriteMany in
     Block mode as KubeVirt's shareable disks need, and belongs to none of them."""
     disk = vm.disks[index]
     mapping = maps.storage_for(disk)
     if mapping is None:
-        raise VmwaveError(f"{vm.name}: datastore {disk.datastore} of {disk.label} has no storage mapping",
-                          "add it to the maps file under `storage:`")
+        raise VmwaveError(
+            f"{vm.name}: datastore {disk.datastore} of {disk.label} has no storage mapping",
+            "add it to the maps file under `storage:`",
+        )
     metadata = _meta(volume_name(vm, index, target or target_name(vm.name), names, wave), maps.namespace, vm, wave)
     if disk.sharing == "multiwriter":
         if "ReadWriteMany" not in mapping.access_modes or mapping.volume_mode != "Block":
             raise VmwaveError(
                 f"{vm.name}: {disk.label} is shared (multi-writer) and needs a ReadWriteMany volume in Block mode, "
                 f"but the storage map gives {mapping.storage_class} {', '.join(mapping.access_modes)} "
-                f"{mapping.volume_mode}", f"map datastore {disk.datastore} to a StorageClass that can (e.g. Ceph "
-                "RBD) with `volume_mode: Block` and `access_modes: [ReadWriteMany]`")
+                f"{mapping.volume_mode}",
+                f"map datastore {disk.datastore} to a StorageClass that can (e.g. Ceph "
+                "RBD) with `volume_mode: Block` and `access_modes: [ReadWriteMany]`",
+            )
         metadata["labels"] = {**MANAGED_BY, LABEL_WAVE: wave, LABEL_SHARED: _file_id(disk)}
         metadata["annotations"] = {ANNOTATION_SHARED_FILE: disk.file}
     return {
-        "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+        "apiVersion": "cdi.kubevirt.io/v1beta1",
+        "kind": "DataVolume",
         "metadata": metadata,
-        "spec": {"source": source, "storage": {
-            "accessModes": list(mapping.access_modes), "volumeMode": mapping.volume_mode,
-            "storageClassName": mapping.storage_class,
-            "resources": {"requests": {"storage": requested_size(disk, mapping.volume_mode)}}}},
+        "spec": {
+            "source": source,
+            "storage": {
+                "accessModes": list(mapping.access_modes),
+                "volumeMode": mapping.volume_mode,
+                "storageClassName": mapping.storage_class,
+                "resources": {"requests": {"storage": requested_size(disk, mapping.volume_mode)}},
+            },
+        },
     }
 
 
@@ -157,20 +172,36 @@ def nad(mapping: NetworkMapping) -> dict[str, Any]:
     if spec is None:
         raise ValueError(f"{mapping.network} is not created by vmwave")
     if spec.type == "ovn-localnet":
-        config: dict[str, Any] = {"cniVersion": "0.3.1", "name": name, "type": "ovn-k8s-cni-overlay",
-                                  "topology": "localnet", "netAttachDefName": mapping.network, "mtu": spec.mtu}
+        config: dict[str, Any] = {
+            "cniVersion": "0.3.1",
+            "name": name,
+            "type": "ovn-k8s-cni-overlay",
+            "topology": "localnet",
+            "netAttachDefName": mapping.network,
+            "mtu": spec.mtu,
+        }
         if spec.vlan:
             config["vlanID"] = spec.vlan
         if spec.subnets:
             config["subnets"] = spec.subnets
     else:
-        config = {"cniVersion": "0.3.1", "name": name, "type": "bridge", "bridge": spec.bridge, "mtu": spec.mtu,
-                  "macspoofchk": True, "ipam": {}}
+        config = {
+            "cniVersion": "0.3.1",
+            "name": name,
+            "type": "bridge",
+            "bridge": spec.bridge,
+            "mtu": spec.mtu,
+            "macspoofchk": True,
+            "ipam": {},
+        }
         if spec.vlan:
             config["vlan"] = spec.vlan
-    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
-            "spec": {"config": json.dumps(config, sort_keys=True)}}
+    return {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "spec": {"config": json.dumps(config, sort_keys=True)},
+    }
 
 
 def nads_for(vms: list[SourceVM], maps: Maps) -> list[dict[str, Any]]:
@@ -204,10 +235,18 @@ class Target:
         """The target of a plan entry (its target name, profile, conversion, compatibility, the plan's name
         templates, labels and placement); the maps give placement where the plan gives none."""
         node_selector = entry.node_selector or dict(maps.node_selector)
-        return cls(entry.target, entry.profile, entry.convert or "", entry.compatibility,
-                   maps.preferences == "cluster", maps.cpu_model, entry.object_names,
-                   tuple(sorted(entry.labels.items())), tuple(sorted(node_selector.items())),
-                   entry.affinity or maps.affinity)
+        return cls(
+            entry.target,
+            entry.profile,
+            entry.convert or "",
+            entry.compatibility,
+            maps.preferences == "cluster",
+            maps.cpu_model,
+            entry.object_names,
+            tuple(sorted(entry.labels.items())),
+            tuple(sorted(node_selector.items())),
+            entry.affinity or maps.affinity,
+        )
 
 
 def _interfaces(vm: SourceVM, maps: Maps, model: str, target: Target) -> tuple[list[dict], list[dict]]:
@@ -215,21 +254,27 @@ def _interfaces(vm: SourceVM, maps: Maps, model: str, target: Target) -> tuple[l
     for n, nic in enumerate(vm.nics):
         mapping = maps.network_for(nic)
         if mapping is None:
-            raise VmwaveError(f"{vm.name}: {nic.label} on portgroup {nic.portgroup} (VLAN {nic.vlan}) has no network mapping",
-                              "add it to the maps file under `network:`")
+            raise VmwaveError(
+                f"{vm.name}: {nic.label} on portgroup {nic.portgroup} (VLAN {nic.vlan}) has no network mapping",
+                "add it to the maps file under `network:`",
+            )
         name = target.names.of("interface", target.name, n)
         binding = {"masquerade": {}} if mapping.network == "pod" else {"bridge": {}}
         interfaces.append({"name": name, **binding, "macAddress": nic.mac, "model": model})
-        networks.append({"name": name, "pod": {}} if mapping.network == "pod"
-                        else {"name": name, "multus": {"networkName": mapping.network}})
+        networks.append(
+            {"name": name, "pod": {}}
+            if mapping.network == "pod"
+            else {"name": name, "multus": {"networkName": mapping.network}}
+        )
     return interfaces, networks
 
 
 Customize = Callable[[SourceVM, dict[str, Any], Target], None]  # changes a VirtualMachine in place (the plugins' hook)
 
 
-def virtual_machine(vm: SourceVM, maps: Maps, wave: str, target: Target | None = None,
-                    customize: Customize | None = None) -> dict[str, Any]:
+def virtual_machine(
+    vm: SourceVM, maps: Maps, wave: str, target: Target | None = None, customize: Customize | None = None
+) -> dict[str, Any]:
     """The VirtualMachine for ``vm`` as ``target`` says; it runs, because a migration boots it to verify it.
 
     A guest booted in compatibility mode gets the devices every guest has drivers for (SATA, e1000e); every
@@ -252,8 +297,11 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, target: Target | None =
             entry.update(shareable=True, cache="none")
         disks.append(entry)
         volumes.append({"name": volume, "dataVolume": {"name": volume_name(vm, index, name, target.names, wave)}})
-    firmware: dict[str, Any] = {"bootloader": {"efi": {"secureBoot": vm.secure_boot, "persistent": True}}
-                                if vm.firmware == "efi" else {"bios": {}}}
+    firmware: dict[str, Any] = {
+        "bootloader": {"efi": {"secureBoot": vm.secure_boot, "persistent": True}}
+        if vm.firmware == "efi"
+        else {"bios": {}}
+    }
     if vm.bios_uuid:
         firmware["uuid"] = vm.bios_uuid  # the SMBIOS UUID licences and cloud-init key on
     devices: dict[str, Any] = {"disks": disks, "interfaces": interfaces}
@@ -279,12 +327,15 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, target: Target | None =
     meta = _meta(name, maps.namespace, vm, wave)
     meta["labels"] = {**dict(target.labels), **meta["labels"]}  # vmwave's own labels win
     manifest = {
-        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
         "metadata": meta,
         "spec": {
             "runStrategy": "Always",
-            "template": {"metadata": {"labels": {**dict(target.labels), **labels, "kubevirt.io/domain": name}},
-                         "spec": template_spec},
+            "template": {
+                "metadata": {"labels": {**dict(target.labels), **labels, "kubevirt.io/domain": name}},
+                "spec": template_spec,
+            },
         },
     }
     if vm.guest_id:
@@ -294,20 +345,33 @@ def virtual_machine(vm: SourceVM, maps: Maps, wave: str, target: Target | None =
         customize(vm, manifest, target)
     problems = prerequisites(manifest)
     if problems:
-        raise VmwaveError(f"{vm.name}: the {target.profile} VirtualMachine would be rejected by KubeVirt: " + "; ".join(problems),
-                          "change the VM's profile or the maps file")
+        raise VmwaveError(
+            f"{vm.name}: the {target.profile} VirtualMachine would be rejected by KubeVirt: " + "; ".join(problems),
+            "change the VM's profile or the maps file",
+        )
     return manifest
 
 
-def migration_config(parallel_per_cluster: int = 10, parallel_per_node: int = 4, bandwidth: str = "1Gi",
-                     auto_converge: bool = True, completion_timeout_per_gib: int = 800,
-                     progress_timeout: int = 150) -> dict[str, Any]:
+def migration_config(
+    parallel_per_cluster: int = 10,
+    parallel_per_node: int = 4,
+    bandwidth: str = "1Gi",
+    auto_converge: bool = True,
+    completion_timeout_per_gib: int = 800,
+    progress_timeout: int = 150,
+) -> dict[str, Any]:
     """The seed's live-migration settings as a merge patch for the KubeVirt CR."""
-    return {"spec": {"configuration": {"migrations": {
-        "parallelMigrationsPerCluster": parallel_per_cluster,
-        "parallelOutboundMigrationsPerNode": parallel_per_node,
-        "bandwidthPerMigration": bandwidth,
-        "allowAutoConverge": auto_converge,
-        "completionTimeoutPerGiB": completion_timeout_per_gib,
-        "progressTimeout": progress_timeout,
-    }}}}
+    return {
+        "spec": {
+            "configuration": {
+                "migrations": {
+                    "parallelMigrationsPerCluster": parallel_per_cluster,
+                    "parallelOutboundMigrationsPerNode": parallel_per_node,
+                    "bandwidthPerMigration": bandwidth,
+                    "allowAutoConverge": auto_converge,
+                    "completionTimeoutPerGiB": completion_timeout_per_gib,
+                    "progressTimeout": progress_timeout,
+                }
+            }
+        }
+    }

@@ -19,7 +19,8 @@ Format (``--maps FILE``, default ``$VMWAVE_MAPS``)::
       - portgroup: "VM Network"
         network: pod                  # the pod network (masquerade)
     preferences: cluster              # the cluster has kubevirt/common-instancetypes' VirtualMachineClusterPreferences
-                                      # (KubeVirt >= 1.4 deploys them): VMs reference one; `inline` (default) sets its values
+                                      # (KubeVirt >= 1.4 deploys them): VMs reference one;
+                                      # `inline` (default) sets its values
     cpu_model: Cascadelake-Server     # the CPU model of the standard profile ("" default: KubeVirt's host-model)
     placement:                        # where migrated VMs may run, unless the plan says otherwise per wave or VM
       node_selector: {node-role.kubernetes.io/worker: ""}
@@ -125,12 +126,21 @@ class _Model(BaseModel):
 
 class _Storage(_Model):
     datastore: Short
-    storage_class: Annotated[str, AfterValidator(lambda v: _named(v, is_subdomain, "a StorageClass name",
-                                                                  "write the name `kubectl get storageclass` shows "
-                                                                  "(lower case letters, digits, '-', '.')"))]
+    storage_class: Annotated[
+        str,
+        AfterValidator(
+            lambda v: _named(
+                v,
+                is_subdomain,
+                "a StorageClass name",
+                "write the name `kubectl get storageclass` shows (lower case letters, digits, '-', '.')",
+            )
+        ),
+    ]
     volume_mode: Literal["Block", "Filesystem"] = "Block"
-    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"]] = \
-        Field(default_factory=lambda: ["ReadWriteMany"], min_length=1)
+    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"]] = Field(
+        default_factory=lambda: ["ReadWriteMany"], min_length=1
+    )
 
 
 class _Create(_Model):
@@ -143,8 +153,11 @@ class _Create(_Model):
     @model_validator(mode="after")
     def _bridge(self) -> "_Create":
         if self.type == "bridge" and not self.bridge:
-            raise problem("a bridge NAD needs the node bridge name", "add `bridge: br-vm` (the Linux bridge on the nodes)",
-                        "bridge")
+            raise problem(
+                "a bridge NAD needs the node bridge name",
+                "add `bridge: br-vm` (the Linux bridge on the nodes)",
+                "bridge",
+            )
         return self
 
 
@@ -157,12 +170,19 @@ class _Network(_Model):
     @model_validator(mode="after")
     def _one_target(self) -> "_Network":
         if (self.portgroup is None) == (self.vlan is None):
-            raise problem("give exactly one of portgroup or vlan", "match a portgroup by `portgroup: NAME` or by `vlan: ID`",
-                        "portgroup")
-        if self.network != "pod" and (self.network.count("/") != 1
-                                      or not all(is_k8s_name(p) for p in self.network.split("/"))):
-            raise problem(f"{self.network!r} is neither 'pod' nor namespace/name",
-                        "write the NetworkAttachmentDefinition as namespace/name, e.g. vmwave/vlan100", "network")
+            raise problem(
+                "give exactly one of portgroup or vlan",
+                "match a portgroup by `portgroup: NAME` or by `vlan: ID`",
+                "portgroup",
+            )
+        if self.network != "pod" and (
+            self.network.count("/") != 1 or not all(is_k8s_name(p) for p in self.network.split("/"))
+        ):
+            raise problem(
+                f"{self.network!r} is neither 'pod' nor namespace/name",
+                "write the NetworkAttachmentDefinition as namespace/name, e.g. vmwave/vlan100",
+                "network",
+            )
         if self.create is not None and self.network == "pod":
             raise problem("the pod network is not created by vmwave", "remove `create:`", "create")
         return self
@@ -177,13 +197,28 @@ class MapsFile(_Model):
     """The maps file as written (see the module's docstring)."""
 
     version: Literal[1]
-    namespace: Annotated[str, AfterValidator(lambda v: _named(v, is_k8s_name, "a valid namespace name",
-                                                              "use lower case letters, digits and '-'"))] = "vmwave"
+    namespace: Annotated[
+        str,
+        AfterValidator(
+            lambda v: _named(v, is_k8s_name, "a valid namespace name", "use lower case letters, digits and '-'")
+        ),
+    ] = "vmwave"
     storage: list[_Storage] = Field(default_factory=list)
     network: list[_Network] = Field(default_factory=list)
-    images: dict[Short, Annotated[str, AfterValidator(lambda v: _named(
-        v, lambda u: u.startswith("docker://") and len(u) <= 512, "a registry image URL",
-        "write docker://REGISTRY/IMAGE:TAG"))]] = Field(default_factory=dict)
+    images: dict[
+        Short,
+        Annotated[
+            str,
+            AfterValidator(
+                lambda v: _named(
+                    v,
+                    lambda u: u.startswith("docker://") and len(u) <= 512,
+                    "a registry image URL",
+                    "write docker://REGISTRY/IMAGE:TAG",
+                )
+            ),
+        ],
+    ] = Field(default_factory=dict)
     preferences: Literal["inline", "cluster"] = "inline"
     cpu_model: Short = ""
     placement: _Placement = Field(default_factory=_Placement)
@@ -205,19 +240,46 @@ class MapsFile(_Model):
         seen: set[str] = set()
         for index, entry in enumerate(self.storage):
             if entry.datastore in seen:
-                raise problem(f"{entry.datastore!r} is mapped twice", "keep one entry per datastore",
-                            f"storage[{index}].datastore")
+                raise problem(
+                    f"{entry.datastore!r} is mapped twice",
+                    "keep one entry per datastore",
+                    f"storage[{index}].datastore",
+                )
             seen.add(entry.datastore)
         return self
 
     def maps(self) -> Maps:
-        network = tuple(NetworkMapping(n.network, n.portgroup, n.vlan, None if n.create is None else NadSpec(
-            n.create.type, n.vlan if n.create.vlan is None else n.create.vlan, n.create.mtu, n.create.subnets,
-            n.create.bridge)) for n in self.network)
-        return Maps(tuple(StorageMapping(s.datastore, s.storage_class, s.volume_mode, tuple(s.access_modes))
-                          for s in self.storage), network, self.namespace, tuple(self.images.items()),
-                    self.preferences, self.cpu_model, tuple(sorted(self.placement.node_selector.items())),
-                    self.placement.affinity, self.conversion_pods, self.transfer_network)
+        network = tuple(
+            NetworkMapping(
+                n.network,
+                n.portgroup,
+                n.vlan,
+                None
+                if n.create is None
+                else NadSpec(
+                    n.create.type,
+                    n.vlan if n.create.vlan is None else n.create.vlan,
+                    n.create.mtu,
+                    n.create.subnets,
+                    n.create.bridge,
+                ),
+            )
+            for n in self.network
+        )
+        return Maps(
+            tuple(
+                StorageMapping(s.datastore, s.storage_class, s.volume_mode, tuple(s.access_modes)) for s in self.storage
+            ),
+            network,
+            self.namespace,
+            tuple(self.images.items()),
+            self.preferences,
+            self.cpu_model,
+            tuple(sorted(self.placement.node_selector.items())),
+            self.placement.affinity,
+            self.conversion_pods,
+            self.transfer_network,
+        )
 
 
 def _named(value: str, valid: Any, what: str, fix: str) -> str:
@@ -226,8 +288,12 @@ def _named(value: str, valid: Any, what: str, fix: str) -> str:
     return value
 
 
-FIXES = {"version": f"use one of: {MAPS_VERSION}", "mtu": "use 576-9216 (9000 for jumbo frames as in the seed)",
-         "vlan": "use 0-4094 (0: untagged)", "access_modes": "use: " + ", ".join(ACCESS_MODES)}
+FIXES = {
+    "version": f"use one of: {MAPS_VERSION}",
+    "mtu": "use 576-9216 (9000 for jumbo frames as in the seed)",
+    "vlan": "use 0-4094 (0: untagged)",
+    "access_modes": "use: " + ", ".join(ACCESS_MODES),
+}
 
 
 def parse_maps(data: object, source: str) -> Maps:
@@ -244,12 +310,18 @@ def parse_placement(node: Node) -> tuple[dict[str, str], dict[str, Any] | None]:
     found = {str(k): selector.get(str(k), str) for k in selector.data}
     for key, value in found.items():
         if not is_label_key(key) or not is_label_value(value):
-            raise selector.fail(key, f"{key}={value!r} is not a node label",
-                                "keys are [prefix/]name, values at most 63 letters, digits, '-', '_' or '.'")
+            raise selector.fail(
+                key,
+                f"{key}={value!r} is not a node label",
+                "keys are [prefix/]name, values at most 63 letters, digits, '-', '_' or '.'",
+            )
     affinity = node.get("affinity", dict, None)
     if affinity is not None:
         unknown = sorted(set(affinity) - set(AFFINITY_KINDS))
         if unknown:
-            raise node.fail("affinity", f"{unknown[0]!r} is not part of a Kubernetes Affinity",
-                            "use " + ", ".join(AFFINITY_KINDS) + ", as in a Pod's spec.affinity")
+            raise node.fail(
+                "affinity",
+                f"{unknown[0]!r} is not part of a Kubernetes Affinity",
+                "use " + ", ".join(AFFINITY_KINDS) + ", as in a Pod's spec.affinity",
+            )
     return found, affinity

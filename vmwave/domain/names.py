@@ -89,7 +89,11 @@ def is_label_value(value: str) -> bool:
 def is_label_key(key: str) -> bool:
     """``[prefix/]name``: a DNS subdomain prefix of at most 253 and a name like a label value, not empty."""
     prefix, _, name = key.rpartition("/")
-    return bool(name) and is_label_value(name) and (not prefix or (len(prefix) <= 253 and bool(_LABEL_PREFIX.match(prefix))))
+    return (
+        bool(name)
+        and is_label_value(name)
+        and (not prefix or (len(prefix) <= 253 and bool(_LABEL_PREFIX.match(prefix))))
+    )
 
 
 def label_value(text: str) -> str:

@@ -38,5 +38,8 @@ def compile_pattern(node: Node, key: str, value: str) -> re2._Regexp:
         return _compiled(value)
     except re2.error as exc:
         reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise node.fail(key, f"{value!r} is not a pattern vmwave can use ({reason})",
-                        "fix the pattern; RE2 syntax: no backreferences or lookarounds") from None
+        raise node.fail(
+            key,
+            f"{value!r} is not a pattern vmwave can use ({reason})",
+            "fix the pattern; RE2 syntax: no backreferences or lookarounds",
+        ) from None

@@ -25,12 +25,29 @@ from vmwave.errors import InputError, VmwaveError
 __all__ = ["PLAN_SCHEMA", "check_window", "find_wave", "make_plan", "parse_plan", "plan_to_dict", "summarize"]
 
 
-def make_plan(records: Iterable[SourceVM], policy: Policy, maps: Maps | None, source: str,
-              convert: Convert | None = None, more_concerns: MoreConcerns | None = None,
-              prepare: Prepare | None = None, existing: Iterable[ClusterVM] = ()) -> dict[str, Any]:
+def make_plan(
+    records: Iterable[SourceVM],
+    policy: Policy,
+    maps: Maps | None,
+    source: str,
+    convert: Convert | None = None,
+    more_concerns: MoreConcerns | None = None,
+    prepare: Prepare | None = None,
+    existing: Iterable[ClusterVM] = (),
+) -> dict[str, Any]:
     """Records in, plan document out: what `vmwave plan` and the `plan_migration` flow write."""
-    return plan_to_dict(build_plan(records, policy, maps, source, convert=convert, more_concerns=more_concerns,
-                                   prepare=prepare, existing=existing))
+    return plan_to_dict(
+        build_plan(
+            records,
+            policy,
+            maps,
+            source,
+            convert=convert,
+            more_concerns=more_concerns,
+            prepare=prepare,
+            existing=existing,
+        )
+    )
 
 
 def _vm_entry(p: PlannedVM, mode: str, target: str) -> dict[str, Any]:
@@ -73,7 +90,7 @@ def target_names(planned: Iterable[PlannedVM]) -> dict[str, str]:
     for p in sorted(planned, key=lambda p: (p.vm.name, _identity(p))):
         name = target_name(p.vm.name)
         if name in taken:  # the name_collision concern says so; the plan must still name each VM apart
-            name = f"{name[:TARGET_MAX - 6].rstrip('-')}-{hashlib.sha256(_identity(p).encode()).hexdigest()[:5]}"
+            name = f"{name[: TARGET_MAX - 6].rstrip('-')}-{hashlib.sha256(_identity(p).encode()).hexdigest()[:5]}"
         taken.add(name)
         names[p.vm.moref] = name
     return names
@@ -112,12 +129,16 @@ def check_window(wave: WavePlan, now: datetime, ignore: bool) -> None:
     if wave.warm and (not window or now < window.end):
         return
     if not window:
-        raise VmwaveError(f"wave {wave.id} is {wave.mode} but has no maintenance window",
-                          "add `schedule:` to the rules file and re-plan, or start it with --ignore-window")
+        raise VmwaveError(
+            f"wave {wave.id} is {wave.mode} but has no maintenance window",
+            "add `schedule:` to the rules file and re-plan, or start it with --ignore-window",
+        )
     if not window.start <= now < window.end:
-        raise VmwaveError(f"wave {wave.id} may only run in its window {window.start.isoformat()} - "
-                          f"{window.end.isoformat()} (now {now.isoformat(timespec='seconds')})",
-                          "start it inside the window (schedule its deployment there), or use --ignore-window")
+        raise VmwaveError(
+            f"wave {wave.id} may only run in its window {window.start.isoformat()} - "
+            f"{window.end.isoformat()} (now {now.isoformat(timespec='seconds')})",
+            "start it inside the window (schedule its deployment there), or use --ignore-window",
+        )
 
 
 def find_wave(plan: PlanFile, wave: str | int) -> WavePlan:
@@ -136,8 +157,16 @@ def summarize(plan: PlanFile) -> dict[str, Any]:
     waves = []
     for wave in plan.waves:
         crit = sum(1 for vm in wave.vms for c in vm.concerns if c.severity == CRITICAL)
-        waves.append({"id": wave.id, "class": wave.cls, "mode": wave.mode, "vms": len(wave.vms), "critical": crit,
-                      "window": wave.window.start.isoformat() if wave.window else ""})
+        waves.append(
+            {
+                "id": wave.id,
+                "class": wave.cls,
+                "mode": wave.mode,
+                "vms": len(wave.vms),
+                "critical": crit,
+                "window": wave.window.start.isoformat() if wave.window else "",
+            }
+        )
         for vm in wave.vms:
             per_class[vm.cls] += 1
             for c in vm.concerns:
@@ -146,8 +175,9 @@ def summarize(plan: PlanFile) -> dict[str, Any]:
     return {
         "vms": sum(per_class.values()),
         "waves": waves,
-        "classes": [{"class": c, "title": CLASSES[c].title, "mode": CLASSES[c].mode, "vms": per_class[c]}
-                    for c in CLASSES],
+        "classes": [
+            {"class": c, "title": CLASSES[c].title, "mode": CLASSES[c].mode, "vms": per_class[c]} for c in CLASSES
+        ],
         "critical_concerns": dict(sorted(critical.items())),
         "skipped": len(plan.skipped),
     }

@@ -16,16 +16,25 @@ from datetime import datetime
 from string import Formatter
 from typing import Annotated, Any, Literal
 
-from pydantic import (AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StringConstraints,
-                      ValidationError, field_validator, model_validator)
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from vmwave.domain.classes import CLASSES
 from vmwave.domain.hooks import parse_hooks
 from vmwave.domain.manifests import Names
 from vmwave.domain.maps import parse_placement
 from vmwave.domain.pod_placement import ConversionPods, NadRef
-from vmwave.domain.names import TARGET_MAX, WAVE_ID, WAVE_ID_FIX, is_k8s_name, is_label_key, is_label_value, \
-    target_name
+from vmwave.domain.names import TARGET_MAX, WAVE_ID, WAVE_ID_FIX, is_k8s_name, is_label_key, is_label_value, target_name
 from vmwave.domain.records import MOREF_PATTERN, UUID_PATTERN
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import MAX_DURATION, Node, aware_time, input_errors, node_checked, problem, seconds
@@ -90,18 +99,24 @@ class Fence(Model):
             raise problem(f"{template!r} is not a template ({exc})", "write e.g. {name}-migrated") from None
         used = {f for f, _, _ in parts}
         if "name" not in used or used - {"name", "wave"} or any(s or c for _, s, c in parts):
-            raise problem(f"{template!r} must use {{name}} and may use {{wave}}, without a format",
-                          "write e.g. {name}-migrated or migrated-{wave}-{name}")
+            raise problem(
+                f"{template!r} must use {{name}} and may use {{wave}}, without a format",
+                "write e.g. {name}-migrated or migrated-{wave}-{name}",
+            )
         return template
 
     @field_validator("folder")
     @classmethod
     def _folder(cls, folder: str | None) -> str | None:
         parts = (folder or "").split("/")
-        if folder is not None and any(not p or p in (".", "..") or len(p) > 80 or any(ord(ch) < 32 for ch in p)
-                                      for p in parts):
-            raise problem(f"{folder!r} is not a folder path", "write the folders below the datacenter's VM folder, "
-                          "e.g. migrated or migrated/2026, each at most 80 characters")
+        if folder is not None and any(
+            not p or p in (".", "..") or len(p) > 80 or any(ord(ch) < 32 for ch in p) for p in parts
+        ):
+            raise problem(
+                f"{folder!r} is not a folder path",
+                "write the folders below the datacenter's VM folder, "
+                "e.g. migrated or migrated/2026, each at most 80 characters",
+            )
         return folder
 
 
@@ -139,9 +154,12 @@ class NameTemplates(Model):
             used = {f for f, _, _ in parts}
             odd = [f for f, s, c in parts if c or (s and not (f == "index" and s in INDEX_SPEC))]
             if odd or used - set(allowed) or "index" not in used:
-                raise problem(f"{template!r} may use only {{{'}, {'.join(allowed)}}}, must use {{index}}, and no "
-                            f"format but {{index:02d}}", "every disk or NIC of a VM needs its own name, e.g. "
-                            "{vm}-disk{index}", kind)
+                raise problem(
+                    f"{template!r} may use only {{{'}, {'.join(allowed)}}}, must use {{index}}, and no "
+                    f"format but {{index:02d}}",
+                    "every disk or NIC of a VM needs its own name, e.g. {vm}-disk{index}",
+                    kind,
+                )
         return self
 
     def names(self) -> Names:
@@ -221,8 +239,11 @@ class PlannedEntry(Model):
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
         for key, value in labels.items():
             if not is_label_key(key) or not is_label_value(value):
-                raise problem(f"{key}={value!r} is not a Kubernetes label",
-                            "keys are [prefix/]name, values at most 63 letters, digits, '-', '_' or '.'", key)
+                raise problem(
+                    f"{key}={value!r} is not a Kubernetes label",
+                    "keys are [prefix/]name, values at most 63 letters, digits, '-', '_' or '.'",
+                    key,
+                )
         return labels
 
     @model_validator(mode="before")
@@ -233,13 +254,17 @@ class PlannedEntry(Model):
     @model_validator(mode="after")
     def _own(self) -> "PlannedEntry":
         if self.target_name is not None and (not is_k8s_name(self.target_name) or len(self.target_name) > TARGET_MAX):
-            raise problem(f"{self.target_name!r} is not a Kubernetes name of at most {TARGET_MAX} characters",
-                        "use lower case letters, digits and '-', starting and ending with a letter or digit",
-                        "target_name")
+            raise problem(
+                f"{self.target_name!r} is not a Kubernetes name of at most {TARGET_MAX} characters",
+                "use lower case letters, digits and '-', starting and ending with a letter or digit",
+                "target_name",
+            )
         if self.compatibility and self.convert != "copy":
-            raise problem("compatibility mode boots the guest unconverted, on SATA disks and an e1000e NIC",
-                        "set `convert: copy` next to it, or remove `compatibility:` to convert the guest",
-                        "compatibility")
+            raise problem(
+                "compatibility mode boots the guest unconverted, on SATA disks and an e1000e NIC",
+                "set `convert: copy` next to it, or remove `compatibility:` to convert the guest",
+                "compatibility",
+            )
         return self
 
     @property
@@ -259,9 +284,11 @@ class WavePlan(Model):
     cls: ClassId = Field(alias="class")
     mode: Mode | None = None
     migration: Migration = "cold"
-    precopy_interval: Annotated[int, Field(ge=MIN_PRECOPY, le=MAX_DURATION),  # "30m", or seconds
-                                BeforeValidator(lambda v: v if isinstance(v, int) else seconds(v, MIN_PRECOPY))] \
-        = DEFAULT_PRECOPY_INTERVAL
+    precopy_interval: Annotated[
+        int,
+        Field(ge=MIN_PRECOPY, le=MAX_DURATION),  # "30m", or seconds
+        BeforeValidator(lambda v: v if isinstance(v, int) else seconds(v, MIN_PRECOPY)),
+    ] = DEFAULT_PRECOPY_INTERVAL
     window: Window | None = None
     keep_for_debug: bool = False
     fence: FenceField | None = None
@@ -306,12 +333,18 @@ class WavePlan(Model):
             vm._window, vm._precopy_interval = self.window, self.precopy_interval
         for index, vm in enumerate(self.vms):
             if vm.migration == "warm" and vm.mode == "rebuild":
-                raise problem("a rebuilt VM is not copied, so it cannot be copied warm",
-                            "remove `migration: warm`, or give the VM another mode", f"vms[{index}].migration")
+                raise problem(
+                    "a rebuilt VM is not copied, so it cannot be copied warm",
+                    "remove `migration: warm`, or give the VM another mode",
+                    f"vms[{index}].migration",
+                )
             if vm.cutover and self.window and vm.cutover >= self.window.end:
-                raise problem(f"its cutover {vm.cutover.isoformat()} is not before its wave's window ends "
-                              f"({self.window.end.isoformat()})", "cut over within the window, or move the window",
-                              f"vms[{index}].cutover")
+                raise problem(
+                    f"its cutover {vm.cutover.isoformat()} is not before its wave's window ends "
+                    f"({self.window.end.isoformat()})",
+                    "cut over within the window, or move the window",
+                    f"vms[{index}].cutover",
+                )
         return self
 
     @property
@@ -346,36 +379,48 @@ class PlanFile(Model):
                 raise problem(f"wave id {wave.id!r} appears twice", "give every wave its own id", f"waves[{w}].id")
             waves[wave.id] = w
             if len(wave.vms) > self.limits.wave_size:
-                raise problem(f"wave {wave.id} has {len(wave.vms)} VMs, more than limits.wave_size "
-                            f"{self.limits.wave_size}", "move VMs to another wave or raise limits.wave_size",
-                            f"waves[{w}].vms")
+                raise problem(
+                    f"wave {wave.id} has {len(wave.vms)} VMs, more than limits.wave_size {self.limits.wave_size}",
+                    "move VMs to another wave or raise limits.wave_size",
+                    f"waves[{w}].vms",
+                )
             wave._per_host = self.limits.per_host
             for v, vm in enumerate(wave.vms):
                 where = f"waves[{w}].vms[{v}]"
                 vm._names = names
                 vm.fence, vm.on_failure = vm.fence or self.fence, vm.on_failure or self.on_failure
                 if vm.moref in vms:
-                    raise problem(f"{vm.moref} is already in wave {vms[vm.moref]}", "keep each VM in exactly one wave",
-                                f"{where}.moref")
+                    raise problem(
+                        f"{vm.moref} is already in wave {vms[vm.moref]}",
+                        "keep each VM in exactly one wave",
+                        f"{where}.moref",
+                    )
                 vms[vm.moref] = wave.id
                 if vm.target in targets:
-                    raise problem(f"{vm.target!r} is also the target name of {targets[vm.target]}",
-                                "give one of them another `target_name:`", f"{where}.target_name")
+                    raise problem(
+                        f"{vm.target!r} is also the target name of {targets[vm.target]}",
+                        "give one of them another `target_name:`",
+                        f"{where}.target_name",
+                    )
                 targets[vm.target] = vm.name
                 for kind in Names.FIELDS:
                     made = names.of(kind, vm.target, 0, wave.id)
                     if not is_k8s_name(made):
-                        raise problem(f"the plan's names.{kind} makes {made!r} for it, not a Kubernetes name",
-                                    f"change names.{kind} or this VM's target_name (lower case letters, digits, "
-                                    "'-', at most 63)", f"{where}.target_name")
+                        raise problem(
+                            f"the plan's names.{kind} makes {made!r} for it, not a Kubernetes name",
+                            f"change names.{kind} or this VM's target_name (lower case letters, digits, "
+                            "'-', at most 63)",
+                            f"{where}.target_name",
+                        )
         return self
 
     def wave(self, wanted: str) -> WavePlan:
         for wave in self.waves:
             if wave.id == wanted:
                 return wave
-        raise InputError("plan", "waves", f"the plan has no wave {wanted}",
-                         "use one of: " + ", ".join(w.id for w in self.waves))
+        raise InputError(
+            "plan", "waves", f"the plan has no wave {wanted}", "use one of: " + ", ".join(w.id for w in self.waves)
+        )
 
 
 def _checked_placement(data: Any) -> Any:
@@ -388,15 +433,19 @@ def _checked_placement(data: Any) -> Any:
     return data
 
 
-FIXES = {"schema": f"write plans with this version (`vmwave plan`), schema {PLAN_SCHEMA}",
-         "id": WAVE_ID_FIX, "moref": "re-plan, or copy it from `vmwave inventory` (e.g. vm-137)",
-         "uuid": "re-plan, or copy the VM's instance UUID from `vmwave inventory`",
-         "name": f"give the VM's name as vCenter has it (1-{MAX_NAME} characters)",
-         "vms": "a wave holds at least one VM: remove the wave, or move VMs into it",
-         "waves": "a plan holds at least one wave", "class": "use one of: " + ", ".join(CLASSES),
-         "wave_size": "set limits.wave_size to a whole number, at least 1",
-         "per_host": "set limits.per_host to a whole number, at least 1",
-         "preparation": "write each step as one line of text, at most 100 steps"}
+FIXES = {
+    "schema": f"write plans with this version (`vmwave plan`), schema {PLAN_SCHEMA}",
+    "id": WAVE_ID_FIX,
+    "moref": "re-plan, or copy it from `vmwave inventory` (e.g. vm-137)",
+    "uuid": "re-plan, or copy the VM's instance UUID from `vmwave inventory`",
+    "name": f"give the VM's name as vCenter has it (1-{MAX_NAME} characters)",
+    "vms": "a wave holds at least one VM: remove the wave, or move VMs into it",
+    "waves": "a plan holds at least one wave",
+    "class": "use one of: " + ", ".join(CLASSES),
+    "wave_size": "set limits.wave_size to a whole number, at least 1",
+    "per_host": "set limits.per_host to a whole number, at least 1",
+    "preparation": "write each step as one line of text, at most 100 steps",
+}
 
 
 def parse_plan(data: Any, source: str) -> PlanFile:

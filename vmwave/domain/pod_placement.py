@@ -27,15 +27,20 @@ RESERVED_LABEL_PREFIXES = ("vmwave.io/", "app.kubernetes.io/")  # vmwave finds i
 def _labels(labels: dict[str, str], what: str) -> dict[str, str]:
     for key, value in labels.items():
         if not is_label_key(key) or not is_label_value(value):
-            raise problem(f"{key}={value!r} is not a {what}",
-                          "keys are [prefix/]name, values at most 63 letters, digits, '-', '_' or '.'", key)
+            raise problem(
+                f"{key}={value!r} is not a {what}",
+                "keys are [prefix/]name, values at most 63 letters, digits, '-', '_' or '.'",
+                key,
+            )
     return labels
 
 
 def _nad(value: str) -> str:
     if value.count("/") != 1 or not all(is_k8s_name(part) for part in value.split("/")):
-        raise problem(f"{value!r} is not a NetworkAttachmentDefinition as namespace/name",
-                      "write it as namespace/name, e.g. vmwave/storage-net")
+        raise problem(
+            f"{value!r} is not a NetworkAttachmentDefinition as namespace/name",
+            "write it as namespace/name, e.g. vmwave/storage-net",
+        )
     return value
 
 
@@ -57,8 +62,13 @@ class Toleration(_Model):
     toleration_seconds: Annotated[int, Field(ge=0)] | None = None
 
     def pod(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"key": self.key, "operator": self.operator, "value": self.value,
-                                 "effect": self.effect, "tolerationSeconds": self.toleration_seconds}
+        found: dict[str, Any] = {
+            "key": self.key,
+            "operator": self.operator,
+            "value": self.value,
+            "effect": self.effect,
+            "tolerationSeconds": self.toleration_seconds,
+        }
         return {k: v for k, v in found.items() if v not in ("", None)}
 
 
@@ -92,8 +102,9 @@ class ConversionPods(_Model):
     def _own_labels(cls, value: dict[str, str]) -> dict[str, str]:
         for key in value:
             if key.startswith(RESERVED_LABEL_PREFIXES):
-                raise problem(f"{key} is a label vmwave sets itself", "use a label outside vmwave.io/ and "
-                              "app.kubernetes.io/", key)
+                raise problem(
+                    f"{key} is a label vmwave sets itself", "use a label outside vmwave.io/ and app.kubernetes.io/", key
+                )
         return _labels(value, "Kubernetes label")
 
     @field_validator("affinity")
@@ -101,8 +112,10 @@ class ConversionPods(_Model):
     def _affinity(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         unknown = sorted(set(value or {}) - set(AFFINITY_KINDS))
         if unknown:
-            raise problem(f"{unknown[0]!r} is not part of a Kubernetes Affinity",
-                          "use " + ", ".join(AFFINITY_KINDS) + ", as in a Pod's spec.affinity")
+            raise problem(
+                f"{unknown[0]!r} is not part of a Kubernetes Affinity",
+                "use " + ", ".join(AFFINITY_KINDS) + ", as in a Pod's spec.affinity",
+            )
         return value
 
     def place(self, pod: dict[str, Any]) -> dict[str, Any]:
@@ -117,10 +130,21 @@ class ConversionPods(_Model):
         if self.tolerations:
             spec["tolerations"] = [t.pod() for t in self.tolerations]
         if self.scratch is not None:
-            spec["volumes"].append({"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {
-                "accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem",
-                "storageClassName": self.scratch.storage_class,
-                "resources": {"requests": {"storage": self.scratch.size}}}}}})
+            spec["volumes"].append(
+                {
+                    "name": "scratch",
+                    "ephemeral": {
+                        "volumeClaimTemplate": {
+                            "spec": {
+                                "accessModes": ["ReadWriteOnce"],
+                                "volumeMode": "Filesystem",
+                                "storageClassName": self.scratch.storage_class,
+                                "resources": {"requests": {"storage": self.scratch.size}},
+                            }
+                        }
+                    },
+                }
+            )
             for container in spec["containers"]:
                 container["volumeMounts"].append({"name": "scratch", "mountPath": SCRATCH_PATH})
                 container["env"].append({"name": "TMPDIR", "value": SCRATCH_PATH})
@@ -132,5 +156,7 @@ def with_transfer_network(datavolume: dict[str, Any], network: str | None) -> di
     if not network:
         return datavolume
     meta = datavolume["metadata"]
-    return {**datavolume, "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}),
-                                                               TRANSFER_NETWORK_ANNOTATION: network}}}
+    return {
+        **datavolume,
+        "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}), TRANSFER_NETWORK_ANNOTATION: network}},
+    }

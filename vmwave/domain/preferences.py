@@ -1,4 +1,5 @@
-"""KubeVirt preferences (kubevirt/common-instancetypes) for a migrated VM: referenced when the cluster has them, else inline.
+"""KubeVirt preferences (kubevirt/common-instancetypes) for a migrated VM: referenced when the cluster has them,
+else inline.
 
 A preference holds preferred values only: what the VirtualMachine sets
 wins. So a guest-OS plugin names the preference its guest should have and
@@ -23,12 +24,33 @@ INLINE = "vmwave.io/preference-inline"  # on the VM template: which preference's
 
 HYPERV = {  # common-instancetypes' `hyperv` component, which every Windows preference has
     "domain": {
-        "clock": {"utc": {}, "timer": {"hpet": {"present": False}, "pit": {"tickPolicy": "delay"},
-                                       "rtc": {"tickPolicy": "catchup"}, "hyperv": {}}},
-        "features": {"acpi": {}, "apic": {}, "hyperv": {
-            "relaxed": {}, "vapic": {}, "vpindex": {}, "spinlocks": {"spinlocks": 8191}, "synic": {},
-            "synictimer": {"direct": {}}, "tlbflush": {}, "frequencies": {}, "reenlightenment": {}, "ipi": {},
-            "runtime": {}, "reset": {}}},
+        "clock": {
+            "utc": {},
+            "timer": {
+                "hpet": {"present": False},
+                "pit": {"tickPolicy": "delay"},
+                "rtc": {"tickPolicy": "catchup"},
+                "hyperv": {},
+            },
+        },
+        "features": {
+            "acpi": {},
+            "apic": {},
+            "hyperv": {
+                "relaxed": {},
+                "vapic": {},
+                "vpindex": {},
+                "spinlocks": {"spinlocks": 8191},
+                "synic": {},
+                "synictimer": {"direct": {}},
+                "tlbflush": {},
+                "frequencies": {},
+                "reenlightenment": {},
+                "ipi": {},
+                "runtime": {},
+                "reset": {},
+            },
+        },
     },
 }
 RNG = {"domain": {"devices": {"rng": {}}}}  # the `rng` component of the Linux preferences
@@ -50,12 +72,12 @@ def prefer(manifest: dict[str, Any], target: Target, name: str | None, values: d
     spec["template"]["metadata"].setdefault("annotations", {})[INLINE] = name or "none"
 
 
-
 def preferred(manifest: dict[str, Any]) -> str:
     """The preference a VirtualMachine was given, referenced or inline; "" when none."""
     spec = manifest["spec"]
-    return (spec.get("preference") or {}).get("name") or \
-        spec["template"].get("metadata", {}).get("annotations", {}).get(INLINE, "")
+    return (spec.get("preference") or {}).get("name") or spec["template"].get("metadata", {}).get(
+        "annotations", {}
+    ).get(INLINE, "")
 
 
 def _fill(into: dict[str, Any], values: dict[str, Any]) -> None:
@@ -65,7 +87,6 @@ def _fill(into: dict[str, Any], values: dict[str, Any]) -> None:
             into[key] = copy.deepcopy(value)
         elif isinstance(into[key], dict) and isinstance(value, dict):
             _fill(into[key], value)
-
 
 
 def preference_for(guest_id: str, table: tuple[tuple[str, str], ...]) -> str | None:

@@ -15,22 +15,50 @@ from typing import Any, Iterable
 CPU_ALLOCATION_RATIO = 10  # KubeVirt's default: a vCPU that is not dedicated requests a tenth of a core
 HUGEPAGES = "hugepages-1Gi"
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")
-_FACTORS = {None: 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
+_FACTORS = {
+    None: 1,
+    "m": Decimal("0.001"),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+}
 GI = 2**30
 
 # What each step does in vCenter, and the privileges it needs there (vSphere privilege ids), on what.
 PRIVILEGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "inventory": ("VirtualMachine", ("System.Read",)),
-    "snapshot": ("VirtualMachine", ("VirtualMachine.State.CreateSnapshot", "VirtualMachine.State.RemoveSnapshot",
-                                    "VirtualMachine.Interact.PowerOff", "VirtualMachine.Interact.PowerOn")),
-    "cdi-import": ("VirtualMachine", ("VirtualMachine.Provisioning.DiskRandomRead",
-                                      "VirtualMachine.Provisioning.GetVmFiles")),
+    "snapshot": (
+        "VirtualMachine",
+        (
+            "VirtualMachine.State.CreateSnapshot",
+            "VirtualMachine.State.RemoveSnapshot",
+            "VirtualMachine.Interact.PowerOff",
+            "VirtualMachine.Interact.PowerOn",
+        ),
+    ),
+    "cdi-import": (
+        "VirtualMachine",
+        ("VirtualMachine.Provisioning.DiskRandomRead", "VirtualMachine.Provisioning.GetVmFiles"),
+    ),
     "cdi-import (datastore files)": ("Datastore", ("Datastore.Browse", "Datastore.FileManagement")),
     "cdi-import (host)": ("HostSystem", ("System.Read",)),
     "precopy (warm)": ("VirtualMachine", ("VirtualMachine.Config.ChangeTracking",)),
-    "fence": ("VirtualMachine", ("VirtualMachine.Config.Rename", "VirtualMachine.Config.EditDevice",
-                                 "VirtualMachine.Inventory.Move", "Global.SetCustomField")),
+    "fence": (
+        "VirtualMachine",
+        (
+            "VirtualMachine.Config.Rename",
+            "VirtualMachine.Config.EditDevice",
+            "VirtualMachine.Inventory.Move",
+            "Global.SetCustomField",
+        ),
+    ),
 }
 
 
@@ -75,9 +103,13 @@ class Need:
 
     def fits(self, node: "Room") -> bool:
         labels = node.labels
-        return (all(labels.get(k) == v for k, v in self.selector)
-                and (not self.dedicated or labels.get("cpumanager") == "true")
-                and node.cpu >= self.cpu and node.memory >= self.memory and node.hugepages >= self.hugepages)
+        return (
+            all(labels.get(k) == v for k, v in self.selector)
+            and (not self.dedicated or labels.get("cpumanager") == "true")
+            and node.cpu >= self.cpu
+            and node.memory >= self.memory
+            and node.hugepages >= self.hugepages
+        )
 
 
 def need_of(name: str, vm: dict[str, Any]) -> Need:
@@ -98,10 +130,19 @@ def _need(name: str, domain: dict[str, Any], selector: dict[str, str]) -> Need:
     memory = quantity(requests.get("memory") or (domain.get("memory") or {}).get("guest") or "1Gi")
     huge = ((domain.get("memory") or {}).get("hugepages") or {}).get("pageSize") == "1Gi"
     dedicated = bool(cpu.get("dedicatedCpuPlacement"))
-    cores = Decimal(vcpus) if dedicated else (quantity(requests["cpu"]) if "cpu" in requests
-                                              else Decimal(vcpus) / CPU_ALLOCATION_RATIO)
-    return Need(name, cores, Decimal(0) if huge else memory, memory if huge else Decimal(0),
-                tuple(sorted(selector.items())), dedicated)
+    cores = (
+        Decimal(vcpus)
+        if dedicated
+        else (quantity(requests["cpu"]) if "cpu" in requests else Decimal(vcpus) / CPU_ALLOCATION_RATIO)
+    )
+    return Need(
+        name,
+        cores,
+        Decimal(0) if huge else memory,
+        memory if huge else Decimal(0),
+        tuple(sorted(selector.items())),
+        dedicated,
+    )
 
 
 @dataclass
@@ -120,8 +161,9 @@ class Room:
         self.hugepages -= need.hugepages
 
 
-def rooms(nodes: Iterable[dict[str, Any]], pods: Iterable[dict[str, Any]],
-          instances: Iterable[dict[str, Any]]) -> list[Room]:
+def rooms(
+    nodes: Iterable[dict[str, Any]], pods: Iterable[dict[str, Any]], instances: Iterable[dict[str, Any]]
+) -> list[Room]:
     """The room on each node that may run VMs (Ready, schedulable), counting the pods and VMs running there.
 
     A running VM counts once: as its VirtualMachineInstance, not its virt-launcher pod."""
@@ -129,17 +171,27 @@ def rooms(nodes: Iterable[dict[str, Any]], pods: Iterable[dict[str, Any]],
     for node in nodes:
         meta, spec = node["metadata"], node.get("spec") or {}
         labels = meta.get("labels") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in (node.get("status") or {}).get("conditions") or [])
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (node.get("status") or {}).get("conditions") or []
+        )
         if not ready or spec.get("unschedulable") or labels.get("kubevirt.io/schedulable") == "false":
             continue
         alloc = (node.get("status") or {}).get("allocatable") or {}
-        found[meta["name"]] = Room(meta["name"], labels, quantity(alloc.get("cpu")), quantity(alloc.get("memory")),
-                                   quantity(alloc.get(HUGEPAGES)))
+        found[meta["name"]] = Room(
+            meta["name"],
+            labels,
+            quantity(alloc.get("cpu")),
+            quantity(alloc.get("memory")),
+            quantity(alloc.get(HUGEPAGES)),
+        )
     for pod in pods:
         room = found.get((pod.get("spec") or {}).get("nodeName", ""))
-        if room is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") or \
-                (pod["metadata"].get("labels") or {}).get("kubevirt.io") == "virt-launcher":
+        if (
+            room is None
+            or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+            or (pod["metadata"].get("labels") or {}).get("kubevirt.io") == "virt-launcher"
+        ):
             continue
         for container in pod["spec"].get("containers") or []:
             requests = (container.get("resources") or {}).get("requests") or {}
@@ -176,11 +228,15 @@ def fit_problem(wave: str, unplaced: list[Need], total: int, free: list[Room]) -
     if not unplaced:
         return None
     names = ", ".join(n.vm for n in unplaced[:10]) + (f" and {len(unplaced) - 10} more" if len(unplaced) > 10 else "")
-    return Problem(wave, "", f"{len(unplaced)} of its {total} VMs fit on no node that may run them ({names}): they "
-                             f"need {_total(unplaced)}; the nodes "
-                             f"have {_total(free)} left (after what runs there and the waves checked before)",
-                   "add nodes or free room on them (dedicated-CPU VMs need nodes labelled cpumanager=true, "
-                   "hugepages VMs nodes with 1Gi pages), or move these VMs to a later wave")
+    return Problem(
+        wave,
+        "",
+        f"{len(unplaced)} of its {total} VMs fit on no node that may run them ({names}): they "
+        f"need {_total(unplaced)}; the nodes "
+        f"have {_total(free)} left (after what runs there and the waves checked before)",
+        "add nodes or free room on them (dedicated-CPU VMs need nodes labelled cpumanager=true, "
+        "hugepages VMs nodes with 1Gi pages), or move these VMs to a later wave",
+    )
 
 
 @dataclass(frozen=True)
@@ -206,9 +262,14 @@ def quota_problems(wave: str, namespace: str, quotas: Iterable[dict[str, Any]], 
             if wanted is None or quantity(used.get(key)) + wanted <= quantity(limit):
                 continue
             shown = (lambda v: gib(v)) if key.endswith(("storage", "memory")) else (lambda v: f"{v:g}")
-            problems.append(Problem(
-                wave, "", f"ResourceQuota {namespace}/{name} allows {key} {limit}; {shown(quantity(used.get(key)))} is "
-                          f"used and the wave needs {shown(wanted)} more",
-                f"raise {key} in ResourceQuota {namespace}/{name} to at least "
-                f"{shown(quantity(used.get(key)) + wanted)}, or split the wave"))
+            problems.append(
+                Problem(
+                    wave,
+                    "",
+                    f"ResourceQuota {namespace}/{name} allows {key} {limit}; {shown(quantity(used.get(key)))} is "
+                    f"used and the wave needs {shown(wanted)} more",
+                    f"raise {key} in ResourceQuota {namespace}/{name} to at least "
+                    f"{shown(quantity(used.get(key)) + wanted)}, or split the wave",
+                )
+            )
     return problems

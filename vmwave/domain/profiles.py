@@ -22,8 +22,12 @@ def apply_profile(vm: dict[str, Any], profile: str) -> None:
         raise ValueError(f"unknown profile {profile!r}")
     domain = vm["spec"]["template"]["spec"]["domain"]
     cpu = domain["cpu"]
-    cpu.update(dedicatedCpuPlacement=True, isolateEmulatorThread=True, model="host-passthrough",
-               numa={"guestMappingPassthrough": {}})
+    cpu.update(
+        dedicatedCpuPlacement=True,
+        isolateEmulatorThread=True,
+        model="host-passthrough",
+        numa={"guestMappingPassthrough": {}},
+    )
     memory_gi = math.ceil(_bytes(domain["memory"]["guest"]) / GI)  # hugepages need whole pages
     domain["memory"] = {"guest": f"{memory_gi}Gi", "hugepages": {"pageSize": "1Gi"}}
     vcpus = cpu["cores"] * cpu.get("sockets", 1) * cpu.get("threads", 1)
@@ -51,18 +55,27 @@ def prerequisites(vm: dict[str, Any]) -> list[str]:
     problems = []
     if cpu.get("dedicatedCpuPlacement"):
         requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-        if not requests.get("cpu") or requests.get("cpu") != limits.get("cpu") or requests.get("memory") != limits.get("memory"):
-            problems.append("dedicatedCpuPlacement needs Guaranteed resources: requests equal to limits for cpu and memory")
+        if (
+            not requests.get("cpu")
+            or requests.get("cpu") != limits.get("cpu")
+            or requests.get("memory") != limits.get("memory")
+        ):
+            problems.append(
+                "dedicatedCpuPlacement needs Guaranteed resources: requests equal to limits for cpu and memory"
+            )
     if cpu.get("isolateEmulatorThread") and not cpu.get("dedicatedCpuPlacement"):
         problems.append("isolateEmulatorThread needs dedicatedCpuPlacement")
-    if cpu.get("numa", {}).get("guestMappingPassthrough") is not None and \
-            not (cpu.get("dedicatedCpuPlacement") and memory.get("hugepages")):
+    if cpu.get("numa", {}).get("guestMappingPassthrough") is not None and not (
+        cpu.get("dedicatedCpuPlacement") and memory.get("hugepages")
+    ):
         problems.append("NUMA guestMappingPassthrough needs dedicatedCpuPlacement and hugepages")
     page = (memory.get("hugepages") or {}).get("pageSize")
     if page and _bytes(memory.get("guest", "0")) % _bytes(page):
         problems.append(f"memory {memory.get('guest')} is not a multiple of the hugepage size {page}")
     firmware = (domain.get("firmware") or {}).get("bootloader") or {}
-    if (firmware.get("efi") or {}).get("secureBoot") and not ((domain.get("features") or {}).get("smm") or {}).get("enabled"):
+    if (firmware.get("efi") or {}).get("secureBoot") and not ((domain.get("features") or {}).get("smm") or {}).get(
+        "enabled"
+    ):
         problems.append("EFI secure boot needs the SMM feature enabled")
     for disk in domain["devices"].get("disks", []):
         if disk.get("io") == "native" and disk.get("cache") not in ("none", "directsync"):

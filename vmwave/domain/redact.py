@@ -11,8 +11,10 @@ REDACTED = "[redacted]"
 MIN_SECRET = 4  # a shorter "secret" would blank out ordinary words
 _LOOKS_SECRET = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)((?:password|passwd|pwd|token|secretKey|client-key-data|client-certificate-data)"
-               r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
+    re.compile(
+        r"(?i)((?:password|passwd|pwd|token|secretKey|client-key-data|client-certificate-data)"
+        r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
+    ),
 ]
 
 

@@ -4,9 +4,10 @@
 of the rehearsal: a maintenance window's start moves as far from the
 rehearsal's start as it was from the plan's, divided by the ratio, and so does
 its length (never under 15 minutes, so a busy worker still starts its run in
-it) and a warm wave's precopy interval (never under the plan's minimum). Waves without a window start at once, in the plan's order, as a
-person would start them from the UI or CI one after another; warm waves start
-at once too and precopy until their window opens, as on the real calendar.
+it) and a warm wave's precopy interval (never under the plan's minimum).
+Waves without a window start at once, in the plan's order, as a person would
+start them from the UI or CI one after another; warm waves start at once too
+and precopy until their window opens, as on the real calendar.
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ def clock_ratio(text: str) -> float:
     """``'1h=1s'`` -> 3600.0: real seconds per rehearsal second."""
     found = _CLOCK.match((text or "").replace(" ", ""))
     if not found or not int(found.group(1)) or not int(found.group(3)):
-        raise InputError("--clock", "", f"{text!r} is not REAL=REHEARSAL",
-                         "write e.g. 1h=1s: an hour of the calendar in a second of the rehearsal")
+        raise InputError(
+            "--clock",
+            "",
+            f"{text!r} is not REAL=REHEARSAL",
+            "write e.g. 1h=1s: an hour of the calendar in a second of the rehearsal",
+        )
     real = int(found.group(1)) * _UNIT[found.group(2)]
     rehearsed = int(found.group(3)) * _UNIT[found.group(4)]
     if real < rehearsed:
@@ -70,11 +75,13 @@ PRECOPY_LEAD = 3  # precopy rounds a warm wave makes before its window opens
 def starts(plan: PlanFile, now: datetime) -> list[Start]:
     """Each wave's start on the (compressed) plan's clock: a cold wave with a window at its start, a warm one a few
     precopy rounds before it (on the real calendar, days before: here it would only hold a worker), any other now."""
+
     def at(wave) -> datetime:
         if not wave.window:
             return now
         lead = timedelta(seconds=PRECOPY_LEAD * wave.precopy_interval) if wave.warm else timedelta(0)
         return max(now, wave.window.start - lead)
+
     return sorted((Start(w.id, at(w)) for w in plan.waves), key=lambda s: s.at)
 
 
@@ -85,10 +92,12 @@ def span(plan: PlanFile, now: datetime) -> timedelta:
 
 
 # Failures on purpose: a cause of the diagnosis table, and how the lab makes it happen (lab/kube/faults.py).
-LAB_FAULTS = {"guest-agent-not-connected": "agent-never",  # the seed's first cause
-              "smoke-check-failed": "unreachable",  # its second: a NAD on the wrong VLAN, nothing reaches the guest
-              "timed-out": "import-stalls",  # its slow disks, at their worst: an import that stops moving
-              "conversion-failed": "conversion-fails"}
+LAB_FAULTS = {
+    "guest-agent-not-connected": "agent-never",  # the seed's first cause
+    "smoke-check-failed": "unreachable",  # its second: a NAD on the wrong VLAN, nothing reaches the guest
+    "timed-out": "import-stalls",  # its slow disks, at their worst: an import that stops moving
+    "conversion-failed": "conversion-fails",
+}
 SEED_FAILURES = {"guest-agent-not-connected": "0.25%", "smoke-check-failed": "0.2%", "timed-out": "0.2%"}  # 13/2000
 _RATE = re.compile(r"^(\d{1,3}(\.\d{1,3})?)%$")
 
@@ -99,7 +108,11 @@ def _amount(value: Any) -> int | str | tuple[str, ...]:
         return value
     if isinstance(value, str) and _RATE.match(value) and float(value[:-1]) <= 100:
         return value
-    if isinstance(value, (list, tuple)) and len(value) <= 100_000 and all(isinstance(v, str) and len(v) <= 255 for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) <= 100_000
+        and all(isinstance(v, str) and len(v) <= 255 for v in value)
+    ):
         return tuple(value)
     raise problem(f"{value!r} is not a count, a share or a list of VM names", "write 5, 0.25% or [web-01, web-02]")
 
@@ -133,16 +146,20 @@ def planted(plan: PlanFile, failures: Failures) -> dict[str, str]:
         if isinstance(amount, tuple):
             unknown = sorted(set(amount) - set(by_name))
             if unknown:
-                raise InputError("--failures", cause, f"{unknown[0]!r} is not a VM of the plan",
-                                 "name VMs as the plan does")
+                raise InputError(
+                    "--failures", cause, f"{unknown[0]!r} is not a VM of the plan", "name VMs as the plan does"
+                )
             chosen.update({name: cause for name in amount})
             continue
-        eligible = sorted((vm for vm in entries if vm.name not in chosen and _can_fail(vm, cause)),
-                          key=lambda vm: hashlib.sha256(f"{cause}/{vm.uuid or vm.name}".encode()).hexdigest())
+        eligible = sorted(
+            (vm for vm in entries if vm.name not in chosen and _can_fail(vm, cause)),
+            key=lambda vm: hashlib.sha256(f"{cause}/{vm.uuid or vm.name}".encode()).hexdigest(),
+        )
         count = amount if isinstance(amount, int) else round(len(entries) * float(amount[:-1]) / 100)
         if count > len(eligible):
-            raise InputError("--failures", cause, f"{count} VMs asked, {len(eligible)} of the plan can fail so",
-                             "ask fewer")
+            raise InputError(
+                "--failures", cause, f"{count} VMs asked, {len(eligible)} of the plan can fail so", "ask fewer"
+            )
         chosen.update({vm.name: cause for vm in eligible[:count]})
     return chosen
 

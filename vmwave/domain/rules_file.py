@@ -11,8 +11,16 @@ import fnmatch
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from vmwave.domain.classes import ClassRule, Matcher, Policy, tags_of
 from vmwave.domain.guests import guest_os
@@ -66,7 +74,7 @@ class Condition(_Model):
     @model_validator(mode="after")
     def _not_empty(self) -> "Condition":
         if not self.model_fields_set:
-            raise problem("an empty condition matches every VM", "give at least one condition, e.g. `name: \"^db-\"`")
+            raise problem("an empty condition matches every VM", 'give at least one condition, e.g. `name: "^db-"`')
         return self
 
     def matcher(self) -> Matcher:
@@ -79,8 +87,11 @@ class Condition(_Model):
             tests.append(lambda vm, c, k: fnmatch.fnmatchcase(vm.folder, glob))
         if self.attribute is not None:
             wanted = {key: compile_pattern(Node({}, "", ""), "attribute", p) for key, p in self.attribute.items()}
-            tests.append(lambda vm, c, k: all(key in vm.attributes and p.search(vm.attributes[key]) is not None
-                                              for key, p in wanted.items()))
+            tests.append(
+                lambda vm, c, k: all(
+                    key in vm.attributes and p.search(vm.attributes[key]) is not None for key, p in wanted.items()
+                )
+            )
         if self.tag is not None:
             tag = self.tag
             tests.append(lambda vm, c, k: tag in tags_of(vm))
@@ -155,8 +166,12 @@ class Schedule(_Model):
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "every": seconds(self.every), "length": seconds(self.length),
-                "waves_per_window": self.waves_per_window}
+        return {
+            "start": self.start,
+            "every": seconds(self.every),
+            "length": seconds(self.length),
+            "waves_per_window": self.waves_per_window,
+        }
 
 
 class RulesFile(_Model):
@@ -177,14 +192,23 @@ class RulesFile(_Model):
     def policy(self, source: str) -> Policy:
         return Policy(
             rules=[ClassRule(r.cls, r.why or f"rule {i + 1}", r.when.matcher()) for i, r in enumerate(self.rules)],
-            default=self.default, overrides=dict(self.overrides), groups={k: list(v) for k, v in self.groups.items()},
-            group_by=self.group_by, wave_size=self.waves.size, per_host=self.waves.per_host,
-            schedule=self.schedule.as_dict() if self.schedule else None, precopy_interval=self.precopy_interval,
-            profiles=[ClassRule(r.profile, r.why or f"profile rule {i + 1}", r.when.matcher())
-                      for i, r in enumerate(self.profiles)],
+            default=self.default,
+            overrides=dict(self.overrides),
+            groups={k: list(v) for k, v in self.groups.items()},
+            group_by=self.group_by,
+            wave_size=self.waves.size,
+            per_host=self.waves.per_host,
+            schedule=self.schedule.as_dict() if self.schedule else None,
+            precopy_interval=self.precopy_interval,
+            profiles=[
+                ClassRule(r.profile, r.why or f"profile rule {i + 1}", r.when.matcher())
+                for i, r in enumerate(self.profiles)
+            ],
             profile_overrides=dict(self.profile_overrides),
-            smoke=[(s.when.matcher(), list(s.checks)) for s in self.smoke], tag_labels=dict(self.tag_labels),
-            source=source)
+            smoke=[(s.when.matcher(), list(s.checks)) for s in self.smoke],
+            tag_labels=dict(self.tag_labels),
+            source=source,
+        )
 
 
 def _label_key(value: str) -> str:
@@ -193,8 +217,12 @@ def _label_key(value: str) -> str:
     return value
 
 
-FIXES = {"version": "use one of: 1", "size": "use a positive number", "per_host": "use a positive number",
-         "waves_per_window": "start at least one wave per window"}
+FIXES = {
+    "version": "use one of: 1",
+    "size": "use a positive number",
+    "per_host": "use a positive number",
+    "waves_per_window": "start at least one wave per window",
+}
 
 
 def parse_rules(data: Any, source: str) -> Policy:

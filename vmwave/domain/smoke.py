@@ -22,8 +22,11 @@ def parse_check(node: Node) -> dict[str, Any]:
     node.only(*KINDS, "status", "expect", "timeout", "why")
     kinds = [k for k in KINDS if k in node.data]
     if len(kinds) != 1:
-        raise node.fail(kinds[1] if kinds else "tcp", "a check has exactly one of tcp, http, agent",
-                        "split it into one check per kind, e.g. {tcp: 22}")
+        raise node.fail(
+            kinds[1] if kinds else "tcp",
+            "a check has exactly one of tcp, http, agent",
+            "split it into one check per kind, e.g. {tcp: 22}",
+        )
     check: dict[str, Any] = {}
     if kinds[0] == "tcp":
         port = node.get("tcp", int)
@@ -41,7 +44,9 @@ def parse_check(node: Node) -> dict[str, Any]:
         found = {}
         for key in expect.data:
             if not isinstance(key, str) or not key.isidentifier():
-                raise expect.fail(str(key), "is not a field the guest agent reports", "use e.g. id, kernelRelease, prettyName")
+                raise expect.fail(
+                    str(key), "is not a field the guest agent reports", "use e.g. id, kernelRelease, prettyName"
+                )
             found[key] = expect.get(key, str)
             compile_pattern(expect, key, found[key])
         if not found:

@@ -46,8 +46,12 @@ def _address(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | N
 
 
 def _kept(nic: Nic) -> bool:
-    return bool(MAC.match(nic.mac)) and nic.address_origin == "manual" and len(nic.addresses) == 1 \
+    return (
+        bool(MAC.match(nic.mac))
+        and nic.address_origin == "manual"
+        and len(nic.addresses) == 1
         and _address(nic.addresses[0]) is not None
+    )
 
 
 def _static(nic: Nic, vm: SourceVM) -> StaticIP:
@@ -55,8 +59,9 @@ def _static(nic: Nic, vm: SourceVM) -> StaticIP:
     gateway = _address(vm.gateway) if vm.gateway else None
     on_it = gateway is not None and gateway.ip in interface.network
     dns = tuple(str(found.ip) for found in map(_address, vm.dns) if found is not None)
-    return StaticIP(nic.mac.lower(), str(interface.ip), interface.network.prefixlen, str(gateway.ip) if on_it else "",
-                    dns)
+    return StaticIP(
+        nic.mac.lower(), str(interface.ip), interface.network.prefixlen, str(gateway.ip) if on_it else "", dns
+    )
 
 
 def static_ips(vm: SourceVM) -> tuple[StaticIP, ...]:
@@ -73,11 +78,15 @@ def not_kept(vm: SourceVM) -> Iterator[str]:
     """Why a manual address is not (wholly) carried over, NIC by NIC."""
     for nic in vm.nics:
         if nic.address_origin == "manual" and len(nic.addresses) > 1:
-            yield (f"{nic.label or nic.mac} has {len(nic.addresses)} addresses ({', '.join(nic.addresses)}); "
-                   "virt-v2v sets one per NIC")
+            yield (
+                f"{nic.label or nic.mac} has {len(nic.addresses)} addresses ({', '.join(nic.addresses)}); "
+                "virt-v2v sets one per NIC"
+            )
         elif _kept(nic) and not _static(nic, vm).gateway:
-            yield (f"{nic.label or nic.mac} ({nic.addresses[0]}) has no default gateway on its network; "
-                   "virt-v2v sets its address without the prefix length on Windows")
+            yield (
+                f"{nic.label or nic.mac} ({nic.addresses[0]}) has no default gateway on its network; "
+                "virt-v2v sets its address without the prefix length on Windows"
+            )
 
 
 def dhcp_nics(vm: SourceVM) -> list[Nic]:

@@ -1,4 +1,5 @@
-"""The names of a VM's migration steps, in the order they run: the disks are imported, then the guest converted in place.
+"""The names of a VM's migration steps, in the order they run: the disks are imported, then the guest converted in
+place.
 
 One spelling for the ledger, the report, the undo table and the flows.
 """
@@ -20,7 +21,6 @@ POST_BOOT_HOOK = "post-boot-hook"
 PRECOPY = "precopy"  # a warm VM's rounds of copies while it runs (vmwave.domain.warm), before its cutover
 FENCE = "fence"  # the verified migration's source fenced in vCenter, so it cannot come back beside its copy
 FENCED_ATTRIBUTE = "vmwave.migrated"  # the custom attribute a fenced source carries: "<namespace>/<name> <time UTC>"
-
 
 
 def snapshot_name(wave: str) -> str:

@@ -17,7 +17,14 @@ from pydantic_core import PydanticCustomError
 from vmwave.errors import InputError
 
 _MISSING = object()
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list", dict: "a mapping"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 class Node:
@@ -25,8 +32,12 @@ class Node:
 
     def __init__(self, data: Any, source: str, path: str = ""):
         if not isinstance(data, dict):
-            raise InputError(source, path or "(top level)", f"expected a mapping, got {type(data).__name__}",
-                             "write `key: value` lines here")
+            raise InputError(
+                source,
+                path or "(top level)",
+                f"expected a mapping, got {type(data).__name__}",
+                "write `key: value` lines here",
+            )
         self.data = data
         self.source = source
         self.path = path
@@ -39,8 +50,9 @@ class Node:
     def fail(self, key: str, problem: str, fix: str) -> InputError:
         return InputError(self.source, self.where(key), problem, fix)
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = _MISSING,
-            choices: Iterable[Any] | None = None) -> Any:
+    def get(
+        self, key: str, kind: type | tuple[type, ...], default: Any = _MISSING, choices: Iterable[Any] | None = None
+    ) -> Any:
         if key not in self.data or self.data[key] is None:
             if default is _MISSING:
                 raise self.fail(key, "is missing", f"add `{key}:` to {self.path or 'the file'}")
@@ -70,8 +82,11 @@ class Node:
         for key in self.data:
             if key not in allowed:
                 near = difflib.get_close_matches(str(key), allowed, 1, 0.6)
-                raise self.fail(str(key), "is not a known field", f"did you mean {near[0]}?" if near else
-                                f"remove it or use one of: {', '.join(allowed)}")
+                raise self.fail(
+                    str(key),
+                    "is not a known field",
+                    f"did you mean {near[0]}?" if near else f"remove it or use one of: {', '.join(allowed)}",
+                )
         return self
 
 
@@ -83,8 +98,9 @@ def path_of(loc: tuple[Any, ...]) -> str:
     return text
 
 
-def input_errors(exc: Any, source: str, root: Any = None, fixes: dict[str, str] | None = None,
-                 limit: int = 20) -> InputError:
+def input_errors(
+    exc: Any, source: str, root: Any = None, fixes: dict[str, str] | None = None, limit: int = 20
+) -> InputError:
     """A pydantic ``ValidationError`` as vmwave's error: each problem with its file, field and fix (at most
     ``limit``). ``fixes`` gives the fix by a field's last name; else the message says what is wanted."""
     from vmwave.errors import InputErrors
@@ -98,31 +114,53 @@ def input_errors(exc: Any, source: str, root: Any = None, fixes: dict[str, str] 
         if error["type"] == "vmwave":  # a problem vmwave's own check described, with its fix
             inner = ctx.get("sub", "")
             if inner:
-                field = (field[: -len(name)] + inner if name and inner.startswith(name) and field.endswith(name)
-                         else f"{field}{'' if inner.startswith('[') or not field else '.'}{inner}")
+                field = (
+                    field[: -len(name)] + inner
+                    if name and inner.startswith(name) and field.endswith(name)
+                    else f"{field}{'' if inner.startswith('[') or not field else '.'}{inner}"
+                )
             problems.append(InputError(source, field, ctx["problem"], ctx["fix"]))
             continue
         given = error.get("input")
-        shown = "" if error["type"] in ("missing", "extra_forbidden") or isinstance(given, (dict, list)) \
+        shown = (
+            ""
+            if error["type"] in ("missing", "extra_forbidden") or isinstance(given, (dict, list))
             else f" (got {_short(given)})"
-        fix = (fixes or {}).get(name) or ("use one of: " + ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
-                                          if error["type"] == "literal_error" else
-                                          _FIXES.get(error["type"], "change it to what the message asks for"))
+        )
+        fix = (fixes or {}).get(name) or (
+            "use one of: " + ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
+            if error["type"] == "literal_error"
+            else _FIXES.get(error["type"], "change it to what the message asks for")
+        )
         if error["type"] == "extra_forbidden":
             known = _fields_at(root, loc[:-1])
             near = difflib.get_close_matches(name, known, 1, 0.6)
-            fix = f"did you mean {near[0]}?" if near else \
-                "remove it" + (f" or use one of: {', '.join(known)}" if known else "")
-        message = "is not a known field" if error["type"] == "extra_forbidden" else \
-            f"{error['msg'][0].lower()}{error['msg'][1:]}{shown}"
+            fix = (
+                f"did you mean {near[0]}?"
+                if near
+                else "remove it" + (f" or use one of: {', '.join(known)}" if known else "")
+            )
+        message = (
+            "is not a known field"
+            if error["type"] == "extra_forbidden"
+            else f"{error['msg'][0].lower()}{error['msg'][1:]}{shown}"
+        )
         problems.append(InputError(source, field, message, fix))
     return problems[0] if len(problems) == 1 else InputErrors(problems)
 
 
-_FIXES = {"missing": "add it", "string_type": "write text here", "int_type": "write a whole number",
-          "int_parsing": "write a whole number", "bool_type": "write true or false", "bool_parsing": "write true or false",
-          "list_type": "write a list", "tuple_type": "write a list", "dict_type": "write a mapping (key: value)",
-          "literal_error": "use one of the values named"}
+_FIXES = {
+    "missing": "add it",
+    "string_type": "write text here",
+    "int_type": "write a whole number",
+    "int_parsing": "write a whole number",
+    "bool_type": "write true or false",
+    "bool_parsing": "write true or false",
+    "list_type": "write a list",
+    "tuple_type": "write a list",
+    "dict_type": "write a mapping (key: value)",
+    "literal_error": "use one of the values named",
+}
 
 
 def _fields_at(root: Any, loc: tuple[Any, ...]) -> list[str]:
@@ -148,8 +186,11 @@ def _hints(kind: Any) -> dict[str, Any]:
         except (NameError, TypeError):
             return {}
         aliases = {name: (f.alias or name) for name, f in getattr(kind, "model_fields", {}).items()}
-        return {aliases.get(name, name): hint for name, hint in hints.items() if not name.startswith("_")
-                and name != "model_config"}
+        return {
+            aliases.get(name, name): hint
+            for name, hint in hints.items()
+            if not name.startswith("_") and name != "model_config"
+        }
     return {}
 
 
@@ -166,11 +207,13 @@ def problem(what: str, fix: str, sub: str = "") -> PydanticCustomError:
 def node_checked(parse: Any, key: str) -> BeforeValidator:
     """A value checked by one of the domain's ``Node``-walking parsers (smoke checks, hooks, placement, patterns),
     its result used, its error told as the model's."""
+
     def check(value: Any) -> Any:
         try:
             return parse(Node({key: value}, "", ""))
         except InputError as exc:
             raise problem(exc.problem, exc.fix, exc.field if exc.field != key else "") from None
+
     return BeforeValidator(check)
 
 
@@ -185,8 +228,10 @@ def seconds(text: Any, minimum: int = 1) -> int:
         raise problem(f"{text!r} is not a duration", "write seconds, minutes, hours or days: 30s, 90m, 6h, 1d")
     value = int(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[found.group(2)]
     if not minimum <= value <= MAX_DURATION:
-        raise problem(f"{text!r} is {f'shorter than {minimum}s' if value < minimum else 'over a year'}",
-                      f"write a duration from {minimum}s to 366d")
+        raise problem(
+            f"{text!r} is {f'shorter than {minimum}s' if value < minimum else 'over a year'}",
+            f"write a duration from {minimum}s to 366d",
+        )
     return value
 
 

@@ -22,8 +22,9 @@ MIGRATIONS = ("cold", "warm")
 
 def tracks_changes(vm: SourceVM) -> bool:
     """Changed Block Tracking is on for the VM and for each of its disks."""
-    return vm.cbt and not any(key.endswith(".ctkEnabled") and value.lower() == "false"
-                              for key, value in vm.extra_config.items())
+    return vm.cbt and not any(
+        key.endswith(".ctkEnabled") and value.lower() == "false" for key, value in vm.extra_config.items()
+    )
 
 
 def planned_migration(cls: str, vm: SourceVM) -> str:
@@ -34,15 +35,21 @@ def planned_migration(cls: str, vm: SourceVM) -> str:
 def cold_because(vm: SourceVM, vddk: bool) -> tuple[str, str] | None:
     """(why, fix) when a VM the plan moves warm must move cold; None when it can move warm."""
     if vm.shared_disks:
-        return (f"{vm.name}: it shares a disk (multi-writer), which vSphere does not snapshot",
-                "nothing to do: it moves cold with the VMs that share the disk, all of them down for the copy")
+        return (
+            f"{vm.name}: it shares a disk (multi-writer), which vSphere does not snapshot",
+            "nothing to do: it moves cold with the VMs that share the disk, all of them down for the copy",
+        )
     if not tracks_changes(vm):
-        return (f"{vm.name}: vCenter does not track the changes of all its disks (Changed Block Tracking is off)",
-                "enable it: with the VM powered off, or followed by taking and removing a snapshot, set "
-                "ctkEnabled = TRUE and scsiX:Y.ctkEnabled = TRUE for each disk; the next wave run copies it warm")
+        return (
+            f"{vm.name}: vCenter does not track the changes of all its disks (Changed Block Tracking is off)",
+            "enable it: with the VM powered off, or followed by taking and removing a snapshot, set "
+            "ctkEnabled = TRUE and scsiX:Y.ctkEnabled = TRUE for each disk; the next wave run copies it warm",
+        )
     if not vddk:
-        return (f"{vm.name}: a warm copy needs CDI's vddk source, which reads changed blocks",
-                "set VMWAVE_VDDK_IMAGE to a VDDK init image (the runbook says how to build one)")
+        return (
+            f"{vm.name}: a warm copy needs CDI's vddk source, which reads changed blocks",
+            "set VMWAVE_VDDK_IMAGE to a VDDK init image (the runbook says how to build one)",
+        )
     return None
 
 
@@ -74,5 +81,3 @@ def cutover_state(cutover_at: datetime | None, window_end: datetime | None, now:
     if window_end is not None and now >= window_end:
         return "missed"
     return "due" if cutover_at is not None and cutover_at <= now else "wait"
-
-

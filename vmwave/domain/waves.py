@@ -59,10 +59,16 @@ class Plan:
         return [p for w in self.waves for p in w.vms]
 
 
-def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
-             thresholds: Thresholds | None = None, convert: Convert | None = None,
-             more_concerns: MoreConcerns | None = None, prepare: Prepare | None = None,
-             existing: Iterable[ClusterVM] = ()) -> list[PlannedVM]:
+def classify(
+    vms: Iterable[SourceVM],
+    policy: Policy,
+    maps: Maps | None = None,
+    thresholds: Thresholds | None = None,
+    convert: Convert | None = None,
+    more_concerns: MoreConcerns | None = None,
+    prepare: Prepare | None = None,
+    existing: Iterable[ClusterVM] = (),
+) -> list[PlannedVM]:
     """Concerns, class, profile and conversion for every VM; a group moves with its most demanding member's class.
 
     ``more_concerns`` adds what vmwave's own rules do not know (the guest-OS plugins' concerns), before classing.
@@ -81,14 +87,21 @@ def classify(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None,
             strongest[p.group] = max(strongest.get(p.group, p.cls), p.cls)
     planned = [
         PlannedVM(p.vm, strongest[p.group], f"group {p.group} moves as {strongest[p.group]}", p.group, p.concerns)
-        if p.group in strongest and strongest[p.group] != p.cls and p.reason != "override" else p
+        if p.group in strongest and strongest[p.group] != p.cls and p.reason != "override"
+        else p
         for p in planned
     ]
-    return [replace(p, checks=tuple(policy.smoke_checks(p.vm, list(p.concerns), p.cls)),
-                    profile=policy.profile(p.vm, list(p.concerns), p.cls),
-                    convert=convert(p.vm) if convert and not p.vm.template else None,
-                    preparation=tuple(prepare(p.vm)) if prepare and not p.vm.template else (),
-                    labels=policy.labels(p.vm)) for p in planned]
+    return [
+        replace(
+            p,
+            checks=tuple(policy.smoke_checks(p.vm, list(p.concerns), p.cls)),
+            profile=policy.profile(p.vm, list(p.concerns), p.cls),
+            convert=convert(p.vm) if convert and not p.vm.template else None,
+            preparation=tuple(prepare(p.vm)) if prepare and not p.vm.template else (),
+            labels=policy.labels(p.vm),
+        )
+        for p in planned
+    ]
 
 
 def _shared_disk_groups(planned: list[PlannedVM]) -> list[PlannedVM]:
@@ -100,16 +113,17 @@ def _shared_disk_groups(planned: list[PlannedVM]) -> list[PlannedVM]:
             by_file[disk.file].append(p)
     group_of: dict[str, str] = {}
     for file, sharers in sorted(by_file.items()):
-        named = sorted({p.group for p in sharers if p.group} | {group_of[p.vm.key] for p in sharers
-                                                                  if p.vm.key in group_of})
+        named = sorted(
+            {p.group for p in sharers if p.group} | {group_of[p.vm.key] for p in sharers if p.vm.key in group_of}
+        )
         if len(named) > 1:
-            raise VmwaveError(f"{', '.join(p.vm.name for p in sharers)} share disk {file} but are in groups "
-                              f"{', '.join(named)}", "put them in one group (the rules file's `groups:`): VMs "
-                              "sharing a disk move together")
+            raise VmwaveError(
+                f"{', '.join(p.vm.name for p in sharers)} share disk {file} but are in groups {', '.join(named)}",
+                "put them in one group (the rules file's `groups:`): VMs sharing a disk move together",
+            )
         group = named[0] if named else "shared-disk=" + file.split("]", 1)[-1].strip()
         group_of.update({p.vm.key: group for p in sharers})
-    return [replace(p, group=group_of[p.vm.key]) if p.vm.key in group_of and not p.vm.template else p
-            for p in planned]
+    return [replace(p, group=group_of[p.vm.key]) if p.vm.key in group_of and not p.vm.template else p for p in planned]
 
 
 def _units(members: list[PlannedVM]) -> list[list[PlannedVM]]:
@@ -139,7 +153,9 @@ def plan_waves(planned: list[PlannedVM], policy: Policy, source: str = "") -> Pl
             if len(unit) > policy.wave_size:
                 raise VmwaveError(
                     f"group {unit[0].group} has {len(unit)} VMs, more than the wave size {policy.wave_size}",
-                    "split the group (its `app` tag or attribute, or `groups:` entry) or raise `waves: {size: ...}` in the rules file")
+                    "split the group (its `app` tag or attribute, or `groups:` entry) or raise `waves: {size: ...}` "
+                    "in the rules file",
+                )
             target = next((w for w in class_waves if len(w.vms) + len(unit) <= policy.wave_size), None)
             if target is None:
                 target = Wave("", cls)
@@ -151,8 +167,14 @@ def plan_waves(planned: list[PlannedVM], policy: Policy, source: str = "") -> Pl
     for number, wave in enumerate(waves, start=1):
         wave.id = f"w{number:03d}"
         wave.window = _window(policy, number - 1)
-    return Plan(waves, sorted(skipped, key=lambda p: p.vm.name), policy.wave_size, policy.per_host, source,
-                policy.precopy_interval)
+    return Plan(
+        waves,
+        sorted(skipped, key=lambda p: p.vm.name),
+        policy.wave_size,
+        policy.per_host,
+        source,
+        policy.precopy_interval,
+    )
 
 
 def _window(policy: Policy, index: int) -> tuple | None:
@@ -163,9 +185,18 @@ def _window(policy: Policy, index: int) -> tuple | None:
     return start, start + timedelta(seconds=s["length"])
 
 
-def build_plan(vms: Iterable[SourceVM], policy: Policy, maps: Maps | None = None, source: str = "",
-               thresholds: Thresholds | None = None, convert: Convert | None = None,
-               more_concerns: MoreConcerns | None = None, prepare: Prepare | None = None,
-               existing: Iterable[ClusterVM] = ()) -> Plan:
+def build_plan(
+    vms: Iterable[SourceVM],
+    policy: Policy,
+    maps: Maps | None = None,
+    source: str = "",
+    thresholds: Thresholds | None = None,
+    convert: Convert | None = None,
+    more_concerns: MoreConcerns | None = None,
+    prepare: Prepare | None = None,
+    existing: Iterable[ClusterVM] = (),
+) -> Plan:
     """The plan: ``existing`` are the VMs already in the target cluster, which new ones must not clash with."""
-    return plan_waves(classify(vms, policy, maps, thresholds, convert, more_concerns, prepare, existing), policy, source)
+    return plan_waves(
+        classify(vms, policy, maps, thresholds, convert, more_concerns, prepare, existing), policy, source
+    )

@@ -25,7 +25,9 @@ def freebsd(vm) -> bool:
 @hookimpl
 def vmwave_conversion(vm):
     if freebsd(vm):
-        return Conversion("copy", "FreeBSD guest: its GENERIC kernel has the virtio drivers; virt-v2v does not convert it")
+        return Conversion(
+            "copy", "FreeBSD guest: its GENERIC kernel has the virtio drivers; virt-v2v does not convert it"
+        )
     return None
 
 
@@ -33,15 +35,23 @@ def vmwave_conversion(vm):
 def vmwave_concerns(vm):
     if not freebsd(vm) or not vm.disks:
         return []
-    return [Concern("freebsd_disk_names", WARNING,
-                    "FreeBSD names its disks da0 on vSphere and vtbd0 on virtio: an /etc/fstab with /dev/da0p2 stops "
-                    "the boot", "mount by GPT label in /etc/fstab (/dev/gpt/rootfs, gpart modify -l) before cutover")]
+    return [
+        Concern(
+            "freebsd_disk_names",
+            WARNING,
+            "FreeBSD names its disks da0 on vSphere and vtbd0 on virtio: an /etc/fstab with /dev/da0p2 stops the boot",
+            "mount by GPT label in /etc/fstab (/dev/gpt/rootfs, gpart modify -l) before cutover",
+        )
+    ]
 
 
 @hookimpl
 def vmwave_preparation(vm):
-    return ["label the partitions (gpart modify -l rootfs -i 2 da0) and use /dev/gpt/<label> in /etc/fstab"] \
-        if freebsd(vm) else []
+    return (
+        ["label the partitions (gpart modify -l rootfs -i 2 da0) and use /dev/gpt/<label> in /etc/fstab"]
+        if freebsd(vm)
+        else []
+    )
 
 
 @hookimpl
