@@ -17,7 +17,7 @@ from vmwave.domain.manifests import Target
 from vmwave.domain.preferences import RNG, prefer
 from vmwave.domain.records import SourceVM
 from vmwave.domain.static_ips import static_ips
-from vmwave.hookspecs import Conversion
+from vmwave.domain.conversion import Conversion
 
 PIN_SCRIPT, PIN_DATA = "pin-nic-names.sh", "pin-nic-names.pairs"  # the script reads its data beside it
 

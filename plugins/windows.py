@@ -23,7 +23,7 @@ from vmwave.domain.concerns import INFO, WARNING, Concern
 from vmwave.domain.manifests import Target
 from vmwave.domain.preferences import HYPERV, prefer
 from vmwave.domain.records import SourceVM
-from vmwave.hookspecs import Conversion
+from vmwave.domain.conversion import Conversion
 from vmwave.settings import Settings
 
 DRIVERS = (

@@ -18,7 +18,7 @@ from vmwave.domain.plan_file import PlannedEntry, WavePlan
 from vmwave.domain.records import SourceVM
 from vmwave.domain.warm import cold_because
 from vmwave.errors import Cancelled, VmwaveError
-from vmwave.hookspecs import Conversion
+from vmwave.domain.conversion import Conversion
 from vmwave.settings import Settings
 
 

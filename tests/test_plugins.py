@@ -301,3 +301,61 @@ def test_every_hook_spec_documents_its_arguments_its_answer_and_its_version():
         assert f"`{spec.__name__}(" in guide  # the author's guide covers it
     first = {f.__name__ for f in specs if manager().hook.__dict__[f.__name__].spec.opts.get("firstresult")}
     assert first == {"vmwave_conversion", "vmwave_diagnose"}
+
+
+def test_a_third_party_wrapper_wraps_every_virtual_machine_and_its_change_shows_in_manifests(tmp_path):
+    """Hooks are called through pluggy: a `wrapper=True` implementation runs around the others, as pluggy says."""
+    import json
+    import os
+    import subprocess
+
+    import yaml
+
+    from helpers import REPO, VMWAVE, estate_records
+
+    installed(
+        tmp_path,
+        "vmwave-audit",
+        "vmwave_audit",
+        "from vmwave import hookimpl\n\n"
+        "@hookimpl(wrapper=True)\n"
+        "def vmwave_virtual_machine(vm, manifest):\n"
+        "    notes = manifest['metadata'].setdefault('annotations', {})\n"
+        "    notes['audit.example.com/before'] = str(len(notes))\n"
+        "    result = yield  # every other plugin changes the manifest here\n"
+        "    notes['audit.example.com/after'] = 'wrapped ' + vm.name\n"
+        "    return result\n",
+    )
+    records = [r for r in estate_records() if r.guest_family == "linux" and r.disks and not r.template][:1]
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"source": "test", "vms": [r.to_dict() for r in records]}))
+    maps, plan, out = REPO / "lab" / "estates" / "small.maps.yaml", tmp_path / "plan.yaml", tmp_path / "manifests"
+    (tmp_path / "password").write_text("not-used\n")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tmp_path),
+        "VMWAVE_VCENTER_URL": "https://vcenter.example/sdk",
+        "VMWAVE_VCENTER_USER": "migrator",
+        "VMWAVE_VCENTER_PASSWORD_FILE": str(tmp_path / "password"),
+    }
+    for args in (
+        ["plan", "--inventory", str(inventory), "--maps", str(maps), "--out", str(plan)],
+        [
+            "manifests",
+            "--plan",
+            str(plan),
+            "--wave",
+            "1",
+            "--maps",
+            str(maps),
+            "--inventory",
+            str(inventory),
+            "--out",
+            str(out),
+        ],
+    ):
+        done = subprocess.run([VMWAVE, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+    vm = yaml.safe_load(next(out.glob("virtualmachine-*.yaml")).read_text())
+    assert vm["metadata"]["annotations"]["audit.example.com/after"] == f"wrapped {records[0].name}"
+    assert "audit.example.com/before" in vm["metadata"]["annotations"]

@@ -30,7 +30,7 @@ from vmwave.domain.records import SourceVM
 from vmwave.domain.smoke import parse_check
 from vmwave.domain.validate import Node
 from vmwave.errors import InputError, VmwaveError
-from vmwave.hookspecs import Conversion
+from vmwave.domain.conversion import Conversion
 from vmwave.settings import Settings
 
 GROUP = "vmwave"
@@ -269,20 +269,27 @@ def diagnose(vm: SourceVM, step: str, error: str, disabled: frozenset[str] = fro
 
 
 def _call(disabled: frozenset[str], name: str, **kwargs: Any) -> Any:
-    """Call hook ``name`` as pluggy does (newest plugin first, tryfirst and trylast kept, first result or all),
-    but a plugin that raises is named with the hook, never a traceback from deep inside pluggy."""
+    """Call hook ``name`` through pluggy (its order, first result, wrappers and hook-call monitoring all its own); a
+    plugin that raises is named with the hook, found from the traceback, never a traceback from deep inside
+    pluggy."""
     caller = getattr(manager(disabled).hook, name)
-    first, results = bool(caller.spec.opts.get("firstresult")), []
-    for impl in reversed(caller.get_hookimpls()):
-        try:
-            result = impl.function(*[kwargs[arg] for arg in impl.argnames])
-        except Exception as exc:  # the plugin's failure, said as such
-            raise PluginFailed(
-                f"plugin {impl.plugin_name}: {name} raised {type(exc).__name__}: {exc}",
-                f"fix the plugin, or switch it off with VMWAVE_DISABLE_PLUGINS={impl.plugin_name}",
-            ) from exc
-        if result is not None:
-            if first:
-                return result
-            results.append(result)
-    return None if first else results
+    try:
+        return caller(**kwargs)
+    except Exception as exc:
+        culprit = _raised_in(caller, exc)
+        if culprit is None:  # not a plugin's code: vmwave's own error goes on as it is
+            raise
+        raise PluginFailed(
+            f"plugin {culprit}: {name} raised {type(exc).__name__}: {exc}",
+            f"fix the plugin, or switch it off with VMWAVE_DISABLE_PLUGINS={culprit}",
+        ) from exc
+
+
+def _raised_in(caller: Any, exc: BaseException) -> str | None:
+    """The plugin whose implementation of the hook raised ``exc``: the innermost of their frames in its traceback."""
+    codes = {impl.function.__code__: impl.plugin_name for impl in caller.get_hookimpls()}
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        found = codes.get(tb.tb_frame.f_code, found)
+        tb = tb.tb_next
+    return found
