@@ -19,7 +19,7 @@ from datetime import timezone
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import powered_on_since
 from vmwave.domain.manifests import KEPT_FOR_RETRY
-from vmwave.domain.steps import CDI_IMPORT, PRECOPY, SNAPSHOT, vm_state
+from vmwave.domain.steps import CDI_IMPORT, PRECOPY, SNAPSHOT, outcome
 from vmwave.errors import VmwaveError
 from vmwave_tasks.job import Job
 
@@ -32,7 +32,7 @@ def to_retry(jobs: list[Job], only: list[str]) -> list[Job]:
     failed = {
         entry["key"]
         for entry in (ledger.by_vm(jobs[0].wave) if ledger else [])
-        if vm_state({"step": s["step"], "status": s["status"], "cause": s["cause"]} for s in entry["steps"]) == "failed"
+        if outcome(entry["steps"]).state == "failed"
     }
     named = {job.vm.name for job in jobs}
     unknown = sorted(set(only) - named)

@@ -38,7 +38,7 @@ from vmwave.domain.plan_file import WavePlan
 from vmwave.domain.preflight import Problem
 from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.domain.records import SourceVM
-from vmwave.domain.steps import DONE, FENCED_ATTRIBUTE, GUEST_AGENT, PIPELINE, PRECOPY, ROLLBACK, SNAPSHOT, stopped_by
+from vmwave.domain.steps import FENCED_ATTRIBUTE, GUEST_AGENT, PRECOPY, ROLLBACK, SNAPSHOT, outcome
 from vmwave.domain.timeline import timeline_svg
 from vmwave.errors import VmwaveError
 from vmwave.plugins import conversion, customizer, smoke_checks
@@ -394,7 +394,7 @@ def wave_report(wave_run: Wave, outcomes: dict[str, str], out_dir: str) -> dict[
         failed = next((s for s in vm_steps if s["status"] == "failed"), None)
         result = outcomes.get(job.vm.key, "not run")
         if result == ELSEWHERE:  # the ledger holds what the other worker did
-            result = ledger_result(vm_steps) + " on another worker"
+            result = outcome(vm_steps).said + " on another worker"  # what the other worker's migrate_one said
         if job.note:
             result = f"{result} ({job.note})"
         rows.append(
@@ -452,15 +452,6 @@ def _downtime(job: Job, vm_steps: list[dict[str, Any]]) -> str:
     rounds = next((s for s in vm_steps if s["step"] == PRECOPY and s["status"] == "succeeded"), None)
     how = f"warm, {len(rounds['detail'].get('rounds', []))} precopy rounds" if rounds else "cold"
     return f"{seconds:.1f}s ({how})"
-
-
-def ledger_result(vm_steps: list[dict[str, Any]]) -> str:
-    """A VM's outcome as the ledger tells it: what `migrate_one` returned on the worker that ran it."""
-    failed = next((s for s in vm_steps if s["status"] == "failed"), None)
-    if failed:
-        return stopped_by(failed["cause"])
-    done = {s["step"] for s in vm_steps if s["status"] in DONE}
-    return "succeeded" if set(PIPELINE) <= done else "not finished"
 
 
 def _fix(failed: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from vmwave.adapters.ledger import Ledger
-from vmwave.domain.steps import GUEST_AGENT, PRECOPY, STATES, vm_state
+from vmwave.domain.steps import GUEST_AGENT, PRECOPY, STATES, outcome
 
 BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)  # a second to a day
 FINISHED = ("succeeded", "failed", "rolled_back")  # a step that ran to an end (skipped ones did nothing)
@@ -75,7 +75,9 @@ class LedgerCollector(Collector):
         for wave in sorted(set(waves) | set(by_vm)):
             meta = waves.get(wave) or {"class": "unknown", "mode": "unknown", "members": {}}
             members = meta["members"] or {}
-            states = Counter((members.get(key, meta["class"]), vm_state(steps)) for key, steps in by_vm[wave].items())
+            states = Counter(
+                (members.get(key, meta["class"]), outcome(steps).state) for key, steps in by_vm[wave].items()
+            )
             states.update((cls, "pending") for key, cls in members.items() if key not in by_vm[wave])
             for cls in sorted({cls for cls, _ in states} or {meta["class"]}):
                 for state in STATES:

@@ -178,7 +178,7 @@ def cancel(
     from vmwave.adapters.files import load_plan
     from vmwave.adapters.ledger import Ledger
     from vmwave.domain.plan import find_wave
-    from vmwave.domain.steps import DONE, PIPELINE
+    from vmwave.domain.steps import outcome
     from vmwave.errors import InputError
     from vmwave.settings import Settings
 
@@ -193,10 +193,8 @@ def cancel(
             "use one of: " + ", ".join(v.name for v in entry.vms),
         )
     book = Ledger(settings.ledger)
-    done = {
-        s["step"] for e in book.by_vm(entry.id) if e["uuid"] == found.uuid for s in e["steps"] if s["status"] in DONE
-    }
-    if set(PIPELINE) <= done:
+    steps = [s for e in book.by_vm(entry.id) if e["uuid"] == found.uuid for s in e["steps"]]
+    if outcome(steps).succeeded:
         raise InputError(
             str(plan_file),
             "",

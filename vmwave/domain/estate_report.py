@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 from vmwave.domain.diagnosis import cause as known_cause
 from vmwave.domain.names import markdown_cell
 from vmwave.domain.plan_file import PlanFile
-from vmwave.domain.steps import GUEST_AGENT, PRECOPY, vm_state
+from vmwave.domain.steps import GUEST_AGENT, PRECOPY, outcome
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def results(
                     name=vm.name,
                     wave=wave.id,
                     cls=vm.cls or wave.cls,
-                    state=vm_state(rows),
+                    state=outcome(rows).state,
                     cause=failed["cause"] if failed else "",
                     fix=known_cause(failed["cause"]).fix if failed else "",
                     injected=injected.get(vm.name, ""),

@@ -6,6 +6,7 @@ One spelling for the ledger, the report, the undo table and the flows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 SNAPSHOT = "snapshot"
@@ -41,23 +42,37 @@ PIPELINE = (SNAPSHOT, CDI_IMPORT, CONVERT, NETWORK_ATTACH, BOOT, GUEST_AGENT, SM
 STATES = ("pending", "running", "succeeded", "failed", "rolled_back")  # a VM of a wave, as the metrics count it
 
 
-def vm_state(rows: Iterable[Mapping[str, Any]]) -> str:
-    """Where a VM of a wave is, from its ledger rows (step, status, cause): one of STATES.
+@dataclass(frozen=True)
+class Outcome:
+    """Where a VM of a wave is: ``state`` as the metrics count it (one of STATES), ``said`` as the wave's report,
+    the CLI and the flow say it (``succeeded``, ``failed: CAUSE``, ``cancelled``, ``missed its window``, ...)."""
+
+    state: str
+    said: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "succeeded"
+
+
+def outcome(rows: Iterable[Mapping[str, Any]]) -> Outcome:
+    """A VM's outcome from its ledger rows (step, status, cause): the one place it is decided.
 
     A cancelled VM was rolled back at a person's request, so it is not a failure; one that missed its window
-    waits for the next.
+    waits for the next. What a step that stopped it said wins over a step still running (another worker's).
     """
     rows = list(rows)
     if not rows:
-        return "pending"
+        return Outcome("pending", "not run")
     failed = [r for r in rows if r["status"] == "failed"]
+    said = stopped_by(failed[0]["cause"]) if failed else ""
     if any(r["status"] == "running" for r in rows):
-        return "running"
+        return Outcome("running", said or "not finished")
     if failed and all(r["cause"] == "missed-window" for r in failed):
-        return "pending"
+        return Outcome("pending", said)
     if failed:
-        return "rolled_back" if all(r["cause"] == "cancelled" for r in failed) else "failed"
+        return Outcome("rolled_back" if all(r["cause"] == "cancelled" for r in failed) else "failed", said)
     if any(r["status"] == "rolled_back" for r in rows):
-        return "rolled_back"
+        return Outcome("rolled_back", "rolled back")
     done = {r["step"] for r in rows if r["status"] in DONE}
-    return "succeeded" if set(PIPELINE) <= done else "running"
+    return Outcome("succeeded", "succeeded") if set(PIPELINE) <= done else Outcome("running", "not finished")
