@@ -204,3 +204,7 @@ def test_vmwave_runs_without_the_lab_package(tmp_path):
     planned = cli("plan", "--inventory", str(inventory), "--out", "plan.yaml")
     assert planned.returncode == 0, planned.stderr
     assert yaml.safe_load((tmp_path / "plan.yaml").read_text())["waves"][0]["vms"][0]["name"] == "a"
+    for asked in (["lab", "up", "--vms", "3"], ["rehearse", "--help"]):
+        told = cli(*asked)
+        assert told.returncode == 2 and "Traceback" not in told.stderr, told.stderr
+        assert "the lab is not installed" in told.stderr and "pip install vmwave-lab" in told.stderr

@@ -13,6 +13,7 @@ try:
 except ModuleNotFoundError as missing:  # a product install without the lab: every other command works
     if not (missing.name or "").startswith("vmwave_lab"):
         raise
+    from vmwave.cli import no_lab  # noqa: F401 - `vmwave lab` says how to get it
 
 
 def main() -> None:
