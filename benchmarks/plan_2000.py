@@ -23,7 +23,8 @@ from pathlib import Path
 
 from pyVmomi import vim, vmodl
 
-from vmwave.adapters.vsphere import VM_PROPERTIES, VCenter, connect, inventory
+from vmwave.adapters.vsphere import VM_PROPERTIES, connect, inventory
+from vmwave.settings import VCenter
 from vmwave.domain.waves import build_plan
 from vmwave.adapters.files import load_maps, load_policy
 from vmwave.plugins import for_planning

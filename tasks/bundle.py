@@ -20,7 +20,7 @@ from vmwave.adapters.documents import dump_yaml, read_yaml
 from vmwave.adapters.files import inside, load_maps, load_plan
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.ledger import Ledger
-from vmwave.adapters.vsphere import inventory
+from vmwave.adapters.vsphere import inventory, password
 from vmwave.domain.build import credentials_name
 from vmwave.domain.conversion_pod import conversion_name
 from vmwave.domain.manifests import LABEL_UUID
@@ -46,7 +46,7 @@ def known_secrets(settings: Settings, cluster: Cluster | None, namespace: str, w
     """Every secret vmwave can name for this wave: what the bundle must not hold."""
     found = []
     try:
-        found.append(settings.need_vcenter().password())
+        found.append(password(settings.need_vcenter()))
     except VmwaveError:
         pass
     if settings.kubeconfig is not None and settings.kubeconfig.is_file():

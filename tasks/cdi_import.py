@@ -23,7 +23,7 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from vmwave.adapters.vsphere import connect
+from vmwave.adapters.vsphere import connect, password
 from vmwave.adapters.vsphere_cbt import changed_bytes, find_snapshot, remove_snapshot, snapshot_disks, take_snapshot
 from vmwave.domain.build import credentials_secret
 from vmwave.domain.diagnosis import import_cause
@@ -104,7 +104,7 @@ def _apply_sources(job: Job) -> list[str]:
         cluster.apply(obj)
     if objects.secrets:  # the wave's credentials; the password only here, never in a log or the ledger
         vcenter = job.settings.need_vcenter()
-        cluster.apply(credentials_secret(job.wave, job.maps.namespace, vcenter.user, vcenter.password()))
+        cluster.apply(credentials_secret(job.wave, job.maps.namespace, vcenter.user, password(vcenter)))
     return [m["metadata"]["name"] for m in objects.datavolumes]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from vmwave.adapters.vsphere import VCenter, inventory
+from vmwave.adapters.vsphere import inventory
+from vmwave.settings import VCenter
 from vmwave.domain.records import SourceVM
 from vmwave_tasks.job import retry_transient
 

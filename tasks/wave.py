@@ -26,7 +26,7 @@ from prefect.exceptions import ObjectAlreadyExists
 
 from vmwave.adapters.files import inside, load_maps, load_plan, write_text_atomic
 from vmwave.adapters.kubernetes import Cluster
-from vmwave.adapters.vsphere import connect, inventory, vcenter_id
+from vmwave.adapters.vsphere import connect, inventory, source_access, vcenter_id
 from vmwave.adapters.vsphere_fence import folder
 from vmwave.adapters.vsphere_ops import disk_holders
 from vmwave.domain.build import credentials_name, vm_objects
@@ -116,7 +116,7 @@ def checked_jobs(
             )
         ]
     copied = any(vm.mode != "rebuild" for vm in wave_plan.vms)
-    access = settings.source_access() if copied else None
+    access = source_access(settings) if copied else None
     jobs, problems = [], []
     for entry in wave_plan.vms:
         vm = replace(by_moref[entry.moref], name=entry.name)  # as the plan knows it: fencing renames the source

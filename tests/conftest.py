@@ -19,7 +19,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 from helpers import VMWAVE, estate_records  # noqa: E402
-from vmwave.adapters.vsphere import VCenter, inventory  # noqa: E402
+from vmwave.adapters.vsphere import inventory  # noqa: E402
+from vmwave.settings import VCenter  # noqa: E402
 from vmwave_lab import lab as lab_control  # noqa: E402
 from vmwave_lab import vcenter  # noqa: E402
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from vmwave.adapters.vsphere import CHECKED_EXTRA_CONFIG
+from vmwave.adapters.vsphere import CHECKED_EXTRA_CONFIG, source_access
 from vmwave.domain.guests import guest_os
 from vmwave.domain.records import Disk, GuestDisk, Nic, Snapshot, SourceVM
 from vmwave_lab import estate
@@ -194,7 +194,7 @@ def job_for(
         },
     )
     objects = vm_objects(
-        vm, plan_entry, wave, maps, None if mode == "rebuild" else settings.source_access(), customizer(settings)
+        vm, plan_entry, wave, maps, None if mode == "rebuild" else source_access(settings), customizer(settings)
     )
     how = None if mode == "rebuild" else conversion(vm, settings, plan_entry.convert)
     return Job(

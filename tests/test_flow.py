@@ -57,12 +57,12 @@ def test_password_from_a_prefect_secret_block(prefect_server, target):
 
     from prefect.blocks.system import Secret
 
-    from vmwave.adapters.vsphere import connect
+    from vmwave.adapters.vsphere import connect, password
     from vmwave.errors import InputError
 
-    Secret(value=target.password()).save("lab-vcenter-password", overwrite=True)
+    Secret(value=password(target)).save("lab-vcenter-password", overwrite=True)
     via_block = replace(target, password_file=None, secret_block="lab-vcenter-password")
     with connect(via_block) as si:
         assert si.content.about.apiType == "VirtualCenter"
     with pytest.raises(InputError, match="no Prefect Secret block of that name"):
-        replace(via_block, secret_block="no-such-block").password()
+        password(replace(via_block, secret_block="no-such-block"))

@@ -129,10 +129,10 @@ def test_vsphere_tags_from_the_rest_api(by_name):
 
 
 def test_rest_api_refuses_a_wrong_password(target, by_name, caplog):
-    from vmwave.adapters.vsphere import _verified
+    from vmwave.adapters.vsphere import _verified, password
     from vmwave.adapters.vsphere_tags import read_tags
 
     moref = by_name["web-01"].moref
-    assert read_tags(target.url, target.user, target.password(), _verified(target), [moref]) == {moref: ("app/shop",)}
+    assert read_tags(target.url, target.user, password(target), _verified(target), [moref]) == {moref: ("app/shop",)}
     assert read_tags(target.url, target.user, "wrong", _verified(target), [moref]) == {}
     assert "REST API answered 401" in caplog.text

@@ -9,20 +9,33 @@ secret, so a ``Settings`` may be logged or shown in the Prefect UI.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vmwave.adapters.vsphere import VCenter, sha1_thumbprint
-from vmwave.domain.build import SourceAccess
 from vmwave.errors import InputError
 
 STATE_DIR = Path("~/.local/state/vmwave")  # XDG_STATE_HOME wins when set
 CACHE_DIR = Path("~/.cache/vmwave")  # XDG_CACHE_HOME wins when set
 MAX_TIMEOUT = 7 * 86400  # seconds: no step waits longer than a week
 CONVERSION_IMAGE = "quay.io/kubev2v/forklift-virt-v2v:latest"  # Forklift's image ships virt-v2v-in-place
+
+
+@dataclass(frozen=True)
+class VCenter:
+    """Where and how to connect. Holds where the password is, never the password
+    (``vmwave.adapters.vsphere.password`` reads it)."""
+
+    url: str
+    user: str
+    password_file: Path | None = None
+    secret_block: str | None = None  # a Prefect Secret block name
+    ca_file: Path | None = None
+    thumbprint: str | None = None
+    insecure: bool = False
 
 
 class Timeouts(BaseModel):
@@ -146,14 +159,6 @@ class Settings(BaseModel):
                 "set VMWAVE_KUBECONFIG or --kubeconfig (lab: `vmwave lab up`)",
             )
         return self.kubeconfig
-
-    def source_access(self) -> SourceAccess:
-        """How CDI reaches vSphere: vCenter's URL, user and CA; VDDK's image and vCenter's thumbprint if VDDK is
-        used."""
-        vcenter = self.need_vcenter()
-        ca = vcenter.ca_file.read_text() if vcenter.ca_file else None
-        thumbprint = sha1_thumbprint(vcenter.url) if self.vddk_image else None  # VDDK wants SHA-1, whatever pins it
-        return SourceAccess(vcenter.url, vcenter.user, ca, self.vddk_image, thumbprint)
 
     def need_maps(self) -> Path:
         if self.maps is None:

@@ -14,7 +14,7 @@ import re
 import socket
 import ssl
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
@@ -26,8 +26,10 @@ from vmwave.adapters.documents import read_secret
 from vmwave.adapters.secrets import load_secret
 from vmwave.adapters.vsphere_tags import read_tags
 from vmwave.domain.guests import guest_os
+from vmwave.domain.build import SourceAccess
 from vmwave.domain.records import Disk, GuestDisk, Nic, Snapshot, SourceVM
 from vmwave.errors import ConnectionFailed, InputError
+from vmwave.settings import Settings, VCenter
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 500
@@ -85,30 +87,28 @@ CONTEXT_PROPERTIES = {
 }
 
 
-@dataclass(frozen=True)
-class VCenter:
-    """Where and how to connect. Holds where the password is, never the password."""
+def password(target: VCenter) -> str:
+    """The vCenter password: from the Secret block when one is named (a deployment's parameter names it on purpose),
+    else the file."""
+    if target.secret_block:
+        return load_secret(target.secret_block, "vcenter")
+    if target.password_file is not None:
+        return read_secret(target.password_file, "password")
+    raise InputError(
+        "vCenter password",
+        "",
+        "no password source given",
+        "set VMWAVE_VCENTER_PASSWORD_FILE (a file) or --secret-block (a Prefect Secret block)",
+    )
 
-    url: str
-    user: str
-    password_file: Path | None = None
-    secret_block: str | None = None  # a Prefect Secret block name
-    ca_file: Path | None = None
-    thumbprint: str | None = None
-    insecure: bool = False
 
-    def password(self) -> str:
-        """From the Secret block when one is named (a deployment's parameter names it on purpose), else the file."""
-        if self.secret_block:
-            return load_secret(self.secret_block, "vcenter")
-        if self.password_file is not None:
-            return read_secret(self.password_file, "password")
-        raise InputError(
-            "vCenter password",
-            "",
-            "no password source given",
-            "set VMWAVE_VCENTER_PASSWORD_FILE (a file) or --secret-block (a Prefect Secret block)",
-        )
+def source_access(settings: Settings) -> SourceAccess:
+    """How CDI reaches vSphere: vCenter's URL, user and CA; VDDK's image and vCenter's thumbprint if VDDK is used
+    (asked of vCenter: a TLS handshake)."""
+    vcenter = settings.need_vcenter()
+    ca = vcenter.ca_file.read_text() if vcenter.ca_file else None
+    thumbprint = sha1_thumbprint(vcenter.url) if settings.vddk_image else None  # VDDK wants SHA-1, whatever pins it
+    return SourceAccess(vcenter.url, vcenter.user, ca, settings.vddk_image, thumbprint)
 
 
 def _ssl_context(target: VCenter) -> tuple[ssl.SSLContext | None, dict[str, Any]]:
@@ -175,7 +175,7 @@ def connect(target: VCenter) -> Iterator[vim.ServiceInstance]:
             port=url.port or (443 if url.scheme == "https" else 80),
             path=url.path or "/sdk",
             user=target.user,
-            pwd=target.password(),
+            pwd=password(target),
             sslContext=context,
             httpConnectionTimeout=30,
             **extra,
@@ -272,7 +272,7 @@ def inventory(
         records = read_inventory(si, page_size, progress, only)
     # A pinned thumbprint was checked when connecting; --insecure was logged there.
     context = ssl._create_unverified_context() if target.insecure or target.thumbprint else _verified(target)
-    found = read_tags(target.url, target.user, target.password(), context, [r.moref for r in records])
+    found = read_tags(target.url, target.user, password(target), context, [r.moref for r in records])
     return [replace(r, tags=found[r.moref]) if r.moref in found else r for r in records]
 
 

@@ -123,6 +123,7 @@ def manifests(
     """
     from vmwave.adapters.documents import dump_yaml
     from vmwave.adapters.files import inside, load_maps, load_plan, write_text_atomic
+    from vmwave.adapters.vsphere import source_access
     from vmwave.domain.build import wave_objects
     from vmwave.plugins import customizer
 
@@ -132,7 +133,7 @@ def manifests(
         load_maps(settings.need_maps(), settings.max_file_bytes),
     )
     _, records = saved_inventory(from_inventory, settings) if from_inventory else read_inventory(settings)
-    objects, failed = wave_objects(doc, wave, records, mapping, settings.source_access(), customizer(settings))
+    objects, failed = wave_objects(doc, wave, records, mapping, source_access(settings), customizer(settings))
     out_dir.mkdir(parents=True, exist_ok=True)
     kinds: dict[str, int] = {}
     for obj in objects:
