@@ -69,55 +69,36 @@ def automations(block: UUID, running_longer_than: float) -> list[AutomationCore]
         + ' s) without ending: look at it in the Prefect UI (Prefect run " ~ '
         'flow_run.id ~ ")"'
     )
+
+    def on(event: str, text: str, description: str, **match: Any) -> AutomationCore:
+        """An automation that calls the webhook with ``text`` each time ``event`` happens to what ``match`` says."""
+        trigger = EventTrigger(expect={event}, posture=Posture.Reactive, threshold=1, within=timedelta(0), **match)
+        return AutomationCore(
+            name=f"{PREFIX}{description}", description=description, trigger=trigger, actions=call(text)
+        )
+
+    too_long = EventTrigger(
+        after={"prefect.flow-run.Running"},
+        expect=set(ENDED),
+        for_each={"prefect.resource.id"},
+        match_related=_flow("migrate-wave"),
+        posture=Posture.Proactive,
+        threshold=1,
+        within=timedelta(seconds=running_longer_than),
+    )  # no end seen in time
     return [
-        AutomationCore(
-            name=f"{PREFIX}wave failed",
-            description="A wave run ended Failed.",
-            trigger=EventTrigger(
-                expect={"prefect.flow-run.Failed"},
-                match_related=_flow("migrate-wave"),
-                posture=Posture.Reactive,
-                threshold=1,
-                within=timedelta(0),
-            ),
-            actions=call(failed),
+        on("prefect.flow-run.Failed", failed, "a wave run ended Failed", match_related=_flow("migrate-wave")),
+        on("prefect.flow-run.Paused", paused, "a P5 VM waits for approval", match_related=_flow("migrate-vm")),
+        on(
+            WINDOW_MISSED,
+            missed,
+            "a window ended with VMs not cut over",
+            match={"prefect.resource.id": "vmwave.wave.*"},
         ),
         AutomationCore(
-            name=f"{PREFIX}approval waiting",
-            description="A manual (P5) migration paused for approval.",
-            trigger=EventTrigger(
-                expect={"prefect.flow-run.Paused"},
-                match_related=_flow("migrate-vm"),
-                posture=Posture.Reactive,
-                threshold=1,
-                within=timedelta(0),
-            ),
-            actions=call(paused),
-        ),
-        AutomationCore(
-            name=f"{PREFIX}window missed",
-            description="A window ended with VMs not cut over.",
-            trigger=EventTrigger(
-                expect={WINDOW_MISSED},
-                match={"prefect.resource.id": "vmwave.wave.*"},
-                posture=Posture.Reactive,
-                threshold=1,
-                within=timedelta(0),
-            ),
-            actions=call(missed),
-        ),
-        AutomationCore(
-            name=f"{PREFIX}wave running too long",
-            description="A wave run stayed Running past its steps' timeouts.",
-            trigger=EventTrigger(
-                after={"prefect.flow-run.Running"},
-                expect=set(ENDED),
-                for_each={"prefect.resource.id"},
-                match_related=_flow("migrate-wave"),
-                posture=Posture.Proactive,
-                threshold=1,
-                within=timedelta(seconds=running_longer_than),
-            ),
+            name=f"{PREFIX}a wave run stayed Running past its steps' timeouts",
+            description="a wave run stayed Running past its steps' timeouts",
+            trigger=too_long,
             actions=call(stuck),
         ),
     ]

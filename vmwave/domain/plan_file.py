@@ -33,8 +33,8 @@ from vmwave.domain.classes import CLASSES
 from vmwave.domain.hooks import parse_hooks
 from vmwave.domain.manifests import Names
 from vmwave.domain.maps import parse_placement
-from vmwave.domain.pod_placement import ConversionPods, NadRef
-from vmwave.domain.names import TARGET_MAX, WAVE_ID, WAVE_ID_FIX, is_k8s_name, is_label_key, is_label_value, target_name
+from vmwave.domain.pod_placement import ConversionPods, NadRef, checked_labels
+from vmwave.domain.names import TARGET_MAX, WAVE_ID, WAVE_ID_FIX, is_k8s_name, target_name
 from vmwave.domain.records import MOREF_PATTERN, UUID_PATTERN
 from vmwave.domain.smoke import parse_checks
 from vmwave.domain.validate import MAX_DURATION, Node, aware_time, input_errors, node_checked, problem, seconds
@@ -237,14 +237,7 @@ class PlannedEntry(Model):
     @field_validator("labels")
     @classmethod
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key, value in labels.items():
-            if not is_label_key(key) or not is_label_value(value):
-                raise problem(
-                    f"{key}={value!r} is not a Kubernetes label",
-                    "keys are [prefix/]name, values at most 63 letters, digits, '-', '_' or '.'",
-                    key,
-                )
-        return labels
+        return checked_labels(labels, "Kubernetes label")
 
     @model_validator(mode="before")
     @classmethod

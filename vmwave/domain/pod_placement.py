@@ -24,7 +24,8 @@ AFFINITY_KINDS = ("nodeAffinity", "podAffinity", "podAntiAffinity")
 RESERVED_LABEL_PREFIXES = ("vmwave.io/", "app.kubernetes.io/")  # vmwave finds its pods by these: not the user's
 
 
-def _labels(labels: dict[str, str], what: str) -> dict[str, str]:
+def checked_labels(labels: dict[str, str], what: str) -> dict[str, str]:
+    """Labels as Kubernetes takes them, or the model's problem naming the first that is not."""
     for key, value in labels.items():
         if not is_label_key(key) or not is_label_value(value):
             raise problem(
@@ -95,7 +96,7 @@ class ConversionPods(_Model):
     @field_validator("node_selector")
     @classmethod
     def _selector(cls, value: dict[str, str]) -> dict[str, str]:
-        return _labels(value, "node label")
+        return checked_labels(value, "node label")
 
     @field_validator("labels")
     @classmethod
@@ -105,7 +106,7 @@ class ConversionPods(_Model):
                 raise problem(
                     f"{key} is a label vmwave sets itself", "use a label outside vmwave.io/ and app.kubernetes.io/", key
                 )
-        return _labels(value, "Kubernetes label")
+        return checked_labels(value, "Kubernetes label")
 
     @field_validator("affinity")
     @classmethod
