@@ -18,6 +18,23 @@ from vmwave.domain.records import SourceVM
 from vmwave.plugins import for_planning
 
 
+def write_plan_document(
+    records: list[SourceVM],
+    policy: Policy,
+    maps: Maps | None,
+    source: str,
+    out: str | Path,
+    disabled: frozenset[str] = frozenset(),
+    kubeconfig: Path | None = None,
+) -> tuple[dict[str, Any], int]:
+    """The plan, written to ``out``, checked against the VMs already in the cluster when there is a kubeconfig;
+    and how many there were. `vmwave plan` and the plan flow both make it so."""
+    existing = cluster_vms(kubeconfig)
+    doc = make_plan(records, policy, maps, source, existing=existing, **for_planning(disabled))
+    write_plan(doc, out)
+    return doc, len(existing)
+
+
 @task(persist_result=False, cache_policy=NONE)
 def build_plan_document(
     records: list[SourceVM],
@@ -28,10 +45,8 @@ def build_plan_document(
     disabled: frozenset[str] = frozenset(),
     kubeconfig: Path | None = None,
 ) -> dict[str, Any]:
-    """The plan, checked against the VMs already in the cluster when there is a kubeconfig."""
-    doc = make_plan(records, policy, maps, source, existing=cluster_vms(kubeconfig), **for_planning(disabled))
-    write_plan(doc, out)
-    return doc
+    """The plan document of a flow run (``write_plan_document``)."""
+    return write_plan_document(records, policy, maps, source, out, disabled, kubeconfig)[0]
 
 
 @task(persist_result=False, cache_policy=NONE)

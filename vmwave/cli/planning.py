@@ -72,20 +72,20 @@ def plan(
     insecure: bool = INSECURE,
 ) -> None:
     """Classify every VM, cut the estate into waves and write the plan file."""
-    from vmwave.adapters.files import load_maps, load_policy, write_plan
-    from vmwave.domain.plan import make_plan, parse_plan, summarize
-    from vmwave.adapters.kubernetes import cluster_vms
-    from vmwave.plugins import for_planning
+    from vmwave.adapters.files import load_maps, load_policy
+    from vmwave.domain.plan import parse_plan, summarize
+    from vmwave_tasks.plan import write_plan_document
 
     settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
     limit = settings.max_file_bytes
     policy, mapping = load_policy(rules, wave_size, per_host, limit), load_maps(settings.maps, limit)  # fail first
     source, records = saved_inventory(from_inventory, settings) if from_inventory else read_inventory(settings)
-    existing = cluster_vms(settings.kubeconfig and settings.need_kubeconfig())
-    doc = make_plan(records, policy, mapping, source, existing=existing, **for_planning(settings.disable_plugins))
-    write_plan(doc, out_file)
+    kubeconfig = settings.need_kubeconfig() if settings.kubeconfig else None
+    doc, existing = write_plan_document(
+        records, policy, mapping, source, out_file, settings.disable_plugins, kubeconfig
+    )
     if settings.kubeconfig:
-        err.print(f"checked against the {len(existing)} VirtualMachines already in the cluster")
+        err.print(f"checked against the {existing} VirtualMachines already in the cluster")
     show_summary(summarize(parse_plan(doc, str(out_file))))
     err.print(f"plan written to {out_file}")
 
