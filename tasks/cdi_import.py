@@ -190,26 +190,34 @@ def _final_checkpoints(job: Job) -> tuple[list[dict], int, bool]:
                 f"{job.vm.name}: its cutover snapshot {final} is gone",
                 "roll the wave back and run it again: the precopy starts over",
             )
-        disks = snapshot_disks(si, snap)
-        deltas = {
-            file: changed_bytes(si, job.vm.moref, snap, disks[file], since)
-            for file, since in rounds["change_ids"].items()
-        }
-        full = None in deltas.values()
-        if full:
-            deltas = {file: changed_bytes(si, job.vm.moref, snap, disk, "*") or 0 for file, disk in disks.items()}
-    manifests = []
+        manifests, _, _, copied, full = _next_checkpoints(
+            si, job, snap, rounds["change_ids"], rounds["checkpoints"], final=True
+        )
+    return manifests, copied, full
+
+
+def _next_checkpoints(
+    si: Any, job: Job, snap: Any, change_ids: dict[str, str], checkpoints: dict[str, list[dict]], final: bool
+) -> tuple[list[dict], dict[str, list[dict]], dict[str, str], int, bool]:
+    """Each DataVolume staged with one more checkpoint, to ``snap`` from its disk's last changeId (the whole disk
+    again when there is none, or vCenter reset its tracking); each one's checkpoints, each disk's changeId at
+    ``snap``, the bytes they copy, and whether they copy whole disks. A precopy round and the final copy chain
+    their checkpoints so, both."""
+    disks = snapshot_disks(si, snap)
+    deltas = {file: changed_bytes(si, job.vm.moref, snap, disks[file], since) for file, since in change_ids.items()}
+    full = not change_ids or None in deltas.values()
+    if full:
+        deltas = {file: changed_bytes(si, job.vm.moref, snap, disk, "*") or 0 for file, disk in disks.items()}
+    manifests, chains, now = [], {}, dict(change_ids)
     for manifest in job.objects.datavolumes:
         name, disk = manifest["metadata"]["name"], disks[_backing(manifest)]
         if full:
             _start_afresh(job, name, only_failed=False)
-        checkpoints = (
-            [{"previous": "", "current": snap._moId}]
-            if full
-            else rounds["checkpoints"][name] + [{"previous": rounds["change_ids"][disk.file], "current": snap._moId}]
-        )
-        manifests.append(staged(manifest, checkpoints, final=True))
-    return manifests, sum(deltas[_backing(m)] for m in manifests), full
+        previous = [] if full else checkpoints[name] + [{"previous": change_ids[disk.file], "current": snap._moId}]
+        chains[name] = previous or [{"previous": "", "current": snap._moId}]
+        now[disk.file] = disk.change_id
+        manifests.append(staged(manifest, chains[name], final=final))
+    return manifests, chains, now, sum(deltas[_backing(m)] or 0 for m in manifests), full
 
 
 def _backing(manifest: dict) -> str:
@@ -234,24 +242,9 @@ def precopy(job: Job) -> dict:
         while True:
             n, started = len(rounds) + 1, time.monotonic()
             snap = take_snapshot(si, job.vm.moref, round_snapshot(job.wave, n))
-            disks = snapshot_disks(si, snap)
-            deltas = {
-                file: changed_bytes(si, job.vm.moref, snap, disks[file], since) for file, since in change_ids.items()
-            }
-            full = not change_ids or None in deltas.values()  # the first round, or vCenter reset the tracking
-            if full:
-                for name in names:
-                    _start_afresh(job, name, only_failed=False)
-                deltas = {file: changed_bytes(si, job.vm.moref, snap, disk, "*") or 0 for file, disk in disks.items()}
-            manifests = []
-            for manifest in job.objects.datavolumes:
-                name, disk = manifest["metadata"]["name"], disks[_backing(manifest)]
-                previous = "" if full else change_ids[disk.file]
-                checkpoints[name] = ([] if full else checkpoints[name]) + [
-                    {"previous": previous, "current": snap._moId}
-                ]
-                change_ids[disk.file] = disk.change_id
-                manifests.append(staged(manifest, checkpoints[name], final=False))
+            manifests, checkpoints, change_ids, copied, full = _next_checkpoints(
+                si, job, snap, change_ids, checkpoints, final=False
+            )
             _import(job, manifests, ("Paused",), job.settings.timeouts.import_, checkpoint=snap._moId)
             if n > 1:
                 remove_snapshot(si, job.vm.moref, round_snapshot(job.wave, n - 1))
@@ -259,7 +252,7 @@ def precopy(job: Job) -> dict:
                 {
                     "round": n,
                     "full": full,
-                    "bytes": sum(deltas[_backing(m)] or 0 for m in manifests),
+                    "bytes": copied,
                     "seconds": round(time.monotonic() - started, 3),
                     "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 }
