@@ -24,7 +24,7 @@ from typing import Callable
 from prefect.futures import PrefectFuture
 
 from vmwave_tasks.job import Job, Wave
-from vmwave_tasks.slots import SharedSlots
+from vmwave.adapters.prefect_slots import SharedSlots
 
 POLL_SECONDS = 2.0  # how long a blocked VM waits before it asks again (other workers may have freed slots)
 REFRESH_SECONDS = 10.0  # how often this worker says its claims are alive (the ledger's CLAIM_STALE_SECONDS is 60)
