@@ -149,8 +149,13 @@ class Cluster:
         server-side dry run that stores nothing; None when it would take it."""
         try:
             r = self.resource(obj["apiVersion"], obj["kind"])
-            self.dynamic.server_side_apply(
-                r, body=obj, namespace=obj["metadata"].get("namespace"), field_manager=FIELD_MANAGER, dry_run="All"
+            self.dynamic.server_side_apply(  # the answer unread: a ResourceInstance per object costs a wave's CPU
+                r,
+                body=obj,
+                namespace=obj["metadata"].get("namespace"),
+                field_manager=FIELD_MANAGER,
+                dry_run="All",
+                serialize=False,
             )
             return None
         except VmwaveError as exc:  # the kind is not served
@@ -159,11 +164,13 @@ class Cluster:
             return f"{exc.status}: {_reason(exc)}"
 
     def items(self, api_version: str, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Every object of a kind (in ``namespace``, or in all), or [] when the cluster does not serve it."""
+        """Every object of a kind (in ``namespace``, or in all), or [] when the cluster does not serve it; read as
+        plain JSON: the client's ResourceInstance of 2,000 VMIs took a wave's preflight seconds of CPU."""
         try:
-            return self.resource(api_version, kind).get(namespace=namespace).to_dict().get("items") or []
+            found = self.resource(api_version, kind).get(namespace=namespace, serialize=False)
         except VmwaveError:
             return []
+        return json.loads(found.data).get("items") or []
 
     def apply_owned(self, obj: dict[str, Any], run: str) -> dict[str, Any]:
         """Apply one of a VM's own objects for the run ``run`` (labelled so), never taking over one that exists
