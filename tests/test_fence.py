@@ -103,3 +103,17 @@ def test_a_verified_source_is_fenced_and_its_rollback_unfences_it(
     assert undone.returncode == 0, undone.stdout + undone.stderr
     assert source(wave_env, entry["moref"]) == before  # its name, folder, NICs, attribute and power
     assert cluster.get(KV, "VirtualMachine", "vmwave", entry["target_name"]) is None
+
+
+def test_a_fence_that_makes_the_migrated_attribute_another_made_first_uses_that_one(target):
+    """The 2000-VM rehearsal met it: two VMs fenced at once both found no `vmwave.migrated` attribute and both
+    made it; vCenter answered the second DuplicateName, and that VM failed 'unexpected'."""
+    from vmwave.adapters.vsphere_fence import _field_key, made_field
+
+    name = f"vmwave.race-{os.getpid()}"
+    with connect(target) as first, connect(target) as second:
+        assert _field_key(first, name, create=False) is None  # the first fence finds none ...
+        theirs = made_field(second, name)  # ... the second makes it ...
+        assert made_field(first, name) == theirs  # ... and the first, making it too, uses the second's
+        with pytest.raises(vim.fault.DuplicateName):  # what vCenter answers a second definition
+            first.content.customFieldsManager.AddCustomFieldDef(name=name, moType=vim.VirtualMachine)

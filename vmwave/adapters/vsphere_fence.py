@@ -67,11 +67,20 @@ def reconfigure(si: vim.ServiceInstance, moref: str, name: str, nics: NicStates,
 
 
 def _field_key(si: vim.ServiceInstance, name: str, create: bool) -> int | None:
-    manager = service_content(si).customFieldsManager
-    for field in manager.field or ():
+    """The key of the custom attribute ``name`` on VMs; made when ``create`` and vCenter has none."""
+    for field in service_content(si).customFieldsManager.field or ():
         if field.name == name and field.managedObjectType in (None, vim.VirtualMachine):
             return field.key
-    return manager.AddCustomFieldDef(name=name, moType=vim.VirtualMachine).key if create else None
+    return made_field(si, name) if create else None
+
+
+def made_field(si: vim.ServiceInstance, name: str) -> int | None:
+    """The attribute ``name`` made on VMs; when another VM's fence (a thread of this wave, another worker) made it
+    since it was read, vCenter answers DuplicateName and that one is used."""
+    try:
+        return service_content(si).customFieldsManager.AddCustomFieldDef(name=name, moType=vim.VirtualMachine).key
+    except vim.fault.DuplicateName:
+        return _field_key(si, name, create=False)
 
 
 def set_attribute(si: vim.ServiceInstance, moref: str, name: str, value: str) -> None:
