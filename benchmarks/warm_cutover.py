@@ -130,7 +130,7 @@ def main() -> None:
                 time.sleep(0.2)
             first = rounds("warm1")
             write_disk(work / "lab", "erp-01", 0, DATA_MB // 2, CHANGED_MB)  # the running guest writes
-            Ledger(Settings.load().ledger).request_cutover("warm1")
+            Ledger(Settings.load().ledger).requests.request_cutover("warm1")
             run.join()
             warm = downtime("warm1")
             final = next(r for r in Ledger(Settings.load().ledger).rows("warm1") if r["step"] == "cdi-import")

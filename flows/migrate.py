@@ -72,19 +72,20 @@ def run_steps(job: Job, approval_timeout: int = 86400) -> dict[str, Any]:
     """
     logger = get_run_logger()
     try:
+        copies = {}
         if job.entry.warm:
-            precopy(job)  # copies while the source runs, until the cutover is due (or skipped: cold)
+            copies = precopy(job)  # copies while the source runs, until the cutover is due (or skipped: cold)
         elif job.entry.cutover_at or job.entry.window:
             wait_for_cutover(job)  # its cutover time; or none started after its window ended
         approved(job, "before-cutover", approval_timeout)
         if "pre_cutover" in job.hooks:
             pre_cutover_hook(job)
-        snapshot(job)
-        cdi_import(job)
+        down = snapshot(job)
+        cdi_import(job, down, copies)
         convert(job)
         network_attach(job)
         boot(job)
-        agent = guest_agent(job)
+        agent = guest_agent(job, down)
         smoke(job, agent)
         if "post_boot" in job.hooks:
             post_boot_hook(job)

@@ -15,8 +15,8 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from vmwave.adapters.notifications import emit_window_missed
-from vmwave.adapters.secrets import kubeconfig_file
+from vmwave.adapters.prefect_api.notifications import emit_window_missed
+from vmwave.adapters.prefect_api.secrets import kubeconfig_file
 from vmwave.domain.steps import stopped_by
 from vmwave.errors import VmwaveError
 from vmwave.settings import Settings, Timeouts
@@ -24,7 +24,8 @@ from vmwave_flows.migrate import migrate_vm, run_steps
 from vmwave_flows.refusals import incomplete, quiet_refusals, refused
 from vmwave_tasks.inventory import read_vcenter_inventory
 from vmwave_tasks.dispatch import run_wave
-from vmwave_tasks.job import Job, classify
+from vmwave_tasks.clients import open_clients
+from vmwave_tasks.job import Choices, Job, Wave, classify
 from vmwave_tasks.undo import rollback
 from vmwave_tasks.wave import (
     end_wave,
@@ -108,7 +109,8 @@ def migrate_wave(
                 kubeconfig=kubeconfig,
                 vcenter={"secret_block": vcenter_secret_block},
             )
-            report = _run_wave(plan, wave, settings, ignore_window, keep_for_debug, report_dir, redo or [], retry)
+            choices = Choices(ignore_window, keep_for_debug, tuple(redo or ()), None if retry is None else tuple(retry))
+            report = _run_wave(plan, wave, settings, choices, report_dir)
     except VmwaveError as exc:  # refused before anything changed: its message says why and what to do
         return refused(exc, logger)
     logger.info(
@@ -133,33 +135,25 @@ def migrate_wave(
     return report
 
 
-def _run_wave(
-    plan: str,
-    wave: str | int,
-    settings: Settings,
-    ignore_window: bool,
-    keep_for_debug: bool,
-    report_dir: str,
-    redo: list[str],
-    retry: list[str] | None,
-) -> dict[str, Any]:
+def _run_wave(plan: str, wave: str | int, settings: Settings, choices: Choices, report_dir: str) -> dict[str, Any]:
     """Check the wave (refused here, before anything changes), run its VMs within the shared limits, report."""
-    wave_plan = planned_wave(plan, wave, settings, ignore_window)  # refused outside its window: nothing read yet
+    wave_plan = planned_wave(plan, wave, settings, choices.ignore_window)  # refused outside its window: none read yet
     records = read_vcenter_inventory(settings.need_vcenter(), [vm.moref for vm in wave_plan.vms])
-    to_run = prepare_wave(wave_plan, records, settings, ignore_window, keep_for_debug, redo, retry)
-    limits, caps = share_limits(quote(to_run))  # a Wave walked for futures costs as much as its VMs
-    bar = start_progress(to_run.id)
-    with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
-        outcomes = run_wave(
-            to_run,
-            limits,
-            caps,
-            start=lambda job: runner.submit(migrate_one, {"job": quote(job)}),
-            finished=lambda done, total: progress(bar, done, total),
-        )
-    remove_credentials(to_run)
-    end_wave(quote(to_run))
-    return wave_report(quote(to_run), outcomes, report_dir)
+    with open_clients(settings) as clients:
+        to_run = prepare_wave(wave_plan, records, settings, quote(clients), choices)
+        limits, caps = share_limits(quote(to_run))  # a Wave walked for futures costs as much as its VMs
+        bar = start_progress(to_run.id)
+        with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
+            outcomes = run_wave(
+                to_run,
+                limits,
+                caps,
+                start=lambda job: runner.submit(migrate_one, {"job": quote(job)}),
+                finished=lambda done, total: progress(bar, done, total),
+            )
+        remove_credentials(to_run)
+        end_wave(quote(to_run))
+        return wave_report(quote(to_run), outcomes, report_dir)
 
 
 @flow(name="rollback-wave", flow_run_name="rollback-{wave}", log_prints=True)
@@ -204,8 +198,13 @@ def _roll_back(
     plan: str, wave: str | int, settings: Settings, keep_for_debug: bool, vms: list[str]
 ) -> dict[str, Any] | State:
     """Every VM the ledger knows in the wave (or those named) rolled back, then the wave's credentials removed."""
-    to_undo = rollback_jobs(plan, wave, settings, keep_for_debug, vms)
-    with ThreadPoolTaskRunner(max_workers=settings.in_flight) as runner:
+    with open_clients(settings) as clients:
+        return _undo_jobs(rollback_jobs(plan, wave, settings, quote(clients), keep_for_debug, vms), vms)
+
+
+def _undo_jobs(to_undo: Wave, vms: list[str]) -> dict[str, Any] | State:
+    """Each job's VM rolled back, then the wave's credentials removed unless only some VMs were named."""
+    with ThreadPoolTaskRunner(max_workers=to_undo.settings.in_flight) as runner:
         done = {job.vm.name: runner.submit(rollback, {"job": quote(job)}) for job in to_undo.jobs}
         failed = {name: outcome["failed"] for name, f in done.items() if (outcome := f.result())["failed"]}
     try:

@@ -19,17 +19,18 @@ from typing import Any
 from vmwave.adapters.documents import dump_yaml, read_yaml
 from vmwave.adapters.files import inside, load_maps, load_plan
 from vmwave.adapters.kubernetes import Cluster
-from vmwave.adapters.ledger import Ledger
+
 from vmwave.adapters.vsphere import inventory, password
 from vmwave.domain.build import credentials_name
 from vmwave.domain.conversion_pod import conversion_name
 from vmwave.domain.manifests import LABEL_UUID
 from vmwave.domain.plan import find_wave
-from vmwave.domain.plan_file import PlannedEntry
+from vmwave.domain.plan_file import PlannedEntry, WavePlan
 from vmwave.domain.records import SourceVM
 from vmwave.domain.redact import redacted
 from vmwave.errors import VmwaveError
 from vmwave.settings import Settings
+from vmwave_tasks.clients import Clients, open_clients
 
 KINDS = [
     ("kubevirt.io/v1", "VirtualMachine"),
@@ -104,14 +105,20 @@ def debug_bundle(
     """Write the bundle of ``vm_names`` of the wave (every VM the ledger knows in it when none is named) to
     ``out``; what it holds, per VM."""
     wave_plan = find_wave(load_plan(plan_file, settings.max_file_bytes), wave)
-    ledger = Ledger.shared(settings.ledger)
-    recorded = {row["vm"]: row for row in ledger.by_vm(wave_plan.id)}
+    with open_clients(settings) as clients:
+        return _write(wave_plan, vm_names, settings, clients, report_dir, out)
+
+
+def _write(
+    wave_plan: WavePlan, vm_names: list[str], settings: Settings, clients: Clients, report_dir: str, out: Path
+) -> dict[str, Any]:
+    recorded = {row["vm"]: row for row in clients.steps.by_vm(wave_plan.id)}
     unknown = sorted(set(vm_names) - {vm.name for vm in wave_plan.vms})
     if unknown:
         raise VmwaveError(f"wave {wave_plan.id} has no VM {', '.join(unknown)}", "name VMs as the plan has them")
     entries = [vm for vm in wave_plan.vms if (vm.name in vm_names if vm_names else vm.name in recorded)]
     maps = load_maps(settings.need_maps(), settings.max_file_bytes)
-    cluster = Cluster.shared(settings.need_kubeconfig())
+    cluster = clients.cluster
     records = {r.moref: r for r in inventory(settings.need_vcenter(), only=[e.moref for e in entries])}
     partial = out.with_name(out.name + ".part")
     bundle = Bundle(

@@ -77,7 +77,7 @@ class DiskProgress:
             self.disks[name] = seen
             get_run_logger().info("%s: %s %s", name, seen["phase"], seen["progress"])
             if time.monotonic() - self.noted > NOTE_SECONDS:  # the step's end records the last state anyway
-                self.job.ledger().mark(self.job.wave, self.job.vm.key, CDI_IMPORT, detail={"disks": self.list()})
+                self.job.clients.steps.mark(self.job.wave, self.job.vm.key, CDI_IMPORT, detail={"disks": self.list()})
                 self.noted = time.monotonic()
         return seen["phase"]
 
@@ -89,7 +89,7 @@ def _start_afresh(job: Job, name: str, only_failed: bool = True) -> None:
     """Remove the DataVolume so CDI imports it again: one that failed stays failed in CDI, a warm copy whose
     changeId vCenter refused must start over from its first checkpoint, and a copy a failure kept is reused only
     by `vmwave retry`, which checks the source did not change since."""
-    cluster = job.cluster()
+    cluster = job.clients.cluster
     found = cluster.get(CDI, "DataVolume", job.maps.namespace, name)
     kept = KEPT_FOR_RETRY in ((found or {}).get("metadata") or {}).get("labels", {})
     if found is not None and job.owns(found) and (not only_failed or kept or _phase(found) == "Failed"):
@@ -99,7 +99,7 @@ def _start_afresh(job: Job, name: str, only_failed: bool = True) -> None:
 
 def _apply_sources(job: Job) -> list[str]:
     """The namespace, the CA and the wave's credentials the DataVolumes read with; their names."""
-    cluster, objects = job.cluster(), job.objects
+    cluster, objects = job.clients.cluster, job.objects
     for obj in (objects.namespace, *objects.config_maps):
         cluster.apply(obj)
     if objects.secrets:  # the wave's credentials; the password only here, never in a log or the ledger
@@ -116,7 +116,7 @@ def _import(
     A precopy round waits first for CDI's note on the PVC that it copied ``checkpoint``: the DataVolume was
     Paused before the round too.
     """
-    cluster, names = job.cluster(), [m["metadata"]["name"] for m in manifests]
+    cluster, names = job.clients.cluster, [m["metadata"]["name"] for m in manifests]
     progress = DiskProgress(job, names)
     made = {name: cluster.apply_owned(manifest, job.run) for name, manifest in zip(names, manifests)}
     deadline = time.monotonic() + timeout
@@ -150,7 +150,8 @@ def _import(
 
 
 @step(CDI_IMPORT)
-def cdi_import(job: Job) -> dict:
+def cdi_import(job: Job, down: dict, copies: dict) -> dict:
+    """``down`` is what the snapshot step returned, ``copies`` what the precopy did (a warm VM's rounds)."""
     wait_for_group(job, SNAPSHOT, "shut down", job.settings.timeouts.shutdown)  # a shared disk copies once all are off
     names = _apply_sources(job)
     for name in names:
@@ -158,12 +159,12 @@ def cdi_import(job: Job) -> dict:
     manifests, copied = list(job.objects.datavolumes), sum(d.capacity_bytes for d in job.vm.disks)
     warm = {}
     if job.warm:
-        manifests, copied, full = _final_checkpoints(job)
+        manifests, copied, full = _final_checkpoints(job, down["snapshot"], copies)
         warm = {"final_checkpoint": True, "full": full}
     progress = _import(job, manifests, ("Succeeded",), job.settings.timeouts.import_)
     if job.warm:
         with connect(job.settings.need_vcenter()) as si:  # the last round's snapshot; the final one stays
-            remove_snapshot(si, job.vm.moref, _precopied(job)["snapshot"])
+            remove_snapshot(si, job.vm.moref, copies["snapshot"])
     sources = [next(iter(m["spec"]["source"])) for m in job.objects.datavolumes]
     return {
         "disks": progress.list(),
@@ -173,15 +174,10 @@ def cdi_import(job: Job) -> dict:
     }
 
 
-def _precopied(job: Job) -> dict:
-    return (job.ledger().get(job.wave, job.vm.key, PRECOPY) or {}).get("detail") or {}
-
-
-def _final_checkpoints(job: Job) -> tuple[list[dict], int, bool]:
-    """Each DataVolume with its final checkpoint, from the last round to the snapshot taken after shutdown; the
-    bytes that changed; whether it is a whole copy again (vCenter reset the tracking since the last round)."""
-    rounds = _precopied(job)
-    final = (job.ledger().get(job.wave, job.vm.key, SNAPSHOT) or {}).get("detail", {}).get("snapshot")
+def _final_checkpoints(job: Job, final: str | None, rounds: dict) -> tuple[list[dict], int, bool]:
+    """Each DataVolume with its final checkpoint, from the last round (``rounds``) to the snapshot ``final``
+    taken after shutdown; the bytes that changed; whether it is a whole copy again (vCenter reset the tracking
+    since the last round)."""
     with connect(job.settings.need_vcenter()) as si:
         snap = find_snapshot(si, job.vm.moref, final or "")
         if snap is None:
@@ -236,7 +232,7 @@ def precopy(job: Job) -> dict:
         get_run_logger().warning("%s moves cold: %s (%s)", job.vm.name, why, fix)
         return {"status": "skipped", "cold": why, "fix": fix}
     names = _apply_sources(job)
-    ledger, interval = job.ledger(), job.entry.precopy_interval
+    ledger, interval = job.clients.steps, job.entry.precopy_interval
     with connect(job.settings.need_vcenter()) as si:
         rounds, checkpoints, change_ids = _resumed(job, si, names)
         while True:
@@ -284,7 +280,7 @@ def precopy(job: Job) -> dict:
 def _resumed(job: Job, si: Any, names: list[str]) -> tuple[list[dict], dict[str, list[dict]], dict[str, str]]:
     """The rounds, checkpoints and changeIds a precopy goes on from: those of one that missed its window, when its
     last round's snapshot is still there to copy the next delta from; else none (a whole copy first)."""
-    detail = (job.ledger().get(job.wave, job.vm.key, PRECOPY) or {}).get("detail") or {}
+    detail = (job.clients.steps.get(job.wave, job.vm.key, PRECOPY) or {}).get("detail") or {}
     if (
         not detail.get("missed_window")
         or not detail.get("rounds")
@@ -310,7 +306,7 @@ def wait_for_cutover(job: Job, seconds: float | None = None) -> bool:
             job.entry.cutover_at,
             window.end if window else None,
             datetime.now(timezone.utc),
-            job.cutover_now or job.ledger().cutover_requested(job.wave, job.vm.instance_uuid),
+            job.cutover_now or job.clients.requests.cutover_requested(job.wave, job.vm.instance_uuid),
         )
         if state == "missed":
             raise StepFailed(

@@ -49,7 +49,7 @@ class PodProgress:
         phase = _phase(pod)
         if phase != self.phase:
             self.phase = phase
-            self.job.ledger().mark(
+            self.job.clients.steps.mark(
                 self.job.wave,
                 self.job.vm.key,
                 CONVERT,
@@ -74,7 +74,7 @@ def convert(job: Job) -> dict:
             "why": how.why,
             "reason": "a disk-only copy: the guest is kept as it is",
         }
-    settings, cluster, namespace = job.settings, job.cluster(), job.maps.namespace
+    settings, cluster, namespace = job.settings, job.clients.cluster, job.maps.namespace
     env = dict(how.env)
     if settings.v2v_accel == "tcg":
         env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"

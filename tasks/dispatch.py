@@ -24,7 +24,7 @@ from typing import Callable
 from prefect.futures import PrefectFuture
 
 from vmwave_tasks.job import Job, Wave
-from vmwave.adapters.prefect_slots import SharedSlots
+from vmwave.adapters.prefect_api.slots import SharedSlots
 
 POLL_SECONDS = 2.0  # how long a blocked VM waits before it asks again (other workers may have freed slots)
 REFRESH_SECONDS = 10.0  # how often this worker says its claims are alive (the ledger's CLAIM_STALE_SECONDS is 60)
@@ -52,7 +52,7 @@ class WaveDispatcher:
     ):
         self.jobs, self.limits, self.caps, self.in_flight = list(wave.jobs), limits, caps, wave.settings.in_flight
         self.start, self.finished = start, finished
-        self.owner, self.ledger = uuid.uuid4().hex, wave.ledger()
+        self.owner, self.claims, self.records = uuid.uuid4().hex, wave.clients.claims, wave.clients.steps
         self.pending = largest_first(self.jobs)
         self.outcomes: dict[str, str] = {}
         self.taking: dict[Future, Job] = {}
@@ -70,7 +70,7 @@ class WaveDispatcher:
                 for kind, item in self._next_events():
                     self._slots_answered(item) if kind == "taken" else self._vm_finished(item)
                 if time.monotonic() - refreshed > REFRESH_SECONDS:
-                    self.ledger.refresh_claims(self.owner)
+                    self.claims.refresh_claims(self.owner)
                     refreshed = time.monotonic()
         return self.outcomes
 
@@ -94,15 +94,15 @@ class WaveDispatcher:
         A VM another worker ran during this run is theirs (``elsewhere``), failed or not: it is not run again
         here; one whose worker went silent is taken over.
         """
-        claim = self.ledger.claim(job.wave, job.vm.key, self.owner)
+        claim = self.claims.claim(job.wave, job.vm.key, self.owner)
         if claim == "busy":  # it finishes there, or its worker died and its claim goes stale
             return "busy", None
-        if claim == "new" and self.ledger.worked_on_since(job.wave, job.vm.key, self.since):  # done there
-            self.ledger.release_claim(job.wave, job.vm.key, self.owner)
+        if claim == "new" and self.records.worked_on_since(job.wave, job.vm.key, self.since):  # done there
+            self.claims.release_claim(job.wave, job.vm.key, self.owner)
             return "elsewhere", None
         lease = self.slots.take(self.limits[job.vm.key])
         if lease is None:  # another worker holds the rest of a cap
-            self.ledger.release_claim(job.wave, job.vm.key, self.owner)
+            self.claims.release_claim(job.wave, job.vm.key, self.owner)
             return "full", None
         return "run", lease
 
@@ -139,7 +139,7 @@ class WaveDispatcher:
         self.slots.give_back(lease)
         self.here.subtract(self.limits[job.vm.key])
         self.blocked.clear()  # slots were freed: everything may be asked again
-        self.ledger.release_claim(job.wave, job.vm.key, self.owner)
+        self.claims.release_claim(job.wave, job.vm.key, self.owner)
         self.finished(len(self.outcomes), len(self.jobs))
 
 

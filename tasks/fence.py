@@ -31,7 +31,7 @@ def fence(job: Job) -> dict:
         return {"status": "skipped", "why": "the plan says `fence: false`"}
     if job.mode == "rebuild":
         return {"status": "skipped", "why": "a rebuilt VM's source was not moved: it runs until its team retires it"}
-    ledger = job.ledger()
+    ledger = job.clients.steps
     before = ((ledger.get(job.wave, job.vm.key, FENCE) or {}).get("detail") or {}).get("before")  # an earlier try's
     moref = job.vm.moref
     with connect(job.settings.need_vcenter()) as si:

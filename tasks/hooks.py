@@ -18,7 +18,7 @@ def _finished(job: dict | None) -> bool:
 
 def run_hook(job: Job, kind: str) -> dict:
     """Run the hook's Job (once: a hook may not be safe to repeat) and wait for it; a failure fails the step."""
-    cluster, namespace = job.cluster(), job.maps.namespace
+    cluster, namespace = job.clients.cluster, job.maps.namespace
     manifest = hook_job(job.vm, job.target, job.wave, namespace, kind, job.hooks[kind])
     name = manifest["metadata"]["name"]
     if cluster.get("batch/v1", "Job", namespace, name) is None:

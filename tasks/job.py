@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from vmwave.adapters.kubernetes import Cluster, connection_cause
-from vmwave.adapters.ledger import Ledger
+from vmwave.adapters.kubernetes import connection_cause
 from vmwave.adapters.vsphere import fault_cause
 from vmwave.domain.build import VMObjects
 from vmwave.domain.diagnosis import cause as known_cause
@@ -20,6 +19,17 @@ from vmwave.domain.warm import cold_because
 from vmwave.errors import Cancelled, VmwaveError
 from vmwave.domain.conversion import Conversion
 from vmwave.settings import Settings
+from vmwave_tasks.clients import Clients
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the person starting a wave's run chose, beside the plan and the settings (the flow's parameters)."""
+
+    ignore_window: bool = False  # run a planned-window wave outside its window; a warm VM cuts over after one copy
+    keep_for_debug: bool = False  # keep a failed VM's cluster objects, labelled, instead of removing them
+    redo: tuple[str, ...] = ()  # VMs to migrate again although the ledger recorded them: their objects are gone
+    retry: tuple[str, ...] | None = None  # only the VMs that failed (those named; () for all), from where they failed
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class Job:
     entry: PlannedEntry  # the plan's entry, complete: class, mode, migration, window, target, hooks, smoke, ...
     settings: Settings
     maps: Maps
+    clients: Clients  # its run's cluster and ledger (``open_clients``)
     objects: VMObjects | None = None  # None for a rollback, which finds what exists by its labels
     conversion: Conversion | None = None  # None for a rebuild or a rollback
     checks: tuple[dict, ...] = ()  # smoke checks from the plan and the guest-OS plugins
@@ -53,7 +64,7 @@ class Job:
     @property
     def run(self) -> str:
         """The run label of what this job makes: its ledger's id."""
-        return self.ledger().run_id
+        return self.clients.run
 
     def owns(self, obj: dict | None) -> bool:
         """Whether ``obj`` was made by this job's run (its ledger)."""
@@ -80,11 +91,13 @@ class Job:
 
     def start_step(self, step: str) -> int:
         """Record an attempt of ``step`` in the ledger; its number."""
-        return self.ledger().start(self.wave, self.vm.key, self.vm.name, step, self.vm.moref, self.vm.instance_uuid)
+        return self.clients.steps.start(
+            self.wave, self.vm.key, self.vm.name, step, self.vm.moref, self.vm.instance_uuid
+        )
 
     def check_cancelled(self) -> None:
         """Stop here, to be rolled back, if a person cancelled this VM's migration (`vmwave cancel`)."""
-        if self.ledger().take_cancel(self.wave, self.vm.instance_uuid):
+        if self.clients.requests.take_cancel(self.wave, self.vm.instance_uuid):
             raise Cancelled(f"{self.vm.name}: its migration was cancelled", "run the wave again to migrate it")
 
     def wait_for(
@@ -98,7 +111,7 @@ class Job:
         since: dict | None = None,
     ) -> dict | None:
         """Wait on one of this VM's objects in its namespace, stopping early if its migration is cancelled."""
-        return self.cluster().wait_for(
+        return self.clients.cluster.wait_for(
             api_version, kind, self.maps.namespace, name, done, timeout, what, since, abort=self.check_cancelled
         )
 
@@ -106,12 +119,6 @@ class Job:
     def hooks(self) -> dict:
         """The plan's hooks for this VM, by kind (``pre_cutover``, ``post_boot``); {} when it has none."""
         return self.entry.hooks
-
-    def ledger(self) -> Ledger:
-        return Ledger.shared(self.settings.ledger)
-
-    def cluster(self) -> Cluster:
-        return Cluster.shared(self.settings.need_kubeconfig())
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,7 @@ class Wave:
     jobs: tuple[Job, ...]
     settings: Settings
     maps: Maps
+    clients: Clients
 
     @property
     def id(self) -> str:
@@ -131,12 +139,6 @@ class Wave:
     def per_host(self) -> int:
         """VMs in flight per ESXi host: the setting when given, else the plan's limit."""
         return self.settings.per_host or self.plan.per_host
-
-    def ledger(self) -> Ledger:
-        return Ledger.shared(self.settings.ledger)
-
-    def cluster(self) -> Cluster:
-        return Cluster.shared(self.settings.need_kubeconfig())
 
 
 class StepFailed(VmwaveError):

@@ -224,7 +224,7 @@ def preflight(wave: str, jobs: list[Job], settings: Settings, room: NodeRoom | N
     jobs = _to_check(jobs)
     if not jobs:
         return []
-    cluster = Cluster.shared(settings.need_kubeconfig())
+    cluster = jobs[0].clients.cluster
     room = node_room(cluster) if room is None else room
     return (
         refused_objects(wave, jobs, cluster)

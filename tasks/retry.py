@@ -28,7 +28,7 @@ CDI = "cdi.kubevirt.io/v1beta1"
 
 def to_retry(jobs: list[Job], only: list[str]) -> list[Job]:
     """The jobs of the VMs that failed (of those named, when names are given), each with what its retry does."""
-    ledger = jobs[0].ledger() if jobs else None
+    ledger = jobs[0].clients.steps if jobs else None
     failed = {
         entry["key"]
         for entry in (ledger.by_vm(jobs[0].wave) if ledger else [])
@@ -56,7 +56,7 @@ def to_retry(jobs: list[Job], only: list[str]) -> list[Job]:
 def reuse_or_recopy(job: Job) -> str:
     """Reuse the VM's kept copy (the ledger's import counts as done again) when its source did not change, else
     remove it so the import copies anew; what was decided, for the report."""
-    ledger, cluster = job.ledger(), job.cluster()
+    ledger, cluster = job.clients.steps, job.clients.cluster
     row = ledger.get(job.wave, job.vm.key, CDI_IMPORT) or {}
     kept = (row.get("detail") or {}).get("kept_for_retry") or []
     found = [cluster.get(CDI, "DataVolume", job.maps.namespace, name) for name in kept]
@@ -88,7 +88,7 @@ def reuse_or_recopy(job: Job) -> str:
 
 def source_changed(job: Job, row: dict) -> str:
     """Why the source's disks may differ from the kept copy (whose import is ``row``); "" when they cannot."""
-    cutover = job.ledger().get(job.wave, job.vm.key, SNAPSHOT) or {}
+    cutover = job.clients.steps.get(job.wave, job.vm.key, SNAPSHOT) or {}
     recorded = (cutover.get("detail") or {}).get("change_ids") or {}  # read once it was down, before its copy
     if job.vm.cbt and recorded and all(recorded.get(str(d.key)) for d in job.vm.disks):
         moved = [d.label for d in job.vm.disks if recorded[str(d.key)] != d.change_id]

@@ -24,7 +24,7 @@ def wait_for_group(job: Job, step: str, what: str, timeout: float) -> None:
     in this run, or did not get there within ``timeout``."""
     if not job.shares_with:
         return
-    ledger, deadline = job.ledger(), time.monotonic() + timeout
+    ledger, deadline = job.clients.steps, time.monotonic() + timeout
     while True:
         job.check_cancelled()
         rows = {name: ledger.get(job.wave, key, step) or {} for key, name in job.shares_with}

@@ -63,7 +63,7 @@ def smoke(job: Job, agent: dict) -> dict:
     agent."""
     if not job.checks:
         return {"status": "skipped", "checks": []}
-    cluster = job.cluster()
+    cluster = job.clients.cluster
     guest_ip = next((i["ip"] for i in agent.get("interfaces", []) if i.get("ip")), None)
     results = []
     for check in job.checks:

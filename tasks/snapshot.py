@@ -24,7 +24,7 @@ def snapshot(job: Job) -> dict:
     """Kept until the migration is verified; skipped for VMs that are already off, and for VMs with a shared
     (multi-writer) disk, which vSphere does not snapshot: those are shut down only."""
     detail = {"snapshot": None, "was_on": job.vm.power_state == "poweredOn", "shutdown": "already-off"}
-    job.ledger().mark(job.wave, job.vm.key, SNAPSHOT, detail=detail)  # what a rollback needs, even if this fails
+    job.clients.steps.mark(job.wave, job.vm.key, SNAPSHOT, detail=detail)  # what a rollback needs, even if this fails
     name = snapshot_name(job.wave)
     with connect(job.settings.need_vcenter()) as si:
         if detail["was_on"] and not job.warm and not job.vm.shared_disks:  # vSphere cannot snapshot multi-writer

@@ -48,7 +48,7 @@ def still_there(job: Job, name: str, recorded: dict) -> None:
     api_version, kind = MADE[name]
     made = job.objects.datavolumes if kind == "DataVolume" else (job.objects.virtual_machine,)
     for obj in made:
-        if job.cluster().get(api_version, kind, job.maps.namespace, obj["metadata"]["name"]) is None:
+        if job.clients.cluster.get(api_version, kind, job.maps.namespace, obj["metadata"]["name"]) is None:
             raise StepFailed(
                 "recorded-but-gone",
                 f"{job.vm.name}: recorded as migrated in wave {job.wave}, but "
@@ -78,7 +78,7 @@ def step(name: str, retries: int = len(DELAYS)) -> Callable:
         )
         @functools.wraps(fn)
         def run(job: Job, *args: Any) -> dict[str, Any]:
-            ledger = job.ledger()
+            ledger = job.clients.steps
             recorded = ledger.begin(job.wave, job.vm.key, job.vm.name, name, job.vm.moref, job.vm.instance_uuid)
             if recorded is not None:
                 still_there(job, name, recorded)

@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timezone
 
 from vmwave.domain.manifests import ANNOTATION_MIGRATED
-from vmwave.domain.steps import BOOT, GUEST_AGENT, NETWORK_ATTACH, SNAPSHOT
+from vmwave.domain.steps import BOOT, GUEST_AGENT, NETWORK_ATTACH
 from vmwave.errors import TimedOut
 from vmwave_tasks.job import Job, StepFailed
 from vmwave_tasks.step import step
@@ -18,7 +18,7 @@ IP_GRACE_SECONDS = 120
 @step(NETWORK_ATTACH)
 def network_attach(job: Job) -> dict:
     """The NADs the network map creates exist; the rest must already be there."""
-    cluster = job.cluster()
+    cluster = job.clients.cluster
     created = [cluster.apply(nad)["metadata"]["name"] for nad in job.objects.nads]
     missing = []
     for nic in job.vm.nics:
@@ -38,7 +38,7 @@ def _conditions(obj: dict | None) -> dict[str, str]:
 
 @step(BOOT)
 def boot(job: Job) -> dict:
-    cluster, namespace = job.cluster(), job.maps.namespace
+    cluster, namespace = job.clients.cluster, job.maps.namespace
     cluster.apply_owned(job.objects.virtual_machine, job.run)
     try:
         vmi = job.wait_for(
@@ -62,7 +62,8 @@ def boot(job: Job) -> dict:
 
 
 @step(GUEST_AGENT)
-def guest_agent(job: Job) -> dict:
+def guest_agent(job: Job, down: dict) -> dict:
+    """The agent connected, and the downtime since the source went down (``down``: the snapshot step's)."""
     limit = job.settings.timeouts.agent
     try:
         vmi = job.wait_for(
@@ -75,7 +76,7 @@ def guest_agent(job: Job) -> dict:
         )
     except TimedOut:
         raise StepFailed("guest-agent-not-connected", f"the guest agent of {job.target} never connected") from None
-    went_down = ((job.ledger().get(job.wave, job.vm.key, SNAPSHOT) or {}).get("detail") or {}).get("powered_off_at")
+    went_down = down.get("powered_off_at")
     downtime = round(time.time() - went_down, 3) if went_down else None  # source off until the agent answers
     try:  # an agent often answers before DHCP has given the guest an address
         vmi = job.wait_for(
@@ -103,7 +104,7 @@ def _has_ip(vmi: dict | None) -> bool:
 def mark_migrated(job: Job) -> str:
     """The VirtualMachine says it is a verified migration (wave, time, run): the cluster, not only this run's
     ledger, remembers it, so no later run (another plan, ledger or wave) touches it."""
-    cluster = job.cluster()
+    cluster = job.clients.cluster
     there = cluster.get(KV, "VirtualMachine", job.maps.namespace, job.target) or {}
     marker = ((there.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_MIGRATED)
     if marker:  # verified before: it keeps the first time it was
@@ -125,7 +126,7 @@ def settle_power(job: Job) -> str:
     wanted = job.entry.target_power_state
     if wanted == "on" or (wanted == "source" and job.vm.power_state == "poweredOn"):
         return "Always"
-    cluster, namespace = job.cluster(), job.maps.namespace
+    cluster, namespace = job.clients.cluster, job.maps.namespace
     cluster.patch(KV, "VirtualMachine", namespace, job.target, {"spec": {"runStrategy": "Halted"}})
     cluster.wait_for(
         KV, "VirtualMachineInstance", namespace, job.target, lambda o: o is None, job.settings.timeouts.boot, "stopped"

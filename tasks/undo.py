@@ -51,7 +51,7 @@ KEPT = "vmwave.io/kept-for-debug"
 
 def _cluster_objects(job: Job, kinds: list[tuple[str, str]]) -> dict:
     """Delete this VM's objects of ``kinds`` in this wave, or label them kept when the plan says keep-for-debug."""
-    cluster = job.cluster()
+    cluster = job.clients.cluster
     namespace = job.maps.namespace
     done = []
     for api_version, kind in kinds:
@@ -73,7 +73,7 @@ def undo_boot(job: Job) -> dict:
     done = _cluster_objects(job, [("kubevirt.io/v1", "VirtualMachine")])
     if any(what.startswith("removed") for what in done["cluster"]):
         for kind in ("VirtualMachine", "VirtualMachineInstance"):
-            job.cluster().wait_for(
+            job.clients.cluster.wait_for(
                 "kubevirt.io/v1",
                 kind,
                 job.maps.namespace,
@@ -89,7 +89,7 @@ def undo_import(job: Job) -> dict:
     """The DataVolumes (and with them their PVCs); a shared disk's once no VM of its group uses it any more; the
     wave's credentials Secret goes when the wave ends."""
     done = _cluster_objects(job, [("cdi.kubevirt.io/v1beta1", "DataVolume")])
-    cluster, namespace = job.cluster(), job.maps.namespace
+    cluster, namespace = job.clients.cluster, job.maps.namespace
     for what in done["cluster"]:  # deleted once CDI let its PVC go: a rerun then starts from nothing
         if what.startswith("removed DataVolume/"):
             cluster.wait_for(
@@ -119,7 +119,7 @@ def undo_import(job: Job) -> dict:
 
 def shared_volumes(job: Job) -> list[str]:
     """The shared disks' DataVolumes this VM's import recorded (a rollback's job knows no disks)."""
-    detail = (job.ledger().get(job.wave, job.vm.key, CDI_IMPORT) or {}).get("detail") or {}
+    detail = (job.clients.steps.get(job.wave, job.vm.key, CDI_IMPORT) or {}).get("detail") or {}
     return [d["datavolume"] for d in detail.get("disks", []) if d.get("shared")]
 
 
@@ -140,7 +140,7 @@ def _remove_rounds(job: Job) -> dict:
 def keep_import(job: Job) -> dict:
     """A copy that finished, kept for `vmwave retry` when a later step failed: its DataVolumes and their PVCs are
     labelled, not removed, so a retry converts them again without copying (if the source did not change)."""
-    cluster, namespace, kept = job.cluster(), job.maps.namespace, []
+    cluster, namespace, kept = job.clients.cluster, job.maps.namespace, []
     for dv in cluster.find(
         "cdi.kubevirt.io/v1beta1",
         "DataVolume",
@@ -151,8 +151,8 @@ def keep_import(job: Job) -> dict:
         for api_version, kind in (("cdi.kubevirt.io/v1beta1", "DataVolume"), ("v1", "PersistentVolumeClaim")):
             cluster.patch(api_version, kind, namespace, name, {"metadata": {"labels": {KEPT_FOR_RETRY: "true"}}})
         kept.append(name)
-    recorded = job.ledger().get(job.wave, job.vm.key, CDI_IMPORT) or {}
-    job.ledger().mark(
+    recorded = job.clients.steps.get(job.wave, job.vm.key, CDI_IMPORT) or {}
+    job.clients.steps.mark(
         job.wave, job.vm.key, CDI_IMPORT, detail={**(recorded.get("detail") or {}), "kept_for_retry": kept}
     )
     return {"kept_for_retry": kept}
@@ -184,7 +184,7 @@ def _still_used(job: Job, shared: list[str]) -> list[str]:
     are given until a boot's timeout); [] when nobody does."""
     if not shared:
         return []
-    cluster, deadline = job.cluster(), time.monotonic() + job.settings.timeouts.boot
+    cluster, deadline = job.clients.cluster, time.monotonic() + job.settings.timeouts.boot
     while (users := cluster.volume_users(job.maps.namespace, shared)) and time.monotonic() < deadline:
         time.sleep(1.0)
     return users
@@ -196,7 +196,7 @@ def undo_snapshot(job: Job) -> dict:
     Not while a VM of its group still uses the copy of a disk they share: two copies of one cluster's disk, both
     written, would split it.
     """
-    recorded = job.ledger().get(job.wave, job.vm.key, SNAPSHOT) or {}
+    recorded = job.clients.steps.get(job.wave, job.vm.key, SNAPSHOT) or {}
     if not (recorded.get("detail") or {}).get("was_on", job.vm.power_state == "poweredOn"):
         return {"source_powered_on": False}
     if users := _still_used(job, shared_volumes(job)):
@@ -211,7 +211,7 @@ def undo_snapshot(job: Job) -> dict:
 def undo_fence(job: Job) -> dict:
     """Put back what the source was before fencing: its folder, attribute, name and NICs (it is powered on by the
     snapshot's undo, after this); what fencing had not changed yet is set to what it is."""
-    ledger = job.ledger()
+    ledger = job.clients.steps
     before = ((ledger.get(job.wave, job.vm.key, FENCE) or {}).get("detail") or {}).get("before")
     if before is None:
         return {"restored": False}
@@ -239,7 +239,7 @@ ORDER = [FENCE, POST_BOOT_HOOK, BOOT, CONVERT, CDI_IMPORT, SNAPSHOT, PRE_CUTOVER
 def undo(job: Job, step: str, mark: bool = True, how: Callable[[Job], dict] | None = None) -> bool:
     """Undo ``step`` for ``job`` (``how``, else its undo), record it in the ledger's ``rollback`` row; False when
     the undo failed."""
-    ledger = job.ledger()
+    ledger = job.clients.steps
     row = ledger.get(job.wave, job.vm.key, ROLLBACK)
     detail = dict((row or {}).get("detail") or {})
     if row is None or row["status"] != "running":
@@ -260,7 +260,7 @@ def undo(job: Job, step: str, mark: bool = True, how: Callable[[Job], dict] | No
 
 def finish_rollback(job: Job) -> dict:
     """Close the ledger's ``rollback`` row: failed, naming what a person must undo by hand, if any undo failed."""
-    ledger = job.ledger()
+    ledger = job.clients.steps
     row = ledger.get(job.wave, job.vm.key, ROLLBACK)
     if row is None:
         job.start_step(ROLLBACK)
@@ -287,7 +287,7 @@ def undo_finished(job: Job) -> dict:
     """After a failure retries cannot fix: undo each step the ledger says this VM finished, newest first; a copy
     that finished is kept for `vmwave retry` unless the plan says ``on_failure: delete`` (or keep-for-debug keeps
     everything). The source runs again either way."""
-    ledger = job.ledger()
+    ledger = job.clients.steps
     copied = (ledger.get(job.wave, job.vm.key, CDI_IMPORT) or {}).get("status") == "succeeded"
     keep = (
         copied
@@ -309,7 +309,7 @@ def rollback(job: Job) -> dict:
     for step in ORDER:
         if step in (PRE_CUTOVER_HOOK, POST_BOOT_HOOK) and not job.hooks:
             continue
-        if step == PRECOPY and job.ledger().get(job.wave, job.vm.key, PRECOPY) is None:
+        if step == PRECOPY and job.clients.steps.get(job.wave, job.vm.key, PRECOPY) is None:
             continue  # it moved cold
         undo(job, step)
     return finish_rollback(job)

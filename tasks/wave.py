@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from prefect import get_client, task
+from prefect import task
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -22,10 +22,9 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NONE
-from prefect.exceptions import ObjectAlreadyExists
 
+from vmwave.adapters.prefect_api.slots import set_limits
 from vmwave.adapters.files import inside, load_maps, load_plan, write_text_atomic
-from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.vsphere import connect, inventory, source_access, vcenter_id
 from vmwave.adapters.vsphere_fence import folder
 from vmwave.adapters.vsphere_ops import disk_holders
@@ -44,7 +43,8 @@ from vmwave.errors import VmwaveError
 from vmwave.plugins import conversion, customizer, smoke_checks
 from vmwave.settings import Settings
 from vmwave_tasks.dispatch import ELSEWHERE
-from vmwave_tasks.job import Job, Wave
+from vmwave_tasks.clients import Clients, open_clients
+from vmwave_tasks.job import Choices, Job, Wave
 from vmwave_tasks.preflight import NodeRoom, node_room, preflight
 from vmwave_tasks.retry import to_retry
 
@@ -61,18 +61,16 @@ def prepare_wave(
     wave_plan: WavePlan,
     records: list[SourceVM],
     settings: Settings,
-    ignore_window: bool = False,
-    keep_for_debug: bool = False,
-    redo: list[str] = (),
-    retry: list[str] | None = None,
+    clients: Clients,
+    choices: Choices = Choices(),
 ) -> Wave:
     """The wave with each VM's job from what vCenter says of its VMs (``records``); or, before anything changes,
-    every reason the wave cannot run (``checked_jobs``, the preflight's). A retry (``retry``: the VMs named, or []
-    for every one that failed) runs only the failed VMs (``vmwave_tasks.retry``).
+    every reason the wave cannot run (``checked_jobs``, the preflight's). A retry (``choices.retry``: the VMs named,
+    or () for every one that failed) runs only the failed VMs (``vmwave_tasks.retry``).
 
     A wave that can run is told to the ledger with its VMs, so the metrics count those not started as pending.
     """
-    jobs, problems = checked_jobs(wave_plan, records, settings, ignore_window, keep_for_debug, redo)
+    jobs, problems = checked_jobs(wave_plan, records, settings, clients, choices)
     if problems:
         raise VmwaveError(
             f"wave {wave_plan.id} cannot start; nothing was changed: " + "; ".join(str(p) for p in problems),
@@ -81,27 +79,24 @@ def prepare_wave(
         )
     adopt_earlier_records(jobs)
     maps = jobs[0].maps  # a wave has a VM, and a VM that could not be built is a problem
-    if retry is not None:
-        jobs = to_retry(jobs, retry)
-    wave_run = Wave(wave_plan, tuple(jobs), settings, maps)
+    if choices.retry is not None:
+        jobs = to_retry(jobs, list(choices.retry))
     for job in jobs:
-        if job.vm.name in redo:  # what the ledger recorded of it is forgotten: it is migrated again
-            wave_run.ledger().forget(wave_plan.id, job.vm.key)
-    wave_run.ledger().begin_wave(wave_plan.id, wave_plan.cls, wave_plan.mode, {j.vm.key: j.cls for j in jobs})
-    return wave_run
+        if job.vm.name in choices.redo:  # what the ledger recorded of it is forgotten: it is migrated again
+            clients.steps.forget(wave_plan.id, job.vm.key)
+    clients.steps.begin_wave(wave_plan.id, wave_plan.cls, wave_plan.mode, {j.vm.key: j.cls for j in jobs})
+    return Wave(wave_plan, tuple(jobs), settings, maps, clients)
 
 
-def checked_jobs(
+def wave_jobs(
     wave_plan: WavePlan,
     records: list[SourceVM],
     settings: Settings,
-    ignore_window: bool = False,
-    keep_for_debug: bool = False,
-    redo: list[str] = (),
-    room: NodeRoom | None = None,
+    clients: Clients,
+    choices: Choices = Choices(),
 ) -> tuple[list[Job], list[Problem]]:
-    """Each VM's job, and every problem of the wave, reading vCenter and the cluster but changing neither: what
-    the plan, the maps and the plugins say, then the preflight's questions to the cluster and vCenter."""
+    """Each VM's job as the plan, the maps and the plugins make it, with the run's clients; and the VMs that cannot
+    be made. The one builder of jobs: a run's, a preflight's and a test's."""
     maps = load_maps(settings.need_maps(), settings.max_file_bytes)
     by_moref = {r.moref: r for r in records}
     wave = wave_plan.id
@@ -130,26 +125,43 @@ def checked_jobs(
             problems.append(Problem(wave, "", f"{vm.name} ({how.tool}) needs {how.needs}"))
         jobs.append(
             Job(
-                wave=wave,
-                vm=vm,
-                entry=entry,
-                settings=settings,
-                maps=maps,
+                wave,
+                vm,
+                entry,
+                settings,
+                maps,
+                clients,
                 objects=objects,
                 conversion=how,
                 checks=tuple(entry.smoke) + tuple(smoke_checks(vm, settings.disable_plugins)),
-                keep_for_debug=keep_for_debug or bool(entry.keep_for_debug),
-                cutover_now=ignore_window,
+                keep_for_debug=choices.keep_for_debug or bool(entry.keep_for_debug),
+                cutover_now=choices.ignore_window,
             )
         )
-    jobs = migrated_before(sharing(jobs, datetime.now(timezone.utc)), settings)
-    told = [f"{name}: there is no such VM in wave {wave}" for name in sorted(set(redo) - {job.vm.name for job in jobs})]
+    return sharing(jobs, datetime.now(timezone.utc)), problems
+
+
+def checked_jobs(
+    wave_plan: WavePlan,
+    records: list[SourceVM],
+    settings: Settings,
+    clients: Clients,
+    choices: Choices = Choices(),
+    room: NodeRoom | None = None,
+) -> tuple[list[Job], list[Problem]]:
+    """Each VM's job, and every problem of the wave, reading vCenter and the cluster but changing neither: what
+    the plan, the maps and the plugins say, then the preflight's questions to the cluster and vCenter."""
+    jobs, problems = wave_jobs(wave_plan, records, settings, clients, choices)
+    wave = wave_plan.id
+    jobs = migrated_before(jobs)
+    redo = set(choices.redo)
+    told = [f"{name}: there is no such VM in wave {wave}" for name in sorted(redo - {job.vm.name for job in jobs})]
     told += [
         f"{job.vm.name} is a verified migration ({job.migrated_before}): roll it back first to move it again"
         for job in jobs
         if job.vm.name in redo and job.migrated_before
     ]
-    told += missing_preferences(jobs, settings) + taken_names(jobs, settings) + missing_folders(jobs, settings)
+    told += missing_preferences(jobs) + taken_names(jobs) + missing_folders(jobs, settings)
     told += sharers_elsewhere(jobs, settings)
     told += [
         f"{job.vm.name} shares a disk with {len(job.shares_with)} VM(s) of the wave, which move together: "
@@ -167,11 +179,12 @@ def check_plan(plan_file: str, waves: list[str], settings: Settings) -> list[tup
     plan = load_plan(plan_file, settings.max_file_bytes)
     chosen = [find_wave(plan, wave) for wave in waves] if waves else list(plan.waves)
     records = inventory(settings.need_vcenter(), only=[vm.moref for w in chosen for vm in w.vms])
-    room = node_room(Cluster.shared(settings.need_kubeconfig()))
     found = []
-    for wave_plan in sorted(chosen, key=plan.waves.index):
-        jobs, problems = checked_jobs(wave_plan, records, settings, room=room)
-        found.append((wave_plan, len([job for job in jobs if not job.migrated_before]), problems))
+    with open_clients(settings) as clients:
+        room = node_room(clients.cluster)
+        for wave_plan in sorted(chosen, key=plan.waves.index):
+            jobs, problems = checked_jobs(wave_plan, records, settings, clients, room=room)
+            found.append((wave_plan, len([job for job in jobs if not job.migrated_before]), problems))
     return found
 
 
@@ -205,20 +218,17 @@ def adopt_earlier_records(jobs: list[Job]) -> None:
     """A ledger of an earlier vmwave knew VMs by moref alone: the first vCenter that runs with it keeps what it
     recorded (``Ledger.adopt``)."""
     if jobs:
-        jobs[0].ledger().adopt(jobs[0].vm.vcenter, {j.vm.moref: (j.vm.key, j.vm.instance_uuid) for j in jobs})
+        jobs[0].clients.steps.adopt(jobs[0].vm.vcenter, {j.vm.moref: (j.vm.key, j.vm.instance_uuid) for j in jobs})
 
 
-def migrated_before(jobs: list[Job], settings: Settings) -> list[Job]:
+def migrated_before(jobs: list[Job]) -> list[Job]:
     """Each job, marked when its source is fenced (``vmwave.migrated`` in vCenter) or its VirtualMachine exists for
     the same source and says a run verified it: whatever this run's plan, ledger or wave, that migration is done
     and is not touched."""
-    if not jobs:
-        return jobs
-    cluster = Cluster.shared(settings.need_kubeconfig())
     marked = []
     for job in jobs:
         meta = job.objects.virtual_machine["metadata"]
-        there = cluster.get("kubevirt.io/v1", "VirtualMachine", meta["namespace"], meta["name"])
+        there = job.clients.cluster.get("kubevirt.io/v1", "VirtualMachine", meta["namespace"], meta["name"])
         marker = (((there or {}).get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_MIGRATED, "")
         if marker and same_source(there, job.vm):
             job = replace(job, migrated_before=f"wave {marker}")
@@ -266,15 +276,12 @@ def missing_folders(jobs: list[Job], settings: Settings) -> list[str]:
     return problems
 
 
-def taken_names(jobs: list[Job], settings: Settings) -> list[str]:
+def taken_names(jobs: list[Job]) -> list[str]:
     """Target names another VirtualMachine already has: applying over it would change a VM that is not this one's."""
-    if not jobs:
-        return []
-    cluster = Cluster.shared(settings.need_kubeconfig())
     taken = []
     for job in jobs:
         meta = job.objects.virtual_machine["metadata"]
-        there = cluster.get("kubevirt.io/v1", "VirtualMachine", meta["namespace"], meta["name"])
+        there = job.clients.cluster.get("kubevirt.io/v1", "VirtualMachine", meta["namespace"], meta["name"])
         if there is not None and not same_source(there, job.vm):
             taken.append(
                 f"{job.vm.name}: VirtualMachine {meta['namespace']}/{meta['name']} already exists and is "
@@ -283,14 +290,14 @@ def taken_names(jobs: list[Job], settings: Settings) -> list[str]:
     return taken
 
 
-def missing_preferences(jobs: list[Job], settings: Settings) -> list[str]:
+def missing_preferences(jobs: list[Job]) -> list[str]:
     """The preferences the wave's VMs reference that the cluster lacks: a VM with one cannot start."""
     names = sorted(
         {(job.objects.virtual_machine["spec"].get("preference") or {}).get("name", "") for job in jobs} - {""}
     )
     if not names:
         return []
-    cluster = Cluster.shared(settings.need_kubeconfig())
+    cluster = jobs[0].clients.cluster
     try:
         missing = [name for name in names if cluster.get(PREFERENCE_API, CLUSTER_PREFERENCE, None, name) is None]
     except VmwaveError:  # the cluster does not serve the kind at all
@@ -306,7 +313,12 @@ def missing_preferences(jobs: list[Job], settings: Settings) -> list[str]:
 
 @task(name="rollback-jobs", cache_policy=NONE, persist_result=False)
 def rollback_jobs(
-    plan_file: str, wave: str | int, settings: Settings, keep_for_debug: bool = False, only: list[str] = ()
+    plan_file: str,
+    wave: str | int,
+    settings: Settings,
+    clients: Clients,
+    keep_for_debug: bool = False,
+    only: list[str] = (),
 ) -> Wave:
     """A job for each VM of the wave (or each of ``only``) that the ledger says was started: identities from the
     plan and the vCenter's id (the ledger knows a VM by both), nothing checked."""
@@ -318,19 +330,20 @@ def rollback_jobs(
     center = vcenter_id(settings.need_vcenter())
     jobs = [
         Job(
-            wave=wave_plan.id,
-            vm=SourceVM(name=vm.name, moref=vm.moref, instance_uuid=vm.uuid, vcenter=center),
-            entry=vm,
-            settings=settings,
-            maps=maps,
+            wave_plan.id,
+            SourceVM(name=vm.name, moref=vm.moref, instance_uuid=vm.uuid, vcenter=center),
+            vm,
+            settings,
+            maps,
+            clients,
             keep_for_debug=keep_for_debug or bool(vm.keep_for_debug),
         )
         for vm in wave_plan.vms
         if not only or vm.name in only
     ]
     adopt_earlier_records(jobs)
-    started = tuple(job for job in jobs if job.ledger().get(job.wave, job.vm.key, SNAPSHOT) is not None)
-    return Wave(wave_plan, started, settings, maps)
+    started = tuple(job for job in jobs if clients.steps.get(job.wave, job.vm.key, SNAPSHOT) is not None)
+    return Wave(wave_plan, started, settings, maps, clients)
 
 
 @task(name="share-limits", cache_policy=NONE, persist_result=False)
@@ -349,12 +362,7 @@ def share_limits(wave: Wave) -> tuple[dict[str, list[str]], dict[str, int]]:
         for wanted in names.values()
         for name in wanted
     }
-    with get_client(sync_client=True) as client:
-        for name in sorted(caps):
-            try:
-                client.upsert_global_concurrency_limit_by_name(name, caps[name])
-            except ObjectAlreadyExists:  # another worker of the wave made it first: now it is an update
-                client.upsert_global_concurrency_limit_by_name(name, caps[name])
+    set_limits(caps)
     return names, caps
 
 
@@ -362,14 +370,14 @@ def share_limits(wave: Wave) -> tuple[dict[str, list[str]], dict[str, int]]:
 def end_wave(wave: Wave) -> None:
     """The ledger notes when the wave's run ended (the metrics' end time)."""
     if wave.jobs:
-        wave.ledger().end_wave(wave.id)
+        wave.clients.steps.end_wave(wave.id)
 
 
 def remove_credentials(wave: Wave) -> bool:
     """The wave's vCenter credentials leave the cluster with the wave: once no worker runs any of its VMs."""
-    if not wave.jobs or wave.ledger().claimed(wave.id):
+    if not wave.jobs or wave.clients.claims.claimed(wave.id):
         return False
-    return wave.cluster().delete("v1", "Secret", wave.maps.namespace, credentials_name(wave.id))
+    return wave.clients.cluster.delete("v1", "Secret", wave.maps.namespace, credentials_name(wave.id))
 
 
 @task(name="wave-progress", cache_policy=NONE, persist_result=False)
@@ -386,7 +394,7 @@ def wave_report(wave_run: Wave, outcomes: dict[str, str], out_dir: str) -> dict[
     """Per VM: class, result, seconds per step, failure cause and the fix; a table artifact and a Markdown file,
     both with the wave's timeline as a picture (an SVG beside the file, inline in the artifact)."""
     wave = wave_run.id
-    entries = wave_run.ledger().by_vm(wave) if wave_run.jobs else []
+    entries = wave_run.clients.steps.by_vm(wave) if wave_run.jobs else []
     steps = {e["key"]: e["steps"] for e in entries}
     rows = []
     for job in wave_run.jobs:

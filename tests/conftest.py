@@ -163,6 +163,44 @@ def planned(wave_env, tmp_path):
 
 
 @pytest.fixture
+def vm_job(lab_settings, tmp_path):
+    """Builds one VM's job in a wave of its own as a run builds it (``wave_jobs``, with its clients open until the
+    test ends): ``vm_job(vm, "w900", mode="rebuild", env={...}, timeouts={...}, keep_for_debug=True, **entry)``.
+
+    The ledger and work directory are the test's; ``env`` changes settings, e.g. ``{"VMWAVE_VDDK_IMAGE": ""}``
+    reads the disks over HTTPS instead of VDDK."""
+    from contextlib import ExitStack
+
+    from helpers import one_vm_wave
+    from vmwave.domain.names import target_name
+    from vmwave.plugins import planned_tool
+    from vmwave.settings import Settings, Timeouts
+    from vmwave_tasks.clients import open_clients
+    from vmwave_tasks.job import Choices
+    from vmwave_tasks.wave import wave_jobs
+
+    def build(vm, wave, env=None, timeouts=None, keep_for_debug=False, **entry):
+        env = {
+            **lab_settings,
+            "VMWAVE_LEDGER": str(tmp_path / "ledger.db"),
+            "VMWAVE_WORKDIR": str(tmp_path / "work"),
+            **(env or {}),
+        }
+        settings = Settings.load(
+            env=env, timeouts=Timeouts(**(timeouts or {"shutdown": 60, "import": 120, "boot": 60, "agent": 5}))
+        )
+        fields = {"convert": planned_tool(vm), "target_name": target_name(vm.name), **entry}
+        plan_wave = one_vm_wave(vm, wave, keep_for_debug=keep_for_debug, **fields)
+        clients = opened.enter_context(open_clients(settings))
+        jobs, problems = wave_jobs(plan_wave, [vm], settings, clients, Choices(keep_for_debug=keep_for_debug))
+        assert not problems, problems
+        return jobs[0]
+
+    with ExitStack() as opened:
+        yield build
+
+
+@pytest.fixture
 def agent_never_answers():
     """Make a VM's guest agent never connect, the lab's way: an annotation on the VirtualMachine, set first."""
     from vmwave.adapters.kubernetes import Cluster

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from vmwave.adapters.vsphere import CHECKED_EXTRA_CONFIG, source_access
+from vmwave.adapters.vsphere import CHECKED_EXTRA_CONFIG
 from vmwave.domain.guests import guest_os
 from vmwave.domain.records import Disk, GuestDisk, Nic, Snapshot, SourceVM
 from vmwave_lab import estate
@@ -135,9 +135,9 @@ def estate_records(path: Path = SMALL) -> list[SourceVM]:
     return sorted(records, key=lambda r: (r.name, r.moref))
 
 
-def planned_entry(vm: SourceVM, wave: str = "w001", names: dict | None = None, window: dict | None = None, **fields):
-    """``vm``'s entry as a plan file gives it (class P3, cold, unless ``fields`` say otherwise), read through the
-    plan's models as a run reads it: complete, with the plan's ``names`` and its wave's ``window``."""
+def one_vm_wave(vm: SourceVM, wave: str = "w001", names: dict | None = None, window: dict | None = None, **fields):
+    """A wave of ``vm`` alone as a plan file gives it (class P3, cold, unless ``fields`` say otherwise), read through
+    the plan's models as a run reads it, with the plan's ``names`` and the wave's ``window``."""
     from vmwave.domain.plan_file import PLAN_SCHEMA, parse_plan
 
     data = {"name": vm.name, "moref": vm.moref, "uuid": vm.instance_uuid, "class": "P3", "mode": "cold", **fields}
@@ -146,68 +146,12 @@ def planned_entry(vm: SourceVM, wave: str = "w001", names: dict | None = None, w
         {"schema": PLAN_SCHEMA, "limits": {"wave_size": 50, "per_host": 10}, "names": names or {}, "waves": [wave_doc]},
         "test plan",
     )
-    return plan.waves[0].vms[0]
+    return plan.waves[0]
 
 
-def job_for(
-    vm: SourceVM,
-    lab_settings: dict,
-    tmp_path: Path,
-    wave: str,
-    mode: str = "cold",
-    checks: tuple = (),
-    timeouts: dict | None = None,
-    keep_for_debug: bool = False,
-    env: dict | None = None,
-    **entry,
-):
-    """One VM's job as `prepare_wave` builds it from a plan entry, for a wave the test names, without a plan file.
-
-    ``env`` changes settings, e.g. ``{"VMWAVE_VDDK_IMAGE": ""}`` reads the disks over HTTPS instead of VDDK.
-    """
-    from vmwave.adapters.files import load_maps
-    from vmwave.domain.build import vm_objects
-    from vmwave.domain.names import target_name
-    from vmwave.plugins import conversion, customizer, planned_tool
-    from vmwave.settings import Settings, Timeouts
-    from vmwave_tasks.job import Job
-
-    env = {
-        **lab_settings,
-        "VMWAVE_LEDGER": str(tmp_path / "ledger.db"),
-        "VMWAVE_WORKDIR": str(tmp_path / "work"),
-        **(env or {}),
-    }
-    settings = Settings.load(
-        env=env, timeouts=Timeouts(**(timeouts or {"shutdown": 60, "import": 120, "boot": 60, "agent": 5}))
-    )
-    maps = load_maps(settings.need_maps())
-    plan_entry = planned_entry(
-        vm,
-        wave,
-        **{
-            "mode": mode,
-            "convert": planned_tool(vm),
-            "target_name": target_name(vm.name),
-            "keep_for_debug": keep_for_debug,
-            **entry,
-        },
-    )
-    objects = vm_objects(
-        vm, plan_entry, wave, maps, None if mode == "rebuild" else source_access(settings), customizer(settings)
-    )
-    how = None if mode == "rebuild" else conversion(vm, settings, plan_entry.convert)
-    return Job(
-        wave=wave,
-        vm=vm,
-        entry=plan_entry,
-        settings=settings,
-        maps=maps,
-        objects=objects,
-        conversion=how,
-        checks=tuple(checks),
-        keep_for_debug=keep_for_debug,
-    )
+def planned_entry(vm: SourceVM, wave: str = "w001", names: dict | None = None, window: dict | None = None, **fields):
+    """``vm``'s entry in ``one_vm_wave``: complete, as a run reads it."""
+    return one_vm_wave(vm, wave, names, window, **fields).vms[0]
 
 
 def small_disk(vm: SourceVM, lab, data_mb: int = 4) -> Path:

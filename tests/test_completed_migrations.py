@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import VMWAVE, job_for
+from helpers import VMWAVE
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.ledger import Ledger
 from vmwave.domain.manifests import ANNOTATION_MIGRATED, LABEL_RUN
@@ -165,12 +165,12 @@ def test_another_plan_and_ledger_leave_a_completed_migration_alone(
     assert cluster.find(KV, "VirtualMachine", "vmwave", {"vmwave.io/wave": wave["id"]}) == []
 
 
-def test_no_conversion_starts_on_a_volume_a_running_vm_uses(prefect_server, lab_settings, by_name, tmp_path):
+def test_no_conversion_starts_on_a_volume_a_running_vm_uses(prefect_server, lab_settings, by_name, tmp_path, vm_job):
     from vmwave.errors import VmwaveError
     from vmwave_tasks.convert import convert
 
-    job = job_for(by_name["batch-old-01"], lab_settings, tmp_path, "w950", convert="virt-v2v")
-    cluster = job.cluster()
+    job = vm_job(by_name["batch-old-01"], "w950", convert="virt-v2v")
+    cluster = job.clients.cluster
     claim = job.objects.datavolumes[0]["metadata"]["name"]
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vmwave"}})
     user = {

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import SMALL, VMWAVE, job_for
+from helpers import SMALL, VMWAVE
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.adapters.ledger import Ledger
 from vmwave.adapters.vsphere import connect
@@ -137,17 +137,17 @@ def test_a_vms_cutover_time_is_honoured(plan_of, tmp_path):
 
 
 def test_a_cold_vm_not_started_by_its_windows_end_does_not_start(
-    prefect_server, lab_settings, target, by_name, tmp_path
+    prefect_server, lab_settings, target, by_name, tmp_path, vm_job
 ):
     from vmwave.errors import VmwaveError
     from vmwave_flows.migrate import migrate_vm
 
     now = datetime.now(timezone.utc)
     ended = {"start": iso(now - timedelta(hours=2)), "end": iso(now - timedelta(hours=1))}
-    job = job_for(by_name["web-03"], lab_settings, tmp_path, "w960", window=ended)  # queued past the window
+    job = vm_job(by_name["web-03"], "w960", window=ended)  # queued past the window
     with pytest.raises(VmwaveError) as stopped:
         migrate_vm(job)
     assert stopped.value.cause == "missed-window"
-    assert "snapshot" not in {r["step"] for r in job.ledger().rows("w960")}  # nothing of it started
+    assert "snapshot" not in {r["step"] for r in job.clients.steps.rows("w960")}  # nothing of it started
     with connect(target) as si:
         assert power_state(si, by_name["web-03"].moref) == by_name["web-03"].power_state

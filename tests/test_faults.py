@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from helpers import job_for, small_disk
+from helpers import small_disk
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import power_state
 from vmwave.domain.diagnosis import cause as cause_of
@@ -74,24 +74,24 @@ NEEDS_V2V = pytest.mark.skipif(not shutil.which("virt-v2v-in-place"), reason="ap
 @pytest.mark.parametrize(
     "cause", [pytest.param(c, marks=NEEDS_V2V) if c == "conversion-failed" else c for c in sorted(CASES)]
 )
-def test_a_failure_is_recorded_and_rolled_back(cause, prefect_server, lab_settings, lab, target, by_name, tmp_path):
+def test_a_failure_is_recorded_and_rolled_back(
+    cause, prefect_server, lab_settings, lab, target, by_name, tmp_path, vm_job
+):
     from vmwave.errors import VmwaveError
     from vmwave_flows.migrate import migrate_vm
 
     name, failing_step, prepare, checks, env, entry = CASES[cause]
     vm = prepare(by_name[name], lab, tmp_path)
     wave = f"w9{sorted(CASES).index(cause) + 10}"
-    job = job_for(
+    job = vm_job(
         vm,
-        lab_settings,
-        tmp_path,
         wave,
-        checks=tuple(checks or ()),
+        smoke=checks or [],
         env=env,
         timeouts={"shutdown": 60, "import": 60, "boot": 5, "agent": 10, "convert": 600},
         **entry,
     )
-    cluster = job.cluster()
+    cluster = job.clients.cluster
     if checks:  # smoke checks go through the lab's forwards only: traffic never leaves loopback
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vmwave"}})
         cluster.dynamic.server_side_apply(
@@ -111,7 +111,7 @@ def test_a_failure_is_recorded_and_rolled_back(cause, prefect_server, lab_settin
     with pytest.raises(VmwaveError) as failed:  # each step's failure carries its cause in the diagnosis table
         migrate_vm(job)
     assert failed.value.cause == cause and cause_of(cause).fix in str(failed.value)  # the table's fix, said
-    steps = {s["step"]: s for s in job.ledger().by_vm(wave)[0]["steps"]}
+    steps = {s["step"]: s for s in job.clients.steps.by_vm(wave)[0]["steps"]}
     assert steps[failing_step]["status"] == "failed" and steps[failing_step]["cause"] == cause
     assert steps["rollback"]["status"] == "succeeded"
     assert all(s["status"] in ("rolled_back", "failed", "succeeded", "skipped") for s in steps.values())

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from helpers import estate_records, job_for
+from helpers import estate_records
 from vmwave.adapters.files import load_policy
 from vmwave.domain.diagnosis import cause
 from vmwave.domain.hooks import hook_job
@@ -53,21 +53,21 @@ def test_a_hook_job_runs_once_and_knows_its_vm():
     assert job["metadata"]["labels"]["vmwave.io/wave"] == "w004"
 
 
-def test_hooks_run_around_cutover_and_a_failing_one_rolls_the_vm_back(prefect_server, lab_settings, by_name, tmp_path):
+def test_hooks_run_around_cutover_and_a_failing_one_rolls_the_vm_back(
+    prefect_server, lab_settings, by_name, tmp_path, vm_job
+):
     from vmwave_flows.migrate import migrate_vm
 
-    good = job_for(
+    good = vm_job(
         by_name["static-1"],
-        lab_settings,
-        tmp_path,
         "w931",
         mode="rebuild",
         hooks={"pre_cutover": hook('echo "draining $VMWAVE_VM"'), "post_boot": hook("echo registered")},
     )
-    cluster = good.cluster()
+    cluster = good.clients.cluster
     try:
         migrate_vm(good)
-        steps = {s["step"]: s for s in good.ledger().by_vm("w931")[0]["steps"]}
+        steps = {s["step"]: s for s in good.clients.steps.by_vm("w931")[0]["steps"]}
         assert steps["pre-cutover-hook"]["detail"]["log"] == ["draining static-1"]
         assert steps["post-boot-hook"]["detail"]["log"] == ["registered"]
         assert steps["pre-cutover-hook"]["finished_at"] <= steps["snapshot"]["started_at"]
@@ -81,10 +81,8 @@ def test_hooks_run_around_cutover_and_a_failing_one_rolls_the_vm_back(prefect_se
             for obj in cluster.find(api_version, kind, "vmwave", {"vmwave.io/wave": "w931"}):
                 cluster.delete(api_version, kind, "vmwave", obj["metadata"]["name"])
 
-    bad = job_for(
+    bad = vm_job(
         by_name["static-1"],
-        lab_settings,
-        tmp_path,
         "w932",
         mode="rebuild",
         hooks={"post_boot": hook("echo 'the app did not answer'; exit 3")},
@@ -93,7 +91,7 @@ def test_hooks_run_around_cutover_and_a_failing_one_rolls_the_vm_back(prefect_se
         migrate_vm(bad)
     assert failed.value.cause == "hook-failed" and "the app did not answer" in str(failed.value)
     assert cause("hook-failed").fix in str(failed.value)
-    steps = {s["step"]: s for s in bad.ledger().by_vm("w932")[0]["steps"]}
+    steps = {s["step"]: s for s in bad.clients.steps.by_vm("w932")[0]["steps"]}
     assert steps["post-boot-hook"]["status"] == "failed" and steps["rollback"]["status"] == "succeeded"
     for api_version, kind in (("kubevirt.io/v1", "VirtualMachine"), ("batch/v1", "Job")):
         assert cluster.find(api_version, kind, "vmwave", {"vmwave.io/wave": "w932"}) == [], kind

@@ -10,6 +10,8 @@ from helpers import VMWAVE
 from vmwave.adapters.kubernetes import Cluster
 from vmwave.errors import VmwaveError
 from vmwave.settings import Settings
+from vmwave_tasks.clients import open_clients
+from vmwave_tasks.job import Choices
 from vmwave_tasks.wave import planned_wave, prepare_wave
 
 
@@ -57,8 +59,10 @@ def test_the_plan_and_the_wave_see_vms_already_in_the_cluster(lab_settings, reco
         waves = yaml.safe_load(plan.read_text())["waves"]
         wave = next(w for w in waves if any(v["name"] == "gpu-render-01" for v in w["vms"]))
         settings = Settings.load(env=lab_settings)
-        with pytest.raises(VmwaveError, match="VirtualMachine vmwave/gpu-render-01 already exists and is not"):
-            prepare_wave.fn(planned_wave(str(plan), wave["id"], settings, True), records, settings, ignore_window=True)
+        wave_plan = planned_wave(str(plan), wave["id"], settings, True)
+        with open_clients(settings) as clients:
+            with pytest.raises(VmwaveError, match="VirtualMachine vmwave/gpu-render-01 already exists and is not"):
+                prepare_wave.fn(wave_plan, records, settings, clients, Choices(ignore_window=True))
     finally:
         for name in ("gpu-render-01", "hand-made"):
             cluster.delete("kubevirt.io/v1", "VirtualMachine", "vmwave", name)

@@ -14,6 +14,7 @@ from vmwave.domain.preferences import CLUSTER_PREFERENCE, PREFERENCE_API
 from vmwave.errors import VmwaveError
 from vmwave.plugins import for_planning
 from vmwave.settings import Settings
+from vmwave_tasks.clients import open_clients
 from vmwave_tasks.wave import planned_wave, prepare_wave
 
 
@@ -33,8 +34,8 @@ def test_a_wave_referencing_preferences_the_cluster_lacks_is_refused_before_anyt
     cluster = Cluster(lab_settings["VMWAVE_KUBECONFIG"])
     vms_before = cluster.find("kubevirt.io/v1", "VirtualMachine", "vmwave", {"vmwave.io/wave": wave["id"]})
 
-    with pytest.raises(VmwaveError) as refused:
-        prepare_wave.fn(planned_wave(str(plan), wave["id"], settings), records, settings)
+    with open_clients(settings) as clients, pytest.raises(VmwaveError) as refused:
+        prepare_wave.fn(planned_wave(str(plan), wave["id"], settings), records, settings, clients)
     said = re.search(rf"has no {CLUSTER_PREFERENCE} ([\w., -]+): deploy them", str(refused.value))
     assert said and "set `preferences: inline` in the maps" in str(refused.value)
     missing = said.group(1).split(", ")
@@ -51,7 +52,8 @@ def test_a_wave_referencing_preferences_the_cluster_lacks_is_refused_before_anyt
                     "spec": {},
                 }
             )
-        prepared = prepare_wave.fn(planned_wave(str(plan), wave["id"], settings), records, settings)
+        with open_clients(settings) as clients:
+            prepared = prepare_wave.fn(planned_wave(str(plan), wave["id"], settings), records, settings, clients)
         referenced = {job.objects.virtual_machine["spec"]["preference"]["name"] for job in prepared.jobs}
         assert referenced == set(missing)
     finally:

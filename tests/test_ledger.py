@@ -105,20 +105,20 @@ def test_a_vm_is_claimed_by_one_worker_until_released_or_its_worker_goes_silent(
     from vmwave.adapters import ledger as ledger_module
 
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    assert ledger.claim("w001", "vm-1", "worker-a") == "new"
-    assert ledger.claim("w001", "vm-1", "worker-a") == "mine"
-    assert ledger.claim("w001", "vm-1", "worker-b") == "busy" and ledger.claimed("w001") == 1
-    ledger.release_claim("w001", "vm-1", "worker-b")  # not b's to release
-    assert ledger.claim("w001", "vm-1", "worker-b") == "busy"
-    ledger.release_claim("w001", "vm-1", "worker-a")
-    assert ledger.claimed("w001") == 0 and ledger.claim("w001", "vm-1", "worker-b") == "new"
+    assert ledger.claims.claim("w001", "vm-1", "worker-a") == "new"
+    assert ledger.claims.claim("w001", "vm-1", "worker-a") == "mine"
+    assert ledger.claims.claim("w001", "vm-1", "worker-b") == "busy" and ledger.claims.claimed("w001") == 1
+    ledger.claims.release_claim("w001", "vm-1", "worker-b")  # not b's to release
+    assert ledger.claims.claim("w001", "vm-1", "worker-b") == "busy"
+    ledger.claims.release_claim("w001", "vm-1", "worker-a")
+    assert ledger.claims.claimed("w001") == 0 and ledger.claims.claim("w001", "vm-1", "worker-b") == "new"
 
     silent = datetime.now(timezone.utc) - timedelta(seconds=ledger_module.CLAIM_STALE_SECONDS + 1)
     with ledger.engine.begin() as conn:  # worker-b died: its heartbeat stopped a while ago
         conn.execute(ledger_module.claims.update().values(heartbeat=silent))
-    assert ledger.claim("w001", "vm-1", "worker-c") == "taken-over"
-    ledger.refresh_claims("worker-c")
-    assert ledger.claim("w001", "vm-1", "worker-a") == "busy"
+    assert ledger.claims.claim("w001", "vm-1", "worker-c") == "taken-over"
+    ledger.claims.refresh_claims("worker-c")
+    assert ledger.claims.claim("w001", "vm-1", "worker-a") == "busy"
 
 
 LEDGER_OF_AN_EARLIER_VMWAVE = """
@@ -163,10 +163,10 @@ def test_a_ledger_of_an_earlier_vmwave_is_upgraded_on_open_and_kept_by_the_vcent
     assert ledger.waves()[0]["members"] == {"vc-a/u-137": "P3", "moref:vm-138": "P3"}
 
     ledger.adopt("vc-b", {"vm-138": ("vc-b/u-999", "u-999")})  # another vCenter's vm-138 is another VM
-    assert not ledger.done("w003", "vc-b/u-999", "snapshot") and not ledger.take_cancel("w003", "u-999")
+    assert not ledger.done("w003", "vc-b/u-999", "snapshot") and not ledger.requests.take_cancel("w003", "u-999")
 
     ledger.adopt("vc-a", {"vm-138": ("vc-a/u-138", "u-138")})
-    assert ledger.done("w003", "vc-a/u-138", "snapshot") and ledger.take_cancel("w003", "u-138")
+    assert ledger.done("w003", "vc-a/u-138", "snapshot") and ledger.requests.take_cancel("w003", "u-138")
     assert not ledger.done("w003", "vc-a/u-137", "boot") and ledger.by_vm("w004") == []
 
 
@@ -176,5 +176,6 @@ def test_the_same_moref_in_two_vcenters_is_two_vms(tmp_path):
     ledger.finish("w001", "vc-a/u-1", "snapshot")
     assert ledger.done("w001", "vc-a/u-1", "snapshot") and not ledger.done("w001", "vc-b/u-1", "snapshot")
     assert (
-        ledger.claim("w001", "vc-a/u-1", "worker-a") == "new" and ledger.claim("w001", "vc-b/u-1", "worker-a") == "new"
+        ledger.claims.claim("w001", "vc-a/u-1", "worker-a") == "new"
+        and ledger.claims.claim("w001", "vc-b/u-1", "worker-a") == "new"
     )

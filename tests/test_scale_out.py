@@ -101,7 +101,7 @@ def test_two_workers_share_one_wave_on_postgresql(wave_env, planned, tmp_path):
                 ]
                 ledger = Ledger(ledger_url)
                 deadline = time.monotonic() + 300
-                while ledger.claimed(wave["id"]) < 2:  # one VM on each worker, held at its hook
+                while ledger.claims.claimed(wave["id"]) < 2:  # one VM on each worker, held at its hook
                     assert all(r.poll() is None for r in runs) and time.monotonic() < deadline, (
                         "both runs did not take a VM: " + (tmp_path / "worker-1.log").read_text()[-2000:]
                     )

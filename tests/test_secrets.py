@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from helpers import VMWAVE
-from vmwave.adapters.secrets import kubeconfig_file
+from vmwave.adapters.prefect_api.secrets import kubeconfig_file
 
 pytestmark = pytest.mark.prefect
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import job_for, small_disk
+from helpers import small_disk
 from vmwave.adapters.vsphere import connect
 from vmwave.adapters.vsphere_ops import snapshots, vm_ref
 
@@ -24,15 +24,15 @@ SNAPSHOT_FAULTS = {
 
 
 @pytest.mark.parametrize("fault", sorted(SNAPSHOT_FAULTS))
-def test_a_vcenter_fault_is_retried(fault, prefect_server, lab, lab_settings, target, by_name, tmp_path):
+def test_a_vcenter_fault_is_retried(fault, prefect_server, lab, lab_settings, target, by_name, tmp_path, vm_job):
     from vmwave_tasks.snapshot import snapshot
 
     vm = by_name["app-01"]
     wave = f"wf-{fault}-{uuid.uuid4().hex[:6]}"  # a snapshot name no earlier run took: the task must run
-    job = job_for(vm, lab_settings, tmp_path, wave, mode="rebuild")  # a snapshot, no shutdown
+    job = vm_job(vm, wave, mode="rebuild")  # a snapshot, no shutdown
     lab.inject(**SNAPSHOT_FAULTS[fault](vm))
     detail = snapshot(job)
-    row = job.ledger().get(wave, vm.key, "snapshot")
+    row = job.clients.steps.get(wave, vm.key, "snapshot")
     assert row["status"] == "succeeded" and row["attempt"] == 2  # one failed attempt, then the retry
     assert detail["snapshot"] == f"vmwave-{wave}"
     with connect(target) as si:
@@ -40,22 +40,22 @@ def test_a_vcenter_fault_is_retried(fault, prefect_server, lab, lab_settings, ta
 
 
 def test_a_datastore_stream_cut_mid_way_restarts_the_importer(
-    prefect_server, lab, lab_settings, target, by_name, tmp_path
+    prefect_server, lab, lab_settings, target, by_name, tmp_path, vm_job
 ):
     from vmwave_tasks.cdi_import import cdi_import
 
     vm = by_name["batch-old-01"]
     seeded = small_disk(vm, lab, data_mb=16)
-    job = job_for(vm, lab_settings, tmp_path, "wf-cut", env={"VMWAVE_VDDK_IMAGE": ""})  # over HTTPS from /folder
+    job = vm_job(vm, "wf-cut", env={"VMWAVE_VDDK_IMAGE": ""})  # over HTTPS from /folder
     lab.inject(cut_download_after=5 << 20)
-    detail = cdi_import(job)
-    row = job.ledger().get("wf-cut", vm.key, "cdi-import")
+    detail = cdi_import(job, {"snapshot": None}, {})  # a cold copy: no snapshot to name, no precopy
+    row = job.clients.steps.get("wf-cut", vm.key, "cdi-import")
     assert row["status"] == "succeeded" and row["attempt"] == 1 and detail["source"] == "http"
-    dv = job.cluster().get("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "batch-old-01-disk0")
+    dv = job.clients.cluster.get("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "batch-old-01-disk0")
     assert dv["status"]["restartCount"] == 1  # CDI restarted its importer, as its pod would be
     volume = Path(lab_settings["VMWAVE_KUBECONFIG"]).parent / "volumes" / "vmwave" / "batch-old-01-disk0.img"
     same = subprocess.run(
         ["qemu-img", "compare", "-f", "raw", str(volume), str(seeded)], capture_output=True, text=True
     )
     assert same.returncode == 0, same.stdout + same.stderr  # byte for byte what vCenter holds
-    job.cluster().delete("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "batch-old-01-disk0")
+    job.clients.cluster.delete("cdi.kubevirt.io/v1beta1", "DataVolume", "vmwave", "batch-old-01-disk0")

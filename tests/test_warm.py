@@ -166,7 +166,7 @@ def test_a_reset_change_tracking_forces_a_full_copy_and_still_ends_equal(
     assert second["full"] and second["bytes"] == 18 * MB  # refused changeId: every allocated extent again (16 + 2)
     write_disk(lab.state_dir, "web-02", 0, 60, 3)  # then, within the second before the next round could
     reset_cbt(lab.state_dir, "web-02")  # start, another reset, and the cutover
-    Ledger(Settings.load(env=env).ledger).request_cutover(wave, by_name["web-02"].instance_uuid)
+    Ledger(Settings.load(env=env).ledger).requests.request_cutover(wave, by_name["web-02"].instance_uuid)
     output = run.communicate(timeout=600)[0]
     assert run.returncode == 0, output
     steps = {r["step"]: r for r in Ledger(Settings.load(env=env).ledger).rows(wave)}

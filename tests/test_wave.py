@@ -260,7 +260,7 @@ def test_two_workers_share_a_wave_and_its_per_host_cap(prefect_server, wave_env,
     ]
     ledger = Ledger(Settings.load().ledger)
     deadline = time.monotonic() + 300
-    while ledger.claimed(wave["id"]) < 2:  # one VM each, held at its hook: both workers take part
+    while ledger.claims.claimed(wave["id"]) < 2:  # one VM each, held at its hook: both workers take part
         assert all(w.poll() is None for w in workers) and time.monotonic() < deadline, "a worker took no VM"
         time.sleep(0.2)
     go.touch()

@@ -3,16 +3,13 @@
 Objects are applied with server-side apply as field manager ``vmwave``, so a
 rerun changes nothing that is already right and never duplicates an object.
 Waits follow a watch from the object's resourceVersion until a condition
-holds or the deadline passes. A worker process keeps one ``Cluster`` per
-kubeconfig (``Cluster.shared``): one connection pool and one discovery for all
-its steps and threads.
+holds or the deadline passes. A wave's run opens one ``Cluster`` (``vmwave_tasks.clients.open_clients``): one
+connection pool and one discovery for all its steps and threads.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -33,7 +30,6 @@ FIELD_MANAGER = "vmwave"
 POOL_SIZE = 32  # connections kept per worker: every VM in flight watches an object
 UNREACHABLE = "cluster-unreachable"  # causes in vmwave.domain.diagnosis
 ABORT_CHECK_SECONDS = 5  # how soon a wait notices that its migration was cancelled
-_shared_lock = threading.Lock()
 
 
 def connection_cause(exc: BaseException) -> str | None:
@@ -109,11 +105,9 @@ class Cluster:
                 cause=UNREACHABLE,
             ) from None
 
-    @classmethod
-    def shared(cls, kubeconfig: str | Path) -> "Cluster":
-        """This process's one ``Cluster`` for ``kubeconfig``, connected on first use."""
-        with _shared_lock:
-            return _shared(str(Path(kubeconfig).resolve()))
+    def close(self) -> None:
+        """Its connection pool closes."""
+        self.dynamic.client.close()
 
     def resource(self, api_version: str, kind: str):
         try:
@@ -320,11 +314,12 @@ class Cluster:
                 current = self.get(api_version, kind, namespace, name)  # history gone (an API restart): from now on
 
 
-@functools.cache
-def _shared(kubeconfig: str) -> Cluster:
-    return Cluster(kubeconfig)
-
-
 def cluster_vms(kubeconfig: Path | None) -> list[ClusterVM]:
     """The VMs already in the target cluster when a kubeconfig is configured, for the plan's clash checks; else none."""
-    return Cluster.shared(kubeconfig).virtual_machines() if kubeconfig is not None else []
+    if kubeconfig is None:
+        return []
+    cluster = Cluster(kubeconfig)
+    try:
+        return cluster.virtual_machines()
+    finally:
+        cluster.close()

@@ -1,16 +1,18 @@
 """The migration ledger: durable state per VM and step, so any wave can resume after a crash.
 
 A SQLite file or any SQLAlchemy URL (PostgreSQL when several workers share
-it); ``vmwave.settings`` decides which. Prefect's own database is not the
-ledger: it drops task runs in ephemeral mode and ingests slowly. A worker
-process keeps one ``Ledger`` (one engine) per URL: ``Ledger.shared``.
+it); ``vmwave.settings`` decides which. ``Ledger`` records what each step of
+each VM did; its ``claims`` say which worker runs a VM, its ``requests`` what a
+person asked of one. Prefect's own database is not the
+ledger: it drops task runs in ephemeral mode and ingests slowly. A wave's run
+opens one ``Ledger`` (one engine) for all its
+steps and threads (``vmwave_tasks.clients.open_clients``) and closes it at its end.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,7 +43,6 @@ from vmwave.domain.steps import DONE
 from vmwave.errors import ConnectionFailed, InputError
 
 STATUSES = ("running", "succeeded", "failed", "skipped", "rolled_back")
-_shared_lock = threading.Lock()
 
 metadata = MetaData()
 steps = Table(
@@ -140,6 +141,8 @@ class Ledger:
                 "start it, or point VMWAVE_LEDGER at one that runs",
                 cause="ledger-unreachable",
             ) from None
+        self.claims = Claims(self.engine)
+        self.requests = Requests(self.engine)
 
     @functools.cached_property
     def run_id(self) -> str:
@@ -198,11 +201,9 @@ class Ledger:
                         .values(members={renamed.get(k, k): v for k, v in members.items()})
                     )
 
-    @classmethod
-    def shared(cls, url: str) -> "Ledger":
-        """This process's one ``Ledger`` for ``url``."""
-        with _shared_lock:
-            return _shared(url)
+    def close(self) -> None:
+        """Its connections go back to the database."""
+        self.engine.dispose()
 
     def _key(self, wave: str, key: str, step: str):
         return (steps.c.wave == wave) & (steps.c.vm_key == key) & (steps.c.step == step)
@@ -283,74 +284,10 @@ class Ledger:
         with self.engine.begin() as conn:
             conn.execute(steps.update().where(self._key(wave, key, step)).values(**values))
 
-    def claim(self, wave: str, key: str, owner: str) -> str:
-        """Take the VM for ``owner``: ``new``, ``mine`` (already), ``taken-over`` (from a dead worker) or ``busy``."""
-        where = (claims.c.wave == wave) & (claims.c.vm_key == key)
-        try:
-            with self.engine.begin() as conn:
-                row = conn.execute(select(claims).where(where)).mappings().first()
-                if row is None:
-                    conn.execute(claims.insert().values(wave=wave, vm_key=key, owner=owner, heartbeat=_now()))
-                    return "new"
-                if row["owner"] == owner:
-                    return "mine"
-                beat = row["heartbeat"] if row["heartbeat"].tzinfo else row["heartbeat"].replace(tzinfo=timezone.utc)
-                if (_now() - beat).total_seconds() < CLAIM_STALE_SECONDS:
-                    return "busy"
-                taken = conn.execute(
-                    claims.update()
-                    .where(where & (claims.c.owner == row["owner"]))
-                    .values(owner=owner, heartbeat=_now())
-                )
-                return "taken-over" if taken.rowcount == 1 else "busy"
-        except IntegrityError:  # another worker inserted it first
-            return "busy"
-
-    def refresh_claims(self, owner: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(claims.update().where(claims.c.owner == owner).values(heartbeat=_now()))
-
-    def release_claim(self, wave: str, key: str, owner: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                claims.delete().where((claims.c.wave == wave) & (claims.c.vm_key == key) & (claims.c.owner == owner))
-            )
-
     def forget(self, wave: str, key: str) -> None:
         """What this ledger recorded of the VM in the wave, gone: it is migrated again (``--redo``)."""
         with self.engine.begin() as conn:
             conn.execute(steps.delete().where((steps.c.wave == wave) & (steps.c.vm_key == key)))
-
-    def request_cancel(self, wave: str, uuid: str) -> None:
-        """Ask whichever worker runs the VM to stop and roll it back; asking twice is asking once."""
-        with self.engine.begin() as conn:
-            if conn.execute(select(cancels.c.uuid).where((cancels.c.wave == wave) & (cancels.c.uuid == uuid))).first():
-                return
-            conn.execute(cancels.insert().values(wave=wave, uuid=uuid, requested_at=_now()))
-
-    def take_cancel(self, wave: str, uuid: str) -> bool:
-        """Whether a cancel was asked for the VM; it is taken (removed), so a rerun of the wave migrates it again.
-
-        Asked before every step and every few seconds of a wait: a read, which never waits on the ledger's writers;
-        only a cancel found is taken in a write."""
-        where = (cancels.c.wave == wave) & (cancels.c.uuid == uuid)
-        with self.engine.connect() as conn:
-            if conn.execute(select(cancels.c.uuid).where(where)).first() is None:
-                return False
-        with self.engine.begin() as conn:
-            return conn.execute(cancels.delete().where(where)).rowcount > 0
-
-    def request_cutover(self, wave: str, uuid: str = "*") -> None:
-        """Ask a warm VM (or every VM of the wave, "*") to stop its precopy and cut over; asking twice is once."""
-        where = (cutovers.c.wave == wave) & (cutovers.c.uuid == uuid)
-        with self.engine.begin() as conn:
-            if conn.execute(select(cutovers.c.uuid).where(where)).first() is None:
-                conn.execute(cutovers.insert().values(wave=wave, uuid=uuid, requested_at=_now()))
-
-    def cutover_requested(self, wave: str, uuid: str) -> bool:
-        query = select(cutovers.c.uuid).where((cutovers.c.wave == wave) & cutovers.c.uuid.in_([uuid, "*"]))
-        with self.engine.connect() as conn:
-            return conn.execute(query).first() is not None
 
     def worked_on_since(self, wave: str, key: str, since: datetime) -> bool:
         """Whether any step of the VM started at or after ``since``: another worker ran it meanwhile."""
@@ -361,11 +298,6 @@ class Ledger:
         )
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
-
-    def claimed(self, wave: str) -> int:
-        """How many of the wave's VMs some worker runs now."""
-        with self.engine.connect() as conn:
-            return len(conn.execute(select(claims.c.vm_key).where(claims.c.wave == wave)).all())
 
     def begin_wave(self, wave: str, cls: str, mode: str, members: dict[str, str]) -> None:
         """A run of ``wave`` starts with these VMs (key -> class); a second worker joining it keeps its start."""
@@ -382,7 +314,7 @@ class Ledger:
 
     def end_wave(self, wave: str) -> None:
         """The run of ``wave`` ended, once no worker runs any of its VMs."""
-        if not self.claimed(wave):
+        if not self.claims.claimed(wave):
             with self.engine.begin() as conn:
                 conn.execute(waves.update().where(waves.c.wave == wave).values(finished_at=_now()))
 
@@ -448,6 +380,90 @@ _KEYED_BY_MOREF = ("steps", "claims", "cancels", "cutovers")
 SCHEMA_LOCK = 0x766D77617665  # "vmwave": PostgreSQL's advisory lock while one worker makes the tables
 
 
+class Claims:
+    """Which worker runs a VM of a wave now: several workers may run one wave, each VM runs on one."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def claim(self, wave: str, key: str, owner: str) -> str:
+        """Take the VM for ``owner``: ``new``, ``mine`` (already), ``taken-over`` (from a dead worker) or ``busy``."""
+        where = (claims.c.wave == wave) & (claims.c.vm_key == key)
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(select(claims).where(where)).mappings().first()
+                if row is None:
+                    conn.execute(claims.insert().values(wave=wave, vm_key=key, owner=owner, heartbeat=_now()))
+                    return "new"
+                if row["owner"] == owner:
+                    return "mine"
+                beat = row["heartbeat"] if row["heartbeat"].tzinfo else row["heartbeat"].replace(tzinfo=timezone.utc)
+                if (_now() - beat).total_seconds() < CLAIM_STALE_SECONDS:
+                    return "busy"
+                taken = conn.execute(
+                    claims.update()
+                    .where(where & (claims.c.owner == row["owner"]))
+                    .values(owner=owner, heartbeat=_now())
+                )
+                return "taken-over" if taken.rowcount == 1 else "busy"
+        except IntegrityError:  # another worker inserted it first
+            return "busy"
+
+    def refresh_claims(self, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(claims.update().where(claims.c.owner == owner).values(heartbeat=_now()))
+
+    def release_claim(self, wave: str, key: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                claims.delete().where((claims.c.wave == wave) & (claims.c.vm_key == key) & (claims.c.owner == owner))
+            )
+
+    def claimed(self, wave: str) -> int:
+        """How many of the wave's VMs some worker runs now."""
+        with self.engine.connect() as conn:
+            return len(conn.execute(select(claims.c.vm_key).where(claims.c.wave == wave)).all())
+
+
+class Requests:
+    """What a person asked of a running VM (`vmwave cancel`, `vmwave cutover`), made by the CLI on any machine and
+    taken by whichever worker runs the VM."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def request_cancel(self, wave: str, uuid: str) -> None:
+        """Ask whichever worker runs the VM to stop and roll it back; asking twice is asking once."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(cancels.c.uuid).where((cancels.c.wave == wave) & (cancels.c.uuid == uuid))).first():
+                return
+            conn.execute(cancels.insert().values(wave=wave, uuid=uuid, requested_at=_now()))
+
+    def take_cancel(self, wave: str, uuid: str) -> bool:
+        """Whether a cancel was asked for the VM; it is taken (removed), so a rerun of the wave migrates it again.
+
+        Asked before every step and every few seconds of a wait: a read, which never waits on the ledger's writers;
+        only a cancel found is taken in a write."""
+        where = (cancels.c.wave == wave) & (cancels.c.uuid == uuid)
+        with self.engine.connect() as conn:
+            if conn.execute(select(cancels.c.uuid).where(where)).first() is None:
+                return False
+        with self.engine.begin() as conn:
+            return conn.execute(cancels.delete().where(where)).rowcount > 0
+
+    def request_cutover(self, wave: str, uuid: str = "*") -> None:
+        """Ask a warm VM (or every VM of the wave, "*") to stop its precopy and cut over; asking twice is once."""
+        where = (cutovers.c.wave == wave) & (cutovers.c.uuid == uuid)
+        with self.engine.begin() as conn:
+            if conn.execute(select(cutovers.c.uuid).where(where)).first() is None:
+                conn.execute(cutovers.insert().values(wave=wave, uuid=uuid, requested_at=_now()))
+
+    def cutover_requested(self, wave: str, uuid: str) -> bool:
+        query = select(cutovers.c.uuid).where((cutovers.c.wave == wave) & cutovers.c.uuid.in_([uuid, "*"]))
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
+
 def _create(engine: Engine) -> None:
     """The tables, made once however many workers open a new ledger at the same moment (PostgreSQL makes a
     table's type before it checks IF NOT EXISTS, so two at once collide): one at a time, under a lock."""
@@ -503,8 +519,3 @@ def _upgrade(conn: Connection) -> None:
 
 def dumps(entries: list[dict[str, Any]]) -> str:
     return json.dumps(entries, indent=1)
-
-
-@functools.cache
-def _shared(url: str) -> Ledger:
-    return Ledger(url)

@@ -23,7 +23,7 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim, vmodl
 
 from vmwave.adapters.documents import read_secret
-from vmwave.adapters.secrets import load_secret
+from vmwave.adapters.prefect_api.secrets import load_secret
 from vmwave.adapters.vsphere_tags import read_tags
 from vmwave.domain.guests import guest_os
 from vmwave.domain.build import SourceAccess

@@ -30,7 +30,7 @@ def set_(
     window ends with VMs not cut over, or a wave run stays Running past its steps' timeouts (replaces vmwave's
     earlier automations)."""
     from vmwave.adapters.documents import read_secret
-    from vmwave.adapters.notifications import set_notifications
+    from vmwave.adapters.prefect_api.notifications import set_notifications
     from vmwave.settings import Settings
 
     url = read_secret(url_file, "webhook URL") if url_file is not None else None

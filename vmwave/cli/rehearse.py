@@ -285,7 +285,7 @@ def _run(
     and server kept running."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from vmwave.adapters.wave_runs import start_runs, watch
+    from vmwave.adapters.prefect_api.wave_runs import start_runs, watch
     from vmwave.cli.crew import Crew
     from vmwave.domain.rehearsal import span, starts
     from vmwave_flows.wave import migrate_wave

@@ -26,7 +26,7 @@ def set_(
     name: Optional[str] = typer.Option(None, "--name", help="the block's name [vmwave-vcenter, vmwave-kubeconfig]"),
 ) -> None:
     """Save a credential as a Prefect Secret block; a secret is never taken on the command line."""
-    from vmwave.adapters.secrets import BLOCKS, set_secret
+    from vmwave.adapters.prefect_api.secrets import BLOCKS, set_secret
     from vmwave.errors import InputError
 
     if kind not in KINDS:

@@ -105,7 +105,7 @@ def schedule(
     deployment: str = typer.Option("shared-storage", "--deployment", help="the migrate-wave deployment to schedule"),
 ) -> None:
     """Put every wave with a window in the Prefect calendar: one run of migrate-wave at its window's start."""
-    from vmwave.adapters.calendar import schedule_waves
+    from vmwave.adapters.prefect_api.calendar import schedule_waves
     from vmwave.adapters.files import load_plan
     from vmwave.domain.calendar import wave_starts
     from vmwave_flows.wave import migrate_wave
@@ -201,7 +201,7 @@ def cancel(
             f"{vm} has already been migrated in wave {entry.id}",
             f"undo it with `vmwave rollback --plan {plan_file} --wave {entry.id}` if it must go back",
         )
-    book.request_cancel(entry.id, found.uuid)
+    book.requests.request_cancel(entry.id, found.uuid)
     err.print(
         f"{vm}: cancel requested; the worker running it stops within a few seconds and rolls it back "
         "(a VM not started yet stops at its first step)"
@@ -233,7 +233,7 @@ def cutover(
             f"wave {entry.id} has no warm VM {vm or ''}".rstrip(),
             f"its warm VMs: {names}; a cold VM goes down when its migration starts",
         )
-    Ledger(settings.ledger).request_cutover(entry.id, warm[0].uuid if vm else "*")
+    Ledger(settings.ledger).requests.request_cutover(entry.id, warm[0].uuid if vm else "*")
     err.print(
         f"cutover requested for {vm or 'every warm VM of wave ' + entry.id}: each stops its precopy "
         "within a few seconds, shuts down, and copies its last changes"

@@ -27,10 +27,21 @@ from uuid import UUID
 
 import httpx
 from prefect import get_client
+from prefect.exceptions import ObjectAlreadyExists
 
 LEASE_SECONDS = 60  # a killed worker frees its slots within this
 BUSY_TRIES = 40  # 503s in a row before a take gives up: ~6 s of a server that cannot write
 GONE_SECONDS = 120  # how long a take waits for a server that does not answer at all (restarting) before giving up
+
+
+def set_limits(caps: dict[str, int]) -> None:
+    """Each global concurrency limit (by name) with its cap, made or updated: every worker of a wave sets the same."""
+    with get_client(sync_client=True) as client:
+        for name in sorted(caps):
+            try:
+                client.upsert_global_concurrency_limit_by_name(name, caps[name])
+            except ObjectAlreadyExists:  # another worker of the wave made it first: now it is an update
+                client.upsert_global_concurrency_limit_by_name(name, caps[name])
 
 
 class SharedSlots:

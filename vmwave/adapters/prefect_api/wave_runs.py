@@ -26,7 +26,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowR
 from prefect.client.schemas.objects import StateType
 from prefect.states import Scheduled
 
-from vmwave.adapters.calendar import ensure_deployment
+from vmwave.adapters.prefect_api.calendar import ensure_deployment
 
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 RERUNS = 3  # a wave whose run dies this often is left Crashed: something kills it that a rerun will not fix
