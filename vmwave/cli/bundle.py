@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from vmwave.cli.common import LEDGER, MAPS, PLAN, WAVE, app, err, settings_with
+from vmwave.cli.common import LEDGER, MAPS, PLAN, VMS, WAVE, app, err
+from vmwave.settings import Settings
 
 
 @app.command()
@@ -16,7 +17,7 @@ def bundle(
     wave: str = WAVE,
     maps: Optional[Path] = MAPS,
     ledger: Optional[str] = LEDGER,
-    vm: list[str] = typer.Option([], "--vm", help="only this VM (its name as the plan has it); repeatable"),
+    vm: list[str] = VMS,
     out: Path = typer.Option(..., "--out", help="the bundle to write (.tar.gz)"),
     report_dir: Path = typer.Option(Path("."), "--report-dir", help="where the wave's report was written"),
 ) -> None:
@@ -25,7 +26,7 @@ def bundle(
     vCenter says of each VM, with every secret removed."""
     from vmwave_tasks.bundle import debug_bundle
 
-    settings = settings_with(maps=maps, ledger=ledger)
+    settings = Settings.load(maps=maps, ledger=ledger)
     written = debug_bundle(str(plan_file), wave, vm, settings, str(report_dir), out)
     for name, files in written["vms"].items():
         err.print(f"{name}: {', '.join(files)}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -69,6 +71,7 @@ INSECURE = typer.Option(False, "--insecure", help="do not verify vCenter's certi
 MAPS = typer.Option(None, "--maps", help="storage/network maps YAML [env VMWAVE_MAPS]")
 LEDGER = typer.Option(None, "--ledger", help="ledger file or SQLAlchemy URL [env VMWAVE_LEDGER]")
 PLAN = typer.Option(..., "--plan", help="the plan YAML")
+VMS = typer.Option([], "--vm", help="only this VM (its name as the plan has it); repeatable")
 
 
 def _wave(value: str | None) -> str | None:
@@ -85,29 +88,34 @@ WAVE = typer.Option(..., "--wave", help="wave id (w003) or number (3)", callback
 ANY_WAVE = typer.Option(None, "--wave", help="only this wave (id w003 or number 3)", callback=_wave)
 
 
-def settings_with(
-    url: str | None = None,
-    user: str | None = None,
-    password_file: str | None = None,
-    secret_block: str | None = None,
-    ca: str | None = None,
-    thumbprint: str | None = None,
-    insecure: bool = False,
-    **given: Any,
-) -> Settings:
-    """The settings of one command: its flags over the environment."""
-    return Settings.load(
-        vcenter={
-            "url": url,
-            "user": user,
-            "password_file": password_file,
-            "secret_block": secret_block,
-            "ca_file": ca,
-            "thumbprint": thumbprint,
-            "insecure": insecure,
-        },
-        **given,
-    )
+VCENTER_OPTIONS = {  # parameter: (option, type, the settings' vCenter field)
+    "url": (URL, Optional[str], "url"),
+    "user": (USER, Optional[str], "user"),
+    "password_file": (PASSWORD_FILE, Optional[str], "password_file"),
+    "secret_block": (SECRET_BLOCK, Optional[str], "secret_block"),
+    "ca": (CA, Optional[str], "ca_file"),
+    "thumbprint": (THUMBPRINT, Optional[str], "thumbprint"),
+    "insecure": (INSECURE, bool, "insecure"),
+}
+
+
+def talks_to_vcenter(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A command that reads vCenter takes the connection options (``--url``, ``--user``, ... last in its help) and
+    gets them as ``vcenter``: the settings' vCenter fields, for ``Settings.load(vcenter=...)``, which adds the
+    environment's."""
+    own = [p for p in inspect.signature(command).parameters.values() if p.name != "vcenter"]
+    options = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        for name, (option, kind, _) in VCENTER_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def run(**given: Any) -> Any:
+        vcenter = {field: given.pop(name) for name, (_, _, field) in VCENTER_OPTIONS.items()}
+        return command(vcenter=vcenter, **given)
+
+    run.__signature__ = inspect.Signature(own + options)  # what typer reads
+    return run
 
 
 def read_inventory(settings: Settings) -> tuple[str, list[SourceVM]]:

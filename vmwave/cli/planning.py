@@ -4,52 +4,42 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
+from vmwave.settings import Settings
 from vmwave.cli.common import (
-    CA,
-    INSECURE,
     MAPS,
-    PASSWORD_FILE,
     PLAN,
-    SECRET_BLOCK,
-    THUMBPRINT,
-    URL,
-    USER,
     WAVE,
     app,
     err,
     read_inventory,
     saved_inventory,
-    settings_with,
+    talks_to_vcenter,
     show_summary,
     styled,
 )
 
 
 @app.command()
+@talks_to_vcenter
 def inventory(
     out_file: Path = typer.Option(Path("inventory.json"), "--out", help="where to write the records (JSON)"),
-    url: Optional[str] = URL,
-    user: Optional[str] = USER,
-    password_file: Optional[str] = PASSWORD_FILE,
-    secret_block: Optional[str] = SECRET_BLOCK,
-    ca: Optional[str] = CA,
-    thumbprint: Optional[str] = THUMBPRINT,
-    insecure: bool = INSECURE,
+    vcenter: dict[str, Any] | None = None,
 ) -> None:
     """Read every VM from vCenter into a JSON file that `vmwave plan --inventory` can plan offline."""
     from vmwave.adapters.files import write_text_atomic
 
-    settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure)
+    settings = Settings.load(vcenter=vcenter)
     source, records = read_inventory(settings)
     write_text_atomic(out_file, json.dumps({"source": source, "vms": [r.to_dict() for r in records]}, indent=1))
     err.print(f"{len(records)} VMs from {source} written to {out_file}")
 
 
 @app.command()
+@talks_to_vcenter
 def plan(
     out_file: Path = typer.Option(Path("plan.yaml"), "--out", help="where to write the plan"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="class rules YAML (default: built-in rules)"),
@@ -63,20 +53,14 @@ def plan(
     per_host: Optional[int] = typer.Option(
         None, "--per-host", min=1, help="most VMs in flight per ESXi host (default 10)"
     ),
-    url: Optional[str] = URL,
-    user: Optional[str] = USER,
-    password_file: Optional[str] = PASSWORD_FILE,
-    secret_block: Optional[str] = SECRET_BLOCK,
-    ca: Optional[str] = CA,
-    thumbprint: Optional[str] = THUMBPRINT,
-    insecure: bool = INSECURE,
+    vcenter: dict[str, Any] | None = None,
 ) -> None:
     """Classify every VM, cut the estate into waves and write the plan file."""
     from vmwave.adapters.files import load_maps, load_policy
     from vmwave.domain.plan import parse_plan, summarize
     from vmwave_tasks.plan import write_plan_document
 
-    settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
+    settings = Settings.load(vcenter=vcenter, maps=maps)
     limit = settings.max_file_bytes
     policy, mapping = load_policy(rules, wave_size, per_host, limit), load_maps(settings.maps, limit)  # fail first
     source, records = saved_inventory(from_inventory, settings) if from_inventory else read_inventory(settings)
@@ -103,19 +87,14 @@ def check(plan_file: Path = typer.Argument(..., help="plan YAML to validate")) -
 
 
 @app.command()
+@talks_to_vcenter
 def manifests(
     plan_file: Path = PLAN,
     wave: str = WAVE,
     out_dir: Path = typer.Option(..., "--out", help="directory for one YAML file per object"),
     maps: Optional[Path] = MAPS,
     from_inventory: Optional[Path] = typer.Option(None, "--inventory", help="use a saved inventory instead of vCenter"),
-    url: Optional[str] = URL,
-    user: Optional[str] = USER,
-    password_file: Optional[str] = PASSWORD_FILE,
-    secret_block: Optional[str] = SECRET_BLOCK,
-    ca: Optional[str] = CA,
-    thumbprint: Optional[str] = THUMBPRINT,
-    insecure: bool = INSECURE,
+    vcenter: dict[str, Any] | None = None,
 ) -> None:
     """Write the objects a wave creates, exactly as `vmwave migrate` applies them, without touching a cluster.
 
@@ -127,7 +106,7 @@ def manifests(
     from vmwave.domain.build import wave_objects
     from vmwave.plugins import customizer
 
-    settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
+    settings = Settings.load(vcenter=vcenter, maps=maps)
     doc, mapping = (
         load_plan(plan_file, settings.max_file_bytes),
         load_maps(settings.need_maps(), settings.max_file_bytes),

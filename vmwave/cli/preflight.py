@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
+from vmwave.settings import Settings
 from vmwave.cli.common import (
-    CA,
-    INSECURE,
     MAPS,
-    PASSWORD_FILE,
     PLAN,
-    SECRET_BLOCK,
-    THUMBPRINT,
-    URL,
-    USER,
     _wave,
     app,
     out,
-    settings_with,
+    talks_to_vcenter,
     table,
 )
 
 
 @app.command()
+@talks_to_vcenter
 def preflight(
     plan_file: Path = PLAN,
     maps: Optional[Path] = MAPS,
@@ -35,19 +30,13 @@ def preflight(
         help="only this wave (id w003 or number 3); repeatable",
         callback=lambda values: [_wave(v) for v in values],
     ),
-    url: Optional[str] = URL,
-    user: Optional[str] = USER,
-    password_file: Optional[str] = PASSWORD_FILE,
-    secret_block: Optional[str] = SECRET_BLOCK,
-    ca: Optional[str] = CA,
-    thumbprint: Optional[str] = THUMBPRINT,
-    insecure: bool = INSECURE,
+    vcenter: dict[str, Any] | None = None,
 ) -> None:
     """Check waves against the cluster and vCenter, changing nothing: dry runs of every object, StorageClasses and
     networks, room on the nodes, quotas, the vCenter user's privileges (exit 1 when a wave has a problem)."""
     from vmwave_tasks.wave import check_plan
 
-    settings = settings_with(url, user, password_file, secret_block, ca, thumbprint, insecure, maps=maps)
+    settings = Settings.load(vcenter=vcenter, maps=maps)
     results = check_plan(str(plan_file), waves, settings)
     problems = [p for _, _, found in results for p in found]
     if problems:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from vmwave.cli.common import ANY_WAVE, LEDGER, MAPS, PLAN, WAVE, app, err, styled, table
+from vmwave.cli.common import ANY_WAVE, LEDGER, MAPS, PLAN, VMS, WAVE, app, err, styled, table
 
 
 def finished(state: Any) -> Any:
@@ -76,7 +76,7 @@ def retry(
     wave: str = WAVE,
     maps: Optional[Path] = MAPS,
     ledger: Optional[str] = LEDGER,
-    vm: list[str] = typer.Option([], "--vm", help="only this VM (its name as the plan has it); repeatable"),
+    vm: list[str] = VMS,
     report_dir: Path = typer.Option(Path("."), "--report-dir", help="where the wave's Markdown report goes"),
 ) -> None:
     """Run the failed VMs of a wave again from their first failed step, with the plan as edited since: a copy
@@ -145,7 +145,7 @@ def rollback(
     wave: str = WAVE,
     maps: Optional[Path] = MAPS,
     ledger: Optional[str] = LEDGER,
-    vm: list[str] = typer.Option([], "--vm", help="only this VM (its name as the plan has it); repeatable"),
+    vm: list[str] = VMS,
 ) -> None:
     """Undo a wave (or its VMs named): remove what it created in the cluster, unfence the sources and power them
     on again; snapshots are kept."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from string import Formatter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -239,10 +239,7 @@ class PlannedEntry(Model):
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
         return checked_labels(labels, "Kubernetes label")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _placement(cls, data: Any) -> Any:
-        return _checked_placement(data)
+    _placement = model_validator(mode="before")(classmethod(lambda cls, data: _checked_placement(data)))
 
     @model_validator(mode="after")
     def _own(self) -> "PlannedEntry":
@@ -302,10 +299,7 @@ class WavePlan(Model):
         """VMs in flight per ESXi host: the plan's limit."""
         return self._per_host
 
-    @model_validator(mode="before")
-    @classmethod
-    def _placement(cls, data: Any) -> Any:
-        return _checked_placement(data)
+    _placement = model_validator(mode="before")(classmethod(lambda cls, data: _checked_placement(data)))
 
     @model_validator(mode="after")
     def _complete(self) -> "WavePlan":
@@ -363,14 +357,13 @@ class PlanFile(Model):
 
     @model_validator(mode="after")
     def _across(self) -> "PlanFile":
-        waves: dict[str, int] = {}
+        waves: dict[str, str] = {}
         vms: dict[str, str] = {}
         targets: dict[str, str] = {}
         names = self.names.names()
         for w, wave in enumerate(self.waves):
-            if wave.id in waves:
-                raise problem(f"wave id {wave.id!r} appears twice", "give every wave its own id", f"waves[{w}].id")
-            waves[wave.id] = w
+            twice = lambda _: f"wave id {wave.id!r} appears twice"  # noqa: E731
+            _once(waves, wave.id, wave.id, twice, "give every wave its own id", f"waves[{w}].id")
             if len(wave.vms) > self.limits.wave_size:
                 raise problem(
                     f"wave {wave.id} has {len(wave.vms)} VMs, more than limits.wave_size {self.limits.wave_size}",
@@ -382,20 +375,12 @@ class PlanFile(Model):
                 where = f"waves[{w}].vms[{v}]"
                 vm._names = names
                 vm.fence, vm.on_failure = vm.fence or self.fence, vm.on_failure or self.on_failure
-                if vm.moref in vms:
-                    raise problem(
-                        f"{vm.moref} is already in wave {vms[vm.moref]}",
-                        "keep each VM in exactly one wave",
-                        f"{where}.moref",
-                    )
-                vms[vm.moref] = wave.id
-                if vm.target in targets:
-                    raise problem(
-                        f"{vm.target!r} is also the target name of {targets[vm.target]}",
-                        "give one of them another `target_name:`",
-                        f"{where}.target_name",
-                    )
-                targets[vm.target] = vm.name
+                said = lambda first: f"{vm.moref} is already in wave {first}"  # noqa: E731
+                _once(vms, vm.moref, wave.id, said, "keep each VM in exactly one wave", f"{where}.moref")
+                said = lambda first: f"{vm.target!r} is also the target name of {first}"  # noqa: E731
+                _once(
+                    targets, vm.target, vm.name, said, "give one of them another `target_name:`", f"{where}.target_name"
+                )
                 for kind in Names.FIELDS:
                     made = names.of(kind, vm.target, 0, wave.id)
                     if not is_k8s_name(made):
@@ -414,6 +399,13 @@ class PlanFile(Model):
         raise InputError(
             "plan", "waves", f"the plan has no wave {wanted}", "use one of: " + ", ".join(w.id for w in self.waves)
         )
+
+
+def _once(taken: dict[str, str], key: str, by: str, said: Callable[[str], str], fix: str, field: str) -> None:
+    """``key`` is now ``by``'s; when another took it first, the plan is refused: ``said(that one)`` says why."""
+    if key in taken:
+        raise problem(said(taken[key]), fix, field)
+    taken[key] = by
 
 
 def _checked_placement(data: Any) -> Any:
