@@ -554,3 +554,21 @@ def test_https_source_with_a_ca_config_map_and_secret_headers(cluster, images, t
         assert "CERTIFICATE_VERIFY_FAILED" in running_condition(failed)["message"]
     finally:
         server.shutdown()
+
+
+def test_a_guests_services_answer_where_they_did_after_the_api_restarts(cluster, kube):
+    """A control plane's restart does not move a running guest's services: the VMI's forward still answers (the
+    rehearsal restarts the API mid-wave, and a smoke check then found a closed port)."""
+    import socket
+
+    from vmwave_lab import kubernetes as lab_kube
+
+    cluster.apply(dv("boot-kept", {"blank": {}}))
+    cluster.apply(vm("kept", ["boot-kept"], annotations={"lab.vmwave.io/guest-os": "debian 12"}))
+    vmi = cluster.wait_for(KV, "VirtualMachineInstance", NS, "kept", has_condition("AgentConnected"), 30, "agent")
+    forwards = dict(item.split("=", 1) for item in vmi["metadata"]["annotations"]["vmwave.io/port-forwards"].split(","))
+    host, _, port = forwards["22"].rpartition(":")
+    socket.create_connection((host, int(port)), timeout=5).close()
+    lab_kube.restart(kube.state_dir)
+    wait_for(lambda: cluster.get(KV, "VirtualMachineInstance", NS, "kept") is not None, time.monotonic() + 30)
+    socket.create_connection((host, int(port)), timeout=5).close()  # refused before: the listener moved

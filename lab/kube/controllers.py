@@ -180,12 +180,15 @@ def start_controllers(api: Api, state: Path, config: dict) -> tuple[list[asyncio
         asyncio.create_task(run_loop(api, R["virtualmachineinstances"], kubevirt.reconcile_vmi)),
         asyncio.create_task(run_loop(api, R["virtualmachineinstancemigrations"], migrations.reconcile)),
     ]
-    tasks.append(asyncio.create_task(_close_on_cancel(kubevirt)))
+    tasks.append(asyncio.create_task(_guests(kubevirt, state)))
     return tasks, cdi.routes() + Metrics(api, kubevirt.guests, migrations).routes()
 
 
-async def _close_on_cancel(kubevirt) -> None:
-    """Stop every real guest when the lab shuts down."""
+async def _guests(kubevirt, state: Path) -> None:
+    """The simulated guests' services listen again when a restarted API comes back (where their VMIs say), and
+    every real guest stops when the lab shuts down."""
+    if (state / "answering-port").is_file():
+        await kubevirt.answering_port()
     try:
         await asyncio.Event().wait()
     finally:

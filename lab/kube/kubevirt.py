@@ -58,13 +58,18 @@ class KubeVirt:
             self.answering.close()
 
     async def answering_port(self) -> int:
-        """Where simulated guests' remote-access ports lead: a listener that accepts and hangs up."""
+        """Where simulated guests' remote-access ports lead: a listener that accepts and hangs up. Its port is kept
+        in the state, and a restarted API listens on it again: the guests' services do not move when the control
+        plane restarts, and the VMIs' forwards still name it."""
         if self.answering is None:
 
             async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 writer.close()
 
-            self.answering = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+            kept = self.state / "answering-port"
+            port = int(kept.read_text()) if kept.is_file() else 0
+            self.answering = await asyncio.start_server(hang_up, "127.0.0.1", port)
+            kept.write_text(str(self.answering.sockets[0].getsockname()[1]))
         return self.answering.sockets[0].getsockname()[1]
 
     async def until(self, resource, check: Callable[[], bool]) -> None:
