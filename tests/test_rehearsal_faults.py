@@ -78,12 +78,22 @@ def wave_running(rehearsal: subprocess.Popen) -> bool:
 
 
 def in_flight(api: client.CustomObjectsApi) -> bool:
-    """Some DataVolume not yet imported: a wave is mid-way."""
+    """A wave is mid-way: some DataVolume not yet imported, or some VMI whose guest agent has not connected (the
+    VM planted to fail waits 15 s there). An import of 8 MiB alone lasts about a second, which a poll that walks
+    /proc could miss for a whole rehearsal."""
     try:
         dvs = api.list_cluster_custom_object("cdi.kubevirt.io", "v1beta1", "datavolumes")["items"]
+        vmis = api.list_cluster_custom_object("kubevirt.io", "v1", "virtualmachineinstances")["items"]
     except (ApiException, urllib3.exceptions.HTTPError):  # the API restarting
         return False
-    return any((dv.get("status") or {}).get("phase") != "Succeeded" for dv in dvs)
+    agents = [
+        any(
+            c.get("type") == "AgentConnected" and c.get("status") == "True"
+            for c in (v.get("status") or {}).get("conditions", [])
+        )
+        for v in vmis
+    ]
+    return any((dv.get("status") or {}).get("phase") != "Succeeded" for dv in dvs) or not all(agents)
 
 
 def end_vcenter_sessions(state: Path) -> int:
